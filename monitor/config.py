@@ -1,0 +1,151 @@
+"""Typed configuration: pydantic models for the vecmon YAML file.
+
+Loading (YAML, ``${VAR}`` interpolation, secret files, located errors) lives in
+:mod:`monitor.loader`; this module only says what a valid config looks like.
+Durations are written as ``500ms``, ``15s``, ``5m``, ``1h`` or a plain number of seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from collectors.registry import DATABASE_COLLECTORS
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+def parse_duration(value: Any) -> float:
+    """``"15s"`` -> 15.0; numbers are seconds. Raises ValueError naming the bad value."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"invalid duration {value!r} (use e.g. 500ms, 15s, 5m, 1h)")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Model(BaseModel):
+    """Base for config objects: unknown keys are errors, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonSettings(Model):
+    listen: str = Field("127.0.0.1:9765", description="HOST:PORT the HTTP server binds to")
+    stale_after: Duration = Field(
+        300.0, description="series of a collector that keeps failing are dropped this long after its last success")
+    shutdown_timeout: Duration = Field(5.0, description="how long a stop waits for running collections")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"invalid listen address {value!r} (expected HOST:PORT)")
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Limits(Model):
+    """Top-N limits that bound label cardinality."""
+
+    tables: int = Field(50, ge=1, le=10000)
+    indexes: int = Field(100, ge=1, le=10000)
+    statements: int = Field(50, ge=1, le=10000)
+
+
+class CollectorSettings(Model):
+    enabled: bool = True
+    interval: Duration | None = None
+    timeout: Duration | None = None
+
+
+class DatabaseTarget(Model):
+    """One PostgreSQL database to monitor."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="the target label value")
+    enabled: bool = True
+    dsn: SecretStr | None = Field(None, description="libpq connection string or URI")
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    user: str | None = None
+    dbname: str | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    password: SecretStr | None = None
+    password_file: str | None = Field(None, description="file whose first line is the password")
+    interval: Duration = 30.0
+    timeout: Duration = 10.0
+    lock_timeout: Duration = 1.0
+    connect_timeout: Duration = 5.0
+    jitter: Duration | None = Field(None, description="random delay added to each run; default 10% of interval")
+    max_connections: int = Field(2, ge=1, le=20)
+    collectors: dict[str, CollectorSettings] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("collectors")
+    @classmethod
+    def _known_collectors(cls, value: dict[str, CollectorSettings]) -> dict[str, CollectorSettings]:
+        unknown = sorted(set(value) - set(DATABASE_COLLECTORS))
+        if unknown:
+            raise ValueError(
+                f"unknown collector(s) {', '.join(unknown)}; known: {', '.join(sorted(DATABASE_COLLECTORS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _connection(self) -> "DatabaseTarget":
+        if self.dsn is None and self.host is None and self.dbname is None:
+            raise ValueError("give either dsn or host/dbname")
+        if self.lock_timeout > self.timeout:
+            raise ValueError("lock_timeout must not exceed timeout")
+        return self
+
+    def collector_settings(self, name: str) -> CollectorSettings:
+        return self.collectors.get(name, CollectorSettings())
+
+    def enabled_collectors(self) -> list[str]:
+        return [name for name in DATABASE_COLLECTORS if self.collector_settings(name).enabled]
+
+    def interval_for(self, name: str) -> float:
+        return self.collector_settings(name).interval or self.interval
+
+    def timeout_for(self, name: str) -> float:
+        return min(self.collector_settings(name).timeout or self.timeout, self.interval_for(name))
+
+    def jitter_for(self, name: str) -> float:
+        return self.jitter if self.jitter is not None else round(self.interval_for(name) * 0.1, 3)
+
+
+class Config(Model):
+    """The whole vecmon configuration file."""
+
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    databases: list[DatabaseTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Config":
+        seen: set[str] = set()
+        for target in self.databases:
+            if target.name in seen:
+                raise ValueError(f"duplicate target name {target.name!r}")
+            seen.add(target.name)
+        return self
+
+    def enabled_databases(self) -> list[DatabaseTarget]:
+        return [db for db in self.databases if db.enabled]

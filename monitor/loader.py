@@ -1,0 +1,152 @@
+"""Read a vecmon YAML file into a :class:`monitor.config.Config`.
+
+- ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment in every string value;
+  ``$${`` is a literal ``${``.
+- every problem (YAML syntax, unset variable, unreadable secret file, wrong type, unknown key)
+  is collected and reported at once, each with its YAML path and line:
+  ``config.yaml:12: databases[0].interval: invalid duration 'fast'``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from monitor.config import Config
+
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """One or more located config errors."""
+
+    def __init__(self, source: str, errors: list[str]):
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} config error(s):\n" + "\n".join(f"  {e}" for e in errors))
+
+
+def format_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _line_map(node: yaml.Node, path: tuple[Any, ...] = (), lines: dict | None = None) -> dict:
+    """Map YAML path tuples to 1-based line numbers of the node that defines them."""
+    lines = {} if lines is None else lines
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (key.value,)
+            lines[child] = key.start_mark.line + 1
+            _line_map(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            _line_map(value, path + (index,), lines)
+    return lines
+
+
+def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: list[tuple]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, path + (k,), env, errors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, path + (i,), env, errors) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        errors.append((path, f"environment variable {name} is not set (use ${{{name}:-default}} for a default)"))
+        return ""
+
+    return _VAR.sub(substitute, value)
+
+
+def _read_secret_files(data: Any, base: Path, errors: list[tuple]) -> None:
+    """Replace ``password_file`` by ``password`` read from that file (first line, stripped)."""
+    for index, target in enumerate(data.get("databases") or [] if isinstance(data, dict) else []):
+        if not isinstance(target, dict) or not isinstance(target.get("password_file"), str):
+            continue
+        where = ("databases", index, "password_file")
+        if "password" in target:
+            errors.append((where, "give password or password_file, not both"))
+            continue
+        path = (base / target["password_file"]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            errors.append((where, f"cannot read secret file {str(path)!r}: {exc.strerror}"))
+            continue
+        target["password"] = text.splitlines()[0].strip() if text.strip() else ""
+
+
+def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
+                 base_dir: Path | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(source, [f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping"])
+    lines = _line_map(root) if root is not None else {}
+    errors: list[tuple] = []
+    data = _interpolate(data, (), env, errors)
+    _read_secret_files(data, base_dir or Path("."), errors)
+    config = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            errors.append((loc, message))
+    if errors:
+        rendered = []
+        for loc, message in errors:
+            line = _nearest_line(lines, loc)
+            prefix = f"line {line}: " if line else ""
+            rendered.append(f"{prefix}{format_path(loc)}: {message}")
+        raise ConfigError(source, rendered)
+    assert config is not None
+    return config
+
+
+def _nearest_line(lines: dict, loc: tuple) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
+    return parse_config(text, source=str(path), env=env, base_dir=path.parent)

@@ -1,0 +1,152 @@
+"""Scheduling: one APScheduler job per (target, collector), each with its own interval.
+
+Jobs run in a thread pool sized so a hanging target cannot starve another one;
+``max_instances=1`` and ``coalesce`` keep a slow job from piling up, and every run is
+bounded on the server by ``statement_timeout`` and a watchdog cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
+from collectors.registry import database_collector
+from monitor.config import Config, DatabaseTarget
+from monitor.pg import CollectionTimeout, DatabaseConnector
+from monitor.snapshot import Key, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CollectionJob:
+    """One collector on one database target."""
+
+    target: DatabaseTarget
+    collector: Any
+    connector: DatabaseConnector
+    store: SnapshotStore
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> Key:
+        return (self.target.name, self.collector.name)
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.target.name}/{self.collector.name}"
+
+    def run(self) -> str:
+        """Run once and record the outcome; never raises. Returns the result (see snapshot.RESULTS)."""
+        name = self.collector.name
+        timeout = self.target.timeout_for(name)
+        ctx = CollectContext(target=self.target.name, settings=self.target, state=self.state)
+        start = time.monotonic()
+        try:
+            families = self.connector.run(self.collector.collect, ctx, timeout)
+        except CollectorDisabled as exc:
+            self.store.record_disabled(self.key, str(exc), time.monotonic() - start)
+            if not self.state.get("_disabled_logged"):
+                log.info("collector %s disabled on %s: %s", name, self.target.name, exc)
+                self.state["_disabled_logged"] = True
+            return "disabled"
+        except Exception as exc:  # noqa: BLE001 - a collector must never kill the scheduler
+            duration = time.monotonic() - start
+            message = self.connector.redact(str(exc) if isinstance(exc, CollectorError)
+                                            else f"{type(exc).__name__}: {exc}")
+            self.store.record_failure(self.key, message, duration, timeout=isinstance(exc, CollectionTimeout),
+                                      target_down=isinstance(exc, ConnectionUnavailable))
+            log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
+            return "timeout" if isinstance(exc, CollectionTimeout) else "error"
+        self.state.pop("_disabled_logged", None)
+        self.store.record_success(self.key, families, time.monotonic() - start)
+        return "success"
+
+
+def build_jobs(config: Config, store: SnapshotStore) -> tuple[list[CollectionJob], list[DatabaseConnector]]:
+    jobs: list[CollectionJob] = []
+    connectors: list[DatabaseConnector] = []
+    for target in config.enabled_databases():
+        connector = DatabaseConnector(target)
+        connectors.append(connector)
+        for name in target.enabled_collectors():
+            jobs.append(CollectionJob(target, database_collector(name)(), connector, store))
+    return jobs, connectors
+
+
+class Runtime:
+    """Scheduler, connectors and jobs for one config; replaced as a whole on reload."""
+
+    def __init__(self, config: Config, store: SnapshotStore):
+        self.config = config
+        self.store = store
+        self.jobs, self.connectors = build_jobs(config, store)
+        self._by_id = {job.job_id: job for job in self.jobs}
+        workers = min(64, max(4, len(self.jobs)))
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=timezone.utc,
+        )
+        self.scheduler.add_listener(self._on_skip, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._stopped = threading.Event()
+
+    def keys(self) -> list[Key]:
+        return [job.key for job in self.jobs]
+
+    def start(self) -> None:
+        self.store.expect(self.keys())
+        for connector in self.connectors:
+            connector.open()
+        now = datetime.now(timezone.utc)
+        for job in self.jobs:
+            interval = job.target.interval_for(job.collector.name)
+            self.scheduler.add_job(
+                job.run, IntervalTrigger(seconds=interval, jitter=job.target.jitter_for(job.collector.name)),
+                id=job.job_id, name=job.job_id, next_run_time=now, misfire_grace_time=max(1, int(interval)))
+        self.scheduler.start()
+        log.info("scheduled %d collection jobs on %d targets", len(self.jobs), len(self.connectors))
+
+    def _on_skip(self, event: JobEvent) -> None:
+        job = self._by_id.get(event.job_id)
+        if job is not None:
+            reason = "overlap" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+            self.store.record_skip(job.key, reason)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop scheduling, cancel running queries on the servers, close the pools."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        deadline = time.monotonic() + timeout
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for connector in self.connectors:
+            connector.cancel_all()
+        for connector in self.connectors:
+            connector.close(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+
+    def run_once(self) -> dict[Key, str]:
+        """Run every job once, concurrently per job, without the scheduler (``vecmon collect``)."""
+        self.store.expect(self.keys())
+        for connector in self.connectors:
+            connector.open()
+        results: dict[Key, str] = {}
+        threads = []
+        for job in self.jobs:
+            thread = threading.Thread(target=lambda j=job: results.__setitem__(j.key, j.run()), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        return results

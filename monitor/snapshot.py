@@ -1,0 +1,109 @@
+"""The snapshot store: the last result of every (target, collector) job.
+
+Jobs replace their entry atomically (entries are immutable; replacing a dict value
+under a lock is the only mutation). ``/metrics`` reads a consistent copy and never
+waits for a database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+from prometheus_client.core import Metric
+
+Key = tuple[str, str]  # (target, collector)
+
+PENDING, OK, FAILED, DISABLED = "pending", "ok", "failed", "disabled"
+RESULTS = ("success", "error", "timeout", "disabled")
+
+
+@dataclass(frozen=True)
+class Entry:
+    target: str
+    collector: str
+    state: str = PENDING
+    families: tuple[Metric, ...] = ()
+    series: int = 0
+    last_run: float | None = None  # unix time the last run finished
+    last_success: float | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+    runs: tuple[tuple[str, int], ...] = tuple((r, 0) for r in RESULTS)
+    skipped: tuple[tuple[str, int], ...] = (("missed", 0), ("overlap", 0))
+
+    def count(self, result: str) -> int:
+        return dict(self.runs)[result]
+
+
+def _bump(pairs: tuple[tuple[str, int], ...], key: str) -> tuple[tuple[str, int], ...]:
+    return tuple((k, v + 1 if k == key else v) for k, v in pairs)
+
+
+def _series(families: Iterable[Metric]) -> int:
+    return sum(len(f.samples) for f in families)
+
+
+@dataclass
+class SnapshotStore:
+    clock: Callable[[], float] = time.time
+    _entries: dict[Key, Entry] = field(default_factory=dict)
+    _target_up: dict[str, bool] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def expect(self, keys: Iterable[Key]) -> None:
+        """Declare the jobs of the current config; entries of other jobs are dropped."""
+        keys = list(keys)
+        with self._lock:
+            self._entries = {k: self._entries.get(k, Entry(*k)) for k in keys}
+            targets = {k[0] for k in keys}
+            self._target_up = {t: up for t, up in self._target_up.items() if t in targets}
+
+    def _update(self, key: Key, change: Callable[[Entry], Entry]) -> None:
+        with self._lock:
+            if key in self._entries:  # a job of a config that was just replaced is ignored
+                self._entries[key] = change(self._entries[key])
+
+    def record_success(self, key: Key, families: list[Metric], duration: float) -> None:
+        now = self.clock()
+        families_t = tuple(families)
+        self._update(key, lambda e: replace(
+            e, state=OK, families=families_t, series=_series(families_t), last_run=now, last_success=now,
+            last_duration=duration, last_error=None, runs=_bump(e.runs, "success")))
+        self.set_target_up(key[0], True)
+
+    def record_failure(self, key: Key, error: str, duration: float, *, timeout: bool = False,
+                       target_down: bool = False) -> None:
+        now = self.clock()
+        result = "timeout" if timeout else "error"
+        self._update(key, lambda e: replace(
+            e, state=FAILED, last_run=now, last_duration=duration, last_error=error, runs=_bump(e.runs, result)))
+        self.set_target_up(key[0], not target_down)
+
+    def record_disabled(self, key: Key, reason: str, duration: float) -> None:
+        now = self.clock()
+        self._update(key, lambda e: replace(
+            e, state=DISABLED, families=(), series=0, last_run=now, last_duration=duration, last_error=reason,
+            runs=_bump(e.runs, "disabled")))
+        self.set_target_up(key[0], True)
+
+    def record_skip(self, key: Key, reason: str) -> None:
+        self._update(key, lambda e: replace(e, skipped=_bump(e.skipped, reason)))
+
+    def set_target_up(self, target: str, up: bool) -> None:
+        with self._lock:
+            self._target_up[target] = up
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return list(self._entries.values())
+
+    def target_up(self) -> dict[str, bool]:
+        with self._lock:
+            return dict(self._target_up)
+
+    def not_ready(self) -> list[Key]:
+        """Jobs that have not finished one run yet."""
+        return [(e.target, e.collector) for e in self.entries() if e.last_run is None]

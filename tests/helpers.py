@@ -1,0 +1,52 @@
+"""Test helpers: run one collector against a real database and read its samples."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from collectors.base import CollectContext
+from collectors.registry import database_collector
+from monitor.config import DatabaseTarget
+from monitor.pg import DatabaseConnector
+
+
+class Families:
+    """A private registry holding one collection's families (client_python style assertions)."""
+
+    def __init__(self, families):
+        self.families = list(families)
+        self.registry = CollectorRegistry(auto_describe=False)
+        outer = self
+
+        class _Static:
+            def collect(self):
+                return outer.families
+
+        self.registry.register(_Static())
+
+    def value(self, name: str, labels: dict | None = None) -> float | None:
+        return self.registry.get_sample_value(name, labels or {})
+
+    def samples(self, name: str) -> list:
+        return [s for f in self.families for s in f.samples if s.name == name]
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode()
+
+
+def make_target(dsn: str, name: str = "t", **overrides) -> DatabaseTarget:
+    return DatabaseTarget.model_validate({"name": name, "dsn": dsn, **overrides})
+
+
+def run_collector(dsn: str, collector: str, *, state: dict | None = None, timeout: float = 10.0,
+                  **target_overrides) -> Families:
+    """Run ``collector`` once against ``dsn`` exactly as the daemon does (read-only, timeouts)."""
+    target = make_target(dsn, **target_overrides)
+    connector = DatabaseConnector(target)
+    connector.open()
+    try:
+        ctx = CollectContext(target=target.name, settings=target, state=state if state is not None else {})
+        families = connector.run(database_collector(collector)().collect, ctx, timeout)
+    finally:
+        connector.close()
+    return Families(families)
