@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from collectors.registry import DATABASE_COLLECTORS
+from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -123,10 +123,11 @@ class DatabaseTarget(Model):
         return [name for name in DATABASE_COLLECTORS if self.collector_settings(name).enabled]
 
     def interval_for(self, name: str) -> float:
-        return self.collector_settings(name).interval or self.interval
+        return self.collector_settings(name).interval or DEFAULT_INTERVALS.get(name) or self.interval
 
     def timeout_for(self, name: str) -> float:
-        return min(self.collector_settings(name).timeout or self.timeout, self.interval_for(name))
+        timeout = self.collector_settings(name).timeout or DEFAULT_TIMEOUTS.get(name) or self.timeout
+        return min(timeout, self.interval_for(name))
 
     def jitter_for(self, name: str) -> float:
         return self.jitter if self.jitter is not None else round(self.interval_for(name) * 0.1, 3)

@@ -83,6 +83,8 @@ def _read_secret_files(data: Any, base: Path, errors: list[tuple]) -> None:
     for index, target in enumerate(data.get("databases") or [] if isinstance(data, dict) else []):
         if not isinstance(target, dict) or not isinstance(target.get("password_file"), str):
             continue
+        if target.get("enabled") is False:  # a disabled target's secrets need not exist here
+            continue
         where = ("databases", index, "password_file")
         if "password" in target:
             errors.append((where, "give password or password_file, not both"))

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -21,20 +21,63 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
 from collectors.registry import database_collector
-from monitor.config import Config, DatabaseTarget
-from monitor.pg import CollectionTimeout, DatabaseConnector
+from monitor.config import Config
+from monitor.pg import CollectionTimeout, DatabaseConnector, redact
 from monitor.snapshot import Key, SnapshotStore
 
 log = logging.getLogger(__name__)
 
 
+class Runner(Protocol):
+    """Runs a collector's ``collect`` for one target: :class:`monitor.pg.DatabaseConnector`
+    for databases, :class:`DirectRunner` for collectors that need no connection."""
+
+    def open(self) -> None: ...
+    def close(self, timeout: float = 2.0) -> None: ...
+    def cancel_all(self) -> None: ...
+    def redact(self, text: str) -> str: ...
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any: ...
+
+
+class TargetSettings(Protocol):
+    """What the scheduler reads from a target's config object."""
+
+    name: str
+
+    def interval_for(self, collector: str) -> float: ...
+    def timeout_for(self, collector: str) -> float: ...
+    def jitter_for(self, collector: str) -> float: ...
+
+
+@dataclass
+class DirectRunner:
+    """Runner for collectors that talk HTTP or compute things themselves; they bound their own time."""
+
+    secrets: list[str] = field(default_factory=list)
+
+    def open(self) -> None:
+        return None
+
+    def close(self, timeout: float = 2.0) -> None:
+        return None
+
+    def cancel_all(self) -> None:
+        return None
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+        return collect(ctx)
+
+
 @dataclass
 class CollectionJob:
-    """One collector on one database target."""
+    """One collector on one target."""
 
-    target: DatabaseTarget
+    target: TargetSettings
     collector: Any
-    connector: DatabaseConnector
+    connector: Runner
     store: SnapshotStore
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -73,9 +116,9 @@ class CollectionJob:
         return "success"
 
 
-def build_jobs(config: Config, store: SnapshotStore) -> tuple[list[CollectionJob], list[DatabaseConnector]]:
+def build_jobs(config: Config, store: SnapshotStore) -> tuple[list[CollectionJob], list[Runner]]:
     jobs: list[CollectionJob] = []
-    connectors: list[DatabaseConnector] = []
+    connectors: list[Runner] = []
     for target in config.enabled_databases():
         connector = DatabaseConnector(target)
         connectors.append(connector)

@@ -1,0 +1,122 @@
+"""The long-running daemon: HTTP server + scheduler runtime, signals and reload.
+
+SIGTERM/SIGINT stop it (running queries are cancelled on the server); SIGHUP re-reads
+the config file: a valid new config replaces the runtime, an invalid one is logged and
+the old one keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from monitor.config import Config, DatabaseTarget
+from prometheus_client import CollectorRegistry
+
+from monitor.exposition import SnapshotCollector
+from monitor.http import App, HttpServer
+from monitor.loader import ConfigError, load_config
+from monitor.pg import describe_target
+from monitor.scheduler import Runtime
+from monitor.snapshot import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+def describe(target: object) -> str:
+    """Where a target is, without credentials."""
+    if isinstance(target, DatabaseTarget):
+        return describe_target(target)
+    url = getattr(target, "url", None)
+    if url:
+        parts = urlsplit(str(url))
+        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return type(target).__name__
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None):
+        self.config = config
+        self.config_path = config_path
+        self.store = SnapshotStore()
+        self.exporter = SnapshotCollector(self.store, config.daemon.stale_after)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.exporter)
+        host, port = config.daemon.host_port
+        if listen:
+            host, _, port_text = listen.rpartition(":")
+            host, port = host.strip("[]") or "0.0.0.0", int(port_text)
+        self.http = HttpServer(host, port, App(self.store, self.registry, self._describe))
+        self.runtime = Runtime(config, self.store)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._lock = threading.Lock()
+
+    def _describe(self) -> dict[str, str]:
+        with self._lock:
+            runtime = self.runtime
+        return {job.target.name: describe(job.target) for job in runtime.jobs}
+
+    @property
+    def url(self) -> str:
+        host, port = self.http.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self.http.start()
+        self.runtime.start()
+        log.info("vecmon listening on %s/metrics", self.url)
+
+    def request_stop(self, *_args) -> None:
+        self._stop.set()
+
+    def request_reload(self, *_args) -> None:
+        self._reload.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+
+    def reload(self) -> bool:
+        """Re-read the config file; returns True when the new config was applied."""
+        if self.config_path is None:
+            log.warning("reload requested but the config did not come from a file")
+            return False
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running config: %s", exc)
+            return False
+        if config.daemon.listen != self.config.daemon.listen:
+            log.warning("daemon.listen changed; the new address takes effect after a restart")
+        runtime = Runtime(config, self.store)
+        with self._lock:
+            old, self.runtime = self.runtime, runtime
+            self.config = config
+        old.stop(timeout=config.daemon.shutdown_timeout)
+        self.exporter.stale_after = config.daemon.stale_after
+        runtime.start()
+        log.info("configuration reloaded from %s", self.config_path)
+        return True
+
+    def serve_forever(self) -> None:
+        """Block until a stop is requested, handling reloads; then stop everything."""
+        try:
+            while not self._stop.is_set():
+                if self._reload.wait(timeout=0.2):
+                    self._reload.clear()
+                    self.reload()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        log.info("stopping")
+        with self._lock:
+            runtime = self.runtime
+        runtime.stop(timeout=self.config.daemon.shutdown_timeout)
+        self.http.stop()
+        log.info("stopped")

@@ -1,0 +1,139 @@
+"""Config loading: interpolation, secrets from files, every error located in one message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.loader import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_minimal_config_gets_defaults():
+    config = parse_config("databases:\n  - name: main\n    dsn: host=db dbname=app\n")
+    db = config.databases[0]
+    assert db.interval == 30.0 and db.timeout == 10.0
+    assert db.limits.tables == 50
+    assert "connections" in db.enabled_collectors()
+    assert config.daemon.host_port == ("127.0.0.1", 9765)
+
+
+def test_durations_and_collector_overrides():
+    config = parse_config("""
+databases:
+  - name: main
+    host: db
+    dbname: app
+    interval: 15s
+    timeout: 500ms
+    lock_timeout: 200ms
+    collectors:
+      tables: {interval: 2m}
+      statements: {enabled: false}
+""")
+    db = config.databases[0]
+    assert db.interval == 15.0
+    assert db.timeout == 0.5
+    assert db.interval_for("tables") == 120.0
+    assert db.interval_for("connections") == 15.0
+    assert "statements" not in db.enabled_collectors()
+    assert db.jitter_for("tables") == 12.0
+
+
+def test_env_interpolation_with_defaults():
+    config = parse_config(
+        "databases:\n  - name: ${NAME}\n    host: ${HOST:-localhost}\n    dbname: app\n    password: ${PW}\n",
+        env={"NAME": "prod", "PW": "s3cret"})
+    db = config.databases[0]
+    assert db.name == "prod"
+    assert db.host == "localhost"
+    assert db.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(config)
+
+
+def test_every_error_is_reported_with_its_path_and_line():
+    text = """daemon:
+  listen: nowhere
+databases:
+  - name: a
+    host: db
+    dbname: app
+    interval: fast
+    bogus: 1
+  - name: b
+    dsn: ${MISSING}
+    collectors:
+      nosuch: {}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="cfg.yaml", env={})
+    errors = info.value.errors
+    message = str(info.value)
+    assert "cfg.yaml" in message
+    assert "line 7: databases[0].interval: invalid duration 'fast'" in message
+    assert "line 8: databases[0].bogus: unknown key" in message
+    assert any(e.startswith("line 2: daemon.listen:") for e in errors)
+    assert any("databases[1].dsn: environment variable MISSING is not set" in e for e in errors)
+    assert any("databases[1].collectors" in e and "nosuch" in e for e in errors)
+    assert len(errors) == 5
+
+
+def test_wrong_types_and_duplicates():
+    with pytest.raises(ConfigError) as info:
+        parse_config("databases:\n  - {name: a, host: h, dbname: d, max_connections: lots}\n"
+                     "  - {name: a, host: h, dbname: d}\n")
+    message = str(info.value)
+    assert "databases[0].max_connections" in message
+    with pytest.raises(ConfigError, match="duplicate target name 'a'"):
+        parse_config("databases:\n  - {name: a, host: h, dbname: d}\n  - {name: a, host: h, dbname: d}\n")
+
+
+def test_yaml_syntax_error_names_the_line():
+    with pytest.raises(ConfigError, match=r"line 2: invalid YAML"):
+        parse_config("databases:\n  - name: a: b\n")
+
+
+def test_password_file(tmp_path):
+    (tmp_path / "pw").write_text("hunter2\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("databases:\n  - {name: a, host: h, dbname: d, password_file: pw}\n")
+    assert load_config(path).databases[0].password.get_secret_value() == "hunter2"
+    path.write_text("databases:\n  - {name: a, host: h, dbname: d, password_file: nope}\n")
+    with pytest.raises(ConfigError, match=r"databases\[0\].password_file: cannot read secret file"):
+        load_config(path)
+
+
+def test_example_config_is_valid():
+    config = load_config(ROOT / "config" / "example.yaml", env={"PGPASSWORD": "x"})
+    assert config.databases
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=60)
+
+
+def test_check_config_exit_codes(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("databases:\n  - {name: a, host: h, dbname: d}\n")
+    result = _cli("check-config", "-c", str(good))
+    assert result.returncode == 0, result.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("databases:\n  - {name: a, host: h, dbname: d, interval: fast, timeout: nope}\n")
+    result = _cli("check-config", "-c", str(bad))
+    assert result.returncode == 2
+    assert "databases[0].interval: invalid duration 'fast'" in result.stderr
+    assert "databases[0].timeout: invalid duration 'nope'" in result.stderr
+
+
+def test_vecmon_config_env_is_the_default(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("databases:\n  - {name: a, host: h, dbname: d}\n")
+    import os
+    result = _cli("check-config", env={**os.environ, "VECMON_CONFIG": str(good)})
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
