@@ -19,6 +19,12 @@ DATABASE_COLLECTORS: dict[str, str] = {
     "server": "collectors.pg_server:ServerCollector",
 }
 
+# Collectors whose natural period differs from the database's ``interval``; a
+# ``collectors.<name>.interval`` in the config still wins.
+DEFAULT_INTERVALS: dict[str, float] = {}
+# Likewise for collectors that legitimately need longer than the database's ``timeout``.
+DEFAULT_TIMEOUTS: dict[str, float] = {}
+
 
 def load(path: str) -> Any:
     module_name, _, class_name = path.partition(":")

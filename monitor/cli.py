@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=os.environ.get("VECMON_DEMO_DIR", ".vecmon-demo"),
                       help="where the demo keeps its database and generated files (default: .vecmon-demo)")
     demo.add_argument("--listen", default="127.0.0.1:9765", help="HOST:PORT for vecmon (default 127.0.0.1:9765)")
-    demo.add_argument("--rows", type=int, default=20000, help="corpus size on first run (default 20000)")
+    demo.add_argument("--rows", type=int, default=50000, help="corpus size on first run (default 50000)")
     demo.add_argument("--dim", type=int, default=384, help="vector dimensions on first run (default 384)")
     return parser
 

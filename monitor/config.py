@@ -66,38 +66,39 @@ class DaemonSettings(Model):
 class Limits(Model):
     """Top-N limits that bound label cardinality."""
 
-    tables: int = Field(50, ge=1, le=10000)
-    indexes: int = Field(100, ge=1, le=10000)
-    statements: int = Field(50, ge=1, le=10000)
+    tables: int = Field(50, ge=1, le=10000, description="largest tables exported")
+    indexes: int = Field(100, ge=1, le=10000, description="largest indexes exported (invalid ones always)")
+    statements: int = Field(50, ge=1, le=10000, description="statements with the most total time exported")
 
 
 class CollectorSettings(Model):
     enabled: bool = True
-    interval: Duration | None = None
-    timeout: Duration | None = None
+    interval: Duration | None = Field(None, description="default: the collector's own or the target's interval")
+    timeout: Duration | None = Field(None, description="default: the collector's own or the target's timeout")
 
 
 class DatabaseTarget(Model):
     """One PostgreSQL database to monitor."""
 
     name: str = Field(pattern=NAME_PATTERN, description="the target label value")
-    enabled: bool = True
+    enabled: bool = Field(True, description="false keeps the entry but schedules nothing")
     dsn: SecretStr | None = Field(None, description="libpq connection string or URI")
-    host: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    user: str | None = None
-    dbname: str | None = None
+    host: str | None = Field(None, description="overrides the host in dsn")
+    port: int | None = Field(None, ge=1, le=65535, description="overrides the port in dsn")
+    user: str | None = Field(None, description="a role with pg_monitor is enough")
+    dbname: str | None = Field(None, description="database-local views need one target per database")
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(None, description="use ${ENV_VAR}; never logged")
     password_file: str | None = Field(None, description="file whose first line is the password")
-    interval: Duration = 30.0
-    timeout: Duration = 10.0
-    lock_timeout: Duration = 1.0
-    connect_timeout: Duration = 5.0
+    interval: Duration = Field(30.0, description="default schedule of this target's collectors")
+    timeout: Duration = Field(10.0, description="per collector run, enforced on the server (statement_timeout)")
+    lock_timeout: Duration = Field(1.0, description="longest wait for a lock by a monitoring query")
+    connect_timeout: Duration = Field(5.0, description="waiting for a connection from the pool or the server")
     jitter: Duration | None = Field(None, description="random delay added to each run; default 10% of interval")
-    max_connections: int = Field(2, ge=1, le=20)
-    collectors: dict[str, CollectorSettings] = Field(default_factory=dict)
-    limits: Limits = Field(default_factory=Limits)
+    max_connections: int = Field(2, ge=1, le=20, description="most sessions vecmon opens on this target")
+    collectors: dict[str, CollectorSettings] = Field(
+        default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
+    limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")
 
     @field_validator("collectors")
     @classmethod

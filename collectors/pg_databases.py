@@ -1,0 +1,88 @@
+"""Per-database activity counters, size and buffer-cache hit ratio (``pg_stat_database``).
+
+One row per database of the server; the shared-objects row (``datid = 0``, NULL datname)
+is skipped. ``pg_database_size`` needs CONNECT on the database or ``pg_read_all_stats``,
+which ``pg_monitor`` includes. Counters are cumulative since the last stats reset, so use
+``rate()``; a reset shows up as a counter reset, which Prometheus handles.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import Metric
+
+from collectors.base import CollectContext, Emitter, MetricSpec
+from collectors.pg_common import fetch, ratio
+
+# The columns below exist with these names and meanings on PostgreSQL 13..18.
+DATABASES_SQL = """
+SELECT s.datname,
+       s.xact_commit, s.xact_rollback,
+       s.blks_hit, s.blks_read,
+       s.tup_returned, s.tup_fetched, s.tup_inserted, s.tup_updated, s.tup_deleted,
+       s.temp_files, s.temp_bytes, s.deadlocks, s.conflicts,
+       pg_database_size(s.datid) AS size_bytes
+FROM pg_stat_database s
+WHERE s.datname IS NOT NULL AND s.datid <> 0
+ORDER BY s.datname
+"""
+
+# (metric name, pg_stat_database column, help) for the plain counters.
+COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("vecmon_pg_database_xact_commit_total", "xact_commit",
+     "Transactions committed in the database."),
+    ("vecmon_pg_database_xact_rollback_total", "xact_rollback",
+     "Transactions rolled back in the database."),
+    ("vecmon_pg_database_blks_hit_total", "blks_hit",
+     "Block reads served from shared buffers (buffer-cache hits)."),
+    ("vecmon_pg_database_blks_read_total", "blks_read",
+     "Blocks read from the OS (page cache or disk) because they were not in shared buffers."),
+    ("vecmon_pg_database_tup_returned_total", "tup_returned",
+     "Rows returned by sequential scans and index entries read by index scans."),
+    ("vecmon_pg_database_tup_fetched_total", "tup_fetched",
+     "Live rows fetched by index scans."),
+    ("vecmon_pg_database_tup_inserted_total", "tup_inserted",
+     "Rows inserted."),
+    ("vecmon_pg_database_tup_updated_total", "tup_updated",
+     "Rows updated."),
+    ("vecmon_pg_database_tup_deleted_total", "tup_deleted",
+     "Rows deleted."),
+    ("vecmon_pg_database_temp_files_total", "temp_files",
+     "Temporary files created by queries (sorts and hashes spilling past work_mem)."),
+    ("vecmon_pg_database_temp_bytes_total", "temp_bytes",
+     "Bytes written to temporary files by queries."),
+    ("vecmon_pg_database_deadlocks_total", "deadlocks",
+     "Deadlocks detected."),
+    ("vecmon_pg_database_conflicts_total", "conflicts",
+     "Queries cancelled by recovery conflicts (standbys only; 0 on a primary)."),
+)
+
+
+class DatabasesCollector:
+    """Cumulative pg_stat_database counters, database size and cache hit ratio per database."""
+
+    name = "databases"
+    needs_connection = True
+    METRICS: tuple[MetricSpec, ...] = (
+        *(MetricSpec(metric, "counter", text, ("datname",)) for metric, _, text in COUNTERS),
+        MetricSpec(
+            "vecmon_pg_database_size_bytes", "gauge",
+            "Disk space used by the database (pg_database_size), in bytes.",
+            ("datname",)),
+        MetricSpec(
+            "vecmon_pg_database_cache_hit_ratio", "gauge",
+            "Buffer-cache hit ratio since the last stats reset: blks_hit / (blks_hit + blks_read), 0..1. "
+            "Absent while the database has read no blocks.",
+            ("datname",)),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        emitter = Emitter(ctx.target, self.METRICS)
+        for row in fetch(ctx.conn, DATABASES_SQL):
+            datname = row["datname"]
+            for metric, column, _ in COUNTERS:
+                emitter.add(metric, row[column], datname)
+            emitter.add("vecmon_pg_database_size_bytes", row["size_bytes"], datname)
+            hits, reads = row["blks_hit"], row["blks_read"]
+            total = None if hits is None or reads is None else hits + reads
+            emitter.add("vecmon_pg_database_cache_hit_ratio", ratio(hits, total), datname)
+        return emitter.families()

@@ -1,0 +1,89 @@
+"""Per-index usage, size and health of the target's database (btree, hnsw, ivfflat, ...).
+
+Sources: ``pg_stat_user_indexes`` (usage counters) joined with ``pg_index`` (validity,
+uniqueness) and ``pg_am`` (access method). The ``limits.indexes`` largest indexes are
+exported; invalid indexes are always exported on top of that, because an invalid index
+(typically left behind by a failed ``CREATE INDEX CONCURRENTLY``) costs writes, serves no
+reads and must be dropped or rebuilt, whatever its size.
+
+Every series carries the ``am`` label, so vector indexes can be selected with
+``{am=~"hnsw|ivfflat"}``. ``pg_relation_size`` takes an AccessShareLock on each index;
+an exclusively locked index makes the run fail fast on ``lock_timeout`` (accepted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from collectors.base import CollectContext, Emitter, MetricSpec
+from collectors.pg_common import fetch
+
+# Columns used here exist with these names on PostgreSQL 13..18. Sizes are computed for
+# every user index to rank them; the ranking ties are broken by name for stable output.
+INDEXES_SQL = """
+WITH idx AS (
+    SELECT s.schemaname, s.relname, s.indexrelname,
+           am.amname,
+           s.idx_scan, s.idx_tup_read, s.idx_tup_fetch,
+           x.indisvalid, x.indisunique, x.indisprimary, x.indisexclusion,
+           pg_relation_size(s.indexrelid) AS size_bytes
+    FROM pg_stat_user_indexes s
+    JOIN pg_index x ON x.indexrelid = s.indexrelid
+    JOIN pg_class c ON c.oid = s.indexrelid
+    JOIN pg_am am ON am.oid = c.relam
+), ranked AS (
+    SELECT idx.*,
+           row_number() OVER (ORDER BY size_bytes DESC NULLS LAST, schemaname, relname, indexrelname) AS rank
+    FROM idx
+)
+SELECT schemaname, relname, indexrelname, amname,
+       idx_scan, idx_tup_read, idx_tup_fetch, size_bytes,
+       NOT indisvalid AS invalid,
+       (idx_scan = 0 AND NOT indisunique AND NOT indisprimary AND NOT indisexclusion) AS unused
+FROM ranked
+WHERE rank <= %(limit)s OR NOT indisvalid
+ORDER BY rank
+"""
+
+LABELS = ("schema", "table", "index", "am")
+
+
+class IndexesCollector:
+    """Usage counters, size and unused/invalid flags for the largest (and every invalid) user index."""
+
+    name = "indexes"
+    needs_connection = True
+    METRICS: tuple[MetricSpec, ...] = (
+        MetricSpec("vecmon_pg_index_scans_total", "counter",
+                   "Index scans initiated on the index (pg_stat_user_indexes.idx_scan).", LABELS),
+        MetricSpec("vecmon_pg_index_tup_read_total", "counter",
+                   "Index entries returned by scans of the index (idx_tup_read).", LABELS),
+        MetricSpec("vecmon_pg_index_tup_fetch_total", "counter",
+                   "Live table rows fetched by simple index scans using the index (idx_tup_fetch).", LABELS),
+        MetricSpec("vecmon_pg_index_size_bytes", "gauge",
+                   "On-disk size of the index in bytes (pg_relation_size).", LABELS),
+        MetricSpec("vecmon_pg_index_unused", "gauge",
+                   "1 if the index was never scanned since the last stats reset and does not enforce a primary key, "
+                   "unique or exclusion constraint (a candidate for dropping), else 0.", LABELS),
+        MetricSpec("vecmon_pg_index_invalid", "gauge",
+                   "1 if the index is invalid (pg_index.indisvalid = false, e.g. after a failed CREATE INDEX "
+                   "CONCURRENTLY): it is maintained on writes but never used by queries. Else 0.", LABELS),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        emitter = Emitter(ctx.target, self.METRICS)
+        for row in fetch(ctx.conn, INDEXES_SQL, {"limit": ctx.settings.limits.indexes}):
+            self._emit(emitter, row)
+        return emitter.families()
+
+    @staticmethod
+    def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
+        labels = (row["schemaname"], row["relname"], row["indexrelname"], row["amname"])
+        emitter.add("vecmon_pg_index_scans_total", row["idx_scan"], *labels)
+        emitter.add("vecmon_pg_index_tup_read_total", row["idx_tup_read"], *labels)
+        emitter.add("vecmon_pg_index_tup_fetch_total", row["idx_tup_fetch"], *labels)
+        emitter.add("vecmon_pg_index_size_bytes", row["size_bytes"], *labels)
+        emitter.add("vecmon_pg_index_unused", row["unused"], *labels)
+        emitter.add("vecmon_pg_index_invalid", row["invalid"], *labels)

@@ -1,0 +1,183 @@
+"""Server-wide facts: version, uptime, recovery, key settings, replication, WAL and checkpoints.
+
+Everything here is cluster-wide, so it is the same whichever database the target
+connects to. Metric names do not change with the server version; version differences
+are mapped in SQL:
+
+* checkpoints come from ``pg_stat_checkpointer`` on PG17+ and from the checkpoint columns of
+  ``pg_stat_bgwriter`` before. Before 17 restartpoints (on a standby) were counted as
+  checkpoints; PG17+ counts them separately, so they are added back to keep one meaning:
+  "checkpoints or restartpoints".
+* WAL functions that only work on a primary (``pg_current_wal_lsn``) are wrapped in
+  ``CASE WHEN pg_is_in_recovery()`` so the same statements run on primaries and standbys.
+
+``pg_ls_waldir()`` is only called when the role may execute it (``pg_monitor`` may).
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import Metric
+
+from collectors.base import CollectContext, Emitter, MetricSpec
+from collectors.pg_common import fetch, fetch_one, setting_in_base_units
+
+PG17 = 170000
+
+# Settings exported as vecmon_pg_setting{name}, converted with pg_settings.unit to bytes
+# (memory) or seconds (time); the others are plain counts. All exist on PostgreSQL 13..18.
+SETTINGS = (
+    "shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size", "wal_buffers",
+    "max_wal_size", "min_wal_size", "checkpoint_timeout",
+    "max_connections", "superuser_reserved_connections", "max_worker_processes", "max_parallel_workers",
+    "autovacuum_max_workers", "max_wal_senders", "max_replication_slots",
+)
+
+STATUS_SQL = """
+SELECT greatest(0, extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())) AS uptime_seconds,
+       pg_is_in_recovery() AS in_recovery,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END AS wal_lsn_bytes,
+       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE greatest(0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()))
+       END AS standby_replay_lag_seconds,
+       has_function_privilege('pg_catalog.pg_ls_waldir()', 'EXECUTE') AS can_list_waldir
+"""
+
+SETTINGS_SQL = """
+SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%(names)s) ORDER BY name
+"""
+
+# Standbys (and pg_basebackup/pg_receivewal clients) streaming from this server. Several
+# walsenders can share application_name and address, so they are folded into the worst one.
+REPLICATION_SQL = """
+SELECT coalesce(application_name, '') AS application_name,
+       coalesce(host(client_addr), '') AS client_addr,
+       max(extract(epoch FROM replay_lag)) AS lag_seconds,
+       max(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
+                                ELSE pg_current_wal_lsn() END, replay_lsn)) AS lag_bytes
+FROM pg_stat_replication
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+SLOTS_SQL = """
+SELECT slot_name, slot_type, active,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                            ELSE pg_current_wal_lsn() END, restart_lsn) AS retained_bytes
+FROM pg_replication_slots
+ORDER BY slot_name
+"""
+
+WALDIR_SQL = """
+SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM pg_ls_waldir()
+"""
+
+CHECKPOINTS_SQL_PG17 = """
+SELECT num_timed + restartpoints_timed AS timed,
+       num_requested + restartpoints_req AS requested,
+       write_time / 1000.0 AS write_seconds,
+       sync_time / 1000.0 AS sync_seconds,
+       buffers_written
+FROM pg_stat_checkpointer
+"""
+
+CHECKPOINTS_SQL_PRE17 = """
+SELECT checkpoints_timed AS timed,
+       checkpoints_req AS requested,
+       checkpoint_write_time / 1000.0 AS write_seconds,
+       checkpoint_sync_time / 1000.0 AS sync_seconds,
+       buffers_checkpoint AS buffers_written
+FROM pg_stat_bgwriter
+"""
+
+STANDBY_LABELS = ("application_name", "client_addr")
+SLOT_LABELS = ("slot_name", "slot_type")
+
+
+class ServerCollector:
+    """Version, uptime, recovery state, settings, replication, WAL and checkpoint statistics."""
+
+    name = "server"
+    needs_connection = True
+    METRICS: tuple[MetricSpec, ...] = (
+        MetricSpec("vecmon_pg_server_info", "gauge",
+                   "Always 1; labels carry the PostgreSQL version (short form) and server_version_num.",
+                   ("version", "version_num")),
+        MetricSpec("vecmon_pg_server_version_num", "gauge",
+                   "server_version_num of the server, e.g. 180001 for 18.1."),
+        MetricSpec("vecmon_pg_uptime_seconds", "gauge",
+                   "Seconds since the postmaster started (pg_postmaster_start_time)."),
+        MetricSpec("vecmon_pg_in_recovery", "gauge",
+                   "1 if the server is a standby or recovering (pg_is_in_recovery), else 0."),
+        MetricSpec("vecmon_pg_setting", "gauge",
+                   "Selected server settings in base units: bytes for memory and WAL sizes, seconds for "
+                   "durations, plain numbers for counts (e.g. max_connections).", ("name",)),
+        MetricSpec("vecmon_pg_replication_lag_seconds", "gauge",
+                   "Replay lag of a standby streaming from this server, in seconds (pg_stat_replication.replay_lag; "
+                   "absent when the standby reported no recent activity).", STANDBY_LABELS),
+        MetricSpec("vecmon_pg_replication_lag_bytes", "gauge",
+                   "WAL bytes a standby streaming from this server has not replayed yet.", STANDBY_LABELS),
+        MetricSpec("vecmon_pg_replication_slot_active", "gauge",
+                   "1 if a client is currently connected to the replication slot, else 0.", SLOT_LABELS),
+        MetricSpec("vecmon_pg_replication_slot_retained_wal_bytes", "gauge",
+                   "WAL bytes the replication slot keeps from being removed (current LSN - restart_lsn); an "
+                   "inactive slot retains WAL without bound.", SLOT_LABELS),
+        MetricSpec("vecmon_pg_standby_replay_lag_seconds", "gauge",
+                   "On a standby: seconds since the last replayed transaction was committed on the primary, 0 when "
+                   "everything received has been replayed. Absent on a primary."),
+        MetricSpec("vecmon_pg_wal_written_bytes_total", "counter",
+                   "Current WAL write position (pg_current_wal_lsn) as bytes since 0/0: rate() is the WAL "
+                   "generation rate. Absent on a standby."),
+        MetricSpec("vecmon_pg_wal_directory_bytes", "gauge",
+                   "Total size of the files in the WAL directory (pg_ls_waldir), in bytes."),
+        MetricSpec("vecmon_pg_wal_directory_files", "gauge",
+                   "Number of files in the WAL directory (pg_ls_waldir)."),
+        MetricSpec("vecmon_pg_checkpoints_total", "counter",
+                   "Checkpoints (or restartpoints on a standby) by trigger: kind=timed (checkpoint_timeout) or "
+                   "kind=requested (WAL volume, CHECKPOINT command, ...).", ("kind",)),
+        MetricSpec("vecmon_pg_checkpoint_write_seconds_total", "counter",
+                   "Time checkpoints spent writing dirty buffers to disk, in seconds."),
+        MetricSpec("vecmon_pg_checkpoint_sync_seconds_total", "counter",
+                   "Time checkpoints spent syncing files to disk, in seconds."),
+        MetricSpec("vecmon_pg_checkpoint_buffers_written_total", "counter",
+                   "Shared buffers written by checkpoints and restartpoints."),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        emitter = Emitter(ctx.target, self.METRICS)
+        conn, facts = ctx.conn, ctx.facts
+        emitter.add("vecmon_pg_server_info", 1, facts.version.split(" ")[0], facts.version_num)
+        emitter.add("vecmon_pg_server_version_num", facts.version_num)
+
+        status = fetch_one(conn, STATUS_SQL)
+        emitter.add("vecmon_pg_uptime_seconds", status["uptime_seconds"])
+        emitter.add("vecmon_pg_in_recovery", status["in_recovery"])
+        emitter.add("vecmon_pg_standby_replay_lag_seconds", status["standby_replay_lag_seconds"])
+        emitter.add("vecmon_pg_wal_written_bytes_total", status["wal_lsn_bytes"])
+
+        for row in fetch(conn, SETTINGS_SQL, {"names": list(SETTINGS)}):
+            emitter.add("vecmon_pg_setting", setting_in_base_units(row["setting"], row["unit"]), row["name"])
+
+        for row in fetch(conn, REPLICATION_SQL):
+            labels = (row["application_name"], row["client_addr"])
+            emitter.add("vecmon_pg_replication_lag_seconds", row["lag_seconds"], *labels)
+            emitter.add("vecmon_pg_replication_lag_bytes", row["lag_bytes"], *labels)
+
+        for row in fetch(conn, SLOTS_SQL):
+            labels = (row["slot_name"], row["slot_type"])
+            emitter.add("vecmon_pg_replication_slot_active", row["active"], *labels)
+            emitter.add("vecmon_pg_replication_slot_retained_wal_bytes", row["retained_bytes"], *labels)
+
+        if status["can_list_waldir"]:
+            waldir = fetch_one(conn, WALDIR_SQL)
+            emitter.add("vecmon_pg_wal_directory_bytes", waldir["bytes"])
+            emitter.add("vecmon_pg_wal_directory_files", waldir["files"])
+
+        checkpoints = fetch_one(conn, CHECKPOINTS_SQL_PG17 if facts.version_num >= PG17 else CHECKPOINTS_SQL_PRE17)
+        emitter.add("vecmon_pg_checkpoints_total", checkpoints["timed"], "timed")
+        emitter.add("vecmon_pg_checkpoints_total", checkpoints["requested"], "requested")
+        emitter.add("vecmon_pg_checkpoint_write_seconds_total", checkpoints["write_seconds"])
+        emitter.add("vecmon_pg_checkpoint_sync_seconds_total", checkpoints["sync_seconds"])
+        emitter.add("vecmon_pg_checkpoint_buffers_written_total", checkpoints["buffers_written"])
+        return emitter.families()

@@ -1,0 +1,131 @@
+"""Per-table statistics of the target's database: scans, tuples, maintenance, sizes, cache hits.
+
+Sources: ``pg_stat_user_tables`` joined with ``pg_statio_user_tables`` (database-local
+views, so each database to watch is its own target). Only the ``limits.tables`` largest
+tables by total relation size (heap + indexes + TOAST) are exported, to bound cardinality;
+when the top-N set changes, series of tables that drop out go stale.
+
+Size functions take an AccessShareLock on each table; a table locked exclusively (e.g. by
+a long ALTER TABLE) makes the run fail fast on ``lock_timeout``. That is accepted: the run
+is reported as failed and retried at the next interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from collectors.base import CollectContext, Emitter, MetricSpec
+from collectors.pg_common import fetch, ratio
+
+# Columns used here exist with these names on PostgreSQL 13..18. ``idx_scan`` is NULL for
+# a table without indexes. Sizes are computed only for the top-N rows (outer query).
+TABLES_SQL = """
+WITH top AS (
+    SELECT s.relid, s.schemaname, s.relname,
+           s.seq_scan, s.idx_scan, s.n_live_tup, s.n_dead_tup,
+           s.n_tup_ins, s.n_tup_upd, s.n_tup_del,
+           s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+           io.heap_blks_hit, io.heap_blks_read,
+           pg_total_relation_size(s.relid) AS total_bytes
+    FROM pg_stat_user_tables s
+    JOIN pg_statio_user_tables io ON io.relid = s.relid
+    ORDER BY total_bytes DESC NULLS LAST, s.schemaname, s.relname
+    LIMIT %(limit)s
+), sized AS (
+    SELECT top.*,
+           pg_table_size(top.relid) AS table_bytes,
+           pg_indexes_size(top.relid) AS index_bytes,
+           CASE WHEN c.reltoastrelid <> 0 THEN pg_total_relation_size(c.reltoastrelid) ELSE 0 END AS toast_bytes
+    FROM top
+    JOIN pg_class c ON c.oid = top.relid
+)
+SELECT schemaname, relname,
+       seq_scan, idx_scan, n_live_tup, n_dead_tup, n_tup_ins, n_tup_upd, n_tup_del,
+       greatest(0, extract(epoch FROM now() - last_vacuum)) AS vacuum_age,
+       greatest(0, extract(epoch FROM now() - last_autovacuum)) AS autovacuum_age,
+       greatest(0, extract(epoch FROM now() - last_analyze)) AS analyze_age,
+       greatest(0, extract(epoch FROM now() - last_autoanalyze)) AS autoanalyze_age,
+       heap_blks_hit, heap_blks_read,
+       table_bytes - toast_bytes AS heap_bytes, index_bytes, toast_bytes
+FROM sized
+ORDER BY total_bytes DESC NULLS LAST, schemaname, relname
+"""
+
+LABELS = ("schema", "table")
+MAINTENANCE_KINDS = ("vacuum", "autovacuum", "analyze", "autoanalyze")
+
+
+class TablesCollector:
+    """Scan, tuple, maintenance, size and cache statistics for the largest user tables."""
+
+    name = "tables"
+    needs_connection = True
+    METRICS: tuple[MetricSpec, ...] = (
+        MetricSpec("vecmon_pg_table_seq_scan_total", "counter",
+                   "Sequential scans started on the table.", LABELS),
+        MetricSpec("vecmon_pg_table_idx_scan_total", "counter",
+                   "Index scans started on the table's indexes (absent for a table without indexes).", LABELS),
+        MetricSpec("vecmon_pg_table_index_scan_ratio", "gauge",
+                   "Share of scans that used an index: idx_scan / (seq_scan + idx_scan), 0..1, since the last "
+                   "stats reset. Absent while the table has not been scanned.", LABELS),
+        MetricSpec("vecmon_pg_table_live_tuples", "gauge",
+                   "Estimated number of live rows (n_live_tup).", LABELS),
+        MetricSpec("vecmon_pg_table_dead_tuples", "gauge",
+                   "Estimated number of dead rows not yet removed by vacuum (n_dead_tup).", LABELS),
+        MetricSpec("vecmon_pg_table_dead_tuple_ratio", "gauge",
+                   "Dead rows / (live + dead rows), 0..1. Absent for an empty table.", LABELS),
+        MetricSpec("vecmon_pg_table_tup_inserted_total", "counter",
+                   "Rows inserted into the table (n_tup_ins).", LABELS),
+        MetricSpec("vecmon_pg_table_tup_updated_total", "counter",
+                   "Rows updated in the table, HOT updates included (n_tup_upd).", LABELS),
+        MetricSpec("vecmon_pg_table_tup_deleted_total", "counter",
+                   "Rows deleted from the table (n_tup_del).", LABELS),
+        MetricSpec("vecmon_pg_table_last_maintenance_age_seconds", "gauge",
+                   "Seconds since the last vacuum, autovacuum, analyze or autoanalyze (kind label) of the table. "
+                   "Absent for a kind that never ran since the last stats reset.", (*LABELS, "kind")),
+        MetricSpec("vecmon_pg_table_size_bytes", "gauge",
+                   "On-disk size of the table in bytes by part: heap (main fork + free space and visibility maps), "
+                   "indexes (all indexes), toast (TOAST table and its index). The parts sum to the total "
+                   "relation size.", (*LABELS, "part")),
+        MetricSpec("vecmon_pg_table_cache_hit_ratio", "gauge",
+                   "Heap buffer-cache hit ratio of the table: heap_blks_hit / (heap_blks_hit + heap_blks_read), "
+                   "0..1. Absent while no heap block has been read.", LABELS),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        emitter = Emitter(ctx.target, self.METRICS)
+        for row in fetch(ctx.conn, TABLES_SQL, {"limit": ctx.settings.limits.tables}):
+            self._emit(emitter, row)
+        return emitter.families()
+
+    @staticmethod
+    def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
+        labels = (row["schemaname"], row["relname"])
+        seq, idx = row["seq_scan"], row["idx_scan"]
+        emitter.add("vecmon_pg_table_seq_scan_total", seq, *labels)
+        emitter.add("vecmon_pg_table_idx_scan_total", idx, *labels)
+        if seq is not None:
+            emitter.add("vecmon_pg_table_index_scan_ratio", ratio(idx or 0, seq + (idx or 0)), *labels)
+
+        live, dead = row["n_live_tup"], row["n_dead_tup"]
+        emitter.add("vecmon_pg_table_live_tuples", live, *labels)
+        emitter.add("vecmon_pg_table_dead_tuples", dead, *labels)
+        if live is not None and dead is not None:
+            emitter.add("vecmon_pg_table_dead_tuple_ratio", ratio(dead, live + dead), *labels)
+
+        emitter.add("vecmon_pg_table_tup_inserted_total", row["n_tup_ins"], *labels)
+        emitter.add("vecmon_pg_table_tup_updated_total", row["n_tup_upd"], *labels)
+        emitter.add("vecmon_pg_table_tup_deleted_total", row["n_tup_del"], *labels)
+
+        for kind in MAINTENANCE_KINDS:
+            emitter.add("vecmon_pg_table_last_maintenance_age_seconds", row[f"{kind}_age"], *labels, kind)
+
+        for part in ("heap", "index", "toast"):
+            emitter.add("vecmon_pg_table_size_bytes", row[f"{part}_bytes"], *labels,
+                        "indexes" if part == "index" else part)
+
+        hits, reads = row["heap_blks_hit"], row["heap_blks_read"]
+        if hits is not None and reads is not None:
+            emitter.add("vecmon_pg_table_cache_hit_ratio", ratio(hits, hits + reads), *labels)

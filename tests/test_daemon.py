@@ -1,0 +1,259 @@
+"""The daemon against a real PostgreSQL 18: readiness, isolation of a hung target, reload, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.daemon import Daemon
+from monitor.loader import parse_config
+from monitor.scheduler import Runtime
+from monitor.snapshot import SnapshotStore
+from tests.conftest import new_database
+from tests.helpers import Families
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def sample(text: str, name: str, labels: dict) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return None
+
+
+def db_config(db, name: str = "main", extra: str = "", listen: str = "127.0.0.1:0") -> str:
+    server = db.server
+    return f"""
+daemon: {{listen: "{listen}", shutdown_timeout: 3s}}
+databases:
+  - name: {name}
+    host: 127.0.0.1
+    port: {server.port}
+    dbname: {db.name}
+    user: vecmon_monitor
+    interval: 1s
+    timeout: 2s
+{extra}"""
+
+
+def test_ready_status_page_and_metrics(db18):
+    daemon = Daemon(parse_config(db_config(db18)))
+    daemon.http.start()
+    try:
+        status, body = get(f"{daemon.url}/ready")
+        assert status == 503
+        waiting = json.loads(body)["waiting_for"]
+        assert {"target": "main", "collector": "connections"} in waiting
+        assert get(f"{daemon.url}/health")[0] == 200
+        daemon.runtime.start()
+        wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
+        status, text = get(f"{daemon.url}/metrics")
+        assert status == 200
+        assert sample(text, "vecmon_up", {"target": "main"}) == 1
+        assert sample(text, "vecmon_collector_up", {"target": "main", "collector": "databases"}) == 1
+        assert sample(text, "vecmon_pg_connections_max", {"target": "main"}) == 100
+        status, page = get(f"{daemon.url}/")
+        assert status == 200 and "connections" in page and f"/{db18.name}" in page
+        assert get(f"{daemon.url}/nope")[0] == 404
+    finally:
+        daemon.stop()
+
+
+def test_a_hung_target_does_not_delay_another(pg18):
+    healthy, blocked = new_database(pg18), new_database(pg18)
+    blocked.execute("CREATE TABLE locked (id int)")
+    blocked.execute("GRANT SELECT ON locked TO vecmon_monitor")
+    # lock_timeout as long as the timeout: the monitoring query really hangs until cancelled.
+    extra = "    lock_timeout: 2s\n    collectors: {tables: {interval: 1s}}\n"
+    text = (db_config(healthy, "healthy", extra) + db_config(blocked, "blocked", extra).split("databases:")[1])
+    config = parse_config(text)
+    store = SnapshotStore()
+    runtime = Runtime(config, store)
+    holder = psycopg.connect(blocked.admin_dsn)
+    holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+    try:
+        runtime.start()
+        entries = lambda: {(e.target, e.collector): e for e in store.entries()}  # noqa: E731
+        wait_for(lambda: entries()[("blocked", "tables")].count("timeout") >= 1, timeout=15)
+        before = entries()[("healthy", "connections")].count("success")
+        time.sleep(3.0)
+        after = entries()[("healthy", "connections")]
+        assert after.count("success") >= before + 2, "the healthy target stopped updating"
+        hung = entries()[("blocked", "tables")]
+        assert hung.state == "failed" and "cancelled" in hung.last_error
+        assert hung.last_duration < 3.5
+        assert entries()[("blocked", "connections")].state == "ok"  # only the blocked query fails
+        assert store.target_up()["blocked"] is True
+    finally:
+        holder.close()
+        runtime.stop()
+    # once the lock is gone the collector recovers
+    runtime = Runtime(config, store)
+    try:
+        runtime.run_once()
+        assert {(e.target, e.collector): e for e in store.entries()}[("blocked", "tables")].state == "ok"
+    finally:
+        runtime.stop()
+
+
+def test_unreachable_target_is_reported_down(pg18, unused_port):
+    config = parse_config(f"""
+databases:
+  - {{name: gone, host: 127.0.0.1, port: {unused_port}, dbname: x, user: u, connect_timeout: 1s, timeout: 1s,
+      collectors: {{tables: {{enabled: false}}, indexes: {{enabled: false}}, statements: {{enabled: false}},
+                   server: {{enabled: false}}, databases: {{enabled: false}}}}}}
+""")
+    store = SnapshotStore()
+    runtime = Runtime(config, store)
+    try:
+        results = runtime.run_once()
+    finally:
+        runtime.stop()
+    assert results == {("gone", "connections"): "error"}
+    assert store.target_up() == {"gone": False}
+    assert "cannot connect" in store.entries()[0].last_error
+
+
+@pytest.fixture
+def unused_port():
+    from monitor.embedded import free_port
+
+    return free_port()
+
+
+def start_daemon(config_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config_path), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sighup_reloads_and_rejects_invalid_config_then_sigterm_stops(db18, tmp_path, unused_port):
+    config_path = tmp_path / "vecmon.yaml"
+    url = f"http://127.0.0.1:{unused_port}"
+    config_path.write_text(db_config(db18, "first", listen=f"127.0.0.1:{unused_port}"))
+    proc = start_daemon(config_path)
+    try:
+        wait_for(lambda: get(f"{url}/ready")[0] == 200 if _alive(proc) else pytest.fail(_output(proc)))
+        config_path.write_text("databases:\n  - name: first\n    interval: fast\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert proc.poll() is None
+        assert sample(get(f"{url}/metrics")[1], "vecmon_up", {"target": "first"}) == 1
+        config_path.write_text(db_config(db18, "second", listen=f"127.0.0.1:{unused_port}"))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: sample(get(f"{url}/metrics")[1], "vecmon_up", {"target": "second"}) == 1)
+        assert sample(get(f"{url}/metrics")[1], "vecmon_up", {"target": "first"}) is None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert "reload rejected" in stderr and "databases[0].interval: invalid duration 'fast'" in stderr
+    # no vecmon backend is left behind
+    with psycopg.connect(db18.admin_dsn) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vecmon'").fetchone()
+    assert left[0] == 0
+
+
+def test_sigterm_during_a_hung_query_stops_within_5s(db18, tmp_path, unused_port):
+    db18.execute("CREATE TABLE locked (id int)")
+    config_path = tmp_path / "vecmon.yaml"
+    config_path.write_text(db_config(db18, "main", "    timeout: 30s\n    lock_timeout: 30s\n    interval: 60s\n",
+                                     listen=f"127.0.0.1:{unused_port}").replace("    timeout: 2s\n", "", 1))
+    holder = psycopg.connect(db18.admin_dsn)
+    holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+    proc = start_daemon(config_path)
+    try:
+        def tables_waiting():
+            rows = holder.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vecmon' "
+                                  "AND wait_event_type = 'Lock'").fetchone()
+            return rows[0] > 0
+        wait_for(tables_waiting, timeout=20)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=6)
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        holder.close()
+
+
+def _alive(proc: subprocess.Popen) -> bool:
+    return proc.poll() is None
+
+
+def _output(proc: subprocess.Popen) -> str:
+    return f"daemon exited with {proc.returncode}: {proc.stderr.read()}"
+
+
+def test_collect_prints_exposition_that_promtool_accepts(db18, tmp_path):
+    db18.execute("CREATE TABLE docs (id int primary key, body text)")
+    db18.execute("INSERT INTO docs SELECT g, 'x' FROM generate_series(1, 100) g")
+    db18.execute("SELECT count(*) FROM docs")
+    config_path = tmp_path / "vecmon.yaml"
+    config_path.write_text(db_config(db18))
+    result = subprocess.run([sys.executable, "-m", "monitor", "collect", "-c", str(config_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    parsed = Families(list(text_string_to_metric_families(result.stdout)))
+    assert parsed.samples("vecmon_pg_connections_max")
+    check = subprocess.run(["promtool", "check", "metrics"], input=result.stdout, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip() == "" and check.stderr.strip() == "", check.stdout + check.stderr
+
+
+def test_collect_exits_1_and_keeps_what_succeeded(db18, tmp_path, unused_port):
+    config_path = tmp_path / "vecmon.yaml"
+    config_path.write_text(db_config(db18, "good") + f"""
+  - name: bad
+    host: 127.0.0.1
+    port: {unused_port}
+    dbname: nope
+    user: nobody
+    password: "hunter2-secret"
+    connect_timeout: 1s
+""")
+    result = subprocess.run([sys.executable, "-m", "monitor", "collect", "-c", str(config_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert sample(result.stdout, "vecmon_up", {"target": "good"}) == 1
+    assert sample(result.stdout, "vecmon_up", {"target": "bad"}) == 0
+    assert "bad/connections failed" in result.stderr
+    assert "hunter2-secret" not in result.stdout + result.stderr

@@ -1,0 +1,117 @@
+"""Snapshot store and exposition: atomic replacement, merging, staleness, self-metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from collectors.base import Emitter, MetricSpec
+from monitor.exposition import build_registry
+from monitor.snapshot import SnapshotStore
+
+SPEC = (MetricSpec("vecmon_test_rows", "gauge", "Rows.", ("table",)),
+        MetricSpec("vecmon_test_events_total", "counter", "Events.", ()))
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def families(target: str, rows: dict[str, float], events: float = 1):
+    emitter = Emitter(target, SPEC)
+    for table, value in rows.items():
+        emitter.add("vecmon_test_rows", value, table)
+    emitter.add("vecmon_test_events_total", events)
+    return emitter.families()
+
+
+def test_families_from_targets_merge_into_one_family():
+    store = SnapshotStore(clock=Clock())
+    store.expect([("a", "rows"), ("b", "rows")])
+    store.record_success(("a", "rows"), families("a", {"t1": 1, "t2": 2}), 0.01)
+    store.record_success(("b", "rows"), families("b", {"t1": 5}), 0.02)
+    registry = build_registry(store, stale_after=60)
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t2"}) == 2
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "b", "table": "t1"}) == 5
+    assert registry.get_sample_value("vecmon_test_events_total", {"target": "b"}) == 1
+    text = generate_latest(registry).decode()
+    assert text.count("# TYPE vecmon_test_rows gauge") == 1
+    assert registry.get_sample_value("vecmon_collector_series", {"target": "a", "collector": "rows"}) == 3
+    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 1
+    assert registry.get_sample_value("vecmon_build_info", {"version": "0.1.0",
+                                                           "python_version": __import__("platform").python_version()})
+
+
+def test_a_new_result_replaces_the_old_one_whole():
+    store = SnapshotStore(clock=Clock())
+    store.expect([("a", "rows")])
+    store.record_success(("a", "rows"), families("a", {"t1": 1, "gone": 2}), 0.01)
+    store.record_success(("a", "rows"), families("a", {"t1": 3}), 0.01)
+    registry = build_registry(store, stale_after=60)
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 3
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "gone"}) is None
+    assert registry.get_sample_value("vecmon_collector_runs_total",
+                                     {"target": "a", "collector": "rows", "result": "success"}) == 2
+
+
+def test_failing_collector_is_marked_stale_then_dropped():
+    clock = Clock()
+    store = SnapshotStore(clock=clock)
+    store.expect([("a", "rows")])
+    store.record_success(("a", "rows"), families("a", {"t1": 1}), 0.01)
+    clock.now += 30
+    store.record_failure(("a", "rows"), "boom", 0.5)
+    registry = build_registry(store, stale_after=60)
+    labels = {"target": "a", "collector": "rows"}
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 1
+    assert registry.get_sample_value("vecmon_collector_stale", labels) == 1
+    assert registry.get_sample_value("vecmon_collector_up", labels) == 0
+    assert registry.get_sample_value("vecmon_collector_last_success_timestamp_seconds", labels) == 1000
+    assert registry.get_sample_value("vecmon_collector_runs_total", {**labels, "result": "error"}) == 1
+    clock.now += 31  # 61 s after the last success
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) is None
+    assert registry.get_sample_value("vecmon_collector_stale", labels) == 0
+    assert registry.get_sample_value("vecmon_collector_series", labels) == 0
+    store.record_success(("a", "rows"), families("a", {"t1": 7}), 0.01)
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 7
+    assert registry.get_sample_value("vecmon_collector_up", labels) == 1
+
+
+def test_target_down_and_disabled_and_readiness():
+    store = SnapshotStore(clock=Clock())
+    store.expect([("a", "rows"), ("a", "statements"), ("b", "rows")])
+    assert set(store.not_ready()) == {("a", "rows"), ("a", "statements"), ("b", "rows")}
+    store.record_failure(("b", "rows"), "cannot connect", 2.0, target_down=True)
+    store.record_disabled(("a", "statements"), "pg_stat_statements is not installed", 0.01)
+    store.record_success(("a", "rows"), families("a", {}), 0.01)
+    assert store.not_ready() == []
+    registry = build_registry(store, stale_after=60)
+    assert registry.get_sample_value("vecmon_up", {"target": "b"}) == 0
+    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 1
+    assert registry.get_sample_value("vecmon_collector_disabled", {"target": "a", "collector": "statements"}) == 1
+    assert registry.get_sample_value("vecmon_collector_up", {"target": "a", "collector": "statements"}) is None
+
+
+def test_results_of_a_replaced_config_are_ignored():
+    store = SnapshotStore(clock=Clock())
+    store.expect([("old", "rows")])
+    store.expect([("new", "rows")])
+    store.record_success(("old", "rows"), families("old", {"t": 1}), 0.01)
+    registry = build_registry(store, stale_after=60)
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "old", "table": "t"}) is None
+
+
+def test_emitter_rejects_undeclared_metrics_and_skips_nulls():
+    emitter = Emitter("a", SPEC)
+    emitter.add("vecmon_test_rows", None, "t")
+    emitter.add("vecmon_test_rows", float("nan"), "t")
+    assert all(not f.samples for f in emitter.families())
+    try:
+        emitter.add("vecmon_undeclared", 1)
+    except KeyError as exc:
+        assert "not declared" in str(exc)
+    else:
+        raise AssertionError("undeclared metric accepted")
