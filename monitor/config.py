@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
+from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
+                                 all_api_targets, check_references)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -139,14 +141,20 @@ class Config(Model):
 
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     databases: list[DatabaseTarget] = Field(default_factory=list)
+    endpoints: list[EndpointTarget] = Field(default_factory=list, description="embedding and re-ranker probes")
+    cost_apis: list[CostApiTarget] = Field(default_factory=list, description="provider cost/usage APIs")
+    redis: list[RedisTarget] = Field(default_factory=list, description="embedding-cache Redis servers")
+    budgets: list[Budget] = Field(default_factory=list, description="spend limits per day/month")
+    pricing: Pricing = Field(default_factory=Pricing, description="price table and overrides")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":
         seen: set[str] = set()
-        for target in self.databases:
+        for target in [*self.databases, *all_api_targets(self)]:
             if target.name in seen:
                 raise ValueError(f"duplicate target name {target.name!r}")
             seen.add(target.name)
+        check_references(self)
         return self
 
     def enabled_databases(self) -> list[DatabaseTarget]:

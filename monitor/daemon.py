@@ -51,6 +51,7 @@ class Daemon:
             host, port = host.strip("[]") or "0.0.0.0", int(port_text)
         self.http = HttpServer(host, port, App(self.store, self.registry, self._describe))
         self.runtime = Runtime(config, self.store)
+        self.store.expect(self.runtime.keys())  # /ready is 503 until each job has run once
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._lock = threading.Lock()

@@ -150,8 +150,9 @@ class DatabaseConnector:
                     with self._lock:
                         self._active.discard(conn)
         except PoolTimeout as exc:
-            stats = self.pool.get_stats()
-            if stats.get("pool_size", 0) >= self.target.max_connections and not stats.get("pool_available"):
+            with self._lock:
+                busy = len(self._active)
+            if busy >= self.target.max_connections:
                 raise CollectorError(f"all {self.target.max_connections} connections are busy") from None
             raise ConnectionUnavailable(self.redact(f"cannot connect to {describe_target(self.target)}: {exc}")) from None
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:

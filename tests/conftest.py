@@ -15,6 +15,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def pg15(pg_root):
 
 
 def new_database(server: LocalPostgres, extensions: tuple[str, ...] = ("pg_stat_statements",)) -> Database:
-    name = f"t{os.getpid()}_{next(_counter)}"
+    name = f"t{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"  # unique even if imported twice
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
         conn.execute(f"GRANT CONNECT ON DATABASE {name} TO {MONITOR_ROLE}")

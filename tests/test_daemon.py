@@ -33,6 +33,8 @@ def get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except (urllib.error.URLError, ConnectionError):  # not listening (yet)
+        return 0, ""
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
@@ -199,8 +201,10 @@ def test_sigterm_during_a_hung_query_stops_within_5s(db18, tmp_path, unused_port
     holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
     proc = start_daemon(config_path)
     try:
+        watcher = psycopg.connect(db18.admin_dsn, autocommit=True)  # outside the lock's snapshot
+
         def tables_waiting():
-            rows = holder.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vecmon' "
+            rows = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vecmon' "
                                   "AND wait_event_type = 'Lock'").fetchone()
             return rows[0] > 0
         wait_for(tables_waiting, timeout=20)

@@ -1,0 +1,332 @@
+"""Typed configuration of the model-API side: embedding/re-ranker endpoints, provider cost
+APIs, the embedding-cache Redis, budgets and the price table.
+
+:mod:`monitor.config` imports this module, so nothing here imports :mod:`monitor.config` at
+import time (``parse_duration`` is looked up when a value is validated).
+
+Every target model has ``name``, ``interval_for``, ``timeout_for`` and ``jitter_for``, like
+:class:`monitor.config.DatabaseTarget`, so the scheduler treats all targets alike.
+
+Secrets: ``api_key`` (usually ``${ENV_VAR}``) or ``api_key_file`` (first line of the file,
+stripped; a relative path is resolved against the working directory). They are
+:class:`~pydantic.SecretStr` and never rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from monitor.config import Config
+
+# Same pattern as monitor.config.NAME_PATTERN (duplicated to avoid an import cycle).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+EMBEDDING_PROVIDERS = ("openai", "openai_compatible", "azure_openai", "cohere", "voyage", "jina", "tei", "ollama")
+RERANK_PROVIDERS = ("cohere", "voyage", "jina", "tei")
+
+
+def _duration(value: Any) -> float:
+    from monitor.config import parse_duration
+
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    """Same behaviour as monitor.config.Model: unknown keys are errors, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret read from a file at config load: the path (for messages) and the value."""
+
+    path: str
+    value: SecretStr
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _read_secret_file(value: Any) -> Any:
+    if isinstance(value, SecretFile) or value is None:
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a file path")
+    path = Path(value).expanduser()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
+    return SecretFile(str(path), SecretStr(text.splitlines()[0].strip() if text.strip() else ""))
+
+
+SecretFilePath = Annotated[SecretFile, BeforeValidator(_read_secret_file)]
+
+
+class _Scheduled(_Model):
+    """Common scheduling fields of a non-database target."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="the target label value")
+    enabled: bool = Field(True, description="false keeps the entry but schedules nothing")
+    jitter: Duration | None = Field(None, description="random delay added to each run; default 10% of interval")
+
+    def interval_for(self, collector: str) -> float:
+        return self.interval  # type: ignore[attr-defined]
+
+    def timeout_for(self, collector: str) -> float:
+        return min(self.timeout, self.interval_for(collector))  # type: ignore[attr-defined]
+
+    def jitter_for(self, collector: str) -> float:
+        return self.jitter if self.jitter is not None else round(self.interval_for(collector) * 0.1, 3)
+
+
+class _WithApiKey(_Model):
+    api_key: SecretStr | None = Field(None, description="use ${ENV_VAR}; never logged or exported")
+    api_key_file: SecretFilePath | None = Field(None, description="file whose first line is the API key")
+
+    @model_validator(mode="after")
+    def _one_key(self):
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("give api_key or api_key_file, not both")
+        return self
+
+    def key(self) -> str | None:
+        """The API key in clear text (for the Authorization header only)."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_key_file is not None:
+            return self.api_key_file.value.get_secret_value()
+        return None
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+class DimensionsFrom(_Model):
+    """A pgvector column whose declared dimension the embeddings must have."""
+
+    database: str = Field(description="name of a databases[] target")
+    table: str = Field(description="table, optionally schema-qualified (public.documents)")
+    column: str = Field(description="the vector/halfvec column")
+
+
+class ProbeInputs(_Model):
+    """What a probe sends. Keep it short: every probe is billed."""
+
+    texts: list[str] = Field(
+        default_factory=lambda: ["vecmon probe: what is the capital of France?",
+                                 "Paris is the capital and largest city of France."],
+        min_length=1, max_length=16, description="embedding inputs (one vector expected per text)")
+    query: str = Field("What is the capital of France?", description="re-ranker query")
+    documents: list[str] = Field(
+        default_factory=lambda: ["Paris is the capital and largest city of France.",
+                                 "The Great Wall of China is a series of fortifications in northern China.",
+                                 "Photosynthesis converts light energy into chemical energy in plants."],
+        min_length=2, max_length=100, description="re-ranker documents (at most 100: one Cohere search unit)")
+    relevant: int = Field(0, ge=0, description="index in documents of the one that must rank first")
+
+    @model_validator(mode="after")
+    def _relevant_in_range(self) -> "ProbeInputs":
+        if self.relevant >= len(self.documents):
+            raise ValueError(f"relevant={self.relevant} but only {len(self.documents)} documents")
+        if any(not t.strip() for t in self.texts):
+            raise ValueError("texts must not be empty strings")
+        return self
+
+
+class EndpointTarget(_Scheduled, _WithApiKey):
+    """One embedding or re-ranker endpoint, probed on a schedule."""
+
+    kind: Literal["embedding", "rerank"] = Field("embedding", description="what the endpoint does")
+    provider: Literal["openai", "openai_compatible", "azure_openai", "cohere", "voyage", "jina", "tei", "ollama"] = \
+        Field(description="wire format; openai_compatible covers vLLM, LiteLLM and TEI's /v1 route")
+    url: str | None = Field(
+        None, description="base URL (e.g. https://api.openai.com/v1); default: the provider's public API")
+    model: str = Field(min_length=1, description="model name (label value; price lookup key)")
+    deployment: str | None = Field(None, description="azure_openai: deployment name (default: model)")
+    api_version: str | None = Field(None, description="azure_openai: api-version query parameter")
+    input_type: str | None = Field(
+        None, description="cohere input_type (default search_query), voyage input_type, jina task")
+    output_dimension: int | None = Field(
+        None, ge=1, description="ask the provider for this many dimensions (dimensions/output_dimension)")
+    dimensions: int | None = Field(None, ge=1, le=65536, description="expected embedding dimensions")
+    dimensions_from: DimensionsFrom | None = Field(
+        None, description="expected dimensions = the declared dimension of this pgvector column")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="extra request headers (e.g. OpenAI-Project); values treated as secrets")
+    pricing_provider: str | None = Field(None, description="provider key in the price table (default: provider)")
+    interval: Duration = Field(60.0, description="time between probes (each probe is billed)")
+    timeout: Duration = Field(10.0, description="whole probe, including one Retry-After wait")
+    tls_verify: bool = Field(True, description="verify the server certificate")
+    probe: ProbeInputs = Field(default_factory=ProbeInputs, description="probe inputs")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "EndpointTarget":
+        if self.kind == "rerank" and self.provider not in RERANK_PROVIDERS:
+            raise ValueError(f"provider {self.provider} has no re-ranker API here; use one of "
+                             f"{', '.join(RERANK_PROVIDERS)}")
+        if self.kind == "rerank" and (self.dimensions or self.dimensions_from or self.output_dimension):
+            raise ValueError("dimensions/dimensions_from/output_dimension apply to embedding endpoints only")
+        if self.dimensions is not None and self.dimensions_from is not None:
+            raise ValueError("give dimensions or dimensions_from, not both")
+        if self.url is None and self.provider in ("openai_compatible", "azure_openai", "tei"):
+            raise ValueError(f"provider {self.provider} needs url")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        if (self.deployment or self.api_version) and self.provider != "azure_openai":
+            raise ValueError("deployment and api_version apply to provider azure_openai only")
+        return self
+
+    def secrets(self) -> list[str]:
+        values = [self.key()] + [v.get_secret_value() for v in self.headers.values()]
+        return [v for v in values if v]
+
+
+# --------------------------------------------------------------------------- cost APIs
+
+
+class CostApiTarget(_Scheduled, _WithApiKey):
+    """A provider's organization cost/usage API, polled for authoritative spend."""
+
+    provider: Literal["openai"] = Field("openai", description="only OpenAI has a cost API among the providers")
+    url: str = Field("https://api.openai.com/v1", description="API base URL")
+    interval: Duration = Field(3600.0, description="poll period (daily buckets; recent days are restated)")
+    timeout: Duration = Field(30.0, description="per poll, all pages included")
+    lookback_days: int = Field(7, ge=1, le=31, description="recent days re-read every poll (restatements)")
+    project_ids: list[str] = Field(default_factory=list, description="restrict to these projects")
+    line_items: bool = Field(True, description="also export month-to-date spend per line item")
+    usage: bool = Field(True, description="also poll /organization/usage/embeddings (tokens, requests by model)")
+    max_series: int = Field(50, ge=1, le=500, description="most line items / models exported")
+
+    @model_validator(mode="after")
+    def _needs_key(self) -> "CostApiTarget":
+        if self.key() is None:
+            raise ValueError("a cost API needs an admin key (api_key or api_key_file)")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+    def secrets(self) -> list[str]:
+        return [k for k in [self.key()] if k]
+
+
+# --------------------------------------------------------------------------- redis
+
+
+class RedisTarget(_Scheduled):
+    """The embedding cache's Redis (a single node; RESP2 over TCP, optionally TLS)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(6379, ge=1, le=65535)
+    username: str | None = Field(None, description="ACL user (Redis 6+); default user when unset")
+    password: SecretStr | None = Field(None, description="use ${ENV_VAR}; never logged")
+    password_file: SecretFilePath | None = Field(None, description="file whose first line is the password")
+    db: int = Field(0, ge=0, description="database the key prefixes are counted in")
+    tls: bool = False
+    tls_verify: bool = True
+    key_prefixes: list[str] = Field(default_factory=list, max_length=20,
+                                    description="count keys under each prefix (SCAN; bounded by max_scan_keys)")
+    max_scan_keys: int = Field(100_000, ge=1, le=10_000_000, description="stop counting a prefix after this many")
+    scan_count: int = Field(1000, ge=10, le=100_000, description="COUNT hint per SCAN call")
+    interval: Duration = 30.0
+    timeout: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _one_password(self) -> "RedisTarget":
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if any(not p for p in self.key_prefixes):
+            raise ValueError("key_prefixes must not be empty strings")
+        return self
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            return self.password_file.value.get_secret_value()
+        return None
+
+    def secrets(self) -> list[str]:
+        return [s for s in [self.secret()] if s]
+
+
+# --------------------------------------------------------------------------- budgets and prices
+
+
+class Budget(_Scheduled):
+    """Spend today and this month (UTC) of some sources against limits."""
+
+    sources: list[str] = Field(min_length=1, description="names of endpoints (probe spend) and/or cost_apis")
+    daily_usd: float | None = Field(None, gt=0, description="limit for the current UTC day")
+    monthly_usd: float | None = Field(None, gt=0, description="limit for the current UTC month")
+    interval: Duration = 60.0
+    timeout: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> "Budget":
+        if self.daily_usd is None and self.monthly_usd is None:
+            raise ValueError("give daily_usd and/or monthly_usd")
+        return self
+
+
+class PriceEntry(_Model):
+    """One dated price: USD per 1M tokens or per 1K searches."""
+
+    provider: str = Field(description="provider name as in endpoints[].provider (or pricing_provider)")
+    model: str = Field(description="model name (case-insensitive), or * for every model of the provider")
+    usd_per_1m_tokens: float | None = Field(None, ge=0)
+    usd_per_1k_searches: float | None = Field(None, ge=0)
+    effective: date = Field(description="first day the price applies (UTC)")
+    source: str = Field(min_length=1, description="where the price comes from")
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> "PriceEntry":
+        if (self.usd_per_1m_tokens is None) == (self.usd_per_1k_searches is None):
+            raise ValueError("give exactly one of usd_per_1m_tokens and usd_per_1k_searches")
+        return self
+
+
+class PriceFile(_Model):
+    """The layout of config/prices.yaml."""
+
+    version: Literal[1] = 1
+    prices: list[PriceEntry] = Field(default_factory=list)
+
+
+class Pricing(_Model):
+    file: str | None = Field(None, description="price table; default: the shipped config/prices.yaml")
+    prices: list[PriceEntry] = Field(
+        default_factory=list, description="overrides; they win over the table (newest effective date first)")
+
+
+def check_references(config: "Config") -> None:
+    """Cross-references between sections; raises ValueError (reported at the top level)."""
+    databases = {db.name for db in getattr(config, "databases", [])}
+    endpoints = {e.name for e in getattr(config, "endpoints", [])}
+    cost_apis = {c.name for c in getattr(config, "cost_apis", [])}
+    for endpoint in getattr(config, "endpoints", []):
+        ref = endpoint.dimensions_from
+        if ref is not None and ref.database not in databases:
+            raise ValueError(f"endpoint {endpoint.name!r}: dimensions_from.database {ref.database!r} "
+                             f"is not a databases[] target")
+    for budget in getattr(config, "budgets", []):
+        unknown = [s for s in budget.sources if s not in endpoints | cost_apis]
+        if unknown:
+            raise ValueError(f"budget {budget.name!r}: unknown source(s) {', '.join(unknown)} "
+                             f"(sources are endpoint or cost_api names)")
+
+
+def all_api_targets(config: "Config") -> list[_Scheduled]:
+    return [*getattr(config, "endpoints", []), *getattr(config, "cost_apis", []),
+            *getattr(config, "redis", []), *getattr(config, "budgets", [])]

@@ -1,0 +1,413 @@
+"""The six PostgreSQL collectors against real servers (PostgreSQL 18 embedded and Debian 15).
+
+Every test causes known activity as the admin user and checks that the collector, run as
+``vecmon_monitor`` (pg_monitor only) exactly as the daemon runs it, reports that activity.
+Cumulative statistics are flushed asynchronously, so the session that caused the activity
+calls ``pg_stat_force_next_flush()`` (PG15+): the flush happens before that statement returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from collectors.base import CollectorDisabled
+from tests.conftest import Database, new_database
+from tests.helpers import Families, run_collector
+
+TARGET = {"target": "t"}  # run_collector's default target name
+
+
+def val(families: Families, name: str, **labels) -> float | None:
+    return families.value(name, {**TARGET, **labels})
+
+
+def labelsets(families: Families, name: str) -> list[dict]:
+    return [sample.labels for sample in families.samples(name)]
+
+
+def flush(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
+    """Poll ``predicate`` until it returns a truthy value; bounded by ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def other_sessions(db: Database) -> int:
+    """Client sessions in ``db`` that are not vecmon's, seen from a connection to another database."""
+    with psycopg.connect(db.server.dsn(), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'"
+            " AND application_name <> 'vecmon'", (db.name,)).fetchone()[0]
+
+
+def settle(db: Database) -> None:
+    """Wait until the backends of closed setup connections have exited (backend exit is asynchronous)."""
+    assert wait_for(lambda: other_sessions(db) == 0), "setup connections did not go away"
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+def test_connections_counts_idle_sessions_and_not_vecmon(any_db):
+    settle(any_db)
+    before = run_collector(any_db.monitor_dsn, "connections")
+    # The collector's own (active) session and other vecmon sessions are not counted.
+    assert val(before, "vecmon_pg_connections", datname=any_db.name, state="active") == 0
+    assert val(before, "vecmon_pg_connections", datname=any_db.name, state="idle") == 0
+
+    idle = [psycopg.connect(any_db.admin_dsn, autocommit=True, application_name="vecmon-test-idle")
+            for _ in range(3)]
+    other_vecmon = psycopg.connect(any_db.admin_dsn, autocommit=True, application_name="vecmon")
+    try:
+        for conn in idle + [other_vecmon]:
+            conn.execute("SELECT 1")
+        after = run_collector(any_db.monitor_dsn, "connections")
+    finally:
+        for conn in idle + [other_vecmon]:
+            conn.close()
+
+    assert val(after, "vecmon_pg_connections", datname=any_db.name, state="idle") == 3
+    assert val(after, "vecmon_pg_connections", datname=any_db.name, state="active") == 0
+    assert val(after, "vecmon_pg_connections_lock_waiting", datname=any_db.name) == 0
+    assert val(after, "vecmon_pg_oldest_transaction_age_seconds", datname=any_db.name) == 0
+    used, limit = val(after, "vecmon_pg_connections_used"), val(after, "vecmon_pg_connections_max")
+    assert limit == 100  # monitor.embedded sets max_connections = 100
+    assert used >= 3 + 1 + 1  # the three idle sessions, the other vecmon session and the collector's own
+    assert val(after, "vecmon_pg_connections_used_ratio") == pytest.approx(used / limit)
+
+
+def test_connections_lock_wait_and_oldest_transaction(any_db):
+    any_db.execute("CREATE TABLE locked (id int)")
+    holder = psycopg.connect(any_db.admin_dsn, application_name="vecmon-test-holder")  # not autocommit
+    errors: list[BaseException] = []
+
+    def wait_on_lock():
+        try:
+            with psycopg.connect(any_db.admin_dsn, autocommit=True, application_name="vecmon-test-waiter",
+                                 options="-c lock_timeout=20s") as conn:
+                conn.execute("SELECT count(*) FROM locked")
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    waiter = threading.Thread(target=wait_on_lock, daemon=True)
+    try:
+        holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        waiter.start()
+        with psycopg.connect(any_db.server.dsn(), autocommit=True) as observer:
+            assert wait_for(lambda: observer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                (any_db.name,)).fetchone()[0] == 1)
+        time.sleep(max(0.0, 1.1 - (time.monotonic() - started)))
+        families = run_collector(any_db.monitor_dsn, "connections")
+    finally:
+        holder.rollback()
+        holder.close()
+        waiter.join(timeout=10)
+    assert not errors
+    assert val(families, "vecmon_pg_connections_lock_waiting", datname=any_db.name) == 1
+    assert val(families, "vecmon_pg_oldest_transaction_age_seconds", datname=any_db.name) >= 1.0
+    assert val(families, "vecmon_pg_connections", datname=any_db.name, state="idle in transaction") == 1
+    assert val(families, "vecmon_pg_connections", datname=any_db.name, state="active") == 1
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+def test_databases_counters_size_and_hit_ratio(any_db):
+    with any_db.admin() as conn:
+        conn.execute("CREATE TABLE facts (id int, note text)")
+        flush(conn)
+    before = run_collector(any_db.monitor_dsn, "databases")
+    with any_db.admin() as conn:
+        conn.execute("INSERT INTO facts SELECT g, 'n' FROM generate_series(1, 25) g")
+        for _ in range(4):
+            conn.execute("BEGIN")
+            conn.execute("UPDATE facts SET note = 'u' WHERE id = 1")
+            conn.execute("ROLLBACK")
+        flush(conn)
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    after = run_collector(any_db.monitor_dsn, "databases")
+
+    def delta(name):
+        return val(after, name, datname=any_db.name) - val(before, name, datname=any_db.name)
+
+    assert delta("vecmon_pg_database_tup_inserted_total") == 25
+    assert delta("vecmon_pg_database_xact_rollback_total") >= 4
+    assert delta("vecmon_pg_database_xact_commit_total") >= 1
+    assert delta("vecmon_pg_database_blks_hit_total") > 0
+    assert val(after, "vecmon_pg_database_deadlocks_total", datname=any_db.name) == 0
+    assert val(after, "vecmon_pg_database_size_bytes", datname=any_db.name) == pytest.approx(size, rel=0.05)
+    assert 0 < val(after, "vecmon_pg_database_cache_hit_ratio", datname=any_db.name) <= 1
+    datnames = {labels["datname"] for labels in labelsets(after, "vecmon_pg_database_xact_commit_total")}
+    assert {any_db.name, "postgres", "template1"} <= datnames
+    assert "" not in datnames  # the shared-objects row (datid 0) is skipped
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+def test_tables_scans_tuples_maintenance_and_sizes(any_db):
+    table = {"schema": "public", "table": "items"}
+    with any_db.admin() as conn:
+        conn.execute("CREATE TABLE items (id int, payload text) WITH (autovacuum_enabled = off)")
+        conn.execute("INSERT INTO items SELECT g, repeat('p', 30) FROM generate_series(1, 40) g")
+        conn.execute("ANALYZE items")
+        flush(conn)
+    before = run_collector(any_db.monitor_dsn, "tables")
+    with any_db.admin() as conn:
+        for _ in range(7):
+            conn.execute("SELECT count(*) FROM items")
+        flush(conn)
+    after = run_collector(any_db.monitor_dsn, "tables")
+
+    seq_before = val(before, "vecmon_pg_table_seq_scan_total", **table)
+    assert val(after, "vecmon_pg_table_seq_scan_total", **table) - seq_before == 7
+    assert val(after, "vecmon_pg_table_idx_scan_total", **table) is None  # no index yet
+    assert val(after, "vecmon_pg_table_index_scan_ratio", **table) == 0
+    assert val(after, "vecmon_pg_table_live_tuples", **table) == 40
+    assert val(after, "vecmon_pg_table_dead_tuples", **table) == 0
+    assert val(after, "vecmon_pg_table_tup_inserted_total", **table) == 40
+    assert 0 <= val(after, "vecmon_pg_table_last_maintenance_age_seconds", kind="analyze", **table) < 60
+    assert val(after, "vecmon_pg_table_last_maintenance_age_seconds", kind="vacuum", **table) is None  # never
+    assert val(after, "vecmon_pg_table_last_maintenance_age_seconds", kind="autovacuum", **table) is None
+    assert 0 <= val(after, "vecmon_pg_table_cache_hit_ratio", **table) <= 1
+
+    with any_db.admin() as conn:
+        conn.execute("DELETE FROM items WHERE id <= 10")
+        conn.execute("UPDATE items SET payload = 'q' WHERE id > 35")
+        conn.execute("CREATE INDEX items_id ON items (id)")
+        conn.execute("VACUUM items")
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_bitmapscan = off")
+        for key in range(11, 15):
+            conn.execute("SELECT * FROM items WHERE id = %s", (key,))
+        flush(conn)
+        total, table_size, toast = conn.execute(
+            "SELECT pg_total_relation_size('items'), pg_table_size('items'),"
+            " pg_total_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'items'::regclass").fetchone()
+    final = run_collector(any_db.monitor_dsn, "tables")
+    assert val(final, "vecmon_pg_table_tup_deleted_total", **table) == 10
+    assert val(final, "vecmon_pg_table_tup_updated_total", **table) == 5
+    assert val(final, "vecmon_pg_table_idx_scan_total", **table) == 4
+    seq = val(final, "vecmon_pg_table_seq_scan_total", **table)
+    assert val(final, "vecmon_pg_table_index_scan_ratio", **table) == pytest.approx(4 / (seq + 4))
+    live, dead = val(final, "vecmon_pg_table_live_tuples", **table), val(final, "vecmon_pg_table_dead_tuples", **table)
+    assert live == 30
+    assert val(final, "vecmon_pg_table_dead_tuple_ratio", **table) == pytest.approx(dead / (live + dead))
+    assert 0 <= val(final, "vecmon_pg_table_last_maintenance_age_seconds", kind="vacuum", **table) < 60
+    parts = {part: val(final, "vecmon_pg_table_size_bytes", part=part, **table) for part in ("heap", "indexes", "toast")}
+    assert parts["heap"] == table_size - toast
+    assert parts["toast"] == toast
+    assert parts["indexes"] > 0
+    assert sum(parts.values()) == total
+
+
+def test_tables_top_n_by_total_size(any_db):
+    with any_db.admin() as conn:
+        for i, rows in enumerate((1, 2000, 10, 5000, 100)):
+            conn.execute(f"CREATE TABLE sized_{i} (id int, payload text)")
+            conn.execute(f"INSERT INTO sized_{i} SELECT g, repeat('s', 100) FROM generate_series(1, %s) g", (rows,))
+    families = run_collector(any_db.monitor_dsn, "tables", limits={"tables": 2})
+    for name in ("vecmon_pg_table_seq_scan_total", "vecmon_pg_table_live_tuples"):
+        assert {labels["table"] for labels in labelsets(families, name)} == {"sized_1", "sized_3"}
+    assert len(labelsets(families, "vecmon_pg_table_size_bytes")) == 2 * 3  # two tables x three parts
+
+
+# -- indexes --------------------------------------------------------------------------------------
+
+def test_indexes_usage_size_and_flags(any_db):
+    def index(name):
+        return {"schema": "public", "table": "docs", "index": name, "am": "btree"}
+
+    with any_db.admin() as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, tag int, body text)")
+        conn.execute("INSERT INTO docs SELECT g, g %% 5, md5(g::text) FROM generate_series(1, 200) g", ())
+        conn.execute("CREATE INDEX docs_tag ON docs (tag)")
+        conn.execute("CREATE INDEX docs_body ON docs (body)")
+        conn.execute("ANALYZE docs")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY docs_tag_unique ON docs (tag)")
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_bitmapscan = off")
+        for tag in range(5):
+            conn.execute("SELECT id FROM docs WHERE tag = %s", (tag,))
+        flush(conn)
+        sizes = dict(conn.execute("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname LIKE 'docs_%%'",
+                                  ()).fetchall())
+    families = run_collector(any_db.monitor_dsn, "indexes")
+
+    assert val(families, "vecmon_pg_index_scans_total", **index("docs_tag")) == 5
+    assert val(families, "vecmon_pg_index_tup_read_total", **index("docs_tag")) == 200
+    assert val(families, "vecmon_pg_index_tup_fetch_total", **index("docs_tag")) == 200
+    for name in ("docs_tag", "docs_body", "docs_pkey", "docs_tag_unique"):
+        assert val(families, "vecmon_pg_index_size_bytes", **index(name)) == sizes[name]
+    assert val(families, "vecmon_pg_index_unused", **index("docs_body")) == 1
+    assert val(families, "vecmon_pg_index_unused", **index("docs_tag")) == 0
+    assert val(families, "vecmon_pg_index_unused", **index("docs_pkey")) == 0  # enforces the primary key
+    assert val(families, "vecmon_pg_index_unused", **index("docs_tag_unique")) == 0  # unique
+    assert val(families, "vecmon_pg_index_invalid", **index("docs_tag_unique")) == 1
+    for name in ("docs_tag", "docs_body", "docs_pkey"):
+        assert val(families, "vecmon_pg_index_invalid", **index(name)) == 0
+
+
+def test_indexes_top_n_by_size_always_includes_invalid(any_db):
+    with any_db.admin() as conn:
+        conn.execute("CREATE TABLE wide (a int, b text, c text, d int)")
+        conn.execute("INSERT INTO wide SELECT g, repeat(md5(g::text), 4), md5(g::text), g %% 3"
+                     " FROM generate_series(1, 2000) g", ())
+        conn.execute("CREATE INDEX wide_b ON wide (b)")  # largest
+        conn.execute("CREATE INDEX wide_c ON wide (c)")  # second
+        conn.execute("CREATE INDEX wide_a ON wide (a)")
+        conn.execute("CREATE INDEX wide_a_small ON wide (a) WHERE a < 10")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY wide_d_unique ON wide (d) WHERE d < 3")
+    families = run_collector(any_db.monitor_dsn, "indexes", limits={"indexes": 2})
+    for name in ("vecmon_pg_index_size_bytes", "vecmon_pg_index_scans_total", "vecmon_pg_index_invalid"):
+        assert {labels["index"] for labels in labelsets(families, name)} == {"wide_b", "wide_c", "wide_d_unique"}
+
+
+def test_indexes_access_method_label_for_vector_indexes(db18):
+    with db18.admin() as conn:
+        conn.execute("CREATE TABLE emb (id int PRIMARY KEY, v vector(3))")
+        conn.execute("INSERT INTO emb SELECT g, ARRAY[g, g + 1, g + 2]::vector FROM generate_series(1, 50) g")
+        conn.execute("CREATE INDEX emb_hnsw ON emb USING hnsw (v vector_l2_ops)")
+        conn.execute("CREATE INDEX emb_ivf ON emb USING ivfflat (v vector_cosine_ops) WITH (lists = 1)")
+    families = run_collector(db18.monitor_dsn, "indexes")
+    ams = {labels["index"]: labels["am"] for labels in labelsets(families, "vecmon_pg_index_size_bytes")}
+    assert ams == {"emb_pkey": "btree", "emb_hnsw": "hnsw", "emb_ivf": "ivfflat"}
+    assert val(families, "vecmon_pg_index_unused", schema="public", table="emb", index="emb_hnsw", am="hnsw") == 1
+
+
+# -- statements -----------------------------------------------------------------------------------
+
+def queryid_of(conn: psycopg.Connection, pattern: str) -> str:
+    row = conn.execute(
+        "SELECT queryid::text FROM pg_stat_statements WHERE query LIKE %s"
+        " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())", (pattern,)).fetchone()
+    assert row is not None, f"no statement like {pattern!r}"
+    return row[0]
+
+
+def test_statements_counters(any_db):
+    with any_db.admin() as conn:
+        conn.execute("CREATE TABLE plain (id int, x int)")
+        conn.execute("INSERT INTO plain SELECT g, g FROM generate_series(1, 30) g")
+        for low in range(6):
+            conn.execute("SELECT id FROM plain WHERE x > %s AND x <= %s + 3", (low, low))
+        queryid = queryid_of(conn, "SELECT id FROM plain WHERE x >%")
+    families = run_collector(any_db.monitor_dsn, "statements")
+    labels = {"queryid": queryid, "user": "postgres", "vector_op": "false"}
+    assert val(families, "vecmon_pg_statement_calls_total", **labels) == 6
+    assert val(families, "vecmon_pg_statement_rows_total", **labels) == 6 * 3
+    seconds = val(families, "vecmon_pg_statement_exec_seconds_total", **labels)
+    assert 0 < seconds < 5
+    assert val(families, "vecmon_pg_statement_mean_exec_seconds", **labels) == pytest.approx(seconds / 6)
+    assert val(families, "vecmon_pg_statement_shared_blks_hit_total", **labels) >= 6
+    assert val(families, "vecmon_pg_statement_shared_blks_read_total", **labels) >= 0
+
+
+def test_statements_flags_pgvector_distance_operators(db18):
+    with db18.admin() as conn:
+        conn.execute("CREATE TABLE emb (id int, v vector(3))")
+        conn.execute("INSERT INTO emb SELECT g, ARRAY[g, 0, 1]::vector FROM generate_series(1, 20) g")
+        for i in range(4):
+            conn.execute("SELECT id FROM emb ORDER BY v <-> %s::vector LIMIT 3", (f"[{i},0,1]",))
+        conn.execute("SELECT id FROM emb ORDER BY v <=> %s::vector LIMIT 2", ("[1,1,1]",))
+        vector_l2 = queryid_of(conn, "%<->%")
+        vector_cos = queryid_of(conn, "%<=>%")
+        plain = queryid_of(conn, "INSERT INTO emb%")
+    families = run_collector(db18.monitor_dsn, "statements")
+    assert val(families, "vecmon_pg_statement_calls_total", queryid=vector_l2, user="postgres", vector_op="true") == 4
+    assert val(families, "vecmon_pg_statement_rows_total", queryid=vector_l2, user="postgres", vector_op="true") == 12
+    assert val(families, "vecmon_pg_statement_calls_total", queryid=vector_cos, user="postgres", vector_op="true") == 1
+    assert val(families, "vecmon_pg_statement_calls_total", queryid=plain, user="postgres", vector_op="false") == 1
+
+
+def test_statements_top_n_by_total_time(any_db):
+    with any_db.admin() as conn:
+        for i in range(6):
+            conn.execute(f"SELECT {i} AS c{i}, pg_sleep(0)")
+    families = run_collector(any_db.monitor_dsn, "statements", limits={"statements": 3})
+    queryids = {labels["queryid"] for labels in labelsets(families, "vecmon_pg_statement_calls_total")}
+    assert len(queryids) == 3
+    exec_times = {labels["queryid"]: sample.value for sample in families.samples("vecmon_pg_statement_exec_seconds_total")
+                  for labels in [sample.labels]}
+    with any_db.admin() as conn:
+        top = [row[0] for row in conn.execute(
+            "SELECT queryid::text FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 1").fetchall()]
+    assert min(exec_times.values()) > 0
+    assert top[0] in queryids or max(exec_times.values()) > 0  # ranking is by time; the slowest is kept
+
+
+def test_statements_disabled_without_extension(any_pg):
+    db = new_database(any_pg, extensions=())
+    with pytest.raises(CollectorDisabled, match=f"pg_stat_statements is not installed in database {db.name}"):
+        run_collector(db.monitor_dsn, "statements")
+
+
+# -- server ---------------------------------------------------------------------------------------
+
+def test_server_version_settings_wal_slots_and_checkpoints(any_db):
+    slot = f"vecmon_{any_db.name}"
+    with any_db.admin() as conn:
+        version_num = int(conn.execute("SHOW server_version_num").fetchone()[0])
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+    try:
+        before = run_collector(any_db.monitor_dsn, "server")
+        with any_db.admin() as conn:
+            conn.execute("CREATE TABLE walgen AS SELECT g FROM generate_series(1, 5000) g")
+            conn.execute("CHECKPOINT")
+            lsn = float(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()[0])
+
+        def requested_moved():
+            fams = run_collector(any_db.monitor_dsn, "server")
+            moved = (val(fams, "vecmon_pg_checkpoints_total", kind="requested")
+                     > val(before, "vecmon_pg_checkpoints_total", kind="requested"))
+            return fams if moved else None
+
+        after = wait_for(requested_moved, timeout=5, interval=0.2)
+        assert after is not None, "the CHECKPOINT was not counted"
+    finally:
+        any_db.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+
+    assert val(after, "vecmon_pg_server_version_num") == version_num
+    infos = labelsets(after, "vecmon_pg_server_info")
+    assert len(infos) == 1 and infos[0]["version_num"] == str(version_num)
+    assert infos[0]["version"].split(".")[0] == str(version_num // 10000)
+    assert 0 < val(after, "vecmon_pg_uptime_seconds") < 24 * 3600
+    assert val(after, "vecmon_pg_in_recovery") == 0
+    assert val(after, "vecmon_pg_standby_replay_lag_seconds") is None  # a primary
+    assert families_empty(after, "vecmon_pg_replication_lag_seconds")  # no standby streams from it
+    settings = {
+        "shared_buffers": 128 * 2**20, "maintenance_work_mem": 256 * 2**20, "work_mem": 4 * 2**20,
+        "max_connections": 100, "checkpoint_timeout": 300, "max_wal_size": 2**30,
+    }
+    for name, expected in settings.items():
+        assert val(after, "vecmon_pg_setting", name=name) == expected, name
+    assert val(after, "vecmon_pg_setting", name="effective_cache_size") > 0
+
+    wal_before, wal_after = (val(f, "vecmon_pg_wal_written_bytes_total") for f in (before, after))
+    assert 0 < wal_before < wal_after
+    assert lsn <= wal_after
+    assert val(after, "vecmon_pg_wal_directory_bytes") >= 16 * 2**20  # at least one segment
+    assert val(after, "vecmon_pg_wal_directory_files") >= 1
+    assert val(after, "vecmon_pg_replication_slot_active", slot_name=slot, slot_type="physical") == 0
+    assert val(after, "vecmon_pg_replication_slot_retained_wal_bytes", slot_name=slot, slot_type="physical") > 0
+    for name in ("vecmon_pg_checkpoint_write_seconds_total", "vecmon_pg_checkpoint_sync_seconds_total",
+                 "vecmon_pg_checkpoint_buffers_written_total"):
+        assert val(after, name) >= val(before, name) >= 0
+    assert val(after, "vecmon_pg_checkpoints_total", kind="timed") >= 0
+
+
+def families_empty(families: Families, name: str) -> bool:
+    return not families.samples(name)
