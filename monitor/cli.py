@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     _add_config(check)
 
+    generate = sub.add_parser("generate", help="write Prometheus rules, Alertmanager config and Grafana dashboards")
+    _add_config(generate)
+    generate.add_argument("-o", "--output", default="generated", help="output directory (default: generated)")
+
     demo = sub.add_parser("demo", help="start an embedded PostgreSQL with pgvector, load a corpus and monitor it")
     demo.add_argument("--data-dir", default=os.environ.get("VECMON_DEMO_DIR", ".vecmon-demo"),
                       help="where the demo keeps its database and generated files (default: .vecmon-demo)")
@@ -100,13 +104,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from monitor.generate import generate_all
+
+    config = _load(args)
+    for path in generate_all(config, Path(args.output)):
+        print(path)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
     return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim)
 
 
-COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "generate": cmd_generate,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
