@@ -146,7 +146,7 @@ class Emitter:
     def add(self, name: str, value: Any, *labels: Any) -> None:
         """Add one gauge or counter sample; NULL or non-finite values are skipped."""
         number = finite(value)
-        if number is None or math.isnan(number):
+        if number is None or not math.isfinite(number):
             return
         spec, family = self._family(name)
         family.add_metric(self._values(spec, labels), number)

@@ -34,7 +34,7 @@ def fetch_one(conn: psycopg.Connection, query: Query, params: Sequence[Any] | Ma
 
 
 def ratio(numerator: Any, denominator: Any) -> float | None:
-    """``numerator / denominator`` as a float, or None (skipped by Emitter) when either is NULL or the denominator is 0."""
+    """``numerator / denominator`` as a float; None (skipped by Emitter) for a NULL or a zero denominator."""
     if numerator is None or denominator is None:
         return None
     denominator = float(denominator)

@@ -30,7 +30,7 @@ SELECT coalesce(datname, '') AS datname,
        coalesce(state, 'unknown') AS state,
        count(*) AS sessions,
        count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waiting,
-       max(greatest(0, extract(epoch FROM clock_timestamp() - xact_start))) AS oldest_xact_seconds
+       max(extract(epoch FROM clock_timestamp() - xact_start)) AS oldest_xact_seconds
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
   AND pid <> pg_backend_pid()

@@ -65,11 +65,11 @@ class IndexesCollector:
         MetricSpec("vecmon_pg_index_size_bytes", "gauge",
                    "On-disk size of the index in bytes (pg_relation_size).", LABELS),
         MetricSpec("vecmon_pg_index_unused", "gauge",
-                   "1 if the index was never scanned since the last stats reset and does not enforce a primary key, "
-                   "unique or exclusion constraint (a candidate for dropping), else 0.", LABELS),
+                   "Whether the index looks unused: 1 if it was never scanned since the last stats reset and does not "
+                   "enforce a primary key, unique or exclusion constraint (a candidate for dropping), else 0.", LABELS),
         MetricSpec("vecmon_pg_index_invalid", "gauge",
-                   "1 if the index is invalid (pg_index.indisvalid = false, e.g. after a failed CREATE INDEX "
-                   "CONCURRENTLY): it is maintained on writes but never used by queries. Else 0.", LABELS),
+                   "Whether the index is invalid: 1 if pg_index.indisvalid is false (e.g. after a failed CREATE INDEX "
+                   "CONCURRENTLY; it is maintained on writes but never used by queries), else 0.", LABELS),
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:

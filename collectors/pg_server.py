@@ -39,6 +39,7 @@ SELECT greatest(0, extract(epoch FROM clock_timestamp() - pg_postmaster_start_ti
             ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END AS wal_lsn_bytes,
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            WHEN pg_last_xact_replay_timestamp() IS NULL THEN NULL
             ELSE greatest(0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()))
        END AS standby_replay_lag_seconds,
        has_function_privilege('pg_catalog.pg_ls_waldir()', 'EXECUTE') AS can_list_waldir
@@ -105,11 +106,11 @@ class ServerCollector:
                    "Always 1; labels carry the PostgreSQL version (short form) and server_version_num.",
                    ("version", "version_num")),
         MetricSpec("vecmon_pg_server_version_num", "gauge",
-                   "server_version_num of the server, e.g. 180001 for 18.1."),
+                   "The server_version_num of the server, e.g. 180001 for 18.1."),
         MetricSpec("vecmon_pg_uptime_seconds", "gauge",
                    "Seconds since the postmaster started (pg_postmaster_start_time)."),
         MetricSpec("vecmon_pg_in_recovery", "gauge",
-                   "1 if the server is a standby or recovering (pg_is_in_recovery), else 0."),
+                   "Whether the server is a standby or in recovery (pg_is_in_recovery): 1 if so, 0 on a primary."),
         MetricSpec("vecmon_pg_setting", "gauge",
                    "Selected server settings in base units: bytes for memory and WAL sizes, seconds for "
                    "durations, plain numbers for counts (e.g. max_connections).", ("name",)),
@@ -119,7 +120,7 @@ class ServerCollector:
         MetricSpec("vecmon_pg_replication_lag_bytes", "gauge",
                    "WAL bytes a standby streaming from this server has not replayed yet.", STANDBY_LABELS),
         MetricSpec("vecmon_pg_replication_slot_active", "gauge",
-                   "1 if a client is currently connected to the replication slot, else 0.", SLOT_LABELS),
+                   "Whether a client is currently connected to the replication slot: 1 if so, else 0.", SLOT_LABELS),
         MetricSpec("vecmon_pg_replication_slot_retained_wal_bytes", "gauge",
                    "WAL bytes the replication slot keeps from being removed (current LSN - restart_lsn); an "
                    "inactive slot retains WAL without bound.", SLOT_LABELS),

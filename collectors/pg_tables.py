@@ -36,25 +36,26 @@ WITH top AS (
 ), sized AS (
     SELECT top.*,
            pg_table_size(top.relid) AS table_bytes,
-           pg_indexes_size(top.relid) AS index_bytes,
+           pg_indexes_size(top.relid) AS indexes_bytes,
            CASE WHEN c.reltoastrelid <> 0 THEN pg_total_relation_size(c.reltoastrelid) ELSE 0 END AS toast_bytes
     FROM top
     JOIN pg_class c ON c.oid = top.relid
 )
 SELECT schemaname, relname,
        seq_scan, idx_scan, n_live_tup, n_dead_tup, n_tup_ins, n_tup_upd, n_tup_del,
-       greatest(0, extract(epoch FROM now() - last_vacuum)) AS vacuum_age,
-       greatest(0, extract(epoch FROM now() - last_autovacuum)) AS autovacuum_age,
-       greatest(0, extract(epoch FROM now() - last_analyze)) AS analyze_age,
-       greatest(0, extract(epoch FROM now() - last_autoanalyze)) AS autoanalyze_age,
+       extract(epoch FROM now() - last_vacuum) AS vacuum_age,
+       extract(epoch FROM now() - last_autovacuum) AS autovacuum_age,
+       extract(epoch FROM now() - last_analyze) AS analyze_age,
+       extract(epoch FROM now() - last_autoanalyze) AS autoanalyze_age,
        heap_blks_hit, heap_blks_read,
-       table_bytes - toast_bytes AS heap_bytes, index_bytes, toast_bytes
+       table_bytes - toast_bytes AS heap_bytes, indexes_bytes, toast_bytes
 FROM sized
 ORDER BY total_bytes DESC NULLS LAST, schemaname, relname
 """
 
 LABELS = ("schema", "table")
 MAINTENANCE_KINDS = ("vacuum", "autovacuum", "analyze", "autoanalyze")
+SIZE_PARTS = ("heap", "indexes", "toast")
 
 
 class TablesCollector:
@@ -120,11 +121,12 @@ class TablesCollector:
         emitter.add("vecmon_pg_table_tup_deleted_total", row["n_tup_del"], *labels)
 
         for kind in MAINTENANCE_KINDS:
-            emitter.add("vecmon_pg_table_last_maintenance_age_seconds", row[f"{kind}_age"], *labels, kind)
+            age = row[f"{kind}_age"]  # NULL: never ran (since the last stats reset)
+            if age is not None:
+                emitter.add("vecmon_pg_table_last_maintenance_age_seconds", max(0.0, float(age)), *labels, kind)
 
-        for part in ("heap", "index", "toast"):
-            emitter.add("vecmon_pg_table_size_bytes", row[f"{part}_bytes"], *labels,
-                        "indexes" if part == "index" else part)
+        for part in SIZE_PARTS:
+            emitter.add("vecmon_pg_table_size_bytes", row[f"{part}_bytes"], *labels, part)
 
         hits, reads = row["heap_blks_hit"], row["heap_blks_read"]
         if hits is not None and reads is not None:

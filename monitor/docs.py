@@ -77,10 +77,11 @@ SECTIONS = {"metrics": metric_reference, "config": config_reference}
 
 def render(readme: str) -> str:
     for name, make in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(\n<!-- END GENERATED: {name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- BEGIN GENERATED: {name} -->)\n.*?(<!-- END GENERATED: {name} -->)", re.S)
         if not pattern.search(readme):
             raise SystemExit(f"README has no generated section {name!r}")
-        readme = pattern.sub(lambda m: m.group(1) + make() + m.group(2), readme)
+        content = make()
+        readme = pattern.sub(lambda m: f"{m.group(1)}\n{content}\n{m.group(2)}", readme)
     return readme
 
 

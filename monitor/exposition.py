@@ -19,7 +19,7 @@ from monitor import __version__
 from monitor.snapshot import DISABLED, FAILED, OK, SnapshotStore
 
 SELF_METRICS = (
-    MetricSpec("vecmon_build_info", "gauge", "vecmon build information; always 1.", ("version", "python_version")),
+    MetricSpec("vecmon_build_info", "gauge", "Version of the running vecmon and its Python; always 1.", ("version", "python_version")),
     MetricSpec("vecmon_up", "gauge", "1 if vecmon reached the target on its last attempt, else 0."),
     MetricSpec("vecmon_collector_up", "gauge",
                "1 if the collector's last run succeeded, 0 if it failed (absent while disabled).", ("collector",)),

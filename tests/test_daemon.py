@@ -131,11 +131,13 @@ def test_a_hung_target_does_not_delay_another(pg18):
 
 
 def test_unreachable_target_is_reported_down(pg18, unused_port):
+    from collectors.registry import DATABASE_COLLECTORS
+
+    disabled = ", ".join(f"{name}: {{enabled: false}}" for name in DATABASE_COLLECTORS if name != "connections")
     config = parse_config(f"""
 databases:
   - {{name: gone, host: 127.0.0.1, port: {unused_port}, dbname: x, user: u, connect_timeout: 1s, timeout: 1s,
-      collectors: {{tables: {{enabled: false}}, indexes: {{enabled: false}}, statements: {{enabled: false}},
-                   server: {{enabled: false}}, databases: {{enabled: false}}}}}}
+      collectors: {{{disabled}}}}}
 """)
     store = SnapshotStore()
     runtime = Runtime(config, store)
