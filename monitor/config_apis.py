@@ -31,13 +31,14 @@ EMBEDDING_PROVIDERS = ("openai", "openai_compatible", "azure_openai", "cohere", 
 RERANK_PROVIDERS = ("cohere", "voyage", "jina", "tei")
 
 
-def _duration(value: Any) -> float:
-    from monitor.config import parse_duration
+def parse_duration(value: Any) -> float:
+    """monitor.config.parse_duration, looked up at validation time (same name: the docs generator keys on it)."""
+    from monitor.config import parse_duration as parse
 
-    return parse_duration(value)
+    return parse(value)
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Model(BaseModel):
@@ -71,6 +72,17 @@ def _read_secret_file(value: Any) -> Any:
 
 
 SecretFilePath = Annotated[SecretFile, BeforeValidator(_read_secret_file)]
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password of ``user:password@`` and every query value of a URL (gateways put keys there)."""
+    if not url:
+        return []
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    values = [parts.password or ""] + [v for _, v in parse_qsl(parts.query)]
+    return [v for v in values if len(v) >= 4]
 
 
 class _Scheduled(_Model):
@@ -144,14 +156,15 @@ class ProbeInputs(_Model):
         return self
 
 
-class EndpointTarget(_Scheduled, _WithApiKey):
+class EndpointTarget(_WithApiKey, _Scheduled):
     """One embedding or re-ranker endpoint, probed on a schedule."""
 
     kind: Literal["embedding", "rerank"] = Field("embedding", description="what the endpoint does")
     provider: Literal["openai", "openai_compatible", "azure_openai", "cohere", "voyage", "jina", "tei", "ollama"] = \
         Field(description="wire format; openai_compatible covers vLLM, LiteLLM and TEI's /v1 route")
     url: str | None = Field(
-        None, description="base URL (e.g. https://api.openai.com/v1); default: the provider's public API")
+        None, repr=False,
+        description="base URL (e.g. https://api.openai.com/v1); default: the provider's public API")
     model: str = Field(min_length=1, description="model name (label value; price lookup key)")
     deployment: str | None = Field(None, description="azure_openai: deployment name (default: model)")
     api_version: str | None = Field(None, description="azure_openai: api-version query parameter")
@@ -188,14 +201,15 @@ class EndpointTarget(_Scheduled, _WithApiKey):
         return self
 
     def secrets(self) -> list[str]:
-        values = [self.key()] + [v.get_secret_value() for v in self.headers.values()]
+        """Everything to redact: the key, header values, and credentials embedded in the URL."""
+        values = [self.key()] + [v.get_secret_value() for v in self.headers.values()] + url_secrets(self.url)
         return [v for v in values if v]
 
 
 # --------------------------------------------------------------------------- cost APIs
 
 
-class CostApiTarget(_Scheduled, _WithApiKey):
+class CostApiTarget(_WithApiKey, _Scheduled):
     """A provider's organization cost/usage API, polled for authoritative spend."""
 
     provider: Literal["openai"] = Field("openai", description="only OpenAI has a cost API among the providers")
@@ -226,20 +240,20 @@ class CostApiTarget(_Scheduled, _WithApiKey):
 class RedisTarget(_Scheduled):
     """The embedding cache's Redis (a single node; RESP2 over TCP, optionally TLS)."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(6379, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Redis host (one node; Cluster is not supported)")
+    port: int = Field(6379, ge=1, le=65535, description="Redis port")
     username: str | None = Field(None, description="ACL user (Redis 6+); default user when unset")
     password: SecretStr | None = Field(None, description="use ${ENV_VAR}; never logged")
     password_file: SecretFilePath | None = Field(None, description="file whose first line is the password")
     db: int = Field(0, ge=0, description="database the key prefixes are counted in")
-    tls: bool = False
-    tls_verify: bool = True
+    tls: bool = Field(False, description="connect with TLS")
+    tls_verify: bool = Field(True, description="verify the server certificate (with tls)")
     key_prefixes: list[str] = Field(default_factory=list, max_length=20,
                                     description="count keys under each prefix (SCAN; bounded by max_scan_keys)")
     max_scan_keys: int = Field(100_000, ge=1, le=10_000_000, description="stop counting a prefix after this many")
     scan_count: int = Field(1000, ge=10, le=100_000, description="COUNT hint per SCAN call")
-    interval: Duration = 30.0
-    timeout: Duration = 5.0
+    interval: Duration = Field(30.0, description="time between collections")
+    timeout: Duration = Field(5.0, description="per collection: connect, INFO and the prefix scans")
 
     @model_validator(mode="after")
     def _one_password(self) -> "RedisTarget":
@@ -269,8 +283,8 @@ class Budget(_Scheduled):
     sources: list[str] = Field(min_length=1, description="names of endpoints (probe spend) and/or cost_apis")
     daily_usd: float | None = Field(None, gt=0, description="limit for the current UTC day")
     monthly_usd: float | None = Field(None, gt=0, description="limit for the current UTC month")
-    interval: Duration = 60.0
-    timeout: Duration = 5.0
+    interval: Duration = Field(60.0, description="how often the budget gauges are recomputed")
+    timeout: Duration = Field(5.0, description="per run (in-memory only)")
 
     @model_validator(mode="after")
     def _a_limit(self) -> "Budget":
@@ -304,10 +318,38 @@ class PriceFile(_Model):
     prices: list[PriceEntry] = Field(default_factory=list)
 
 
+DEFAULT_PRICE_FILE = Path(__file__).resolve().parent.parent / "config" / "prices.yaml"
+
+
+def load_price_file(path: str | Path) -> list[PriceEntry]:
+    """Read and validate a price table; ValueError names the file and the problem."""
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read price table {str(path)!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"price table {str(path)!r} is not valid YAML: {exc}") from None
+    try:
+        return list(PriceFile.model_validate(data or {}).prices)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"price table {str(path)!r}: {problems}") from None
+
+
 class Pricing(_Model):
     file: str | None = Field(None, description="price table; default: the shipped config/prices.yaml")
     prices: list[PriceEntry] = Field(
         default_factory=list, description="overrides; they win over the table (newest effective date first)")
+
+    @model_validator(mode="after")
+    def _file_is_valid(self) -> "Pricing":
+        if self.file is not None:
+            load_price_file(self.file)  # a broken table is a config error, not a failed reload
+        return self
 
 
 def check_references(config: "Config") -> None:

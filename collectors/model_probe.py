@@ -1,0 +1,395 @@
+"""Synthetic probes of embedding and re-ranker endpoints: latency, outcome, usage, cost, validity.
+
+One job per configured endpoint (collector name ``model_probe``). A run sends the configured
+probe inputs once through the provider module, measures the round trip with
+``time.perf_counter`` (request start to last body byte), classifies the outcome, parses the
+answer exactly as the provider documents it and validates it:
+
+- embeddings: one vector per input, the expected dimension (``dimensions`` in config, or the
+  declared dimension of the pgvector column named by ``dimensions_from``), no NaN/inf, no
+  all-zero vector;
+- re-rankers: one finite score per document, valid distinct indices, and the known relevant
+  document ranked first.
+
+A failed validation is outcome ``bad_response`` with the reasons in
+``vecmon_model_api_validation_failures_total``. HTTP problems are data, never a collector
+failure; only configuration/programming problems raise :class:`CollectorError`.
+
+Retries: only when the provider asks, i.e. a 429/503 with ``Retry-After`` that still leaves a
+quarter of the timeout (at most 1 s) for the second attempt; at most one retry per run
+(``vecmon_model_api_retries_total``). Every attempt is counted and observed.
+
+Counters and the latency histogram accumulate in ``ctx.state`` (per job, across runs).
+
+Expected dimensions from pgvector: ``set_dimension_source(fn)`` installs ``fn(ref) -> int | None``
+(``ref`` is a :class:`monitor.config_apis.DimensionsFrom`); it wins over the per-collector
+default that :func:`monitor.api_jobs.build_api_jobs` passes in (a catalog lookup on the named
+database target).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Callable, ClassVar
+
+import requests
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
+
+from collectors import providers
+from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
+from collectors.provider_costs import LEDGER, PriceTable, SpendLedger, price_cost
+from collectors.providers.common import (
+    EMBEDDING, OUTCOMES, Attempt, ParseError, Params, ProbeResult, join_url, parse_rate_limits, send)
+from monitor.config_apis import DimensionsFrom, EndpointTarget
+from monitor.pg import redact
+
+log = logging.getLogger(__name__)
+
+# 10 ms .. 30 s
+BUCKETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
+EMBED_REASONS = ("malformed", "count_mismatch", "dimension_mismatch", "non_finite", "zero_vector")
+RERANK_REASONS = ("malformed", "score_count_mismatch", "invalid_index", "non_finite", "wrong_top_document")
+RETRY_STATUSES = ("rate_limited", "http_5xx")
+
+DimensionSource = Callable[[DimensionsFrom], "int | None"]
+_dimension_source: DimensionSource | None = None
+
+
+def set_dimension_source(source: DimensionSource | None) -> None:
+    """Install the resolver for ``dimensions_from`` (e.g. the pgvector collector's catalog cache).
+
+    ``source(ref)`` returns the declared dimension of ``ref.table``.``ref.column`` on database
+    target ``ref.database``, or None when unknown. ``None`` uninstalls it.
+    """
+    global _dimension_source
+    _dimension_source = source
+
+
+def get_dimension_source() -> DimensionSource | None:
+    return _dimension_source
+
+
+PMK = ("provider", "model", "kind")
+PROBE_METRICS = (
+    MetricSpec("vecmon_model_api_request_duration_seconds", "histogram",
+               "Round-trip time of probe requests (request start to last body byte) by outcome.", PMK + ("outcome",)),
+    MetricSpec("vecmon_model_api_requests_total", "counter",
+               "Probe HTTP attempts by outcome: success, http_4xx, http_5xx, rate_limited, timeout, "
+               "connection_error, bad_response.", PMK + ("outcome",)),
+    MetricSpec("vecmon_model_api_retries_total", "counter",
+               "Second attempts made because the provider sent Retry-After (at most one per probe).", PMK),
+    MetricSpec("vecmon_model_api_probe_success", "gauge",
+               "Whether the last probe got a valid answer (1) or not (0).", PMK),
+    MetricSpec("vecmon_model_api_probe_duration_seconds", "gauge",
+               "Wall time of the last probe, Retry-After wait included.", PMK),
+    MetricSpec("vecmon_model_api_last_status_code", "gauge",
+               "HTTP status of the last probe attempt (0 when no response arrived).", PMK),
+    MetricSpec("vecmon_model_api_tokens_total", "counter",
+               "Tokens the provider reported for probe requests (usage fields, TEI x-compute-tokens, Ollama "
+               "prompt_eval_count).", PMK),
+    MetricSpec("vecmon_model_api_cost_usd_total", "counter",
+               "Probe spend computed from reported usage and the price table.", PMK),
+    MetricSpec("vecmon_model_api_price_usd", "gauge",
+               "Price applied to the probe's usage, per unit (million_tokens or thousand_searches).",
+               PMK + ("unit",)),
+    MetricSpec("vecmon_model_api_server_duration_seconds", "gauge",
+               "Server-side time of the last answer as the provider reports it (TEI x-*-time headers, Ollama "
+               "total/load durations, OpenAI openai-processing-ms).", PMK + ("phase",)),
+    MetricSpec("vecmon_model_api_rate_limit_limit", "gauge",
+               "Rate limit from x-ratelimit-limit-* headers of the last response that had them.",
+               PMK + ("resource",)),
+    MetricSpec("vecmon_model_api_rate_limit_remaining", "gauge",
+               "Remaining quota from x-ratelimit-remaining-* headers.", PMK + ("resource",)),
+    MetricSpec("vecmon_model_api_rate_limit_reset_seconds", "gauge",
+               "Time until the quota resets, from x-ratelimit-reset-* headers.", PMK + ("resource",)),
+    MetricSpec("vecmon_model_api_rate_limit_headroom_ratio", "gauge",
+               "Remaining divided by limit (0 = exhausted).", PMK + ("resource",)),
+    MetricSpec("vecmon_model_api_validation_failures_total", "counter",
+               "Answers that failed validation, by reason (malformed, count_mismatch, dimension_mismatch, "
+               "non_finite, zero_vector, score_count_mismatch, invalid_index, wrong_top_document).",
+               PMK + ("reason",)),
+    MetricSpec("vecmon_embedding_dimensions", "gauge",
+               "Dimension of the vectors in the last embedding answer.", ("provider", "model")),
+    MetricSpec("vecmon_embedding_expected_dimensions", "gauge",
+               "Dimension the embeddings must have (config, or the pgvector column named by dimensions_from).",
+               ("provider", "model")),
+    MetricSpec("vecmon_embedding_dimension_mismatch", "gauge",
+               "Whether the last embedding answer's dimension differs from the expected one (1: a model change "
+               "the index does not match) or not (0).", ("provider", "model")),
+    MetricSpec("vecmon_rerank_search_units_total", "counter",
+               "Search units billed for probe re-rank requests (Cohere meta.billed_units.search_units).",
+               ("provider", "model")),
+    MetricSpec("vecmon_rerank_relevant_document_rank", "gauge",
+               "Rank (1 = first) of the known relevant document in the last re-rank answer; 0 if missing.",
+               ("provider", "model")),
+)
+
+
+def new_histogram() -> dict[str, Any]:
+    return {"buckets": [0] * len(BUCKETS), "count": 0, "sum": 0.0}
+
+
+def observe(hist: dict[str, Any], value: float) -> None:
+    for i, bound in enumerate(BUCKETS):
+        if value <= bound:
+            hist["buckets"][i] += 1
+            break
+    hist["count"] += 1
+    hist["sum"] += value
+
+
+def cumulative(hist: dict[str, Any]) -> list[tuple[str, float]]:
+    out, running = [], 0
+    for bound, count in zip(BUCKETS, hist["buckets"]):
+        running += count
+        out.append((floatToGoString(bound), running))
+    out.append(("+Inf", hist["count"]))
+    return out
+
+
+def validate_embeddings(result: ProbeResult, inputs: int, expected: int | None) -> list[str]:
+    vectors = result.embeddings or []
+    reasons = []
+    if len(vectors) != inputs:
+        reasons.append("count_mismatch")
+    lengths = {len(v) for v in vectors}
+    if (expected is not None and lengths != {expected}) or len(lengths) > 1:
+        reasons.append("dimension_mismatch")
+    if any(not math.isfinite(x) for v in vectors for x in v):
+        reasons.append("non_finite")
+    if any(all(x == 0 for x in v) for v in vectors):
+        reasons.append("zero_vector")
+    return reasons
+
+
+def rank_order(ranking: list[tuple[int, float]]) -> list[int]:
+    """Document indices best first: by score, ties in the order the provider returned them."""
+    order = sorted(range(len(ranking)), key=lambda pos: (-ranking[pos][1] if math.isfinite(ranking[pos][1])
+                                                         else math.inf, pos))
+    return [ranking[pos][0] for pos in order]
+
+
+def validate_ranking(result: ProbeResult, documents: int, relevant: int) -> list[str]:
+    ranking = result.ranking or []
+    reasons = []
+    indices = [index for index, _ in ranking]
+    if len(ranking) != documents:
+        reasons.append("score_count_mismatch")
+    if len(set(indices)) != len(indices) or any(not 0 <= i < documents for i in indices):
+        reasons.append("invalid_index")
+    if any(not math.isfinite(score) for _, score in ranking):
+        reasons.append("non_finite")
+    order = rank_order(ranking)
+    if not order or order[0] != relevant:
+        reasons.append("wrong_top_document")
+    return reasons
+
+
+class ModelProbeCollector:
+    """Probes one embedding or re-ranker endpoint per run."""
+
+    name: ClassVar[str] = "model_probe"
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = PROBE_METRICS
+    needs_connection: ClassVar[bool] = False
+
+    def __init__(self, session: requests.Session | None = None, prices: PriceTable | None = None,
+                 ledger: SpendLedger | None = None, default_dimension_source: DimensionSource | None = None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        self.session = session or requests.Session()
+        self.prices = prices if prices is not None else PriceTable()
+        self.ledger = ledger if ledger is not None else LEDGER
+        self.default_dimension_source = default_dimension_source
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- setup
+
+    @staticmethod
+    def params(endpoint: EndpointTarget) -> Params:
+        return Params(provider=endpoint.provider, model=endpoint.model, api_key=endpoint.key(),
+                      input_type=endpoint.input_type, output_dimension=endpoint.output_dimension,
+                      deployment=endpoint.deployment, api_version=endpoint.api_version)
+
+    def expected_dimensions(self, endpoint: EndpointTarget, state: dict) -> int | None:
+        if endpoint.dimensions is not None:
+            return endpoint.dimensions
+        ref = endpoint.dimensions_from
+        if ref is None:
+            return None
+        source = _dimension_source or self.default_dimension_source
+        if source is None:
+            return None
+        try:
+            dims = source(ref)
+        except Exception as exc:  # noqa: BLE001 - a resolver problem must not stop the probe
+            if not state.get("_dims_error_logged"):
+                log.warning("endpoint %s: cannot read dimensions of %s.%s on %s: %s", endpoint.name, ref.table,
+                            ref.column, ref.database, type(exc).__name__)
+                state["_dims_error_logged"] = True
+            return None
+        state.pop("_dims_error_logged", None)
+        return dims if isinstance(dims, int) and dims > 0 else None
+
+    # -- one run
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        endpoint: EndpointTarget = ctx.settings
+        kind = endpoint.kind
+        try:
+            module = providers.get(endpoint.provider)
+        except KeyError as exc:
+            raise CollectorError(str(exc)) from None
+        if kind not in module.KINDS:
+            raise CollectorError(f"provider {endpoint.provider} has no {kind} API")
+        params = self.params(endpoint)
+        base = endpoint.url or module.default_url(params)
+        if not base:
+            raise CollectorError(f"provider {endpoint.provider} needs url")
+        probe = endpoint.probe
+        if kind == EMBEDDING:
+            request, parse = module.embed_request(params, probe.texts), module.parse_embed
+        else:
+            request, parse = module.rerank_request(params, probe.query, probe.documents), module.parse_rerank
+        if endpoint.headers:  # configured headers win (e.g. a gateway's own auth header)
+            request = replace(request, headers={**request.headers, **{
+                name: value.get_secret_value() for name, value in endpoint.headers.items()}})
+        url = join_url(base, request.path)
+        state = ctx.state
+        expected = self.expected_dimensions(endpoint, state) if kind == EMBEDDING else None
+        state["expected_dims"] = expected
+        secrets = endpoint.secrets()
+
+        timeout = endpoint.timeout_for(self.name)
+        started = time.perf_counter()
+        deadline = started + timeout
+        attempt: Attempt | None = None
+        for attempt_no in (1, 2):
+            attempt = send(self.session, url, request, deadline, verify=endpoint.tls_verify)
+            result: ProbeResult | None = None
+            reasons: list[str] = []
+            if attempt.outcome == "success":
+                try:
+                    result = parse(attempt.body, attempt.headers, params)
+                except ParseError as exc:
+                    reasons = ["malformed"]
+                    attempt.error = f"unexpected response shape: {exc}"
+                else:
+                    reasons = (validate_embeddings(result, len(probe.texts), expected) if kind == EMBEDDING
+                               else validate_ranking(result, len(probe.documents), probe.relevant))
+                if reasons:
+                    attempt.outcome = "bad_response"
+                    attempt.error = attempt.error or "invalid answer: " + ", ".join(reasons)
+            elif attempt.outcome == "bad_response" and attempt.status and 200 <= attempt.status < 300:
+                reasons = ["malformed"]  # undecodable JSON or an oversized body
+            self._record(state, attempt, reasons, kind)
+            if result is not None:
+                self._account(endpoint, state, result)
+            if attempt.outcome != "success":
+                log.info("probe %s (%s %s): %s, %s", endpoint.name, endpoint.provider, kind, attempt.outcome,
+                         redact(attempt.error, secrets))
+            if attempt_no == 1 and attempt.outcome in RETRY_STATUSES and attempt.retry_after is not None:
+                reserve = min(1.0, timeout * 0.25)
+                if attempt.retry_after + reserve <= deadline - time.perf_counter():
+                    state["retries"] = state.get("retries", 0) + 1
+                    self.sleep(attempt.retry_after)
+                    continue
+            break
+        assert attempt is not None
+        state["last"] = {"success": attempt.outcome == "success", "status": attempt.status,
+                         "duration": time.perf_counter() - started}
+        return self._emit(endpoint, state)
+
+    def _record(self, state: dict, attempt: Attempt, reasons: list[str], kind: str) -> None:
+        requests_by_outcome = state.setdefault("requests", dict.fromkeys(OUTCOMES, 0))
+        requests_by_outcome[attempt.outcome] += 1
+        observe(state.setdefault("hist", {}).setdefault(attempt.outcome, new_histogram()), attempt.latency)
+        failures = state.setdefault("validation", dict.fromkeys(EMBED_REASONS if kind == EMBEDDING
+                                                                else RERANK_REASONS, 0))
+        for reason in reasons:
+            failures[reason] = failures.get(reason, 0) + 1
+        limits = parse_rate_limits(attempt.headers)
+        if limits:
+            state["rate_limits"] = limits
+
+    def _account(self, endpoint: EndpointTarget, state: dict, result: ProbeResult) -> None:
+        if result.server_timings:
+            state["server_timings"] = dict(result.server_timings)
+        if result.embeddings:
+            state["observed_dims"] = len(result.embeddings[0])
+        if result.ranking is not None:
+            order = rank_order(result.ranking)
+            relevant = endpoint.probe.relevant
+            state["relevant_rank"] = order.index(relevant) + 1 if relevant in order else 0
+        if result.tokens is not None:
+            state["tokens"] = state.get("tokens", 0) + result.tokens
+        if result.search_units is not None:
+            state["search_units"] = state.get("search_units", 0.0) + result.search_units
+        now = self.clock()
+        today = datetime.fromtimestamp(now, timezone.utc).date()
+        entry = self.prices.lookup(endpoint.pricing_provider or endpoint.provider, endpoint.model, today)
+        state["price"] = entry
+        cost = price_cost(entry, result.tokens, result.search_units)
+        if cost is not None:
+            state["cost"] = state.get("cost", 0.0) + cost
+            self.ledger.add(endpoint.name, cost, today)
+
+    def _emit(self, endpoint: EndpointTarget, state: dict) -> list[Metric]:
+        out = Emitter(endpoint.name, self.METRICS)
+        pmk = (endpoint.provider, endpoint.model, endpoint.kind)
+        pm = pmk[:2]
+        for outcome in OUTCOMES:
+            hist = state.get("hist", {}).get(outcome)
+            if hist is not None:
+                out.histogram("vecmon_model_api_request_duration_seconds", cumulative(hist), hist["sum"], *pmk,
+                              outcome)
+            out.add("vecmon_model_api_requests_total", state["requests"][outcome], *pmk, outcome)
+        out.add("vecmon_model_api_retries_total", state.get("retries", 0), *pmk)
+        last = state["last"]
+        out.add("vecmon_model_api_probe_success", 1 if last["success"] else 0, *pmk)
+        out.add("vecmon_model_api_probe_duration_seconds", last["duration"], *pmk)
+        out.add("vecmon_model_api_last_status_code", last["status"], *pmk)
+        out.add("vecmon_model_api_tokens_total", state.get("tokens", 0), *pmk)
+        for reason, count in state["validation"].items():
+            out.add("vecmon_model_api_validation_failures_total", count, *pmk, reason)
+        entry = state.get("price") or self.prices.lookup(endpoint.pricing_provider or endpoint.provider,
+                                                         endpoint.model)
+        if entry is not None:
+            out.add("vecmon_model_api_cost_usd_total", state.get("cost", 0.0), *pmk)
+            if entry.usd_per_1m_tokens is not None:
+                out.add("vecmon_model_api_price_usd", entry.usd_per_1m_tokens, *pmk, "million_tokens")
+            else:
+                out.add("vecmon_model_api_price_usd", entry.usd_per_1k_searches, *pmk, "thousand_searches")
+        for phase, seconds in sorted(state.get("server_timings", {}).items()):
+            out.add("vecmon_model_api_server_duration_seconds", seconds, *pmk, phase)
+        for resource, values in sorted(state.get("rate_limits", {}).items()):
+            if "limit" in values:
+                out.add("vecmon_model_api_rate_limit_limit", values["limit"], *pmk, resource)
+            if "remaining" in values:
+                out.add("vecmon_model_api_rate_limit_remaining", values["remaining"], *pmk, resource)
+            if "reset" in values:
+                out.add("vecmon_model_api_rate_limit_reset_seconds", values["reset"], *pmk, resource)
+            if values.get("limit") and "remaining" in values:
+                out.add("vecmon_model_api_rate_limit_headroom_ratio", values["remaining"] / values["limit"], *pmk,
+                        resource)
+        if endpoint.kind == EMBEDDING:
+            observed, expected = state.get("observed_dims"), state.get("expected_dims")
+            if observed is not None:
+                out.add("vecmon_embedding_dimensions", observed, *pm)
+            if expected is not None:
+                out.add("vecmon_embedding_expected_dimensions", expected, *pm)
+                if observed is not None:
+                    out.add("vecmon_embedding_dimension_mismatch", 1 if observed != expected else 0, *pm)
+        else:
+            if "search_units" in state or endpoint.provider == "cohere":
+                out.add("vecmon_rerank_search_units_total", state.get("search_units", 0.0), *pm)
+            if "relevant_rank" in state:
+                out.add("vecmon_rerank_relevant_document_rank", state["relevant_rank"], *pm)
+        return out.families()
+
+
+__all__ = ["BUCKETS", "PROBE_METRICS", "ModelProbeCollector", "get_dimension_source", "set_dimension_source"]

@@ -1,0 +1,379 @@
+"""Money: the price table, a spend ledger, the OpenAI organization cost/usage poller, and budgets.
+
+- :class:`PriceTable`: dated prices from ``config/prices.yaml`` (or ``pricing.file``) plus the
+  config's ``pricing.prices`` overrides. Lookup: overrides first, then the table; within each,
+  the newest entry whose ``effective`` date is on or before the day of use; ``model: "*"``
+  matches every model of that provider.
+- :class:`SpendLedger`: USD per (source, UTC day). Probes add their computed spend; cost-API
+  pollers replace whole days (the provider restates recent days). Budgets read it. One
+  process-wide ledger (:data:`LEDGER`) survives config reloads; probe spend before a restart
+  is not remembered, provider-API spend is re-read.
+- :class:`ProviderCostsCollector`: ``GET /v1/organization/costs`` (daily buckets, USD) and
+  ``GET /v1/organization/usage/embeddings`` (tokens, requests by model) with an admin key.
+  Each poll re-reads from the start of the month or ``lookback_days`` ago, whichever is
+  earlier, and replaces those days. A failed poll is data (``vecmon_cost_api_polls_total``),
+  and the last good values keep being served.
+- :class:`BudgetCollector`: spend of the current UTC day and month of the configured sources
+  against ``daily_usd``/``monthly_usd``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, ClassVar, Iterable
+
+import requests
+from prometheus_client.core import Metric
+
+from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
+from collectors.providers.common import ApiRequest, ParseError, as_dict, as_list, field_of, join_url, send
+from monitor.config_apis import (DEFAULT_PRICE_FILE, Budget, CostApiTarget, PriceEntry, Pricing,
+                                 load_price_file)
+
+log = logging.getLogger(__name__)
+
+PERIODS = ("day", "month")
+
+
+# --------------------------------------------------------------------------- prices
+
+
+class PriceTable:
+    def __init__(self, entries: Iterable[PriceEntry] = (), overrides: Iterable[PriceEntry] = ()):
+        self.entries = list(entries)
+        self.overrides = list(overrides)
+
+    @classmethod
+    def load(cls, pricing: Pricing | None = None) -> "PriceTable":
+        """The table file plus overrides. Never raises: a missing or broken table is logged and
+        only the overrides are used (``pricing.file`` was already validated with the config)."""
+        pricing = pricing or Pricing()
+        try:
+            entries = load_price_file(pricing.file or DEFAULT_PRICE_FILE)
+        except ValueError as exc:
+            log.error("%s; only pricing.prices overrides apply", exc)
+            entries = []
+        return cls(entries, pricing.prices)
+
+    @staticmethod
+    def _best(entries: list[PriceEntry], provider: str, model: str, on: date) -> PriceEntry | None:
+        model = model.lower()
+        matching = [e for e in entries if e.provider == provider and e.effective <= on
+                    and (e.model == "*" or e.model.lower() == model)]
+        if not matching:
+            return None
+        # newest date first; an exact model name beats "*" on the same date
+        return max(matching, key=lambda e: (e.effective, e.model != "*"))
+
+    def lookup(self, provider: str, model: str, on: date | None = None) -> PriceEntry | None:
+        on = on or datetime.now(timezone.utc).date()
+        return self._best(self.overrides, provider, model, on) or self._best(self.entries, provider, model, on)
+
+
+def price_cost(entry: PriceEntry | None, tokens: int | None, search_units: float | None) -> float | None:
+    """USD for one response's usage; None when the entry's unit is not in the response."""
+    if entry is None:
+        return None
+    if entry.usd_per_1m_tokens is not None:
+        return None if tokens is None else tokens * entry.usd_per_1m_tokens / 1_000_000
+    return None if search_units is None else search_units * entry.usd_per_1k_searches / 1_000
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+class SpendLedger:
+    """USD per (source, UTC day), thread-safe."""
+
+    KEEP_DAYS = 62
+
+    def __init__(self) -> None:
+        self._days: dict[str, dict[date, float]] = {}
+        self._lock = threading.Lock()
+
+    def _prune(self, days: dict[date, float], today: date) -> None:
+        for day in [d for d in days if (today - d).days > self.KEEP_DAYS]:
+            del days[day]
+
+    def add(self, source: str, usd: float, day: date) -> None:
+        with self._lock:
+            days = self._days.setdefault(source, {})
+            days[day] = days.get(day, 0.0) + usd
+            self._prune(days, day)
+
+    def replace(self, source: str, since: date, days: dict[date, float], today: date) -> None:
+        """Replace every day from ``since`` on with ``days`` (a restating poll)."""
+        with self._lock:
+            current = self._days.setdefault(source, {})
+            for day in [d for d in current if d >= since]:
+                del current[day]
+            current.update(days)
+            self._prune(current, today)
+
+    def known(self, source: str) -> bool:
+        with self._lock:
+            return source in self._days
+
+    def spend(self, sources: Iterable[str], today: date) -> dict[str, float]:
+        """{"day": spend today, "month": spend this month} over ``sources``."""
+        month_start = today.replace(day=1)
+        out = {"day": 0.0, "month": 0.0}
+        with self._lock:
+            for source in sources:
+                for day, usd in self._days.get(source, {}).items():
+                    if day == today:
+                        out["day"] += usd
+                    if month_start <= day <= today:
+                        out["month"] += usd
+        return out
+
+
+LEDGER = SpendLedger()
+
+
+def utc_today(clock: Callable[[], float] = time.time) -> date:
+    return datetime.fromtimestamp(clock(), timezone.utc).date()
+
+
+# --------------------------------------------------------------------------- OpenAI cost/usage poller
+
+COST_METRICS = (
+    MetricSpec("vecmon_cost_provider_spend_usd", "gauge",
+               "Spend reported by the provider's cost API for the current UTC day or month (restated days "
+               "replaced).", ("provider", "period")),
+    MetricSpec("vecmon_cost_provider_line_item_spend_usd", "gauge",
+               "Provider-reported spend per line item for the current UTC day or month (top max_series).",
+               ("provider", "period", "line_item")),
+    MetricSpec("vecmon_cost_provider_embedding_tokens", "gauge",
+               "Embedding input tokens reported by the provider's usage API for the current UTC day or month.",
+               ("provider", "period", "model")),
+    MetricSpec("vecmon_cost_provider_embedding_requests", "gauge",
+               "Embedding requests reported by the provider's usage API for the current UTC day or month.",
+               ("provider", "period", "model")),
+    MetricSpec("vecmon_cost_api_polls_total", "counter",
+               "Polls of a provider cost/usage API by outcome (success, http_4xx, http_5xx, rate_limited, "
+               "timeout, connection_error, bad_response).", ("provider", "api", "outcome")),
+    MetricSpec("vecmon_cost_api_last_success_timestamp_seconds", "gauge",
+               "Unix time of the last successful poll of a provider cost/usage API.", ("provider", "api")),
+)
+
+POLL_OUTCOMES = ("success", "http_4xx", "http_5xx", "rate_limited", "timeout", "connection_error", "bad_response")
+MAX_PAGES = 50
+
+
+class PollFailed(Exception):
+    def __init__(self, outcome: str, message: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class ProviderCostsCollector:
+    """Polls OpenAI's organization costs and embeddings-usage APIs (admin key)."""
+
+    name: ClassVar[str] = "provider_costs"
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = COST_METRICS
+    needs_connection: ClassVar[bool] = False
+
+    def __init__(self, session: requests.Session | None = None, ledger: SpendLedger | None = None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        self.session = session or requests.Session()
+        self.ledger = ledger if ledger is not None else LEDGER
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- HTTP
+
+    def _get(self, target: CostApiTarget, path: str, params: dict[str, Any], deadline: float) -> dict:
+        request = ApiRequest(path, {}, {"Authorization": f"Bearer {target.key()}"}, params, method="GET")
+        for attempt_no in (1, 2):
+            attempt = send(self.session, join_url(target.url, path), request, deadline)
+            if (attempt_no == 1 and attempt.retry_after is not None
+                    and attempt.retry_after < (deadline - time.perf_counter()) * 0.75):
+                self.sleep(attempt.retry_after)
+                continue
+            break
+        if attempt.outcome != "success":
+            raise PollFailed(attempt.outcome, attempt.error)
+        return as_dict(attempt.body, "response")
+
+    def _pages(self, target: CostApiTarget, path: str, params: dict[str, Any], deadline: float) -> list[dict]:
+        buckets: list[dict] = []
+        page: str | None = None
+        for _ in range(MAX_PAGES):
+            body = self._get(target, path, {**params, **({"page": page} if page else {})}, deadline)
+            if body.get("object") != "page":
+                raise ParseError("response.object: expected 'page'")
+            buckets.extend(as_list(field_of(body, "data", "response"), "response.data"))
+            if not body.get("has_more"):
+                return buckets
+            page = body.get("next_page")
+            if not isinstance(page, str) or not page:
+                raise ParseError("has_more without next_page")
+        raise ParseError(f"more than {MAX_PAGES} pages")
+
+    @staticmethod
+    def _bucket_day(bucket: Any) -> date:
+        start = field_of(bucket, "start_time", "bucket")
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise ParseError("bucket.start_time: expected an integer")
+        return datetime.fromtimestamp(start, timezone.utc).date()
+
+    def _poll(self, state: dict, api: str, fetch: Callable[[], dict], now: float) -> None:
+        polls = state.setdefault("polls", {}).setdefault(api, dict.fromkeys(POLL_OUTCOMES, 0))
+        try:
+            state[api] = fetch()
+        except PollFailed as exc:
+            polls[exc.outcome] += 1
+            log.info("cost API %s poll failed: %s (%s)", api, exc.outcome, exc)
+            return
+        except ParseError as exc:
+            polls["bad_response"] += 1
+            log.info("cost API %s poll failed: unexpected response (%s)", api, exc)
+            return
+        polls["success"] += 1
+        state.setdefault("last_success", {})[api] = now
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        target: CostApiTarget = ctx.settings
+        if target.key() is None:
+            raise CollectorError("no admin key configured")
+        now = self.clock()
+        today = utc_today(lambda: now)
+        start = min(today.replace(day=1), today - timedelta(days=target.lookback_days - 1))
+        ndays = (today - start).days + 1
+        start_time = int(datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp())
+        deadline = time.perf_counter() + target.timeout_for(self.name)
+        state = ctx.state
+
+        def costs() -> dict:
+            params: dict[str, Any] = {"start_time": start_time, "bucket_width": "1d", "limit": min(180, ndays)}
+            if target.line_items:
+                params["group_by"] = ["line_item"]
+            if target.project_ids:
+                params["project_ids"] = list(target.project_ids)
+            days: dict[str, dict[str, float]] = {}
+            for bucket in self._pages(target, "/organization/costs", params, deadline):
+                day = self._bucket_day(bucket)
+                rows = days.setdefault(day.isoformat(), {})
+                for i, result in enumerate(as_list(field_of(bucket, "results", "bucket"), "bucket.results")):
+                    amount = as_dict(field_of(result, "amount", f"results[{i}]"), f"results[{i}].amount")
+                    value = amount.get("value")
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise ParseError(f"results[{i}].amount.value: expected a number")
+                    item = result.get("line_item") if isinstance(result.get("line_item"), str) else ""
+                    rows[item] = rows.get(item, 0.0) + float(value)
+            return self._merge(state.get("costs"), days, start)
+
+        def usage() -> dict:
+            params: dict[str, Any] = {"start_time": start_time, "bucket_width": "1d", "limit": min(31, ndays),
+                                      "group_by": ["model"]}
+            if target.project_ids:
+                params["project_ids"] = list(target.project_ids)
+            days: dict[str, dict[str, list[float]]] = {}
+            for bucket in self._pages(target, "/organization/usage/embeddings", params, deadline):
+                rows = days.setdefault(self._bucket_day(bucket).isoformat(), {})
+                for i, result in enumerate(as_list(field_of(bucket, "results", "bucket"), "bucket.results")):
+                    result = as_dict(result, f"results[{i}]")
+                    model = result.get("model") if isinstance(result.get("model"), str) else ""
+                    row = rows.setdefault(model, [0.0, 0.0])
+                    for slot, key in ((0, "input_tokens"), (1, "num_model_requests")):
+                        value = result.get(key, 0)
+                        if isinstance(value, bool) or not isinstance(value, (int, float)):
+                            raise ParseError(f"results[{i}].{key}: expected a number")
+                        row[slot] += value
+            return self._merge(state.get("usage"), days, start)
+
+        self._poll(state, "costs", costs, now)
+        if target.usage:
+            self._poll(state, "usage", usage, now)
+        if "costs" in state:
+            totals = {date.fromisoformat(d): sum(rows.values()) for d, rows in state["costs"].items()}
+            self.ledger.replace(target.name, start, {d: v for d, v in totals.items() if d >= start}, today)
+        return self._emit(target, state, today)
+
+    @staticmethod
+    def _merge(previous: dict | None, fresh: dict, since: date) -> dict:
+        """Days before ``since`` from the previous poll (this month only), the rest from ``fresh``."""
+        kept = {d: v for d, v in (previous or {}).items() if date.fromisoformat(d) < since}
+        return {**kept, **fresh}
+
+    def _emit(self, target: CostApiTarget, state: dict, today: date) -> list[Metric]:
+        out = Emitter(target.name, self.METRICS)
+        provider = target.provider
+        month_start = today.replace(day=1)
+
+        def in_period(day: str, period: str) -> bool:
+            d = date.fromisoformat(day)
+            return d == today if period == "day" else month_start <= d <= today
+
+        if "costs" in state:
+            for period in PERIODS:
+                per_item: dict[str, float] = {}
+                for day, rows in state["costs"].items():
+                    if in_period(day, period):
+                        for item, usd in rows.items():
+                            per_item[item] = per_item.get(item, 0.0) + usd
+                out.add("vecmon_cost_provider_spend_usd", sum(per_item.values()), provider, period)
+                if target.line_items:
+                    top = sorted(per_item.items(), key=lambda kv: -kv[1])[:target.max_series]
+                    for item, usd in top:
+                        out.add("vecmon_cost_provider_line_item_spend_usd", usd, provider, period, item)
+        if "usage" in state:
+            for period in PERIODS:
+                per_model: dict[str, list[float]] = {}
+                for day, rows in state["usage"].items():
+                    if in_period(day, period):
+                        for model, (tokens, reqs) in rows.items():
+                            acc = per_model.setdefault(model, [0.0, 0.0])
+                            acc[0] += tokens
+                            acc[1] += reqs
+                for model, (tokens, reqs) in sorted(per_model.items(), key=lambda kv: -kv[1][0])[:target.max_series]:
+                    out.add("vecmon_cost_provider_embedding_tokens", tokens, provider, period, model)
+                    out.add("vecmon_cost_provider_embedding_requests", reqs, provider, period, model)
+        for api, counts in state.get("polls", {}).items():
+            for outcome, count in counts.items():
+                out.add("vecmon_cost_api_polls_total", count, provider, api, outcome)
+        for api, when in state.get("last_success", {}).items():
+            out.add("vecmon_cost_api_last_success_timestamp_seconds", when, provider, api)
+        return out.families()
+
+
+# --------------------------------------------------------------------------- budgets
+
+BUDGET_METRICS = (
+    MetricSpec("vecmon_cost_budget_spend_usd", "gauge",
+               "Spend of the budget's sources in the current UTC day or month (probe spend is counted since "
+               "vecmon started; cost APIs are authoritative).", ("period",)),
+    MetricSpec("vecmon_cost_budget_limit_usd", "gauge", "The budget's configured limit for the period.",
+               ("period",)),
+    MetricSpec("vecmon_cost_budget_used_ratio", "gauge", "Spend divided by the limit for the period (1 = exhausted).",
+               ("period",)),
+    MetricSpec("vecmon_cost_budget_sources_missing", "gauge",
+               "Sources of the budget that have reported no spend data yet (their spend counts as 0)."),
+)
+
+
+class BudgetCollector:
+    name: ClassVar[str] = "budget"
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = BUDGET_METRICS
+    needs_connection: ClassVar[bool] = False
+
+    def __init__(self, ledger: SpendLedger | None = None, clock: Callable[[], float] = time.time):
+        self.ledger = ledger if ledger is not None else LEDGER
+        self.clock = clock
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        budget: Budget = ctx.settings
+        out = Emitter(budget.name, self.METRICS)
+        spend = self.ledger.spend(budget.sources, utc_today(self.clock))
+        limits = {"day": budget.daily_usd, "month": budget.monthly_usd}
+        for period in PERIODS:
+            out.add("vecmon_cost_budget_spend_usd", spend[period], period)
+            if limits[period] is not None:
+                out.add("vecmon_cost_budget_limit_usd", limits[period], period)
+                out.add("vecmon_cost_budget_used_ratio", spend[period] / limits[period], period)
+        out.add("vecmon_cost_budget_sources_missing", sum(not self.ledger.known(s) for s in budget.sources))
+        return out.families()

@@ -1,0 +1,330 @@
+"""What every provider module shares: the request/result types, strict JSON accessors,
+response-header parsing (rate limits, Retry-After) and one bounded HTTP attempt.
+
+A provider module builds an :class:`ApiRequest` and parses a decoded JSON body (plus the
+response headers) into a :class:`ProbeResult`; anything that does not match the provider's
+documented shape raises :class:`ParseError`, which the probe counts as ``bad_response``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping
+
+import requests
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util import Timeout
+
+EMBEDDING, RERANK = "embedding", "rerank"
+
+OUTCOMES = ("success", "http_4xx", "http_5xx", "rate_limited", "timeout", "connection_error", "bad_response")
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class ParseError(ValueError):
+    """The response body does not have the provider's documented shape."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Endpoint settings a provider module needs to build a request."""
+
+    provider: str  # the configured provider name (variants share a module)
+    model: str
+    api_key: str | None = None
+    input_type: str | None = None
+    output_dimension: int | None = None
+    deployment: str | None = None
+    api_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    path: str  # appended to the endpoint's base URL
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # query string
+    method: str = "POST"
+
+
+@dataclass
+class ProbeResult:
+    """A parsed answer, in the provider's own terms."""
+
+    embeddings: list[list[float]] | None = None
+    ranking: list[tuple[int, float]] | None = None  # (document index, score), in the order returned
+    tokens: int | None = None  # billed/used tokens as the provider reports them
+    search_units: float | None = None  # Cohere rerank billing unit
+    server_timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    model: str | None = None  # model named in the response
+
+
+# --------------------------------------------------------------------------- JSON accessors
+
+
+def as_dict(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ParseError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def as_list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise ParseError(f"{where}: expected an array, got {type(value).__name__}")
+    return value
+
+
+def field_of(obj: Any, key: str, where: str) -> Any:
+    obj = as_dict(obj, where)
+    if key not in obj:
+        raise ParseError(f"{where}: missing {key!r}")
+    return obj[key]
+
+
+def as_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParseError(f"{where}: expected an integer, got {value!r:.40}")
+    return value
+
+
+def as_number(value: Any, where: str) -> float:
+    if value is None:  # a server that cannot serialise NaN sends null
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParseError(f"{where}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def vector(value: Any, where: str) -> list[float]:
+    return [as_number(x, where) for x in as_list(value, where)]
+
+
+def optional_int(obj: Any, *path: str) -> int | None:
+    """obj[path[0]][path[1]]... when every step exists and the leaf is an integer, else None."""
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
+        return None
+    return int(obj)
+
+
+def optional_number(obj: Any, *path: str) -> float | None:
+    """Like :func:`optional_int` but keeps fractions (e.g. Cohere ``search_units``)."""
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
+        return None
+    return float(obj)
+
+
+def indexed_items(items: list, where: str, vector_key: str) -> list[list[float]]:
+    """``[{index, <vector_key>}]`` (OpenAI-style ``data``) -> vectors ordered by index, indices 0..n-1."""
+    by_index: dict[int, list[float]] = {}
+    for i, item in enumerate(items):
+        index = as_int(field_of(item, "index", f"{where}[{i}]"), f"{where}[{i}].index")
+        if index in by_index:
+            raise ParseError(f"{where}: index {index} twice")
+        by_index[index] = vector(field_of(item, vector_key, f"{where}[{i}]"), f"{where}[{i}].{vector_key}")
+    if sorted(by_index) != list(range(len(by_index))):
+        raise ParseError(f"{where}: indices are not 0..{len(by_index) - 1}")
+    return [by_index[i] for i in range(len(by_index))]
+
+
+def ranked_items(items: list, where: str, score_key: str) -> list[tuple[int, float]]:
+    out = []
+    for i, item in enumerate(items):
+        index = as_int(field_of(item, "index", f"{where}[{i}]"), f"{where}[{i}].index")
+        score = as_number(field_of(item, score_key, f"{where}[{i}]"), f"{where}[{i}].{score_key}")
+        out.append((index, score))
+    return out
+
+
+def bearer(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def header_millis(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number / 1000.0 if number is not None and math.isfinite(number) and number >= 0 else None
+
+
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- headers
+
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+
+
+def parse_duration_header(value: str | None) -> float | None:
+    """``6m0s``, ``12ms``, ``1h2m3.5s`` (Go ``time.Duration`` strings, as OpenAI sends) or plain seconds."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _GO_PART.finditer(value):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        pos = match.end()
+    return total if pos == len(value) and pos > 0 else None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as delta-seconds or an HTTP-date (RFC 9110 10.2.3); None when absent or invalid."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+RATE_LIMIT_RESOURCES = ("requests", "tokens")
+
+
+def parse_rate_limits(headers: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (OpenAI, Azure OpenAI, LiteLLM...).
+
+    Returns resource -> {limit, remaining, reset} with whatever parsed; empty when none are sent.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for resource in RATE_LIMIT_RESOURCES:
+        values: dict[str, float] = {}
+        for part in ("limit", "remaining"):
+            raw = headers.get(f"x-ratelimit-{part}-{resource}")
+            try:
+                number = float(raw) if raw is not None else None
+            except ValueError:
+                number = None
+            if number is not None and math.isfinite(number):
+                values[part] = number
+        reset = parse_duration_header(headers.get(f"x-ratelimit-reset-{resource}"))
+        if reset is not None:
+            values["reset"] = reset
+        if values:
+            out[resource] = values
+    return out
+
+
+# --------------------------------------------------------------------------- one HTTP attempt
+
+
+@dataclass
+class Attempt:
+    """The result of one HTTP request, classified."""
+
+    outcome: str
+    status: int = 0  # 0 when no response arrived
+    latency: float = 0.0  # perf_counter seconds, request start to last body byte
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None  # decoded JSON for 2xx responses
+    error: str = ""  # short, secret-free description (exception type or "HTTP 503")
+    retry_after: float | None = None
+
+
+def classify_status(status: int) -> str:
+    if 200 <= status < 300:
+        return "success"
+    if status == 429:
+        return "rate_limited"
+    if 400 <= status < 500:
+        return "http_4xx"
+    if status >= 500:
+        return "http_5xx"
+    return "bad_response"  # 1xx/3xx: redirects are not followed
+
+
+def send(session: requests.Session, url: str, request: ApiRequest, deadline: float, *,
+         verify: bool = True, max_bytes: int = MAX_BODY_BYTES) -> Attempt:
+    """One request bounded by ``deadline`` (a perf_counter value): connect + read, body included.
+
+    Never raises for network or HTTP problems; the outcome says what happened.
+    """
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return Attempt("timeout", error="no time left")
+    # total= bounds connect + read together (urllib3 gives the read what the connect left over)
+    timeout = Timeout(connect=remaining, read=remaining, total=remaining)
+    start = time.perf_counter()
+    try:
+        response = session.request(
+            request.method, url, params=request.params or None, headers=request.headers,
+            json=request.body if request.method != "GET" else None,
+            timeout=timeout, stream=True, allow_redirects=False, verify=verify)
+    except requests.exceptions.ConnectTimeout:
+        return Attempt("timeout", latency=time.perf_counter() - start, error="ConnectTimeout")
+    except requests.exceptions.Timeout:
+        return Attempt("timeout", latency=time.perf_counter() - start, error="ReadTimeout")
+    except requests.exceptions.RequestException as exc:  # refused, reset, DNS, TLS, bad URL
+        return Attempt("connection_error", latency=time.perf_counter() - start, error=type(exc).__name__)
+    try:
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(65536):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    return Attempt("bad_response", response.status_code, time.perf_counter() - start,
+                                   response.headers, error="response too large")
+                if time.perf_counter() > deadline:
+                    return Attempt("timeout", response.status_code, time.perf_counter() - start,
+                                   response.headers, error="body read timed out")
+        except requests.exceptions.RequestException as exc:
+            # requests wraps a body-read timeout (urllib3 ReadTimeoutError) in a ConnectionError
+            timed_out = isinstance(exc, requests.exceptions.Timeout) or any(
+                isinstance(arg, ReadTimeoutError) for arg in exc.args)
+            return Attempt("timeout" if timed_out else "connection_error", response.status_code,
+                           time.perf_counter() - start, response.headers,
+                           error="ReadTimeout" if timed_out else type(exc).__name__)
+        latency = time.perf_counter() - start
+    finally:
+        response.close()
+    status = response.status_code
+    outcome = classify_status(status)
+    attempt = Attempt(outcome, status, latency, response.headers)
+    if outcome != "success":
+        attempt.error = f"HTTP {status}"
+        if status in (429, 503):
+            attempt.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return attempt
+    try:
+        attempt.body = json.loads(b"".join(chunks))
+    except ValueError:  # includes UnicodeDecodeError
+        attempt.outcome, attempt.error = "bad_response", "malformed JSON"
+    return attempt
+
+
+def join_url(base: str, path: str) -> str:
+    return base.rstrip("/") + path

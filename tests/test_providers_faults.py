@@ -1,0 +1,413 @@
+"""Injected faults land in the right outcome class, latency is measured to within 10 ms,
+probes retry only on Retry-After, the daemon keeps serving, and secrets never leak."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import pytest
+from prometheus_client import generate_latest
+
+from collectors.model_probe import BUCKETS, set_dimension_source
+from collectors.provider_costs import SpendLedger
+from fake_providers import FakeProvider, Fault, Probe
+from monitor.api_jobs import build_api_jobs
+from monitor.config import Config
+from monitor.exposition import build_registry
+from monitor.loader import parse_config
+from monitor.scheduler import Runtime
+from monitor.snapshot import SnapshotStore
+
+TOLERANCE = 0.010  # the issue's bound: measured latency within 10 ms of the injected delay
+SLACK = 0.15  # scheduling slack for "bounded by the timeout" wall-clock checks on a busy machine
+
+
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_dimension_source():
+    yield
+    set_dimension_source(None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def measure(probe: Probe, fake: FakeProvider, delay: float, attempts: int = 5) -> list[float]:
+    """Observations of up to ``attempts`` probes with ``delay`` injected, stopping at the first
+    within tolerance: a busy CI machine can delay any one request, but the measurement method
+    itself must add less than 10 ms."""
+    observed = []
+    for _ in range(attempts):
+        before = probe.state.get("hist", {}).get("success", {}).get("sum", 0.0)
+        fake.push(Fault(delay=delay))
+        run = probe.run()
+        observed.append(run.latency_sum() - before)
+        if observed[-1] - delay < TOLERANCE:
+            break
+    return observed
+
+
+@pytest.mark.parametrize("provider,kind,delay", [("openai", "embedding", 0.05), ("tei", "rerank", 0.25),
+                                                 ("cohere", "embedding", 0.12), ("ollama", "embedding", 0.3)])
+def test_measured_latency_is_within_10ms_of_the_injected_delay(provider, kind, delay):
+    with FakeProvider(provider) as fake:
+        probe = Probe(fake, kind)
+        probe.run()  # warm the keep-alive connection
+        observed = measure(probe, fake, delay)
+        assert all(o >= delay for o in observed), observed  # never less than the server took
+        assert min(observed) - delay < TOLERANCE, f"observed {observed} for delay {delay}s"
+        last = observed[-1]
+        run = probe.run()  # one more, undelayed, to read the state back
+        assert run.latency_count() == len(observed) + 2
+        # the observation landed in the first bucket whose bound is >= it
+        bound = next(b for b in BUCKETS if last <= b)
+        assert run.value("vecmon_model_api_request_duration_seconds_bucket", outcome="success",
+                         le=str(float(bound))) >= 1
+        assert run.value("vecmon_model_api_request_duration_seconds_bucket", outcome="success",
+                         le="+Inf") == len(observed) + 2
+
+
+def test_cold_connection_latency_is_within_10ms_too():
+    errors = []
+    for _ in range(5):
+        with FakeProvider("voyage") as fake:
+            fake.push(Fault(delay=0.2))
+            run = Probe(fake).run()  # a new session: TCP connect included
+            errors.append(run.latency_sum() - 0.2)
+            assert run.value("vecmon_model_api_probe_duration_seconds") >= run.latency_sum()
+        if errors[-1] < TOLERANCE:
+            break
+    assert all(e >= 0 for e in errors) and min(errors) < TOLERANCE, errors
+
+
+def test_histogram_and_counters_accumulate_across_runs():
+    with FakeProvider("jina") as fake:
+        probe = Probe(fake, "rerank")
+        fake.push(Fault(), Fault(status=500), Fault())
+        for _ in range(3):
+            run = probe.run()
+        assert run.outcomes() == {"success": 2, "http_5xx": 1}
+        assert run.latency_count("success") == 2 and run.latency_count("http_5xx") == 1
+        assert run.value("vecmon_model_api_request_duration_seconds_bucket", outcome="success", le="+Inf") == 2
+        assert run.value("vecmon_model_api_tokens_total") == sum(b["tokens"] for b in fake.billed)
+        # every outcome series exists from the first run, so rate() works without gaps
+        assert run.requests("timeout") == 0 and run.requests("connection_error") == 0
+
+
+# --------------------------------------------------------------------------- HTTP outcomes and retries
+
+
+def test_429_with_retry_after_is_retried_once_when_it_fits():
+    with FakeProvider("openai") as fake:
+        fake.push(Fault(status=429, retry_after="1"))
+        probe = Probe(fake, timeout="5s")
+        run = probe.run()
+        assert probe.sleeps == [1.0]
+        assert run.outcomes() == {"rate_limited": 1, "success": 1}
+        assert run.value("vecmon_model_api_retries_total") == 1
+        assert run.value("vecmon_model_api_probe_success") == 1
+        assert len(fake.requests) == 2
+
+
+def test_429_whose_retry_after_does_not_fit_the_timeout_is_not_retried():
+    with FakeProvider("cohere") as fake:
+        fake.push(Fault(status=429, retry_after="30"))
+        probe = Probe(fake, "rerank", timeout="2s")
+        started = time.perf_counter()
+        run = probe.run()
+        assert time.perf_counter() - started < SLACK
+        assert probe.sleeps == []
+        assert run.outcomes() == {"rate_limited": 1}
+        assert run.value("vecmon_model_api_last_status_code") == 429
+        assert run.value("vecmon_model_api_probe_success") == 0
+        assert run.value("vecmon_model_api_retries_total") == 0
+
+
+def test_no_retry_without_retry_after_and_none_on_500():
+    with FakeProvider("voyage") as fake:
+        fake.push(Fault(status=429), Fault(status=500))
+        probe = Probe(fake)
+        assert probe.run().outcomes() == {"rate_limited": 1}
+        assert probe.run().outcomes() == {"rate_limited": 1, "http_5xx": 1}
+        assert probe.sleeps == [] and len(fake.requests) == 2
+
+
+def test_503_with_retry_after_is_retried_and_tei_overload_is_rate_limited():
+    with FakeProvider("tei") as fake:
+        fake.push(Fault(status=503, retry_after="1"), Fault(status=429))
+        probe = Probe(fake)
+        run = probe.run()
+        assert run.outcomes() == {"http_5xx": 1, "rate_limited": 1}  # retried, then overloaded (429)
+        assert probe.sleeps == [1.0]
+
+
+def test_http_4xx_and_5xx():
+    with FakeProvider("jina") as fake:
+        fake.push(Fault(status=400), Fault(status=404), Fault(status=502))
+        probe = Probe(fake)
+        for _ in range(3):
+            run = probe.run()
+        assert run.outcomes() == {"http_4xx": 2, "http_5xx": 1}
+        assert run.value("vecmon_model_api_last_status_code") == 502
+
+
+def test_timeout_is_bounded_by_the_configured_timeout():
+    with FakeProvider("openai") as fake:
+        fake.push(Fault(delay=2.0))
+        probe = Probe(fake, timeout="300ms")
+        started = time.perf_counter()
+        run = probe.run()
+        elapsed = time.perf_counter() - started
+        assert run.outcomes() == {"timeout": 1}
+        assert run.value("vecmon_model_api_last_status_code") == 0
+        assert 0.3 <= run.latency_sum("timeout") < 0.3 + SLACK
+        assert elapsed < 0.3 + SLACK
+
+
+def test_a_stalled_body_is_a_timeout_not_a_connection_error():
+    with FakeProvider("cohere") as fake:
+        fake.push(Fault(body_delay=2.0))
+        started = time.perf_counter()
+        run = Probe(fake, "rerank", timeout="300ms").run()
+        assert run.outcomes() == {"timeout": 1}
+        assert run.value("vecmon_model_api_last_status_code") == 200  # the headers had arrived
+        assert time.perf_counter() - started < 0.3 + SLACK
+
+
+def test_connection_refused_is_connection_error():
+    with FakeProvider("ollama") as fake:
+        probe = Probe(fake, url=f"http://127.0.0.1:{free_port()}")
+        run = probe.run()
+        assert run.outcomes() == {"connection_error": 1}
+        assert run.value("vecmon_model_api_probe_success") == 0
+
+
+# --------------------------------------------------------------------------- bad answers
+
+
+def test_malformed_json_is_bad_response():
+    with FakeProvider("cohere") as fake:
+        fake.push(Fault(raw_body=b'{"id": "x", "embeddings": {"float": [[0.1, 0.2'))
+        run = Probe(fake).run()
+        assert run.outcomes() == {"bad_response": 1}
+        assert run.failures("malformed") == 1
+        assert run.value("vecmon_model_api_last_status_code") == 200
+        assert run.value("vecmon_model_api_tokens_total") == 0
+
+
+def test_wrong_dimensions_are_bad_response_and_their_own_metric():
+    with FakeProvider("openai", dims=8) as fake:
+        probe = Probe(fake, dimensions=8)
+        fake.push(Fault(dims=4))
+        run = probe.run()
+        assert run.outcomes() == {"bad_response": 1}
+        assert run.failures("dimension_mismatch") == 1
+        assert run.value("vecmon_embedding_dimensions") == 4
+        assert run.value("vecmon_embedding_expected_dimensions") == 8
+        assert run.value("vecmon_embedding_dimension_mismatch") == 1
+        run = probe.run()  # the model is back
+        assert run.outcomes() == {"bad_response": 1, "success": 1}
+        assert run.value("vecmon_embedding_dimension_mismatch") == 0
+        # the provider billed the bad answer too
+        assert run.value("vecmon_model_api_tokens_total") == sum(b["tokens"] for b in fake.billed)
+
+
+def test_expected_dimensions_from_a_pgvector_column():
+    seen = []
+
+    def source(ref):
+        seen.append((ref.database, ref.table, ref.column))
+        return 1536
+
+    set_dimension_source(source)
+    with FakeProvider("tei", dims=768) as fake:
+        probe = Probe(fake, dimensions_from={"database": "app", "table": "public.chunks", "column": "embedding"})
+        run = probe.run()
+        assert seen == [("app", "public.chunks", "embedding")]
+        assert run.outcomes() == {"bad_response": 1}
+        assert run.value("vecmon_embedding_expected_dimensions") == 1536
+        assert run.value("vecmon_embedding_dimension_mismatch") == 1
+
+
+def test_a_failing_dimension_source_does_not_stop_the_probe(caplog):
+    def source(ref):
+        raise ConnectionError("database down")
+
+    with FakeProvider("ollama") as fake:
+        probe = Probe(fake, dimension_source=source,
+                      dimensions_from={"database": "app", "table": "chunks", "column": "embedding"})
+        run = probe.run()
+        assert run.outcomes() == {"success": 1}
+        assert run.value("vecmon_embedding_expected_dimensions") is None
+        assert "cannot read dimensions" in caplog.text
+
+
+@pytest.mark.parametrize("fault,reason", [
+    (Fault(nan=True), "non_finite"),  # the JSON token NaN
+    (Fault(null=True), "non_finite"),  # null, what a Rust server sends for NaN
+    (Fault(zero=True), "zero_vector"),
+    (Fault(drop_one=True), "count_mismatch"),
+])
+def test_invalid_vectors_are_bad_response(fault, reason):
+    with FakeProvider("voyage") as fake:
+        fake.push(fault)
+        run = Probe(fake).run()
+        assert run.outcomes() == {"bad_response": 1}
+        assert run.failures(reason) == 1
+        assert run.value("vecmon_model_api_probe_success") == 0
+
+
+@pytest.mark.parametrize("provider", ["cohere", "voyage", "jina", "tei"])
+def test_reranker_must_rank_the_relevant_document_first(provider):
+    with FakeProvider(provider) as fake:
+        fake.push(Fault(wrong_top=True), Fault(drop_one=True), Fault(nan=True))
+        probe = Probe(fake, "rerank")
+        run = probe.run()
+        assert run.outcomes() == {"bad_response": 1}
+        assert run.failures("wrong_top_document") == 1
+        assert run.value("vecmon_rerank_relevant_document_rank") == 3
+        run = probe.run()
+        assert run.failures("score_count_mismatch") == 1
+        run = probe.run()
+        assert run.failures("non_finite") == 1
+        run = probe.run()
+        assert run.outcomes() == {"bad_response": 3, "success": 1}
+        assert run.value("vecmon_rerank_relevant_document_rank") == 1
+
+
+# --------------------------------------------------------------------------- the daemon keeps serving
+
+
+def test_every_fault_is_data_not_a_collector_failure():
+    store = SnapshotStore()
+    with FakeProvider("openai", dims=8) as fake:
+        config = Config.model_validate({"endpoints": [
+            {"name": "ep", "provider": "openai", "url": fake.url, "model": "text-embedding-3-small",
+             "dimensions": 8, "timeout": "300ms"}]})
+        (job,), runners = build_api_jobs(config, store, ledger=SpendLedger(), trust_env=False)
+        store.expect([job.key])
+        fake.push(Fault(status=429), Fault(status=500), Fault(status=401), Fault(delay=1.0), Fault(raw_body=b"{"),
+                  Fault(dims=3), Fault(nan=True), Fault())
+        results = [job.run() for _ in range(8)]
+        assert results == ["success"] * 8
+        (entry,) = store.entries()
+        assert entry.last_error is None
+        for runner in runners:
+            runner.close()
+
+
+def test_a_hanging_endpoint_never_delays_the_others(monkeypatch):
+    store = SnapshotStore()
+    with FakeProvider("tei") as slow, FakeProvider("tei") as fast:
+        slow.default = Fault(delay=3.0)
+        config = Config.model_validate({"endpoints": [
+            {"name": "slow", "provider": "tei", "url": slow.url, "model": "m", "timeout": "2500ms",
+             "interval": "10s"},
+            {"name": "fast", "provider": "tei", "url": fast.url, "model": "m", "interval": "1s", "jitter": "10ms"}]})
+        runtime = Runtime(config, store)
+        registry = build_registry(store, 300)
+        runtime.start()
+        try:
+            deadline = time.monotonic() + 2.4
+            fast_runs = 0
+            while time.monotonic() < deadline:
+                entries = {e.target: e for e in store.entries()}
+                fast_runs = entries["fast"].count("success")
+                if fast_runs >= 2:
+                    break
+                time.sleep(0.02)
+            entries = {e.target: e for e in store.entries()}
+            assert fast_runs >= 2, "the fast endpoint was held up"
+            assert entries["slow"].last_run is None, "the slow probe should still be in flight"
+            started = time.perf_counter()
+            text = generate_latest(registry).decode()
+            assert time.perf_counter() - started < 0.2
+            assert 'vecmon_model_api_probe_success{kind="embedding",model="m",provider="tei",target="fast"} 1.0' \
+                in text
+        finally:
+            runtime.stop()
+
+
+# --------------------------------------------------------------------------- secrets
+
+KEY = "sk-live-SECRET-9f8e7d6c5b4a"
+FILE_KEY = "jina_SECRET_file_key_1234"
+HEADER_SECRET = "proj_SECRET_header_5678"
+
+
+def test_no_secret_in_logs_metrics_or_errors(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    key_file = tmp_path / "jina.key"
+    key_file.write_text(FILE_KEY + "\n")
+    store = SnapshotStore()
+    with FakeProvider("openai", api_key=KEY) as openai_fake, FakeProvider("jina", api_key=FILE_KEY) as jina_fake:
+        yaml_text = f"""
+endpoints:
+  - name: openai
+    provider: openai
+    url: {openai_fake.url}
+    model: text-embedding-3-small
+    api_key: ${{EMBED_KEY}}
+    headers: {{OpenAI-Project: "{HEADER_SECRET}"}}
+  - name: jina
+    provider: jina
+    kind: rerank
+    url: {jina_fake.url}
+    model: jina-reranker-v2-base-multilingual
+    api_key_file: {key_file}
+  - name: down
+    provider: voyage
+    url: http://127.0.0.1:{free_port()}/v1?key={KEY}
+    model: voyage-3.5
+    api_key: ${{EMBED_KEY}}
+"""
+        config = parse_config(yaml_text, env={"EMBED_KEY": KEY})
+        assert KEY not in repr(config) and FILE_KEY not in repr(config)
+        assert FILE_KEY not in str(config.model_dump())
+        assert KEY in config.endpoints[2].secrets()  # the key in the URL's query is redacted too
+        jobs, runners = build_api_jobs(config, store, ledger=SpendLedger(), trust_env=False)
+        store.expect(job.key for job in jobs)
+        openai_fake.push(Fault(), Fault(status=401))
+        for job in jobs:
+            job.run()
+            job.run()
+        # the request really carried the secrets
+        assert openai_fake.requests[0].headers["authorization"] == f"Bearer {KEY}"
+        assert openai_fake.requests[0].headers["openai-project"] == HEADER_SECRET
+        assert jina_fake.requests[0].headers["authorization"] == f"Bearer {FILE_KEY}"
+        # a collector failure whose message contains the key is redacted before it is logged or stored
+        job = jobs[0]
+        monkey_collect = job.collector.collect
+
+        def leaky(ctx):
+            raise RuntimeError(f"boom with {KEY} and {HEADER_SECRET}")
+
+        job.collector.collect = leaky
+        assert job.run() == "error"
+        job.collector.collect = monkey_collect
+
+        exposition = generate_latest(build_registry(store, 300)).decode()
+        errors = " ".join(e.last_error or "" for e in store.entries())
+        assert "***" in errors
+        for secret in (KEY, FILE_KEY, HEADER_SECRET, KEY[:12]):
+            assert secret not in caplog.text
+            assert secret not in exposition
+            assert secret not in errors
+        assert 'outcome="http_4xx",provider="openai"' in exposition
+        assert 'outcome="connection_error",provider="voyage"' in exposition
+        assert 'kind="rerank",model="jina-reranker-v2-base-multilingual",outcome="success"' in exposition
+        for runner in runners:
+            runner.close()
