@@ -144,8 +144,8 @@ def main() -> int:
     server = prepare(data_dir, args.rows, args.dim)
     print(f"demo database ready in {time.perf_counter() - started:.1f}s ({(data_dir / 'loaded').read_text().strip()})")
     try:
-        bench_vecmon(demo_config(server, "127.0.0.1:0"), args.cycles)
-        bench_daemon(demo_config(server, "127.0.0.1:0"), args.cycles)
+        bench_vecmon(demo_config(server, "127.0.0.1:0", data_dir / "recall-state.sqlite"), args.cycles)
+        bench_daemon(demo_config(server, "127.0.0.1:0", data_dir / "recall-state.sqlite"), args.cycles)
         bench_exporter(server.port, args.cycles)
     finally:
         server.stop()

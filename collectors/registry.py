@@ -17,13 +17,19 @@ DATABASE_COLLECTORS: dict[str, str] = {
     "indexes": "collectors.pg_indexes:IndexesCollector",
     "statements": "collectors.pg_statements:StatementsCollector",
     "server": "collectors.pg_server:ServerCollector",
+    # pgvector (disabled on databases without the extension)
+    "vector_indexes": "collectors.vector_indexes:VectorIndexesCollector",
+    "recall": "collectors.recall_probe:RecallCollector",
+    "ann_latency": "collectors.ann_latency:AnnLatencyCollector",
+    "vector_freshness": "collectors.vector_freshness:VectorFreshnessCollector",
 }
 
 # Collectors whose natural period differs from the database's ``interval``; a
 # ``collectors.<name>.interval`` in the config still wins.
-DEFAULT_INTERVALS: dict[str, float] = {}
+DEFAULT_INTERVALS: dict[str, float] = {"vector_indexes": 60, "recall": 600, "ann_latency": 30,
+                                     "vector_freshness": 60}
 # Likewise for collectors that legitimately need longer than the database's ``timeout``.
-DEFAULT_TIMEOUTS: dict[str, float] = {}
+DEFAULT_TIMEOUTS: dict[str, float] = {"recall": 120, "vector_freshness": 30}
 
 
 def load(path: str) -> Any:

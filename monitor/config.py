@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from alerts.config import AlertingSettings, AlertmanagerSettings, SLOList
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
 from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
                                  all_api_targets, check_references)
@@ -79,6 +80,10 @@ class CollectorSettings(Model):
     timeout: Duration | None = Field(None, description="default: the collector's own or the target's timeout")
 
 
+# Imported here, not at the top: monitor.config_vector builds on Model and Duration above.
+from monitor.config_vector import VectorSettings  # noqa: E402
+
+
 class DatabaseTarget(Model):
     """One PostgreSQL database to monitor."""
 
@@ -101,6 +106,8 @@ class DatabaseTarget(Model):
     collectors: dict[str, CollectorSettings] = Field(
         default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
     limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")
+    vector: VectorSettings = Field(default_factory=VectorSettings,
+                                   description="pgvector discovery, recall and latency probes, freshness")
 
     @field_validator("collectors")
     @classmethod
@@ -146,6 +153,11 @@ class Config(Model):
     redis: list[RedisTarget] = Field(default_factory=list, description="embedding-cache Redis servers")
     budgets: list[Budget] = Field(default_factory=list, description="spend limits per day/month")
     pricing: Pricing = Field(default_factory=Pricing, description="price table and overrides")
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings,
+                                       description="generated Prometheus alert rules (vecmon generate)")
+    slos: SLOList = Field(default_factory=list, description="service-level objectives: recording rules and "
+                                                            "multi-window burn-rate alerts")
+    alertmanager: AlertmanagerSettings | None = Field(None, description="generated Alertmanager configuration")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":

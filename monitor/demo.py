@@ -119,7 +119,7 @@ def prepare(data_dir: Path, rows: int, dim: int) -> LocalPostgres:
     return server
 
 
-def demo_config(server: LocalPostgres, listen: str) -> str:
+def demo_config(server: LocalPostgres, listen: str, state_path: Path) -> str:
     return f"""# Written by `vecmon demo`: monitors the embedded PostgreSQL it started.
 daemon:
   listen: {listen}
@@ -137,6 +137,19 @@ databases:
       indexes: {{interval: 30s}}
       statements: {{interval: 30s}}
       server: {{interval: 30s}}
+      recall: {{interval: 2m}}
+    vector:
+      recall:
+        sample_size: 20
+        k: 10
+        ef_search_values: [10, 20, 40, 80, 160]
+        target: 0.9
+        state_url: sqlite:///{state_path}
+      filters:
+        - {{name: tenant_3, table: public.documents, where: "tenant_id = 3"}}
+      freshness:
+        - {{table: public.documents, timestamp_column: created_at, model_version_column: embedding_model,
+            embedding_column: embedding}}
 """
 
 
@@ -150,6 +163,7 @@ def _traffic(dsn: str, dim: int, stop: threading.Event) -> None:
 
 def run_demo(data_dir: Path, listen: str = "127.0.0.1:9765", rows: int = 50000, dim: int = 384) -> int:
     from monitor.daemon import Daemon
+    from monitor.generate import generate_all
     from monitor.loader import load_config
 
     data_dir = data_dir.resolve()
@@ -159,8 +173,11 @@ def run_demo(data_dir: Path, listen: str = "127.0.0.1:9765", rows: int = 50000, 
     loaded = (data_dir / "loaded").read_text().strip()
     dim = int(loaded.split("dim=")[1]) if "dim=" in loaded else dim
     config_path = data_dir / "vecmon.yaml"
-    config_path.write_text(demo_config(server, listen))
-    daemon = Daemon(load_config(config_path), config_path)
+    config_path.write_text(demo_config(server, listen, data_dir / "recall-state.sqlite"))
+    config = load_config(config_path)
+    generated = data_dir / "generated"
+    generate_all(config, generated)  # Grafana dashboards, Prometheus rules, Alertmanager config for this setup
+    daemon = Daemon(config, config_path)
     stop_traffic = threading.Event()
     traffic = threading.Thread(target=_traffic, args=(server.dsn(DEMO_DB), dim, stop_traffic), daemon=True)
     try:
@@ -172,6 +189,8 @@ vecmon is monitoring the demo database ({loaded}; ready in {time.monotonic() - s
   metrics:  {daemon.url}/metrics
   status:   {daemon.url}/
   config:   {config_path}
+  grafana:  {generated / "grafana"}  (provisioning example: config/grafana-provisioning.yaml)
+  rules:    {generated / "prometheus"}
   database: psql "{server.dsn(DEMO_DB)}"
 
 Prometheus scrape config:

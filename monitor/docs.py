@@ -21,7 +21,10 @@ from monitor.exposition import SELF_METRICS
 
 def metric_reference() -> str:
     lines = ["| metric | type | labels | collector | description |", "|---|---|---|---|---|"]
-    sources = [("(self)", SELF_METRICS)] + [(cls.name, cls.METRICS) for cls in all_collector_classes()]
+    from monitor.api_jobs import api_collector_classes
+
+    classes = all_collector_classes() + api_collector_classes()
+    sources = [("(self)", SELF_METRICS)] + [(cls.name, cls.METRICS) for cls in classes]
     for source, specs in sources:
         for spec in specs:
             labels = ", ".join(["target", *spec.labels]) if spec.name != "vecmon_build_info" else ", ".join(
@@ -46,7 +49,7 @@ def _type_name(annotation: typing.Any) -> str:
 
 def _walk(model: type[BaseModel], prefix: str, rows: list[str]) -> None:
     for name, field in model.model_fields.items():
-        path = f"{prefix}{name}"
+        path = f"{prefix}{field.alias or name}"
         annotation = field.annotation
         nested = [a for a in typing.get_args(annotation) or (annotation,)
                   if isinstance(a, type) and issubclass(a, BaseModel)]
@@ -72,7 +75,13 @@ def config_reference() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"metrics": metric_reference, "config": config_reference}
+def alert_reference() -> str:
+    from alerts.docs import alert_reference as reference
+
+    return reference()
+
+
+SECTIONS = {"config": config_reference, "metrics": metric_reference, "alerts": alert_reference}
 
 
 def render(readme: str) -> str:

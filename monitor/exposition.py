@@ -20,11 +20,11 @@ from monitor.snapshot import DISABLED, FAILED, OK, SnapshotStore
 
 SELF_METRICS = (
     MetricSpec("vecmon_build_info", "gauge", "Version of the running vecmon and its Python; always 1.", ("version", "python_version")),
-    MetricSpec("vecmon_up", "gauge", "1 if vecmon reached the target on its last attempt, else 0."),
+    MetricSpec("vecmon_up", "gauge", "Whether vecmon reached the target on its last attempt (1) or not (0)."),
     MetricSpec("vecmon_collector_up", "gauge",
-               "1 if the collector's last run succeeded, 0 if it failed (absent while disabled).", ("collector",)),
+               "Whether the collector's last run succeeded (1) or failed (0); absent while disabled.", ("collector",)),
     MetricSpec("vecmon_collector_disabled", "gauge",
-               "1 if the collector reported it cannot run on this target (e.g. extension missing).", ("collector",)),
+               "Whether the collector reported it cannot run on this target, e.g. an extension is missing.", ("collector",)),
     MetricSpec("vecmon_collector_duration_seconds", "gauge", "Duration of the collector's last run.",
                ("collector",)),
     MetricSpec("vecmon_collector_runs_total", "counter",
@@ -36,7 +36,7 @@ SELF_METRICS = (
                "Unix time of the collector's last successful run.", ("collector",)),
     MetricSpec("vecmon_collector_series", "gauge", "Series the collector currently exports.", ("collector",)),
     MetricSpec("vecmon_collector_stale", "gauge",
-               "1 if the collector's exported series come from an earlier run because the last run failed.",
+               "Whether the exported series come from an earlier run because the last run failed.",
                ("collector",)),
 )
 

@@ -124,6 +124,11 @@ def build_jobs(config: Config, store: SnapshotStore) -> tuple[list[CollectionJob
         connectors.append(connector)
         for name in target.enabled_collectors():
             jobs.append(CollectionJob(target, database_collector(name)(), connector, store))
+    from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
+
+    api_jobs, api_runners = build_api_jobs(config, store)
+    jobs.extend(api_jobs)
+    connectors.extend(api_runners)
     return jobs, connectors
 
 

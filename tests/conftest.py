@@ -68,6 +68,19 @@ def pg_root():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory):
+    """Daemons started by the tests keep their recall state here, not in the user's home."""
+    path = tmp_path_factory.mktemp("state")
+    previous = os.environ.get("VECMON_STATE_DIR")
+    os.environ["VECMON_STATE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("VECMON_STATE_DIR", None)
+    else:
+        os.environ["VECMON_STATE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg18(pg_root):
     server = _start(pg_root, "pg18", None)

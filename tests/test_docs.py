@@ -14,10 +14,11 @@ def test_readme_references_are_up_to_date():
 
 def test_every_declared_metric_follows_conventions():
     from collectors.registry import all_collector_classes
+    from monitor.api_jobs import api_collector_classes
     from monitor.exposition import SELF_METRICS
 
     names = set()
-    for specs in [SELF_METRICS] + [cls.METRICS for cls in all_collector_classes()]:
+    for specs in [SELF_METRICS] + [cls.METRICS for cls in all_collector_classes() + api_collector_classes()]:
         for spec in specs:
             assert spec.name.startswith("vecmon_"), spec.name
             assert spec.name not in names, f"{spec.name} declared twice"

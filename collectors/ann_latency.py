@@ -1,0 +1,171 @@
+"""ANN query latency: a few approximate queries per index, as the application runs them.
+
+Every run (default every 30 s) times ``vector.ann_latency.queries`` k-NN queries per probed index
+(and per configured filter, unless ``ann_latency.filters`` is false) with the application's
+``hnsw.*``/``ivfflat.*`` settings, into a cumulative histogram for p50/p99 latency SLOs. Query
+vectors are stored rows of the table (sampled cheaply and kept for ``resample_after``) or the
+recall probe's fixed query set when ``recall.queries.source`` is ``table``. Each query runs in its
+own savepoint with ``ann_latency.timeout`` as statement_timeout; failures are counted by reason
+(``timeout`` or ``error``) and do not stop the others. The plan is not checked here (the recall
+probe reports whether the index is used): this measures what the application experiences.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from prometheus_client.core import Metric
+
+from collectors.base import CollectContext, Emitter, MetricSpec
+from collectors.pgvector_catalog import (QueryVector, VectorIndex, filters_for, get_catalog, local_settings,
+                                         sample_query_vectors, selected_indexes, table_query_vectors)
+from collectors.recall_probe import ann_query
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LABELS = ("schema", "table", "index", "filter")
+
+_ROWS_SQL = """
+SELECT greatest(coalesce(sum(greatest(c.reltuples, 0)), 0), coalesce(sum(s.n_live_tup), 0))::float8
+FROM (SELECT relid FROM pg_partition_tree(%(oid)s::oid::regclass) WHERE isleaf
+      UNION SELECT %(oid)s::oid WHERE (SELECT relkind FROM pg_class WHERE oid = %(oid)s::oid) <> 'p') AS leaf
+JOIN pg_class c ON c.oid = leaf.relid
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+"""
+
+
+@dataclass
+class _Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+        self.counts[-1] += 1
+        self.total += seconds
+
+
+@dataclass
+class LatencyState:
+    histograms: dict[tuple[str, ...], _Histogram] = field(default_factory=dict)
+    errors: dict[tuple[str, ...], int] = field(default_factory=dict)
+    returned: dict[tuple[str, ...], float] = field(default_factory=dict)
+    vectors: dict[str, tuple[float, list[QueryVector]]] = field(default_factory=dict)  # probe_key -> (at, set)
+
+
+class AnnLatencyCollector:
+    """Latency histogram of approximate k-NN queries with the application's settings."""
+
+    name = "ann_latency"
+    needs_connection = True
+    METRICS: tuple[MetricSpec, ...] = (
+        MetricSpec("vecmon_ann_query_duration_seconds", "histogram",
+                   "Duration of approximate k-NN probe queries with the application's settings "
+                   "(client-side, cumulative), for p50/p99 latency SLOs.", LABELS),
+        MetricSpec("vecmon_ann_query_errors_total", "counter",
+                   "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason")),
+        MetricSpec("vecmon_ann_query_returned_rows", "gauge",
+                   "Mean number of rows the latency probe queries returned in the last run (k at most).", LABELS),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        catalog, refreshed = get_catalog(ctx)
+        conn = ctx.conn
+        assert conn is not None
+        vs = ctx.settings.vector
+        cfg = vs.ann_latency
+        k = cfg.k or vs.recall.k
+        state: LatencyState = ctx.state.setdefault("ann_latency", LatencyState())
+        if refreshed:
+            state.vectors.clear()
+        app = catalog.app_settings(vs.app_role)
+        em = Emitter(ctx.target, self.METRICS)
+        indexes = [i for i in selected_indexes(catalog, vs) if i.valid and i.ready and i.can_select and i.operator]
+        timeout_ms = f"{max(1, int(cfg.timeout * 1000))}ms"
+        for idx in indexes:
+            vectors = self._vectors(conn, idx, vs, cfg, state)
+            if not vectors:
+                continue
+            settings = {name: value for name, (value, _) in app.items() if name.startswith(idx.method + ".")}
+            settings["statement_timeout"] = timeout_ms
+            filters: list[tuple[str | None, str]] = [(None, "")]
+            if cfg.filters:
+                filters += [(f.where, f.name) for f in filters_for(idx, vs)]
+            for where, fname in filters:
+                self._time_queries(conn, idx, where, fname, vectors, k, cfg.queries, settings, state)
+        current = {i.labels for i in indexes}
+        for key, hist in state.histograms.items():
+            if key[:3] in current:
+                buckets = [(repr(b), hist.counts[i]) for i, b in enumerate(LATENCY_BUCKETS)]
+                buckets.append(("+Inf", hist.counts[-1]))
+                em.histogram("vecmon_ann_query_duration_seconds", buckets, hist.total, *key)
+        for key, count in state.errors.items():
+            if key[:3] in current:
+                em.add("vecmon_ann_query_errors_total", count, *key)
+        for key, rows in state.returned.items():
+            if key[:3] in current:
+                em.add("vecmon_ann_query_returned_rows", rows, *key)
+        return em.families()
+
+    def _vectors(self, conn: psycopg.Connection, idx: VectorIndex, vs: Any, cfg: Any,
+                 state: LatencyState) -> list[QueryVector]:
+        cached = state.vectors.get(idx.probe_key)
+        if cached is not None and time.time() - cached[0] < cfg.resample_after:
+            return cached[1]
+        try:
+            with conn.transaction():
+                if vs.recall.queries.source == "table":
+                    q = vs.recall.queries
+                    vectors = table_query_vectors(conn, q.table, q.column, cfg.queries, q.order_by)
+                else:
+                    rows = float(conn.execute(_ROWS_SQL, {"oid": idx.table_oid}).fetchone()[0] or 0)
+                    vectors = sample_query_vectors(conn, idx, max(cfg.queries, 10), rows)
+        except psycopg.Error as exc:
+            if conn.broken:
+                raise
+            log.warning("ann latency probe of %s.%s: cannot sample query vectors: %s", idx.schema, idx.name,
+                        str(exc).strip())
+            key = (*idx.labels, "", "error")
+            state.errors[key] = state.errors.get(key, 0) + 1
+            return []
+        state.vectors[idx.probe_key] = (time.time(), vectors)
+        return vectors
+
+    @staticmethod
+    def _time_queries(conn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
+                      vectors: list[QueryVector], k: int, count: int, settings: dict[str, str],
+                      state: LatencyState) -> None:
+        key = (*idx.labels, fname)
+        hist = state.histograms.setdefault(key, _Histogram())
+        query_sql = ann_query(idx, where, k)
+        chosen = random.sample(vectors, min(len(vectors), count))
+        returned = []
+        with local_settings(conn, settings):
+            for vector in chosen:
+                try:
+                    with conn.transaction():
+                        started = time.perf_counter()
+                        rows = conn.execute(query_sql, {"q": vector.vector}, prepare=False).fetchall()
+                        seconds = time.perf_counter() - started
+                except psycopg.Error as exc:
+                    if conn.broken:
+                        raise
+                    reason = "timeout" if isinstance(exc, psycopg.errors.QueryCanceled) else "error"
+                    err_key = (*key, reason)
+                    state.errors[err_key] = state.errors.get(err_key, 0) + 1
+                    continue
+                hist.observe(seconds)
+                returned.append(len(rows))
+        for reason in ("timeout", "error"):
+            state.errors.setdefault((*key, reason), 0)
+        if returned:
+            state.returned[key] = sum(returned) / len(returned)
+

@@ -1,0 +1,743 @@
+"""pgvector discovery shared by the vector collectors: columns, indexes, query settings.
+
+What is found (tested on PostgreSQL 18 with pgvector 0.8.6; the catalog queries follow the ones
+checked on PostgreSQL 15 in the research notes):
+
+* vector columns: ``vector``, ``halfvec`` and ``sparsevec`` columns of tables, partitioned tables,
+  materialized views and foreign tables (types resolved through ``pg_depend`` so the extension
+  may live in any schema), plus core ``bit`` columns that an HNSW/IVFFlat index uses;
+* HNSW and IVFFlat indexes: table, key (column or the index expression as
+  ``pg_get_indexdef`` prints it), operator class and so the ORDER BY distance operator, build
+  options with pgvector's defaults filled in (``reloptions`` is NULL for a default build),
+  partial-index predicate, validity, and the partition tree (a partitioned index ``relkind 'I'``
+  and the per-partition indexes attached to it);
+* the query settings: ``hnsw.*`` and ``ivfflat.*`` as this session sees them (after loading
+  the library: the GUCs exist only once ``vector.so`` is loaded in the backend) and every
+  ``ALTER DATABASE/ROLE ... SET`` override, from which :meth:`VectorCatalog.app_settings`
+  computes what the application's sessions get.
+
+Discovery is cached in the collector's ``ctx.state`` and refreshed only when a cheap signature
+of the catalog (index and vector-column definitions, relfilenodes, overrides, the GUC values,
+the extension version) changes. Sizes and counters are not part of it: collectors read them
+on every run.
+
+This module imports nothing from :mod:`monitor` (``monitor.config_vector`` imports
+:func:`parse_qualified` from here); collectors read their settings from ``ctx.settings.vector``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import psycopg
+from psycopg import sql
+
+from collectors.base import CollectContext, CollectorDisabled
+from collectors.pg_common import fetch, fetch_one, version_tuple
+
+# pgvector build-option defaults (src/hnsw.h, src/ivfflat.h); reloptions is NULL for a default build.
+BUILD_DEFAULTS: dict[str, dict[str, int]] = {
+    "hnsw": {"m": 16, "ef_construction": 64},
+    "ivfflat": {"lists": 100},
+}
+# Query-time GUCs and pgvector's defaults (iterative scans and max_* need pgvector >= 0.8).
+GUC_DEFAULTS: dict[str, str] = {
+    "hnsw.ef_search": "40",
+    "hnsw.iterative_scan": "off",
+    "hnsw.max_scan_tuples": "20000",
+    "hnsw.scan_mem_multiplier": "1",
+    "ivfflat.probes": "1",
+    "ivfflat.iterative_scan": "off",
+    "ivfflat.max_probes": "32768",
+}
+# The knob that trades recall for speed, per access method.
+SEARCH_PARAM = {"hnsw": "ef_search", "ivfflat": "probes"}
+VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
+_OPERATOR = re.compile(r"^[~!@#%^&|`?+\-*/<>=]{1,63}$")
+_SAFE_SOURCES = ("default", "configuration file", "command line", "environment variable", "override")
+CATALOG_STATE_KEY = "_vector_catalog"
+
+
+# --------------------------------------------------------------------------- names
+_IDENT_PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([^".\s]+))\s*')
+
+
+def parse_qualified(name: str, default_schema: str | None = "public") -> tuple[str | None, str]:
+    """``"app.items"`` -> ``("app", "items")``; ``"items"`` -> ``(default_schema, "items")``.
+
+    Double-quoted parts keep their case and may contain dots (``"My.Schema"."Items"``);
+    unquoted parts are folded to lower case as PostgreSQL does.
+    """
+    parts: list[str] = []
+    pos = 0
+    text = name.strip()
+    while True:
+        match = _IDENT_PART.match(text, pos)
+        if not match or match.end() == pos:
+            raise ValueError(f"invalid name {name!r} (expected name or schema.name)")
+        parts.append(match.group(1).replace('""', '"') if match.group(1) is not None else match.group(2).lower())
+        pos = match.end()
+        if pos == len(text):
+            break
+        if text[pos] != ".":
+            raise ValueError(f"invalid name {name!r} (expected name or schema.name)")
+        pos += 1
+    if len(parts) == 1:
+        return default_schema, parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise ValueError(f"invalid name {name!r} (expected name or schema.name)")
+
+
+def name_matches(pattern: str, schema: str, name: str) -> bool:
+    """``pattern`` is ``name`` (any schema) or ``schema.name``."""
+    want_schema, want_name = parse_qualified(pattern, default_schema=None)
+    return want_name == name and (want_schema is None or want_schema == schema)
+
+
+# --------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class VectorColumn:
+    schema: str
+    table: str
+    table_oid: int
+    relkind: str
+    column: str
+    type: str  # vector | halfvec | sparsevec | bit
+    dims: int | None  # None: unconstrained (e.g. plain `vector`)
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    oid: int
+    schema: str
+    table: str
+    table_oid: int
+    table_relkind: str
+    table_is_partition: bool
+    name: str
+    relkind: str  # 'i' index, 'I' partitioned index
+    method: str  # hnsw | ivfflat
+    opclass: str
+    operator: str | None  # e.g. <->
+    operator_schema: str | None
+    column: str | None  # the key column, None for an expression
+    key_sql: str  # pg_get_indexdef(oid, 1, false): the column name or the expression
+    key_type: str  # format_type of the indexed value, e.g. vector(384), halfvec(3), bit(64)
+    key_typname: str
+    dims: int | None
+    explicit_options: tuple[tuple[str, str], ...]
+    predicate: str | None
+    valid: bool
+    ready: bool
+    parent_oid: int | None
+    can_select: bool
+    # Filled in for partitioned indexes: every descendant index and table (names).
+    partition_indexes: tuple[str, ...] = ()
+    partition_tables: tuple[str, ...] = ()
+    relfilenode: int = 0  # changes with every (re)build: REINDEX, VACUUM FULL, TRUNCATE
+
+    @property
+    def options(self) -> dict[str, int]:
+        """Build options with pgvector's defaults filled in."""
+        merged: dict[str, int] = dict(BUILD_DEFAULTS.get(self.method, {}))
+        for key, value in self.explicit_options:
+            try:
+                merged[key] = int(value)
+            except ValueError:
+                continue
+        return merged
+
+    @property
+    def param(self) -> str:
+        return SEARCH_PARAM[self.method]
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        return (self.schema, self.table, self.name)
+
+    @property
+    def key_label(self) -> str:
+        return self.column if self.column is not None else self.key_sql
+
+    @property
+    def probe_key(self) -> str:
+        """Identifies what a probe measures: the same key survives a REINDEX, not a new definition."""
+        definition = "|".join([self.table, self.key_sql, self.operator or "", self.predicate or "", self.key_type])
+        return f"{self.schema}.{self.name}:{hashlib.md5(definition.encode()).hexdigest()[:12]}"
+
+    @property
+    def top_level(self) -> bool:
+        return self.parent_oid is None
+
+    def scan_index_names(self) -> set[str]:
+        return {self.name, *self.partition_indexes}
+
+    def scan_table_names(self) -> set[str]:
+        return {self.table, *self.partition_tables}
+
+    # -- SQL pieces (identifiers quoted; catalog expressions are server-generated SQL) --------
+    def table_sql(self) -> sql.Composable:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.table))
+
+    def key_composable(self) -> sql.Composable:
+        if self.column is not None:
+            return sql.Identifier(self.column)
+        return sql.SQL("(" + self.key_sql + ")")
+
+    def operator_sql(self) -> sql.Composable:
+        if not self.operator or not _OPERATOR.match(self.operator) or not self.operator_schema:
+            raise ValueError(f"index {self.schema}.{self.name} has no usable ordering operator")
+        return sql.SQL("OPERATOR({}.{})").format(sql.Identifier(self.operator_schema), sql.SQL(self.operator))
+
+    def distance_sql(self, param: str = "q") -> sql.Composable:
+        return sql.SQL("{key} {op} {value}::{type}").format(
+            key=self.key_composable(), op=self.operator_sql(), value=sql.Placeholder(param),
+            type=sql.SQL(self.key_type))
+
+    def conditions(self, filter_where: str | None = None, not_null: bool = False) -> list[sql.Composable]:
+        """WHERE parts: the partial-index predicate (or the planner cannot use the index) and a filter.
+
+        ``filter_where`` is operator-written SQL from the config file (trusted, like a DSN).
+        """
+        parts: list[sql.Composable] = []
+        if not_null:
+            parts.append(sql.SQL("{} IS NOT NULL").format(self.key_composable()))
+        if self.predicate:
+            parts.append(sql.SQL("(" + self.predicate + ")"))
+        if filter_where:
+            parts.append(sql.SQL("(" + filter_where + ")"))
+        return parts
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    name: str
+    setting: str
+    source: str
+    boot_val: str | None
+
+
+@dataclass(frozen=True)
+class SettingOverride:
+    """One ``name=value`` of ``pg_db_role_setting`` that applies to this database."""
+
+    database: str  # '*' = every database
+    role: str  # '*' = every role
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class VectorCatalog:
+    signature: str
+    database: str
+    extension_version: str
+    extension_schema: str
+    columns: tuple[VectorColumn, ...]
+    indexes: tuple[VectorIndex, ...]
+    settings: Mapping[str, SettingValue]
+    overrides: tuple[SettingOverride, ...]
+
+    @property
+    def iterative_scan_supported(self) -> bool:
+        return version_tuple(self.extension_version) >= (0, 8)
+
+    def app_settings(self, role: str | None = None) -> dict[str, tuple[str, str]]:
+        """``name -> (value, source)`` the application's sessions get for every hnsw/ivfflat GUC.
+
+        Precedence as in PostgreSQL: database+role > role > database > ``ALTER ROLE ALL`` >
+        configuration file > pgvector default. The server-wide base is this session's value
+        when it comes from the configuration file or the default; when this session's value
+        comes from an override, the base is pgvector's compiled-in default (a config-file value
+        hidden behind an override of the monitoring role cannot be seen without superuser).
+        Without ``role``, the database's view (what a role without overrides gets).
+        """
+        result: dict[str, tuple[str, str]] = {}
+        names = set(GUC_DEFAULTS) | set(self.settings)
+        for name in names:
+            current = self.settings.get(name)
+            if current is None:  # unknown to this pgvector version (e.g. iterative_scan before 0.8)
+                continue
+            if current.source in _SAFE_SOURCES:
+                result[name] = (current.setting, current.source)
+            else:
+                result[name] = (current.boot_val if current.boot_val is not None else GUC_DEFAULTS.get(name, ""),
+                                "default")
+        layers = [("global", "*", "*"), ("database", self.database, "*")]
+        if role:
+            layers += [("role", "*", role), ("database role", self.database, role)]
+        for source, database, who in layers:
+            for override in self.overrides:
+                if override.database == database and override.role == who and override.name in result:
+                    result[override.name] = (override.value, source)
+        return result
+
+    def top_level_indexes(self) -> list[VectorIndex]:
+        return [idx for idx in self.indexes if idx.top_level]
+
+
+# --------------------------------------------------------------------------- SQL
+_EXTENSION_SQL = """
+SELECT e.extversion, n.nspname AS schema
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'vector'
+"""
+
+# Cheap: catalog rows only, no sizes or statistics.
+_SIGNATURE_SQL = r"""
+WITH vtypes AS (
+    SELECT t.oid FROM pg_type t JOIN pg_depend d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid
+    JOIN pg_extension e ON e.oid = d.refobjid
+    WHERE d.deptype = 'e' AND e.extname = 'vector' AND t.typname IN ('vector', 'halfvec', 'sparsevec')
+)
+SELECT md5(concat_ws('|',
+  (SELECT string_agg(format('%s:%s:%s:%s:%s:%s:%s:%s:%s', i.indexrelid, ic.relfilenode, ic.relname, tc.relname,
+                            n.nspname, i.indisvalid, i.indisready, ic.reloptions, inh.inhparent),
+                     ',' ORDER BY i.indexrelid)
+     FROM pg_index i
+     JOIN pg_class ic ON ic.oid = i.indexrelid
+     JOIN pg_am am ON am.oid = ic.relam
+     JOIN pg_class tc ON tc.oid = i.indrelid
+     JOIN pg_namespace n ON n.oid = tc.relnamespace
+     LEFT JOIN pg_inherits inh ON inh.inhrelid = i.indexrelid
+     WHERE am.amname IN ('hnsw', 'ivfflat')),
+  (SELECT string_agg(format('%s:%s:%s:%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypmod, c.relname, n.nspname),
+                     ',' ORDER BY a.attrelid, a.attnum)
+     FROM pg_attribute a
+     JOIN pg_class c ON c.oid = a.attrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE a.atttypid IN (SELECT oid FROM vtypes) AND a.attnum > 0 AND NOT a.attisdropped
+       AND c.relkind IN ('r', 'p', 'm', 'f')),
+  (SELECT string_agg(format('%s:%s:%s', d.datname, r.rolname, s.setconfig), ',' ORDER BY s.setdatabase, s.setrole)
+     FROM pg_db_role_setting s
+     LEFT JOIN pg_database d ON d.oid = s.setdatabase
+     LEFT JOIN pg_roles r ON r.oid = s.setrole
+     WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))),
+  (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings WHERE name ~ '^(hnsw|ivfflat)\.'),
+  (SELECT extversion FROM pg_extension WHERE extname = 'vector')
+)) AS signature
+"""
+
+_COLUMNS_SQL = """
+SELECT n.nspname AS schema, c.relname AS table, c.oid AS table_oid, c.relkind, a.attname AS column,
+       t.typname AS type, CASE WHEN a.atttypmod > 0 THEN a.atttypmod END AS dims
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_depend d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'vector'
+WHERE a.attnum > 0 AND NOT a.attisdropped
+  AND c.relkind IN ('r', 'p', 'm', 'f') AND NOT c.relispartition
+  AND t.typname IN ('vector', 'halfvec', 'sparsevec')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, a.attnum
+"""
+
+# One row per HNSW/IVFFlat index (DISTINCT ON: an operator family has one ordering operator
+# per access method, the ORDER BY keeps the choice deterministic anyway).
+_INDEXES_SQL = """
+SELECT DISTINCT ON (i.indexrelid)
+       i.indexrelid AS oid, n.nspname AS schema, tc.relname AS table, tc.oid AS table_oid,
+       tc.relkind AS table_relkind, tc.relispartition AS table_is_partition,
+       ic.relname AS index, ic.relkind, ic.relfilenode, am.amname AS method, opc.opcname AS opclass,
+       op.oprname AS operator, opn.nspname AS operator_schema,
+       CASE WHEN i.indkey[0] <> 0 THEN a.attname END AS column,
+       pg_get_indexdef(i.indexrelid, 1, false) AS key_sql,
+       format_type(ia.atttypid, ia.atttypmod) AS key_type, kt.typname AS key_typname,
+       CASE WHEN ia.atttypmod > 0 THEN ia.atttypmod END AS dims,
+       ic.reloptions::text[] AS reloptions,
+       pg_get_expr(i.indpred, i.indrelid) AS predicate,
+       i.indisvalid AS valid, i.indisready AS ready,
+       inh.inhparent AS parent_oid,
+       has_table_privilege(tc.oid, 'SELECT') AS can_select
+FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_class tc ON tc.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = tc.relnamespace
+JOIN pg_am am ON am.oid = ic.relam AND am.amname IN ('hnsw', 'ivfflat')
+JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+LEFT JOIN pg_amop ao ON ao.amopfamily = opc.opcfamily AND ao.amoppurpose = 'o' AND ao.amopmethod = am.oid
+LEFT JOIN pg_operator op ON op.oid = ao.amopopr
+LEFT JOIN pg_namespace opn ON opn.oid = op.oprnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+LEFT JOIN pg_attribute ia ON ia.attrelid = i.indexrelid AND ia.attnum = 1
+LEFT JOIN pg_type kt ON kt.oid = ia.atttypid
+LEFT JOIN pg_inherits inh ON inh.inhrelid = i.indexrelid
+ORDER BY i.indexrelid, ao.amopstrategy
+"""
+
+_SETTINGS_SQL = r"""
+SELECT name, setting, source, boot_val FROM pg_settings WHERE name ~ '^(hnsw|ivfflat)\.' ORDER BY name
+"""
+
+_OVERRIDES_SQL = r"""
+SELECT CASE WHEN s.setdatabase = 0 THEN '*' ELSE d.datname END AS database,
+       CASE WHEN s.setrole = 0 THEN '*' ELSE r.rolname END AS role,
+       cfg
+FROM pg_db_role_setting s
+LEFT JOIN pg_database d ON d.oid = s.setdatabase
+LEFT JOIN pg_roles r ON r.oid = s.setrole
+CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
+WHERE cfg ~ '^(hnsw|ivfflat)\.'
+  AND (s.setdatabase = 0 OR d.datname = current_database())
+ORDER BY 1, 2, 3
+"""
+
+
+# --------------------------------------------------------------------------- discovery
+def require_pgvector(ctx: CollectContext) -> str:
+    """The installed pgvector version; CollectorDisabled when the extension is not installed."""
+    facts = ctx.facts
+    extensions = facts.extensions if facts is not None else {}
+    if "vector" not in extensions:
+        database = facts.database if facts is not None else "?"
+        raise CollectorDisabled(f"pgvector is not installed in database {database}")
+    return str(extensions["vector"])
+
+
+def load_library(conn: psycopg.Connection, extension_schema: str) -> None:
+    """Load vector.so into this backend: the hnsw.*/ivfflat.* GUCs do not exist before."""
+    conn.execute(sql.SQL("SELECT CAST('[0]' AS {}.vector)").format(sql.Identifier(extension_schema)))
+
+
+def _parse_options(reloptions: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
+    options = []
+    for item in reloptions or ():
+        key, _, value = item.partition("=")
+        options.append((key, value))
+    return tuple(options)
+
+
+def discover(conn: psycopg.Connection, signature: str, extension: dict[str, Any]) -> VectorCatalog:
+    """Run the discovery queries (the library must already be loaded)."""
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    columns = [VectorColumn(schema=r["schema"], table=r["table"], table_oid=r["table_oid"], relkind=r["relkind"],
+                            column=r["column"], type=r["type"], dims=r["dims"])
+               for r in fetch(conn, _COLUMNS_SQL)]
+    rows = fetch(conn, _INDEXES_SQL)
+    by_oid = {r["oid"]: r for r in rows}
+    children: dict[int, list[int]] = {}
+    for r in rows:
+        if r["parent_oid"] is not None and r["parent_oid"] in by_oid:
+            children.setdefault(r["parent_oid"], []).append(r["oid"])
+
+    def descendants(oid: int) -> list[dict[str, Any]]:
+        found = []
+        for child in children.get(oid, []):
+            found.append(by_oid[child])
+            found.extend(descendants(child))
+        return found
+
+    indexes = []
+    known_columns = {(c.table_oid, c.column) for c in columns}
+    for r in rows:
+        desc = descendants(r["oid"]) if r["relkind"] == "I" else []
+        parent = r["parent_oid"] if r["parent_oid"] in by_oid else None
+        indexes.append(VectorIndex(
+            oid=r["oid"], schema=r["schema"], table=r["table"], table_oid=r["table_oid"],
+            table_relkind=r["table_relkind"], table_is_partition=r["table_is_partition"], name=r["index"],
+            relkind=r["relkind"], method=r["method"], opclass=r["opclass"], operator=r["operator"],
+            operator_schema=r["operator_schema"], column=r["column"], key_sql=r["key_sql"],
+            key_type=r["key_type"], key_typname=r["key_typname"] or "", dims=r["dims"],
+            explicit_options=_parse_options(r["reloptions"]), predicate=r["predicate"],
+            valid=bool(r["valid"]), ready=bool(r["ready"]), parent_oid=parent,
+            can_select=bool(r["can_select"]),
+            partition_indexes=tuple(sorted(d["index"] for d in desc)),
+            partition_tables=tuple(sorted({d["table"] for d in desc})),
+            relfilenode=int(r["relfilenode"] or 0),
+        ))
+        # bit columns are core types: list them when an index uses them.
+        if (r["column"] is not None and r["key_typname"] == "bit" and not r["table_is_partition"]
+                and (r["table_oid"], r["column"]) not in known_columns):
+            known_columns.add((r["table_oid"], r["column"]))
+            columns.append(VectorColumn(schema=r["schema"], table=r["table"], table_oid=r["table_oid"],
+                                        relkind=r["table_relkind"], column=r["column"], type="bit", dims=r["dims"]))
+    settings = {r["name"]: SettingValue(r["name"], r["setting"], r["source"], r["boot_val"])
+                for r in fetch(conn, _SETTINGS_SQL)}
+    overrides = []
+    for r in fetch(conn, _OVERRIDES_SQL):
+        name, _, value = r["cfg"].partition("=")
+        overrides.append(SettingOverride(database=r["database"] or "?", role=r["role"] or "?", name=name,
+                                         value=value))
+    return VectorCatalog(signature=signature, database=database, extension_version=extension["extversion"],
+                         extension_schema=extension["schema"], columns=tuple(columns), indexes=tuple(indexes),
+                         settings=settings, overrides=tuple(overrides))
+
+
+def get_catalog(ctx: CollectContext) -> tuple[VectorCatalog, bool]:
+    """The cached catalog of this target, rediscovered when its signature changed.
+
+    Returns ``(catalog, refreshed)``. Raises CollectorDisabled without pgvector.
+    """
+    require_pgvector(ctx)
+    conn = ctx.conn
+    assert conn is not None
+    extension = fetch_one(conn, _EXTENSION_SQL)
+    if not extension:  # facts are per connection; the extension may just have been dropped
+        raise CollectorDisabled(f"pgvector is not installed in database {ctx.facts.database if ctx.facts else '?'}")
+    load_library(conn, extension["schema"])
+    signature = conn.execute(_SIGNATURE_SQL).fetchone()[0]
+    cached: VectorCatalog | None = ctx.state.get(CATALOG_STATE_KEY)
+    if cached is not None and cached.signature == signature:
+        return cached, False
+    catalog = discover(conn, signature, extension)
+    ctx.state[CATALOG_STATE_KEY] = catalog
+    _publish_dimensions(ctx.target, catalog)
+    return catalog, True
+
+
+# --------------------------------------------------------------------------- dimensions for other probes
+_DIMENSIONS: dict[str, dict[tuple[str, str, str], tuple[str, int | None]]] = {}
+_DIMENSIONS_LOCK = threading.Lock()
+
+
+def _publish_dimensions(target: str, catalog: VectorCatalog) -> None:
+    with _DIMENSIONS_LOCK:
+        _DIMENSIONS[target] = {(c.schema, c.table, c.column): (c.type, c.dims) for c in catalog.columns}
+
+
+def column_dimensions(target: str) -> dict[tuple[str, str, str], tuple[str, int | None]]:
+    """``(schema, table, column) -> (type, dims)`` of a target's vector columns, as last discovered
+    in this process (for the embedding-API probes, which compare them with what the API returns)."""
+    with _DIMENSIONS_LOCK:
+        return dict(_DIMENSIONS.get(target, {}))
+
+
+def dimension_source(ref: Any) -> int | None:
+    """Declared dimensions of ``ref.table``.``ref.column`` on database target ``ref.database``, from
+    the catalog cache of this process (usable as a ``dimensions_from`` resolver, see
+    ``collectors.model_probe.set_dimension_source``); None while unknown (no vector collector has
+    run on that target yet), for an unconstrained column, or when an unqualified table name is
+    ambiguous."""
+    schema, table = parse_qualified(ref.table, default_schema=None)
+    found = {dims for (s, t, c), (_, dims) in column_dimensions(ref.database).items()
+             if t == table and c == ref.column and (schema is None or s == schema)}
+    return found.pop() if len(found) == 1 else None
+
+
+def database_key(conn: psycopg.Connection) -> str:
+    """Server identity + database name, so a state store shared by several vecmon instances (which
+    may name the target differently) keys results right. Uses ``pg_control_system()`` (pg_monitor),
+    else the server address."""
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    try:
+        with conn.transaction():
+            system_id = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()[0]
+    except psycopg.Error:
+        if conn.broken:
+            raise
+        system_id = conn.execute("SELECT coalesce(host(inet_server_addr()), 'local') || ':' || "
+                                 "current_setting('port')").fetchone()[0]
+    return f"{system_id}/{database}"
+
+
+# --------------------------------------------------------------------------- selection
+def selected_indexes(catalog: VectorCatalog, vector_settings: Any) -> list[VectorIndex]:
+    """Top-level indexes the probes cover: configured ones (``vector.indexes``) or all, bounded."""
+    patterns = list(getattr(vector_settings, "indexes", []) or [])
+    limit = int(getattr(vector_settings, "max_indexes", 20))
+    chosen = []
+    for idx in catalog.top_level_indexes():
+        if patterns and not any(name_matches(p, idx.schema, idx.name) for p in patterns):
+            continue
+        chosen.append(idx)
+    chosen.sort(key=lambda i: (i.schema, i.table, i.name))
+    return chosen[:limit]
+
+
+def filters_for(index: VectorIndex, vector_settings: Any) -> list[Any]:
+    """Configured filters that apply to ``index`` (by index name or by table)."""
+    matched = []
+    for flt in getattr(vector_settings, "filters", []) or []:
+        if flt.index is not None and name_matches(flt.index, index.schema, index.name):
+            matched.append(flt)
+        elif flt.table is not None and name_matches(flt.table, index.schema, index.table):
+            matched.append(flt)
+    return matched
+
+
+# --------------------------------------------------------------------------- settings & plans
+def numeric(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@contextmanager
+def local_settings(conn: psycopg.Connection, settings: Mapping[str, str | None]) -> Iterator[None]:
+    """Apply ``settings`` transaction-locally inside a savepoint, and undo them afterwards.
+
+    ``set_config(name, value, true)`` inside a savepoint outlives the savepoint's RELEASE (it
+    lasts until the outer transaction ends), so the previous values are restored explicitly on
+    success; on an error the savepoint's rollback restores them. ``None`` values are skipped.
+    """
+    wanted = {k: v for k, v in settings.items() if v is not None}
+    with conn.transaction():
+        previous: dict[str, str | None] = {}
+        if wanted:
+            names = list(wanted)
+            row = conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+                sql.SQL("current_setting({}, true)").format(sql.Literal(n)) for n in names))).fetchone()
+            previous = dict(zip(names, row))
+            _set_many(conn, wanted)
+        yield
+        restore = {k: v for k, v in previous.items() if v is not None}
+        if restore:
+            _set_many(conn, restore)
+
+
+def _set_many(conn: psycopg.Connection, values: Mapping[str, str]) -> None:
+    parts = []
+    params: list[str] = []
+    for name, value in values.items():
+        parts.append(sql.SQL("set_config(%s, %s, true)"))
+        params.extend([name, str(value)])
+    conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(parts)), params)
+
+
+def plan_nodes(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()) or ():
+        yield from plan_nodes(child)
+
+
+def explain_json(conn: psycopg.Connection, query: sql.Composable, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    row = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query), params, prepare=False).fetchone()
+    document = row[0]
+    if isinstance(document, str):
+        document = json.loads(document)
+    return document[0]["Plan"]
+
+
+_SCAN_NODES = ("Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Tid Scan", "Tid Range Scan",
+               "Sample Scan", "Foreign Scan", "Custom Scan")
+
+
+def plan_uses_index(plan: Mapping[str, Any], index_names: set[str], table_names: set[str]) -> bool:
+    """True when every scan of the table (or its partitions) is an index scan on ``index_names``."""
+    used = False
+    for node in plan_nodes(plan):
+        node_type = node.get("Node Type")
+        if node_type in ("Index Scan", "Index Only Scan") and node.get("Index Name") in index_names:
+            used = True
+            continue
+        if node_type in _SCAN_NODES and node.get("Relation Name") in table_names:
+            return False
+    return used
+
+
+def plan_index_names(plan: Mapping[str, Any]) -> set[str]:
+    return {str(n.get("Index Name")) for n in plan_nodes(plan) if n.get("Index Name")}
+
+
+# --------------------------------------------------------------------------- sampling
+@dataclass(frozen=True)
+class QueryVector:
+    qid: str  # stable id: same vector (and excluded row) -> same id
+    self_id: str | None  # row the vector was sampled from, excluded from its own results
+    vector: str  # pgvector text form
+
+
+def make_qid(vector: str, self_id: str | None) -> str:
+    return hashlib.md5(f"{self_id or ''}|{vector}".encode()).hexdigest()[:16]
+
+
+def row_id(rel: Any, ctid: Any) -> str:
+    return f"{rel}:{ctid}"
+
+
+def sample_query_vectors(conn: psycopg.Connection, index: VectorIndex, n: int, estimated_rows: float,
+                         rng: random.Random | None = None) -> list[QueryVector]:
+    """``n`` stored, non-NULL key values (in the index's own space: an expression index samples
+    the expression), each with the row it came from.
+
+    Candidate rows are found by ``(tableoid, ctid)`` only: a small table is read whole (at most
+    20000 rows), a larger one through ``TABLESAMPLE SYSTEM`` sized for about 20 candidates per
+    wanted vector (``ORDER BY random()`` would read and sort all of it). The chosen rows' values
+    are then fetched by TID.
+    """
+    rng = rng or random.Random()
+    where = sql.SQL(" AND ").join(index.conditions(not_null=True))
+    want = max(n * 20, 200)
+    candidates: list[tuple[Any, ...]] = []
+    if estimated_rows > 20000:
+        percent = min(100.0, 100.0 * want / estimated_rows)
+        query = sql.SQL("SELECT tableoid::oid, ctid::text FROM {table} TABLESAMPLE SYSTEM ({pct}) WHERE {where} "
+                        "LIMIT {limit}").format(table=index.table_sql(), pct=sql.Literal(round(percent, 6)),
+                                                where=where, limit=sql.Literal(want * 4))
+        candidates = conn.execute(query, prepare=False).fetchall()
+    if len(candidates) < n:
+        query = sql.SQL("SELECT tableoid::oid, ctid::text FROM {table} WHERE {where} LIMIT 20000").format(
+            table=index.table_sql(), where=where)
+        candidates = conn.execute(query, prepare=False).fetchall()
+    if len(candidates) > n:
+        candidates = rng.sample(candidates, n)
+    if not candidates:
+        return []
+    chosen = {(int(rel), ctid) for rel, ctid in candidates}
+    query = sql.SQL("SELECT tableoid::oid, ctid::text, ({key})::text FROM {table} WHERE ctid = ANY(%s::tid[])").format(
+        key=index.key_composable(), table=index.table_sql())
+    rows = conn.execute(query, [sorted({ctid for _, ctid in chosen})], prepare=False).fetchall()
+    result = []
+    for rel, ctid, vector in rows:
+        if (int(rel), ctid) not in chosen or vector is None:
+            continue
+        self_id = row_id(rel, ctid)
+        result.append(QueryVector(qid=make_qid(vector, self_id), self_id=self_id, vector=vector))
+    result.sort(key=lambda q: q.qid)
+    return result
+
+
+def table_query_vectors(conn: psycopg.Connection, table: str, column: str, n: int,
+                        order_by: str | None = None) -> list[QueryVector]:
+    """A fixed query set: the first ``n`` non-NULL vectors of ``table.column`` (stable order)."""
+    schema, name = parse_qualified(table)
+    order = sql.Identifier(order_by) if order_by else sql.SQL("ctid")
+    query = sql.SQL("SELECT ({col})::text FROM {schema}.{table} WHERE {col} IS NOT NULL ORDER BY {order} "
+                    "LIMIT {limit}").format(col=sql.Identifier(column), schema=sql.Identifier(schema or "public"),
+                                            table=sql.Identifier(name), order=order, limit=sql.Literal(n))
+    vectors = [r[0] for r in conn.execute(query, prepare=False).fetchall()]
+    return [QueryVector(qid=make_qid(v, None), self_id=None, vector=v) for v in vectors]
+
+
+# --------------------------------------------------------------------------- memory estimate
+def vector_bytes(typname: str, dims: int | None) -> float | None:
+    """On-disk size of one value (varlena header included), or None when unknown."""
+    if dims is None:
+        return None
+    if typname == "vector":
+        return 4.0 * dims + 8
+    if typname == "halfvec":
+        return 2.0 * dims + 8
+    if typname == "bit":
+        return (dims + 7) // 8 + 8.0
+    return None  # sparsevec: depends on the non-zero count
+
+
+def _maxalign(size: float) -> float:
+    return float(int(size + 7) // 8 * 8)
+
+
+def hnsw_memory_estimate(rows: float, m: int, value_bytes: float) -> float:
+    """Approximate size of an HNSW graph of ``rows`` elements (what must fit in memory to be fast).
+
+    Per element pgvector stores an element tuple (about 72 bytes of header and heap TIDs plus the
+    value) and a neighbour tuple of ``(level + 2) * m`` 6-byte TIDs (layer 0 has ``2m``
+    neighbours); the expected level is ``1 / (m - 1)``. Each tuple also takes a 4-byte line
+    pointer. Compare it with ``pg_relation_size`` for the real size of a built index.
+    """
+    expected_level = 1.0 / max(m - 1, 1)
+    element = _maxalign(72 + value_bytes) + 4
+    neighbours = _maxalign(4 + (expected_level + 2) * m * 6) + 4
+    pages_overhead = 1.0 + 24.0 / 8192.0
+    return rows * (element + neighbours) * pages_overhead

@@ -1,0 +1,755 @@
+"""Live recall of HNSW and IVFFlat indexes: approximate search against exact search, per index.
+
+For every probed index (``vector.indexes``, default all top-level HNSW/IVFFlat indexes the
+monitoring role can SELECT from) and every filter configured for it:
+
+1. **Query vectors**: ``recall.queries.source: sample`` takes stored rows of the table (the
+   index key's own value, so an expression index is probed in its own space) and excludes each
+   row from its own results (LIMIT k+1 on both sides, then the row is dropped: otherwise it would
+   sit at distance 0 in its own top-k). The row still takes one of HNSW's ``ef_search``
+   candidates, so at ``ef_search = k`` at most k-1 other rows come back: a fixed query set
+   (``source: table``, vectors not stored in the table) avoids that bias. The sampled set is
+   kept in the state store and replaced only when the table was rewritten, or has changed and
+   the set is older than ``resample_after`` (a sampled row updated meanwhile moves to a new ctid
+   and is no longer excluded until then).
+2. **Plan check**: the approximate query is built from the catalog exactly as an application
+   would write it (the index key or expression, the opclass's ``OPERATOR(schema.op)``, the
+   partial-index predicate, the filter, ``ORDER BY ... LIMIT k``) and run with the settings the
+   application gets (``hnsw.*``/``ivfflat.*`` including database and role overrides, see
+   :meth:`collectors.pgvector_catalog.VectorCatalog.app_settings`). ``EXPLAIN (FORMAT JSON)``
+   must show an index scan on that index (or its partitions); otherwise the probe reports
+   ``vecmon_vector_index_used 0`` and no recall: a sequential scan is exact and would read 1.0.
+3. **Exact side**: the same query with ``enable_indexscan`` off and ``ORDER BY (distance) + 0``
+   (which no vector index can answer), verified with EXPLAIN, bounded by ``exact_timeout``. The
+   results are stored (SQLAlchemy, :mod:`collectors.recall_state`) and reused while the table's
+   insert/update/delete counters and relfilenodes are unchanged, so a cycle on an unchanged table
+   runs approximate queries only.
+4. **Recall@k by distance**: a returned row counts when its distance is at most the k-th exact
+   distance plus ``epsilon * max(1, |d_k|)``, so any of several rows tied at the k-th distance is
+   a correct answer; the denominator is ``min(k, rows the exact search found)``.
+5. **Curve**: the same at each configured ``ef_search`` (HNSW) or ``probes`` (IVFFlat) value, and
+   for filters also with an iterative scan when the application's is off (pgvector >= 0.8), so the
+   recall/latency curve and the smallest setting meeting ``target`` are visible.
+
+Cost control: the run's own ``statement_timeout`` is its budget (``DEFAULT_TIMEOUTS['recall']``);
+indexes are probed least-recently-attempted first and a run stops starting work when the budget
+is spent (the rest is reported as skipped ``budget``). Exact results computed before a timeout are
+kept, so a large table converges over a few cycles. ``replica_dsn`` runs the probe queries on a
+standby (the advisory lock and the table signature still come from the target connection, where
+the statistics live; results are stored only when the standby has replayed past the signature).
+``lock`` takes ``pg_try_advisory_xact_lock(recall_lock_key(schema, index))`` per index, so of two
+vecmon instances monitoring the same database only one probes an index at a time; the other
+reports ``vecmon_recall_probe_skipped{reason="locked"}`` and re-exports its last results.
+
+Needs ``SELECT`` on the probed tables (e.g. ``GRANT SELECT`` or ``pg_read_all_data``); indexes
+without it are skipped with reason ``no_privilege``. Every statement is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import psycopg
+from psycopg import sql
+from prometheus_client.core import Metric
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
+from collectors.pgvector_catalog import (GUC_DEFAULTS, QueryVector, VectorCatalog, VectorIndex, database_key,
+                                         explain_json, filters_for, get_catalog, load_library, local_settings,
+                                         plan_index_names, plan_uses_index, row_id, sample_query_vectors,
+                                         selected_indexes, table_query_vectors)
+from collectors.recall_state import ExactResult, RecallStateStore, TableSignature, open_store
+
+log = logging.getLogger(__name__)
+
+RECALL_BUCKETS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+PRUNE_EVERY = 3600.0
+PRUNE_AFTER = 7 * 86400.0  # exact results not recomputed for a week are dropped (and recomputed if needed)
+P = ("schema", "table", "index")
+PF = (*P, "filter")
+PT = (*PF, "param", "value", "iterative")
+# Inside the statement (pg_stat_statements drops leading comments), so probe queries are easy to find.
+ANN_TAG = "/* vecmon:recall:ann */"
+EXACT_TAG = "/* vecmon:recall:exact */"
+
+
+def recall_lock_key(schema: str, index: str) -> int:
+    """The advisory-lock key of the probe of ``schema.index`` (advisory locks are per database)."""
+    digest = hashlib.blake2b(f"vecmon:recall:{schema}.{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def recall_at_k(ann: Sequence[tuple[str, float]], exact_distances: Sequence[float], k: int,
+                epsilon: float) -> float | None:
+    """Distance-threshold recall@k (None when the exact search found nothing).
+
+    ``ann``: (row id, distance) of the approximate results, self row already removed;
+    ``exact_distances``: the exact top distances, ascending.
+    """
+    truth = [d for d in exact_distances if not math.isnan(d)][:k]
+    if not truth:
+        return None
+    kth = truth[-1]
+    threshold = kth + epsilon * max(1.0, abs(kth))
+    hits = sum(1 for _, d in ann[:k] if d is not None and not math.isnan(d) and d <= threshold)
+    return min(1.0, hits / len(truth))
+
+
+# --------------------------------------------------------------------------- SQL builders
+def ann_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql.Composable:
+    """The query an application runs (plus tableoid/ctid to identify rows)."""
+    conditions = index.conditions(filter_where)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    return sql.SQL("SELECT " + ANN_TAG + " tableoid::oid, ctid::text, {dist} AS distance FROM {table}{where} "
+                   "ORDER BY {dist} LIMIT {limit}").format(
+        dist=index.distance_sql(), table=index.table_sql(), where=where, limit=sql.Literal(limit))
+
+
+def exact_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql.Composable:
+    """Exact k-NN: ``+ 0`` keeps any vector index from answering the ORDER BY."""
+    conditions = index.conditions(filter_where, not_null=True)
+    return sql.SQL("SELECT " + EXACT_TAG + " tableoid::oid, ctid::text, ({dist}) + 0 AS distance FROM {table} "
+                   "WHERE {where} ORDER BY 3 LIMIT {limit}").format(
+        dist=index.distance_sql(), table=index.table_sql(), where=sql.SQL(" AND ").join(conditions),
+        limit=sql.Literal(limit))
+
+
+_SIGNATURE_SQL = """
+SELECT coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::bigint AS changes,
+       coalesce(string_agg(c.oid::text || ':' || c.relfilenode::text, ',' ORDER BY c.oid), '') AS files,
+       coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS reltuples,
+       coalesce(sum(s.n_live_tup), 0)::float8 AS live
+FROM (SELECT relid FROM pg_partition_tree(%(oid)s::oid::regclass) WHERE isleaf
+      UNION SELECT %(oid)s::oid WHERE (SELECT relkind FROM pg_class WHERE oid = %(oid)s::oid) <> 'p') AS leaf
+JOIN pg_class c ON c.oid = leaf.relid
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+"""
+
+
+def table_signature(conn: psycopg.Connection, index: VectorIndex, in_recovery: bool) -> TableSignature:
+    row = conn.execute(_SIGNATURE_SQL, {"oid": index.table_oid}).fetchone()
+    changes, files, reltuples, live = row
+    if in_recovery:  # a standby's statistics do not see replayed writes: only an unchanged replay position counts
+        lsn = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
+        files = f"{files}@{lsn}"
+    return TableSignature(files=files, changes=int(changes), rows=max(float(reltuples), float(live)))
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Point:
+    """One (filter, iterative mode, setting value) of one index."""
+
+    filter: str
+    iterative: str
+    param: str
+    value: int
+    settings: dict[str, str]
+    used: bool | None = None  # None: could not be determined (error)
+    recalls: list[float] = field(default_factory=list)
+    returned: list[int] = field(default_factory=list)
+    expected: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def mean(self, values: Sequence[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    @property
+    def recall_mean(self) -> float | None:
+        return self.mean(self.recalls)
+
+    def good_fraction(self, target: float) -> float | None:
+        return self.mean([1.0 if r >= target - 1e-12 else 0.0 for r in self.recalls])
+
+    @property
+    def shortfall_fraction(self) -> float | None:
+        pairs = list(zip(self.returned, self.expected))
+        return self.mean([1.0 if got < want else 0.0 for got, want in pairs]) if pairs else None
+
+    def meets(self, target: float, fraction: float | None) -> bool:
+        if not self.used or not self.recalls:
+            return False
+        if fraction is None:
+            return (self.recall_mean or 0.0) >= target - 1e-12
+        return (self.good_fraction(target) or 0.0) >= fraction - 1e-12
+
+
+@dataclass
+class IndexResult:
+    index: VectorIndex
+    param: str
+    app_value: int
+    app_iterative: str
+    points: list[Point] = field(default_factory=list)
+    exact_seconds: dict[str, float] = field(default_factory=dict)
+    queries: int = 0
+    finished_at: float = 0.0
+    duration: float = 0.0
+
+    def app_point(self, filter_name: str) -> Point | None:
+        for p in self.points:
+            if p.filter == filter_name and p.iterative == self.app_iterative and p.value == self.app_value:
+                return p
+        return None
+
+
+@dataclass
+class RecallState:
+    """Per-target state kept across runs in ``ctx.state['recall']``."""
+
+    results: dict[str, IndexResult] = field(default_factory=dict)
+    hist: dict[tuple[str, ...], list[float]] = field(default_factory=dict)  # [count per bucket..., sum]
+    good: dict[tuple[str, ...], int] = field(default_factory=dict)
+    total: dict[tuple[str, ...], int] = field(default_factory=dict)
+    exact_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
+    exact_reused: dict[tuple[str, ...], int] = field(default_factory=dict)
+    ann_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
+    errors: dict[tuple[str, ...], int] = field(default_factory=dict)
+    runs: dict[tuple[str, ...], int] = field(default_factory=dict)
+    last_attempt: dict[str, float] = field(default_factory=dict)
+    queries: dict[tuple[str, str], list[QueryVector]] = field(default_factory=dict)
+    database_key: str | None = None
+    last_prune: float = 0.0
+
+    def bump(self, table: dict[tuple[str, ...], int], key: tuple[str, ...], amount: int = 1) -> None:
+        table[key] = table.get(key, 0) + amount
+
+    @property
+    def total_exact_queries(self) -> int:
+        return sum(self.exact_queries.values())
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class _BudgetExhausted(Exception):
+    pass
+
+
+class _Budget:
+    """The run's time budget, from its statement_timeout (set by the connector to the collector timeout)."""
+
+    def __init__(self, conn: psycopg.Connection, fallback: float):
+        setting = conn.execute("SELECT setting::float8 FROM pg_settings WHERE name = 'statement_timeout'").fetchone()
+        total = (setting[0] / 1000.0) if setting and setting[0] else fallback
+        self.total = total
+        self.deadline = time.monotonic() + max(1.0, total * 0.9 - 0.5)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def timeout_ms(self, wanted: float) -> str:
+        """statement_timeout for the next statement(s): the configured one, cut to what is left."""
+        left = self.remaining()
+        if left < 0.2:
+            raise _BudgetExhausted()
+        return f"{max(1, int(min(wanted, left) * 1000))}ms"
+
+
+def _is_fatal(conn: psycopg.Connection) -> bool:
+    return conn.closed or conn.broken
+
+
+# --------------------------------------------------------------------------- collector
+class RecallCollector:
+    """Recall@k of HNSW/IVFFlat indexes (approximate vs exact search), the curve over ef_search/probes."""
+
+    name = "recall"
+    needs_connection = True
+    METRICS: tuple[MetricSpec, ...] = (
+        MetricSpec("vecmon_vector_index_used", "gauge",
+                   "Whether EXPLAIN shows the approximate probe query scanning the index (or its partitions) at "
+                   "this setting (1) or another plan (0; then no recall is reported: a scan without the index "
+                   "is exact).", PT),
+        MetricSpec("vecmon_recall_mean", "gauge",
+                   "Mean recall@k over the probe queries: returned rows whose distance is within the k-th exact "
+                   "distance (ties count), divided by min(k, rows the exact search found).", PT),
+        MetricSpec("vecmon_recall_good_queries_ratio", "gauge",
+                   "Share of probe queries whose recall@k reached the configured target, 0..1.", PT),
+        MetricSpec("vecmon_recall_returned_rows", "gauge",
+                   "Mean number of rows the approximate query returned (at most k); fewer than "
+                   "vecmon_recall_expected_rows means overfiltering or ef_search below k.", PT),
+        MetricSpec("vecmon_recall_shortfall_ratio", "gauge",
+                   "Share of probe queries that returned fewer rows than the exact search, 0..1.", PT),
+        MetricSpec("vecmon_recall_ann_query_duration_seconds", "gauge",
+                   "Mean duration of one approximate probe query at this setting (client-side).", PT),
+        MetricSpec("vecmon_recall_expected_rows", "gauge",
+                   "Mean number of rows the exact search found, min(k, matching rows).", PF),
+        MetricSpec("vecmon_recall_exact_query_duration_seconds", "gauge",
+                   "Mean duration of one exact (full scan) probe query when it was last computed.", PF),
+        MetricSpec("vecmon_recall_target_met", "gauge",
+                   "Whether recall at the application's setting meets the configured target (1) or not (0).", PF),
+        MetricSpec("vecmon_recall_recommended_setting", "gauge",
+                   "Smallest measured ef_search/probes value whose recall meets the target (absent when none "
+                   "does).", (*PF, "param", "iterative")),
+        MetricSpec("vecmon_recall_app_setting", "gauge",
+                   "The ef_search/probes value the application's sessions get (database/role overrides "
+                   "included).", (*P, "param")),
+        MetricSpec("vecmon_recall_query_recall", "histogram",
+                   "Per-query recall@k at the application's settings (cumulative over probe cycles), for SLOs "
+                   "such as 99% of queries reaching 0.9.", PF),
+        MetricSpec("vecmon_recall_queries_total", "counter",
+                   "Probe queries measured at the application's settings.", PF),
+        MetricSpec("vecmon_recall_good_queries_total", "counter",
+                   "Probe queries at the application's settings whose recall@k reached the target.", PF),
+        MetricSpec("vecmon_recall_probe_queries", "gauge",
+                   "Query vectors in the index's probe set.", P),
+        MetricSpec("vecmon_recall_exact_queries_total", "counter",
+                   "Exact (full scan) queries run; 0 per cycle while the table is unchanged.", P),
+        MetricSpec("vecmon_recall_exact_reused_total", "counter",
+                   "Exact results reused from the state store instead of being recomputed.", P),
+        MetricSpec("vecmon_recall_ann_queries_total", "counter",
+                   "Approximate probe queries run.", P),
+        MetricSpec("vecmon_recall_query_errors_total", "counter",
+                   "Failed probe statements by side (sample, explain, exact, ann), e.g. timeouts or a bad "
+                   "filter.", (*PF, "side")),
+        MetricSpec("vecmon_recall_probe_runs_total", "counter",
+                   "Probe attempts per index by result: ok, locked (another vecmon holds it), budget, error, "
+                   "no_privilege, not_ready, no_queries, replica_unavailable.", (*P, "result")),
+        MetricSpec("vecmon_recall_probe_skipped", "gauge",
+                   "Set to 1 when this run did not probe the index, with the reason (the last results are "
+                   "re-exported).",
+                   (*P, "reason")),
+        MetricSpec("vecmon_recall_last_success_timestamp_seconds", "gauge",
+                   "Unix time the index's last successful probe finished.", P),
+        MetricSpec("vecmon_recall_probe_duration_seconds", "gauge",
+                   "Wall-clock duration of the index's last successful probe.", P),
+        MetricSpec("vecmon_recall_target", "gauge",
+                   "The configured recall@k target.", ()),
+        MetricSpec("vecmon_recall_k", "gauge",
+                   "The configured k of recall@k (LIMIT of the probe queries).", ()),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Metric]:
+        url = ctx.settings.vector.recall.resolved_state_url()
+        try:
+            return self._collect(ctx, url)
+        except (SQLAlchemyError, OSError) as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise CollectorError(f"recall state store {shown}: {type(exc).__name__}: {exc}") from None
+
+    def _collect(self, ctx: CollectContext, url: str) -> list[Metric]:
+        catalog, _ = get_catalog(ctx)
+        conn = ctx.conn
+        assert conn is not None
+        vs = ctx.settings.vector
+        rc = vs.recall
+        state: RecallState = ctx.state.setdefault("recall", RecallState())
+        em = Emitter(ctx.target, self.METRICS)
+        em.add("vecmon_recall_target", rc.target)
+        em.add("vecmon_recall_k", rc.k)
+        fallback = ctx.settings.timeout_for(self.name) if hasattr(ctx.settings, "timeout_for") else 60.0
+        budget = _Budget(conn, fallback)
+        store = open_store(url)
+        if time.time() - state.last_prune > PRUNE_EVERY:
+            store.prune(PRUNE_AFTER)  # e.g. results of dropped databases or indexes
+            state.last_prune = time.time()
+        if state.database_key is None:
+            state.database_key = database_key(conn)
+        in_recovery = bool(ctx.facts.in_recovery) if ctx.facts else False
+
+        indexes = selected_indexes(catalog, vs)
+        indexes.sort(key=lambda i: state.last_attempt.get(i.probe_key, 0.0))
+        skipped: dict[str, str] = {}
+        with ExitStack() as stack:
+            probe_conn, replica_error = (self._probe_connection(rc, catalog, stack, fallback) if indexes
+                                         else (None, None))
+            for idx in indexes:
+                labels = idx.labels
+                reason = self._precheck(idx, replica_error)
+                if reason is None and budget.remaining() < 1.0:
+                    reason = "budget"
+                if reason is None:
+                    state.last_attempt[idx.probe_key] = time.time()
+                    if rc.lock and not conn.execute("SELECT pg_try_advisory_xact_lock(%s)",
+                                                    [recall_lock_key(idx.schema, idx.name)]).fetchone()[0]:
+                        reason = "locked"
+                if reason is None:
+                    try:
+                        result = self._probe_with_savepoints(ctx, probe_conn or conn, idx, catalog, store, state,
+                                                             budget, in_recovery, probe_conn is not None)
+                        state.results[idx.probe_key] = result
+                        state.bump(state.runs, (*labels, "ok"))
+                        continue
+                    except _BudgetExhausted:
+                        reason = "budget"
+                    except _Skip as skip:
+                        reason = skip.reason
+                    except psycopg.Error as exc:
+                        if _is_fatal(conn) or (probe_conn is not None and _is_fatal(probe_conn)):
+                            raise
+                        log.warning("recall probe of %s.%s on %s failed: %s", idx.schema, idx.name, ctx.target,
+                                    str(exc).strip())
+                        reason = "error"
+                skipped[idx.probe_key] = reason
+                state.bump(state.runs, (*labels, reason))
+
+        for idx in indexes:
+            self._emit_index(em, idx, state, skipped.get(idx.probe_key), rc)
+        self._emit_counters(em, state, indexes)
+        return em.families()
+
+    # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _precheck(idx: VectorIndex, replica_error: str | None) -> str | None:
+        if not idx.valid or not idx.ready:
+            return "not_ready"
+        if not idx.can_select:
+            return "no_privilege"
+        if not idx.operator or not idx.operator_schema:
+            return "error"
+        if replica_error is not None:
+            return "replica_unavailable"
+        return None
+
+    @staticmethod
+    def _probe_connection(rc: Any, catalog: VectorCatalog, stack: ExitStack,
+                          timeout: float) -> tuple[psycopg.Connection | None, str | None]:
+        """The standby connection for probe queries, if configured (its own read-only transaction)."""
+        if rc.replica_dsn is None:
+            return None, None
+        try:
+            conn = psycopg.connect(rc.replica_dsn.get_secret_value(), autocommit=False, connect_timeout=10,
+                                   application_name="vecmon-recall",
+                                   options=f"-c default_transaction_read_only=on "
+                                           f"-c statement_timeout={int(timeout * 1000)}ms")
+        except psycopg.Error as exc:
+            log.warning("recall probe replica unavailable: %s", str(exc).strip().splitlines()[0])
+            return None, str(exc)
+        stack.callback(conn.close)
+        conn.read_only = True
+        stack.enter_context(conn.transaction())
+        load_library(conn, catalog.extension_schema)
+        return conn, None
+
+    def _probe_with_savepoints(self, ctx: CollectContext, pconn: psycopg.Connection, idx: VectorIndex,
+                               catalog: VectorCatalog, store: RecallStateStore, state: RecallState,
+                               budget: _Budget, in_recovery: bool, replica: bool) -> IndexResult:
+        """One index's probe inside savepoints, so a failure leaves the run's transaction usable."""
+        conn = ctx.conn
+        assert conn is not None
+        with conn.transaction():
+            if replica:
+                with pconn.transaction():
+                    return self._probe_index(ctx, pconn, idx, catalog, store, state, budget, in_recovery, replica)
+            return self._probe_index(ctx, pconn, idx, catalog, store, state, budget, in_recovery, replica)
+
+    def _probe_index(self, ctx: CollectContext, pconn: psycopg.Connection, idx: VectorIndex, catalog: VectorCatalog,
+                     store: RecallStateStore, state: RecallState, budget: _Budget, in_recovery: bool,
+                     replica: bool) -> IndexResult:
+        conn = ctx.conn
+        assert conn is not None
+        vs = ctx.settings.vector
+        rc = vs.recall
+        started = time.monotonic()
+        db_key = state.database_key or "?"
+        labels = idx.labels
+        signature = table_signature(conn, idx, in_recovery)
+        cache_ok = True
+        if replica and not in_recovery:
+            primary_lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            caught_up = pconn.execute("SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)",
+                                      [primary_lsn]).fetchone()[0]
+            cache_ok = bool(caught_up)
+
+        queries = self._query_set(pconn, idx, rc, store, db_key, signature, state, budget)
+        if not queries:
+            raise _Skip("no_queries")
+        state.queries[(idx.schema, idx.name)] = queries
+
+        app = catalog.app_settings(vs.app_role)
+        method, param = idx.method, idx.param
+        base = {name: value for name, (value, _) in app.items() if name.startswith(method + ".")}
+        app_value = int(float(base.get(f"{method}.{param}", GUC_DEFAULTS[f"{method}.{param}"])))
+        candidates = rc.ef_search_values if method == "hnsw" else rc.probes_values
+        values = sorted({app_value, *candidates})
+        if method == "ivfflat":
+            lists = idx.options.get("lists", 100)
+            values = [v for v in values if v <= lists or v == app_value]
+        iterative_guc = f"{method}.iterative_scan"
+        supports_iterative = iterative_guc in base
+        app_iterative = base.get(iterative_guc, "off") if supports_iterative else "off"
+        alternative = None
+        if supports_iterative and app_iterative == "off":
+            alternative = rc.iterative_scan if method == "hnsw" else "relaxed_order"
+        force = {"enable_seqscan": "off", "enable_bitmapscan": "off"} if rc.force_index else {}
+        self_exclusion = any(q.self_id for q in queries)
+        fetch = rc.k + 1 if self_exclusion else rc.k
+
+        result = IndexResult(index=idx, param=param, app_value=app_value, app_iterative=app_iterative,
+                             queries=len(queries))
+        filters: list[tuple[str | None, str]] = [(None, "")]
+        filters += [(f.where, f.name) for f in filters_for(idx, vs)]
+        vector_index_names = {i.name for i in catalog.indexes}
+        for where, fname in filters:
+            modes = [app_iterative] + ([alternative] if where and alternative else [])
+            points = []
+            for mode in modes:
+                for value in values:
+                    settings = {**base, f"{method}.{param}": str(value), **force}
+                    if supports_iterative:
+                        settings[iterative_guc] = mode
+                    points.append(Point(fname, mode, param, value, settings))
+            result.points.extend(points)
+            try:
+                self._measure_filter(pconn, idx, where, fname, points, queries, fetch, rc, store, state, budget,
+                                     db_key, signature, cache_ok, result, vector_index_names)
+            except _BudgetExhausted:
+                raise
+            except psycopg.Error as exc:
+                if _is_fatal(pconn):
+                    raise
+                log.warning("recall probe of %s.%s (filter %r) failed: %s", idx.schema, idx.name, fname,
+                            str(exc).strip())
+            except CollectorError as exc:
+                log.warning("recall probe of %s.%s (filter %r): %s", idx.schema, idx.name, fname, exc)
+                state.bump(state.errors, (*labels, fname, "exact"))
+
+        # Per-query recall at the application's settings feeds the SLO histogram and counters.
+        for where, fname in filters:
+            point = result.app_point(fname)
+            if point is None or not point.used:
+                continue
+            key = (*labels, fname)
+            hist = state.hist.setdefault(key, [0.0] * (len(RECALL_BUCKETS) + 2))
+            for value in point.recalls:
+                for i, bound in enumerate(RECALL_BUCKETS):
+                    if value <= bound + 1e-12:
+                        hist[i] += 1
+                hist[-2] += 1
+                hist[-1] += value
+                state.bump(state.total, key)
+                if value >= rc.target - 1e-12:
+                    state.bump(state.good, key)
+            state.good.setdefault(key, 0)
+            state.total.setdefault(key, 0)
+        result.finished_at = time.time()
+        result.duration = time.monotonic() - started
+        return result
+
+    def _query_set(self, pconn: psycopg.Connection, idx: VectorIndex, rc: Any, store: RecallStateStore,
+                   db_key: str, signature: TableSignature, state: RecallState, budget: _Budget) -> list[QueryVector]:
+        labels = idx.labels
+        try:
+            with local_settings(pconn, {"statement_timeout": budget.timeout_ms(rc.exact_timeout)}):
+                if rc.queries.source == "table":
+                    return table_query_vectors(pconn, rc.queries.table, rc.queries.column, rc.sample_size,
+                                               rc.queries.order_by)
+                stored = store.load_queries(db_key, idx.probe_key)
+                if stored is not None and stored.requested == rc.sample_size and stored.files == signature.files and (
+                        signature.allows_reuse(stored.files, stored.changes, rc.max_changed_fraction)
+                        or time.time() - stored.created_at < rc.resample_after):
+                    return [QueryVector(*q) for q in stored.queries]
+                vectors = sample_query_vectors(pconn, idx, rc.sample_size, signature.rows)
+                store.save_queries(db_key, idx.probe_key, rc.sample_size, signature,
+                                   [(q.qid, q.self_id, q.vector) for q in vectors])
+                return vectors
+        except psycopg.Error:
+            if _is_fatal(pconn):
+                raise
+            state.bump(state.errors, (*labels, "", "sample"))
+            raise
+
+    def _measure_filter(self, pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
+                        points: list[Point], queries: list[QueryVector], fetch: int, rc: Any,
+                        store: RecallStateStore, state: RecallState, budget: _Budget, db_key: str,
+                        signature: TableSignature, cache_ok: bool, result: IndexResult,
+                        vector_index_names: set[str]) -> None:
+        labels = idx.labels
+        ann_sql = ann_query(idx, where, fetch)
+        # 1. Which settings does the planner answer with the index?
+        try:
+            for point in points:
+                with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
+                    plan = explain_json(pconn, ann_sql, {"q": queries[0].vector})
+                point.used = plan_uses_index(plan, idx.scan_index_names(), idx.scan_table_names())
+        except psycopg.Error:
+            state.bump(state.errors, (*labels, fname, "explain"))
+            raise
+        if not any(p.used for p in points):
+            return
+        # 2. Ground truth: stored, or computed now.
+        exact = self._exact(pconn, idx, where, fname, queries, fetch, rc, store, state, budget, db_key, signature,
+                            cache_ok, result, vector_index_names)
+        # 3. Approximate queries at each setting the index answers.
+        for point in points:
+            if not point.used:
+                continue
+            measured: list[tuple[QueryVector, list[tuple[Any, ...]], float]] = []
+            try:
+                with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
+                    for query in queries:
+                        started = time.perf_counter()
+                        rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
+                        measured.append((query, rows, time.perf_counter() - started))
+            except psycopg.Error:
+                if _is_fatal(pconn):
+                    raise
+                state.bump(state.errors, (*labels, fname, "ann"))
+                point.used = None
+                state.bump(state.ann_queries, labels, len(measured) + 1)
+                if budget.remaining() < 0.2:
+                    raise _BudgetExhausted() from None
+                continue
+            state.bump(state.ann_queries, labels, len(measured))
+            for query, rows, seconds in measured:
+                truth = exact.get(query.qid)
+                ann = [(row_id(rel, ctid), float(d)) for rel, ctid, d in rows]
+                if query.self_id is not None:
+                    ann = [(rid, d) for rid, d in ann if rid != query.self_id]
+                ann = ann[:rc.k]
+                point.seconds.append(seconds)
+                if truth is None:
+                    continue
+                value = recall_at_k(ann, truth.distances, rc.k, rc.epsilon)
+                if value is None:
+                    continue
+                point.recalls.append(value)
+                point.returned.append(len(ann))
+                point.expected.append(min(rc.k, len(truth.distances)))
+
+    def _exact(self, pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
+               queries: list[QueryVector], fetch: int, rc: Any, store: RecallStateStore, state: RecallState,
+               budget: _Budget, db_key: str, signature: TableSignature, cache_ok: bool, result: IndexResult,
+               vector_index_names: set[str]) -> dict[str, ExactResult]:
+        labels = idx.labels
+        filter_key = f"{fname}:{hashlib.md5((where or '').encode()).hexdigest()[:12]}"
+        reused = store.load_exact(db_key, idx.probe_key, filter_key, rc.k, [q.qid for q in queries], signature,
+                                  rc.max_changed_fraction)
+        state.bump(state.exact_reused, labels, len(reused))
+        missing = [q for q in queries if q.qid not in reused]
+        computed: dict[str, ExactResult] = {}
+        if missing:
+            exact_sql = exact_query(idx, where, fetch)
+            settings: dict[str, str | None] = {
+                "enable_indexscan": "off", "enable_indexonlyscan": "off",
+                "statement_timeout": budget.timeout_ms(rc.exact_timeout),
+                "max_parallel_workers_per_gather": (str(rc.exact_parallel_workers)
+                                                    if rc.exact_parallel_workers is not None else None),
+            }
+            try:
+                with local_settings(pconn, settings):
+                    plan = explain_json(pconn, exact_sql, {"q": missing[0].vector})
+                    approximate = plan_index_names(plan) & vector_index_names
+                    if approximate:
+                        raise CollectorError(f"exact plan uses approximate index {', '.join(sorted(approximate))}")
+                    for query in missing:
+                        timeout = budget.timeout_ms(rc.exact_timeout)
+                        try:
+                            with pconn.transaction():
+                                pconn.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
+                                started = time.perf_counter()
+                                rows = pconn.execute(exact_sql, {"q": query.vector}, prepare=False).fetchall()
+                                seconds = time.perf_counter() - started
+                        except psycopg.Error:
+                            if _is_fatal(pconn):
+                                raise
+                            state.bump(state.exact_queries, labels)
+                            state.bump(state.errors, (*labels, fname, "exact"))
+                            if budget.remaining() < 0.2:
+                                break
+                            continue
+                        state.bump(state.exact_queries, labels)
+                        pairs = [(row_id(rel, ctid), float(d)) for rel, ctid, d in rows]
+                        if query.self_id is not None:
+                            pairs = [(rid, d) for rid, d in pairs if rid != query.self_id]
+                        pairs = [(rid, d) for rid, d in pairs if not math.isnan(d)][:rc.k]
+                        computed[query.qid] = ExactResult(tuple(d for _, d in pairs), tuple(r for r, _ in pairs),
+                                                          seconds)
+            except psycopg.Error:
+                if _is_fatal(pconn):
+                    raise
+                state.bump(state.errors, (*labels, fname, "explain"))
+                raise
+            finally:
+                if computed and cache_ok:
+                    store.save_exact(db_key, idx.probe_key, filter_key, rc.k, signature, computed)
+            if len(computed) < len(missing) and budget.remaining() < 0.2:
+                raise _BudgetExhausted()
+        exact = {**reused, **computed}
+        durations = [r.duration for r in exact.values()]
+        if durations:
+            result.exact_seconds[fname] = sum(durations) / len(durations)
+        return exact
+
+    # -- emission ------------------------------------------------------------------------
+    def _emit_index(self, em: Emitter, idx: VectorIndex, state: RecallState, skipped: str | None, rc: Any) -> None:
+        labels = idx.labels
+        if skipped is not None:
+            em.add("vecmon_recall_probe_skipped", 1, *labels, skipped)
+        result = state.results.get(idx.probe_key)
+        if result is None or skipped in ("no_privilege", "not_ready"):
+            return
+        em.add("vecmon_recall_app_setting", result.app_value, *labels, result.param)
+        em.add("vecmon_recall_probe_queries", result.queries, *labels)
+        em.add("vecmon_recall_last_success_timestamp_seconds", result.finished_at, *labels)
+        em.add("vecmon_recall_probe_duration_seconds", result.duration, *labels)
+        groups: dict[tuple[str, str], list[Point]] = {}
+        for p in result.points:
+            pt = (*labels, p.filter, p.param, str(p.value), p.iterative)
+            if p.used is not None:
+                em.add("vecmon_vector_index_used", 1 if p.used else 0, *pt)
+            if p.used and p.recalls:
+                em.add("vecmon_recall_mean", p.recall_mean, *pt)
+                em.add("vecmon_recall_good_queries_ratio", p.good_fraction(rc.target), *pt)
+                em.add("vecmon_recall_returned_rows", p.mean(p.returned), *pt)
+                em.add("vecmon_recall_shortfall_ratio", p.shortfall_fraction, *pt)
+            if p.used and p.seconds:
+                em.add("vecmon_recall_ann_query_duration_seconds", p.mean(p.seconds), *pt)
+            groups.setdefault((p.filter, p.iterative), []).append(p)
+        filters = sorted({p.filter for p in result.points})
+        for fname in filters:
+            pf = (*labels, fname)
+            if fname in result.exact_seconds:
+                em.add("vecmon_recall_exact_query_duration_seconds", result.exact_seconds[fname], *pf)
+            app = result.app_point(fname)
+            if app is not None and app.used and app.recalls:
+                em.add("vecmon_recall_expected_rows", app.mean(app.expected), *pf)
+                em.add("vecmon_recall_target_met", 1 if app.meets(rc.target, rc.target_fraction) else 0, *pf)
+        for (fname, mode), points in groups.items():
+            for p in sorted(points, key=lambda x: x.value):
+                if p.meets(rc.target, rc.target_fraction):
+                    em.add("vecmon_recall_recommended_setting", p.value, *labels, fname, p.param, mode)
+                    break
+
+    @staticmethod
+    def _emit_counters(em: Emitter, state: RecallState, indexes: list[VectorIndex]) -> None:
+        current = {idx.labels for idx in indexes}
+        for key, hist in state.hist.items():
+            if key[:3] not in current:
+                continue
+            buckets = [(_bound(b), hist[i]) for i, b in enumerate(RECALL_BUCKETS)]
+            buckets.append(("+Inf", hist[-2]))
+            em.histogram("vecmon_recall_query_recall", buckets, hist[-1], *key)
+        for name, table in (("vecmon_recall_queries_total", state.total),
+                            ("vecmon_recall_good_queries_total", state.good)):
+            for key, value in table.items():
+                if key[:3] in current:
+                    em.add(name, value, *key)
+        for idx in indexes:
+            labels = idx.labels
+            for name, table in (("vecmon_recall_exact_queries_total", state.exact_queries),
+                                ("vecmon_recall_exact_reused_total", state.exact_reused),
+                                ("vecmon_recall_ann_queries_total", state.ann_queries)):
+                em.add(name, table.get(labels, 0), *labels)
+        for key, value in state.errors.items():
+            if key[:3] in current:
+                em.add("vecmon_recall_query_errors_total", value, *key)
+        for key, value in state.runs.items():
+            if key[:3] in current:
+                em.add("vecmon_recall_probe_runs_total", value, *key)
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))

@@ -1,0 +1,82 @@
+"""What a dashboard may reference: metrics declared by collectors (``METRICS``), vecmon's
+self-metrics, and the recording rules the alerting generator writes for a config.
+
+Used by the tests: every metric a panel reads must be in here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from collectors.base import MetricSpec
+
+
+def _specs_in(value: Any) -> Iterable[MetricSpec]:
+    if isinstance(value, MetricSpec):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            if isinstance(item, MetricSpec):
+                yield item
+
+
+def declared_specs() -> dict[str, MetricSpec]:
+    """Every MetricSpec found in the ``collectors`` package (module globals and collector classes)
+    plus :data:`monitor.exposition.SELF_METRICS`."""
+    import collectors
+    from monitor.exposition import SELF_METRICS
+
+    specs: dict[str, MetricSpec] = {spec.name: spec for spec in SELF_METRICS}
+    for info in sorted(pkgutil.walk_packages(collectors.__path__, "collectors."), key=lambda i: i.name):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            candidates = [value]
+            if isinstance(value, type):
+                candidates.append(getattr(value, "METRICS", ()))
+            for candidate in candidates:
+                for spec in _specs_in(candidate):
+                    specs.setdefault(spec.name, spec)
+    return dict(sorted(specs.items()))
+
+
+def series_names(spec: MetricSpec) -> set[str]:
+    """The sample names a family produces in the text exposition."""
+    if spec.kind == "histogram":
+        return {f"{spec.name}_bucket", f"{spec.name}_sum", f"{spec.name}_count"}
+    if spec.kind == "info":
+        return {spec.name if spec.name.endswith("_info") else f"{spec.name}_info"}
+    return {spec.name}
+
+
+def declared_series() -> set[str]:
+    return {name for spec in declared_specs().values() for name in series_names(spec)}
+
+
+def recording_rules(config: Any) -> set[str]:
+    """Names recorded by the rule files ``alerts.render:write_alerting`` writes for ``config``
+    (empty when the alerting generator is not installed)."""
+    import yaml
+
+    try:
+        render = importlib.import_module("alerts.render")
+    except ModuleNotFoundError as exc:
+        if exc.name == "alerts.render":
+            return set()
+        raise
+    names: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in render.write_alerting(config, Path(tmp)):
+            if path.suffix not in (".yml", ".yaml"):
+                continue
+            document = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(document, dict):
+                continue
+            for group in document.get("groups") or []:
+                for rule in group.get("rules") or []:
+                    if "record" in rule:
+                        names.add(rule["record"])
+    return names

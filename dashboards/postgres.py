@@ -1,0 +1,203 @@
+"""PostgreSQL dashboard: availability, connections, throughput, cache, tables, indexes,
+statements, WAL, checkpoints and replication of every database target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collectors.registry import DATABASE_COLLECTORS
+from dashboards.facade import (bargauge, dashboard, gauge, higher_is_better, lower_is_better, m, q, query_var, rate,
+                               row, standard_vars, stat, steps, table, timeseries)
+from dashboards.targets import Targets
+
+UID = "vecmon-postgres"
+UP_MAPPINGS = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
+                                             "1": {"text": "UP", "color": "green", "index": 1}}}]
+
+
+def target_var(label: str = "Database") -> Any:
+    """The database targets (by a database collector's run counter, so a target that is down is listed)."""
+    collectors = "|".join(sorted(DATABASE_COLLECTORS))
+    return query_var("target", label, 'label_values(vecmon_collector_runs_total{job=~"$job", instance=~"$instance", '
+                                      f'collector=~"{collectors}"}}, target)')
+
+
+def variables() -> list[Any]:
+    return [*standard_vars("vecmon_build_info"), target_var()]
+
+
+def _overview(t: Targets) -> list:
+    return [
+        row("Availability"),
+        stat("Target reachable", "1 when vecmon reached the database on its last attempt (vecmon_up).", "none",
+             [q(f"min by (target) ({m('vecmon_up')})", "{{target}}")], mappings=UP_MAPPINGS,
+             thresholds=steps(("red", None), ("green", 1)), color_mode="background", w=4),
+        stat("PostgreSQL version", "Server version of each target (vecmon_pg_server_info).", "none",
+             [q(f"max by (target, version) ({m('vecmon_pg_server_info')})", "{{target}}: {{version}}")],
+             text_mode="name", w=5),
+        stat("Uptime", "Time since the postmaster started; a reset means a restart.", "dtdurations",
+             [q(f"min by (target) ({m('vecmon_pg_uptime_seconds')})", "{{target}}")], w=5),
+        gauge("Connections used", "Client connections / max_connections; new connections fail near 100 % "
+              f"(alert above {t.connections_used.bad:.0%}).", "percentunit",
+              [q(f"max by (target) ({m('vecmon_pg_connections_used_ratio')})", "{{target}}")],
+              thresholds=lower_is_better(t.connections_used.good, t.connections_used.bad), decimals=1, w=5, h=4),
+        stat("In recovery", "1 when the server is a standby (pg_is_in_recovery).", "bool_yes_no",
+             [q(f"max by (target) ({m('vecmon_pg_in_recovery')})", "{{target}}")], w=5),
+    ]
+
+
+def _connections(t: Targets) -> list:
+    return [
+        row("Connections"),
+        timeseries("Connections by state", "Client sessions per database and state from pg_stat_activity "
+                   "(vecmon's own sessions excluded). Many 'idle in transaction' sessions hold back vacuum.", "short",
+                   [q(f"sum by (target, datname, state) ({m('vecmon_pg_connections')})",
+                      "{{target}}/{{datname}} {{state}}")], stack=True, w=12),
+        timeseries("Connection slots", "All client connections (vecmon's included) against max_connections.",
+                   "short", [q(f"max by (target) ({m('vecmon_pg_connections_used')})", "{{target}} used"),
+                             q(f"max by (target) ({m('vecmon_pg_connections_max')})", "{{target}} max")], w=12),
+        timeseries("Sessions waiting for locks", "Client sessions waiting for a heavyweight lock.", "short",
+                   [q(f"sum by (target, datname) ({m('vecmon_pg_connections_lock_waiting')})",
+                      "{{target}}/{{datname}}")], thresholds=lower_is_better(1, 5), threshold_style="line", w=12),
+        timeseries("Oldest open transaction", "Age of the oldest open client transaction per database; long "
+                   "transactions block vacuum and bloat HNSW indexes.", "s",
+                   [q(f"max by (target, datname) ({m('vecmon_pg_oldest_transaction_age_seconds')})",
+                      "{{target}}/{{datname}}")],
+                   thresholds=lower_is_better(t.long_transaction.good, t.long_transaction.bad), threshold_style="line",
+                   w=12),
+    ]
+
+
+def _databases(t: Targets) -> list:
+    db = "sum by (target, datname)"
+    hits = f"{db} ({rate(m('vecmon_pg_database_blks_hit_total'))})"
+    reads = f"{db} ({rate(m('vecmon_pg_database_blks_read_total'))})"
+    return [
+        row("Throughput and cache"),
+        timeseries("Transactions", "Commits and rollbacks per second per database.", "ops",
+                   [q(f"{db} ({rate(m('vecmon_pg_database_xact_commit_total'))})", "{{target}}/{{datname}} commit"),
+                    q(f"{db} ({rate(m('vecmon_pg_database_xact_rollback_total'))})",
+                      "{{target}}/{{datname}} rollback")], w=8),
+        timeseries("Rows", "Rows returned, fetched, inserted, updated and deleted per second.", "ops",
+                   [q(f"{db} ({rate(m(f'vecmon_pg_database_tup_{kind}_total'))})",
+                      f"{{{{target}}}}/{{{{datname}}}} {kind}")
+                    for kind in ("returned", "fetched", "inserted", "updated", "deleted")], w=8),
+        timeseries("Buffer cache hit ratio", "Share of block reads served from shared buffers over the rate "
+                   "interval; HNSW search degrades sharply when the index does not fit in memory.", "percentunit",
+                   [q(f"{hits} / ({hits} + {reads} > 0)", "{{target}}/{{datname}}")], min=0, max=1,
+                   thresholds=higher_is_better(t.cache_hit_ratio.bad, t.cache_hit_ratio.good),
+                   threshold_style="line", w=8),
+        timeseries("Temporary files", "Bytes written to temporary files per second (sorts and hashes "
+                   "spilling past work_mem).", "Bps",
+                   [q(f"{db} ({rate(m('vecmon_pg_database_temp_bytes_total'))})", "{{target}}/{{datname}}")], w=8),
+        timeseries("Deadlocks and conflicts", "Deadlocks and recovery conflicts per second.", "ops",
+                   [q(f"{db} ({rate(m('vecmon_pg_database_deadlocks_total'))})", "{{target}}/{{datname}} deadlocks"),
+                    q(f"{db} ({rate(m('vecmon_pg_database_conflicts_total'))})", "{{target}}/{{datname}} conflicts")],
+                   w=8),
+        timeseries("Database size", "Disk space used by each database.", "bytes",
+                   [q(f"max by (target, datname) ({m('vecmon_pg_database_size_bytes')})", "{{target}}/{{datname}}")],
+                   w=8),
+    ]
+
+
+def _tables(t: Targets) -> list:
+    tbl = "by (target, schema, table)"
+    return [
+        row("Tables and indexes"),
+        table("Tables", "Largest tables: size by part, rows, dead-row ratio, share of index scans and "
+              "buffer-cache hit ratio (since the last stats reset).", "short",
+              [q(f"sum {tbl} ({m('vecmon_pg_table_size_bytes')})"),
+               q(f"max {tbl} ({m('vecmon_pg_table_live_tuples')})"),
+               q(f"max {tbl} ({m('vecmon_pg_table_dead_tuple_ratio')})"),
+               q(f"max {tbl} ({m('vecmon_pg_table_index_scan_ratio')})"),
+               q(f"max {tbl} ({m('vecmon_pg_table_cache_hit_ratio')})")],
+              rename={"Value #A": "Size", "Value #B": "Live rows", "Value #C": "Dead ratio",
+                      "Value #D": "Index scan ratio", "Value #E": "Cache hit ratio"},
+              column_units={"Size": "bytes", "Dead ratio": "percentunit", "Index scan ratio": "percentunit",
+                            "Cache hit ratio": "percentunit"}, sort_by="Size", h=9),
+        timeseries("Dead row ratio", "Dead rows / all rows per table; dead tuples waste HNSW search slots "
+                   "and lower recall until vacuum removes them.", "percentunit",
+                   [q(f"topk(10, max {tbl} ({m('vecmon_pg_table_dead_tuple_ratio')}))", "{{schema}}.{{table}}")],
+                   thresholds=lower_is_better(t.dead_tuple_ratio.good, t.dead_tuple_ratio.bad),
+                   threshold_style="line", min=0, w=8),
+        timeseries("Sequential and index scans", "Scans per second by table; sequential scans on a vector "
+                   "table usually mean the ANN index is not used.", "ops",
+                   [q(f"topk(10, sum {tbl} ({rate(m('vecmon_pg_table_seq_scan_total'))}))",
+                      "{{schema}}.{{table}} seq"),
+                    q(f"topk(10, sum {tbl} ({rate(m('vecmon_pg_table_idx_scan_total'))}))",
+                      "{{schema}}.{{table}} index")], w=8),
+        timeseries("Time since vacuum or analyze", "Seconds since the last (auto)vacuum and (auto)analyze of "
+                   "each table (absent for a kind that never ran).", "s",
+                   [q(f"min {tbl} ({m('vecmon_pg_table_last_maintenance_age_seconds')})", "{{schema}}.{{table}}")],
+                   w=8),
+        table("Indexes", "Largest indexes: size, scans per second, and whether they are unused or invalid "
+              "(an invalid index is maintained on writes but never used).", "short",
+              [q(f"max by (target, schema, table, index, am) ({m('vecmon_pg_index_size_bytes')})"),
+               q(f"sum by (target, schema, table, index, am) ({rate(m('vecmon_pg_index_scans_total'))})"),
+               q(f"max by (target, schema, table, index, am) ({m('vecmon_pg_index_unused')})"),
+               q(f"max by (target, schema, table, index, am) ({m('vecmon_pg_index_invalid')})")],
+              rename={"Value #A": "Size", "Value #B": "Scans/s", "Value #C": "Unused", "Value #D": "Invalid"},
+              column_units={"Size": "bytes", "Scans/s": "ops", "Unused": "bool_yes_no", "Invalid": "bool_yes_no"},
+              sort_by="Size", h=9),
+    ]
+
+
+def _statements(t: Targets) -> list:
+    by = "by (target, queryid, user, vector_op)"
+    return [
+        row("Statements (pg_stat_statements)"),
+        timeseries("Execution time by statement", "Seconds of execution per second for the top statements "
+                   "(1 = one backend busy all the time).", "s",
+                   [q(f"topk(10, sum {by} ({rate(m('vecmon_pg_statement_exec_seconds_total'))}))",
+                      "{{queryid}} ({{user}}, vector={{vector_op}})")], w=8),
+        timeseries("Mean execution time", "Mean execution time per call of the top statements since their "
+                   "entry was created.", "s",
+                   [q(f"topk(10, max {by} ({m('vecmon_pg_statement_mean_exec_seconds')}))",
+                      "{{queryid}} ({{user}}, vector={{vector_op}})")],
+                   thresholds=lower_is_better(t.ann_latency_p99.good, t.ann_latency_p99.bad),
+                   threshold_style="line", w=8),
+        timeseries("Calls by kind", "Statement calls per second, vector searches (a pgvector distance "
+                   "operator in the query) apart from the rest.", "ops",
+                   [q(f"sum by (target, vector_op) ({rate(m('vecmon_pg_statement_calls_total'))})",
+                      "{{target}} vector={{vector_op}}")], w=8),
+    ]
+
+
+def _server(t: Targets) -> list:
+    in_recovery_zero = f"max by (target) ({m('vecmon_pg_in_recovery')}) * 0"
+    return [
+        row("WAL, checkpoints and replication"),
+        timeseries("WAL generation", "WAL bytes written per second (primaries only).", "Bps",
+                   [q(f"sum by (target) ({rate(m('vecmon_pg_wal_written_bytes_total'))})", "{{target}}")], w=8),
+        timeseries("WAL directory", "Size of pg_wal; growth without bound usually means an inactive "
+                   "replication slot or failing archiving.", "bytes",
+                   [q(f"max by (target) ({m('vecmon_pg_wal_directory_bytes')})", "{{target}}")],
+                   thresholds=lower_is_better(t.wal_size.good, t.wal_size.bad), threshold_style="line", w=8),
+        timeseries("Checkpoints", "Checkpoints per second by trigger; many requested checkpoints mean "
+                   "max_wal_size is too small.", "ops",
+                   [q(f"sum by (target, kind) ({rate(m('vecmon_pg_checkpoints_total'))})", "{{target}} {{kind}}")],
+                   w=8),
+        timeseries("Checkpoint I/O time", "Seconds per second checkpoints spent writing and syncing.", "s",
+                   [q(f"sum by (target) ({rate(m('vecmon_pg_checkpoint_write_seconds_total'))})", "{{target}} write"),
+                    q(f"sum by (target) ({rate(m('vecmon_pg_checkpoint_sync_seconds_total'))})", "{{target}} sync")],
+                   w=8),
+        timeseries("Replication lag", "Replay lag of standbys streaming from each server, and on a standby "
+                   "the time since its last replayed transaction; 0 when the server has no replication.", "s",
+                   [q(f"max by (target) ({m('vecmon_pg_replication_lag_seconds')}) "
+                      f"or max by (target) ({m('vecmon_pg_standby_replay_lag_seconds')}) "
+                      f"or {in_recovery_zero}", "{{target}}")],
+                   thresholds=lower_is_better(t.replication_lag.good, t.replication_lag.bad), threshold_style="line",
+                   w=8),
+        bargauge("WAL retained by inactive slots", "WAL kept by replication slots nobody is connected to; "
+                 "it grows without bound until the disk is full (0 when there are none).", "bytes",
+                 [q(f"sum by (target) ({m('vecmon_pg_replication_slot_retained_wal_bytes')} "
+                    f"* (1 - {m('vecmon_pg_replication_slot_active')})) or {in_recovery_zero}", "{{target}}")],
+                 thresholds=lower_is_better(t.wal_size.good, t.wal_size.bad), max=None, w=8),
+    ]
+
+
+def build(config: Any, t: Targets) -> dict:
+    panels = [*_overview(t), *_connections(t), *_databases(t), *_tables(t), *_statements(t), *_server(t)]
+    return dashboard(UID, "vecmon / PostgreSQL", "Health of the monitored PostgreSQL databases: connections, "
+                     "throughput, cache, tables and indexes, statements, WAL, checkpoints and replication.",
+                     variables(), panels, tags=["postgresql"])

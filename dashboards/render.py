@@ -1,0 +1,89 @@
+"""``write_dashboards(config, out_dir)``: the Grafana dashboards the config enables, as JSON files.
+
+Written to ``out_dir/grafana/<uid>.json``, deterministically (the same config gives
+byte-identical files). Which dashboards:
+
+* overview, PostgreSQL and vecmon self-monitoring: whenever the config has database targets;
+* vector indexes and recall: when a vector collector is enabled on some database;
+* model APIs: when the config has endpoints (or cost APIs, budgets);
+* SLOs: when the config has SLOs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+from dashboards.facade import to_json
+from dashboards.targets import Targets, from_config
+
+SUBDIR = "grafana"
+
+
+def _has_databases(config: Any) -> bool:
+    return bool(_enabled_databases(config))
+
+
+def _enabled_databases(config: Any) -> list:
+    return [db for db in getattr(config, "databases", []) or [] if getattr(db, "enabled", True)]
+
+
+def _vector_enabled(config: Any) -> bool:
+    from dashboards.vector import VECTOR_COLLECTORS
+
+    return any(name in VECTOR_COLLECTORS for db in _enabled_databases(config) for name in db.enabled_collectors())
+
+
+def _model_apis_enabled(config: Any) -> bool:
+    return any(getattr(e, "enabled", True) for e in getattr(config, "endpoints", []) or [])
+
+
+def _slos_enabled(config: Any) -> bool:
+    return bool(getattr(config, "slos", []) or [])
+
+
+# (module, predicate): each module has build(config, targets) -> dict and UID.
+DASHBOARDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("dashboards.overview", lambda config: _has_databases(config) or _model_apis_enabled(config)),
+    ("dashboards.postgres", _has_databases),
+    ("dashboards.vector", _vector_enabled),
+    ("dashboards.model_apis", _model_apis_enabled),
+    ("dashboards.slos", _slos_enabled),
+    ("dashboards.self", lambda config: True),
+)
+
+
+def lint_exclusions() -> list:
+    """The linter exclusions the generated dashboards need, each with its reason (like a ``.lint`` file)."""
+    from dashboards.slos import LINT_EXCLUSIONS
+
+    return list(LINT_EXCLUSIONS)
+
+
+def build_dashboards(config: Any) -> dict[str, dict]:
+    """uid -> dashboard JSON (dict) for every dashboard the config enables."""
+    targets: Targets = from_config(config)
+    boards: dict[str, dict] = {}
+    for module_name, enabled in DASHBOARDS:
+        if not enabled(config):
+            continue
+        module = importlib.import_module(module_name)
+        boards[module.UID] = module.build(config, targets)
+    return boards
+
+
+def write_dashboards(config: Any, out_dir: Path) -> list[Path]:
+    directory = Path(out_dir) / SUBDIR
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    boards = build_dashboards(config)
+    for uid, board in boards.items():
+        path = directory / f"{uid}.json"
+        path.write_text(to_json(board), encoding="utf-8")
+        written.append(path)
+    # dashboards the config no longer enables must not linger next to fresh ones
+    for stale in sorted(directory.glob("vecmon-*.json")):
+        if stale.stem not in boards:
+            stale.unlink()
+    return written

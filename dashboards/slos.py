@@ -1,0 +1,154 @@
+"""SLOs: SLI against objective, error budget remaining and burn rate per window, read from the
+Sloth-compatible recording rules ``vecmon generate`` writes (:mod:`alerts.slo`).
+
+The recordings aggregate over every scrape target (their labels are ``sloth_id``,
+``sloth_service``, ``sloth_slo`` and ``sloth_window``), so their selectors cannot carry job and
+instance matchers: the linter rules target-job and target-instance are excluded for these panels
+(:data:`LINT_EXCLUSIONS`), as the Go linter's ``.lint`` file would do, with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.facade import (bargauge, dashboard, gauge, higher_is_better, q, query_var, row, standard_vars, stat,
+                               steps, table, threshold_override, timeseries)
+from dashboards.lint import Exclusion
+from dashboards.targets import Targets
+
+UID = "vecmon-slos"
+IDS = "sloth_id, sloth_service, sloth_slo"
+SLO = 'sloth_service=~"$service", sloth_slo=~"$slo"'
+REASON = "SLO recording rules aggregate over all scrape targets: they carry sloth_* labels, no job/instance"
+# burn-rate thresholds of the SRE workbook's windows for a 30d period: page at 14.4 (1h) and 6 (6h)
+BURN_STEPS = steps(("green", None), ("yellow", 1), ("orange", 6), ("red", 14.4))
+
+
+LEGEND = "{{sloth_service}} / {{sloth_slo}}"
+
+
+def objective_overrides(config: Any, suffix: str = "") -> list[dict]:
+    """Each configured SLO's own objective as its series' threshold (legend ``service / slo``)."""
+    return [threshold_override(f"{slo.service} / {slo.name}{suffix}", steps(("red", None), ("green", slo.objective)))
+            for slo in getattr(config, "slos", []) or []]
+
+
+def r(name: str, *extra: str) -> str:
+    """A recording-rule selector filtered by the service and SLO variables."""
+    return f"{name}{{{', '.join((SLO, *extra))}}}"
+
+
+def variables() -> list[Any]:
+    return [*standard_vars("vecmon_build_info"),
+            query_var("service", "Service", "label_values(sloth_slo_info, sloth_service)"),
+            query_var("slo", "SLO", 'label_values(sloth_slo_info{sloth_service=~"$service"}, sloth_slo)')]
+
+
+def sli_period() -> str:
+    """The SLI over each SLO's own period: 1 - period burn rate x error budget."""
+    return (f"1 - ({r('slo:period_burn_rate:ratio')} * on ({IDS}) group_left {r('slo:error_budget:ratio')})")
+
+
+def burn_by_window() -> str:
+    """Burn rate over every recorded window (the period's included): error ratio / error budget."""
+    windows = f'{{__name__=~"slo:sli_error:ratio_rate.+", {SLO}}}'
+    return f"{windows} / on ({IDS}) group_left {r('slo:error_budget:ratio')}"
+
+
+def overview_panels(config: Any, t: Targets) -> list:
+    """SLO status and error budgets for the overview (all SLOs: the overview has no SLO variables)."""
+    return [
+        bargauge("SLI over the SLO period", "Each SLO's SLI over its own period (default 30d) against its "
+                 f"objective (strictest configured: {t.slo_objective:.3%}).", "percentunit",
+                 [q(f"1 - (slo:period_burn_rate:ratio * on ({IDS}) group_left slo:error_budget:ratio)",
+                    LEGEND)],
+                 thresholds=steps(("red", None), ("green", t.slo_objective)), min=None, decimals=3,
+                 overrides=objective_overrides(config), w=8, h=6),
+        bargauge("Error budget remaining", "Share of each SLO's error budget left over its period; 0 means the "
+                 "objective is missed.", "percentunit",
+                 [q("slo:period_error_budget_remaining:ratio", LEGEND)],
+                 thresholds=higher_is_better(0.25, 0.5), min=None, w=8, h=6),
+        bargauge("Burn rate now", "How fast each SLO spends its error budget over the last 5 minutes (1 = "
+                 "exactly on budget; the fast-burn page needs 14.4 over both 5m and 1h).", "none",
+                 [q("slo:current_burn_rate:ratio", LEGEND)],
+                 thresholds=BURN_STEPS, max=None, w=8, h=6),
+    ]
+
+
+def _status(config: Any, t: Targets) -> list:
+    return [
+        row("Objectives"),
+        stat("SLI over the period", "SLI of each selected SLO over its period (event-weighted).", "percentunit",
+             [q(sli_period(), LEGEND)], thresholds=steps(("red", None), ("green", t.slo_objective)),
+             overrides=objective_overrides(config), decimals=3, w=6),
+        stat("Objective", "The SLO's objective.", "percentunit",
+             [q(f"max by ({IDS}) ({r('slo:objective:ratio')})", LEGEND)], decimals=3, w=6),
+        gauge("Error budget remaining", "Share of the error budget left over the period; at 0 the objective is "
+              "missed.", "percentunit", [q(f"min by ({IDS}) ({r('slo:period_error_budget_remaining:ratio')})",
+                                          LEGEND)],
+              thresholds=higher_is_better(0.25, 0.5), decimals=1, w=6, h=4),
+        stat("Burn rate now", "Error budget consumption over the last 5 minutes, as a multiple of the sustainable "
+             "rate (1 uses exactly the budget over the period).", "none",
+             [q(f"max by ({IDS}) ({r('slo:current_burn_rate:ratio')})", LEGEND)], decimals=2,
+             thresholds=BURN_STEPS, w=6),
+    ]
+
+
+def _trends(config: Any, t: Targets) -> list:
+    return [
+        row("Budget and burn"),
+        timeseries("SLI (5m) against objective", "Good-event ratio over 5 minutes against the objective.",
+                   "percentunit",
+                   [q(f"1 - max by ({IDS}) ({r('slo:sli_error:ratio_rate5m')})", LEGEND + " SLI"),
+                    q(f"max by ({IDS}) ({r('slo:objective:ratio')})", LEGEND + " objective")],
+                   thresholds=steps(("red", None), ("green", t.slo_objective)), threshold_style="line", max=1,
+                   overrides=objective_overrides(config, " SLI"), w=12),
+        timeseries("Error budget remaining over time", "Share of the error budget left over the period.",
+                   "percentunit", [q(f"min by ({IDS}) ({r('slo:period_error_budget_remaining:ratio')})",
+                                     LEGEND)],
+                   thresholds=higher_is_better(0.25, 0.5), threshold_style="area", max=1, w=12),
+        bargauge("Burn rate per window", "Error ratio over each alert window divided by the error budget: the "
+                 "page fires when 1h and 5m both exceed 14.4 (6h and 30m: 6), the ticket at 3 (1d/2h) and 1 "
+                 "(3d/6h).", "none", [q(burn_by_window(), LEGEND + " {{sloth_window}}")],
+                 thresholds=BURN_STEPS, max=None, w=12),
+        timeseries("Burn rate over time", "Budget consumption over the last 5 minutes and over the whole period, "
+                   "as multiples of the sustainable rate.", "none",
+                   [q(f"max by ({IDS}) ({r('slo:current_burn_rate:ratio')})", LEGEND + " 5m"),
+                    q(f"max by ({IDS}) ({r('slo:period_burn_rate:ratio')})", LEGEND + " period")],
+                   thresholds=BURN_STEPS, threshold_style="line", w=12),
+    ]
+
+
+def _events(t: Targets) -> list:
+    return [
+        row("Events"),
+        timeseries("Events", "Events per second counted by the SLI (5m rate), and the bad ones among them.",
+                   "ops", [q(f"max by ({IDS}) ({r('slo:sli_total_events:rate5m')})", LEGEND + " all"),
+                           q(f"max by ({IDS}) ({r('slo:sli_error_events:rate5m')})", LEGEND + " bad")], w=12),
+        table("SLOs", "Every selected SLO: objective, period (days), SLI over the period and budget left.",
+              "percentunit",
+              [q(f"max by ({IDS}) ({r('slo:objective:ratio')})"),
+               q(f"max by ({IDS}) ({r('slo:time_period:days')})"),
+               q(sli_period()),
+               q(f"min by ({IDS}) ({r('slo:period_error_budget_remaining:ratio')})")],
+              rename={"Value #A": "Objective", "Value #B": "Period (days)", "Value #C": "SLI",
+                      "Value #D": "Budget left"}, column_units={"Period (days)": "none"}, hide=("sloth_id",), w=12),
+    ]
+
+
+def build(config: Any, t: Targets) -> dict:
+    return dashboard(UID, "vecmon / SLOs", "Service-level objectives: SLI against objective, error budget "
+                     "remaining and burn rate per window, from the generated recording rules.", variables(),
+                     [*_status(config, t), *_trends(config, t), *_events(t)], tags=["slo"])
+
+
+LINT_EXCLUSIONS = (
+    Exclusion("target-job-rule", UID, "*", REASON),
+    Exclusion("target-instance-rule", UID, "*", REASON),
+    Exclusion("target-job-rule", "vecmon-overview", "SLI over the SLO period", REASON),
+    Exclusion("target-instance-rule", "vecmon-overview", "SLI over the SLO period", REASON),
+    Exclusion("target-job-rule", "vecmon-overview", "Error budget remaining", REASON),
+    Exclusion("target-instance-rule", "vecmon-overview", "Error budget remaining", REASON),
+    Exclusion("target-job-rule", "vecmon-overview", "Burn rate now", REASON),
+    Exclusion("target-instance-rule", "vecmon-overview", "Burn rate now", REASON),
+)

@@ -1,0 +1,495 @@
+"""pgvector collectors on the real embedded PostgreSQL 18 + pgvector: discovery, recall, latency, freshness.
+
+The recall tests build a table of clustered vectors with a deliberately weak HNSW index
+(m=4, ef_construction=8) and an application setting of hnsw.ef_search=10 (ALTER DATABASE), so
+recall is clearly below 1, and check vecmon's numbers against recall computed here
+independently: the approximate results come from our own queries, the truth from brute force
+in numpy over the same rows, with the same distance-threshold definition.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import psycopg
+import pytest
+
+from collectors.base import CollectorDisabled, CollectorError
+from collectors.pgvector_catalog import dimension_source
+from collectors.recall_probe import recall_at_k, recall_lock_key
+from monitor.config import DatabaseTarget
+from tests.conftest import MONITOR_ROLE, Database, new_database
+from tests.helpers import Families, run_collector
+
+DIM = 48
+ROWS = 8000
+CLUSTERS = 16
+K = 10
+APP_EF = 10
+
+
+def vec_text(v: np.ndarray) -> str:
+    return "[" + ",".join(repr(float(x)) for x in v) + "]"
+
+
+def clustered(rows: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(CLUSTERS, dim))
+    labels = rng.integers(0, CLUSTERS, rows)
+    return (centers[labels] + rng.normal(scale=0.35, size=(rows, dim))).astype(np.float32)
+
+
+def flush_stats(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+@pytest.fixture(scope="module")
+def vdb(pg18):
+    """items: 8000 clustered 48-d vectors, tenant_id 10% selective, weak HNSW; golden: 25 held-out queries.
+
+    (With a 1% filter on a table this small the planner prefers a sequential scan once the table is
+    vacuumed, and the probe rightly reports the index as not used.)
+    """
+    db = new_database(pg18, ("pg_stat_statements", "vector"))
+    data = clustered(ROWS + 25, DIM, seed=7)
+    items, golden = data[:ROWS], data[ROWS:]
+    with db.admin() as conn:
+        conn.execute(f"CREATE TABLE items (id int PRIMARY KEY, tenant_id int NOT NULL, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY items (id, tenant_id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(items):
+                copy.write_row((i, i % 10, vec_text(v)))
+        conn.execute("CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) "
+                     "WITH (m = 4, ef_construction = 8)")
+        conn.execute(f"CREATE TABLE golden (id int PRIMARY KEY, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY golden (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(golden):
+                copy.write_row((i, vec_text(v)))
+        # a table too small for the planner to use its index
+        conn.execute(f"CREATE TABLE tiny (id int PRIMARY KEY, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY tiny (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(items[:150]):
+                copy.write_row((i, vec_text(v)))
+        conn.execute("CREATE INDEX tiny_hnsw ON tiny USING hnsw (embedding vector_cosine_ops)")
+        conn.execute("VACUUM ANALYZE items")  # nothing left for autovacuum to change mid-test
+        conn.execute("ANALYZE golden; ANALYZE tiny")
+        conn.execute(f"ALTER DATABASE {db.name} SET hnsw.ef_search = {APP_EF}")
+        conn.execute(f"GRANT SELECT ON items, golden, tiny TO {MONITOR_ROLE}")
+        flush_stats(conn)
+    db.items = items
+    db.golden = golden
+    return db
+
+
+def recall_overrides(tmp_path, **recall) -> dict:
+    base = {"state_url": f"sqlite:///{tmp_path / 'recall.sqlite'}", "sample_size": 20, "k": K,
+            "ef_search_values": [10, 40, 100]}
+    base.update(recall)
+    return {"vector": {"indexes": ["items_hnsw", "tiny_hnsw"], "recall": base,
+                       "filters": [{"name": "tenant_4", "table": "items", "where": "tenant_id = 4"}]}}
+
+
+def labels(index="items_hnsw", table="items", **extra) -> dict:
+    return {"target": "t", "schema": "public", "table": table, "index": index, **extra}
+
+
+def point(value: int, filter_name: str = "", iterative: str = "off", index="items_hnsw", table="items") -> dict:
+    return labels(index, table, filter=filter_name, param="ef_search", value=str(value), iterative=iterative)
+
+
+# ----------------------------------------------------------------------------- independent recall
+def ann_ids(db: Database, query: str, ef_search: int, limit: int, where: str = "") -> list[int]:
+    with db.admin() as conn:
+        conn.execute(f"SET hnsw.ef_search = {ef_search}")
+        plan = conn.execute(f"EXPLAIN SELECT id FROM items {where} ORDER BY embedding <-> %s::vector LIMIT {limit}",
+                            [query]).fetchall()
+        assert any("items_hnsw" in row[0] for row in plan), plan
+        rows = conn.execute(f"SELECT id FROM items {where} ORDER BY embedding <-> %s::vector LIMIT {limit}",
+                            [query]).fetchall()
+    return [r[0] for r in rows]
+
+
+def numpy_recall(items: np.ndarray, query: np.ndarray, returned: list[int], exclude: int | None = None) -> float:
+    """Brute-force truth in float64 and the same distance-threshold recall@k as vecmon."""
+    distances = np.linalg.norm(items.astype(np.float64) - query.astype(np.float64), axis=1)
+    if exclude is not None:
+        distances[exclude] = np.inf
+        returned = [i for i in returned if i != exclude]
+    returned = returned[:K]
+    kth = np.sort(distances)[K - 1]
+    threshold = kth + 1e-6 * max(1.0, abs(kth))
+    return sum(1 for i in returned if distances[i] <= threshold) / K
+
+
+# ----------------------------------------------------------------------------- tests
+def test_recall_at_k_counts_ties_by_distance():
+    exact = [0.0, 1.0, 1.0, 1.0]
+    # any rows at the k-th distance are correct, whatever their ids
+    assert recall_at_k([("a", 0.0), ("x", 1.0), ("y", 1.0)], exact, 3, 1e-6) == 1.0
+    assert recall_at_k([("a", 0.0), ("x", 1.0), ("y", 1.5)], exact, 3, 1e-6) == pytest.approx(2 / 3)
+    # fewer rows than k returned: a shortfall is a miss
+    assert recall_at_k([("a", 0.0)], exact, 3, 1e-6) == pytest.approx(1 / 3)
+    # fewer rows exist than k: the denominator is what the exact search found
+    assert recall_at_k([("a", 0.0)], [0.0], 3, 1e-6) == 1.0
+    assert recall_at_k([], [], 3, 1e-6) is None
+    # negative inner product: smaller is still better
+    assert recall_at_k([("a", -5.0), ("b", -4.5)], [-5.0, -4.5], 2, 1e-6) == 1.0
+    assert recall_at_k([("a", -5.0), ("b", -4.0)], [-5.0, -4.5], 2, 1e-6) == 0.5
+
+
+def test_vector_settings_validation():
+    base = {"name": "x", "dsn": "host=h"}
+    target = DatabaseTarget.model_validate(base)
+    assert target.vector.recall.k == 10 and target.vector.recall.resolved_state_url().startswith("sqlite:///")
+    with pytest.raises(ValueError, match="exactly one of index or table"):
+        DatabaseTarget.model_validate({**base, "vector": {"filters": [{"name": "f", "where": "a = 1"}]}})
+    with pytest.raises(ValueError, match="';' is not allowed"):
+        DatabaseTarget.model_validate({**base, "vector": {"filters": [
+            {"name": "f", "table": "t", "where": "a = 1; DROP TABLE t"}]}})
+    with pytest.raises(ValueError, match="between 1 and 1000"):
+        DatabaseTarget.model_validate({**base, "vector": {"recall": {"ef_search_values": [0, 2000]}}})
+    with pytest.raises(ValueError, match="needs table and column"):
+        DatabaseTarget.model_validate({**base, "vector": {"recall": {"queries": {"source": "table"}}}})
+    ok = DatabaseTarget.model_validate({**base, "vector": {
+        "filters": [{"name": "t42", "table": '"App".items', "where": "tenant_id = 42"}],
+        "freshness": [{"table": "app.docs", "timestamp_column": "updated_at"}]}})
+    assert ok.vector.filters[0].table == '"App".items'
+
+
+def test_collectors_disabled_without_pgvector(pg18):
+    db = new_database(pg18)
+    for name in ("vector_indexes", "recall", "ann_latency", "vector_freshness"):
+        with pytest.raises(CollectorDisabled, match="pgvector is not installed"):
+            run_collector(db.monitor_dsn, name)
+
+
+def test_discovery_options_settings_and_caching(pg18, tmp_path):
+    db = new_database(pg18, ("vector",))
+    with db.admin() as conn:
+        conn.execute("CREATE SCHEMA app")
+        conn.execute("CREATE TABLE app.docs (id int PRIMARY KEY, category int, embedding vector(3), "
+                     "emb_any vector, h halfvec(4), b bit(8), s sparsevec(5))")
+        conn.execute("INSERT INTO app.docs SELECT i, i % 10, CASE WHEN i % 4 <> 0 THEN "
+                     "ARRAY[random(), random(), random()]::vector(3) END, ARRAY[random(), random(), random()]::vector,"
+                     " ARRAY[random(), random(), random(), random()]::halfvec(4), (i % 256)::bit(8),"
+                     " '{1:1,3:2}/5'::sparsevec FROM generate_series(1, 400) i")
+        flush_stats(conn)
+        conn.execute("CREATE INDEX docs_default ON app.docs USING hnsw (embedding vector_l2_ops)")
+        conn.execute("CREATE INDEX docs_cos ON app.docs USING hnsw (embedding vector_cosine_ops) "
+                     "WITH (m = 24, ef_construction = 100)")
+        conn.execute("CREATE INDEX docs_ivf ON app.docs USING ivfflat (embedding vector_ip_ops)")
+        conn.execute("CREATE INDEX docs_bits ON app.docs USING hnsw (b bit_hamming_ops)")
+        conn.execute("CREATE INDEX docs_half_expr ON app.docs USING hnsw ((embedding::halfvec(3)) halfvec_l2_ops)")
+        conn.execute("CREATE INDEX docs_partial ON app.docs USING hnsw (embedding vector_l2_ops) "
+                     "WHERE (category = 3)")
+        conn.execute("CREATE TABLE parts (id int, k int, e vector(3)) PARTITION BY RANGE (k)")
+        conn.execute("CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (10)")
+        conn.execute("CREATE INDEX parts_hnsw ON parts USING hnsw (e vector_cosine_ops) WITH (m = 8, "
+                     "ef_construction = 32)")
+        conn.execute("ANALYZE app.docs")
+        conn.execute(f"GRANT USAGE ON SCHEMA app TO {MONITOR_ROLE}")
+        conn.execute(f"GRANT SELECT ON app.docs TO {MONITOR_ROLE}")
+        conn.execute(f"ALTER DATABASE {db.name} SET hnsw.ef_search = 100")
+        conn.execute("DO $$BEGIN CREATE ROLE app_reader; EXCEPTION WHEN duplicate_object THEN NULL; END$$")
+        conn.execute(f"ALTER ROLE app_reader IN DATABASE {db.name} SET hnsw.iterative_scan = relaxed_order")
+        flush_stats(conn)
+    state: dict = {}
+    vector = {"app_role": "app_reader", "recall": {"state_url": f"sqlite:///{tmp_path / 'state.sqlite'}"}}
+    fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, vector=vector)
+    v = fam.value
+
+    def idx(name, table="docs", schema="app", **extra):
+        return {"target": "t", "schema": schema, "table": table, "index": name, **extra}
+
+    assert v("vecmon_vector_column_dimensions", {"target": "t", "schema": "app", "table": "docs",
+                                                 "column": "embedding", "type": "vector"}) == 3
+    assert v("vecmon_vector_column_dimensions", {"target": "t", "schema": "app", "table": "docs", "column": "h",
+                                                 "type": "halfvec"}) == 4
+    assert v("vecmon_vector_column_dimensions", {"target": "t", "schema": "app", "table": "docs", "column": "b",
+                                                 "type": "bit"}) == 8
+    # emb_any is unconstrained: no dimensions sample
+    assert not [s for s in fam.samples("vecmon_vector_column_dimensions") if s.labels["column"] == "emb_any"]
+    # defaults filled in when reloptions is NULL
+    assert v("vecmon_vector_index_build_option", idx("docs_default", option="m")) == 16
+    assert v("vecmon_vector_index_build_option", idx("docs_default", option="ef_construction")) == 64
+    assert v("vecmon_vector_index_build_option", idx("docs_cos", option="m")) == 24
+    assert v("vecmon_vector_index_build_option", idx("docs_ivf", option="lists")) == 100
+    assert v("vecmon_vector_index_build_option", idx("parts_hnsw", "parts", "public", option="m")) == 8
+    info = {s.labels["index"]: s.labels for s in fam.samples("vecmon_vector_index_info")}
+    assert info["docs_ivf"]["operator"] == "<#>" and info["docs_ivf"]["method"] == "ivfflat"
+    assert info["docs_bits"]["operator"] == "<~>"
+    assert info["docs_half_expr"]["key"] == "((embedding)::halfvec(3))"
+    assert info["docs_partial"]["predicate"] == "(category = 3)"
+    assert info["parts_1_e_idx"]["parent"] == "parts_hnsw"
+    assert v("vecmon_vector_index_dimensions", idx("docs_half_expr")) == 3
+    assert v("vecmon_vector_index_size_bytes", idx("docs_default")) > 0
+    assert v("vecmon_vector_index_size_to_shared_buffers", idx("docs_default")) > 0
+    assert v("vecmon_vector_index_memory_estimate_bytes", idx("docs_default")) > 0
+    assert v("vecmon_vector_index_valid", idx("docs_default")) == 1
+    assert v("vecmon_vector_table_rows", {"target": "t", "schema": "app", "table": "docs"}) == 400
+    # a quarter of the embeddings are NULL (pg_stats estimate, visible with SELECT on the table)
+    assert v("vecmon_vector_column_null_rows", {"target": "t", "schema": "app", "table": "docs",
+                                                "column": "embedding"}) == pytest.approx(100, abs=5)
+    # the settings the application gets: database override + app_role override, sources named
+    assert v("vecmon_vector_setting", {"target": "t", "setting": "hnsw.ef_search"}) == 100
+    assert v("vecmon_vector_setting_value_info", {"target": "t", "setting": "hnsw.iterative_scan",
+                                                  "value": "relaxed_order", "source": "database role"}) == 1
+    assert v("vecmon_vector_setting_override_info", {"target": "t", "setting": "hnsw.iterative_scan",
+                                                     "value": "relaxed_order", "database": db.name,
+                                                     "role": "app_reader"}) == 1
+    assert v("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 1
+    # the embedding-API probes read the declared dimensions from the same cache
+    ref = SimpleNamespace(database="t", table="app.docs", column="embedding")
+    assert dimension_source(ref) == 3
+    assert dimension_source(SimpleNamespace(database="t", table="docs", column="h")) == 4
+    assert dimension_source(SimpleNamespace(database="t", table="docs", column="emb_any")) is None
+    assert v("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 400
+    # cached while the catalog is unchanged, rediscovered when it changes
+    with db.admin() as conn:
+        conn.execute("INSERT INTO app.docs SELECT i, 1, '[1,2,3]' FROM generate_series(401, 800) i")
+        flush_stats(conn)
+    fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, vector=vector)
+    assert fam.value("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 1
+    assert fam.value("vecmon_vector_table_rows", {"target": "t", "schema": "app", "table": "docs"}) == 800
+    assert fam.value("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 400  # the lists are for 400 rows
+    db.execute("CREATE INDEX docs_h ON app.docs USING hnsw (h halfvec_cosine_ops)")
+    db.execute("REINDEX INDEX app.docs_ivf")
+    fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, vector=vector)
+    assert fam.value("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 2
+    assert fam.value("vecmon_vector_index_valid", idx("docs_h")) == 1
+    assert fam.value("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 800  # rebuilt
+
+    # every kind of index can be probed: expression, partial, bit, halfvec, IVFFlat (the table is
+    # small, so the index is measured with force_index)
+    fam = run_collector(db.monitor_dsn, "recall", state={}, timeout=30, vector={"recall": {
+        "state_url": f"sqlite:///{tmp_path / 'kinds.sqlite'}", "sample_size": 5, "force_index": True,
+        "ef_search_values": [40], "probes_values": [1, 10]}})
+    runs = {s.labels["index"]: s.labels["result"] for s in fam.samples("vecmon_recall_probe_runs_total")}
+    assert runs == {"docs_default": "ok", "docs_cos": "ok", "docs_ivf": "ok", "docs_bits": "ok",
+                    "docs_half_expr": "ok", "docs_partial": "ok", "docs_h": "ok", "parts_hnsw": "no_privilege"}
+    used = {s.labels["index"] for s in fam.samples("vecmon_vector_index_used") if s.value == 1}
+    assert {"docs_default", "docs_cos", "docs_ivf", "docs_bits", "docs_half_expr", "docs_h"} <= used
+    means = {s.labels["index"]: s.value for s in fam.samples("vecmon_recall_mean")}
+    assert all(0 <= value <= 1 for value in means.values()) and "docs_ivf" in means and "docs_bits" in means
+    assert fam.value("vecmon_recall_app_setting", idx("docs_ivf", param="probes")) == 1
+    assert fam.value("vecmon_recall_app_setting", idx("docs_cos", param="ef_search")) == 100
+
+
+def test_recall_matches_numpy_with_fixed_query_set(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path, queries={"source": "table", "table": "golden", "column": "embedding",
+                                                    "order_by": "id"})
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
+    assert fam.value("vecmon_recall_app_setting", labels(param="ef_search")) == APP_EF
+    queries = [vec_text(v) for v in vdb.golden[:20]]
+    for ef in (APP_EF, 40, 100):
+        assert fam.value("vecmon_vector_index_used", point(ef)) == 1
+        ours = np.mean([numpy_recall(vdb.items, vdb.golden[i], ann_ids(vdb, q, ef, K)) for i, q in enumerate(queries)])
+        theirs = fam.value("vecmon_recall_mean", point(ef))
+        assert abs(theirs - ours) <= 0.01, (ef, theirs, ours)
+        if ef == APP_EF:
+            assert theirs < 0.9  # the weak index really misses neighbours
+    curve = [fam.value("vecmon_recall_mean", point(ef)) for ef in (10, 40, 100)]
+    assert curve == sorted(curve)
+    assert fam.value("vecmon_recall_query_recall_count", labels(filter="")) == 20
+    assert fam.value("vecmon_recall_queries_total", labels(filter="")) == 20
+    hist_le_09 = fam.value("vecmon_recall_query_recall_bucket", labels(filter="", le="0.9"))
+    assert hist_le_09 <= 20
+    assert fam.value("vecmon_recall_ann_query_duration_seconds", point(APP_EF)) > 0
+    assert fam.value("vecmon_recall_exact_query_duration_seconds", labels(filter="")) > 0
+
+
+def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path)
+    state: dict = {}
+
+    def exact_calls() -> int:
+        rows = vdb.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid "
+                           "FROM pg_database WHERE datname = current_database()) AND "
+                           "query LIKE '%%vecmon:recall:exact%%' AND query NOT LIKE 'EXPLAIN%%'")
+        return int(rows[0][0])
+
+    before = exact_calls()
+    first = run_collector(vdb.monitor_dsn, "recall", state=state, timeout=30, **overrides)
+    exact_first = first.value("vecmon_recall_exact_queries_total", labels())
+    assert exact_first == 40  # 20 queries, unfiltered + tenant_4
+    assert exact_calls() - before == 40
+
+    # vecmon's recall for its sampled rows, recomputed here with the row itself excluded
+    queries = state["recall"].queries[("public", "items_hnsw")]
+    assert len(queries) == 20 and all(q.self_id for q in queries)
+    ours = []
+    for q in queries:
+        ctid = q.self_id.split(":", 1)[1]
+        own_id = vdb.execute("SELECT id FROM items WHERE ctid = %s::tid", [ctid])[0][0]
+        ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF, K + 1), exclude=own_id))
+    theirs = first.value("vecmon_recall_mean", point(APP_EF))
+    assert abs(theirs - float(np.mean(ours))) <= 0.01
+
+    # unchanged table: no exact query at all in the second cycle
+    before = exact_calls()
+    second = run_collector(vdb.monitor_dsn, "recall", state=state, timeout=30, **overrides)
+    assert second.value("vecmon_recall_exact_queries_total", labels()) == exact_first
+    assert second.value("vecmon_recall_exact_reused_total", labels()) == 40
+    assert exact_calls() == before
+    assert second.value("vecmon_recall_mean", point(APP_EF)) == theirs
+    assert second.value("vecmon_recall_query_recall_count", labels(filter="")) == 40  # cumulative
+
+    # a write changes the table's signature: the truth is recomputed
+    with vdb.admin() as conn:
+        conn.execute("UPDATE items SET tenant_id = tenant_id WHERE id = 1")
+        flush_stats(conn)
+    third = run_collector(vdb.monitor_dsn, "recall", state=state, timeout=30, **overrides)
+    assert third.value("vecmon_recall_exact_queries_total", labels()) > exact_first
+
+
+def test_filter_shortfall_and_iterative_scan(vdb, tmp_path):
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **recall_overrides(tmp_path))
+    plain = point(APP_EF, "tenant_4")
+    iterative = point(APP_EF, "tenant_4", iterative="relaxed_order")
+    assert fam.value("vecmon_vector_index_used", plain) == 1
+    assert fam.value("vecmon_recall_expected_rows", labels(filter="tenant_4")) == K
+    returned = fam.value("vecmon_recall_returned_rows", plain)
+    assert returned < K / 2  # a 10% filter after ef_search=10 candidates: about one row comes back
+    assert fam.value("vecmon_recall_shortfall_ratio", plain) > 0.5
+    assert fam.value("vecmon_recall_returned_rows", iterative) > returned + 5
+    assert fam.value("vecmon_recall_mean", iterative) > fam.value("vecmon_recall_mean", plain)
+    # independent check of the shortfall at the application's setting
+    counts = [len(ann_ids(vdb, vec_text(v), APP_EF, K, "WHERE tenant_id = 4")) for v in vdb.golden[:10]]
+    assert np.mean(counts) < K / 2
+
+
+def test_a_broken_filter_is_counted_and_does_not_stop_the_probe(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path, sample_size=5)
+    overrides["vector"]["filters"].append({"name": "broken", "table": "items", "where": "no_such_column = 1"})
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
+    assert fam.value("vecmon_recall_query_errors_total", labels(filter="broken", side="explain")) == 1
+    assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
+    assert fam.value("vecmon_recall_mean", point(APP_EF)) is not None
+    assert fam.value("vecmon_recall_mean", point(APP_EF, "tenant_4")) is not None
+
+
+def test_index_not_used_is_reported_not_recall_one(vdb, tmp_path):
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **recall_overrides(tmp_path))
+    tiny = [s for s in fam.samples("vecmon_vector_index_used") if s.labels["index"] == "tiny_hnsw"]
+    assert tiny and all(s.value == 0 for s in tiny)
+    assert not [s for f in fam.families for s in f.samples
+                if s.labels.get("index") == "tiny_hnsw" and s.name.startswith("vecmon_recall_mean")]
+    assert fam.value("vecmon_recall_exact_queries_total", labels("tiny_hnsw", "tiny")) == 0
+    # force_index measures the index itself
+    forced = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30,
+                           **recall_overrides(tmp_path, force_index=True))
+    assert forced.value("vecmon_vector_index_used", point(APP_EF, index="tiny_hnsw", table="tiny")) == 1
+    assert forced.value("vecmon_recall_mean", point(APP_EF, index="tiny_hnsw", table="tiny")) is not None
+
+
+def test_second_instance_skips_a_probe_held_by_the_first(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path)
+    with psycopg.connect(vdb.admin_dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [recall_lock_key("public", "items_hnsw")])
+        fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
+        assert fam.value("vecmon_recall_probe_skipped", labels(reason="locked")) == 1
+        assert fam.value("vecmon_recall_probe_runs_total", labels(result="locked")) == 1
+        assert fam.value("vecmon_recall_exact_queries_total", labels()) == 0
+        assert fam.value("vecmon_recall_ann_queries_total", labels()) == 0
+        assert fam.value("vecmon_recall_mean", point(APP_EF)) is None
+        # the other index is not blocked
+        assert fam.value("vecmon_recall_probe_runs_total", labels("tiny_hnsw", "tiny", result="ok")) == 1
+        holder.execute("SELECT pg_advisory_unlock_all()")
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
+    assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
+
+
+def test_probes_can_run_on_a_replica_connection(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path, replica_dsn=vdb.monitor_dsn, sample_size=5)
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
+    assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
+    assert fam.value("vecmon_recall_mean", point(APP_EF)) is not None
+    bad = recall_overrides(tmp_path, replica_dsn="host=127.0.0.1 port=1 connect_timeout=1", sample_size=5)
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
+    assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
+
+
+def test_an_unusable_state_store_fails_the_run_without_leaking_its_password(vdb, tmp_path):
+    bad = recall_overrides(tmp_path, state_url="postgresql+psycopg://vecmon:s3cret@127.0.0.1:1/state")
+    with pytest.raises(CollectorError, match="recall state store") as failure:
+        run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
+    assert "s3cret" not in str(failure.value)
+
+
+def test_ann_latency_histogram(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path)
+    overrides["vector"]["ann_latency"] = {"queries": 4}
+    state: dict = {}
+    run_collector(vdb.monitor_dsn, "ann_latency", state=state, **overrides)
+    fam = run_collector(vdb.monitor_dsn, "ann_latency", state=state, **overrides)
+    assert fam.value("vecmon_ann_query_duration_seconds_count", labels(filter="")) == 8
+    assert fam.value("vecmon_ann_query_duration_seconds_count", labels(filter="tenant_4")) == 8
+    assert fam.value("vecmon_ann_query_duration_seconds_sum", labels(filter="")) > 0
+    assert fam.value("vecmon_ann_query_errors_total", labels(filter="", reason="error")) == 0
+    assert fam.value("vecmon_ann_query_returned_rows", labels(filter="")) == K
+    assert fam.value("vecmon_ann_query_returned_rows", labels(filter="tenant_4")) < K
+
+
+def test_freshness_model_versions_and_backlog(pg18):
+    db = new_database(pg18, ("vector",))
+    with db.admin() as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, updated_at timestamptz, model text, embedding vector(3))")
+        conn.execute("INSERT INTO docs SELECT i, now() - interval '1 hour' - i * interval '1 minute', "
+                     "CASE WHEN i % 3 = 0 THEN 'v2' WHEN i % 3 = 1 THEN 'v1' END, "
+                     "CASE WHEN i % 10 <> 0 THEN '[1,2,3]'::vector END FROM generate_series(1, 300) i")
+        conn.execute(f"GRANT SELECT ON docs TO {MONITOR_ROLE}")
+    fam = run_collector(db.monitor_dsn, "vector_freshness", vector={"freshness": [
+        {"table": "docs", "timestamp_column": "updated_at", "model_version_column": "model",
+         "embedding_column": "embedding", "max_versions": 2},
+        {"table": "missing_table", "timestamp_column": "updated_at"}]})
+    t = {"target": "t", "schema": "public", "table": "docs"}
+    age = fam.value("vecmon_vector_newest_row_age_seconds", {**t, "column": "updated_at"})
+    assert 3600 < age < 3600 + 120
+    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "v1"}) == 100
+    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "v2"}) == 100
+    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "other"}) == 100  # the NULL group
+    assert fam.value("vecmon_vector_embedding_pending_rows", {**t, "column": "embedding"}) == 30
+    assert fam.value("vecmon_vector_freshness_errors_total", {"target": "t", "schema": "public",
+                                                              "table": "missing_table"}) == 1
+
+
+def test_build_progress_is_reported(pg18):
+    db = new_database(pg18, ("vector",))
+    data = clustered(20000, 64, seed=3)
+    with db.admin() as conn:
+        conn.execute("CREATE TABLE big (id int PRIMARY KEY, embedding vector(64))")
+        with conn.cursor().copy("COPY big (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(data):
+                copy.write_row((i, vec_text(v)))
+    done = threading.Event()
+
+    def build() -> None:
+        try:
+            with db.admin() as conn:
+                conn.execute("SET max_parallel_maintenance_workers = 0")
+                conn.execute("CREATE INDEX big_hnsw ON big USING hnsw (embedding vector_l2_ops) "
+                             "WITH (m = 16, ef_construction = 200)")
+        except psycopg.errors.QueryCanceled:
+            pass  # cancelled once the progress was seen
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    seen: list[Families] = []
+    deadline = time.monotonic() + 60
+    while not done.is_set() and time.monotonic() < deadline:
+        fam = run_collector(db.monitor_dsn, "vector_indexes")
+        samples = fam.samples("vecmon_vector_index_build_progress_ratio")
+        if samples and samples[0].labels["phase"].startswith("building index"):
+            seen.append(fam)
+            break
+        time.sleep(0.1)
+    db.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index WHERE relid = 'big'::regclass")
+    thread.join(timeout=120)
+    assert seen, "no build progress observed"
+    sample = seen[0].samples("vecmon_vector_index_build_progress_ratio")[0]
+    assert sample.labels["table"] == "big" and sample.labels["command"] == "CREATE INDEX"
+    assert 0 <= sample.value <= 1
