@@ -1,8 +1,8 @@
 """Typed configuration of the alerting side: ``alerting:``, ``slos:`` and ``alertmanager:``.
 
-:mod:`monitor.config` imports this module for :class:`~monitor.config.Config`; nothing here
-imports :mod:`monitor.config` at import time (durations are parsed with a local copy of the
-rules, so ``for: 0s`` can be allowed where a duration otherwise must be positive).
+:mod:`monitor.config` imports this module for :class:`~monitor.config.Config`; both build on
+:mod:`monitor.config_base` (``ForDuration`` allows ``for: 0s`` where a duration must otherwise be
+positive).
 
 Example (``config/alerting-example.yaml`` has every key)::
 
@@ -34,65 +34,26 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from alerts.promql import LABEL_NAME, split_selector
+from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, is_duration_text, parse_duration_or_zero
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 SEVERITIES = ("critical", "warning", "info")
 Severity = Literal["critical", "warning", "info"]
 # Labels the generators set themselves; user labels must not override them.
 RESERVED_LABELS = frozenset({"alertname", "severity", "sloth_id", "sloth_service", "sloth_slo", "sloth_window",
                              "sloth_severity", "long_window", "short_window", "target", "le", "__name__"})
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
-
-
-def _seconds(value: Any, allow_zero: bool) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"invalid duration {value!r} (use e.g. 500ms, 15s, 5m, 1h, 30d)")
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"duration must be positive, got {value!r}")
-    if round(seconds * 1000) != seconds * 1000:
-        raise ValueError(f"duration {value!r} is finer than a millisecond")
-    return seconds
-
-
-def parse_duration(value: Any) -> float:
-    """``"5m"`` -> 300.0 (also ``d`` and ``w``); must be positive."""
-    return _seconds(value, allow_zero=False)
-
-
-def parse_duration_or_zero(value: Any) -> float:
-    """Like :func:`parse_duration`, but ``0s`` is allowed (``for: 0s`` fires at the first match)."""
-    return _seconds(value, allow_zero=True)
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-ForDuration = Annotated[float, BeforeValidator(parse_duration_or_zero)]
-
 
 def _threshold(value: Any) -> Any:
     """A threshold is a number; one in seconds may be written as a duration (``500ms``)."""
-    if isinstance(value, str) and _DURATION.match(value) and not value.strip().replace(".", "", 1).isdigit():
+    if is_duration_text(value) and not value.strip().replace(".", "", 1).isdigit():
         return parse_duration_or_zero(value)
     return value
 
 
 Threshold = Annotated[float, BeforeValidator(_threshold)]
-
-
-class Model(BaseModel):
-    """Same behaviour as monitor.config.Model: unknown keys are errors, objects are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:

@@ -7,43 +7,18 @@ Durations are written as ``500ms``, ``15s``, ``5m``, ``1h`` or a plain number of
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.config import AlertingSettings, AlertmanagerSettings, SLOList
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
 from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
                                  all_api_targets, check_references)
+from monitor.config_base import NAME_PATTERN, Duration, Model, SecretFilePath, one_secret, parse_duration
+from monitor.config_vector import VectorSettings
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-
-
-def parse_duration(value: Any) -> float:
-    """``"15s"`` -> 15.0; numbers are seconds. Raises ValueError naming the bad value."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"invalid duration {value!r} (use e.g. 500ms, 15s, 5m, 1h)")
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class Model(BaseModel):
-    """Base for config objects: unknown keys are errors, objects are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
 
 
 class DaemonSettings(Model):
@@ -80,10 +55,6 @@ class CollectorSettings(Model):
     timeout: Duration | None = Field(None, description="default: the collector's own or the target's timeout")
 
 
-# Imported here, not at the top: monitor.config_vector builds on Model and Duration above.
-from monitor.config_vector import VectorSettings  # noqa: E402
-
-
 class DatabaseTarget(Model):
     """One PostgreSQL database to monitor."""
 
@@ -96,7 +67,8 @@ class DatabaseTarget(Model):
     dbname: str | None = Field(None, description="database-local views need one target per database")
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
     password: SecretStr | None = Field(None, description="use ${ENV_VAR}; never logged")
-    password_file: str | None = Field(None, description="file whose first line is the password")
+    password_file: SecretFilePath | None = Field(
+        None, description="file whose first line is the password (relative to the config file)")
     interval: Duration = Field(30.0, description="default schedule of this target's collectors")
     timeout: Duration = Field(10.0, description="per collector run, enforced on the server (statement_timeout)")
     lock_timeout: Duration = Field(1.0, description="longest wait for a lock by a monitoring query")
@@ -122,9 +94,15 @@ class DatabaseTarget(Model):
     def _connection(self) -> "DatabaseTarget":
         if self.dsn is None and self.host is None and self.dbname is None:
             raise ValueError("give either dsn or host/dbname")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
         if self.lock_timeout > self.timeout:
             raise ValueError("lock_timeout must not exceed timeout")
         return self
+
+    def password_value(self) -> str | None:
+        """The password in clear text, for the connection only."""
+        return one_secret(self.password, self.password_file)
 
     def collector_settings(self, name: str) -> CollectorSettings:
         return self.collectors.get(name, CollectorSettings())

@@ -1,77 +1,31 @@
 """Typed configuration of the model-API side: embedding/re-ranker endpoints, provider cost
 APIs, the embedding-cache Redis, budgets and the price table.
 
-:mod:`monitor.config` imports this module, so nothing here imports :mod:`monitor.config` at
-import time (``parse_duration`` is looked up when a value is validated).
+:mod:`monitor.config` imports this module; both build on :mod:`monitor.config_base`.
 
 Every target model has ``name``, ``interval_for``, ``timeout_for`` and ``jitter_for``, like
 :class:`monitor.config.DatabaseTarget`, so the scheduler treats all targets alike.
 
 Secrets: ``api_key`` (usually ``${ENV_VAR}``) or ``api_key_file`` (first line of the file,
-stripped; a relative path is resolved against the working directory). They are
+stripped; a relative path is resolved against the config file's directory). They are
 :class:`~pydantic.SecretStr` and never rendered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
+
+from monitor.config_base import NAME_PATTERN, Duration, Model, SecretFilePath, one_secret
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import Config
 
-# Same pattern as monitor.config.NAME_PATTERN (duplicated to avoid an import cycle).
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-
 EMBEDDING_PROVIDERS = ("openai", "openai_compatible", "azure_openai", "cohere", "voyage", "jina", "tei", "ollama")
 RERANK_PROVIDERS = ("cohere", "voyage", "jina", "tei")
-
-
-def parse_duration(value: Any) -> float:
-    """monitor.config.parse_duration, looked up at validation time (same name: the docs generator keys on it)."""
-    from monitor.config import parse_duration as parse
-
-    return parse(value)
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Model(BaseModel):
-    """Same behaviour as monitor.config.Model: unknown keys are errors, objects are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class SecretFile:
-    """A secret read from a file at config load: the path (for messages) and the value."""
-
-    path: str
-    value: SecretStr
-
-    def __str__(self) -> str:
-        return self.path
-
-
-def _read_secret_file(value: Any) -> Any:
-    if isinstance(value, SecretFile) or value is None:
-        return value
-    if not isinstance(value, str):
-        raise ValueError("expected a file path")
-    path = Path(value).expanduser()
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
-    return SecretFile(str(path), SecretStr(text.splitlines()[0].strip() if text.strip() else ""))
-
-
-SecretFilePath = Annotated[SecretFile, BeforeValidator(_read_secret_file)]
 
 
 def url_secrets(url: str | None) -> list[str]:
@@ -85,7 +39,7 @@ def url_secrets(url: str | None) -> list[str]:
     return [v for v in values if len(v) >= 4]
 
 
-class _Scheduled(_Model):
+class _Scheduled(Model):
     """Common scheduling fields of a non-database target."""
 
     name: str = Field(pattern=NAME_PATTERN, description="the target label value")
@@ -102,7 +56,7 @@ class _Scheduled(_Model):
         return self.jitter if self.jitter is not None else round(self.interval_for(collector) * 0.1, 3)
 
 
-class _WithApiKey(_Model):
+class _WithApiKey(Model):
     api_key: SecretStr | None = Field(None, description="use ${ENV_VAR}; never logged or exported")
     api_key_file: SecretFilePath | None = Field(None, description="file whose first line is the API key")
 
@@ -114,17 +68,13 @@ class _WithApiKey(_Model):
 
     def key(self) -> str | None:
         """The API key in clear text (for the Authorization header only)."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        if self.api_key_file is not None:
-            return self.api_key_file.value.get_secret_value()
-        return None
+        return one_secret(self.api_key, self.api_key_file)
 
 
 # --------------------------------------------------------------------------- endpoints
 
 
-class DimensionsFrom(_Model):
+class DimensionsFrom(Model):
     """A pgvector column whose declared dimension the embeddings must have."""
 
     database: str = Field(description="name of a databases[] target")
@@ -132,7 +82,7 @@ class DimensionsFrom(_Model):
     column: str = Field(description="the vector/halfvec column")
 
 
-class ProbeInputs(_Model):
+class ProbeInputs(Model):
     """What a probe sends. Keep it short: every probe is billed."""
 
     texts: list[str] = Field(
@@ -264,11 +214,7 @@ class RedisTarget(_Scheduled):
         return self
 
     def secret(self) -> str | None:
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            return self.password_file.value.get_secret_value()
-        return None
+        return one_secret(self.password, self.password_file)
 
     def secrets(self) -> list[str]:
         return [s for s in [self.secret()] if s]
@@ -293,7 +239,7 @@ class Budget(_Scheduled):
         return self
 
 
-class PriceEntry(_Model):
+class PriceEntry(Model):
     """One dated price: USD per 1M tokens or per 1K searches."""
 
     provider: str = Field(description="provider name as in endpoints[].provider (or pricing_provider)")
@@ -311,7 +257,7 @@ class PriceEntry(_Model):
         return self
 
 
-class PriceFile(_Model):
+class PriceFile(Model):
     """The layout of config/prices.yaml."""
 
     version: Literal[1] = 1
@@ -340,7 +286,7 @@ def load_price_file(path: str | Path) -> list[PriceEntry]:
         raise ValueError(f"price table {str(path)!r}: {problems}") from None
 
 
-class Pricing(_Model):
+class Pricing(Model):
     file: str | None = Field(None, description="price table; default: the shipped config/prices.yaml")
     prices: list[PriceEntry] = Field(
         default_factory=list, description="overrides; they win over the table (newest effective date first)")

@@ -25,9 +25,6 @@ Example (every key is optional; these are the defaults unless noted)::
                embedding_column: embedding}
           ann_latency: {queries: 3}
 
-Import :mod:`monitor.config` (which imports this module after defining ``Model``) rather than
-this module directly.
-
 Filter ``where`` clauses are SQL written by the operator and are inserted into the probe queries
 as they are (``psycopg.sql.SQL``): the config file is trusted, like a DSN. Everything else that
 ends up in SQL is an identifier (quoted with ``psycopg.sql.Identifier``) or a bound parameter.
@@ -42,7 +39,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collectors.pgvector_catalog import parse_qualified
-from monitor.config import NAME_PATTERN, Duration, Model
+from monitor.config_base import NAME_PATTERN, Duration, Model
 
 __all__ = ["VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
            "AnnLatencySettings", "default_state_dir", "parse_qualified"]

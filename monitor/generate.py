@@ -6,35 +6,18 @@ Each generator is a function ``(config, out_dir) -> list[Path]``; output is dete
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+from alerts.render import write_alerting
+from dashboards.render import write_dashboards
 from monitor.config import Config
 
-# "module:function" of each generator; a generator whose module is not installed yet is skipped.
-GENERATORS = (
-    "alerts.render:write_alerting",
-    "dashboards.render:write_dashboards",
-)
-
-
-def available_generators() -> list:
-    found = []
-    for path in GENERATORS:
-        module_name, _, func = path.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        found.append(getattr(module, func))
-    return found
+GENERATORS = (write_alerting, write_dashboards)
 
 
 def generate_all(config: Config, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for generator in available_generators():
+    for generator in GENERATORS:
         written.extend(generator(config, out_dir))
     return written

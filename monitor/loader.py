@@ -2,6 +2,7 @@
 
 - ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment in every string value;
   ``$${`` is a literal ``${``.
+- ``password_file``, ``api_key_file`` ... are read relative to the config file's directory;
 - every problem (YAML syntax, unset variable, unreadable secret file, wrong type, unknown key)
   is collected and reported at once, each with its YAML path and line:
   ``config.yaml:12: databases[0].interval: invalid duration 'fast'``.
@@ -78,26 +79,6 @@ def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], erro
     return _VAR.sub(substitute, value)
 
 
-def _read_secret_files(data: Any, base: Path, errors: list[tuple]) -> None:
-    """Replace ``password_file`` by ``password`` read from that file (first line, stripped)."""
-    for index, target in enumerate(data.get("databases") or [] if isinstance(data, dict) else []):
-        if not isinstance(target, dict) or not isinstance(target.get("password_file"), str):
-            continue
-        if target.get("enabled") is False:  # a disabled target's secrets need not exist here
-            continue
-        where = ("databases", index, "password_file")
-        if "password" in target:
-            errors.append((where, "give password or password_file, not both"))
-            continue
-        path = (base / target["password_file"]).expanduser()
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            errors.append((where, f"cannot read secret file {str(path)!r}: {exc.strerror}"))
-            continue
-        target["password"] = text.splitlines()[0].strip() if text.strip() else ""
-
-
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
                  base_dir: Path | None = None) -> Config:
     env = os.environ if env is None else env
@@ -115,10 +96,10 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
     lines = _line_map(root) if root is not None else {}
     errors: list[tuple] = []
     data = _interpolate(data, (), env, errors)
-    _read_secret_files(data, base_dir or Path("."), errors)
     config = None
     try:
-        config = Config.model_validate(data)
+        # secret files (``*_file``) are read during validation, relative to the config file
+        config = Config.model_validate(data, context={"base_dir": base_dir or Path(".")})
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))

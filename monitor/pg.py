@@ -39,8 +39,8 @@ def build_conninfo(target: DatabaseTarget) -> str:
         value = getattr(target, key)
         if value is not None:
             params[key] = value
-    if target.password is not None:
-        params["password"] = target.password.get_secret_value()
+    if target.password_value() is not None:
+        params["password"] = target.password_value()
     params["application_name"] = APPLICATION_NAME
     params["connect_timeout"] = max(2, int(target.connect_timeout))
     params["options"] = (f"-c default_transaction_read_only=on -c statement_timeout={_ms(target.timeout)}"
@@ -62,8 +62,8 @@ def describe_target(target: DatabaseTarget) -> str:
 def secrets_of(target: DatabaseTarget) -> list[str]:
     """Values that must never appear in logs or metrics."""
     secrets = []
-    if target.password is not None:
-        secrets.append(target.password.get_secret_value())
+    if target.password_value():
+        secrets.append(target.password_value())
     if target.dsn is not None:
         try:
             password = pg_conninfo.conninfo_to_dict(target.dsn.get_secret_value()).get("password")

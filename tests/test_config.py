@@ -101,15 +101,18 @@ def test_password_file(tmp_path):
     (tmp_path / "pw").write_text("hunter2\n")
     path = tmp_path / "c.yaml"
     path.write_text("databases:\n  - {name: a, host: h, dbname: d, password_file: pw}\n")
-    assert load_config(path).databases[0].password.get_secret_value() == "hunter2"
+    assert load_config(path).databases[0].password_value() == "hunter2"
     path.write_text("databases:\n  - {name: a, host: h, dbname: d, password_file: nope}\n")
     with pytest.raises(ConfigError, match=r"databases\[0\].password_file: cannot read secret file"):
         load_config(path)
 
 
 def test_example_config_is_valid():
-    config = load_config(ROOT / "config" / "example.yaml", env={"PGPASSWORD": "x"})
-    assert config.databases
+    env = {"PGPASSWORD": "x", "OPENAI_API_KEY": "k1", "COHERE_API_KEY": "k2", "OPENAI_ADMIN_KEY": "k3"}
+    config = load_config(ROOT / "config" / "example.yaml", env=env)
+    assert config.databases and config.endpoints and config.slos
+    for name in ("alerting-example.yaml",):
+        assert load_config(ROOT / "config" / name, env=env)
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -137,3 +140,15 @@ def test_vecmon_config_env_is_the_default(tmp_path):
     result = _cli("check-config", env={**os.environ, "VECMON_CONFIG": str(good)})
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_secret_files_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "openai").write_text("sk-from-file\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("endpoints:\n  - {name: e, kind: embedding, provider: openai, model: m, "
+                    "api_key_file: secrets/openai}\n")
+    monkeypatch.chdir("/")
+    config = load_config(path)
+    assert config.endpoints[0].key() == "sk-from-file"
+    assert "sk-from-file" not in repr(config)
