@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test check lint-metrics docs bench clean
+.PHONY: install demo test docs bench bench-recall clean
 
 $(BIN)/vecmon: pyproject.toml
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
+	  echo "$(PYTHON) cannot create virtualenvs: apt-get install python3-venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -25,8 +27,13 @@ test: install
 docs: install
 	$(BIN)/python -m monitor.docs README.md
 
+## One full collection cycle on the demo corpus, and postgres_exporter side by side (about a minute).
 bench: install
 	$(BIN)/python bench/collect_cycle.py
+
+## Recall probe cost and the recall/latency curve over ef_search at 100k x 384 (several minutes).
+bench-recall: install
+	$(BIN)/python bench/recall_probe.py --rows 100000 --dim 384 --filter "tenant_id = 7"
 
 clean:
 	rm -rf $(VENV) .vecmon-demo build *.egg-info
