@@ -12,6 +12,7 @@ metric reference in the README is generated from those declarations, and the
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import psycopg
 
 TARGET_LABEL = "target"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class CollectContext:
     conn: "psycopg.Connection | None" = None
     facts: ServerFacts | None = None
     state: dict[str, Any] = field(default_factory=dict)  # per (target, collector), survives runs
+    shared: Any = None  # monitor.shared.SharedState: what collectors share across jobs and reloads
 
 
 class Collector(Protocol):
@@ -144,8 +147,15 @@ class Emitter:
         return [self.target, *(_label_value(v) for v in labels)]
 
     def add(self, name: str, value: Any, *labels: Any) -> None:
-        """Add one gauge or counter sample; NULL or non-finite values are skipped."""
-        number = finite(value)
+        """Add one gauge or counter sample; NULL or non-finite values are skipped.
+
+        A value that is not a number (a bad SQL result, say) is skipped with a warning naming the
+        metric and labels, so one odd row never costs the rest of the collection."""
+        try:
+            number = finite(value)
+        except CollectorError as exc:
+            log.warning("target %s: skipped %s%s: %s", self.target, name, list(labels), exc)
+            return
         if number is None or not math.isfinite(number):
             return
         spec, family = self._family(name)

@@ -21,10 +21,10 @@ quarter of the timeout (at most 1 s) for the second attempt; at most one retry p
 
 Counters and the latency histogram accumulate in ``ctx.state`` (per job, across runs).
 
-Expected dimensions from pgvector: ``set_dimension_source(fn)`` installs ``fn(ref) -> int | None``
-(``ref`` is a :class:`monitor.config_apis.DimensionsFrom`); it wins over the per-collector
-default that :func:`monitor.api_jobs.build_api_jobs` passes in (a catalog lookup on the named
-database target).
+Expected dimensions from pgvector: ``default_dimension_source(ref) -> int | None`` (``ref`` is a
+:class:`monitor.config_apis.DimensionsFrom`); :func:`monitor.api_jobs.build_api_jobs` passes the
+vector columns that the ``vector_indexes`` discovery last found (``ctx.shared.vector_columns``),
+so the probe opens no database session of its own.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from prometheus_client.utils import floatToGoString
 
 from collectors import providers
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.provider_costs import LEDGER, PriceTable, SpendLedger, price_cost
+from collectors.provider_costs import PriceTable, SpendLedger, price_cost
 from collectors.providers.common import (
     EMBEDDING, OUTCOMES, Attempt, ParseError, Params, ProbeResult, join_url, parse_rate_limits, send)
 from monitor.config_apis import DimensionsFrom, EndpointTarget
@@ -57,21 +57,6 @@ RERANK_REASONS = ("malformed", "score_count_mismatch", "invalid_index", "non_fin
 RETRY_STATUSES = ("rate_limited", "http_5xx")
 
 DimensionSource = Callable[[DimensionsFrom], "int | None"]
-_dimension_source: DimensionSource | None = None
-
-
-def set_dimension_source(source: DimensionSource | None) -> None:
-    """Install the resolver for ``dimensions_from`` (e.g. the pgvector collector's catalog cache).
-
-    ``source(ref)`` returns the declared dimension of ``ref.table``.``ref.column`` on database
-    target ``ref.database``, or None when unknown. ``None`` uninstalls it.
-    """
-    global _dimension_source
-    _dimension_source = source
-
-
-def get_dimension_source() -> DimensionSource | None:
-    return _dimension_source
 
 
 PMK = ("provider", "model", "kind")
@@ -202,7 +187,7 @@ class ModelProbeCollector:
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         self.session = session or requests.Session()
         self.prices = prices if prices is not None else PriceTable()
-        self.ledger = ledger if ledger is not None else LEDGER
+        self.ledger = ledger if ledger is not None else SpendLedger()
         self.default_dimension_source = default_dimension_source
         self.clock = clock
         self.sleep = sleep
@@ -221,7 +206,7 @@ class ModelProbeCollector:
         ref = endpoint.dimensions_from
         if ref is None:
             return None
-        source = _dimension_source or self.default_dimension_source
+        source = self.default_dimension_source
         if source is None:
             return None
         try:
@@ -392,4 +377,4 @@ class ModelProbeCollector:
         return out.families()
 
 
-__all__ = ["BUCKETS", "PROBE_METRICS", "ModelProbeCollector", "get_dimension_source", "set_dimension_source"]
+__all__ = ["BUCKETS", "PROBE_METRICS", "ModelProbeCollector"]

@@ -491,37 +491,38 @@ def get_catalog(ctx: CollectContext) -> tuple[VectorCatalog, bool]:
         return cached, False
     catalog = discover(conn, signature, extension)
     ctx.state[CATALOG_STATE_KEY] = catalog
-    _publish_dimensions(ctx.target, catalog)
+    if ctx.shared is not None:
+        ctx.shared.vector_columns.publish(ctx.target, catalog)
     return catalog, True
 
 
 # --------------------------------------------------------------------------- dimensions for other probes
-_DIMENSIONS: dict[str, dict[tuple[str, str, str], tuple[str, int | None]]] = {}
-_DIMENSIONS_LOCK = threading.Lock()
+class VectorColumns:
+    """The vector columns each target's discovery last found, shared (via ``ctx.shared``) with the
+    embedding-API probes, which compare them with the dimensions the API returns."""
 
+    def __init__(self) -> None:
+        self._by_target: dict[str, dict[tuple[str, str, str], tuple[str, int | None]]] = {}
+        self._lock = threading.Lock()
 
-def _publish_dimensions(target: str, catalog: VectorCatalog) -> None:
-    with _DIMENSIONS_LOCK:
-        _DIMENSIONS[target] = {(c.schema, c.table, c.column): (c.type, c.dims) for c in catalog.columns}
+    def publish(self, target: str, catalog: "VectorCatalog") -> None:
+        columns = {(c.schema, c.table, c.column): (c.type, c.dims) for c in catalog.columns}
+        with self._lock:
+            self._by_target[target] = columns
 
+    def columns(self, target: str) -> dict[tuple[str, str, str], tuple[str, int | None]]:
+        """``(schema, table, column) -> (type, dims)`` of a target's vector columns."""
+        with self._lock:
+            return dict(self._by_target.get(target, {}))
 
-def column_dimensions(target: str) -> dict[tuple[str, str, str], tuple[str, int | None]]:
-    """``(schema, table, column) -> (type, dims)`` of a target's vector columns, as last discovered
-    in this process (for the embedding-API probes, which compare them with what the API returns)."""
-    with _DIMENSIONS_LOCK:
-        return dict(_DIMENSIONS.get(target, {}))
-
-
-def dimension_source(ref: Any) -> int | None:
-    """Declared dimensions of ``ref.table``.``ref.column`` on database target ``ref.database``, from
-    the catalog cache of this process (usable as a ``dimensions_from`` resolver, see
-    ``collectors.model_probe.set_dimension_source``); None while unknown (no vector collector has
-    run on that target yet), for an unconstrained column, or when an unqualified table name is
-    ambiguous."""
-    schema, table = parse_qualified(ref.table, default_schema=None)
-    found = {dims for (s, t, c), (_, dims) in column_dimensions(ref.database).items()
-             if t == table and c == ref.column and (schema is None or s == schema)}
-    return found.pop() if len(found) == 1 else None
+    def dimensions(self, ref: Any) -> int | None:
+        """Declared dimensions of ``ref.table``.``ref.column`` on database target ``ref.database``
+        (a ``dimensions_from`` resolver); None while unknown (discovery has not run on that target
+        yet), for an unconstrained column, or when an unqualified table name is ambiguous."""
+        schema, table = parse_qualified(ref.table, default_schema=None)
+        found = {dims for (s, t, c), (_, dims) in self.columns(ref.database).items()
+                 if t == table and c == ref.column and (schema is None or s == schema)}
+        return found.pop() if len(found) == 1 else None
 
 
 def database_key(conn: psycopg.Connection) -> str:

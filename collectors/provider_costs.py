@@ -5,9 +5,9 @@
   the newest entry whose ``effective`` date is on or before the day of use; ``model: "*"``
   matches every model of that provider.
 - :class:`SpendLedger`: USD per (source, UTC day). Probes add their computed spend; cost-API
-  pollers replace whole days (the provider restates recent days). Budgets read it. One
-  process-wide ledger (:data:`LEDGER`) survives config reloads; probe spend before a restart
-  is not remembered, provider-API spend is re-read.
+  pollers replace whole days (the provider restates recent days). Budgets read it. The daemon
+  owns one ledger (``monitor.shared.SharedState.ledger``) that survives config reloads; probe
+  spend before a restart is not remembered, provider-API spend is re-read.
 - :class:`ProviderCostsCollector`: ``GET /v1/organization/costs`` (daily buckets, USD) and
   ``GET /v1/organization/usage/embeddings`` (tokens, requests by model) with an admin key.
   Each poll re-reads from the start of the month or ``lookback_days`` ago, whichever is
@@ -131,9 +131,6 @@ class SpendLedger:
         return out
 
 
-LEDGER = SpendLedger()
-
-
 def utc_today(clock: Callable[[], float] = time.time) -> date:
     return datetime.fromtimestamp(clock(), timezone.utc).date()
 
@@ -180,7 +177,7 @@ class ProviderCostsCollector:
     def __init__(self, session: requests.Session | None = None, ledger: SpendLedger | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         self.session = session or requests.Session()
-        self.ledger = ledger if ledger is not None else LEDGER
+        self.ledger = ledger if ledger is not None else SpendLedger()
         self.clock = clock
         self.sleep = sleep
 
@@ -362,7 +359,7 @@ class BudgetCollector:
     needs_connection: ClassVar[bool] = False
 
     def __init__(self, ledger: SpendLedger | None = None, clock: Callable[[], float] = time.time):
-        self.ledger = ledger if ledger is not None else LEDGER
+        self.ledger = ledger if ledger is not None else SpendLedger()
         self.clock = clock
 
     def collect(self, ctx: CollectContext) -> list[Metric]:

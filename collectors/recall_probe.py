@@ -66,7 +66,7 @@ from collectors.pgvector_catalog import (GUC_DEFAULTS, QueryVector, VectorCatalo
                                          explain_json, filters_for, get_catalog, load_library, local_settings,
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
                                          selected_indexes, table_query_vectors)
-from collectors.recall_state import ExactResult, RecallStateStore, TableSignature, open_store
+from collectors.recall_state import ExactResult, RecallStateStore, TableSignature
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ class RecallCollector:
         em.add("vecmon_recall_k", rc.k)
         fallback = ctx.settings.timeout_for(self.name) if hasattr(ctx.settings, "timeout_for") else 60.0
         budget = _Budget(conn, fallback)
-        store = open_store(url)
+        store = ctx.shared.state_stores.open(url)
         if time.time() - state.last_prune > PRUNE_EVERY:
             store.prune(PRUNE_AFTER)  # e.g. results of dropped databases or indexes
             state.last_prune = time.time()

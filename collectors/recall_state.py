@@ -233,15 +233,24 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-_STORES: dict[str, RecallStateStore] = {}
-_STORES_LOCK = threading.Lock()
+class StateStores:
+    """One store (engine) per URL, shared by the jobs of a process (via ``ctx.shared``) and
+    disposed when the process stops."""
 
+    def __init__(self) -> None:
+        self._stores: dict[str, RecallStateStore] = {}
+        self._lock = threading.Lock()
 
-def open_store(url: str) -> RecallStateStore:
-    """One store (engine) per URL for the whole process."""
-    with _STORES_LOCK:
-        store = _STORES.get(url)
-        if store is None:
-            store = RecallStateStore(url)
-            _STORES[url] = store
-        return store
+    def open(self, url: str) -> RecallStateStore:
+        with self._lock:
+            store = self._stores.get(url)
+            if store is None:
+                store = RecallStateStore(url)
+                self._stores[url] = store
+            return store
+
+    def close(self) -> None:
+        with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.dispose()

@@ -31,7 +31,6 @@ from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch, setting_in_base_units
 from collectors.pgvector_catalog import (VectorCatalog, database_key, get_catalog, hnsw_memory_estimate, numeric,
                                          vector_bytes)
-from collectors.recall_state import open_store
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +252,7 @@ class VectorIndexesCollector:
             return {}
         found: dict[int, float] = {}
         try:
-            store = open_store(ctx.settings.vector.recall.resolved_state_url())
+            store = ctx.shared.state_stores.open(ctx.settings.vector.recall.resolved_state_url())
             key = ctx.state.get("database_key")
             if key is None:
                 assert ctx.conn is not None

@@ -97,10 +97,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon
 
     config = _load(args)
-    daemon = Daemon(config, Path(args.config), listen=args.listen)
+    try:
+        daemon = Daemon(config, Path(args.config), listen=args.listen)
+    except (OSError, ValueError) as exc:  # e.g. the listen address is taken or malformed
+        print(f"vecmon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     daemon.install_signal_handlers()
     daemon.start()
-    daemon.serve_forever()
+    if not daemon.serve_forever():
+        # A job is stuck in a call that cannot be interrupted (an HTTP read, say); its thread
+        # would hold the interpreter's exit. The stop is bounded by daemon.shutdown_timeout.
+        logging.shutdown()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 

@@ -15,7 +15,8 @@ from alerts.config import AlertingSettings, AlertmanagerSettings, SLOList
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
 from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
                                  all_api_targets, check_references)
-from monitor.config_base import NAME_PATTERN, Duration, Model, SecretFilePath, one_secret, parse_duration
+from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
+                                 parse_duration)
 from monitor.config_vector import VectorSettings
 
 __all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
@@ -73,13 +74,18 @@ class DatabaseTarget(Model):
     timeout: Duration = Field(10.0, description="per collector run, enforced on the server (statement_timeout)")
     lock_timeout: Duration = Field(1.0, description="longest wait for a lock by a monitoring query")
     connect_timeout: Duration = Field(5.0, description="waiting for a connection from the pool or the server")
-    jitter: Duration | None = Field(None, description="random delay added to each run; default 10% of interval")
+    jitter: ForDuration | None = Field(None, description="random delay added to each run; default 10% of interval")
     max_connections: int = Field(2, ge=1, le=20, description="most sessions vecmon opens on this target")
     collectors: dict[str, CollectorSettings] = Field(
         default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
     limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")
     vector: VectorSettings = Field(default_factory=VectorSettings,
                                    description="pgvector discovery, recall and latency probes, freshness")
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_dsn(value)
 
     @field_validator("collectors")
     @classmethod

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from monitor.config_base import NAME_PATTERN, Duration, Model, SecretFilePath, one_secret
+from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, one_secret
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import Config
@@ -44,7 +44,7 @@ class _Scheduled(Model):
 
     name: str = Field(pattern=NAME_PATTERN, description="the target label value")
     enabled: bool = Field(True, description="false keeps the entry but schedules nothing")
-    jitter: Duration | None = Field(None, description="random delay added to each run; default 10% of interval")
+    jitter: ForDuration | None = Field(None, description="random delay added to each run; default 10% of interval")
 
     def interval_for(self, collector: str) -> float:
         return self.interval  # type: ignore[attr-defined]

@@ -97,3 +97,30 @@ def one_secret(value: SecretStr | None, from_file: SecretFile | None) -> str | N
     if from_file is not None:
         return from_file.value.get_secret_value()
     return None
+
+
+def check_dsn(value: SecretStr | None) -> SecretStr | None:
+    """A libpq connection string or URI that parses; the error never echoes it (it may hold a password)."""
+    if value is None:
+        return value
+    from psycopg import ProgrammingError, conninfo
+
+    try:
+        conninfo.conninfo_to_dict(value.get_secret_value())
+    except ProgrammingError:
+        raise ValueError("invalid connection string (libpq key=value or postgresql:// URI)") from None
+    return value
+
+
+def check_sqlalchemy_url(value: str | None) -> str | None:
+    """A SQLAlchemy URL that parses; the error never echoes it."""
+    if value is None:
+        return value
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValueError("invalid SQLAlchemy URL (e.g. sqlite:////var/lib/vecmon/state.sqlite)") from None
+    return value

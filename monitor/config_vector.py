@@ -39,7 +39,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collectors.pgvector_catalog import parse_qualified
-from monitor.config_base import NAME_PATTERN, Duration, Model
+from monitor.config_base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
 
 __all__ = ["VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
            "AnnLatencySettings", "default_state_dir", "parse_qualified"]
@@ -118,6 +118,16 @@ class RecallSettings(Model):
                            "the planner would not use it")
     lock: bool = Field(True, description="take a PostgreSQL advisory lock per probe so HA replicas of vecmon "
                                          "do not run the same probe concurrently")
+
+    @field_validator("replica_dsn")
+    @classmethod
+    def _replica_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_dsn(value)
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        return check_sqlalchemy_url(value)
 
     @field_validator("ef_search_values")
     @classmethod

@@ -21,6 +21,7 @@ from monitor.http import App, HttpServer
 from monitor.loader import ConfigError, load_config
 from monitor.pg import describe_target
 from monitor.scheduler import Runtime
+from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,11 @@ def describe(target: object) -> str:
     url = getattr(target, "url", None)
     if url:
         parts = urlsplit(str(url))
-        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # an out-of-range port: show the host only
+            port = ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
     return type(target).__name__
 
 
@@ -50,7 +55,8 @@ class Daemon:
             host, _, port_text = listen.rpartition(":")
             host, port = host.strip("[]") or "0.0.0.0", int(port_text)
         self.http = HttpServer(host, port, App(self.store, self.registry, self._describe))
-        self.runtime = Runtime(config, self.store)
+        self.shared = SharedState()  # outlives reloads: spend ledger, recall state stores...
+        self.runtime = Runtime(config, self.store, self.shared)
         self.store.expect(self.runtime.keys())  # /ready is 503 until each job has run once
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -89,12 +95,15 @@ class Daemon:
             return False
         try:
             config = load_config(self.config_path)
+            runtime = Runtime(config, self.store, self.shared)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)
             return False
+        except Exception as exc:  # noqa: BLE001 - whatever a new config breaks, the old one keeps running
+            log.error("reload rejected, keeping the running config: %s", type(exc).__name__)
+            return False
         if config.daemon.listen != self.config.daemon.listen:
             log.warning("daemon.listen changed; the new address takes effect after a restart")
-        runtime = Runtime(config, self.store)
         with self._lock:
             old, self.runtime = self.runtime, runtime
             self.config = config
@@ -104,20 +113,30 @@ class Daemon:
         log.info("configuration reloaded from %s", self.config_path)
         return True
 
-    def serve_forever(self) -> None:
-        """Block until a stop is requested, handling reloads; then stop everything."""
+    def serve_forever(self) -> bool:
+        """Block until a stop is requested, handling reloads; then stop everything.
+
+        Returns whether every running job ended within ``daemon.shutdown_timeout``."""
         try:
             while not self._stop.is_set():
                 if self._reload.wait(timeout=0.2):
                     self._reload.clear()
                     self.reload()
         finally:
-            self.stop()
+            idle = self.stop()
+        return idle
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop collecting and serving; returns whether every running job ended in time."""
         log.info("stopping")
         with self._lock:
             runtime = self.runtime
-        runtime.stop(timeout=self.config.daemon.shutdown_timeout)
+        idle = runtime.stop(timeout=self.config.daemon.shutdown_timeout)
         self.http.stop()
+        if idle:
+            self.shared.close()
+        else:
+            log.warning("some collections were still running after %gs; exiting without them",
+                        self.config.daemon.shutdown_timeout)
         log.info("stopped")
+        return idle

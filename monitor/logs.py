@@ -32,7 +32,8 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # Library chatter stays at WARNING unless vecmon itself runs at DEBUG.
     quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
-    for name in ("apscheduler", "urllib3"):
-        logging.getLogger(name).setLevel(quiet)
+    logging.getLogger("apscheduler").setLevel(quiet)
+    # urllib3 logs request URLs at DEBUG, and some gateways take API keys in the query string.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     # The pool logs every reconnect attempt; vecmon reports each failed run itself.
     logging.getLogger("psycopg.pool").setLevel(logging.DEBUG if level.lower() == "debug" else logging.ERROR)

@@ -23,6 +23,7 @@ from collectors.base import CollectContext, CollectorDisabled, CollectorError, C
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.pg import CollectionTimeout, DatabaseConnector, redact
+from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,42 @@ class DirectRunner:
         return collect(ctx)
 
 
+class JobGate:
+    """Lets a runtime's jobs record results until the runtime stops, and counts runs in flight.
+
+    After a reload or stop, a run that was cancelled or cut off must not record a failure in
+    the store under a key the new config still has."""
+
+    def __init__(self) -> None:
+        self._open = True
+        self._inflight = 0
+        self._cond = threading.Condition()
+
+    def enter(self) -> bool:
+        with self._cond:
+            if not self._open:
+                return False
+            self._inflight += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cond:
+            self._inflight -= 1
+            self._cond.notify_all()
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def close(self) -> None:
+        with self._cond:
+            self._open = False
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._inflight == 0, timeout=max(0.0, timeout))
+
+
 @dataclass
 class CollectionJob:
     """One collector on one target."""
@@ -79,6 +116,8 @@ class CollectionJob:
     collector: Any
     connector: Runner
     store: SnapshotStore
+    shared: SharedState = field(default_factory=SharedState)
+    gate: JobGate = field(default_factory=JobGate)
     state: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,19 +130,32 @@ class CollectionJob:
 
     def run(self) -> str:
         """Run once and record the outcome; never raises. Returns the result (see snapshot.RESULTS)."""
+        if not self.gate.enter():
+            return "cancelled"
+        try:
+            result = self._run()
+        finally:
+            self.gate.leave()
+        return result
+
+    def _run(self) -> str:
         name = self.collector.name
         timeout = self.target.timeout_for(name)
-        ctx = CollectContext(target=self.target.name, settings=self.target, state=self.state)
+        ctx = CollectContext(target=self.target.name, settings=self.target, state=self.state, shared=self.shared)
         start = time.monotonic()
         try:
             families = self.connector.run(self.collector.collect, ctx, timeout)
         except CollectorDisabled as exc:
+            if not self.gate.open:
+                return "cancelled"
             self.store.record_disabled(self.key, str(exc), time.monotonic() - start)
             if not self.state.get("_disabled_logged"):
                 log.info("collector %s disabled on %s: %s", name, self.target.name, exc)
                 self.state["_disabled_logged"] = True
             return "disabled"
         except Exception as exc:  # noqa: BLE001 - a collector must never kill the scheduler
+            if not self.gate.open:
+                return "cancelled"  # cut off by a stop or reload: not the target's fault
             duration = time.monotonic() - start
             message = self.connector.redact(str(exc) if isinstance(exc, CollectorError)
                                             else f"{type(exc).__name__}: {exc}")
@@ -112,21 +164,24 @@ class CollectionJob:
             log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
             return "timeout" if isinstance(exc, CollectionTimeout) else "error"
         self.state.pop("_disabled_logged", None)
+        if not self.gate.open:
+            return "cancelled"
         self.store.record_success(self.key, families, time.monotonic() - start)
         return "success"
 
 
-def build_jobs(config: Config, store: SnapshotStore) -> tuple[list[CollectionJob], list[Runner]]:
+def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
+               gate: JobGate) -> tuple[list[CollectionJob], list[Runner]]:
     jobs: list[CollectionJob] = []
     connectors: list[Runner] = []
     for target in config.enabled_databases():
         connector = DatabaseConnector(target)
         connectors.append(connector)
         for name in target.enabled_collectors():
-            jobs.append(CollectionJob(target, database_collector(name)(), connector, store))
+            jobs.append(CollectionJob(target, database_collector(name)(), connector, store, shared, gate))
     from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
 
-    api_jobs, api_runners = build_api_jobs(config, store)
+    api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
     jobs.extend(api_jobs)
     connectors.extend(api_runners)
     return jobs, connectors
@@ -135,12 +190,15 @@ def build_jobs(config: Config, store: SnapshotStore) -> tuple[list[CollectionJob
 class Runtime:
     """Scheduler, connectors and jobs for one config; replaced as a whole on reload."""
 
-    def __init__(self, config: Config, store: SnapshotStore):
+    def __init__(self, config: Config, store: SnapshotStore, shared: SharedState | None = None):
         self.config = config
         self.store = store
-        self.jobs, self.connectors = build_jobs(config, store)
+        self._owns_shared = shared is None  # a daemon passes its own, which outlives reloads
+        self.shared = shared if shared is not None else SharedState()
+        self.gate = JobGate()
+        self.jobs, self.connectors = build_jobs(config, store, self.shared, self.gate)
         self._by_id = {job.job_id: job for job in self.jobs}
-        workers = min(64, max(4, len(self.jobs)))
+        workers = max(4, len(self.jobs))  # one thread per job: a hung job never queues another
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -171,18 +229,26 @@ class Runtime:
             reason = "overlap" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
             self.store.record_skip(job.key, reason)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop scheduling, cancel running queries on the servers, close the pools."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop scheduling, cancel running queries on the servers, close the pools.
+
+        Returns whether every running job finished within ``timeout``; a job still running
+        after that (an HTTP probe stuck in a read, say) records nothing when it ends."""
         if self._stopped.is_set():
-            return
+            return True
         self._stopped.set()
         deadline = time.monotonic() + timeout
+        self.gate.close()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for connector in self.connectors:
             connector.cancel_all()
+        idle = self.gate.wait_idle(deadline - time.monotonic() - 0.5)
         for connector in self.connectors:
             connector.close(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        if self._owns_shared:
+            self.shared.close()
+        return idle
 
     def run_once(self) -> dict[Key, str]:
         """Run every job once, concurrently per job, without the scheduler (``vecmon collect``)."""

@@ -94,7 +94,8 @@ class SnapshotStore:
 
     def set_target_up(self, target: str, up: bool) -> None:
         with self._lock:
-            self._target_up[target] = up
+            if any(key[0] == target for key in self._entries):  # not for a target a reload removed
+                self._target_up[target] = up
 
     def entries(self) -> list[Entry]:
         with self._lock:

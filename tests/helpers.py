@@ -8,6 +8,7 @@ from collectors.base import CollectContext
 from collectors.registry import database_collector
 from monitor.config import DatabaseTarget
 from monitor.pg import DatabaseConnector
+from monitor.shared import SharedState
 
 
 class Families:
@@ -39,14 +40,19 @@ def make_target(dsn: str, name: str = "t", **overrides) -> DatabaseTarget:
 
 
 def run_collector(dsn: str, collector: str, *, state: dict | None = None, timeout: float = 10.0,
-                  **target_overrides) -> Families:
+                  shared: SharedState | None = None, **target_overrides) -> Families:
     """Run ``collector`` once against ``dsn`` exactly as the daemon does (read-only, timeouts)."""
     target = make_target(dsn, **target_overrides)
     connector = DatabaseConnector(target)
     connector.open()
+    own_shared = shared is None
+    shared = shared if shared is not None else SharedState()
     try:
-        ctx = CollectContext(target=target.name, settings=target, state=state if state is not None else {})
+        ctx = CollectContext(target=target.name, settings=target, state=state if state is not None else {},
+                             shared=shared)
         families = connector.run(database_collector(collector)().collect, ctx, timeout)
     finally:
         connector.close()
+        if own_shared:
+            shared.close()
     return Families(families)

@@ -152,3 +152,19 @@ def test_secret_files_are_relative_to_the_config_file(tmp_path, monkeypatch):
     config = load_config(path)
     assert config.endpoints[0].key() == "sk-from-file"
     assert "sk-from-file" not in repr(config)
+
+
+def test_malformed_connection_strings_are_config_errors_that_do_not_echo_them():
+    text = """databases:
+  - name: a
+    dsn: "postgresql://u:p%zzsecret@host/db"
+    vector:
+      recall: {replica_dsn: "host=x password='unterminated", state_url: "postgresql://u:pw@h:notaport/db"}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert "databases[0].dsn: invalid connection string" in message
+    assert "databases[0].vector.recall.replica_dsn: invalid connection string" in message
+    assert "databases[0].vector.recall.state_url: invalid SQLAlchemy URL" in message
+    assert "zzsecret" not in message and "unterminated" not in message and "pw@" not in message

@@ -192,6 +192,27 @@ def test_sighup_reloads_and_rejects_invalid_config_then_sigterm_stops(db18, tmp_
     assert left[0] == 0
 
 
+def test_reloads_while_jobs_run_record_no_false_failures(db18, tmp_path):
+    config_path = tmp_path / "vecmon.yaml"
+    config_path.write_text(db_config(db18, "main", "    collectors: {recall: {enabled: false}}\n"))
+    from monitor.loader import load_config
+
+    daemon = Daemon(load_config(config_path), config_path)
+    daemon.start()
+    try:
+        wait_for(lambda: not daemon.store.not_ready())
+        for _ in range(5):
+            assert daemon.reload()
+            time.sleep(0.3)
+        wait_for(lambda: not daemon.store.not_ready())
+        failures = {(e.target, e.collector): (e.count("error"), e.count("timeout"), e.last_error)
+                    for e in daemon.store.entries() if e.count("error") or e.count("timeout")}
+        assert failures == {}
+        assert daemon.store.target_up() == {"main": True}
+    finally:
+        daemon.stop()
+
+
 def test_sigterm_during_a_hung_query_stops_within_5s(db18, tmp_path, unused_port):
     db18.execute("CREATE TABLE locked (id int)")
     config_path = tmp_path / "vecmon.yaml"
@@ -261,3 +282,29 @@ def test_collect_exits_1_and_keeps_what_succeeded(db18, tmp_path, unused_port):
     assert sample(result.stdout, "vecmon_up", {"target": "bad"}) == 0
     assert "bad/connections failed" in result.stderr
     assert "hunter2-secret" not in result.stdout + result.stderr
+
+
+def test_sigterm_during_a_stalled_http_probe_stops_within_5s(tmp_path, unused_port):
+    from fake_providers import FakeProvider, Fault
+
+    with FakeProvider("openai", dims=8) as fake:
+        fake.default = Fault(delay=15.0)  # the endpoint answers after 15 s, inside the 20 s timeout
+        config_path = tmp_path / "vecmon.yaml"
+        config_path.write_text(f"""
+daemon: {{listen: "127.0.0.1:{unused_port}", shutdown_timeout: 3s}}
+endpoints:
+  - {{name: slow, provider: openai, url: "{fake.url}", model: text-embedding-3-small, dimensions: 8,
+      interval: 60s, timeout: 20s}}
+""")
+        proc = start_daemon(config_path)
+        try:
+            wait_for(lambda: fake.requests, timeout=20)  # the probe is in flight
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert time.monotonic() - started < 5
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            fake.stopping.set()

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from collectors.base import CollectorDisabled, CollectorError
-from collectors.pgvector_catalog import dimension_source
 from collectors.recall_probe import recall_at_k, recall_lock_key
 from monitor.config import DatabaseTarget
+from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, Database, new_database
 from tests.helpers import Families, run_collector
 
@@ -197,7 +197,8 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
         flush_stats(conn)
     state: dict = {}
     vector = {"app_role": "app_reader", "recall": {"state_url": f"sqlite:///{tmp_path / 'state.sqlite'}"}}
-    fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, vector=vector)
+    shared = SharedState()
+    fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, shared=shared, vector=vector)
     v = fam.value
 
     def idx(name, table="docs", schema="app", **extra):
@@ -242,9 +243,11 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
     assert v("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 1
     # the embedding-API probes read the declared dimensions from the same cache
     ref = SimpleNamespace(database="t", table="app.docs", column="embedding")
-    assert dimension_source(ref) == 3
-    assert dimension_source(SimpleNamespace(database="t", table="docs", column="h")) == 4
-    assert dimension_source(SimpleNamespace(database="t", table="docs", column="emb_any")) is None
+    dimensions = shared.vector_columns.dimensions
+    assert dimensions(ref) == 3
+    assert dimensions(SimpleNamespace(database="t", table="docs", column="h")) == 4
+    assert dimensions(SimpleNamespace(database="t", table="docs", column="emb_any")) is None
+    shared.close()
     assert v("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 400
     # cached while the catalog is unchanged, rediscovered when it changes
     with db.admin() as conn:

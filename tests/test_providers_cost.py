@@ -14,12 +14,13 @@ from collectors.base import CollectContext
 from collectors.provider_costs import (
     BudgetCollector, PriceTable, ProviderCostsCollector, SpendLedger, price_cost)
 from fake_providers import MODELS, FakeProvider, Fault, Probe
-from helpers import Families
-from monitor.api_jobs import build_api_jobs, pgvector_dimension_source
+from helpers import Families, run_collector
+from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.config_apis import DimensionsFrom, PriceEntry, Pricing
 from monitor.loader import ConfigError, parse_config
 from monitor.scheduler import Runtime
+from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,7 +365,7 @@ def test_runners_own_sessions_and_know_secrets():
         "cost_apis": [{"name": "c", "api_key": "sk-admin-4"}],
         "redis": [{"name": "r", "password": "pw-5"}],
         "budgets": [{"name": "b", "sources": ["e"], "monthly_usd": 1}]})
-    jobs, runners = build_api_jobs(config, SnapshotStore(), ledger=SpendLedger(), prices=PriceTable())
+    jobs, runners = build_api_jobs(config, SnapshotStore(), SharedState(), prices=PriceTable())
     assert [j.key for j in jobs] == [("e", "model_probe"), ("c", "provider_costs"), ("b", "budget"),
                                      ("r", "redis_cache")]
     assert runners[0].secrets == ["sk-1", "proj-2", "gateway-3"]
@@ -375,14 +376,23 @@ def test_runners_own_sessions_and_know_secrets():
     assert Pricing().file is None
 
 
-def test_default_dimension_source_reads_the_pgvector_column(db18):
+def test_dimensions_from_come_from_the_vector_discovery(db18):
     db18.execute("CREATE TABLE public.chunks (id int, embedding vector(384), h halfvec(96), anydim vector)")
-    config = Config.model_validate({"databases": [{"name": "app", "dsn": db18.monitor_dsn}]})
-    resolve = pgvector_dimension_source(config)
-    assert resolve(DimensionsFrom(database="app", table="public.chunks", column="embedding")) == 384
+    db18.execute("GRANT SELECT ON public.chunks TO vecmon_monitor")
+    config = Config.model_validate({
+        "databases": [{"name": "app", "dsn": db18.monitor_dsn}],
+        "endpoints": [{"name": "e", "provider": "openai", "model": "m", "api_key": "k",
+                       "dimensions_from": {"database": "app", "table": "public.chunks", "column": "embedding"}}]})
+    shared = SharedState()
+    jobs, runners = build_api_jobs(config, SnapshotStore(), shared, prices=PriceTable())
+    resolve = jobs[0].collector.default_dimension_source
+    ref = config.endpoints[0].dimensions_from
+    assert resolve(ref) is None  # discovery has not run on "app" yet
+    run_collector(db18.monitor_dsn, "vector_indexes", shared=shared, name="app")
+    assert resolve(ref) == 384
     assert resolve(DimensionsFrom(database="app", table="chunks", column="h")) == 96
     assert resolve(DimensionsFrom(database="app", table="chunks", column="anydim")) is None  # unconstrained
     assert resolve(DimensionsFrom(database="app", table="missing", column="embedding")) is None
-    # cached: a dropped table still answers from the cache until the TTL
-    db18.execute("DROP TABLE public.chunks")
-    assert resolve(DimensionsFrom(database="app", table="public.chunks", column="embedding")) == 384
+    for runner in runners:
+        runner.close()
+    shared.close()

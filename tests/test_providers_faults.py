@@ -10,14 +10,14 @@ import time
 import pytest
 from prometheus_client import generate_latest
 
-from collectors.model_probe import BUCKETS, set_dimension_source
-from collectors.provider_costs import SpendLedger
+from collectors.model_probe import BUCKETS
 from fake_providers import FakeProvider, Fault, Probe
 from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.exposition import build_registry
 from monitor.loader import parse_config
 from monitor.scheduler import Runtime
+from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 
 TOLERANCE = 0.010  # the bound: measured latency within 10 ms of the injected delay
@@ -28,12 +28,6 @@ SLACK = 0.15  # scheduling slack for "bounded by the timeout" wall-clock checks 
 def _no_proxies(monkeypatch):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _no_dimension_source():
-    yield
-    set_dimension_source(None)
 
 
 def free_port() -> int:
@@ -232,9 +226,9 @@ def test_expected_dimensions_from_a_pgvector_column():
         seen.append((ref.database, ref.table, ref.column))
         return 1536
 
-    set_dimension_source(source)
     with FakeProvider("tei", dims=768) as fake:
-        probe = Probe(fake, dimensions_from={"database": "app", "table": "public.chunks", "column": "embedding"})
+        probe = Probe(fake, dimension_source=source,
+                      dimensions_from={"database": "app", "table": "public.chunks", "column": "embedding"})
         run = probe.run()
         assert seen == [("app", "public.chunks", "embedding")]
         assert run.outcomes() == {"bad_response": 1}
@@ -297,7 +291,7 @@ def test_every_fault_is_data_not_a_collector_failure():
         config = Config.model_validate({"endpoints": [
             {"name": "ep", "provider": "openai", "url": fake.url, "model": "text-embedding-3-small",
              "dimensions": 8, "timeout": "300ms"}]})
-        (job,), runners = build_api_jobs(config, store, ledger=SpendLedger(), trust_env=False)
+        (job,), runners = build_api_jobs(config, store, SharedState(), trust_env=False)
         store.expect([job.key])
         fake.push(Fault(status=429), Fault(status=500), Fault(status=401), Fault(delay=1.0), Fault(raw_body=b"{"),
                   Fault(dims=3), Fault(nan=True), Fault())
@@ -378,7 +372,7 @@ endpoints:
         assert KEY not in repr(config) and FILE_KEY not in repr(config)
         assert FILE_KEY not in str(config.model_dump())
         assert KEY in config.endpoints[2].secrets()  # the key in the URL's query is redacted too
-        jobs, runners = build_api_jobs(config, store, ledger=SpendLedger(), trust_env=False)
+        jobs, runners = build_api_jobs(config, store, SharedState(), trust_env=False)
         store.expect(job.key for job in jobs)
         openai_fake.push(Fault(), Fault(status=401))
         for job in jobs:

@@ -100,15 +100,21 @@ def test_results_of_a_replaced_config_are_ignored():
     store.expect([("old", "rows")])
     store.expect([("new", "rows")])
     store.record_success(("old", "rows"), families("old", {"t": 1}), 0.01)
+    store.record_failure(("old", "rows"), "cannot connect", 1.0, target_down=True)
     registry = build_registry(store, stale_after=60)
     assert registry.get_sample_value("vecmon_test_rows", {"target": "old", "table": "t"}) is None
+    assert registry.get_sample_value("vecmon_up", {"target": "old"}) is None
 
 
-def test_emitter_rejects_undeclared_metrics_and_skips_nulls():
+def test_emitter_rejects_undeclared_metrics_and_skips_bad_values(caplog):
     emitter = Emitter("a", SPEC)
     emitter.add("vecmon_test_rows", None, "t")
     emitter.add("vecmon_test_rows", float("nan"), "t")
-    assert all(not f.samples for f in emitter.families())
+    emitter.add("vecmon_test_rows", float("inf"), "t")
+    emitter.add("vecmon_test_rows", "12 kB", "odd")  # a SQL result that is not a number
+    emitter.add("vecmon_test_rows", "7", "fine")
+    assert [s.labels["table"] for f in emitter.families() for s in f.samples] == ["fine"]
+    assert "skipped vecmon_test_rows['odd']: expected a number, got '12 kB'" in caplog.text
     try:
         emitter.add("vecmon_undeclared", 1)
     except KeyError as exc:

@@ -1,0 +1,26 @@
+"""State that collectors share across jobs and across config reloads.
+
+Owned by whoever runs the collectors (the daemon, ``vecmon collect``, a test) and handed to
+every run as ``ctx.shared``, instead of living in module globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collectors.pgvector_catalog import VectorColumns
+from collectors.provider_costs import SpendLedger
+from collectors.recall_state import StateStores
+
+
+@dataclass
+class SharedState:
+    # probe spend and polled provider costs, per source and day (budgets read it)
+    ledger: SpendLedger = field(default_factory=SpendLedger)
+    # vector columns found by discovery, for the embedding probes' dimension checks
+    vector_columns: VectorColumns = field(default_factory=VectorColumns)
+    # recall-probe state stores, one engine per SQLAlchemy URL
+    state_stores: StateStores = field(default_factory=StateStores)
+
+    def close(self) -> None:
+        self.state_stores.close()
