@@ -473,7 +473,7 @@ POSTGRES = [
                 "from the OS.",
                 "seeds: cache hit ratio target > 99%, alert < 95%.",
                 ("Compare index sizes (`vecmon_pg_index_size_bytes{am=\"hnsw\"}`) with `shared_buffers` "
-                 "(`vecmon_pg_setting{name=\"shared_buffers\"}`).",
+                 "(`vecmon_pg_setting_bytes{name=\"shared_buffers\"}`).",
                  "Look for a new large sequential scan or report query "
                  "(`vecmon_pg_statement_shared_blks_read_total`).",
                  "Warm the index after a restart (`pg_prewarm`), raise `shared_buffers` (restart), or shrink the "

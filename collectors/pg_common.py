@@ -58,6 +58,17 @@ _UNIT_FACTORS = {
 _UNIT = re.compile(r"^\s*(\d+)?\s*([A-Za-z]+)\s*$")
 
 
+_MEMORY_UNITS = {"B", "kB", "MB", "GB", "TB"}
+
+
+def setting_unit_kind(unit: str | None) -> str:
+    """``"bytes"``, ``"seconds"`` or ``""`` (a plain number) for a pg_settings unit."""
+    match = _UNIT.match(unit or "")
+    if match is None:
+        return ""
+    return "bytes" if match.group(2) in _MEMORY_UNITS else "seconds"
+
+
 def setting_in_base_units(setting: Any, unit: str | None) -> float | None:
     """Convert a pg_settings ``setting`` with its ``unit`` to bytes or seconds.
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pg_common import fetch, fetch_one, setting_in_base_units
+from collectors.pg_common import fetch, fetch_one, setting_in_base_units, setting_unit_kind
 
 PG17 = 170000
 
-# Settings exported as vecmon_pg_setting{name}, converted with pg_settings.unit to bytes
-# (memory) or seconds (time); the others are plain counts. All exist on PostgreSQL 13..18.
+# Settings exported as vecmon_pg_setting_bytes{name} (memory, converted with pg_settings.unit),
+# vecmon_pg_setting_seconds{name} (durations) or vecmon_pg_setting{name} (plain counts).
+# All exist on PostgreSQL 13..18.
 SETTINGS = (
     "shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size", "wal_buffers",
     "max_wal_size", "min_wal_size", "checkpoint_timeout",
@@ -111,9 +112,14 @@ class ServerCollector:
                    "Seconds since the postmaster started (pg_postmaster_start_time)."),
         MetricSpec("vecmon_pg_in_recovery", "gauge",
                    "Whether the server is a standby or in recovery (pg_is_in_recovery): 1 if so, 0 on a primary."),
+        MetricSpec("vecmon_pg_setting_bytes", "gauge",
+                   "Selected memory and WAL-size settings in bytes (shared_buffers, work_mem, max_wal_size...).",
+                   ("name",)),
+        MetricSpec("vecmon_pg_setting_seconds", "gauge",
+                   "Selected duration settings in seconds (checkpoint_timeout).", ("name",)),
         MetricSpec("vecmon_pg_setting", "gauge",
-                   "Selected server settings in base units: bytes for memory and WAL sizes, seconds for "
-                   "durations, plain numbers for counts (e.g. max_connections).", ("name",)),
+                   "Selected settings that are plain counts (max_connections, max_worker_processes...).",
+                   ("name",)),
         MetricSpec("vecmon_pg_replication_lag_seconds", "gauge",
                    "Replay lag of a standby streaming from this server, in seconds (pg_stat_replication.replay_lag; "
                    "absent when the standby reported no recent activity).", STANDBY_LABELS),
@@ -158,7 +164,9 @@ class ServerCollector:
         emitter.add("vecmon_pg_wal_written_bytes_total", status["wal_lsn_bytes"])
 
         for row in fetch(conn, SETTINGS_SQL, {"names": list(SETTINGS)}):
-            emitter.add("vecmon_pg_setting", setting_in_base_units(row["setting"], row["unit"]), row["name"])
+            metric = {"bytes": "vecmon_pg_setting_bytes", "seconds": "vecmon_pg_setting_seconds"}.get(
+                setting_unit_kind(row["unit"]), "vecmon_pg_setting")
+            emitter.add(metric, setting_in_base_units(row["setting"], row["unit"]), row["name"])
 
         for row in fetch(conn, REPLICATION_SQL):
             labels = (row["application_name"], row["client_addr"])

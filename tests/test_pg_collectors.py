@@ -406,12 +406,17 @@ def test_server_version_settings_wal_slots_and_checkpoints(any_db):
     assert val(after, "vecmon_pg_standby_replay_lag_seconds") is None  # a primary
     assert families_empty(after, "vecmon_pg_replication_lag_seconds")  # no standby streams from it
     settings = {
-        "shared_buffers": 128 * 2**20, "maintenance_work_mem": 256 * 2**20, "work_mem": 4 * 2**20,
-        "max_connections": 100, "checkpoint_timeout": 300, "max_wal_size": 2**30,
+        ("vecmon_pg_setting_bytes", "shared_buffers"): 128 * 2**20,
+        ("vecmon_pg_setting_bytes", "maintenance_work_mem"): 256 * 2**20,
+        ("vecmon_pg_setting_bytes", "work_mem"): 4 * 2**20,
+        ("vecmon_pg_setting_bytes", "max_wal_size"): 2**30,
+        ("vecmon_pg_setting", "max_connections"): 100,
+        ("vecmon_pg_setting_seconds", "checkpoint_timeout"): 300,
     }
-    for name, expected in settings.items():
-        assert val(after, "vecmon_pg_setting", name=name) == expected, name
-    assert val(after, "vecmon_pg_setting", name="effective_cache_size") > 0
+    for (metric, name), expected in settings.items():
+        assert val(after, metric, name=name) == expected, name
+    assert val(after, "vecmon_pg_setting_bytes", name="effective_cache_size") > 0
+    assert val(after, "vecmon_pg_setting", name="shared_buffers") is None  # one metric per unit
 
     wal_before, wal_after = (val(f, "vecmon_pg_wal_written_bytes_total") for f in (before, after))
     assert 0 < wal_before < wal_after
