@@ -618,7 +618,7 @@ def _ann_alert(q: float, name: str, threshold: float, source: str) -> AlertDef:
                 "every run, with the application's `hnsw.*`/`ivfflat.*` settings, as the application writes "
                 "them) over the window, per index and configured filter.",
                 source,
-                ("Check whether the index still fits in memory: `vecmon_vector_index_size_to_shared_buffers` above "
+                ("Check whether the index still fits in memory: `vecmon_vector_index_size_to_shared_buffers_ratio` above "
                  "1 and a falling cache hit ratio (`PgCacheHitRatioLow`) mean reads from disk.",
                  "Check the plan: `VectorIndexNotUsed`; a filtered query may have switched to another index.",
                  "Compare `hnsw.ef_search` (`vecmon_vector_setting`) with the recall curve: "
@@ -629,7 +629,7 @@ def _ann_alert(q: float, name: str, threshold: float, source: str) -> AlertDef:
 
 
 def _recall_expr(p: Params) -> str:
-    h, by = "vecmon_recall_query_recall", f"sum by ({INDEX_BY})"
+    h, by = "vecmon_recall_query_recall_ratio", f"sum by ({INDEX_BY})"
     mean = (f"(\n  {by} (increase({h}_sum[{p.w}]))\n  /\n"
             f"  ({by} (increase({h}_count[{p.w}])) > 0)\n)")
     if p.threshold is not None:
@@ -639,7 +639,7 @@ def _recall_expr(p: Params) -> str:
 
 def _recall_fixture(p: Params, value: float) -> Fixture:
     per_minute = 100  # probe queries per minute, each with recall `value`
-    h = "vecmon_recall_query_recall"
+    h = "vecmon_recall_query_recall_ratio"
     series = [counter(f"{h}_sum", INDEX, value * per_minute), counter(f"{h}_count", INDEX, per_minute)]
     if p.threshold is None:
         series.append(gauge("vecmon_recall_target", APP, 0.9))
@@ -691,14 +691,14 @@ PGVECTOR = [
                 "query, counting ties at the k-th distance as correct.",
                 "issue 5 (\"recall under target\"); the target is the database's `vector.recall.target` "
                 "(default 0.9).",
-                ("Look at the recall curve (`vecmon_recall_mean` by `value`) and "
+                ("Look at the recall curve (`vecmon_recall_mean_ratio` by `value`) and "
                  "`vecmon_recall_recommended_setting`: raise `hnsw.ef_search` (or `ivfflat.probes`) for the "
                  "application role to at least that value.",
                  "Dead tuples (`PgVectorTableDeadTuplesHigh`) and, for IVFFlat, growth since the build "
                  "(`IvfflatTableGrown`) lower recall: VACUUM, or REINDEX CONCURRENTLY.",
                  "Filtered queries: enable iterative scans (`hnsw.iterative_scan = relaxed_order`, pgvector >= "
                  "0.8) or use a partial index per frequent filter.")),
-        metrics=("vecmon_recall_query_recall", "vecmon_recall_target")),
+        metrics=("vecmon_recall_query_recall_ratio", "vecmon_recall_target")),
     AlertDef(
         name="VectorFilteredQueryShortfall", group="pgvector", service="pgvector", severity="warning",
         for_=15 * MINUTE, threshold=1.0, compare="<", fmt="percent",

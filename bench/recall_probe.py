@@ -34,6 +34,7 @@ from collectors.recall_probe import RecallCollector  # noqa: E402
 from monitor.config import DatabaseTarget  # noqa: E402
 from monitor.embedded import LocalPostgres  # noqa: E402
 from monitor.pg import DatabaseConnector  # noqa: E402
+from monitor.shared import SharedState  # noqa: E402
 
 MONITOR = "vecmon_bench"
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -104,11 +105,11 @@ def statements(conn: psycopg.Connection) -> dict[str, tuple[int, float]]:
     return {kind: (int(calls), ms / 1000.0) for kind, calls, ms in rows}
 
 
-def run_cycle(target: DatabaseTarget, state: dict, timeout: float) -> tuple[float, list]:
+def run_cycle(target: DatabaseTarget, state: dict, shared: SharedState, timeout: float) -> tuple[float, list]:
     connector = DatabaseConnector(target)
     connector.open()
     try:
-        ctx = CollectContext(target=target.name, settings=target, state=state)
+        ctx = CollectContext(target=target.name, settings=target, state=state, shared=shared)
         started = time.perf_counter()
         families = connector.run(RecallCollector().collect, ctx, timeout)
         return time.perf_counter() - started, families
@@ -167,21 +168,25 @@ def bench(server: LocalPostgres, rows: int, args: argparse.Namespace, state_dir:
                 "state_url": f"sqlite:///{state_dir / f'{dbname}.sqlite'}"},
                 "filters": [{"name": "filter", "table": "items", "where": args.filter}] if args.filter else []}})
         state: dict = {}
+        shared = SharedState()  # the recall state stores, shared between runs as the daemon does
         print(f"{'cycle':8} {'wall_s':>8} {'db_s':>8} {'exact_q':>8} {'exact_db_s':>11} {'ann_q':>7} "
               f"{'ann_db_s':>9} {'other_db_s':>11}")
         last = []
-        for cycle in ("first", "repeat"):
-            conn.execute("SELECT pg_stat_statements_reset()")
-            wall, families = run_cycle(target, state, args.timeout)
-            stats = statements(conn)
-            exact, ann, other = (stats.get(k, (0, 0.0)) for k in ("exact", "ann", "other"))
-            total = exact[1] + ann[1] + other[1]
-            print(f"{cycle:8} {wall:8.2f} {total:8.2f} {exact[0]:8d} {exact[1]:11.2f} {ann[0]:7d} {ann[1]:9.2f} "
-                  f"{other[1]:11.2f}")
-            last = families
-            skipped = samples(families, "vecmon_recall_probe_skipped")
-            if skipped:
-                print("  skipped:", [(s.labels["index"], s.labels["reason"]) for s in skipped])
+        try:
+            for cycle in ("first", "repeat"):
+                conn.execute("SELECT pg_stat_statements_reset()")
+                wall, families = run_cycle(target, state, shared, args.timeout)
+                stats = statements(conn)
+                exact, ann, other = (stats.get(k, (0, 0.0)) for k in ("exact", "ann", "other"))
+                total = exact[1] + ann[1] + other[1]
+                print(f"{cycle:8} {wall:8.2f} {total:8.2f} {exact[0]:8d} {exact[1]:11.2f} {ann[0]:7d} "
+                      f"{ann[1]:9.2f} {other[1]:11.2f}")
+                last = families
+                skipped = samples(families, "vecmon_recall_probe_skipped")
+                if skipped:
+                    print("  skipped:", [(s.labels["index"], s.labels["reason"]) for s in skipped])
+        finally:
+            shared.close()
         print_curve(last, args)
 
 
@@ -191,7 +196,7 @@ def print_curve(families: list, args: argparse.Namespace) -> None:
                 for s in samples(families, name)}
 
     used = by_point("vecmon_vector_index_used")
-    recall = by_point("vecmon_recall_mean")
+    recall = by_point("vecmon_recall_mean_ratio")
     good = by_point("vecmon_recall_good_queries_ratio")
     latency = by_point("vecmon_recall_ann_query_duration_seconds")
     returned = by_point("vecmon_recall_returned_rows")

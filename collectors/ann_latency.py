@@ -6,8 +6,11 @@ Every run (default every 30 s) times ``vector.ann_latency.queries`` k-NN queries
 vectors are stored rows of the table (sampled cheaply and kept for ``resample_after``) or the
 recall probe's fixed query set when ``recall.queries.source`` is ``table``. Each query runs in its
 own savepoint with ``ann_latency.timeout`` as statement_timeout; failures are counted by reason
-(``timeout`` or ``error``) and do not stop the others. The plan is not checked here (the recall
-probe reports whether the index is used): this measures what the application experiences.
+(``timeout`` or ``error``) and do not stop the others. The run as a whole is bounded by the
+collector's timeout: every statement's timeout is cut to the time left, no query starts once it is
+spent, and a cancel caused by it (or by the connector's watchdog) ends the run as a timeout instead
+of being counted as a query's. The plan is not checked here (the recall probe reports whether the
+index is used): this measures what the application experiences.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import psycopg
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pgvector_catalog import (QueryVector, VectorIndex, filters_for, get_catalog, local_settings,
-                                         sample_query_vectors, selected_indexes, table_query_vectors)
+from collectors.pgvector_catalog import (QueryVector, RunDeadline, VectorIndex, filters_for, get_catalog,
+                                         local_settings, sample_query_vectors, selected_indexes,
+                                         table_query_vectors)
 from collectors.recall_probe import ann_query
 
 log = logging.getLogger(__name__)
@@ -77,9 +81,11 @@ class AnnLatencyCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        started = time.monotonic()
         catalog, refreshed = get_catalog(ctx)
         conn = ctx.conn
         assert conn is not None
+        deadline = RunDeadline.for_run(ctx, self.name, started)
         vs = ctx.settings.vector
         cfg = vs.ann_latency
         k = cfg.k or vs.recall.k
@@ -89,18 +95,16 @@ class AnnLatencyCollector:
         app = catalog.app_settings(vs.app_role)
         em = Emitter(ctx.target, self.METRICS)
         indexes = [i for i in selected_indexes(catalog, vs) if i.valid and i.ready and i.can_select and i.operator]
-        timeout_ms = f"{max(1, int(cfg.timeout * 1000))}ms"
         for idx in indexes:
-            vectors = self._vectors(conn, idx, vs, cfg, state)
+            vectors = self._vectors(conn, idx, vs, cfg, state, deadline)
             if not vectors:
                 continue
             settings = {name: value for name, (value, _) in app.items() if name.startswith(idx.method + ".")}
-            settings["statement_timeout"] = timeout_ms
             filters: list[tuple[str | None, str]] = [(None, "")]
             if cfg.filters:
                 filters += [(f.where, f.name) for f in filters_for(idx, vs)]
             for where, fname in filters:
-                self._time_queries(conn, idx, where, fname, vectors, k, cfg.queries, settings, state)
+                self._time_queries(conn, idx, where, fname, vectors, k, cfg, settings, state, deadline)
         current = {i.labels for i in indexes}
         for key, hist in state.histograms.items():
             if key[:3] in current:
@@ -116,12 +120,13 @@ class AnnLatencyCollector:
         return em.families()
 
     def _vectors(self, conn: psycopg.Connection, idx: VectorIndex, vs: Any, cfg: Any,
-                 state: LatencyState) -> list[QueryVector]:
+                 state: LatencyState, deadline: RunDeadline) -> list[QueryVector]:
         cached = state.vectors.get(idx.probe_key)
         if cached is not None and time.time() - cached[0] < cfg.resample_after:
             return cached[1]
         try:
             with conn.transaction():
+                deadline.set_statement_timeout(conn)  # sampling has no timeout of its own: the time left
                 if vs.recall.queries.source == "table":
                     q = vs.recall.queries
                     vectors = table_query_vectors(conn, q.table, q.column, cfg.queries, q.order_by)
@@ -129,7 +134,7 @@ class AnnLatencyCollector:
                     rows = float(conn.execute(_ROWS_SQL, {"oid": idx.table_oid}).fetchone()[0] or 0)
                     vectors = sample_query_vectors(conn, idx, max(cfg.queries, 10), rows)
         except psycopg.Error as exc:
-            if conn.broken:
+            if conn.broken or deadline.ends_run(exc):
                 raise
             log.warning("ann latency probe of %s.%s: cannot sample query vectors: %s", idx.schema, idx.name,
                         str(exc).strip())
@@ -141,23 +146,26 @@ class AnnLatencyCollector:
 
     @staticmethod
     def _time_queries(conn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
-                      vectors: list[QueryVector], k: int, count: int, settings: dict[str, str],
-                      state: LatencyState) -> None:
+                      vectors: list[QueryVector], k: int, cfg: Any, settings: dict[str, str],
+                      state: LatencyState, deadline: RunDeadline) -> None:
         key = (*idx.labels, fname)
         hist = state.histograms.setdefault(key, _Histogram())
         query_sql = ann_query(idx, where, k)
-        chosen = random.sample(vectors, min(len(vectors), count))
+        chosen = random.sample(vectors, min(len(vectors), cfg.queries))
         returned = []
-        with local_settings(conn, settings):
+        # statement_timeout is listed so that local_settings restores it afterwards; each query
+        # then gets its own, cut to the run's time left.
+        with local_settings(conn, {**settings, "statement_timeout": deadline.statement_timeout(cfg.timeout)}):
             for vector in chosen:
                 try:
                     with conn.transaction():
+                        deadline.set_statement_timeout(conn, cfg.timeout)
                         started = time.perf_counter()
                         rows = conn.execute(query_sql, {"q": vector.vector}, prepare=False).fetchall()
                         seconds = time.perf_counter() - started
                 except psycopg.Error as exc:
-                    if conn.broken:
-                        raise
+                    if conn.broken or deadline.ends_run(exc):
+                        raise  # the run's time is up: the connector reports the run's timeout
                     reason = "timeout" if isinstance(exc, psycopg.errors.QueryCanceled) else "error"
                     err_key = (*key, reason)
                     state.errors[err_key] = state.errors.get(err_key, 0) + 1

@@ -13,7 +13,10 @@ answer exactly as the provider documents it and validates it:
 
 A failed validation is outcome ``bad_response`` with the reasons in
 ``vecmon_model_api_validation_failures_total``. HTTP problems are data, never a collector
-failure; only configuration/programming problems raise :class:`CollectorError`.
+failure: whatever goes wrong while decoding, parsing or validating an answer (a 400-digit
+number, arrays nested thousands deep, a negative usage count) is ``bad_response`` or ignored,
+and the attempt is counted. Only configuration/programming problems raise
+:class:`CollectorError`.
 
 Retries: only when the provider asks, i.e. a 429/503 with ``Retry-After`` that still leaves a
 quarter of the timeout (at most 1 s) for the second attempt; at most one retry per run
@@ -260,12 +263,14 @@ class ModelProbeCollector:
             if attempt.outcome == "success":
                 try:
                     result = parse(attempt.body, attempt.headers, params)
-                except ParseError as exc:
-                    reasons = ["malformed"]
-                    attempt.error = f"unexpected response shape: {exc}"
-                else:
                     reasons = (validate_embeddings(result, len(probe.texts), expected) if kind == EMBEDDING
                                else validate_ranking(result, len(probe.documents), probe.relevant))
+                except ParseError as exc:
+                    result, reasons = None, ["malformed"]
+                    attempt.error = f"unexpected response shape: {exc}"
+                except Exception as exc:  # noqa: BLE001 - whatever the body holds, it is data, not a failure
+                    result, reasons = None, ["malformed"]
+                    attempt.error = f"unexpected response ({type(exc).__name__})"
                 if reasons:
                     attempt.outcome = "bad_response"
                     attempt.error = attempt.error or "invalid answer: " + ", ".join(reasons)

@@ -32,8 +32,10 @@ import json
 import random
 import re
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
@@ -42,13 +44,15 @@ from psycopg import sql
 from collectors.base import CollectContext, CollectorDisabled
 from collectors.pg_common import fetch, fetch_one, version_tuple
 
+# Constant tables are read-only mappings: this module keeps no mutable state (what collectors share
+# lives on monitor.shared.SharedState, e.g. VectorColumns below).
 # pgvector build-option defaults (src/hnsw.h, src/ivfflat.h); reloptions is NULL for a default build.
-BUILD_DEFAULTS: dict[str, dict[str, int]] = {
-    "hnsw": {"m": 16, "ef_construction": 64},
-    "ivfflat": {"lists": 100},
-}
+BUILD_DEFAULTS: Mapping[str, Mapping[str, int]] = MappingProxyType({
+    "hnsw": MappingProxyType({"m": 16, "ef_construction": 64}),
+    "ivfflat": MappingProxyType({"lists": 100}),
+})
 # Query-time GUCs and pgvector's defaults (iterative scans and max_* need pgvector >= 0.8).
-GUC_DEFAULTS: dict[str, str] = {
+GUC_DEFAULTS: Mapping[str, str] = MappingProxyType({
     "hnsw.ef_search": "40",
     "hnsw.iterative_scan": "off",
     "hnsw.max_scan_tuples": "20000",
@@ -56,9 +60,9 @@ GUC_DEFAULTS: dict[str, str] = {
     "ivfflat.probes": "1",
     "ivfflat.iterative_scan": "off",
     "ivfflat.max_probes": "32768",
-}
+})
 # The knob that trades recall for speed, per access method.
-SEARCH_PARAM = {"hnsw": "ef_search", "ivfflat": "probes"}
+SEARCH_PARAM: Mapping[str, str] = MappingProxyType({"hnsw": "ef_search", "ivfflat": "probes"})
 VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
 _OPERATOR = re.compile(r"^[~!@#%^&|`?+\-*/<>=]{1,63}$")
 _SAFE_SOURCES = ("default", "configuration file", "command line", "environment variable", "override")
@@ -94,6 +98,11 @@ def parse_qualified(name: str, default_schema: str | None = "public") -> tuple[s
     if len(parts) == 2:
         return parts[0], parts[1]
     raise ValueError(f"invalid name {name!r} (expected name or schema.name)")
+
+
+def short_hash(text: str) -> str:
+    """8 hex digits of the SHA-1 of ``text``: a bounded label value standing for SQL text."""
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def name_matches(pattern: str, schema: str, name: str) -> bool:
@@ -165,7 +174,14 @@ class VectorIndex:
 
     @property
     def key_label(self) -> str:
-        return self.column if self.column is not None else self.key_sql
+        """The key column's name, or ``expression:<8 hex digits of SHA-1>`` for an expression (its SQL
+        text would make an unbounded label value)."""
+        return self.column if self.column is not None else f"expression:{short_hash(self.key_sql)}"
+
+    @property
+    def predicate_hash(self) -> str:
+        """8 hex digits of the SHA-1 of a partial index's predicate ("" for a full index)."""
+        return short_hash(self.predicate) if self.predicate else ""
 
     @property
     def probe_key(self) -> str:
@@ -184,13 +200,15 @@ class VectorIndex:
         return {self.table, *self.partition_tables}
 
     # -- SQL pieces (identifiers quoted; catalog expressions are server-generated SQL) --------
+    # Queries built from these pieces are always executed with parameters, so raw SQL text goes
+    # through verbatim_sql (a literal '%', as in LIKE 'a%', must reach psycopg doubled).
     def table_sql(self) -> sql.Composable:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.table))
 
     def key_composable(self) -> sql.Composable:
         if self.column is not None:
             return sql.Identifier(self.column)
-        return sql.SQL("(" + self.key_sql + ")")
+        return verbatim_sql("(" + self.key_sql + ")")
 
     def operator_sql(self) -> sql.Composable:
         if not self.operator or not _OPERATOR.match(self.operator) or not self.operator_schema:
@@ -211,10 +229,16 @@ class VectorIndex:
         if not_null:
             parts.append(sql.SQL("{} IS NOT NULL").format(self.key_composable()))
         if self.predicate:
-            parts.append(sql.SQL("(" + self.predicate + ")"))
+            parts.append(verbatim_sql("(" + self.predicate + ")"))
         if filter_where:
-            parts.append(sql.SQL("(" + filter_where + ")"))
+            parts.append(verbatim_sql("(" + filter_where + ")"))
         return parts
+
+
+def verbatim_sql(text: str) -> sql.Composable:
+    """SQL text (a catalog expression, a configured filter) for a query executed *with* parameters:
+    psycopg then reads ``%`` as a placeholder, so a literal one is doubled."""
+    return sql.SQL(text.replace("%", "%%"))
 
 
 @dataclass(frozen=True)
@@ -588,7 +612,7 @@ def local_settings(conn: psycopg.Connection, settings: Mapping[str, str | None])
         if wanted:
             names = list(wanted)
             row = conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
-                sql.SQL("current_setting({}, true)").format(sql.Literal(n)) for n in names))).fetchone()
+                sql.SQL("current_setting(%s, true)") for _ in names)), names).fetchone()
             previous = dict(zip(names, row))
             _set_many(conn, wanted)
         yield
@@ -641,6 +665,68 @@ def plan_index_names(plan: Mapping[str, Any]) -> set[str]:
     return {str(n.get("Index Name")) for n in plan_nodes(plan) if n.get("Index Name")}
 
 
+# --------------------------------------------------------------------------- run time
+MIN_STATEMENT_SECONDS = 0.05  # a statement is not started with less time left than this
+
+
+class RunTimeExhausted(psycopg.errors.QueryCanceled):
+    """The run's time is spent: raised instead of starting another statement. It is a QueryCanceled,
+    so the connector reports it as the watchdog's cancel would be: as the run's timeout."""
+
+
+class RunDeadline:
+    """The time one collector run may still take, for collectors that survive failed statements.
+
+    The run's time is the smaller of the collector's timeout (``ctx.settings.timeout_for(name)``)
+    and the statement_timeout the connector set for the run; when it is up, the connector's
+    watchdog cancels whatever still runs. Each statement gets ``min(its own timeout, the time
+    left)`` as statement_timeout (:meth:`set_statement_timeout`), so it ends by the deadline. A
+    cancel caused by the deadline (a statement_timeout cut to the time left, or the watchdog) must
+    end the run (:meth:`ends_run`), not be counted as that statement's failure; a statement's own
+    timeout within the run's time is its failure as before.
+    """
+
+    def __init__(self, seconds: float, started: float | None = None):
+        self.seconds = seconds
+        self.deadline = (time.monotonic() if started is None else started) + seconds
+        self._cut = False  # whether the last statement_timeout given out was cut to the time left
+
+    @classmethod
+    def for_run(cls, ctx: CollectContext, name: str, started: float | None = None) -> "RunDeadline":
+        limits = []
+        timeout_for = getattr(ctx.settings, "timeout_for", None)
+        if callable(timeout_for):
+            limits.append(float(timeout_for(name)))
+        if ctx.conn is not None:
+            row = ctx.conn.execute(
+                "SELECT setting::float8 FROM pg_settings WHERE name = 'statement_timeout'").fetchone()
+            if row and row[0]:
+                limits.append(row[0] / 1000.0)
+        return cls(min(limits) if limits else 60.0, started)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def statement_timeout(self, wanted: float | None = None) -> str:
+        """statement_timeout for the next statement: ``wanted`` (None: no own limit) cut to the time
+        left. Raises RunTimeExhausted when too little is left to start one."""
+        left = self.remaining()
+        if left < MIN_STATEMENT_SECONDS:
+            raise RunTimeExhausted(f"the run's time ({self.seconds:g}s) is spent")
+        self._cut = wanted is None or left <= wanted
+        return f"{max(1, int(min(left, wanted if wanted is not None else left) * 1000))}ms"
+
+    def set_statement_timeout(self, conn: psycopg.Connection, wanted: float | None = None) -> None:
+        """Apply :meth:`statement_timeout` transaction-locally (call it inside the statement's savepoint)."""
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", [self.statement_timeout(wanted)])
+
+    def ends_run(self, exc: BaseException) -> bool:
+        """Whether ``exc``, from the statement last given a timeout, means the run's time is up."""
+        if not isinstance(exc, psycopg.errors.QueryCanceled):
+            return False
+        return isinstance(exc, RunTimeExhausted) or self._cut or self.remaining() < MIN_STATEMENT_SECONDS
+
+
 # --------------------------------------------------------------------------- sampling
 @dataclass(frozen=True)
 class QueryVector:
@@ -673,14 +759,13 @@ def sample_query_vectors(conn: psycopg.Connection, index: VectorIndex, n: int, e
     candidates: list[tuple[Any, ...]] = []
     if estimated_rows > 20000:
         percent = min(100.0, 100.0 * want / estimated_rows)
-        query = sql.SQL("SELECT tableoid::oid, ctid::text FROM {table} TABLESAMPLE SYSTEM ({pct}) WHERE {where} "
-                        "LIMIT {limit}").format(table=index.table_sql(), pct=sql.Literal(round(percent, 6)),
-                                                where=where, limit=sql.Literal(want * 4))
-        candidates = conn.execute(query, prepare=False).fetchall()
+        query = sql.SQL("SELECT tableoid::oid, ctid::text FROM {table} TABLESAMPLE SYSTEM (%s::float4) "
+                        "WHERE {where} LIMIT %s").format(table=index.table_sql(), where=where)
+        candidates = conn.execute(query, [round(percent, 6), want * 4], prepare=False).fetchall()
     if len(candidates) < n:
-        query = sql.SQL("SELECT tableoid::oid, ctid::text FROM {table} WHERE {where} LIMIT 20000").format(
+        query = sql.SQL("SELECT tableoid::oid, ctid::text FROM {table} WHERE {where} LIMIT %s").format(
             table=index.table_sql(), where=where)
-        candidates = conn.execute(query, prepare=False).fetchall()
+        candidates = conn.execute(query, [20000], prepare=False).fetchall()
     if len(candidates) > n:
         candidates = rng.sample(candidates, n)
     if not candidates:
@@ -705,9 +790,9 @@ def table_query_vectors(conn: psycopg.Connection, table: str, column: str, n: in
     schema, name = parse_qualified(table)
     order = sql.Identifier(order_by) if order_by else sql.SQL("ctid")
     query = sql.SQL("SELECT ({col})::text FROM {schema}.{table} WHERE {col} IS NOT NULL ORDER BY {order} "
-                    "LIMIT {limit}").format(col=sql.Identifier(column), schema=sql.Identifier(schema or "public"),
-                                            table=sql.Identifier(name), order=order, limit=sql.Literal(n))
-    vectors = [r[0] for r in conn.execute(query, prepare=False).fetchall()]
+                    "LIMIT %s").format(col=sql.Identifier(column), schema=sql.Identifier(schema or "public"),
+                                       table=sql.Identifier(name), order=order)
+    vectors = [r[0] for r in conn.execute(query, [n], prepare=False).fetchall()]
     return [QueryVector(qid=make_qid(v, None), self_id=None, vector=v) for v in vectors]
 
 

@@ -12,7 +12,9 @@
   ``GET /v1/organization/usage/embeddings`` (tokens, requests by model) with an admin key.
   Each poll re-reads from the start of the month or ``lookback_days`` ago, whichever is
   earlier, and replaces those days. A failed poll is data (``vecmon_cost_api_polls_total``),
-  and the last good values keep being served.
+  and the last good values keep being served; so is an answer that cannot be parsed (anything
+  raised while reading it, an out-of-range timestamp or a 400-digit amount included: outcome
+  ``bad_response``).
 - :class:`BudgetCollector`: spend of the current UTC day and month of the configured sources
   against ``daily_usd``/``monthly_usd``.
 """
@@ -29,7 +31,8 @@ import requests
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.providers.common import ApiRequest, ParseError, as_dict, as_list, field_of, join_url, send
+from collectors.providers.common import (
+    ApiRequest, ParseError, as_dict, as_list, field_of, finite_number, join_url, send)
 from monitor.config_apis import (DEFAULT_PRICE_FILE, Budget, CostApiTarget, PriceEntry, Pricing,
                                  load_price_file)
 
@@ -216,7 +219,10 @@ class ProviderCostsCollector:
         start = field_of(bucket, "start_time", "bucket")
         if isinstance(start, bool) or not isinstance(start, int):
             raise ParseError("bucket.start_time: expected an integer")
-        return datetime.fromtimestamp(start, timezone.utc).date()
+        try:
+            return datetime.fromtimestamp(start, timezone.utc).date()
+        except (OverflowError, OSError, ValueError):  # beyond time_t or year 1..9999
+            raise ParseError("bucket.start_time: out of range") from None
 
     def _poll(self, state: dict, api: str, fetch: Callable[[], dict], now: float) -> None:
         polls = state.setdefault("polls", {}).setdefault(api, dict.fromkeys(POLL_OUTCOMES, 0))
@@ -229,6 +235,10 @@ class ProviderCostsCollector:
         except ParseError as exc:
             polls["bad_response"] += 1
             log.info("cost API %s poll failed: unexpected response (%s)", api, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever the answer holds, it is a failed poll
+            polls["bad_response"] += 1
+            log.info("cost API %s poll failed: unexpected response (%s)", api, type(exc).__name__)
             return
         polls["success"] += 1
         state.setdefault("last_success", {})[api] = now
@@ -257,11 +267,9 @@ class ProviderCostsCollector:
                 rows = days.setdefault(day.isoformat(), {})
                 for i, result in enumerate(as_list(field_of(bucket, "results", "bucket"), "bucket.results")):
                     amount = as_dict(field_of(result, "amount", f"results[{i}]"), f"results[{i}].amount")
-                    value = amount.get("value")
-                    if isinstance(value, bool) or not isinstance(value, (int, float)):
-                        raise ParseError(f"results[{i}].amount.value: expected a number")
+                    value = finite_number(amount.get("value"), f"results[{i}].amount.value")
                     item = result.get("line_item") if isinstance(result.get("line_item"), str) else ""
-                    rows[item] = rows.get(item, 0.0) + float(value)
+                    rows[item] = rows.get(item, 0.0) + value
             return self._merge(state.get("costs"), days, start)
 
         def usage() -> dict:
@@ -277,10 +285,7 @@ class ProviderCostsCollector:
                     model = result.get("model") if isinstance(result.get("model"), str) else ""
                     row = rows.setdefault(model, [0.0, 0.0])
                     for slot, key in ((0, "input_tokens"), (1, "num_model_requests")):
-                        value = result.get(key, 0)
-                        if isinstance(value, bool) or not isinstance(value, (int, float)):
-                            raise ParseError(f"results[{i}].{key}: expected a number")
-                        row[slot] += value
+                        row[slot] += finite_number(result.get(key, 0), f"results[{i}].{key}")
             return self._merge(state.get("usage"), days, start)
 
         self._poll(state, "costs", costs, now)

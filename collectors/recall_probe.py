@@ -37,6 +37,9 @@ is spent (the rest is reported as skipped ``budget``). Exact results computed be
 kept, so a large table converges over a few cycles. ``replica_dsn`` runs the probe queries on a
 standby (the advisory lock and the table signature still come from the target connection, where
 the statistics live; results are stored only when the standby has replayed past the signature).
+The standby session follows the target's session rules (:func:`replica_conninfo`: application_name
+``vecmon``, read-only, statement/lock timeouts, the target's connect_timeout), runs in one read-only
+transaction and is cancelled when the run's time is up; its password never reaches logs or metrics.
 ``lock`` takes ``pg_try_advisory_xact_lock(recall_lock_key(schema, index))`` per index, so of two
 vecmon instances monitoring the same database only one probes an index at a time; the other
 reports ``vecmon_recall_probe_skipped{reason="locked"}`` and re-exports its last results.
@@ -50,12 +53,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import psycopg
+from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 from prometheus_client.core import Metric
 from sqlalchemy.engine import make_url
@@ -67,6 +72,7 @@ from collectors.pgvector_catalog import (GUC_DEFAULTS, QueryVector, VectorCatalo
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
                                          selected_indexes, table_query_vectors)
 from collectors.recall_state import ExactResult, RecallStateStore, TableSignature
+from monitor.pg import build_conninfo, redact, secrets_of
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,55 @@ def recall_at_k(ann: Sequence[tuple[str, float]], exact_distances: Sequence[floa
     threshold = kth + epsilon * max(1.0, abs(kth))
     hits = sum(1 for _, d in ann[:k] if d is not None and not math.isnan(d) and d <= threshold)
     return min(1.0, hits / len(truth))
+
+
+def result_rows(rows: Sequence[tuple[Any, Any, Any]], self_id: str | None) -> list[tuple[str, float]]:
+    """(row id, distance) of a probe query's (tableoid, ctid, distance) rows, the query's own row
+    dropped. A row whose distance is NULL (a NULL key value) is skipped: it is no neighbour, and
+    ``float(None)`` must not abort the run."""
+    pairs = [(row_id(rel, ctid), float(d)) for rel, ctid, d in rows if d is not None]
+    if self_id is not None:
+        pairs = [(rid, d) for rid, d in pairs if rid != self_id]
+    return pairs
+
+
+# --------------------------------------------------------------------------- standby session
+REPLICA_SESSION_KEYS = ("application_name", "connect_timeout", "options")
+
+
+def replica_conninfo(target: Any, replica_dsn: str) -> str:
+    """The standby's conninfo: its own address and credentials from ``replica_dsn``, with exactly the
+    session settings :func:`monitor.pg.build_conninfo` gives the target's sessions (application_name,
+    connect_timeout, ``options``: read-only default, statement, lock and idle-in-transaction timeouts)."""
+    session = pg_conninfo.conninfo_to_dict(build_conninfo(target))
+    return pg_conninfo.make_conninfo(replica_dsn, **{k: session[k] for k in REPLICA_SESSION_KEYS if k in session})
+
+
+def run_secrets(settings: Any) -> list[str]:
+    """Passwords of the target and of ``recall.replica_dsn``: never logged."""
+    secrets = list(secrets_of(settings)) if hasattr(settings, "password_value") else []
+    replica = settings.vector.recall.replica_dsn
+    if replica is not None:
+        try:
+            password = pg_conninfo.conninfo_to_dict(replica.get_secret_value()).get("password")
+        except psycopg.ProgrammingError:
+            password = None
+        if password:
+            secrets.append(str(password))
+    return secrets
+
+
+def _error_text(exc: BaseException, settings: Any, first_line: bool = False) -> str:
+    """An error's text for a log, passwords redacted."""
+    text = str(exc).strip() or type(exc).__name__
+    return redact(text.splitlines()[0] if first_line else text, run_secrets(settings))
+
+
+def _cancel(conn: psycopg.Connection) -> None:
+    try:
+        conn.cancel_safe(timeout=1.0)
+    except Exception:  # noqa: BLE001 - the run reports the cancelled statement itself
+        pass
 
 
 # --------------------------------------------------------------------------- SQL builders
@@ -238,16 +293,26 @@ class _BudgetExhausted(Exception):
 
 
 class _Budget:
-    """The run's time budget, from its statement_timeout (set by the connector to the collector timeout)."""
+    """The run's time budget, from its statement_timeout (set by the connector to the collector timeout).
 
-    def __init__(self, conn: psycopg.Connection, fallback: float):
+    ``deadline``: no work starts after it; ``end``: the run's time is up (the standby session is
+    cancelled then; the connector's watchdog cancels the target's a little later)."""
+
+    def __init__(self, conn: psycopg.Connection, fallback: float, started: float | None = None):
         setting = conn.execute("SELECT setting::float8 FROM pg_settings WHERE name = 'statement_timeout'").fetchone()
         total = (setting[0] / 1000.0) if setting and setting[0] else fallback
         self.total = total
-        self.deadline = time.monotonic() + max(1.0, total * 0.9 - 0.5)
+        now = time.monotonic()
+        self.deadline = now + max(1.0, total * 0.9 - 0.5)
+        self.end = (started if started is not None else now) + total
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def spent_by(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a cancel due to the spent budget (a statement_timeout cut to it, the
+        connector's watchdog, the standby's timer), not a failure of the statement itself."""
+        return isinstance(exc, psycopg.errors.QueryCanceled) and self.remaining() < 0.2
 
     def timeout_ms(self, wanted: float) -> str:
         """statement_timeout for the next statement(s): the configured one, cut to what is left."""
@@ -272,7 +337,7 @@ class RecallCollector:
                    "Whether EXPLAIN shows the approximate probe query scanning the index (or its partitions) at "
                    "this setting (1) or another plan (0; then no recall is reported: a scan without the index "
                    "is exact).", PT),
-        MetricSpec("vecmon_recall_mean", "gauge",
+        MetricSpec("vecmon_recall_mean_ratio", "gauge",
                    "Mean recall@k over the probe queries: returned rows whose distance is within the k-th exact "
                    "distance (ties count), divided by min(k, rows the exact search found).", PT),
         MetricSpec("vecmon_recall_good_queries_ratio", "gauge",
@@ -296,7 +361,7 @@ class RecallCollector:
         MetricSpec("vecmon_recall_app_setting", "gauge",
                    "The ef_search/probes value the application's sessions get (database/role overrides "
                    "included).", (*P, "param")),
-        MetricSpec("vecmon_recall_query_recall", "histogram",
+        MetricSpec("vecmon_recall_query_recall_ratio", "histogram",
                    "Per-query recall@k at the application's settings (cumulative over probe cycles), for SLOs "
                    "such as 99% of queries reaching 0.9.", PF),
         MetricSpec("vecmon_recall_queries_total", "counter",
@@ -332,14 +397,19 @@ class RecallCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        started = time.monotonic()
         url = ctx.settings.vector.recall.resolved_state_url()
+        parsed = make_url(url)  # validated by the config: it parses
         try:
-            return self._collect(ctx, url)
+            return self._collect(ctx, url, started)
         except (SQLAlchemyError, OSError) as exc:
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise CollectorError(f"recall state store {shown}: {type(exc).__name__}: {exc}") from None
+            message = f"{type(exc).__name__}: {exc}"
+            if parsed.password:
+                message = message.replace(str(parsed.password), "***")
+            raise CollectorError(f"recall state store {parsed.render_as_string(hide_password=True)}: "
+                                 f"{message}") from None
 
-    def _collect(self, ctx: CollectContext, url: str) -> list[Metric]:
+    def _collect(self, ctx: CollectContext, url: str, started: float) -> list[Metric]:
         catalog, _ = get_catalog(ctx)
         conn = ctx.conn
         assert conn is not None
@@ -350,7 +420,7 @@ class RecallCollector:
         em.add("vecmon_recall_target", rc.target)
         em.add("vecmon_recall_k", rc.k)
         fallback = ctx.settings.timeout_for(self.name) if hasattr(ctx.settings, "timeout_for") else 60.0
-        budget = _Budget(conn, fallback)
+        budget = _Budget(conn, fallback, started)
         store = ctx.shared.state_stores.open(url)
         if time.time() - state.last_prune > PRUNE_EVERY:
             store.prune(PRUNE_AFTER)  # e.g. results of dropped databases or indexes
@@ -363,7 +433,7 @@ class RecallCollector:
         indexes.sort(key=lambda i: state.last_attempt.get(i.probe_key, 0.0))
         skipped: dict[str, str] = {}
         with ExitStack() as stack:
-            probe_conn, replica_error = (self._probe_connection(rc, catalog, stack, fallback) if indexes
+            probe_conn, replica_error = (self._probe_connection(ctx, rc, catalog, stack, budget) if indexes
                                          else (None, None))
             for idx in indexes:
                 labels = idx.labels
@@ -389,9 +459,12 @@ class RecallCollector:
                     except psycopg.Error as exc:
                         if _is_fatal(conn) or (probe_conn is not None and _is_fatal(probe_conn)):
                             raise
-                        log.warning("recall probe of %s.%s on %s failed: %s", idx.schema, idx.name, ctx.target,
-                                    str(exc).strip())
-                        reason = "error"
+                        if budget.spent_by(exc):
+                            reason = "budget"
+                        else:
+                            log.warning("recall probe of %s.%s on %s failed: %s", idx.schema, idx.name, ctx.target,
+                                        _error_text(exc, ctx.settings))
+                            reason = "error"
                 skipped[idx.probe_key] = reason
                 state.bump(state.runs, (*labels, reason))
 
@@ -414,23 +487,33 @@ class RecallCollector:
         return None
 
     @staticmethod
-    def _probe_connection(rc: Any, catalog: VectorCatalog, stack: ExitStack,
-                          timeout: float) -> tuple[psycopg.Connection | None, str | None]:
-        """The standby connection for probe queries, if configured (its own read-only transaction)."""
+    def _probe_connection(ctx: CollectContext, rc: Any, catalog: VectorCatalog, stack: ExitStack,
+                          budget: _Budget) -> tuple[psycopg.Connection | None, str | None]:
+        """The standby connection for probe queries, if configured: vecmon's session settings, one
+        read-only transaction bounded by the budget, cancelled by a timer when the run's time is up
+        (the connector's watchdog only knows the target's connection). Returns (connection, None) or
+        (None, the reason it is unavailable, passwords redacted)."""
         if rc.replica_dsn is None:
             return None, None
         try:
-            conn = psycopg.connect(rc.replica_dsn.get_secret_value(), autocommit=False, connect_timeout=10,
-                                   application_name="vecmon-recall",
-                                   options=f"-c default_transaction_read_only=on "
-                                           f"-c statement_timeout={int(timeout * 1000)}ms")
-        except psycopg.Error as exc:
-            log.warning("recall probe replica unavailable: %s", str(exc).strip().splitlines()[0])
-            return None, str(exc)
-        stack.callback(conn.close)
-        conn.read_only = True
-        stack.enter_context(conn.transaction())
-        load_library(conn, catalog.extension_schema)
+            with ExitStack() as setup:
+                conn = psycopg.connect(replica_conninfo(ctx.settings, rc.replica_dsn.get_secret_value()),
+                                       autocommit=False)
+                setup.callback(conn.close)
+                timer = threading.Timer(max(0.0, budget.end - time.monotonic()), _cancel, args=(conn,))
+                timer.daemon = True
+                timer.start()
+                setup.callback(timer.cancel)
+                conn.read_only = True
+                setup.enter_context(conn.transaction())
+                conn.execute("SELECT set_config('statement_timeout', %s, true)", [budget.timeout_ms(budget.total)])
+                load_library(conn, catalog.extension_schema)
+                stack.enter_context(setup.pop_all())  # closed (timer stopped first) when the run ends
+        except (psycopg.Error, _BudgetExhausted) as exc:
+            reason = (_error_text(exc, ctx.settings, first_line=True) if isinstance(exc, psycopg.Error)
+                      else "no time left in the run")
+            log.warning("recall probe replica unavailable: %s", reason)
+            return None, reason
         return conn, None
 
     def _probe_with_savepoints(self, ctx: CollectContext, pconn: psycopg.Connection, idx: VectorIndex,
@@ -510,8 +593,10 @@ class RecallCollector:
             except psycopg.Error as exc:
                 if _is_fatal(pconn):
                     raise
+                if budget.spent_by(exc):
+                    raise _BudgetExhausted() from None
                 log.warning("recall probe of %s.%s (filter %r) failed: %s", idx.schema, idx.name, fname,
-                            str(exc).strip())
+                            _error_text(exc, ctx.settings))
             except CollectorError as exc:
                 log.warning("recall probe of %s.%s (filter %r): %s", idx.schema, idx.name, fname, exc)
                 state.bump(state.errors, (*labels, fname, "exact"))
@@ -555,9 +640,11 @@ class RecallCollector:
                 store.save_queries(db_key, idx.probe_key, rc.sample_size, signature,
                                    [(q.qid, q.self_id, q.vector) for q in vectors])
                 return vectors
-        except psycopg.Error:
+        except psycopg.Error as exc:
             if _is_fatal(pconn):
                 raise
+            if budget.spent_by(exc):
+                raise _BudgetExhausted() from None
             state.bump(state.errors, (*labels, "", "sample"))
             raise
 
@@ -574,7 +661,9 @@ class RecallCollector:
                 with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
                     plan = explain_json(pconn, ann_sql, {"q": queries[0].vector})
                 point.used = plan_uses_index(plan, idx.scan_index_names(), idx.scan_table_names())
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            if budget.spent_by(exc):
+                raise _BudgetExhausted() from None
             state.bump(state.errors, (*labels, fname, "explain"))
             raise
         if not any(p.used for p in points):
@@ -593,22 +682,21 @@ class RecallCollector:
                         started = time.perf_counter()
                         rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
                         measured.append((query, rows, time.perf_counter() - started))
-            except psycopg.Error:
+            except psycopg.Error as exc:
                 if _is_fatal(pconn):
                     raise
+                state.bump(state.ann_queries, labels, len(measured) + 1)
+                if budget.spent_by(exc):
+                    raise _BudgetExhausted() from None
                 state.bump(state.errors, (*labels, fname, "ann"))
                 point.used = None
-                state.bump(state.ann_queries, labels, len(measured) + 1)
                 if budget.remaining() < 0.2:
                     raise _BudgetExhausted() from None
                 continue
             state.bump(state.ann_queries, labels, len(measured))
             for query, rows, seconds in measured:
                 truth = exact.get(query.qid)
-                ann = [(row_id(rel, ctid), float(d)) for rel, ctid, d in rows]
-                if query.self_id is not None:
-                    ann = [(rid, d) for rid, d in ann if rid != query.self_id]
-                ann = ann[:rc.k]
+                ann = result_rows(rows, query.self_id)[:rc.k]
                 point.seconds.append(seconds)
                 if truth is None:
                     continue
@@ -652,24 +740,25 @@ class RecallCollector:
                                 started = time.perf_counter()
                                 rows = pconn.execute(exact_sql, {"q": query.vector}, prepare=False).fetchall()
                                 seconds = time.perf_counter() - started
-                        except psycopg.Error:
+                        except psycopg.Error as exc:
                             if _is_fatal(pconn):
                                 raise
                             state.bump(state.exact_queries, labels)
+                            if budget.spent_by(exc):
+                                break
                             state.bump(state.errors, (*labels, fname, "exact"))
                             if budget.remaining() < 0.2:
                                 break
                             continue
                         state.bump(state.exact_queries, labels)
-                        pairs = [(row_id(rel, ctid), float(d)) for rel, ctid, d in rows]
-                        if query.self_id is not None:
-                            pairs = [(rid, d) for rid, d in pairs if rid != query.self_id]
-                        pairs = [(rid, d) for rid, d in pairs if not math.isnan(d)][:rc.k]
+                        pairs = [(rid, d) for rid, d in result_rows(rows, query.self_id) if not math.isnan(d)][:rc.k]
                         computed[query.qid] = ExactResult(tuple(d for _, d in pairs), tuple(r for r, _ in pairs),
                                                           seconds)
-            except psycopg.Error:
+            except psycopg.Error as exc:
                 if _is_fatal(pconn):
                     raise
+                if budget.spent_by(exc):
+                    raise _BudgetExhausted() from None
                 state.bump(state.errors, (*labels, fname, "explain"))
                 raise
             finally:
@@ -701,7 +790,7 @@ class RecallCollector:
             if p.used is not None:
                 em.add("vecmon_vector_index_used", 1 if p.used else 0, *pt)
             if p.used and p.recalls:
-                em.add("vecmon_recall_mean", p.recall_mean, *pt)
+                em.add("vecmon_recall_mean_ratio", p.recall_mean, *pt)
                 em.add("vecmon_recall_good_queries_ratio", p.good_fraction(rc.target), *pt)
                 em.add("vecmon_recall_returned_rows", p.mean(p.returned), *pt)
                 em.add("vecmon_recall_shortfall_ratio", p.shortfall_fraction, *pt)
@@ -731,7 +820,7 @@ class RecallCollector:
                 continue
             buckets = [(_bound(b), hist[i]) for i, b in enumerate(RECALL_BUCKETS)]
             buckets.append(("+Inf", hist[-2]))
-            em.histogram("vecmon_recall_query_recall", buckets, hist[-1], *key)
+            em.histogram("vecmon_recall_query_recall_ratio", buckets, hist[-1], *key)
         for name, table in (("vecmon_recall_queries_total", state.total),
                             ("vecmon_recall_good_queries_total", state.good)):
             for key, value in table.items():

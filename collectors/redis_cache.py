@@ -66,13 +66,17 @@ class RespConnection:
     def open(cls, host: str, port: int, timeout: float, tls: bool = False, tls_verify: bool = True,
              ) -> "RespConnection":
         sock = socket.create_connection((host, port), timeout=timeout)
-        if tls:
-            context = ssl.create_default_context()
-            if not tls_verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            sock = context.wrap_socket(sock, server_hostname=host)
-        return cls(sock)
+        try:
+            if tls:
+                context = ssl.create_default_context()
+                if not tls_verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(sock, server_hostname=host)
+            return cls(sock)
+        except BaseException:  # a failed handshake must not leak the TCP socket
+            sock.close()
+            raise
 
     def close(self) -> None:
         try:

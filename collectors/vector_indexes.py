@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from prometheus_client.core import Metric
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch, setting_in_base_units
@@ -106,9 +106,11 @@ class VectorIndexesCollector:
                    "Estimated rows whose vector column is NULL (pg_stats null_frac x rows): the embedding "
                    "backlog, as of the last ANALYZE.", ("schema", "table", "column")),
         MetricSpec("vecmon_vector_index", "info",
-                   "An HNSW or IVFFlat index: key column or expression, access method, operator class and "
-                   "distance operator, partial-index predicate and parent partitioned index.",
-                   (*P, "key", "method", "opclass", "operator", "predicate", "parent")),
+                   "An HNSW or IVFFlat index: key column (or expression:<first 8 hex digits of the SHA-1 of "
+                   "the expression>), access method, operator class and distance operator, whether it is a "
+                   "partial index (partial, and predicate_hash: first 8 hex digits of the SHA-1 of its "
+                   "predicate) and parent partitioned index.",
+                   (*P, "key", "method", "opclass", "operator", "partial", "predicate_hash", "parent")),
         MetricSpec("vecmon_vector_index_build_option", "gauge",
                    "Build option of the index (m, ef_construction, lists) with pgvector's defaults filled in.",
                    (*P, "option")),
@@ -123,7 +125,7 @@ class VectorIndexesCollector:
                    "Index scans started on the index (idx_scan).", P),
         MetricSpec("vecmon_vector_index_tuples_read_total", "counter",
                    "Index entries returned by scans of the index (idx_tup_read).", P),
-        MetricSpec("vecmon_vector_index_size_to_shared_buffers", "gauge",
+        MetricSpec("vecmon_vector_index_size_to_shared_buffers_ratio", "gauge",
                    "Index size divided by shared_buffers; above 1 the index cannot be cached in shared "
                    "buffers and searches read from the OS cache or disk.", P),
         MetricSpec("vecmon_vector_index_memory_estimate_bytes", "gauge",
@@ -220,7 +222,7 @@ class VectorIndexesCollector:
             labels = idx.labels
             parent = by_oid.get(idx.parent_oid) if idx.parent_oid else None
             em.info("vecmon_vector_index", {}, *labels, idx.key_label, idx.method, idx.opclass, idx.operator or "",
-                    idx.predicate or "", parent.name if parent else "")
+                    "true" if idx.predicate else "false", idx.predicate_hash, parent.name if parent else "")
             for option, value in sorted(idx.options.items()):
                 em.add("vecmon_vector_index_build_option", value, *labels, option)
             if idx.dims is not None:
@@ -233,7 +235,7 @@ class VectorIndexesCollector:
             em.add("vecmon_vector_index_tuples_read_total", stats.get("idx_tup_read"), *labels)
             em.add("vecmon_vector_index_rows_at_build", build_rows.get(idx.oid), *labels)
             if size is not None and shared_buffers and idx.relkind == "i":
-                em.add("vecmon_vector_index_size_to_shared_buffers", size / shared_buffers, *labels)
+                em.add("vecmon_vector_index_size_to_shared_buffers_ratio", size / shared_buffers, *labels)
             if idx.method == "hnsw":
                 value_bytes = vector_bytes(idx.key_typname, idx.dims)
                 rows = self._indexed_rows(idx, rows_by_table, table_stats, null_fracs)
@@ -245,24 +247,34 @@ class VectorIndexesCollector:
     @staticmethod
     def _rows_at_build(ctx: CollectContext, catalog: VectorCatalog, rows_by_table: dict[int, float],
                        busy: set[int]) -> dict[int, float]:
-        """Rows at the current build of each valid top-level index, kept in the recall state store."""
+        """Rows at the current build of each valid top-level index, kept in the recall state store.
+
+        Optional: whatever goes wrong with the store (unreachable, bad schema, a driver error...) is
+        logged once and only this metric is missing. (The database key is read on the run's own
+        connection, outside: a failure there is the run's.)"""
         indexes = [i for i in catalog.indexes if i.relkind == "i" and i.valid and i.ready and i.oid not in busy
                    and i.table_oid in rows_by_table]
         if not indexes:
             return {}
+        key = ctx.state.get("database_key")
+        if key is None:
+            assert ctx.conn is not None
+            key = ctx.state["database_key"] = database_key(ctx.conn)
+        url = ctx.settings.vector.recall.resolved_state_url()
         found: dict[int, float] = {}
         try:
-            store = ctx.shared.state_stores.open(ctx.settings.vector.recall.resolved_state_url())
-            key = ctx.state.get("database_key")
-            if key is None:
-                assert ctx.conn is not None
-                key = ctx.state["database_key"] = database_key(ctx.conn)
+            store = ctx.shared.state_stores.open(url)
             for idx in indexes:
                 found[idx.oid] = store.rows_at_build(key, f"{idx.schema}.{idx.name}", idx.relfilenode,
                                                      rows_by_table[idx.table_oid])
-        except (SQLAlchemyError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - an optional metric never fails the collection
             if not ctx.state.get("_store_error_logged"):
-                log.warning("vector_indexes on %s: state store unavailable, no rows_at_build: %s", ctx.target, exc)
+                password = make_url(url).password  # the URL is validated by the config
+                message = f"{type(exc).__name__}: {exc}"
+                if password:
+                    message = message.replace(str(password), "***")
+                log.warning("vector_indexes on %s: state store unavailable, no rows_at_build: %s", ctx.target,
+                            message)
                 ctx.state["_store_error_logged"] = True
         return found
 

@@ -56,7 +56,7 @@ def recall_stats(t: Targets, w: int = 6) -> list:
     return [
         stat("Recall@k at the application's setting", "Mean recall@k of the probe queries (approximate vs exact "
              f"search) at the ef_search/probes the application gets; target {t.recall:g}.", "percentunit",
-             [q(f"min by (target, index) ({at_app_setting('vecmon_recall_mean', NO_FILTER)})", "{{index}}")],
+             [q(f"min by (target, index) ({at_app_setting('vecmon_recall_mean_ratio', NO_FILTER)})", "{{index}}")],
              thresholds=steps(("red", None), ("green", t.recall)), decimals=3, w=w),
         stat("Recall target met", "Whether recall at the application's setting meets the configured target.",
              "none", [q(f"min by (target, index) ({v('vecmon_recall_target_met', NO_FILTER)})", "{{index}}")],
@@ -80,12 +80,12 @@ def _recall(config: Any, t: Targets) -> list:
                 "{{index}} {{param}} (recommended)")], w=6),
         timeseries("Recall over time", "Recall@k at the application's setting per index, against the configured "
                    "target.", "percentunit",
-                   [q(f"max by (target, index) ({at_app_setting('vecmon_recall_mean', NO_FILTER)})", "{{index}}"),
+                   [q(f"max by (target, index) ({at_app_setting('vecmon_recall_mean_ratio', NO_FILTER)})", "{{index}}"),
                     q(f"max by (target) ({m('vecmon_recall_target')})", "target {{target}}")],
                    thresholds=steps(("red", None), ("green", t.recall)), threshold_style="line", max=1, w=12),
         bargauge("Recall by ef_search / probes", "The recall curve: mean recall@k at each measured setting "
                  "(unfiltered); the smallest value in the green meets the target.", "percentunit",
-                 [q(f"max {curve} ({v('vecmon_recall_mean', NO_FILTER)})", "{{index}} {{param}}={{value}}")],
+                 [q(f"max {curve} ({v('vecmon_recall_mean_ratio', NO_FILTER)})", "{{index}} {{param}}={{value}}")],
                  thresholds=steps(("red", None), ("green", t.recall)), w=6),
         bargauge("Probe query time by ef_search / probes", "Mean duration of one approximate probe query at each "
                  "measured setting: what a higher ef_search costs.", "s",
@@ -109,7 +109,7 @@ def _filters(config: Any, t: Targets) -> list:
                  thresholds=lower_is_better(0.01, 0.1), w=8),
         bargauge("Recall under filters", "Mean recall@k of filtered probe queries at the application's setting, "
                  "with and without an iterative scan.", "percentunit",
-                 [q(f"max {by} ({at_app_setting('vecmon_recall_mean', FILTERED)})",
+                 [q(f"max {by} ({at_app_setting('vecmon_recall_mean_ratio', FILTERED)})",
                     "{{index}} {{filter}} (iterative {{iterative}})")],
                  thresholds=steps(("red", None), ("green", t.recall)), w=8),
         timeseries("Rows returned under filters", "Mean rows the filtered approximate query returned, against the "
@@ -168,7 +168,7 @@ def _indexes(config: Any, t: Targets) -> list:
                     q(f"max by (target) ({setting('shared_buffers')})", "shared_buffers {{target}}")], w=8),
         bargauge("Index size / shared_buffers", "Index size divided by shared_buffers; above 1 the index cannot "
                  "stay cached.", "percentunit",
-                 [q(f"max by (target, index) ({v('vecmon_vector_index_size_to_shared_buffers')})", "{{index}}")],
+                 [q(f"max by (target, index) ({v('vecmon_vector_index_size_to_shared_buffers_ratio')})", "{{index}}")],
                  thresholds=lower_is_better(0.5, 1.0), max=None, w=8),
         timeseries("HNSW memory estimate", "Estimated HNSW graph size for the table's current rows against "
                    "maintenance_work_mem: a build that does not fit is much slower.", "bytes",
@@ -252,7 +252,7 @@ def overview_panels(config: Any, t: Targets) -> list:
     collectors = enabled(config)
     panels = []
     if "recall" in collectors:
-        app = at_app_setting("vecmon_recall_mean", NO_FILTER, sel=lambda name, *e: m(name, *e, target=False))
+        app = at_app_setting("vecmon_recall_mean_ratio", NO_FILTER, sel=lambda name, *e: m(name, *e, target=False))
         panels.append(stat("Worst recall@k", f"Lowest recall@k at the application's setting among all indexes "
                            f"(target {t.recall:g}).", "percentunit", [q(f"min({app})", "worst index")],
                            thresholds=steps(("red", None), ("green", t.recall)), decimals=3, w=6))
@@ -263,7 +263,7 @@ def overview_panels(config: Any, t: Targets) -> list:
                            [q(f"histogram_quantile(0.95, sum by (le) ({rate(selector)}))", "p95")], graph=True,
                            thresholds=lower_is_better(t.ann_latency_p99.good, t.ann_latency_p99.bad), w=6))
     if "vector_indexes" in collectors:
-        ratio = m("vecmon_vector_index_size_to_shared_buffers", target=False)
+        ratio = m("vecmon_vector_index_size_to_shared_buffers_ratio", target=False)
         panels.append(stat("Largest index / shared_buffers", "Size of the largest vector index relative to "
                            "shared_buffers; above 100 % it cannot stay cached and searches read from disk.",
                            "percentunit", [q(f"max({ratio})", "largest")], decimals=1,

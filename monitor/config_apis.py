@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, one_secret
 
@@ -37,6 +37,32 @@ def url_secrets(url: str | None) -> list[str]:
     parts = urlsplit(url)
     values = [parts.password or ""] + [v for _, v in parse_qsl(parts.query)]
     return [v for v in values if len(v) >= 4]
+
+
+def check_http_url(url: str | None) -> str | None:
+    """An http(s) URL with a host name and, if given, a port in 1..65535 (what callers of
+    ``urlsplit(url).port`` and ``requests`` rely on). The error never echoes the URL: its query
+    string or user info may hold a key."""
+    if url is None:
+        return url
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced [ in an IPv6 host
+        raise ValueError("invalid URL: malformed host") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("invalid URL: must start with http:// or https://")
+    try:
+        port = parts.port
+    except ValueError as exc:  # out of range, or not a number
+        reason = "port out of range" if "out of range" in str(exc) else "port is not a number"
+        raise ValueError(f"invalid URL: {reason}") from None
+    if port == 0:
+        raise ValueError("invalid URL: port out of range")
+    if not parts.hostname:
+        raise ValueError("invalid URL: no host name")
+    return url
 
 
 class _Scheduled(Model):
@@ -133,6 +159,11 @@ class EndpointTarget(_WithApiKey, _Scheduled):
     tls_verify: bool = Field(True, description="verify the server certificate")
     probe: ProbeInputs = Field(default_factory=ProbeInputs, description="probe inputs")
 
+    @field_validator("url")
+    @classmethod
+    def _url_is_valid(cls, url: str | None) -> str | None:
+        return check_http_url(url)
+
     @model_validator(mode="after")
     def _consistent(self) -> "EndpointTarget":
         if self.kind == "rerank" and self.provider not in RERANK_PROVIDERS:
@@ -144,8 +175,6 @@ class EndpointTarget(_WithApiKey, _Scheduled):
             raise ValueError("give dimensions or dimensions_from, not both")
         if self.url is None and self.provider in ("openai_compatible", "azure_openai", "tei"):
             raise ValueError(f"provider {self.provider} needs url")
-        if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
         if (self.deployment or self.api_version) and self.provider != "azure_openai":
             raise ValueError("deployment and api_version apply to provider azure_openai only")
         return self
@@ -172,12 +201,15 @@ class CostApiTarget(_WithApiKey, _Scheduled):
     usage: bool = Field(True, description="also poll /organization/usage/embeddings (tokens, requests by model)")
     max_series: int = Field(50, ge=1, le=500, description="most line items / models exported")
 
+    @field_validator("url")
+    @classmethod
+    def _url_is_valid(cls, url: str | None) -> str | None:
+        return check_http_url(url)
+
     @model_validator(mode="after")
     def _needs_key(self) -> "CostApiTarget":
         if self.key() is None:
             raise ValueError("a cost API needs an admin key (api_key or api_key_file)")
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
         return self
 
     def secrets(self) -> list[str]:

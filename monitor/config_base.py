@@ -58,7 +58,7 @@ ForDuration = Annotated[float, BeforeValidator(parse_duration_or_zero)]
 class Model(BaseModel):
     """Base of every config object: unknown keys are errors, objects are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
 
 @dataclass(frozen=True)

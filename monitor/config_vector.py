@@ -26,8 +26,9 @@ Example (every key is optional; these are the defaults unless noted)::
           ann_latency: {queries: 3}
 
 Filter ``where`` clauses are SQL written by the operator and are inserted into the probe queries
-as they are (``psycopg.sql.SQL``): the config file is trusted, like a DSN. Everything else that
-ends up in SQL is an identifier (quoted with ``psycopg.sql.Identifier``) or a bound parameter.
+as they are (``psycopg.sql.SQL``): the config file is trusted, like a DSN. One condition only: ``;``
+and comments (``--``, ``/*``) are rejected. Everything else that ends up in SQL is an identifier
+(quoted with ``psycopg.sql.Identifier``) or a bound parameter.
 """
 
 from __future__ import annotations
@@ -168,6 +169,10 @@ class VectorFilter(Model):
     def _where(cls, value: str) -> str:
         if ";" in value:
             raise ValueError("a filter is one SQL condition; ';' is not allowed")
+        for comment in ("--", "/*"):
+            if comment in value:
+                # a comment could swallow the rest of the probe query the condition is inserted into
+                raise ValueError(f"a filter is one SQL condition; comments ('{comment}') are not allowed")
         return value
 
     @model_validator(mode="after")
@@ -182,7 +187,8 @@ class FreshnessTable(Model):
     timestamp_column: str | None = Field(None, description="age of the newest row by this column")
     model_version_column: str | None = Field(None, description="row counts per embedding-model version")
     embedding_column: str | None = Field(None, description="rows where this column is NULL wait for an embedding")
-    max_versions: int = Field(20, ge=1, le=1000, description="versions exported by name; the rest as 'other'")
+    max_versions: int = Field(20, ge=1, le=1000,
+                              description="versions exported by name; the rest as '__other__' (NULL: '__null__')")
 
     @field_validator("table")
     @classmethod

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 SHAPES = Path(__file__).resolve().parent / "shapes"
@@ -52,6 +52,9 @@ class Fault:
     drop_one: bool = False  # one embedding / score fewer than asked
     wrong_top: bool = False  # the re-ranker ranks the relevant document last
     headers: dict[str, str] = field(default_factory=dict)
+    # change the (2xx) answer before it is sent: edited in place, or replaced by what it returns
+    # (e.g. a 400-digit integer in a vector, a negative usage count, an out-of-range timestamp)
+    edit: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -199,6 +202,9 @@ class FakeProvider:
             status, payload, extra = self._answer(record, fault)
         except _Reject as reject:
             status, payload, extra = reject.status, self._error_body(reject.message), {}
+        if fault.edit is not None and status < 300:
+            edited = fault.edit(payload)
+            payload = payload if edited is None else edited
         if fault.raw_body is not None and status < 300:
             payload = fault.raw_body
             if self.billed:  # billed by the provider, but nobody can read the usage

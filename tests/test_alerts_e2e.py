@@ -164,7 +164,7 @@ def stack(pg18, tmp_path_factory):
         prometheus.wait_ready()
         wait_until(lambda: query(prometheus, 'vecmon_pg_connections_used_ratio{target="main"}')
                    and query(prometheus, 'vecmon_collector_up{collector="tables"} == 1')
-                   and query(prometheus, "vecmon_recall_query_recall_count"), WAIT, "vecmon scraped by Prometheus")
+                   and query(prometheus, "vecmon_recall_query_recall_ratio_count"), WAIT, "vecmon scraped by Prometheus")
         yield type("Stack", (), {"db": db18, "threshold": threshold, "hook": hook, "prometheus": prometheus,
                                  "alertmanager": alertmanager, "max_connections": max_connections})
     finally:
@@ -238,7 +238,7 @@ def test_a_locked_table_fails_the_tables_collector_and_recovers(stack, capsys):
 
 
 def test_recall_degraded_by_a_low_ef_search_alerts_and_resolves(stack, capsys):
-    mean = ('sum(increase(vecmon_recall_query_recall_sum[6s])) / sum(increase(vecmon_recall_query_recall_count[6s]))')
+    mean = ('sum(increase(vecmon_recall_query_recall_ratio_sum[6s])) / sum(increase(vecmon_recall_query_recall_ratio_count[6s]))')
     healthy = wait_until(lambda: [r for r in query(stack.prometheus, mean) if float(r["value"][1]) >= 0.95], WAIT,
                          f"recall at ef_search={HEALTHY_EF} above the target")
     assert not query(stack.prometheus, 'ALERTS{alertname="VectorRecallBelowTarget"}')

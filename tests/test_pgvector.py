@@ -9,6 +9,7 @@ in numpy over the same rows, with the same distance-threshold definition.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from types import SimpleNamespace
@@ -17,9 +18,13 @@ import numpy as np
 import psycopg
 import pytest
 
+import collectors.recall_probe as recall_probe
 from collectors.base import CollectorDisabled, CollectorError
-from collectors.recall_probe import recall_at_k, recall_lock_key
+from collectors.pgvector_catalog import short_hash
+from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
+from collectors.vector_freshness import _version_counts
 from monitor.config import DatabaseTarget
+from monitor.pg import CollectionTimeout, build_conninfo
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, Database, new_database
 from tests.helpers import Families, run_collector
@@ -139,6 +144,22 @@ def test_recall_at_k_counts_ties_by_distance():
     assert recall_at_k([("a", -5.0), ("b", -4.0)], [-5.0, -4.5], 2, 1e-6) == 0.5
 
 
+def test_null_distances_are_skipped_not_fatal():
+    rows = [(16384, "(0,1)", None), (16384, "(0,2)", 0.5), (16384, "(0,3)", 0.1), (16384, "(0,4)", float("nan"))]
+    pairs = result_rows(rows, "16384:(0,3)")
+    assert pairs[0] == ("16384:(0,2)", 0.5) and pairs[1][0] == "16384:(0,4)" and len(pairs) == 2
+    assert result_rows([(1, "(0,1)", None)], None) == []
+
+
+def test_model_versions_never_repeat_a_label():
+    # real values "other" and "null" keep their own series; NULL and the rest get reserved values
+    rows = [("other", 5), (None, 4), ("null", 3), ("x", 2), ("y", 1)]
+    assert dict(_version_counts(rows, 3)) == {"other": 5, "__null__": 4, "null": 3, "__other__": 3}
+    # a real value equal to a reserved one is merged, not exported twice
+    assert _version_counts([("__other__", 5), ("a", 1)], 1) == [("__other__", 6)]
+    assert _version_counts([(None, 2), ("v1", 1)], 5) == [("__null__", 2), ("v1", 1)]
+
+
 def test_vector_settings_validation():
     base = {"name": "x", "dsn": "host=h"}
     target = DatabaseTarget.model_validate(base)
@@ -148,6 +169,10 @@ def test_vector_settings_validation():
     with pytest.raises(ValueError, match="';' is not allowed"):
         DatabaseTarget.model_validate({**base, "vector": {"filters": [
             {"name": "f", "table": "t", "where": "a = 1; DROP TABLE t"}]}})
+    for where in ("a = 1 -- ) OR (true", "a = 1 /* ) OR (true */"):
+        with pytest.raises(ValueError, match=r"comments \('(--|/\*)'\) are not allowed"):
+            DatabaseTarget.model_validate({**base, "vector": {"filters": [
+                {"name": "f", "table": "t", "where": where}]}})
     with pytest.raises(ValueError, match="between 1 and 1000"):
         DatabaseTarget.model_validate({**base, "vector": {"recall": {"ef_search_values": [0, 2000]}}})
     with pytest.raises(ValueError, match="needs table and column"):
@@ -221,12 +246,18 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
     info = {s.labels["index"]: s.labels for s in fam.samples("vecmon_vector_index_info")}
     assert info["docs_ivf"]["operator"] == "<#>" and info["docs_ivf"]["method"] == "ivfflat"
     assert info["docs_bits"]["operator"] == "<~>"
-    assert info["docs_half_expr"]["key"] == "((embedding)::halfvec(3))"
-    assert info["docs_partial"]["predicate"] == "(category = 3)"
+    # label values are bounded: a plain column by name, expressions and predicates only as hashes
+    assert info["docs_default"]["key"] == "embedding"
+    assert info["docs_default"]["partial"] == "false" and info["docs_default"]["predicate_hash"] == ""
+    assert info["docs_half_expr"]["key"] == "expression:" + short_hash("((embedding)::halfvec(3))")
+    assert info["docs_partial"]["partial"] == "true"
+    assert info["docs_partial"]["predicate_hash"] == short_hash("(category = 3)")
+    assert "predicate" not in info["docs_partial"]
+    assert all(len(value) <= 63 for labels_ in info.values() for value in labels_.values())
     assert info["parts_1_e_idx"]["parent"] == "parts_hnsw"
     assert v("vecmon_vector_index_dimensions", idx("docs_half_expr")) == 3
     assert v("vecmon_vector_index_size_bytes", idx("docs_default")) > 0
-    assert v("vecmon_vector_index_size_to_shared_buffers", idx("docs_default")) > 0
+    assert v("vecmon_vector_index_size_to_shared_buffers_ratio", idx("docs_default")) > 0
     assert v("vecmon_vector_index_memory_estimate_bytes", idx("docs_default")) > 0
     assert v("vecmon_vector_index_valid", idx("docs_default")) == 1
     assert v("vecmon_vector_table_rows", {"target": "t", "schema": "app", "table": "docs"}) == 400
@@ -274,7 +305,7 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
                     "docs_half_expr": "ok", "docs_partial": "ok", "docs_h": "ok", "parts_hnsw": "no_privilege"}
     used = {s.labels["index"] for s in fam.samples("vecmon_vector_index_used") if s.value == 1}
     assert {"docs_default", "docs_cos", "docs_ivf", "docs_bits", "docs_half_expr", "docs_h"} <= used
-    means = {s.labels["index"]: s.value for s in fam.samples("vecmon_recall_mean")}
+    means = {s.labels["index"]: s.value for s in fam.samples("vecmon_recall_mean_ratio")}
     assert all(0 <= value <= 1 for value in means.values()) and "docs_ivf" in means and "docs_bits" in means
     assert fam.value("vecmon_recall_app_setting", idx("docs_ivf", param="probes")) == 1
     assert fam.value("vecmon_recall_app_setting", idx("docs_cos", param="ef_search")) == 100
@@ -289,15 +320,15 @@ def test_recall_matches_numpy_with_fixed_query_set(vdb, tmp_path):
     for ef in (APP_EF, 40, 100):
         assert fam.value("vecmon_vector_index_used", point(ef)) == 1
         ours = np.mean([numpy_recall(vdb.items, vdb.golden[i], ann_ids(vdb, q, ef, K)) for i, q in enumerate(queries)])
-        theirs = fam.value("vecmon_recall_mean", point(ef))
+        theirs = fam.value("vecmon_recall_mean_ratio", point(ef))
         assert abs(theirs - ours) <= 0.01, (ef, theirs, ours)
         if ef == APP_EF:
             assert theirs < 0.9  # the weak index really misses neighbours
-    curve = [fam.value("vecmon_recall_mean", point(ef)) for ef in (10, 40, 100)]
+    curve = [fam.value("vecmon_recall_mean_ratio", point(ef)) for ef in (10, 40, 100)]
     assert curve == sorted(curve)
-    assert fam.value("vecmon_recall_query_recall_count", labels(filter="")) == 20
+    assert fam.value("vecmon_recall_query_recall_ratio_count", labels(filter="")) == 20
     assert fam.value("vecmon_recall_queries_total", labels(filter="")) == 20
-    hist_le_09 = fam.value("vecmon_recall_query_recall_bucket", labels(filter="", le="0.9"))
+    hist_le_09 = fam.value("vecmon_recall_query_recall_ratio_bucket", labels(filter="", le="0.9"))
     assert hist_le_09 <= 20
     assert fam.value("vecmon_recall_ann_query_duration_seconds", point(APP_EF)) > 0
     assert fam.value("vecmon_recall_exact_query_duration_seconds", labels(filter="")) > 0
@@ -327,7 +358,7 @@ def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tm
         ctid = q.self_id.split(":", 1)[1]
         own_id = vdb.execute("SELECT id FROM items WHERE ctid = %s::tid", [ctid])[0][0]
         ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF, K + 1), exclude=own_id))
-    theirs = first.value("vecmon_recall_mean", point(APP_EF))
+    theirs = first.value("vecmon_recall_mean_ratio", point(APP_EF))
     assert abs(theirs - float(np.mean(ours))) <= 0.01
 
     # unchanged table: no exact query at all in the second cycle
@@ -336,8 +367,8 @@ def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tm
     assert second.value("vecmon_recall_exact_queries_total", labels()) == exact_first
     assert second.value("vecmon_recall_exact_reused_total", labels()) == 40
     assert exact_calls() == before
-    assert second.value("vecmon_recall_mean", point(APP_EF)) == theirs
-    assert second.value("vecmon_recall_query_recall_count", labels(filter="")) == 40  # cumulative
+    assert second.value("vecmon_recall_mean_ratio", point(APP_EF)) == theirs
+    assert second.value("vecmon_recall_query_recall_ratio_count", labels(filter="")) == 40  # cumulative
 
     # a write changes the table's signature: the truth is recomputed
     with vdb.admin() as conn:
@@ -357,7 +388,7 @@ def test_filter_shortfall_and_iterative_scan(vdb, tmp_path):
     assert returned < K / 2  # a 10% filter after ef_search=10 candidates: about one row comes back
     assert fam.value("vecmon_recall_shortfall_ratio", plain) > 0.5
     assert fam.value("vecmon_recall_returned_rows", iterative) > returned + 5
-    assert fam.value("vecmon_recall_mean", iterative) > fam.value("vecmon_recall_mean", plain)
+    assert fam.value("vecmon_recall_mean_ratio", iterative) > fam.value("vecmon_recall_mean_ratio", plain)
     # independent check of the shortfall at the application's setting
     counts = [len(ann_ids(vdb, vec_text(v), APP_EF, K, "WHERE tenant_id = 4")) for v in vdb.golden[:10]]
     assert np.mean(counts) < K / 2
@@ -369,8 +400,8 @@ def test_a_broken_filter_is_counted_and_does_not_stop_the_probe(vdb, tmp_path):
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
     assert fam.value("vecmon_recall_query_errors_total", labels(filter="broken", side="explain")) == 1
     assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
-    assert fam.value("vecmon_recall_mean", point(APP_EF)) is not None
-    assert fam.value("vecmon_recall_mean", point(APP_EF, "tenant_4")) is not None
+    assert fam.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None
+    assert fam.value("vecmon_recall_mean_ratio", point(APP_EF, "tenant_4")) is not None
 
 
 def test_index_not_used_is_reported_not_recall_one(vdb, tmp_path):
@@ -378,13 +409,13 @@ def test_index_not_used_is_reported_not_recall_one(vdb, tmp_path):
     tiny = [s for s in fam.samples("vecmon_vector_index_used") if s.labels["index"] == "tiny_hnsw"]
     assert tiny and all(s.value == 0 for s in tiny)
     assert not [s for f in fam.families for s in f.samples
-                if s.labels.get("index") == "tiny_hnsw" and s.name.startswith("vecmon_recall_mean")]
+                if s.labels.get("index") == "tiny_hnsw" and s.name.startswith("vecmon_recall_mean_ratio")]
     assert fam.value("vecmon_recall_exact_queries_total", labels("tiny_hnsw", "tiny")) == 0
     # force_index measures the index itself
     forced = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30,
                            **recall_overrides(tmp_path, force_index=True))
     assert forced.value("vecmon_vector_index_used", point(APP_EF, index="tiny_hnsw", table="tiny")) == 1
-    assert forced.value("vecmon_recall_mean", point(APP_EF, index="tiny_hnsw", table="tiny")) is not None
+    assert forced.value("vecmon_recall_mean_ratio", point(APP_EF, index="tiny_hnsw", table="tiny")) is not None
 
 
 def test_second_instance_skips_a_probe_held_by_the_first(vdb, tmp_path):
@@ -396,7 +427,7 @@ def test_second_instance_skips_a_probe_held_by_the_first(vdb, tmp_path):
         assert fam.value("vecmon_recall_probe_runs_total", labels(result="locked")) == 1
         assert fam.value("vecmon_recall_exact_queries_total", labels()) == 0
         assert fam.value("vecmon_recall_ann_queries_total", labels()) == 0
-        assert fam.value("vecmon_recall_mean", point(APP_EF)) is None
+        assert fam.value("vecmon_recall_mean_ratio", point(APP_EF)) is None
         # the other index is not blocked
         assert fam.value("vecmon_recall_probe_runs_total", labels("tiny_hnsw", "tiny", result="ok")) == 1
         holder.execute("SELECT pg_advisory_unlock_all()")
@@ -408,7 +439,7 @@ def test_probes_can_run_on_a_replica_connection(vdb, tmp_path):
     overrides = recall_overrides(tmp_path, replica_dsn=vdb.monitor_dsn, sample_size=5)
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
     assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
-    assert fam.value("vecmon_recall_mean", point(APP_EF)) is not None
+    assert fam.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None
     bad = recall_overrides(tmp_path, replica_dsn="host=127.0.0.1 port=1 connect_timeout=1", sample_size=5)
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
     assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
@@ -452,7 +483,7 @@ def test_freshness_model_versions_and_backlog(pg18):
     assert 3600 < age < 3600 + 120
     assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "v1"}) == 100
     assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "v2"}) == 100
-    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "other"}) == 100  # the NULL group
+    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "__other__"}) == 100  # the NULL group
     assert fam.value("vecmon_vector_embedding_pending_rows", {**t, "column": "embedding"}) == 30
     assert fam.value("vecmon_vector_freshness_errors_total", {"target": "t", "schema": "public",
                                                               "table": "missing_table"}) == 1
@@ -496,3 +527,125 @@ def test_build_progress_is_reported(pg18):
     sample = seen[0].samples("vecmon_vector_index_build_progress_ratio")[0]
     assert sample.labels["table"] == "big" and sample.labels["command"] == "CREATE INDEX"
     assert 0 <= sample.value <= 1
+
+
+# ----------------------------------------------------------------------------- run time, standby session
+SLOW_FILTER = {"name": "slow", "table": "items", "where": "(SELECT true FROM pg_sleep(0.3))"}
+
+
+def test_ann_latency_run_ends_at_its_timeout_as_a_timeout(vdb, tmp_path):
+    """20 queries of 0.3 s in a 1.5 s run: the run stops at its deadline and reports a timeout; the
+    cancel is not counted as a query timeout, and no statement runs on until the watchdog."""
+    overrides = recall_overrides(tmp_path)
+    overrides["vector"]["filters"] = [SLOW_FILTER]
+    overrides["vector"]["indexes"] = ["items_hnsw"]
+    overrides["vector"]["ann_latency"] = {"queries": 20}
+    overrides["collectors"] = {"ann_latency": {"timeout": "1500ms"}}
+    state: dict = {}
+    started = time.monotonic()
+    with pytest.raises(CollectionTimeout, match="cancelled after 1.5s"):
+        run_collector(vdb.monitor_dsn, "ann_latency", state=state, timeout=1.5, **overrides)
+    elapsed = time.monotonic() - started
+    assert 1.3 < elapsed < 1.5 + 1.0, elapsed  # not 20 x 0.3 s
+    latency = state["ann_latency"]
+    assert not [key for key, count in latency.errors.items() if count], latency.errors
+    assert latency.histograms[("public", "items", "items_hnsw", "")].counts[-1] == 20  # measured before
+
+
+def test_ann_latency_query_timeout_within_the_run_is_counted(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path)
+    overrides["vector"]["filters"] = [SLOW_FILTER]
+    overrides["vector"]["indexes"] = ["items_hnsw"]
+    overrides["vector"]["ann_latency"] = {"queries": 3, "timeout": "100ms"}
+    fam = run_collector(vdb.monitor_dsn, "ann_latency", state={}, timeout=10, **overrides)
+    assert fam.value("vecmon_ann_query_errors_total", labels(filter="slow", reason="timeout")) == 3
+    assert fam.value("vecmon_ann_query_duration_seconds_count", labels(filter="")) == 3
+
+
+def test_freshness_run_ends_at_its_timeout_as_a_timeout(pg18):
+    db = new_database(pg18, ("vector",))
+    with db.admin() as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, updated_at timestamptz, model text, embedding vector(3))")
+        conn.execute("INSERT INTO docs SELECT i, now(), 'v1', '[1,2,3]' FROM generate_series(1, 10) i")
+        for i in (1, 2, 3):  # each freshness query on these takes 0.4 s
+            conn.execute(f"CREATE VIEW slow_{i} AS SELECT d.* FROM docs d, pg_sleep(0.4)")
+            conn.execute(f"GRANT SELECT ON slow_{i} TO {MONITOR_ROLE}")
+    entry = {"timestamp_column": "updated_at", "model_version_column": "model", "embedding_column": "embedding"}
+    state: dict = {}
+    started = time.monotonic()
+    with pytest.raises(CollectionTimeout):
+        run_collector(db.monitor_dsn, "vector_freshness", state=state, timeout=1.5,
+                      vector={"freshness": [{"table": f"slow_{i}", **entry} for i in (1, 2, 3)]})
+    elapsed = time.monotonic() - started
+    assert 1.3 < elapsed < 1.5 + 1.0, elapsed  # not 3 x 3 x 0.4 s
+    assert state["errors"] and not any(state["errors"].values()), state["errors"]  # no table blamed
+
+
+def test_replica_session_follows_the_session_rules():
+    target = DatabaseTarget.model_validate({"name": "t", "dsn": "host=primary dbname=app user=vecmon password=pw1",
+                                            "timeout": "7s", "lock_timeout": "2s", "connect_timeout": "4s"})
+    info = psycopg.conninfo.conninfo_to_dict(
+        replica_conninfo(target, "postgresql://reader:pw2@standby:5433/app?application_name=other&connect_timeout=60"))
+    primary = psycopg.conninfo.conninfo_to_dict(build_conninfo(target))
+    assert (info["host"], info["port"], info["user"], info["password"]) == ("standby", "5433", "reader", "pw2")
+    assert info["application_name"] == "vecmon" and info["connect_timeout"] == "4"
+    assert info["options"] == primary["options"]
+    for setting in ("default_transaction_read_only=on", "statement_timeout=7000ms", "lock_timeout=2000ms"):
+        assert setting in info["options"]
+
+
+def test_replica_password_never_reaches_logs_or_metrics(vdb, tmp_path, caplog):
+    password = "Sup3rS3cretPw"
+    bad = recall_overrides(tmp_path, sample_size=5,
+                           replica_dsn=f"host=127.0.0.1 port=1 user=vecmon password={password} dbname=x")
+    with caplog.at_level(logging.WARNING, logger="collectors.recall_probe"):
+        fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
+    assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
+    assert "replica unavailable" in caplog.text and "port 1" in caplog.text
+    assert password not in caplog.text and password not in fam.text()
+    # whatever a driver puts in its message, the password is redacted
+    target = DatabaseTarget.model_validate({"name": "t", "dsn": "host=h", **bad})
+    text = recall_probe._error_text(psycopg.OperationalError(f"bad conninfo password={password}"), target)
+    assert password not in text and "***" in text
+
+
+def test_replica_session_is_cancelled_when_the_run_time_is_up(vdb, tmp_path, monkeypatch):
+    """A standby statement that no statement_timeout bounds is cancelled at the end of the run's time
+    (the connector's watchdog only cancels the target's connection)."""
+    def stuck(conn, schema):
+        conn.execute("SELECT set_config('statement_timeout', '0', true)")
+        conn.execute("SELECT pg_sleep(30)")
+
+    monkeypatch.setattr(recall_probe, "load_library", stuck)
+    overrides = recall_overrides(tmp_path, replica_dsn=vdb.monitor_dsn, sample_size=5)
+    started = time.monotonic()
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=3, **overrides)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3 + 1.5, elapsed
+    assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
+    with vdb.admin() as conn:  # nothing left running on the "standby"
+        time.sleep(0.2)
+        assert not conn.execute("SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+                                "AND query LIKE 'SELECT pg_sleep(30)%%'").fetchall()
+
+
+def test_filters_and_predicates_may_contain_percent_signs(vdb, tmp_path):
+    overrides = recall_overrides(tmp_path, sample_size=5)
+    overrides["vector"]["filters"] = [{"name": "like4", "table": "items", "where": "tenant_id::text LIKE '4%'"}]
+    fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
+    assert [s for s in fam.samples("vecmon_vector_index_used") if s.labels["filter"] == "like4"]
+    assert not [s for s in fam.samples("vecmon_recall_query_errors_total")
+                if s.labels["filter"] == "like4" and s.value]
+
+
+def test_an_unusable_state_store_only_costs_rows_at_build(vdb, tmp_path):
+    shared = SharedState()
+
+    def broken(url):
+        raise RuntimeError("store exploded")
+
+    shared.state_stores.open = broken
+    fam = run_collector(vdb.monitor_dsn, "vector_indexes", state={}, shared=shared,
+                        **recall_overrides(tmp_path))
+    assert fam.value("vecmon_vector_index_valid", labels()) == 1
+    assert not fam.samples("vecmon_vector_index_rows_at_build")

@@ -4,6 +4,7 @@ documented format, plus the parsers against the response shapes kept in tests/sh
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -12,7 +13,8 @@ import pytest
 from collectors import providers
 from collectors.providers import cohere, ollama, openai, tei, voyage
 from collectors.providers.common import (
-    ParseError, Params, parse_duration_header, parse_rate_limits, parse_retry_after)
+    MAX_COUNT, ParseError, Params, as_number, finite_number, header_int, optional_int, optional_number,
+    parse_duration_header, parse_rate_limits, parse_retry_after)
 from fake_providers import COMBOS, MODELS, SHAPES, FakeProvider, Fault, Probe
 from monitor.config_apis import RERANK_PROVIDERS, EndpointTarget, ProbeInputs
 
@@ -248,6 +250,28 @@ def test_header_parsers():
     assert parse_rate_limits({"x-ratelimit-remaining-requests": "9", "x-ratelimit-limit-requests": "10"}) == {
         "requests": {"limit": 10, "remaining": 9}}
     assert parse_rate_limits({}) == {}
+
+
+def test_accessors_never_raise_on_numbers_a_server_can_send():
+    huge = 10 ** 400
+    assert as_number(huge, "x") == math.inf and as_number(-huge, "x") == -math.inf
+    assert as_number(None, "x") != as_number(None, "x")  # NaN
+    assert finite_number(2, "x") == 2.0
+    for bad in (huge, math.inf, math.nan, None, "1", True):
+        with pytest.raises(ParseError):
+            finite_number(bad, "x")
+    # usage quantities feed counters: negative, huge or non-finite values count as missing
+    assert optional_int({"u": {"t": 12}}, "u", "t") == 12 and optional_int({"u": 12.0}, "u") == 12
+    for bad in (-1, -0.5, huge, float(MAX_COUNT) * 2, math.inf, math.nan, True, "12"):
+        assert optional_int({"u": bad}, "u") is None, bad
+        assert optional_number({"u": bad}, "u") is None, bad
+    assert optional_number({"u": 0.5}, "u") == 0.5 and optional_int({"u": MAX_COUNT}, "u") == MAX_COUNT
+    assert header_int({"x": " 14 "}, "x") == 14 and header_int({}, "x") is None
+    for bad in ("-7", "+7", "1_000", "1.5", "\u0661\u0662", "9" * 40, "9" * 5000, ""):
+        assert header_int({"x": bad}, "x") is None, bad
+    # Retry-After: digits float() refuses, absurd dates and numbers are ignored, never raised
+    assert parse_retry_after("\u00b2") is None and parse_retry_after("Mon, 99 Foo 99999 99:99:99 GMT") is None
+    assert parse_retry_after("9" * 400) == math.inf  # never fits a timeout, so never waited for
 
 
 def test_model_api_metric_declarations_follow_conventions():

@@ -214,6 +214,59 @@ def test_restated_days_replace_earlier_values_and_failures_keep_the_last_good_on
     assert ledger.spend(["org"], TODAY)["month"] == pytest.approx(3.375)
 
 
+def _first_bucket(**changes):
+    return Fault(edit=lambda page: page["data"][0].update(changes))
+
+
+def _first_amount(value):
+    return Fault(edit=lambda page: page["data"][0]["results"][0]["amount"].update(value=value))
+
+
+@pytest.mark.parametrize("fault", [
+    _first_bucket(start_time=10 ** 400),  # OverflowError in datetime.fromtimestamp
+    _first_bucket(start_time=10 ** 18),  # OSError (beyond time_t)
+    _first_bucket(start_time=-10 ** 15),  # ValueError (year out of range)
+    _first_amount(10 ** 400),  # OverflowError in float()
+    _first_amount(float("nan")),  # the JSON token NaN would poison the ledger and budgets
+    Fault(raw_body=b'{"object": "page", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}"),  # RecursionError
+], ids=["start-overflow", "start-beyond-time_t", "start-before-year-1", "amount-overflow", "amount-nan",
+        "nested-5000"])
+def test_an_unparseable_cost_answer_is_a_failed_poll_not_a_collector_failure(fault):
+    ledger = SpendLedger()
+    with cost_fake() as fake:
+        poller = CostPoller(fake, ledger)
+        poller.run()
+        fake.push(fault)  # the first costs page of the second poll
+        families = poller.run()  # does not raise
+
+        def polls(api, outcome):
+            return families.value("vecmon_cost_api_polls_total",
+                                  {"target": "org", "provider": "openai", "api": api, "outcome": outcome})
+
+        assert polls("costs", "bad_response") == 1 and polls("costs", "success") == 1
+        assert polls("usage", "success") == 2  # the other API is polled as usual
+        assert spend(families, "month") == pytest.approx(2.875)  # the last good values are still served
+        assert families.value("vecmon_cost_api_last_success_timestamp_seconds",
+                              {"target": "org", "provider": "openai", "api": "costs"}) == NOW
+    assert ledger.spend(["org"], TODAY) == pytest.approx({"day": 0.125, "month": 2.875})
+
+
+def test_an_unparseable_usage_answer_is_a_failed_usage_poll():
+    with cost_fake() as fake:
+        poller = CostPoller(fake, SpendLedger())
+        # 4 costs pages, then the first usage page carries a token count no float can hold
+        fake.push(Fault(), Fault(), Fault(), Fault(),
+                  Fault(edit=lambda page: page["data"][0]["results"].append(
+                      {"object": "organization.usage.embeddings.result", "input_tokens": 10 ** 400,
+                       "num_model_requests": 1, "model": "text-embedding-3-small"})))
+        families = poller.run()
+        labels = {"target": "org", "provider": "openai"}
+        for api, outcome in (("usage", "bad_response"), ("costs", "success")):
+            assert families.value("vecmon_cost_api_polls_total", {**labels, "api": api, "outcome": outcome}) == 1
+        assert families.samples("vecmon_cost_provider_embedding_tokens") == []  # nothing good to serve yet
+        assert spend(families, "month") == pytest.approx(2.875)
+
+
 def test_cost_api_without_line_items_or_usage():
     with cost_fake() as fake:
         families = CostPoller(fake, SpendLedger(), line_items=False, usage=False, lookback_days=1).run()
@@ -351,11 +404,37 @@ def test_example_config_parses_and_builds_jobs(tmp_path, monkeypatch):
     ("cost_apis: [{name: c}]", "admin key"),
     ("databases: [{name: x, dsn: 'postgresql://h/d'}]\nredis: [{name: x}]", "duplicate target name 'x'"),
     ("redis: [{name: r, password: a, password_file: b}]", "password_file"),
+    ("endpoints: [{name: e, provider: tei, model: m, url: 'ftp://h/'}]", "url: invalid URL: must start with http"),
+    ("cost_apis: [{name: c, api_key: k, url: 'http://127.0.0.1:99999/v1'}]",
+     "cost_apis[0].url: invalid URL: port out of range"),
 ])
 def test_config_errors_are_reported(snippet, message):
     with pytest.raises(ConfigError) as info:
         parse_config(snippet)
     assert message in str(info.value)
+
+
+URL_SECRET = "gw-SECRET-key-8675309"
+
+
+@pytest.mark.parametrize("url,message", [
+    (f"http://127.0.0.1:99999/v1?key={URL_SECRET}", "invalid URL: port out of range"),
+    (f"https://u:{URL_SECRET}@h:0/v1", "invalid URL: port out of range"),
+    (f"http://h:80x/v1?key={URL_SECRET}", "invalid URL: port is not a number"),
+    (f"http://[::1/v1?key={URL_SECRET}", "invalid URL: malformed host"),
+    (f"http://:8080/v1?key={URL_SECRET}", "invalid URL: no host name"),
+    (f"file:///v1?key={URL_SECRET}", "invalid URL: must start with http:// or https://"),
+], ids=["port-99999", "port-0", "port-not-a-number", "bad-ipv6-host", "no-host", "file-scheme"])
+def test_urls_are_validated_without_echoing_them(url, message):
+    for section in ("endpoints: [{name: e, provider: openai_compatible, model: m, url: '%s'}]",
+                    "cost_apis: [{name: c, api_key: k, url: '%s'}]"):
+        with pytest.raises(ConfigError) as info:
+            parse_config(section % url)
+        assert message in str(info.value)
+        assert URL_SECRET not in str(info.value)
+    for ok in (f"http://127.0.0.1:65535/v1?key={URL_SECRET}", "https://[::1]:8443", "HTTPS://api.example.com/v1"):
+        config = parse_config(f"endpoints: [{{name: e, provider: openai_compatible, model: m, url: '{ok}'}}]")
+        assert config.endpoints[0].url == ok
 
 
 def test_runners_own_sessions_and_know_secrets():

@@ -20,11 +20,12 @@ document.
 
 from __future__ import annotations
 
-from types import ModuleType
+from types import MappingProxyType, ModuleType
+from typing import Mapping
 
 from collectors.providers import cohere, jina, ollama, openai, tei, voyage
 
-PROVIDERS: dict[str, ModuleType] = {
+PROVIDERS: Mapping[str, ModuleType] = MappingProxyType({  # read-only: no module state
     "openai": openai,
     "openai_compatible": openai,
     "azure_openai": openai,
@@ -33,7 +34,7 @@ PROVIDERS: dict[str, ModuleType] = {
     "jina": jina,
     "tei": tei,
     "ollama": ollama,
-}
+})
 
 
 def get(name: str) -> ModuleType:

@@ -4,6 +4,11 @@ response-header parsing (rate limits, Retry-After) and one bounded HTTP attempt.
 A provider module builds an :class:`ApiRequest` and parses a decoded JSON body (plus the
 response headers) into a :class:`ProbeResult`; anything that does not match the provider's
 documented shape raises :class:`ParseError`, which the probe counts as ``bad_response``.
+
+Nothing a server sends may raise anything else: numbers too big for a float become ``inf``
+(as the JSON decoder does for ``1e400``), usage quantities that are negative or absurd are
+treated as absent (they feed counters, which must never go down), and a body the decoder
+cannot handle at all (deeply nested, say) is ``bad_response`` like malformed JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import requests
@@ -25,6 +31,9 @@ EMBEDDING, RERANK = "embedding", "rerank"
 
 OUTCOMES = ("success", "http_4xx", "http_5xx", "rate_limited", "timeout", "connection_error", "bad_response")
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# the largest usage quantity (tokens, search units, nanoseconds) believed: 2**53 is the last
+# integer a float holds exactly, and far beyond anything one probe can be billed
+MAX_COUNT = 2 ** 53
 
 
 class ParseError(ValueError):
@@ -94,37 +103,62 @@ def as_int(value: Any, where: str) -> int:
 
 
 def as_number(value: Any, where: str) -> float:
+    """A float; ``null`` is NaN and an integer too big for a float is +-inf (validation flags both)."""
     if value is None:  # a server that cannot serialise NaN sends null
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ParseError(f"{where}: expected a number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # e.g. a 400-digit integer: what the decoder makes of 1e400
+        return math.inf if value > 0 else -math.inf
+
+
+def finite_number(value: Any, where: str) -> float:
+    """A finite float; anything else (null, NaN, inf, a 400-digit integer, a string) is a ParseError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParseError(f"{where}: expected a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ParseError(f"{where}: number out of range") from None
+    if not math.isfinite(number):
+        raise ParseError(f"{where}: expected a finite number")
+    return number
 
 
 def vector(value: Any, where: str) -> list[float]:
     return [as_number(x, where) for x in as_list(value, where)]
 
 
-def optional_int(obj: Any, *path: str) -> int | None:
-    """obj[path[0]][path[1]]... when every step exists and the leaf is an integer, else None."""
+def _quantity(obj: Any, path: tuple[str, ...]) -> int | float | None:
+    """The leaf at ``path`` when it is a number in 0..MAX_COUNT, else None (missing or unusable)."""
     for key in path:
         if not isinstance(obj, dict) or key not in obj:
             return None
         obj = obj[key]
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
         return None
-    return int(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if not 0 <= obj <= MAX_COUNT:  # exact for any int, however big; negatives would make counters go down
+        return None
+    return obj
+
+
+def optional_int(obj: Any, *path: str) -> int | None:
+    """obj[path[0]][path[1]]... when every step exists and the leaf is a usage quantity, else None.
+
+    A usage quantity is a number from 0 to :data:`MAX_COUNT` (fractions are truncated); a
+    negative, non-finite or absurdly large value counts as missing."""
+    value = _quantity(obj, path)
+    return None if value is None else int(value)
 
 
 def optional_number(obj: Any, *path: str) -> float | None:
     """Like :func:`optional_int` but keeps fractions (e.g. Cohere ``search_units``)."""
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
-            return None
-        obj = obj[key]
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
-        return None
-    return float(obj)
+    value = _quantity(obj, path)
+    return None if value is None else float(value)
 
 
 def indexed_items(items: list, where: str, vector_key: str) -> list[list[float]]:
@@ -163,16 +197,21 @@ def header_millis(headers: Mapping[str, str], name: str) -> float | None:
 
 
 def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """A usage count from a header (e.g. TEI ``x-compute-tokens``): plain ASCII digits up to
+    :data:`MAX_COUNT`; anything else (negative, ``1_000``, huge) is None."""
     value = headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 20:
+        return None
+    number = int(value)
+    return number if number <= MAX_COUNT else None
 
 
 # --------------------------------------------------------------------------- headers
 
-_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_GO_UNITS = MappingProxyType({"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9})
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 
 
@@ -200,15 +239,15 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # str.isdigit alone accepts e.g. "\u00b2", which float() refuses
+        return float(value)  # may be inf for a 400-digit value: never fits, so never waited for
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    except Exception:  # noqa: BLE001 - a header the server got wrong is ignored, never raised
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 RATE_LIMIT_RESOURCES = ("requests", "tokens")
@@ -323,6 +362,8 @@ def send(session: requests.Session, url: str, request: ApiRequest, deadline: flo
         attempt.body = json.loads(b"".join(chunks))
     except ValueError:  # includes UnicodeDecodeError
         attempt.outcome, attempt.error = "bad_response", "malformed JSON"
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested arrays: still data
+        attempt.outcome, attempt.error = "bad_response", f"undecodable JSON ({type(exc).__name__})"
     return attempt
 
 

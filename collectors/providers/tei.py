@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from collectors.providers.common import (
@@ -18,8 +19,8 @@ from collectors.providers.common import (
     ranked_items, vector)
 
 KINDS = frozenset({EMBEDDING, RERANK})
-TIMING_HEADERS = {"total": "x-total-time", "tokenization": "x-tokenization-time", "queue": "x-queue-time",
-                  "inference": "x-inference-time"}
+TIMING_HEADERS = MappingProxyType({"total": "x-total-time", "tokenization": "x-tokenization-time",
+                                   "queue": "x-queue-time", "inference": "x-inference-time"})
 
 
 def default_url(params: Params) -> str | None:
