@@ -174,6 +174,16 @@ def indexed_items(items: list, where: str, vector_key: str) -> list[list[float]]
     return [by_index[i] for i in range(len(by_index))]
 
 
+def data_embeddings(body: Any) -> ProbeResult:
+    """An OpenAI-shaped answer (``data[].embedding``, ``usage.total_tokens``, ``model``), as Voyage
+    and Jina send it; usage is optional."""
+    obj = as_dict(body, "response")
+    embeddings = indexed_items(as_list(field_of(obj, "data", "response"), "response.data"), "response.data",
+                               "embedding")
+    return ProbeResult(embeddings=embeddings, tokens=optional_int(obj, "usage", "total_tokens"),
+                       model=obj.get("model") if isinstance(obj.get("model"), str) else None)
+
+
 def ranked_items(items: list, where: str, score_key: str) -> list[tuple[int, float]]:
     out = []
     for i, item in enumerate(items):

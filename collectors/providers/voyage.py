@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from collectors.providers.common import (
-    EMBEDDING, RERANK, ApiRequest, Params, ProbeResult, as_dict, as_list, bearer, field_of, indexed_items,
+    EMBEDDING, RERANK, ApiRequest, Params, ProbeResult, as_dict, as_list, bearer, data_embeddings, field_of,
     optional_int, ranked_items)
 
 KINDS = frozenset({EMBEDDING, RERANK})
@@ -34,11 +34,7 @@ def embed_request(params: Params, texts: list[str]) -> ApiRequest:
 
 
 def parse_embed(body: Any, headers: Mapping[str, str], params: Params) -> ProbeResult:
-    obj = as_dict(body, "response")
-    embeddings = indexed_items(as_list(field_of(obj, "data", "response"), "response.data"), "response.data",
-                               "embedding")
-    return ProbeResult(embeddings=embeddings, tokens=optional_int(obj, "usage", "total_tokens"),
-                       model=obj.get("model") if isinstance(obj.get("model"), str) else None)
+    return data_embeddings(body)
 
 
 def rerank_request(params: Params, query: str, documents: list[str]) -> ApiRequest:
