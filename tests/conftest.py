@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from monitor.embedded import LocalPostgres
+from tests.helpers import require_tool
 
 PG15_BIN = Path(os.environ.get("VECMON_PG15_BIN", "/usr/lib/postgresql/15/bin"))
 MONITOR_ROLE = "vecmon_monitor"
@@ -90,11 +91,7 @@ def pg18(pg_root):
 
 @pytest.fixture(scope="session")
 def pg15(pg_root):
-    if not (PG15_BIN / "postgres").exists():
-        message = f"Debian PostgreSQL 15 not found in {PG15_BIN} (apt-get install postgresql-15)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tool(PG15_BIN / "postgres", "postgresql-15")
     server = _start(pg_root, "pg15", PG15_BIN)
     yield server
     server.stop(mode="immediate")

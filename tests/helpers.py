@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from collectors.base import CollectContext
@@ -56,3 +62,15 @@ def run_collector(dsn: str, collector: str, *, state: dict | None = None, timeou
         if own_shared:
             shared.close()
     return Families(families)
+
+
+def require_tool(tool: str | Path, package: str) -> str:
+    """The path of an external tool (a name on PATH or a path); when it is missing, the test
+    fails in CI (``CI`` set, where .ci/run installs everything) and is skipped elsewhere."""
+    path = str(tool) if Path(tool).is_absolute() and Path(tool).exists() else shutil.which(str(tool))
+    if path is None:
+        message = f"{tool} not found (apt-get install {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

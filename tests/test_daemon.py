@@ -20,7 +20,7 @@ from monitor.loader import parse_config
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 from tests.conftest import new_database
-from tests.helpers import Families
+from tests.helpers import Families, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -259,7 +259,7 @@ def test_collect_prints_exposition_that_promtool_accepts(db18, tmp_path):
     assert result.returncode == 0, result.stderr
     parsed = Families(list(text_string_to_metric_families(result.stdout)))
     assert parsed.samples("vecmon_pg_connections_max")
-    check = subprocess.run(["promtool", "check", "metrics"], input=result.stdout, capture_output=True, text=True)
+    check = subprocess.run([require_tool("promtool", "prometheus"), "check", "metrics"], input=result.stdout, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == "" and check.stderr.strip() == "", check.stdout + check.stderr
 

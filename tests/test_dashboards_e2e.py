@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import random
 import re
 import shutil
@@ -46,6 +45,7 @@ from monitor.daemon import Daemon
 from monitor.embedded import free_port
 from monitor.loader import parse_config
 from tests.conftest import MONITOR_ROLE, new_database
+from tests.helpers import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = "vecmon"
@@ -59,13 +59,7 @@ DEADLINE = 75.0  # seconds to wait for every query to answer (normally ~15 s)
 
 
 def require(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        message = f"{binary} not found (apt-get install {'prometheus' if binary == 'prometheus' else binary})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_tool(binary, "prometheus" if binary == "prometheus" else binary)
 
 
 def http_json(url: str, timeout: float = 5.0) -> dict:

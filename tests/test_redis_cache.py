@@ -21,7 +21,7 @@ from prometheus_client import generate_latest
 
 from collectors.base import CollectContext, CollectorError, ConnectionUnavailable
 from collectors.redis_cache import RedisCacheCollector, RespConnection, glob_escape, parse_keyspace
-from helpers import Families
+from helpers import Families, require_tool
 from monitor.config import Config
 from monitor.config_apis import RedisTarget
 from monitor.exposition import build_registry
@@ -90,11 +90,7 @@ class RedisServer:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    if not REDIS_SERVER.exists():
-        message = f"redis-server not found at {REDIS_SERVER} (apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tool(REDIS_SERVER, "redis-server")
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server

@@ -4,9 +4,7 @@ and Prometheus/Alertmanager processes on free loopback ports."""
 from __future__ import annotations
 
 import json
-import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -15,9 +13,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 from monitor.embedded import free_port
+from tests.helpers import require_tool
 
 PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager",
             "prometheus-alertmanager": "prometheus-alertmanager"}
@@ -25,13 +22,7 @@ PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "pro
 
 def require_binary(name: str) -> str:
     """The binary's path; a failure in CI (``CI`` set), a skip elsewhere when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not found (apt-get install {PACKAGES.get(name, name)})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_tool(name, PACKAGES.get(name, name))
 
 
 class WebhookReceiver:
