@@ -2,7 +2,8 @@
 
 :func:`build_api_jobs` is called by :func:`monitor.scheduler.build_jobs`. Each target gets its
 own job (so a slow endpoint never delays another collector) and its own runner; HTTP targets
-get their own ``requests.Session`` (keep-alive), closed with the runner. Every runner knows
+get their own ``requests.Session`` (keep-alive; adapters that enforce whole-request deadlines),
+closed with the runner. Every runner knows
 the target's secrets, so a failure message is redacted before it is logged or stored.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Callable
 import requests
 
 from collectors.model_probe import DimensionSource, ModelProbeCollector
+from collectors.providers.http_deadline import mount_deadline_adapters
 from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector
 from collectors.redis_cache import RedisCacheCollector
 from monitor.scheduler import CollectionJob, DirectRunner, JobGate, Runner
@@ -42,6 +44,7 @@ def new_session(trust_env: bool = True) -> requests.Session:
     session = requests.Session()
     session.trust_env = trust_env  # HTTP(S)_PROXY / NO_PROXY from the environment
     session.headers["User-Agent"] = USER_AGENT
+    mount_deadline_adapters(session)  # whole-request deadlines (collectors.providers.http_deadline)
     return session
 
 

@@ -1,5 +1,6 @@
 """What every provider module shares: the request/result types, strict JSON accessors,
-response-header parsing (rate limits, Retry-After) and one bounded HTTP attempt.
+response-header parsing (rate limits, Retry-After) and one HTTP attempt bounded as a whole
+(time and size), used by the probes and the cost-API polls alike.
 
 A provider module builds an :class:`ApiRequest` and parses a decoded JSON body (plus the
 response headers) into a :class:`ProbeResult`; anything that does not match the provider's
@@ -19,13 +20,17 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+from http.client import HTTPException, IncompleteRead, RemoteDisconnected
 from types import MappingProxyType
 from typing import Any, Mapping
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import InvalidChunkLength, ReadTimeoutError
 from urllib3.util import Timeout
+
+from collectors.providers.http_deadline import RequestWatch, deadline_watch
 
 EMBEDDING, RERANK = "embedding", "rerank"
 
@@ -125,6 +130,28 @@ def finite_number(value: Any, where: str) -> float:
     if not math.isfinite(number):
         raise ParseError(f"{where}: expected a finite number")
     return number
+
+
+def finite_amount(value: Any, where: str) -> float:
+    """A finite float from a JSON number or a numeric string: the OpenAI costs API documents
+    ``amount.value`` as a number but sent strings such as ``"12.50"`` and ``"0E-6176"`` for
+    months in 2026 (openai-java#771). Read as :class:`~decimal.Decimal`, so any decimal
+    notation is understood; anything else (``"NaN"``, ``"1e999"``, ``"12 USD"``) is a ParseError."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 100:
+            raise ParseError(f"{where}: expected a number, got a {len(text)}-character string")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ParseError(f"{where}: expected a number, got {value!r:.40}") from None
+        if not number.is_finite():
+            raise ParseError(f"{where}: expected a finite number")
+        value = float(number)  # a huge exponent becomes inf, refused below
+        if not math.isfinite(value):
+            raise ParseError(f"{where}: number out of range")
+        return value
+    return finite_number(value, where)
 
 
 def vector(value: Any, where: str) -> list[float]:
@@ -267,10 +294,13 @@ def parse_rate_limits(headers: Mapping[str, str]) -> dict[str, dict[str, float]]
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (OpenAI, Azure OpenAI, LiteLLM...).
 
     Returns resource -> {limit, remaining, reset} with whatever parsed; empty when none are sent.
+    A negative limit or remaining is a placeholder, not a quota (Azure OpenAI sends
+    ``limit-tokens: -1, remaining-tokens: -1, reset-tokens: 0``): that resource is left out.
     """
     out: dict[str, dict[str, float]] = {}
     for resource in RATE_LIMIT_RESOURCES:
         values: dict[str, float] = {}
+        placeholder = False
         for part in ("limit", "remaining"):
             raw = headers.get(f"x-ratelimit-{part}-{resource}")
             try:
@@ -278,7 +308,11 @@ def parse_rate_limits(headers: Mapping[str, str]) -> dict[str, dict[str, float]]
             except ValueError:
                 number = None
             if number is not None and math.isfinite(number):
+                if number < 0:
+                    placeholder = True
                 values[part] = number
+        if placeholder:
+            continue
         reset = parse_duration_header(headers.get(f"x-ratelimit-reset-{resource}"))
         if reset is not None:
             values["reset"] = reset
@@ -315,58 +349,110 @@ def classify_status(status: int) -> str:
     return "bad_response"  # 1xx/3xx: redirects are not followed
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (requests and urllib3 pass the original in ``args``)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        todo.extend(c for c in (current.__cause__, current.__context__) if c is not None)
+    return seen
+
+
+def _garbled(exc: BaseException) -> bool:
+    """Whether the peer answered with something that is not HTTP (a bad status line, a header
+    flood, an invalid chunk size), as opposed to closing or resetting the connection."""
+    for cause in _causes(exc):
+        if isinstance(cause, InvalidChunkLength):
+            return True
+        if isinstance(cause, HTTPException) and not isinstance(cause, (RemoteDisconnected, IncompleteRead)):
+            return True
+    return False
+
+
+def _failed(exc: requests.exceptions.RequestException, watch: RequestWatch) -> tuple[str, str]:
+    """(outcome, error) of a request or body read that raised."""
+    if watch.fired:  # the deadline shut the socket down under a blocked read
+        return "timeout", "deadline passed"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "timeout", "ConnectTimeout"
+    # requests wraps a body-read timeout (urllib3 ReadTimeoutError) in a ConnectionError
+    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, ReadTimeoutError) for c in _causes(exc)):
+        return "timeout", "ReadTimeout"
+    if _garbled(exc):
+        return "bad_response", "not an HTTP response"
+    return "connection_error", type(exc).__name__  # refused, reset, DNS, TLS, bad URL
+
+
+def retry_delay(status: int, headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks to wait before a retry (429/503 only): ``retry-after-ms`` first,
+    as the OpenAI and Azure OpenAI clients read it, then ``Retry-After``; None when neither parses."""
+    if status not in (429, 503):
+        return None
+    millis = header_millis(headers, "retry-after-ms")
+    return millis if millis is not None else parse_retry_after(headers.get("Retry-After"))
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    value = (headers.get("Content-Length") or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def send(session: requests.Session, url: str, request: ApiRequest, deadline: float, *,
          verify: bool = True, max_bytes: int = MAX_BODY_BYTES) -> Attempt:
-    """One request bounded by ``deadline`` (a perf_counter value): connect + read, body included.
+    """One request that ends by ``deadline`` (a perf_counter value), whatever the peer does:
+    connect, headers and body, however slowly they trickle in (see :mod:`.http_deadline`).
+    A body over ``max_bytes`` (declared or received) is ``bad_response``, read no further.
 
     Never raises for network or HTTP problems; the outcome says what happened.
     """
     remaining = deadline - time.perf_counter()
     if remaining <= 0:
         return Attempt("timeout", error="no time left")
-    # total= bounds connect + read together (urllib3 gives the read what the connect left over)
-    timeout = Timeout(connect=remaining, read=remaining, total=remaining)
+    # per socket operation; the watch bounds the request as a whole
+    timeout = Timeout(connect=remaining, read=remaining)
     start = time.perf_counter()
-    try:
-        response = session.request(
-            request.method, url, params=request.params or None, headers=request.headers,
-            json=request.body if request.method != "GET" else None,
-            timeout=timeout, stream=True, allow_redirects=False, verify=verify)
-    except requests.exceptions.ConnectTimeout:
-        return Attempt("timeout", latency=time.perf_counter() - start, error="ConnectTimeout")
-    except requests.exceptions.Timeout:
-        return Attempt("timeout", latency=time.perf_counter() - start, error="ReadTimeout")
-    except requests.exceptions.RequestException as exc:  # refused, reset, DNS, TLS, bad URL
-        return Attempt("connection_error", latency=time.perf_counter() - start, error=type(exc).__name__)
-    try:
-        chunks, size = [], 0
+    with deadline_watch(session, remaining) as watch:
         try:
-            for chunk in response.iter_content(65536):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > max_bytes:
-                    return Attempt("bad_response", response.status_code, time.perf_counter() - start,
-                                   response.headers, error="response too large")
-                if time.perf_counter() > deadline:
-                    return Attempt("timeout", response.status_code, time.perf_counter() - start,
-                                   response.headers, error="body read timed out")
+            response = session.request(
+                request.method, url, params=request.params or None, headers=request.headers,
+                json=request.body if request.method != "GET" else None,
+                timeout=timeout, stream=True, allow_redirects=False, verify=verify)
         except requests.exceptions.RequestException as exc:
-            # requests wraps a body-read timeout (urllib3 ReadTimeoutError) in a ConnectionError
-            timed_out = isinstance(exc, requests.exceptions.Timeout) or any(
-                isinstance(arg, ReadTimeoutError) for arg in exc.args)
-            return Attempt("timeout" if timed_out else "connection_error", response.status_code,
-                           time.perf_counter() - start, response.headers,
-                           error="ReadTimeout" if timed_out else type(exc).__name__)
-        latency = time.perf_counter() - start
-    finally:
-        response.close()
-    status = response.status_code
+            outcome, error = _failed(exc, watch)
+            return Attempt(outcome, latency=time.perf_counter() - start, error=error)
+        try:
+            status, headers = response.status_code, response.headers
+            declared = _content_length(headers)
+            if declared is not None and declared > max_bytes:
+                return Attempt("bad_response", status, time.perf_counter() - start, headers,
+                               error="response too large")
+            chunks, size = [], 0
+            try:
+                for chunk in response.iter_content(65536):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        return Attempt("bad_response", status, time.perf_counter() - start, headers,
+                                       error="response too large")
+                    if time.perf_counter() > deadline:
+                        return Attempt("timeout", status, time.perf_counter() - start, headers,
+                                       error="body read timed out")
+            except requests.exceptions.RequestException as exc:
+                outcome, error = _failed(exc, watch)
+                return Attempt(outcome, status, time.perf_counter() - start, headers, error=error)
+            latency = time.perf_counter() - start
+        finally:
+            response.close()
     outcome = classify_status(status)
-    attempt = Attempt(outcome, status, latency, response.headers)
+    attempt = Attempt(outcome, status, latency, headers)
     if outcome != "success":
         attempt.error = f"HTTP {status}"
-        if status in (429, 503):
-            attempt.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        attempt.retry_after = retry_delay(status, headers)
         return attempt
     try:
         attempt.body = json.loads(b"".join(chunks))

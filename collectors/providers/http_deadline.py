@@ -1,0 +1,137 @@
+"""Whole-request deadlines for ``requests``: the bound urllib3's timeouts do not give.
+
+urllib3 applies ``connect``/``read`` timeouts to each socket operation, so a peer that sends
+one byte just before every read timeout (a model API trickling its headers at 1 byte/s) holds
+a request for as long as it likes. :func:`deadline_watch` adds the missing bound: a
+``threading.Timer`` that, at the deadline, shuts down the socket of every connection the
+request used. A read blocked on that socket returns at once (end of file), the request fails,
+and the caller sees ``watch.fired`` and reports a timeout. The connections are found through
+the connection classes that :class:`DeadlineAdapter` gives urllib3's pools: each one, when it
+sends a request, attaches itself to the watch of the calling thread (a ``ContextVar``, so
+concurrent requests on other threads never see each other's watch).
+
+No library does this for synchronous ``requests``: its timeouts, urllib3's and httpx's are all
+per operation; only asyncio clients (aiohttp) have a total timeout.
+
+Not covered: SOCKS proxies (their pools are not watched, so the per-operation timeouts apply)
+and the TLS handshake, which CPython bounds by the connect timeout on its own.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.poolmanager import PoolManager
+
+
+class RequestWatch:
+    """The connections one request uses, and whether its deadline passed."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+            fired = self.fired
+        if fired:
+            _shut_down(connection)
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut_down(connection)
+
+
+def _shut_down(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is None:  # not connected yet: the connect timeout bounds that phase
+        return
+    try:
+        # the plain socket's shutdown, also for an SSLSocket (whose own shutdown would drop its
+        # SSL object under the reading thread): a blocked recv returns end of file at once
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+_ACTIVE_WATCH: ContextVar[RequestWatch | None] = ContextVar("vecmon_request_watch", default=None)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        watch = _ACTIVE_WATCH.get()
+        if watch is not None:
+            watch.attach(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        watch = _ACTIVE_WATCH.get()
+        if watch is not None:
+            watch.attach(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _watch_pools(manager: PoolManager) -> PoolManager:
+    classes = manager.pool_classes_by_scheme
+    if classes.get("http") is HTTPConnectionPool and classes.get("https") is HTTPSConnectionPool:
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    return manager  # a SOCKS proxy manager keeps its own pools
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections (direct or through an HTTP(S) proxy) can be shut down
+    by :func:`deadline_watch`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+def mount_deadline_adapters(session: requests.Session) -> None:
+    """Give ``session`` a :class:`DeadlineAdapter` for http:// and https:// (once)."""
+    for prefix in ("http://", "https://"):
+        if not isinstance(session.adapters.get(prefix), DeadlineAdapter):
+            session.mount(prefix, DeadlineAdapter())
+
+
+@contextmanager
+def deadline_watch(session: requests.Session, seconds: float) -> Iterator[RequestWatch]:
+    """Requests made on ``session`` in this block (headers and body reads) end within ``seconds``:
+    then their sockets are shut down and ``watch.fired`` is set."""
+    mount_deadline_adapters(session)
+    watch = RequestWatch()
+    timer = threading.Timer(max(0.0, seconds), watch.fire)
+    timer.daemon = True
+    token = _ACTIVE_WATCH.set(watch)
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()
+        _ACTIVE_WATCH.reset(token)
