@@ -18,9 +18,12 @@ number, arrays nested thousands deep, a negative usage count) is ``bad_response`
 and the attempt is counted. Only configuration/programming problems raise
 :class:`CollectorError`.
 
-Retries: only when the provider asks, i.e. a 429/503 with ``Retry-After`` that still leaves a
-quarter of the timeout (at most 1 s) for the second attempt; at most one retry per run
-(``vecmon_model_api_retries_total``). Every attempt is counted and observed.
+Retries: only when the provider asks, i.e. a 429/503 with ``retry-after-ms`` or ``Retry-After``
+that still leaves a quarter of the timeout (at most 1 s) for the second attempt; at most one
+retry per run (``vecmon_model_api_retries_total``), and it runs inside the same deadline. Every
+attempt is counted and observed. The whole run ends by the endpoint's ``timeout`` whatever the
+server does (trickled headers or body included; see
+:mod:`collectors.providers.http_deadline`); an answer over 32 MiB is ``bad_response``.
 
 Counters and the latency histogram accumulate in ``ctx.state`` (per job, across runs).
 
@@ -70,7 +73,8 @@ PROBE_METRICS = (
                "Probe HTTP attempts by outcome: success, http_4xx, http_5xx, rate_limited, timeout, "
                "connection_error, bad_response.", PMK + ("outcome",)),
     MetricSpec("vecmon_model_api_retries_total", "counter",
-               "Second attempts made because the provider sent Retry-After (at most one per probe).", PMK),
+               "Second attempts made because the provider sent Retry-After or retry-after-ms (at most one per "
+               "probe).", PMK),
     MetricSpec("vecmon_model_api_probe_success", "gauge",
                "Whether the last probe got a valid answer (1) or not (0).", PMK),
     MetricSpec("vecmon_model_api_probe_duration_seconds", "gauge",
@@ -363,7 +367,7 @@ class ModelProbeCollector:
                 out.add("vecmon_model_api_rate_limit_remaining", values["remaining"], *pmk, resource)
             if "reset" in values:
                 out.add("vecmon_model_api_rate_limit_reset_seconds", values["reset"], *pmk, resource)
-            if values.get("limit") and "remaining" in values:
+            if values.get("limit", 0) > 0 and "remaining" in values:
                 out.add("vecmon_model_api_rate_limit_headroom_ratio", values["remaining"] / values["limit"], *pmk,
                         resource)
         if endpoint.kind == EMBEDDING:

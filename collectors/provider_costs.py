@@ -11,7 +11,10 @@
 - :class:`ProviderCostsCollector`: ``GET /v1/organization/costs`` (daily buckets, USD) and
   ``GET /v1/organization/usage/embeddings`` (tokens, requests by model) with an admin key.
   Each poll re-reads from the start of the month or ``lookback_days`` ago, whichever is
-  earlier, and replaces those days. A failed poll is data (``vecmon_cost_api_polls_total``),
+  earlier, and replaces those days. Amounts sent as numeric strings (``"12.50"``, as the live
+  API did in 2026) are read like numbers. One deadline (``timeout``) bounds the whole poll, all
+  pages and a Retry-After/retry-after-ms wait included, whatever the server does. A failed
+  poll is data (``vecmon_cost_api_polls_total``),
   and the last good values keep being served; so is an answer that cannot be parsed (anything
   raised while reading it, an out-of-range timestamp or a 400-digit amount included: outcome
   ``bad_response``).
@@ -32,7 +35,7 @@ from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
 from collectors.providers.common import (
-    ApiRequest, ParseError, as_dict, as_list, field_of, finite_number, join_url, send)
+    ApiRequest, ParseError, as_dict, as_list, field_of, finite_amount, finite_number, join_url, send)
 from monitor.config_apis import (DEFAULT_PRICE_FILE, Budget, CostApiTarget, PriceEntry, Pricing,
                                  load_price_file)
 
@@ -267,7 +270,7 @@ class ProviderCostsCollector:
                 rows = days.setdefault(day.isoformat(), {})
                 for i, result in enumerate(as_list(field_of(bucket, "results", "bucket"), "bucket.results")):
                     amount = as_dict(field_of(result, "amount", f"results[{i}]"), f"results[{i}].amount")
-                    value = finite_number(amount.get("value"), f"results[{i}].amount.value")
+                    value = finite_amount(amount.get("value"), f"results[{i}].amount.value")
                     item = result.get("line_item") if isinstance(result.get("line_item"), str) else ""
                     rows[item] = rows.get(item, 0.0) + value
             return self._merge(state.get("costs"), days, start)
