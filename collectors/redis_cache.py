@@ -8,6 +8,13 @@ key prefix ``SELECT db`` + ``SCAN 0 MATCH <prefix>* COUNT n`` until the cursor r
 ``vecmon_redis_prefix_scan_complete`` is 0 and the count is a lower bound). SCAN is O(keyspace)
 per run, so keep the interval reasonable on big caches. Redis Cluster is not supported (one node).
 
+The whole run ends by ``timeout``, whatever the server does: every socket operation gets only
+the time left (a server that trickles its reply or never answers fails the run as a
+``timeout``, :class:`monitor.pg.CollectionTimeout`; a SCAN reply that comes too late only
+cuts the prefix counts short). Replies are bounded in size, so a peer that is not Redis, or
+sends an endless line or a 100 GB bulk length, fails the run with a clear error, in bounded
+memory.
+
 ``vecmon_redis_keyspace_hit_ratio`` is hits / (hits + misses) since the previous run (since
 the server started on the first run or after a server restart); absent when there were no
 lookups in between.
@@ -24,6 +31,7 @@ from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, CollectorError, ConnectionUnavailable, Emitter, MetricSpec
 from monitor.config_apis import RedisTarget
+from monitor.pg import CollectionTimeout
 
 REDIS_METRICS = (
     MetricSpec("vecmon_redis_keyspace_hits_total", "counter", "Successful key lookups (INFO keyspace_hits)."),
@@ -51,20 +59,43 @@ REDIS_METRICS = (
 )
 
 
+# bounds on what a peer may send: INFO is a few KB and a SCAN page about COUNT keys
+MAX_LINE_BYTES = 64 * 1024  # a status, error, integer or length line
+MAX_BULK_BYTES = 16 * 1024 * 1024  # one bulk string
+MAX_ARRAY_ITEMS = 1_000_000  # elements of one array
+MAX_REPLY_BYTES = 32 * 1024 * 1024  # one whole reply
+MAX_DEPTH = 8  # nested arrays
+
+
 class RedisError(Exception):
     """An error reply (``-ERR ...``) from the server."""
 
 
+class RespProtocolError(Exception):
+    """The peer's answer is not RESP, or exceeds the bounds above."""
+
+
 class RespConnection:
-    """A minimal RESP2 client: enough for AUTH, SELECT, INFO, SCAN."""
+    """A minimal RESP2 client: enough for AUTH, SELECT, INFO, SCAN.
+
+    Every command ends by ``deadline`` (a ``time.monotonic`` value; none by default): before
+    each socket operation the socket timeout is set to the time left, so a peer that trickles
+    its reply a byte at a time, or never answers, raises ``socket.timeout`` at the deadline.
+    Replies are bounded in size (``MAX_*``); a peer that exceeds them raises RespProtocolError.
+    """
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.file = sock.makefile("rb")
+        self.deadline: float | None = None
+        self._buffer = bytearray()
+        self._reply_bytes = 0
 
     @classmethod
     def open(cls, host: str, port: int, timeout: float, tls: bool = False, tls_verify: bool = True,
              ) -> "RespConnection":
+        """Connect within ``timeout`` seconds (TCP; then the TLS handshake, which CPython bounds by
+        the socket timeout as a whole)."""
+        started = time.monotonic()
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             if tls:
@@ -72,6 +103,10 @@ class RespConnection:
                 if not tls_verify:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
+                left = timeout - (time.monotonic() - started)
+                if left <= 0:
+                    raise socket.timeout("no time left for the TLS handshake")
+                sock.settimeout(left)
                 sock = context.wrap_socket(sock, server_hostname=host)
             return cls(sock)
         except BaseException:  # a failed handshake must not leak the TCP socket
@@ -79,49 +114,89 @@ class RespConnection:
             raise
 
     def close(self) -> None:
-        try:
-            self.file.close()
-        finally:
-            self.sock.close()
+        self.sock.close()
 
-    def settimeout(self, seconds: float) -> None:
-        self.sock.settimeout(max(0.001, seconds))
+    def _arm(self) -> None:
+        """Give the next socket operation only the time left until the deadline."""
+        if self.deadline is None:
+            return
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("deadline passed")
+        self.sock.settimeout(remaining)
 
     def command(self, *args: Any) -> Any:
         parts = [b"*%d\r\n" % len(args)]
         for arg in args:
             data = arg if isinstance(arg, bytes) else str(arg).encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        self.sock.sendall(b"".join(parts))
-        return self._read()
+        self._arm()
+        self.sock.sendall(b"".join(parts))  # one deadline for the whole send (CPython)
+        self._reply_bytes = 0
+        return self._read(0)
+
+    def _fill(self) -> None:
+        self._arm()
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("connection closed by server")
+        self._reply_bytes += len(data)
+        if self._reply_bytes > MAX_REPLY_BYTES:
+            raise RespProtocolError(f"reply longer than {MAX_REPLY_BYTES} bytes")
+        self._buffer += data
 
     def _line(self) -> bytes:
-        line = self.file.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed by server")
-        return line[:-2]
+        while True:
+            end = self._buffer.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[:end + 2]
+                return line
+            if len(self._buffer) > MAX_LINE_BYTES:
+                raise RespProtocolError(f"reply line longer than {MAX_LINE_BYTES} bytes")
+            self._fill()
 
-    def _read(self) -> Any:
+    def _exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._fill()
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    @staticmethod
+    def _length(rest: bytes, limit: int, what: str) -> int:
+        if not (rest.lstrip(b"-").isdigit() and len(rest) <= 20):
+            raise RespProtocolError(f"invalid {what} length {rest[:20]!r}")
+        size = int(rest)
+        if size > limit:
+            raise RespProtocolError(f"{what} of {size} exceeds {limit}")
+        return size
+
+    def _read(self, depth: int) -> Any:
         line = self._line()
         kind, rest = line[:1], line[1:]
         if kind == b"+":
-            return rest.decode()
+            return rest.decode(errors="replace")
         if kind == b"-":
             raise RedisError(rest.decode(errors="replace"))
         if kind == b":":
+            if not (rest.lstrip(b"-").isdigit() and len(rest) <= 20):
+                raise RespProtocolError(f"invalid integer {rest[:20]!r}")
             return int(rest)
         if kind == b"$":
-            size = int(rest)
+            size = self._length(rest, MAX_BULK_BYTES, "bulk string")
             if size < 0:
                 return None
-            data = self.file.read(size + 2)
-            if len(data) != size + 2:
-                raise ConnectionError("connection closed by server")
+            data = self._exactly(size + 2)
+            if data[-2:] != b"\r\n":
+                raise RespProtocolError("bulk string not terminated by CRLF")
             return data[:-2]
         if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [self._read() for _ in range(count)]
-        raise ConnectionError(f"unexpected RESP reply type {kind!r}")
+            count = self._length(rest, MAX_ARRAY_ITEMS, "array")
+            if depth >= MAX_DEPTH:
+                raise RespProtocolError(f"arrays nested deeper than {MAX_DEPTH}")
+            return None if count < 0 else [self._read(depth + 1) for _ in range(count)]
+        raise RespProtocolError(f"unexpected reply type {kind!r}")
 
 
 def parse_info(text: str) -> dict[str, str]:
@@ -171,17 +246,23 @@ class RedisCacheCollector:
         timeout = target.timeout_for(self.name)
         started = time.monotonic()
         deadline = started + timeout
+        late = f"redis {target.host}:{target.port} did not answer within {timeout:g}s"
         try:
             conn = self.connect(target.host, target.port, timeout, target.tls, target.tls_verify)
+        except socket.timeout:
+            raise CollectionTimeout(late) from None
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionUnavailable(f"cannot connect to redis {target.host}:{target.port}: "
                                         f"{type(exc).__name__}: {exc.strerror or exc}") from None
         try:
+            conn.deadline = deadline
             return self._collect(conn, target, ctx.state, started, deadline)
         except RedisError as exc:
             raise CollectorError(f"redis replied: {exc}") from None
         except socket.timeout:
-            raise CollectorError(f"redis did not answer within {timeout:g}s") from None
+            raise CollectionTimeout(late) from None
+        except RespProtocolError as exc:
+            raise CollectorError(f"redis {target.host}:{target.port} sent an invalid reply: {exc}") from None
         except (OSError, ValueError) as exc:
             raise ConnectionUnavailable(f"redis connection failed: {type(exc).__name__}") from None
         finally:
@@ -189,15 +270,8 @@ class RedisCacheCollector:
 
     def _collect(self, conn: RespConnection, target: RedisTarget, state: dict, started: float,
                  deadline: float) -> list[Metric]:
-        def budget() -> None:  # every command gets only what is left of the run's timeout
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout()
-            conn.settimeout(remaining)
-
         secret = target.secret()
         if secret is not None:
-            budget()
             try:
                 if target.username:
                     conn.command("AUTH", target.username, secret)
@@ -206,7 +280,6 @@ class RedisCacheCollector:
             except RedisError as exc:
                 # the reply never contains the password; keep only its first word (WRONGPASS, NOAUTH, ERR)
                 raise CollectorError(f"redis authentication failed ({str(exc).split(' ', 1)[0]})") from None
-        budget()
         raw = conn.command("INFO")
         if not isinstance(raw, bytes):
             raise CollectorError("unexpected INFO reply")
@@ -243,31 +316,38 @@ class RedisCacheCollector:
 
         if target.key_prefixes:
             if target.db:
-                budget()
                 conn.command("SELECT", target.db)
             scan_deadline = started + (deadline - started) * 0.8
+            late = False
             for prefix in target.key_prefixes:
-                count, complete = self._scan(conn, prefix, target, scan_deadline)
+                count, complete = 0, False
+                if not late:  # after a late reply the connection is unusable: the rest stay uncounted
+                    count, complete, late = self._scan(conn, prefix, target, scan_deadline)
                 out.add("vecmon_redis_prefix_keys", count, prefix)
                 out.add("vecmon_redis_prefix_scan_complete", 1 if complete else 0, prefix)
         return out.families()
 
     @staticmethod
-    def _scan(conn: RespConnection, prefix: str, target: RedisTarget, deadline: float) -> tuple[int, bool]:
+    def _scan(conn: RespConnection, prefix: str, target: RedisTarget, deadline: float) -> tuple[int, bool, bool]:
+        """(distinct keys under ``prefix``, whether the scan finished, whether a reply missed the
+        connection's deadline). No new SCAN is sent after ``deadline``; a reply may take until the
+        connection's own deadline, and one that misses it ends the scan with what was counted, so
+        the INFO metrics of the run are kept."""
         seen: set[bytes] = set()
         cursor = b"0"
         pattern = glob_escape(prefix) + "*"
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return len(seen), False
-            conn.settimeout(remaining + 0.5)
-            reply = conn.command("SCAN", cursor, "MATCH", pattern, "COUNT", target.scan_count)
+            if time.monotonic() >= deadline:
+                return len(seen), False, False
+            try:
+                reply = conn.command("SCAN", cursor, "MATCH", pattern, "COUNT", target.scan_count)
+            except socket.timeout:
+                return len(seen), False, True
             if not isinstance(reply, list) or len(reply) != 2 or not isinstance(reply[1], list):
                 raise CollectorError("unexpected SCAN reply")
             cursor = reply[0]
             seen.update(reply[1])  # SCAN may return a key twice; count distinct keys
             if len(seen) >= target.max_scan_keys:
-                return target.max_scan_keys, False
+                return target.max_scan_keys, False, False
             if cursor == b"0":
-                return len(seen), True
+                return len(seen), True, False
