@@ -8,6 +8,13 @@ usage filled in from the request). Faults are injected per request with :class:`
 
 Every request is recorded in ``fake.requests`` and every billed quantity in ``fake.billed``,
 so tests can check the exact wire format and that counters match what the server reported.
+
+Shapes seen in the wild are the default where the real API sends them: Azure OpenAI answers
+with ``-1``/``-1``/``0`` token rate-limit placeholders, and ``FakeProvider(amounts_as_strings=
+True)`` sends cost amounts as numeric strings (``"12.50"``, ``"0E-6176"``), as the OpenAI
+costs API did May-Aug 2026. Hostile peers: ``Fault(trickle=...)`` sends the response one byte
+at a time, ``pad_to``/``endless`` send oversized bodies, ``raw_response`` sends bytes that are
+not HTTP at all.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class Fault:
     body_delay: float = 0.0  # seconds between the first bytes of the body and the rest (a stalled body)
     status: int | None = None  # answer with this status and the provider's error body
     retry_after: str | None = None  # Retry-After header value
+    retry_after_ms: str | None = None  # retry-after-ms header value (what OpenAI/Azure clients read first)
     raw_body: bytes | None = None  # send these bytes as the (2xx) body, e.g. malformed JSON
     dims: int | None = None  # vector size for this answer (default: the server's dims)
     nan: bool = False  # a NaN in the first vector (sent as the JSON token NaN)
@@ -55,6 +63,12 @@ class Fault:
     # change the (2xx) answer before it is sent: edited in place, or replaced by what it returns
     # (e.g. a 400-digit integer in a vector, a negative usage count, an out-of-range timestamp)
     edit: Callable[[Any], Any] | None = None
+    # hostile peers
+    trickle: float = 0.0  # seconds between single bytes of the response, status line first
+    trickle_body_only: bool = False  # with trickle: the headers go at once, then the body trickles
+    pad_to: int = 0  # lead the (2xx) JSON body with whitespace up to this many bytes (still valid JSON)
+    endless: bool = False  # a chunked (2xx) body of whitespace that never ends
+    raw_response: bytes | None = None  # these bytes instead of an HTTP response, then close (a garbled peer)
 
 
 @dataclass
@@ -103,8 +117,11 @@ def make_vector(i: int, dims: int) -> list[float]:
 
 class FakeProvider:
     def __init__(self, provider: str, *, dims: int = 8, api_key: str | None = None,
-                 admin_key: str | None = None, today: date | None = None, page_size: int = 2):
+                 admin_key: str | None = None, today: date | None = None, page_size: int = 2,
+                 amounts_as_strings: bool = False):
         self.provider = provider
+        self.amounts_as_strings = amounts_as_strings
+        self.sent_bytes: list[int] = []  # response bytes written, per request
         self.dims = dims
         self.api_key = api_key
         self.admin_key = admin_key
@@ -210,22 +227,65 @@ class FakeProvider:
             if self.billed:  # billed by the provider, but nobody can read the usage
                 self.billed[-1]["unreadable"] = True
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if fault.endless and status < 300:
+            headers["Transfer-Encoding"] = "chunked"
+        else:
+            headers["Content-Length"] = str(max(len(data), fault.pad_to if status < 300 else 0))
+        if fault.retry_after is not None:
+            headers["Retry-After"] = fault.retry_after
+        if fault.retry_after_ms is not None:
+            headers["retry-after-ms"] = fault.retry_after_ms
+        headers.update({**extra, **fault.headers})
         try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            if fault.retry_after is not None:
-                handler.send_header("Retry-After", fault.retry_after)
-            for name, value in {**extra, **fault.headers}.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            if fault.body_delay:
-                handler.wfile.write(data[:8])
-                self.stopping.wait(fault.body_delay)
-                data = data[8:]
-            handler.wfile.write(data)
+            self._send(handler, fault, status, headers, data)
         except OSError:
             pass  # client went away
+
+    def _send(self, handler: BaseHTTPRequestHandler, fault: Fault, status: int, headers: dict[str, str],
+              data: bytes) -> None:
+        out = handler.wfile
+        sent = 0
+
+        def write(chunk: bytes, trickle: bool = False) -> None:
+            nonlocal sent
+            if not trickle:
+                out.write(chunk)
+                sent += len(chunk)
+                return
+            for i in range(len(chunk)):
+                if self.stopping.is_set():
+                    raise OSError("fake stopped")
+                out.write(chunk[i:i + 1])
+                sent += 1
+                self.stopping.wait(fault.trickle)
+
+        try:
+            if fault.raw_response is not None:
+                handler.close_connection = True
+                write(fault.raw_response, bool(fault.trickle))
+                return
+            reason = handler.responses.get(status, ("",))[0]
+            head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            write(head.encode("latin-1"), bool(fault.trickle) and not fault.trickle_body_only)
+            if fault.endless and status < 300:
+                block = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+                while not self.stopping.is_set():
+                    write(block)
+                return
+            if fault.pad_to > len(data) and status < 300:
+                pad, block = fault.pad_to - len(data), b" " * 65536
+                while pad > 0:
+                    write(block[:pad])
+                    pad -= len(block)
+            if fault.body_delay:
+                write(data[:8])
+                self.stopping.wait(fault.body_delay)
+                data = data[8:]
+            write(data, bool(fault.trickle))
+        finally:
+            with self._lock:
+                self.sent_bytes.append(sent)
 
     def _error_body(self, message: str) -> Any:
         body = shape(ERROR_SHAPES.get(self.provider, "openai_error"))
@@ -319,6 +379,9 @@ class FakeProvider:
                            "x-ratelimit-remaining-tokens": str(1000000 - tokens),
                            "x-ratelimit-reset-tokens": "6m0s",
                            "openai-processing-ms": str(int(fault.delay * 1000) + 1), "x-request-id": "req_fake"}
+            if p == "azure_openai":  # Azure's placeholders (MS Q&A 5625878, openai-dotnet#838): not a real limit
+                headers.update({"x-ratelimit-limit-tokens": "-1", "x-ratelimit-remaining-tokens": "-1",
+                                "x-ratelimit-reset-tokens": "0"})
         elif p == "cohere":
             out = shape("cohere_embed")
             out["embeddings"] = {"float": vectors}
@@ -444,7 +507,7 @@ class FakeProvider:
                 results = []
                 for item, usd in self.cost_days.get(day, []):
                     row = copy.deepcopy(template)
-                    row["amount"]["value"] = usd
+                    row["amount"]["value"] = self._amount(usd)
                     row["line_item"] = item if "line_item" in group_by else None
                     results.append(row)
             else:
@@ -459,6 +522,14 @@ class FakeProvider:
         more = offset + size < len(days)
         return 200, {"object": "page", "data": buckets, "has_more": more,
                      "next_page": str(offset + size) if more else None}, {}
+
+
+    def _amount(self, usd: float) -> Any:
+        """A cost amount as the costs API sends it: a JSON number, or (``amounts_as_strings``) the
+        numeric string the live API sent May-Aug 2026 (openai-java#771): ``"12.50"``, ``"0E-6176"``."""
+        if not self.amounts_as_strings:
+            return usd
+        return "0E-6176" if usd == 0 else f"{usd:.2f}" if round(usd, 2) == usd else repr(usd)
 
 
 class _Reject(Exception):

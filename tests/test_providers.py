@@ -237,6 +237,21 @@ def test_rate_limit_headers_and_server_timings_become_metrics():
         assert run.value("vecmon_model_api_server_duration_seconds", phase="total") == pytest.approx(0.002)
 
 
+def test_azure_rate_limit_placeholders_are_not_reported_as_headroom():
+    """Azure OpenAI sends ``limit-tokens: -1, remaining-tokens: -1, reset-tokens: 0`` (MS Q&A
+    5625878, openai-dotnet#838): no quota, not a full one."""
+    with FakeProvider("azure_openai", api_key=KEY) as fake:
+        run = Probe(fake, deployment="d").run()
+        assert fake.requests and run.outcomes() == {"success": 1}
+        for name in ("headroom_ratio", "limit", "remaining", "reset_seconds"):
+            assert run.value(f"vecmon_model_api_rate_limit_{name}", resource="tokens") is None, name
+        assert run.value("vecmon_model_api_rate_limit_headroom_ratio", resource="requests") == pytest.approx(
+            2999 / 3000)
+    assert parse_rate_limits({"x-ratelimit-limit-tokens": "-1", "x-ratelimit-remaining-tokens": "-1",
+                              "x-ratelimit-reset-tokens": "0", "x-ratelimit-limit-requests": "0",
+                              "x-ratelimit-remaining-requests": "0"}) == {"requests": {"limit": 0, "remaining": 0}}
+
+
 def test_header_parsers():
     assert parse_duration_header("6m0s") == 360
     assert parse_duration_header("12ms") == pytest.approx(0.012)

@@ -228,9 +228,11 @@ def _first_amount(value):
     _first_bucket(start_time=-10 ** 15),  # ValueError (year out of range)
     _first_amount(10 ** 400),  # OverflowError in float()
     _first_amount(float("nan")),  # the JSON token NaN would poison the ledger and budgets
+    _first_amount("NaN"),  # strings are read as decimals, but only finite ones
+    _first_amount("12 USD"),
     Fault(raw_body=b'{"object": "page", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}"),  # RecursionError
 ], ids=["start-overflow", "start-beyond-time_t", "start-before-year-1", "amount-overflow", "amount-nan",
-        "nested-5000"])
+        "amount-string-nan", "amount-string-with-unit", "nested-5000"])
 def test_an_unparseable_cost_answer_is_a_failed_poll_not_a_collector_failure(fault):
     ledger = SpendLedger()
     with cost_fake() as fake:
@@ -265,6 +267,43 @@ def test_an_unparseable_usage_answer_is_a_failed_usage_poll():
             assert families.value("vecmon_cost_api_polls_total", {**labels, "api": api, "outcome": outcome}) == 1
         assert families.samples("vecmon_cost_provider_embedding_tokens") == []  # nothing good to serve yet
         assert spend(families, "month") == pytest.approx(2.875)
+
+
+def test_amounts_sent_as_numeric_strings_are_read_like_numbers():
+    """The live costs API sent ``amount.value`` as strings for months in 2026 (openai-java#771)."""
+    ledger = SpendLedger()
+    with cost_fake() as fake:
+        fake.amounts_as_strings = True
+        fake.cost_days[date(2026, 3, 3)] = [(EMBED, 0.125), ("gpt-4o-2024-08-06, input", 12.5), ("free", 0.0)]
+        page = requests.get(f"{fake.url}/organization/costs", headers={"Authorization": f"Bearer {ADMIN}"},
+                            params={"start_time": int(datetime(2026, 3, 3, tzinfo=timezone.utc).timestamp())},
+                            timeout=5).json()
+        assert [r["amount"]["value"] for r in page["data"][0]["results"]] == ["0.125", "12.50", "0E-6176"]
+        poller = CostPoller(fake, ledger)
+        families = poller.run()
+    assert families.value("vecmon_cost_api_polls_total",
+                          {"target": "org", "provider": "openai", "api": "costs", "outcome": "success"}) == 1
+    assert spend(families, "day") == pytest.approx(12.625)
+    assert spend(families, "month") == pytest.approx(2.75 + 12.625)
+    assert spend(families, "day", "gpt-4o-2024-08-06, input") == pytest.approx(12.5)
+    assert spend(families, "day", "free") == 0
+    assert ledger.spend(["org"], TODAY) == pytest.approx({"day": 12.625, "month": 2.75 + 12.625})
+
+
+@pytest.mark.parametrize("headers,waited", [({"retry_after_ms": "250"}, 0.25),
+                                            ({"retry_after_ms": "500", "retry_after": "30"}, 0.5),
+                                            ({"retry_after": "1"}, 1.0)])
+def test_a_rate_limited_cost_poll_honours_retry_after_ms_first(headers, waited):
+    with cost_fake() as fake:
+        poller = CostPoller(fake, SpendLedger(), timeout="5s")
+        sleeps: list[float] = []
+        poller.collector.sleep = sleeps.append
+        fake.push(Fault(status=429, **headers))
+        families = poller.run()
+    assert sleeps == [waited]
+    assert families.value("vecmon_cost_api_polls_total",
+                          {"target": "org", "provider": "openai", "api": "costs", "outcome": "success"}) == 1
+    assert spend(families, "month") == pytest.approx(2.875)
 
 
 def test_cost_api_without_line_items_or_usage():

@@ -140,6 +140,24 @@ def test_429_whose_retry_after_does_not_fit_the_timeout_is_not_retried():
         assert run.value("vecmon_model_api_retries_total") == 0
 
 
+@pytest.mark.parametrize("provider", ["openai", "azure_openai"])
+def test_429_with_only_retry_after_ms_is_retried(provider):
+    """openai-python and the Azure clients read ``retry-after-ms`` before ``Retry-After``."""
+    with FakeProvider(provider) as fake:
+        probe = Probe(fake, timeout="5s", **({"deployment": "d"} if provider == "azure_openai" else {}))
+        fake.push(Fault(status=429, retry_after_ms="1000"))
+        run = probe.run()
+        assert run.outcomes() == {"rate_limited": 1, "success": 1}
+        assert probe.sleeps == [1.0]
+        fake.push(Fault(status=429, retry_after_ms="250", retry_after="30"))
+        run = probe.run()  # both headers: the milliseconds win
+        assert probe.sleeps == [1.0, 0.25] and run.value("vecmon_model_api_retries_total") == 2
+        fake.push(Fault(status=429, retry_after_ms="30000"))
+        run = probe.run()  # 30 s does not fit a 5 s timeout
+        assert probe.sleeps == [1.0, 0.25] and run.value("vecmon_model_api_probe_success") == 0
+        assert len(fake.requests) == 5
+
+
 def test_no_retry_without_retry_after_and_none_on_500():
     with FakeProvider("voyage") as fake:
         fake.push(Fault(status=429), Fault(status=500))
