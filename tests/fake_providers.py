@@ -23,6 +23,7 @@ import copy
 import functools
 import json
 import re
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -118,8 +119,9 @@ def make_vector(i: int, dims: int) -> list[float]:
 class FakeProvider:
     def __init__(self, provider: str, *, dims: int = 8, api_key: str | None = None,
                  admin_key: str | None = None, today: date | None = None, page_size: int = 2,
-                 amounts_as_strings: bool = False):
+                 amounts_as_strings: bool = False, tls: tuple[str, str] | None = None):
         self.provider = provider
+        self.tls = tls  # (certificate file, key file): serve HTTPS
         self.amounts_as_strings = amounts_as_strings
         self.sent_bytes: list[int] = []  # response bytes written, per request
         self.dims = dims
@@ -160,6 +162,10 @@ class FakeProvider:
                 pass  # the client gave up (timeout test): nothing to report
 
         self.server = Server(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
 
@@ -172,7 +178,8 @@ class FakeProvider:
     @property
     def url(self) -> str:
         """The base URL an endpoint config uses for this provider."""
-        return f"http://127.0.0.1:{self.port}{BASE_PATH.get(self.provider, '')}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{BASE_PATH.get(self.provider, '')}"
 
     def start(self) -> "FakeProvider":
         self.thread.start()

@@ -15,6 +15,7 @@ import gzip
 import logging
 import signal
 import socket
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -109,6 +110,44 @@ def test_a_hostile_model_api_is_bounded_by_the_probe_timeout(provider, kind, nam
             assert sum(fake.sent_bytes) < BIG / 2
         run = probe.run()  # the hostile answer was for one request only: the endpoint works again
         assert run.outcomes() == {outcome: 1, "success": 1}, "the next probe failed"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    openssl = require_tool("openssl", "openssl")
+    root = tmp_path_factory.mktemp("tls")
+    cert, key = str(root / "cert.pem"), str(root / "key.pem")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # a self-signed test certificate
+@pytest.mark.parametrize("name", ["trickled-headers", "trickled-body"])
+def test_a_trickling_https_peer_is_bounded_too(certificate, name):
+    fault, outcome, status = HTTP_FAULTS[name]
+    with FakeProvider("voyage", tls=certificate) as fake:
+        probe = Probe(fake, timeout=f"{TIMEOUT:g}s", tls_verify=False)
+        assert probe.run().outcomes() == {"success": 1}  # TLS works, and the connection is kept alive
+        fake.push(fault)
+        run, elapsed = bounded(probe.run)
+        assert not isinstance(run, Exception), run
+        assert elapsed <= TIMEOUT + MARGIN, f"{name}: held {elapsed:.2f}s"
+        assert run.outcomes() == {"success": 1, outcome: 1}
+        assert run.value("vecmon_model_api_last_status_code") == status
+
+
+def test_a_trickling_peer_behind_an_http_proxy_is_bounded_too():
+    with FakeProvider("tei") as proxy:  # the fake answers absolute-URI (proxy) requests as well
+        probe = Probe(proxy, timeout=f"{TIMEOUT:g}s", url="http://tei.example.invalid:8080")
+        probe.session.proxies = {"http": f"http://127.0.0.1:{proxy.port}"}
+        proxy.push(Fault(), Fault(trickle=TRICKLE, trickle_body_only=True))
+        assert probe.run().outcomes() == {"success": 1}
+        assert proxy.requests[0].headers["host"] == "tei.example.invalid:8080"  # it went through the proxy
+        run, elapsed = bounded(probe.run)
+        assert not isinstance(run, Exception), run
+        assert elapsed <= TIMEOUT + MARGIN, f"held {elapsed:.2f}s"
+        assert run.outcomes() == {"success": 1, "timeout": 1}
 
 
 GZIP_BOMB = gzip.compress(b" " * (200 * 1024 * 1024) + b"[]", 9)  # 200 MiB of JSON in 0.2 MB
