@@ -17,7 +17,7 @@ from typing import Any, Callable
 import requests
 
 from collectors.model_probe import DimensionSource, ModelProbeCollector
-from collectors.providers.http_deadline import mount_deadline_adapters
+from collectors.providers.http_deadline import mount_deadline_adapters, redact_urllib3_urls
 from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector
 from collectors.redis_cache import RedisCacheCollector
 from monitor.scheduler import CollectionJob, DirectRunner, JobGate, Runner
@@ -56,6 +56,7 @@ def build_api_jobs(config: Any, store: SnapshotStore, shared: SharedState, gate:
     jobs: list[CollectionJob] = []
     runners: list[Runner] = []
     ledger = shared.ledger
+    redact_urllib3_urls()  # a hostile peer makes urllib3 log the URL, query (API key?) included
     gate = gate if gate is not None else JobGate()
 
     def job(target: Any, collector: Any, runner: Runner) -> CollectionJob:

@@ -370,8 +370,11 @@ def test_hostile_peers_never_hold_the_daemon_and_never_see_a_secret_leak(caplog)
     store = SnapshotStore()
     with FakeProvider("openai", api_key=KEY) as trickling, FakeProvider("cohere", api_key=RERANK_KEY) as huge, \
             FakeProvider("openai", admin_key=ADMIN) as costs, FakeProvider("tei") as healthy, \
-            FakeRespPeer(b"+OK\r\n", TRICKLE) as redis_peer:
+            FakeProvider("voyage") as garbled, FakeRespPeer(b"+OK\r\n", TRICKLE) as redis_peer:
         trickling.default = Fault(trickle=TRICKLE, trickle_body_only=True)
+        # a header line urllib3 cannot parse: it logs the URL at WARNING, and this gateway takes the key in it
+        garbled.default = Fault(raw_response=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nno colon\r\n"
+                                             b"Content-Length: 2\r\n\r\n[]")
         huge.default = Fault(endless=True)
         costs.default = Fault(trickle=TRICKLE)
         timeout = f"{TIMEOUT:g}s"
@@ -381,6 +384,8 @@ def test_hostile_peers_never_hold_the_daemon_and_never_see_a_secret_leak(caplog)
                  "api_key": KEY, "timeout": timeout, "interval": "60s"},
                 {"name": "huge", "provider": "cohere", "kind": "rerank", "url": huge.url, "model": "rerank-v3.5",
                  "api_key": RERANK_KEY, "timeout": timeout, "interval": "60s"},
+                {"name": "garbled", "provider": "voyage", "url": f"{garbled.url}?key={KEY}", "model": "voyage-3.5",
+                 "timeout": timeout, "interval": "60s"},
                 {"name": "healthy", "provider": "tei", "url": healthy.url, "model": "m", "interval": "1s",
                  "jitter": "10ms"}],
             "cost_apis": [{"name": "org", "url": costs.url, "api_key": ADMIN, "timeout": timeout, "interval": "60s",
@@ -420,7 +425,12 @@ def test_hostile_peers_never_hold_the_daemon_and_never_see_a_secret_leak(caplog)
     assert "vecmon_model_api_requests_total{" + labels.format(
         kind="rerank", model="rerank-v3.5", outcome="bad_response", provider="cohere", target="huge") + "} 1.0" in text
     assert 'vecmon_cost_api_polls_total{api="costs",outcome="timeout",provider="openai",target="org"} 1.0' in text
+    assert "vecmon_model_api_requests_total{" + labels.format(
+        kind="embedding", model="voyage-3.5", outcome="bad_response", provider="voyage", target="garbled") \
+        + "} 1.0" in text
+    assert "Failed to parse headers" in caplog.text  # urllib3 did log the URL, redacted
     assert trickling.requests[0].headers["authorization"] == f"Bearer {KEY}"  # the canaries were sent
+    assert KEY in garbled.requests[0].query["key"][0]
     assert costs.requests[0].headers["authorization"] == f"Bearer {ADMIN}"
     errors = " ".join(e.last_error or "" for e in store.entries())
     for secret in (KEY, RERANK_KEY, ADMIN, PASSWORD, KEY[:12], ADMIN[:12]):

@@ -13,12 +13,17 @@ concurrent requests on other threads never see each other's watch).
 No library does this for synchronous ``requests``: its timeouts, urllib3's and httpx's are all
 per operation; only asyncio clients (aiohttp) have a total timeout.
 
+:class:`UrlQueryRedactor` keeps query strings (where some gateways take API keys) out of
+urllib3's own log records: it logs the URL at WARNING when a peer sends malformed headers.
+
 Not covered: SOCKS proxies (their pools are not watched, so the per-operation timeouts apply)
 and the TLS handshake, which CPython bounds by the connect timeout on its own.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 import threading
 from contextlib import contextmanager
@@ -135,3 +140,28 @@ def deadline_watch(session: requests.Session, seconds: float) -> Iterator[Reques
     finally:
         timer.cancel()
         _ACTIVE_WATCH.reset(token)
+
+
+class UrlQueryRedactor(logging.Filter):
+    """Replaces query strings in a urllib3 log record by ``?***``: urllib3 logs request URLs (at
+    DEBUG, and at WARNING with ``Failed to parse headers (url=...)`` when a peer sends malformed
+    headers), and some gateways take the API key in the query."""
+
+    QUERY = re.compile(r"\?[^\s'\"()]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = self.QUERY.sub("?***", message), ()
+        return True
+
+
+URLLIB3_URL_LOGGERS = ("urllib3.connection", "urllib3.connectionpool", "urllib3.poolmanager")
+
+
+def redact_urllib3_urls() -> None:
+    """Install :class:`UrlQueryRedactor` on the urllib3 loggers that log URLs (once)."""
+    for name in URLLIB3_URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, UrlQueryRedactor) for f in logger.filters):
+            logger.addFilter(UrlQueryRedactor())
