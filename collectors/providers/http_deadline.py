@@ -75,20 +75,30 @@ def _shut_down(connection: HTTPConnection) -> None:
 _ACTIVE_WATCH: ContextVar[RequestWatch | None] = ContextVar("vecmon_request_watch", default=None)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+class _Watched:
+    """Mixed into urllib3's connection classes: a connection that sends a request attaches
+    itself to the calling thread's watch, and one that connects after the deadline (a connect
+    that took the whole budget) is shut down at once."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
         watch = _ACTIVE_WATCH.get()
         if watch is not None:
-            watch.attach(self)
-        super().request(*args, **kwargs)
+            watch.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
         watch = _ACTIVE_WATCH.get()
-        if watch is not None:
-            watch.attach(self)
-        super().request(*args, **kwargs)
+        if watch is not None and watch.fired:
+            _shut_down(self)  # type: ignore[arg-type]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
