@@ -16,8 +16,9 @@ per operation; only asyncio clients (aiohttp) have a total timeout.
 :class:`UrlQueryRedactor` keeps query strings (where some gateways take API keys) out of
 urllib3's own log records: it logs the URL at WARNING when a peer sends malformed headers.
 
-Not covered: SOCKS proxies (their pools are not watched, so the per-operation timeouts apply)
-and the TLS handshake, which CPython bounds by the connect timeout on its own.
+Not covered: SOCKS proxies (their pools are not watched, so the per-operation timeouts apply),
+the TLS handshake (CPython bounds it as a whole by the connect timeout, i.e. the time left when
+the request started) and DNS resolution (``getaddrinfo`` cannot be interrupted).
 """
 
 from __future__ import annotations
