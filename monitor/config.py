@@ -79,6 +79,9 @@ class DatabaseTarget(Model):
     collectors: dict[str, CollectorSettings] = Field(
         default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
     limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")
+    exclude_databases: list[str] = Field(
+        default_factory=lambda: ["template0", "template1"],
+        description="databases the databases collector leaves out (templates by default; [] keeps all)")
     vector: VectorSettings = Field(default_factory=VectorSettings,
                                    description="pgvector discovery, recall and latency probes, freshness")
 
