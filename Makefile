@@ -16,8 +16,11 @@ $(BIN)/vecmon: pyproject.toml
 install: $(BIN)/vecmon
 
 ## Start an embedded PostgreSQL 18 + pgvector with a sample corpus and monitor it.
+## LISTEN=HOST:PORT and PG_PORT=N choose the ports (defaults 127.0.0.1:9765 and the last or a free one).
+LISTEN ?= 127.0.0.1:9765
+PG_PORT ?=
 demo: install
-	$(BIN)/vecmon demo
+	$(BIN)/vecmon demo --listen $(LISTEN) $(if $(PG_PORT),--pg-port $(PG_PORT))
 
 ## Run the whole test suite against real PostgreSQL 18 (embedded) and 15 (Debian), promtool, amtool.
 test: install

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=os.environ.get("VECMON_DEMO_DIR", ".vecmon-demo"),
                       help="where the demo keeps its database and generated files (default: .vecmon-demo)")
     demo.add_argument("--listen", default="127.0.0.1:9765", help="HOST:PORT for vecmon (default 127.0.0.1:9765)")
+    demo.add_argument("--pg-port", type=int, default=None,
+                      help="port for the embedded PostgreSQL (default: the one it had last time, else a free one)")
     demo.add_argument("--rows", type=int, default=50000, help="corpus size on first run (default 50000)")
     demo.add_argument("--dim", type=int, default=384, help="vector dimensions on first run (default 384)")
     return parser
@@ -124,7 +126,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
-    return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim)
+    return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim, pg_port=args.pg_port)
 
 
 COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "generate": cmd_generate,
