@@ -23,6 +23,10 @@ from monitor.config import Config
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+# What the keys of a mapping with a fixed set of names are called, for "unknown ..." messages.
+_KEY_KINDS = {"collectors": "collector"}
+
+
 class ConfigError(Exception):
     """One or more located config errors."""
 
@@ -106,6 +110,9 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key"
+            elif err["type"] == "literal_error" and "[key]" in err["loc"]:
+                message = f"unknown {_KEY_KINDS.get(loc[-2], 'name') if len(loc) > 1 else 'name'}; " \
+                          f"known: {err['ctx']['expected']}"
             errors.append((loc, message))
     if errors:
         rendered = []

@@ -168,3 +168,20 @@ def test_malformed_connection_strings_are_config_errors_that_do_not_echo_them():
     assert "databases[0].vector.recall.replica_dsn: invalid connection string" in message
     assert "databases[0].vector.recall.state_url: invalid SQLAlchemy URL" in message
     assert "zzsecret" not in message and "unterminated" not in message and "pw@" not in message
+
+
+def test_an_unknown_collector_and_a_bad_setting_are_reported_together():
+    with pytest.raises(ConfigError) as err:
+        parse_config("""
+databases:
+  - name: main
+    dsn: host=db dbname=app
+    collectors:
+      tabels: {interval: 30s}
+      indexes: {intervl: 30s}
+""")
+    message = str(err.value)
+    assert "line 6: databases[0].collectors.tabels: unknown collector; known: " in message, message
+    assert "'tables'" in message
+    assert "line 7: databases[0].collectors.indexes.intervl: unknown key" in message, message
+    assert len(err.value.errors) == 2
