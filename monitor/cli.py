@@ -57,12 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, secrets: bool = True):
     if not args.config:
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     try:
-        return load_config(args.config)
+        return load_config(args.config, secrets=secrets)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from monitor.generate import generate_all
 
-    config = _load(args)
+    config = _load(args, secrets=False)  # rules and dashboards never contain secrets, so none are needed
     for path in generate_all(config, Path(args.output)):
         print(path)
     return EXIT_OK
