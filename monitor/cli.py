@@ -19,18 +19,38 @@ log = logging.getLogger("vecmon")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
+def _add_logging(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--log-level/--log-format, accepted before and after the subcommand (``vecmon run -c x --log-level
+    debug``); only the top-level parser sets defaults, so a value given before the subcommand survives."""
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default="info" if defaults else argparse.SUPPRESS,
+                        help="least severe log messages shown (default: info)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text" if defaults else argparse.SUPPRESS,
+                        help="text lines, or one JSON object per line for log shippers (default: text)")
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", default=os.environ.get("VECMON_CONFIG"),
                         help="config file (default: $VECMON_CONFIG)")
+
+
+def _subparser_class(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    class SubcommandParser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("parents", [common])
+            super().__init__(*args, **kwargs)
+
+    return SubcommandParser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vecmon", description="Observability and SLO monitoring for "
                                      "vector-search and RAG stacks (PostgreSQL + pgvector, model APIs).")
     parser.add_argument("--version", action="version", version=f"vecmon {__version__}")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_logging(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_logging(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_class(common))
 
     run = sub.add_parser("run", help="run the daemon: collect on schedule and serve /metrics")
     _add_config(run)
@@ -70,9 +90,24 @@ def _load(args: argparse.Namespace, secrets: bool = True):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
-    jobs = sum(len(db.enabled_collectors()) for db in config.enabled_databases())
-    print(f"{args.config}: OK ({len(config.databases)} database target(s), {jobs} database collector job(s))")
+    print(f"{args.config}: OK ({describe_jobs(config)})")
     return EXIT_OK
+
+
+def describe_jobs(config) -> str:
+    """What a config schedules, e.g. ``1 database target (10 collector jobs), 2 endpoints, 1 budget``."""
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    databases = config.enabled_databases()
+    jobs = sum(len(db.enabled_collectors()) for db in databases)
+    parts = [f"{count(len(databases), 'database target')} ({count(jobs, 'collector job')})"]
+    for what, items in (("endpoint", config.endpoints), ("cost API", config.cost_apis), ("budget", config.budgets),
+                        ("Redis target", config.redis)):
+        enabled = [item for item in items if item.enabled]
+        if enabled:
+            parts.append(count(len(enabled), what))
+    return ", ".join(parts)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:

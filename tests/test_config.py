@@ -215,3 +215,15 @@ def test_without_secrets_a_missing_non_secret_variable_is_still_an_error():
     config = parse_config("databases:\n  - name: main\n    host: db\n    dbname: app\n"
                           "    password: ${DB_PASSWORD}\n", env={}, secrets=False)
     assert config.databases[0].name == "main"
+
+
+def test_global_options_after_the_subcommand_and_endpoint_jobs_counted(write_config):
+    path = write_config("endpoints:\n  - name: emb\n    provider: openai\n    model: text-embedding-3-small\n"
+                        "    api_key: k\n")
+    done = subprocess.run([sys.executable, "-m", "monitor", "check-config", "-c", str(path), "--log-level", "debug",
+                           "--log-format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "0 database targets (0 collector jobs), 1 endpoint" in done.stdout
+    helptext = subprocess.run([sys.executable, "-m", "monitor", "run", "--help"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60).stdout
+    assert "least severe log messages" in helptext and "--log-format" in helptext
