@@ -113,6 +113,8 @@ def bench_catalog(server, tables: int, reps: int) -> None:
               f"ratio {ratio(vecmon_total, exporter_total)}")
     else:
         print("  postgres_exporter's queries.yaml not found (apt-get install prometheus-postgres-exporter)")
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:  # keep figure 2 of a later run comparable
+        conn.execute(f"DROP DATABASE {MANY_DB}")
 
 
 def role_db_time(admin_dsn: str, role: str) -> float:
