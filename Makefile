@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test docs bench bench-recall clean
+.PHONY: install demo test docs bench bench-recall bench-db screenshots clean
 
 $(BIN)/vecmon: pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -16,8 +16,11 @@ $(BIN)/vecmon: pyproject.toml
 install: $(BIN)/vecmon
 
 ## Start an embedded PostgreSQL 18 + pgvector with a sample corpus and monitor it.
+## LISTEN=HOST:PORT and PG_PORT=N choose the ports (defaults 127.0.0.1:9765 and the last or a free one).
+LISTEN ?= 127.0.0.1:9765
+PG_PORT ?=
 demo: install
-	$(BIN)/vecmon demo
+	$(BIN)/vecmon demo --listen $(LISTEN) $(if $(PG_PORT),--pg-port $(PG_PORT))
 
 ## Run the whole test suite against real PostgreSQL 18 (embedded) and 15 (Debian), promtool, amtool.
 test: install
@@ -34,6 +37,14 @@ bench: install
 ## Recall probe cost and the recall/latency curve over ef_search at 100k x 384 (several minutes).
 bench-recall: install
 	$(BIN)/python bench/recall_probe.py --rows 100000 --dim 384 --filter "tenant_id = 7"
+
+## The README's pictures: dashboard layouts and the console of a small demo (needs Debian's chromium).
+screenshots: install
+	$(BIN)/python docs/make_screenshots.py
+
+## What monitoring costs the database, beside postgres_exporter (tables, indexes, DB time per minute).
+bench-db: install
+	$(BIN)/python bench/db_cost.py
 
 clean:
 	rm -rf $(VENV) .vecmon-demo build *.egg-info

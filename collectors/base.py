@@ -47,6 +47,11 @@ class MetricSpec:
         if self.kind == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"{self.name}: counter names must end in _total")
 
+    @property
+    def exposed_name(self) -> str:
+        """The name a scrape shows: info families get the ``_info`` suffix in the exposition."""
+        return f"{self.name}_info" if self.kind == "info" else self.name
+
 
 class CollectorError(Exception):
     """A collection failed for a reason worth reporting (bad result, missing privilege...)."""

@@ -1,7 +1,8 @@
 """Per-database activity counters, size and buffer-cache hit ratio (``pg_stat_database``).
 
 One row per database of the server; the shared-objects row (``datid = 0``, NULL datname)
-is skipped. ``pg_database_size`` needs CONNECT on the database or ``pg_read_all_stats``,
+is skipped, and so are the databases in ``exclude_databases`` (template0 and template1 by
+default: nobody queries them, so their cache hit ratio only raises false alarms). ``pg_database_size`` needs CONNECT on the database or ``pg_read_all_stats``,
 which ``pg_monitor`` includes. Counters are cumulative since the last stats reset, so use
 ``rate()``; a reset shows up as a counter reset, which Prometheus handles.
 """
@@ -22,7 +23,7 @@ SELECT s.datname,
        s.temp_files, s.temp_bytes, s.deadlocks, s.conflicts,
        pg_database_size(s.datid) AS size_bytes
 FROM pg_stat_database s
-WHERE s.datname IS NOT NULL AND s.datid <> 0
+WHERE s.datname IS NOT NULL AND s.datid <> 0 AND s.datname <> ALL(%(excluded)s::text[])
 ORDER BY s.datname
 """
 
@@ -77,7 +78,8 @@ class DatabasesCollector:
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
-        for row in fetch(ctx.conn, DATABASES_SQL):
+        excluded = list(getattr(ctx.settings, "exclude_databases", []))
+        for row in fetch(ctx.conn, DATABASES_SQL, {"excluded": excluded}):
             datname = row["datname"]
             for metric, column, _ in COUNTERS:
                 emitter.add(metric, row[column], datname)

@@ -2,7 +2,8 @@
 
 Sources: ``pg_stat_user_indexes`` (usage counters) joined with ``pg_index`` (validity,
 uniqueness) and ``pg_am`` (access method). The ``limits.indexes`` largest indexes are
-exported; invalid indexes are always exported on top of that, because an invalid index
+exported (ranked by the pages recorded at the last VACUUM/ANALYZE/CREATE INDEX, so only those
+are sized); invalid indexes are always exported on top of that, because an invalid index
 (typically left behind by a failed ``CREATE INDEX CONCURRENTLY``) costs writes, serves no
 reads and must be dropped or rebuilt, whatever its size.
 
@@ -20,31 +21,37 @@ from prometheus_client.core import Metric
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch
 
-# Columns used here exist with these names on PostgreSQL 13..18. Sizes are computed for
-# every user index to rank them; the ranking ties are broken by name for stable output.
+# Columns used here exist with these names on PostgreSQL 13..18. Indexes are ranked by
+# pg_class.relpages (as of the last VACUUM, ANALYZE or CREATE INDEX) before any size function runs,
+# so only the chosen ones (and every invalid index) are sized and looked up in the statistics;
+# ties are broken by name for stable output.
 INDEXES_SQL = """
-WITH idx AS (
-    SELECT s.schemaname, s.relname, s.indexrelname,
-           am.amname,
+WITH chosen AS (
+    SELECT i.oid AS indexrelid, i.relam, x.indisvalid, x.indisunique, x.indisprimary, x.indisexclusion,
+           row_number() OVER (ORDER BY i.relpages DESC, n.nspname, t.relname, i.relname) AS rank
+    FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_class t ON t.oid = x.indrelid
+    JOIN pg_namespace n ON n.oid = i.relnamespace
+    WHERE t.relkind IN ('r', 'm', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+), top AS (
+    SELECT * FROM chosen WHERE rank <= %(limit)s OR NOT indisvalid
+), sized AS (
+    SELECT s.schemaname, s.relname, s.indexrelname, am.amname,
            s.idx_scan, s.idx_tup_read, s.idx_tup_fetch,
-           x.indisvalid, x.indisunique, x.indisprimary, x.indisexclusion,
-           pg_relation_size(s.indexrelid) AS size_bytes
-    FROM pg_stat_user_indexes s
-    JOIN pg_index x ON x.indexrelid = s.indexrelid
-    JOIN pg_class c ON c.oid = s.indexrelid
-    JOIN pg_am am ON am.oid = c.relam
-), ranked AS (
-    SELECT idx.*,
-           row_number() OVER (ORDER BY size_bytes DESC NULLS LAST, schemaname, relname, indexrelname) AS rank
-    FROM idx
+           top.indisvalid, top.indisunique, top.indisprimary, top.indisexclusion,
+           pg_relation_size(top.indexrelid) AS size_bytes
+    FROM top
+    CROSS JOIN LATERAL (SELECT * FROM pg_stat_user_indexes u WHERE u.indexrelid = top.indexrelid) s
+    JOIN pg_am am ON am.oid = top.relam
 )
 SELECT schemaname, relname, indexrelname, amname,
        idx_scan, idx_tup_read, idx_tup_fetch, size_bytes,
        NOT indisvalid AS invalid,
        (idx_scan = 0 AND NOT indisunique AND NOT indisprimary AND NOT indisexclusion) AS unused
-FROM ranked
-WHERE rank <= %(limit)s OR NOT indisvalid
-ORDER BY rank
+FROM sized
+ORDER BY size_bytes DESC NULLS LAST, schemaname, relname, indexrelname
 """
 
 LABELS = ("schema", "table", "index", "am")

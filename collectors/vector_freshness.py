@@ -10,7 +10,12 @@ For each entry:
 * ``embedding_column``: rows whose embedding is NULL, i.e. waiting for one (a partial index
   ``WHERE embedding IS NULL`` keeps this cheap).
 
-These are real counts (full scans without a supporting index), bounded by the collector's
+These are real counts. A part an index answers (``max(timestamp)`` with a btree on the column, the
+NULL count with a partial index ``WHERE embedding IS NULL``; the planner decides, checked with
+EXPLAIN every ten minutes) gets its own cheap query; every other part shares ONE pass over the
+table (a ``GROUP BY GROUPING SETS`` on the version column whose grand-total row carries the newest
+timestamp and the NULL count), and a warning names each column that has no index, once. The
+model-version counts always need that pass (or an index-only scan). All of it is bounded by the collector's
 timeout: each statement's statement_timeout is the run's time left, and when that is spent (or the
 connector's watchdog cancels a statement) the run ends as a timeout. Each table is measured in its
 own savepoint, so one failing table (missing column, privilege) is counted in
@@ -32,6 +37,7 @@ from collectors.pgvector_catalog import RunDeadline, parse_qualified, require_pg
 
 log = logging.getLogger(__name__)
 T = ("schema", "table")
+PLAN_RECHECK_SECONDS = 600.0  # how long an "is there an index for this?" answer is trusted
 # Reserved model-version label values (a real value equal to one is merged into it, so no series repeats).
 NULL_VERSION = "__null__"
 OTHER_VERSIONS = "__other__"
@@ -59,6 +65,84 @@ class VectorFreshnessCollector:
                    "Time the table's freshness queries took in the last run.", T),
     )
 
+    def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry, schema: str, table: str
+                 ) -> tuple[list[tuple[str, float | None, str]], list[tuple[str, int]]]:
+        """The entry's samples: parts an index answers get their own query; the rest share one pass."""
+        conn = ctx.conn
+        assert conn is not None
+        target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        ts = sql.Identifier(entry.timestamp_column) if entry.timestamp_column else None
+        emb = sql.Identifier(entry.embedding_column) if entry.embedding_column else None
+        newest_sql = sql.SQL("SELECT extract(epoch FROM max({col})::timestamptz)::float8, "
+                             "extract(epoch FROM now() - max({col})::timestamptz)::float8 FROM {t}")
+        pending_sql = sql.SQL("SELECT count(*) FROM {t} WHERE {col} IS NULL")
+        samples: list[tuple[str, float | None, str]] = []
+        scan_ts = scan_emb = False
+        if ts is not None:
+            query = newest_sql.format(col=ts, t=target)
+            if _indexed(ctx, deadline, query, (schema, table, "newest", entry.timestamp_column)):
+                deadline.set_statement_timeout(conn)
+                newest, age = conn.execute(query).fetchone()
+                samples += self._newest(newest, age, entry.timestamp_column)
+            else:
+                scan_ts = True
+                self._warn_once(ctx, schema, table, entry.timestamp_column,
+                                f"CREATE INDEX ON {schema}.{table} ({entry.timestamp_column})")
+        if emb is not None:
+            query = pending_sql.format(col=emb, t=target)
+            if _indexed(ctx, deadline, query, (schema, table, "pending", entry.embedding_column)):
+                deadline.set_statement_timeout(conn)
+                samples.append(("vecmon_vector_embedding_pending_rows", conn.execute(query).fetchone()[0],
+                                entry.embedding_column))
+            else:
+                scan_emb = True
+                self._warn_once(ctx, schema, table, entry.embedding_column,
+                                f"CREATE INDEX ON {schema}.{table} (id) WHERE {entry.embedding_column} IS NULL")
+        versions: list[tuple[str, int]] = []
+        if not (scan_ts or scan_emb or entry.model_version_column):
+            return samples, versions
+        # One pass for whatever no index answers: per-version counts (when configured) and, in the
+        # grand-total row of the grouping sets, the newest timestamp and the rows still without an embedding.
+        version = (sql.SQL("{}::text").format(sql.Identifier(entry.model_version_column))
+                   if entry.model_version_column else sql.SQL("NULL::text"))
+        newest = (sql.SQL("extract(epoch FROM max({c})::timestamptz)::float8, "
+                          "extract(epoch FROM now() - max({c})::timestamptz)::float8").format(c=ts)
+                  if scan_ts else sql.SQL("NULL::float8, NULL::float8"))
+        pending = (sql.SQL("count(*) FILTER (WHERE {c} IS NULL)").format(c=emb) if scan_emb else sql.SQL("NULL::bigint"))
+        if entry.model_version_column:
+            query = sql.SQL("SELECT {v}, count(*), {newest}, {pending}, GROUPING({v}) FROM {t} "
+                            "GROUP BY GROUPING SETS (({v}), ()) ORDER BY GROUPING({v}) DESC, 2 DESC, 1 "
+                            "LIMIT 10001").format(v=version, newest=newest, pending=pending, t=target)
+        else:
+            query = sql.SQL("SELECT NULL::text, count(*), {newest}, {pending}, 1 FROM {t}").format(
+                newest=newest, pending=pending, t=target)
+        deadline.set_statement_timeout(conn)
+        rows = conn.execute(query).fetchall()
+        # columns: version, rows, newest (epoch), newest age, pending, whether it is the grand-total row
+        total = next((row for row in rows if row[5] == 1), None)
+        if total is not None:
+            if scan_ts:
+                samples += self._newest(total[2], total[3], entry.timestamp_column)
+            if scan_emb:
+                samples.append(("vecmon_vector_embedding_pending_rows", total[4], entry.embedding_column))
+        if entry.model_version_column:
+            versions = _version_counts([(row[0], row[1]) for row in rows if row[5] == 0], entry.max_versions)
+        return samples, versions
+
+    @staticmethod
+    def _newest(newest: float | None, age: float | None, column: str) -> list[tuple[str, float | None, str]]:
+        return [("vecmon_vector_newest_row_timestamp_seconds", newest, column),
+                ("vecmon_vector_newest_row_age_seconds", max(0.0, age) if age is not None else None, column)]
+
+    @staticmethod
+    def _warn_once(ctx: CollectContext, schema: str, table: str, column: str, remedy: str) -> None:
+        warned: set = ctx.state.setdefault("warned", set())
+        if (schema, table, column) not in warned:
+            warned.add((schema, table, column))
+            log.warning("freshness of %s.%s on %s: no index serves column %s, so every run scans the table "
+                        "(once for all such columns); an index would make it cheap: %s",
+                        schema, table, ctx.target, column, remedy)
+
     def collect(self, ctx: CollectContext) -> list[Metric]:
         started_run = time.monotonic()
         require_pgvector(ctx)
@@ -75,33 +159,10 @@ class VectorFreshnessCollector:
             schema = schema or "public"
             labels = (schema, table)
             errors.setdefault(labels, 0)
-            target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
             started = time.perf_counter()
             try:
                 with conn.transaction():
-                    samples = []
-                    if entry.timestamp_column:
-                        col = sql.Identifier(entry.timestamp_column)
-                        deadline.set_statement_timeout(conn)
-                        newest, age = conn.execute(sql.SQL(
-                            "SELECT extract(epoch FROM max({col})::timestamptz)::float8, "
-                            "extract(epoch FROM now() - max({col})::timestamptz)::float8 FROM {t}").format(
-                            col=col, t=target)).fetchone()
-                        samples.append(("vecmon_vector_newest_row_timestamp_seconds", newest, entry.timestamp_column))
-                        samples.append(("vecmon_vector_newest_row_age_seconds",
-                                        max(0.0, age) if age is not None else None, entry.timestamp_column))
-                    if entry.embedding_column:
-                        deadline.set_statement_timeout(conn)
-                        pending = conn.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {col} IS NULL").format(
-                            t=target, col=sql.Identifier(entry.embedding_column))).fetchone()[0]
-                        samples.append(("vecmon_vector_embedding_pending_rows", pending, entry.embedding_column))
-                    versions: list[tuple[str, int]] = []
-                    if entry.model_version_column:
-                        deadline.set_statement_timeout(conn)
-                        rows = conn.execute(sql.SQL(
-                            "SELECT {col}::text, count(*) FROM {t} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10000").format(
-                            col=sql.Identifier(entry.model_version_column), t=target)).fetchall()
-                        versions = _version_counts(rows, entry.max_versions)
+                    samples, versions = self._measure(ctx, deadline, entry, schema, table)
             except psycopg.Error as exc:
                 if conn.broken or deadline.ends_run(exc):
                     raise  # the run's time is up: the connector reports the run's timeout
@@ -116,6 +177,36 @@ class VectorFreshnessCollector:
         for labels, count in errors.items():
             em.add("vecmon_vector_freshness_errors_total", count, *labels)
         return em.families()
+
+
+def _indexed(ctx: CollectContext, deadline: RunDeadline, query: sql.Composed, key: tuple) -> bool:
+    """Whether the planner answers ``query`` without a sequential scan (EXPLAIN only, nothing runs);
+    remembered for ``PLAN_RECHECK_SECONDS``, so an index created later is noticed."""
+    plans: dict = ctx.state.setdefault("plans", {})
+    known = plans.get(key)
+    if known is not None and time.monotonic() - known[1] < PLAN_RECHECK_SECONDS:
+        return known[0]
+    conn = ctx.conn
+    assert conn is not None
+    deadline.set_statement_timeout(conn)
+    plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + query).fetchone()[0]
+    indexed = "Seq Scan" not in _node_types(plan)
+    plans[key] = (indexed, time.monotonic())
+    return indexed
+
+
+def _node_types(plan: object) -> set[str]:
+    found: set[str] = set()
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if "Node Type" in node:
+                found.add(str(node["Node Type"]))
+            stack.extend(v for v in node.values() if isinstance(v, (list, dict)))
+    return found
 
 
 def _version_counts(rows: list[tuple[str | None, int]], max_versions: int) -> list[tuple[str, int]]:

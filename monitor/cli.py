@@ -19,18 +19,38 @@ log = logging.getLogger("vecmon")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
+def _add_logging(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--log-level/--log-format, accepted before and after the subcommand (``vecmon run -c x --log-level
+    debug``); only the top-level parser sets defaults, so a value given before the subcommand survives."""
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default="info" if defaults else argparse.SUPPRESS,
+                        help="least severe log messages shown (default: info)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text" if defaults else argparse.SUPPRESS,
+                        help="text lines, or one JSON object per line for log shippers (default: text)")
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", default=os.environ.get("VECMON_CONFIG"),
                         help="config file (default: $VECMON_CONFIG)")
+
+
+def _subparser_class(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    class SubcommandParser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("parents", [common])
+            super().__init__(*args, **kwargs)
+
+    return SubcommandParser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vecmon", description="Observability and SLO monitoring for "
                                      "vector-search and RAG stacks (PostgreSQL + pgvector, model APIs).")
     parser.add_argument("--version", action="version", version=f"vecmon {__version__}")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_logging(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_logging(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_class(common))
 
     run = sub.add_parser("run", help="run the daemon: collect on schedule and serve /metrics")
     _add_config(run)
@@ -50,17 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=os.environ.get("VECMON_DEMO_DIR", ".vecmon-demo"),
                       help="where the demo keeps its database and generated files (default: .vecmon-demo)")
     demo.add_argument("--listen", default="127.0.0.1:9765", help="HOST:PORT for vecmon (default 127.0.0.1:9765)")
+    demo.add_argument("--pg-port", type=int, default=None,
+                      help="port for the embedded PostgreSQL (default: the one it had last time, else a free one)")
     demo.add_argument("--rows", type=int, default=50000, help="corpus size on first run (default 50000)")
     demo.add_argument("--dim", type=int, default=384, help="vector dimensions on first run (default 384)")
     return parser
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, secrets: bool = True):
     if not args.config:
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     try:
-        return load_config(args.config)
+        return load_config(args.config, secrets=secrets)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -68,9 +90,24 @@ def _load(args: argparse.Namespace):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
-    jobs = sum(len(db.enabled_collectors()) for db in config.enabled_databases())
-    print(f"{args.config}: OK ({len(config.databases)} database target(s), {jobs} database collector job(s))")
+    print(f"{args.config}: OK ({describe_jobs(config)})")
     return EXIT_OK
+
+
+def describe_jobs(config) -> str:
+    """What a config schedules, e.g. ``1 database target (10 collector jobs), 2 endpoints, 1 budget``."""
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    databases = config.enabled_databases()
+    jobs = sum(len(db.enabled_collectors()) for db in databases)
+    parts = [f"{count(len(databases), 'database target')} ({count(jobs, 'collector job')})"]
+    for what, items in (("endpoint", config.endpoints), ("cost API", config.cost_apis), ("budget", config.budgets),
+                        ("Redis target", config.redis)):
+        enabled = [item for item in items if item.enabled]
+        if enabled:
+            parts.append(count(len(enabled), what))
+    return ", ".join(parts)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -115,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from monitor.generate import generate_all
 
-    config = _load(args)
+    config = _load(args, secrets=False)  # rules and dashboards never contain secrets, so none are needed
     for path in generate_all(config, Path(args.output)):
         print(path)
     return EXIT_OK
@@ -124,7 +161,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
-    return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim)
+    return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim, pg_port=args.pg_port)
 
 
 COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "generate": cmd_generate,

@@ -80,6 +80,8 @@ def _read_secret_file(value: Any, info: ValidationInfo) -> Any:
         raise ValueError("expected a file path")
     base = (info.context or {}).get("base_dir") or Path(".")
     path = (Path(base) / Path(value).expanduser())
+    if (info.context or {}).get("secrets") is False:  # generating files needs no secret: leave it unread
+        return SecretFile(str(path), SecretStr(""))
     try:
         text = path.read_text()
     except OSError as exc:

@@ -54,13 +54,17 @@ class Daemon:
         if listen:
             host, _, port_text = listen.rpartition(":")
             host, port = host.strip("[]") or "0.0.0.0", int(port_text)
-        self.http = HttpServer(host, port, App(self.store, self.registry, self._describe))
+        self.http = HttpServer(host, port, App(self.store, self.registry, self._describe, self._slos))
         self.shared = SharedState()  # outlives reloads: spend ledger, recall state stores...
         self.runtime = Runtime(config, self.store, self.shared)
         self.store.expect(self.runtime.keys())  # /ready is 503 until each job has run once
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._lock = threading.Lock()
+
+    def _slos(self) -> list:
+        with self._lock:
+            return list(self.config.slos)
 
     def _describe(self) -> dict[str, str]:
         with self._lock:

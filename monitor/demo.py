@@ -9,6 +9,8 @@ application-like traffic. Ctrl-C stops everything; a second run reuses the data.
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -38,6 +40,52 @@ def clustered_vectors(rows: int, dim: int, clusters: int = CLUSTERS, seed: int =
     return vectors.astype(np.float32), labels
 
 
+def _say(text: str) -> None:
+    print(f"vecmon demo: {text}", flush=True)
+
+
+class IndexBuildProgress:
+    """Prints the phase and percentage of a running CREATE INDEX (pg_stat_progress_create_index,
+    the view vecmon's build-progress metric reads) every few seconds, with an estimate of the rest."""
+
+    def __init__(self, dsn: str, every: float = 5.0):
+        self.dsn, self.every = dsn, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-index-progress", daemon=True)
+
+    def __enter__(self) -> "IndexBuildProgress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        started = time.monotonic()
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                while not self._stop.wait(self.every):
+                    row = conn.execute(
+                        "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
+                        " FROM pg_stat_progress_create_index WHERE datname = current_database()").fetchone()
+                    if row is not None:
+                        _say(f"building the HNSW index: {describe_build(*row, time.monotonic() - started)}")
+        except psycopg.Error as exc:  # progress is a courtesy; the build itself reports its own errors
+            log.debug("index build progress unavailable: %s", exc)
+
+
+def describe_build(phase: str, blocks_done: int | None, blocks_total: int | None, tuples_done: int | None,
+                   tuples_total: int | None, elapsed: float) -> str:
+    """``phase, 42% (about 31s left)`` from one pg_stat_progress_create_index row."""
+    done, total = (tuples_done, tuples_total) if tuples_total else (blocks_done, blocks_total)
+    if not total:
+        return f"{phase} ({elapsed:.0f}s so far)"
+    share = min(1.0, (done or 0) / total)
+    left = f", about {elapsed * (1 - share) / share:.0f}s left in this phase" if share > 0.02 else ""
+    return f"{phase}, {share:.0%}{left}"
+
+
 def load_corpus(dsn: str, rows: int, dim: int) -> None:
     """Create the documents table, COPY the corpus in binary, build the HNSW index, ANALYZE."""
     from pgvector.psycopg import register_vector
@@ -59,20 +107,26 @@ def load_corpus(dsn: str, rows: int, dim: int) -> None:
         with conn.cursor().copy("COPY documents (id, tenant_id, content, embedding) FROM STDIN "
                                 "WITH (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "int4", "text", "vector"])
+            step = max(1000, rows // 10)
             for i in range(rows):
                 copy.write_row((i + 1, int(labels[i]) % TENANTS, f"document {i + 1} about topic {labels[i]}",
                                 vectors[i]))
-        log.info("loaded %d rows of dimension %d in %.1fs", rows, dim, time.monotonic() - started)
+                if (i + 1) % step == 0 and i + 1 < rows:
+                    elapsed = time.monotonic() - started
+                    _say(f"loaded {i + 1:,} of {rows:,} rows ({elapsed:.0f}s, about "
+                         f"{elapsed * (rows - i - 1) / (i + 1):.0f}s left)")
+        _say(f"loaded {rows:,} rows of dimension {dim} in {time.monotonic() - started:.1f}s; building the HNSW index")
         # A backlog of documents still waiting for their embedding, as in a real ingest pipeline.
         conn.execute("INSERT INTO documents (id, tenant_id, content, embedding) "
                      "SELECT g, g %% %s, 'pending document ' || g, NULL FROM generate_series(%s::int8, %s::int8) g",
                      (TENANTS, rows + 1, rows + 50))
         started = time.monotonic()
         conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute("CREATE INDEX documents_embedding_hnsw ON documents "
-                     "USING hnsw (embedding vector_cosine_ops) WITH (m = 12, ef_construction = 48)")
+        with IndexBuildProgress(dsn):
+            conn.execute("CREATE INDEX documents_embedding_hnsw ON documents "
+                         "USING hnsw (embedding vector_cosine_ops) WITH (m = 12, ef_construction = 48)")
         conn.execute("CREATE INDEX documents_tenant ON documents (tenant_id)")
-        log.info("built the HNSW index in %.1fs", time.monotonic() - started)
+        _say(f"built the HNSW index in {time.monotonic() - started:.1f}s")
         conn.execute("ANALYZE documents")
 
 
@@ -94,12 +148,16 @@ def app_queries(dsn: str, count: int, dim: int, seed: int = 11) -> None:
                 conn.execute("SELECT content FROM documents WHERE id = %s", (int(rng.integers(1, 1000)),)).fetchall()
 
 
-def prepare(data_dir: Path, rows: int, dim: int) -> LocalPostgres:
-    """Start (and on first use, create and load) the demo server; returns it running."""
+def prepare(data_dir: Path, rows: int, dim: int, pg_port: int | None = None) -> LocalPostgres:
+    """Start (and on first use, create and load) the demo server; returns it running.
+
+    The server keeps the port it had last time (``DATA_DIR/port``) unless ``pg_port`` is given."""
     data_dir.mkdir(parents=True, exist_ok=True)
     server = LocalPostgres(data_dir / "pg")
     port_file = data_dir / "port"
-    if port_file.exists():
+    if pg_port:
+        server.port = pg_port
+    elif port_file.exists():
         server.port = int(port_file.read_text())
     server.start()
     server.wait_ready()
@@ -161,15 +219,35 @@ def _traffic(dsn: str, dim: int, stop: threading.Event) -> None:
             log.debug("demo traffic: %s", exc)
 
 
-def run_demo(data_dir: Path, listen: str = "127.0.0.1:9765", rows: int = 50000, dim: int = 384) -> int:
+def port_in_use(listen: str) -> str | None:
+    """Why ``HOST:PORT`` cannot be bound (one line), or None when it can."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except (OSError, ValueError) as exc:
+            return f"cannot listen on {listen}: {getattr(exc, 'strerror', None) or exc}"
+    return None
+
+
+def run_demo(data_dir: Path, listen: str = "127.0.0.1:9765", rows: int = 50000, dim: int = 384,
+             pg_port: int | None = None) -> int:
     from monitor.daemon import Daemon
     from monitor.generate import generate_all
     from monitor.loader import load_config
 
     data_dir = data_dir.resolve()
     started = time.monotonic()
+    problem = port_in_use(listen) or (port_in_use(f"127.0.0.1:{pg_port}") if pg_port else None)
+    if problem:
+        print(f"vecmon demo: {problem} (choose another with --listen / --pg-port, or "
+              "make demo LISTEN=... PG_PORT=...)", file=sys.stderr)
+        return 1
     print(f"vecmon demo: starting PostgreSQL 18 + pgvector in {data_dir} ...", flush=True)
-    server = prepare(data_dir, rows, dim)
+    server = prepare(data_dir, rows, dim, pg_port)
     loaded = (data_dir / "loaded").read_text().strip()
     dim = int(loaded.split("dim=")[1]) if "dim=" in loaded else dim
     config_path = data_dir / "vecmon.yaml"
@@ -177,7 +255,12 @@ def run_demo(data_dir: Path, listen: str = "127.0.0.1:9765", rows: int = 50000, 
     config = load_config(config_path)
     generated = data_dir / "generated"
     generate_all(config, generated)  # Grafana dashboards, Prometheus rules, Alertmanager config for this setup
-    daemon = Daemon(config, config_path)
+    try:
+        daemon = Daemon(config, config_path)
+    except OSError as exc:  # the address was taken between the check above and now
+        server.stop()
+        print(f"vecmon demo: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     stop_traffic = threading.Event()
     traffic = threading.Thread(target=_traffic, args=(server.dsn(DEMO_DB), dim, stop_traffic), daemon=True)
     try:

@@ -29,7 +29,7 @@ def metric_reference() -> str:
         for spec in specs:
             labels = ", ".join(["target", *spec.labels]) if spec.name != "vecmon_build_info" else ", ".join(
                 spec.labels)
-            lines.append(f"| `{spec.name}` | {spec.kind} | {labels} | {source} | {spec.help} |")
+            lines.append(f"| `{spec.exposed_name}` | {spec.kind} | {labels} | {source} | {spec.help} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The HTTP server: ``/metrics``, ``/health``, ``/ready`` and a small status page at ``/``.
+"""The HTTP server: ``/metrics``, ``/health``, ``/ready``, the console at ``/`` and ``/api/status``.
 
 A WSGI dispatcher on prometheus_client's ThreadingWSGIServer; handlers only read the
 snapshot store, so a slow database can never make a scrape slow.
@@ -6,19 +6,19 @@ snapshot store, so a slow database can never make a scrape slow.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import threading
-import time
 from typing import Callable, Iterable
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from monitor import __version__
+from monitor.console import REFRESH_SECONDS, render_console
 from monitor.snapshot import SnapshotStore
+from monitor.status import build_status
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,24 @@ def _respond(start_response, status: str, body: bytes, content_type: str) -> lis
     return [body]
 
 
-def _ago(now: float, then: float | None) -> str:
-    return "never" if then is None else f"{now - then:.0f}s ago"
+def refresh_period(query: str) -> int:
+    """``refresh=N`` from the console's query string, 1..3600 seconds (default 15)."""
+    values = parse_qs(query).get("refresh", [])
+    try:
+        return min(3600, max(1, int(values[0]))) if values else REFRESH_SECONDS
+    except ValueError:
+        return REFRESH_SECONDS
 
 
 class App:
     """The WSGI application."""
 
-    def __init__(self, store: SnapshotStore, registry: CollectorRegistry, describe: Callable[[], dict]):
+    def __init__(self, store: SnapshotStore, registry: CollectorRegistry, describe: Callable[[], dict],
+                 slos: Callable[[], Iterable] = tuple):
         self.store = store
         self.metrics_app = make_wsgi_app(registry)
         self.describe = describe  # target name -> "host:port/db" (no credentials)
+        self.slos = slos  # the running config's SLOs, for the console's error-budget view
 
     def __call__(self, environ, start_response) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -54,7 +61,11 @@ class App:
         if path in ("/ready", "/readyz"):
             return self.ready(start_response)
         if path == "/":
-            return _respond(start_response, "200 OK", self.status_page().encode(), "text/html; charset=utf-8")
+            return _respond(start_response, "200 OK",
+                            render_console(self.status(), refresh_period(environ.get("QUERY_STRING", ""))).encode(),
+                            "text/html; charset=utf-8")
+        if path == "/api/status":
+            return _respond(start_response, "200 OK", json.dumps(self.status()).encode(), "application/json")
         return _respond(start_response, "404 Not Found", b"not found\n", "text/plain; charset=utf-8")
 
     def ready(self, start_response) -> list[bytes]:
@@ -65,33 +76,8 @@ class App:
                             "application/json")
         return _respond(start_response, "200 OK", json.dumps({"ready": True}).encode(), "application/json")
 
-    def status_page(self) -> str:
-        now = time.time()
-        up = self.store.target_up()
-        targets = self.describe()
-        rows = []
-        for entry in sorted(self.store.entries(), key=lambda e: (e.target, e.collector)):
-            rows.append(
-                "<tr class='{cls}'><td>{target}</td><td>{collector}</td><td>{state}</td><td>{series}</td>"
-                "<td>{last}</td><td>{ok}</td><td>{dur}</td><td>{err}</td></tr>".format(
-                    cls=html.escape(entry.state), target=html.escape(entry.target),
-                    collector=html.escape(entry.collector), state=html.escape(entry.state), series=entry.series,
-                    last=_ago(now, entry.last_run), ok=_ago(now, entry.last_success),
-                    dur="" if entry.last_duration is None else f"{entry.last_duration * 1000:.1f} ms",
-                    err=html.escape(entry.last_error or "")))
-        target_rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{html.escape(where)}</td>"
-            f"<td>{ {True: 'up', False: 'down'}.get(up.get(name), 'pending')}</td></tr>"
-            for name, where in sorted(targets.items()))
-        return f"""<!doctype html><html><head><meta charset="utf-8"><title>vecmon</title><style>
-body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}tr.failed{{background:#fdd}}
-tr.disabled{{color:#888}}tr.pending{{background:#ffd}}</style></head><body>
-<h1>vecmon {html.escape(__version__)}</h1>
-<p><a href="/metrics">/metrics</a> &middot; <a href="/ready">/ready</a> &middot; <a href="/health">/health</a></p>
-<h2>Targets</h2><table><tr><th>target</th><th>where</th><th>status</th></tr>{target_rows}</table>
-<h2>Collectors</h2><table><tr><th>target</th><th>collector</th><th>state</th><th>series</th><th>last run</th>
-<th>last success</th><th>duration</th><th>last error</th></tr>{''.join(rows)}</table></body></html>"""
+    def status(self) -> dict:
+        return build_status(self.store, self.describe, self.slos())
 
 
 class HttpServer:

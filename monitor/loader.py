@@ -18,9 +18,16 @@ from typing import Any, Mapping
 import yaml
 from pydantic import ValidationError
 
+from pydantic import SecretStr
+
 from monitor.config import Config
+from monitor.config_base import SecretFile
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+# What the keys of a mapping with a fixed set of names are called, for "unknown ..." messages.
+_KEY_KINDS = {"collectors": "collector"}
 
 
 class ConfigError(Exception):
@@ -58,6 +65,7 @@ def _line_map(node: yaml.Node, path: tuple[Any, ...] = (), lines: dict | None = 
 
 
 def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: list[tuple]) -> Any:
+    """Replace ``${VAR}``; an unset variable without default appends (path, message) to ``errors``."""
     if isinstance(value, dict):
         return {k: _interpolate(v, path + (k,), env, errors) for k, v in value.items()}
     if isinstance(value, list):
@@ -79,8 +87,31 @@ def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], erro
     return _VAR.sub(substitute, value)
 
 
+def _value_at(config: Any, path: tuple[Any, ...]) -> Any:
+    """The validated value at a YAML path (aliases such as ``for`` resolved through the field names)."""
+    value = config
+    for part in path:
+        if isinstance(part, int) or isinstance(value, dict):
+            try:
+                value = value[part]
+            except (IndexError, KeyError, TypeError):
+                return None
+            continue
+        fields = getattr(type(value), "model_fields", {})
+        name = next((n for n, f in fields.items() if part in (n, f.alias)), None)
+        if name is None:
+            return None
+        value = getattr(value, name)
+    return value
+
+
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
-                 base_dir: Path | None = None) -> Config:
+                 base_dir: Path | None = None, secrets: bool = True) -> Config:
+    """Parse and validate a config.
+
+    ``secrets=False`` (``vecmon generate``) needs no secrets: secret files are not read, and a variable
+    that is unset is only an error where the value it feeds is not a secret (a password, an API key,
+    a DSN)."""
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -95,18 +126,27 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
         raise ConfigError(source, ["(top level): expected a mapping"])
     lines = _line_map(root) if root is not None else {}
     errors: list[tuple] = []
-    data = _interpolate(data, (), env, errors)
+    unset: list[tuple] = []
+    data = _interpolate(data, (), env, errors if secrets else unset)
     config = None
     try:
         # secret files (``*_file``) are read during validation, relative to the config file
-        config = Config.model_validate(data, context={"base_dir": base_dir or Path(".")})
+        config = Config.model_validate(data, context={"base_dir": base_dir or Path("."), "secrets": secrets})
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key"
+            elif err["type"] == "literal_error" and "[key]" in err["loc"]:
+                message = f"unknown {_KEY_KINDS.get(loc[-2], 'name') if len(loc) > 1 else 'name'}; " \
+                          f"known: {err['ctx']['expected']}"
             errors.append((loc, message))
+    if config is None:  # validation failed: say which of the values it failed on came from unset variables
+        failed = {loc for loc, _ in errors}
+        errors.extend(item for item in unset if item[0] in failed)
+    else:
+        errors.extend(item for item in unset if not isinstance(_value_at(config, item[0]), (SecretStr, SecretFile)))
     if errors:
         rendered = []
         for loc, message in errors:
@@ -126,10 +166,10 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
     return None
 
 
-def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None, secrets: bool = True) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
-    return parse_config(text, source=str(path), env=env, base_dir=path.parent)
+    return parse_config(text, source=str(path), env=env, base_dir=path.parent, secrets=secrets)

@@ -168,3 +168,62 @@ def test_malformed_connection_strings_are_config_errors_that_do_not_echo_them():
     assert "databases[0].vector.recall.replica_dsn: invalid connection string" in message
     assert "databases[0].vector.recall.state_url: invalid SQLAlchemy URL" in message
     assert "zzsecret" not in message and "unterminated" not in message and "pw@" not in message
+
+
+def test_an_unknown_collector_and_a_bad_setting_are_reported_together():
+    with pytest.raises(ConfigError) as err:
+        parse_config("""
+databases:
+  - name: main
+    dsn: host=db dbname=app
+    collectors:
+      tabels: {interval: 30s}
+      indexes: {intervl: 30s}
+""")
+    message = str(err.value)
+    assert "line 6: databases[0].collectors.tabels: unknown collector; known: " in message, message
+    assert "'tables'" in message
+    assert "line 7: databases[0].collectors.indexes.intervl: unknown key" in message, message
+    assert len(err.value.errors) == 2
+
+
+def test_generate_needs_no_secrets(tmp_path):
+    """A CI job that only writes rules and dashboards has no production secrets: `vecmon generate` on the
+    example config works with none of its password/API-key variables set and no secret files present."""
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("PGPASSWORD", "OPENAI_API_KEY", "COHERE_API_KEY", "OPENAI_ADMIN_KEY", "REDIS_PASSWORD")}
+    config = tmp_path / "vecmon.yaml"
+    config.write_text((ROOT / "config" / "example.yaml").read_text()
+                      + "\n# a secret file that only the production host has\n")
+    text = config.read_text().replace("password: ${PGPASSWORD}", "password_file: /run/secrets/no-such-file", 1)
+    config.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "monitor", "generate", "-c", str(config), "-o", str(tmp_path / "out")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "out").rglob("*.rules.yml"))
+    checked = subprocess.run([sys.executable, "-m", "monitor", "check-config", "-c", str(config)],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and "no-such-file" in checked.stderr  # running it still needs them
+
+
+def test_without_secrets_a_missing_non_secret_variable_is_still_an_error():
+    with pytest.raises(ConfigError) as err:
+        parse_config("databases:\n  - name: main\n    host: ${DB_HOST}\n    dbname: app\n"
+                     "    password: ${DB_PASSWORD}\n", env={}, secrets=False)
+    assert "databases[0].host: environment variable DB_HOST is not set" in str(err.value)
+    assert "DB_PASSWORD" not in str(err.value)
+    config = parse_config("databases:\n  - name: main\n    host: db\n    dbname: app\n"
+                          "    password: ${DB_PASSWORD}\n", env={}, secrets=False)
+    assert config.databases[0].name == "main"
+
+
+def test_global_options_after_the_subcommand_and_endpoint_jobs_counted(write_config):
+    path = write_config("endpoints:\n  - name: emb\n    provider: openai\n    model: text-embedding-3-small\n"
+                        "    api_key: k\n")
+    done = subprocess.run([sys.executable, "-m", "monitor", "check-config", "-c", str(path), "--log-level", "debug",
+                           "--log-format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "0 database targets (0 collector jobs), 1 endpoint" in done.stdout
+    helptext = subprocess.run([sys.executable, "-m", "monitor", "run", "--help"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60).stdout
+    assert "least severe log messages" in helptext and "--log-format" in helptext

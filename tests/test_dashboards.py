@@ -409,3 +409,22 @@ def test_grafana_provisioning_example_points_at_the_generated_directory():
     provider = document["providers"][0]
     assert document["apiVersion"] == 1 and provider["type"] == "file"
     assert provider["options"]["path"].endswith("/grafana")
+
+
+def test_layout_preview_shows_every_panel_and_escapes_titles():
+    import xml.etree.ElementTree as ET
+
+    from dashboards.preview import layout_svg
+
+    board = {"title": "t <b>", "uid": "u", "panels": [
+        {"type": "row", "title": "Recall", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1}},
+        {"type": "stat", "title": "<script>alert(1)</script>", "gridPos": {"x": 0, "y": 1, "w": 6, "h": 4}},
+        {"type": "row", "title": "Folded", "collapsed": True, "gridPos": {"x": 0, "y": 5, "w": 24, "h": 1},
+         "panels": [{"type": "timeseries", "title": "Inside", "gridPos": {"x": 6, "y": 6, "w": 12, "h": 8}}]}]}
+    svg = layout_svg(board)
+    root = ET.fromstring(svg)  # well-formed: every title was escaped
+    texts = [el.text for el in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "<script>alert(1)</script>" in texts and "Inside" in texts and "Recall" in texts
+    assert "timeseries" in texts and "stat" in texts
+    assert "<script>" not in svg
+    assert int(root.get("height")) >= (6 + 8) * 26  # the collapsed row's panel is drawn where Grafana puts it

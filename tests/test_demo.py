@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,9 +24,9 @@ def scrape(url: str) -> dict[str, list]:
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
 
 
-def run_demo_once(data_dir: Path, port: int) -> tuple[float, dict, str]:
+def run_demo_once(data_dir: Path, port: int, *extra: str) -> tuple[float, dict, str]:
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--data-dir", str(data_dir), "--rows", "3000",
-                             "--dim", "64", "--listen", f"127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.PIPE,
+                             "--dim", "64", "--listen", f"127.0.0.1:{port}", *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     started = time.monotonic()
     families: dict = {}
@@ -67,14 +68,42 @@ def test_demo_serves_metrics_stops_cleanly_and_reuses_its_data(tmp_path):
     assert rows["documents"] >= 3000
     assert any(s.labels["index"] == "documents_embedding_hnsw" for s in families["vecmon_vector_index_size_bytes"])
     assert f"http://127.0.0.1:{port}/metrics" in output and "scrape_configs" in output
-    assert "loaded 3000 rows" in output
+    assert "loaded 3,000 rows" in output
+    assert "loaded 1,000 of 3,000 rows" in output  # progress while loading
+    assert "built the HNSW index" in output
     assert sorted(p.name for p in (data_dir / "generated" / "grafana").glob("*.json"))
     assert list((data_dir / "generated" / "prometheus").glob("*.rules.yml"))
     assert postgres_processes(data_dir) == [], "Ctrl-C left PostgreSQL running"
     loaded = (data_dir / "loaded").read_text()
 
-    elapsed_again, families, output = run_demo_once(data_dir, port)
+    pg_port = free_port()
+    elapsed_again, families, output = run_demo_once(data_dir, port, "--pg-port", str(pg_port))
     assert (data_dir / "loaded").read_text() == loaded
-    assert "loaded 3000 rows" not in output  # the corpus was not loaded again
+    assert "loaded 3,000 rows" not in output  # the corpus was not loaded again
+    assert f"port={pg_port} " in output  # --pg-port moved the embedded server
     assert families["vecmon_pg_table_live_tuples"]
     assert postgres_processes(data_dir) == []
+
+
+def test_demo_port_clash_is_one_line_naming_the_address(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "monitor", "demo", "--data-dir", str(tmp_path / "demo"),
+                               "--listen", f"127.0.0.1:{port}"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert time.monotonic() - started < 30 and not (tmp_path / "demo" / "pg").exists()  # PostgreSQL never started
+
+
+def test_index_build_progress_reads_like_a_sentence():
+    from monitor.demo import describe_build
+
+    assert describe_build("building index: loading tuples", 0, 0, 500, 1000, 10.0) == (
+        "building index: loading tuples, 50%, about 10s left in this phase")
+    assert describe_build("initializing", None, None, None, None, 3.0) == "initializing (3s so far)"

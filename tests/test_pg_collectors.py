@@ -149,11 +149,26 @@ def test_databases_counters_size_and_hit_ratio(any_db):
     assert val(after, "vecmon_pg_database_size_bytes", datname=any_db.name) == pytest.approx(size, rel=0.05)
     assert 0 < val(after, "vecmon_pg_database_cache_hit_ratio", datname=any_db.name) <= 1
     datnames = {labels["datname"] for labels in labelsets(after, "vecmon_pg_database_xact_commit_total")}
-    assert {any_db.name, "postgres", "template1"} <= datnames
+    assert {any_db.name, "postgres"} <= datnames
     assert "" not in datnames  # the shared-objects row (datid 0) is skipped
 
 
 # -- tables ---------------------------------------------------------------------------------------
+
+def test_databases_leave_out_templates_unless_asked(any_db):
+    """template0/template1 are nobody's workload: by default they raise no cache-hit alarms."""
+    with psycopg.connect(any_db.server.dsn("template1"), autocommit=True) as conn:
+        conn.execute("SELECT count(*) FROM pg_class").fetchone()  # template1 has stats of its own now
+    default = run_collector(any_db.monitor_dsn, "databases")
+    datnames = {labels["datname"] for labels in labelsets(default, "vecmon_pg_database_xact_commit_total")}
+    assert any_db.name in datnames and not datnames & {"template0", "template1"}
+    everything = run_collector(any_db.monitor_dsn, "databases", exclude_databases=[])
+    datnames = {labels["datname"] for labels in labelsets(everything, "vecmon_pg_database_xact_commit_total")}
+    assert "template1" in datnames
+    only_others = run_collector(any_db.monitor_dsn, "databases", exclude_databases=[any_db.name])
+    datnames = {labels["datname"] for labels in labelsets(only_others, "vecmon_pg_database_xact_commit_total")}
+    assert any_db.name not in datnames and "postgres" in datnames
+
 
 def test_tables_scans_tuples_maintenance_and_sizes(any_db):
     table = {"schema": "public", "table": "items"}
@@ -219,6 +234,7 @@ def test_tables_top_n_by_total_size(any_db):
         for i, rows in enumerate((1, 2000, 10, 5000, 100)):
             conn.execute(f"CREATE TABLE sized_{i} (id int, payload text)")
             conn.execute(f"INSERT INTO sized_{i} SELECT g, repeat('s', 100) FROM generate_series(1, %s) g", (rows,))
+        conn.execute("ANALYZE")  # the ranking reads the pages recorded by VACUUM/ANALYZE (as autovacuum would)
     families = run_collector(any_db.monitor_dsn, "tables", limits={"tables": 2})
     for name in ("vecmon_pg_table_seq_scan_total", "vecmon_pg_table_live_tuples"):
         assert {labels["table"] for labels in labelsets(families, name)} == {"sized_1", "sized_3"}
