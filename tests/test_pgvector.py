@@ -445,11 +445,23 @@ def test_probes_can_run_on_a_replica_connection(vdb, tmp_path):
     assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
 
 
-def test_an_unusable_state_store_fails_the_run_without_leaking_its_password(vdb, tmp_path):
-    bad = recall_overrides(tmp_path, state_url="postgresql+psycopg://vecmon:s3cret@127.0.0.1:1/state")
-    with pytest.raises(CollectorError, match="recall state store") as failure:
-        run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
-    assert "s3cret" not in str(failure.value)
+def test_an_unreachable_state_store_falls_back_to_memory_without_leaking_its_password(vdb, tmp_path, caplog):
+    bad = recall_overrides(tmp_path, sample_size=5,
+                           state_url="postgresql+psycopg://vecmon:s3cret@127.0.0.1:1/state")
+    shared = SharedState()
+    state: dict = {}
+    try:
+        with caplog.at_level(logging.INFO):
+            first = run_collector(vdb.monitor_dsn, "recall", state=state, shared=shared, timeout=30, **bad)
+            second = run_collector(vdb.monitor_dsn, "recall", state=state, shared=shared, timeout=30, **bad)
+    finally:
+        shared.close()
+    errors = [r.getMessage() for r in caplog.records if r.name == "collectors.recall_state"
+              and r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "127.0.0.1:1/state" in errors[0] and "in-memory" in errors[0], errors
+    assert "s3cret" not in caplog.text and "s3cret" not in second.text()
+    assert first.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None  # recall goes on
+    assert second.value("vecmon_recall_exact_reused_total", labels()) == 10  # cached in memory
 
 
 def test_ann_latency_histogram(vdb, tmp_path):

@@ -1,0 +1,258 @@
+"""Faults of the recall probe's state store, and stale ground truth (real PostgreSQL 18 + pgvector).
+
+The exact-result store is a cache: a garbled, truncated or deleted SQLite file and a read-only
+state directory each get one clear error, and recall keeps producing the values it produces with a
+healthy store. Stored exact results are not trusted on the statistics counters alone: rows deleted
+a moment ago (their statistics not flushed yet) must not turn into a recall of 0.
+
+Every test runs a handful of probe cycles on a small table (a few seconds each).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from monitor.shared import SharedState
+from tests.conftest import MONITOR_ROLE, new_database
+from tests.helpers import Families, require_tool, run_collector
+
+DIM = 32
+ROWS = 4000
+QUERIES = 12
+K = 10
+APP_EF = 10
+STORE_LOGGER = "collectors.recall_state"
+
+
+def vec_text(v: np.ndarray) -> str:
+    return "[" + ",".join(repr(float(x)) for x in v) + "]"
+
+
+def clustered(rows: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(12, DIM))
+    return (centers[rng.integers(0, 12, rows)] + rng.normal(scale=0.35, size=(rows, DIM))).astype(np.float32)
+
+
+def make_items(db, data: np.ndarray, golden: np.ndarray, m: int = 4, ef_construction: int = 8,
+               app_ef: int = APP_EF) -> None:
+    with db.admin() as conn:
+        conn.execute(f"CREATE TABLE items (id int PRIMARY KEY, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY items (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(data):
+                copy.write_row((i, vec_text(v)))
+        conn.execute(f"CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) "
+                     f"WITH (m = {m}, ef_construction = {ef_construction})")
+        conn.execute(f"CREATE TABLE golden (id int PRIMARY KEY, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY golden (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(golden):
+                copy.write_row((i, vec_text(v)))
+        conn.execute("VACUUM ANALYZE items")
+        conn.execute("ANALYZE golden")
+        conn.execute(f"ALTER DATABASE {db.name} SET hnsw.ef_search = {app_ef}")
+        conn.execute(f"GRANT SELECT ON items, golden TO {MONITOR_ROLE}")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+def ann_ids(db, query: np.ndarray, ef_search: int = APP_EF) -> list[int]:
+    """The application's query, run here (not by vecmon), its plan checked to use the index."""
+    with db.admin() as conn:
+        conn.execute(f"SET hnsw.ef_search = {ef_search}")
+        sql = f"SELECT id FROM items ORDER BY embedding <-> %s::vector LIMIT {K}"
+        plan = conn.execute("EXPLAIN " + sql, [vec_text(query)]).fetchall()
+        assert any("items_hnsw" in row[0] for row in plan), plan
+        return [r[0] for r in conn.execute(sql, [vec_text(query)]).fetchall()]
+
+
+def brute_force_recall(items: np.ndarray, alive: np.ndarray, query: np.ndarray, returned: list[int]) -> float:
+    """recall@k by the same distance threshold as vecmon, the truth from numpy over the live rows."""
+    distances = np.linalg.norm(items.astype(np.float64) - query.astype(np.float64), axis=1)
+    distances[~alive] = np.inf
+    kth = np.sort(distances)[K - 1]
+    threshold = kth + 1e-6 * max(1.0, abs(kth))
+    return sum(1 for i in returned[:K] if distances[i] <= threshold) / K
+
+
+def mean_brute_force(db, items: np.ndarray, alive: np.ndarray, golden: np.ndarray, ef_search: int = APP_EF) -> float:
+    return float(np.mean([brute_force_recall(items, alive, q, ann_ids(db, q, ef_search)) for q in golden]))
+
+
+def overrides(state_url: str, **recall) -> dict:
+    settings = {"state_url": state_url, "sample_size": QUERIES, "k": K, "ef_search_values": [APP_EF, 40],
+                "queries": {"source": "table", "table": "golden", "column": "embedding", "order_by": "id"}}
+    settings.update(recall)
+    return {"vector": {"indexes": ["items_hnsw"], "recall": settings}}
+
+
+def point(value: int = APP_EF) -> dict:
+    return {"target": "t", "schema": "public", "table": "items", "index": "items_hnsw", "filter": "",
+            "param": "ef_search", "value": str(value), "iterative": "off"}
+
+
+POINT = point()
+INDEX = {"target": "t", "schema": "public", "table": "items", "index": "items_hnsw"}
+
+
+@pytest.fixture(scope="module")
+def store_db(pg18):
+    """items: 4000 clustered 32-d vectors under a weak HNSW index (recall clearly below 1 at
+    ef_search 10); golden: 12 held-out queries; the brute-force recall of the application's setting."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(ROWS + QUERIES, seed=11)
+    db.items, db.golden = data[:ROWS], data[ROWS:]
+    make_items(db, db.items, db.golden)
+    db.truth = mean_brute_force(db, db.items, np.ones(ROWS, bool), db.golden)
+    assert db.truth < 0.95  # the weak index really misses neighbours
+    return db
+
+
+class Cycles:
+    """Probe cycles as the daemon runs them: one process (shared stores) and one collector state."""
+
+    def __init__(self, db, state_url: str):
+        self.db = db
+        self.shared = SharedState()
+        self.state: dict = {}
+        self.overrides = overrides(state_url)
+
+    def run(self) -> Families:
+        return run_collector(self.db.monitor_dsn, "recall", state=self.state, shared=self.shared, timeout=30,
+                             **self.overrides)
+
+    def close(self) -> None:
+        self.shared.close()
+
+
+@pytest.fixture
+def cycles(store_db, tmp_path):
+    opened: list[Cycles] = []
+
+    def make(state_url: str | None = None) -> Cycles:
+        c = Cycles(store_db, state_url or f"sqlite:///{tmp_path / 'state' / 'recall.sqlite'}")
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        c.close()
+
+
+def store_errors(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == STORE_LOGGER and r.levelno >= logging.ERROR]
+
+
+def assert_correct(fam: Families, db) -> None:
+    assert fam.value("vecmon_recall_probe_runs_total", {**INDEX, "result": "ok"}) is not None
+    assert fam.value("vecmon_recall_mean_ratio", POINT) == pytest.approx(db.truth, abs=0.01)
+
+
+def stored_exact_rows(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT count(*) FROM vecmon_recall_exact").fetchone()[0]
+
+
+# ----------------------------------------------------------------------------- store faults
+def test_garbled_store_at_start_is_moved_aside_and_rebuilt(cycles, store_db, tmp_path, caplog):
+    path = tmp_path / "state" / "recall.sqlite"
+    path.parent.mkdir()
+    path.write_bytes(b"not a database, garbled by hand\n" * 400)
+    c = cycles()
+    with caplog.at_level(logging.INFO):
+        first = c.run()
+        second = c.run()
+    errors = store_errors(caplog)
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert str(path) in message and "moved" in message, message
+    assert_correct(first, store_db)
+    assert_correct(second, store_db)
+    assert [p.name for p in path.parent.glob("recall.sqlite.bad-*")], list(path.parent.iterdir())
+    assert second.value("vecmon_recall_exact_reused_total", INDEX) == QUERIES  # the rebuilt store caches
+    assert stored_exact_rows(path) == QUERIES
+
+
+@pytest.mark.parametrize("damage", ["garbled", "truncated"])
+def test_store_damaged_while_running_is_rebuilt(cycles, store_db, tmp_path, caplog, damage):
+    path = tmp_path / "state" / "recall.sqlite"
+    c = cycles()
+    assert_correct(c.run(), store_db)
+    with closing(sqlite3.connect(path)) as conn:  # the results in the file itself, not only in its WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:  # the same file (inode), as a disk or a careless tool would leave it
+        if damage == "garbled":
+            handle.write(os.urandom(size))
+        else:
+            handle.truncate(size // 3)
+    with caplog.at_level(logging.INFO):
+        second = c.run()
+        third = c.run()
+    errors = store_errors(caplog)
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert str(path) in errors[0].getMessage()
+    assert_correct(second, store_db)
+    assert_correct(third, store_db)
+    assert third.value("vecmon_recall_exact_reused_total", INDEX) >= QUERIES
+    assert stored_exact_rows(path) == QUERIES
+
+
+def test_store_deleted_while_running_is_recreated(cycles, store_db, tmp_path, caplog):
+    path = tmp_path / "state" / "recall.sqlite"
+    c = cycles()
+    assert_correct(c.run(), store_db)
+    path.unlink()
+    with caplog.at_level(logging.INFO):
+        second = c.run()
+        third = c.run()
+    errors = store_errors(caplog)
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert str(path) in errors[0].getMessage() and "deleted" in errors[0].getMessage()
+    assert_correct(second, store_db)
+    assert_correct(third, store_db)
+    assert path.exists()  # written to a real file again, not to the unlinked one
+    assert stored_exact_rows(path) == QUERIES
+    assert third.value("vecmon_recall_exact_reused_total", INDEX) >= QUERIES
+
+
+def _make_read_only(directory: Path) -> list[str]:
+    """A directory nobody can create files in: chmod for a normal user; root ignores modes, so
+    the immutable attribute for root. Returns the command that undoes it."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return ["chmod", "755", str(directory)]
+    chattr = require_tool("chattr", "e2fsprogs")
+    subprocess.run([chattr, "+i", str(directory)], check=True, timeout=10)
+    return [chattr, "-i", str(directory)]
+
+
+def test_read_only_state_directory_falls_back_to_memory(cycles, store_db, tmp_path, caplog):
+    directory = tmp_path / "readonly"
+    directory.mkdir()
+    undo = _make_read_only(directory)
+    try:
+        with pytest.raises(OSError):
+            (directory / "probe").write_text("x")
+        c = cycles(f"sqlite:///{directory / 'recall.sqlite'}")
+        with caplog.at_level(logging.INFO):
+            first = c.run()
+            second = c.run()
+    finally:
+        subprocess.run(undo, check=True, timeout=10)
+    errors = store_errors(caplog)
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert str(directory / "recall.sqlite") in message and "memory" in message, message
+    assert_correct(first, store_db)
+    assert_correct(second, store_db)
+    assert second.value("vecmon_recall_exact_reused_total", INDEX) == QUERIES  # memory still caches
+    assert not (directory / "recall.sqlite").exists()
