@@ -23,7 +23,13 @@ monitoring role can SELECT from) and every filter configured for it:
    (which no vector index can answer), verified with EXPLAIN, bounded by ``exact_timeout``. The
    results are stored (SQLAlchemy, :mod:`collectors.recall_state`) and reused while the table's
    insert/update/delete counters and relfilenodes are unchanged, so a cycle on an unchanged table
-   runs approximate queries only.
+   runs approximate queries only. The counters lag behind the table (a backend flushes its
+   statistics at most once a second, up to ~10 s later while it is idle), so a stored result is
+   also checked before it is scored: one statement per index and filter fetches every stored
+   neighbour by (tableoid, ctid) with its distance now (a deleted or updated row, or one that no
+   longer matches, is gone: its query is recomputed), and after the approximate queries a stored
+   result that an answer contradicts (a row nearer than its k-th neighbour that it lacks: an
+   insert) is recomputed too. Both count in ``vecmon_recall_exact_stale_total``.
 4. **Recall@k by distance**: a returned row counts when its distance is at most the k-th exact
    distance plus ``epsilon * max(1, |d_k|)``, so any of several rows tied at the k-th distance is
    a correct answer; the denominator is ``min(k, rows the exact search found)``.
@@ -85,6 +91,9 @@ PT = (*PF, "param", "value", "iterative")
 # Inside the statement (pg_stat_statements drops leading comments), so probe queries are easy to find.
 ANN_TAG = "/* vecmon:recall:ann */"
 EXACT_TAG = "/* vecmon:recall:exact */"
+CHECK_TAG = "/* vecmon:recall:check */"
+# Stored and recomputed distances come from the same expression; this only absorbs float noise.
+DISTANCE_TOLERANCE = 1e-9
 
 
 def recall_lock_key(schema: str, index: str) -> int:
@@ -107,6 +116,22 @@ def recall_at_k(ann: Sequence[tuple[str, float]], exact_distances: Sequence[floa
     threshold = kth + epsilon * max(1.0, abs(kth))
     hits = sum(1 for _, d in ann[:k] if d is not None and not math.isnan(d) and d <= threshold)
     return min(1.0, hits / len(truth))
+
+
+def contradicts(ann: Sequence[tuple[str, float]], truth: ExactResult, k: int, epsilon: float) -> bool:
+    """Whether an approximate answer proves a stored exact result stale: it returned a row that the
+    exact search would have had to return (closer than the k-th exact distance, or any row when the
+    exact search found fewer than k) and that the stored result lacks."""
+    known = set(truth.row_ids)
+    distances = [d for d in truth.distances if not math.isnan(d)]
+    kth = distances[-1] if distances else math.inf
+    below = kth - epsilon * max(1.0, abs(kth)) if distances else math.inf
+    for rid, distance in ann:
+        if rid in known or distance is None or math.isnan(distance):
+            continue
+        if len(distances) < k or distance < below:
+            return True
+    return False
 
 
 def result_rows(rows: Sequence[tuple[Any, Any, Any]], self_id: str | None) -> list[tuple[str, float]]:
@@ -175,6 +200,24 @@ def exact_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql
                    "WHERE {where} ORDER BY 3 LIMIT {limit}").format(
         dist=index.distance_sql(), table=index.table_sql(), where=sql.SQL(" AND ").join(conditions),
         limit=sql.Literal(limit))
+
+
+def stored_neighbours_query(index: VectorIndex, filter_where: str | None) -> sql.Composable:
+    """The stored neighbours of several queries, fetched by (tableoid, ctid) with their distance now.
+
+    Parameters: ``vectors`` (the query vectors, text), and per stored neighbour ``rels``, ``tids``
+    and ``numbers`` (1-based position of its query in ``vectors``). A row that was deleted or
+    updated since (a new version has a new ctid) or no longer matches the filter is not returned.
+    """
+    conditions = [sql.SQL("t.ctid = ANY(%(tids)s::tid[])"), *index.conditions(filter_where, not_null=True)]
+    distance = sql.SQL("{key} {op} ((%(vectors)s::text[])[vecmon_n.vecmon_number])::{type}").format(
+        key=index.key_composable(), op=index.operator_sql(), type=sql.SQL(index.key_type))
+    return sql.SQL(
+        "SELECT " + CHECK_TAG + " vecmon_n.vecmon_number, t.tableoid::oid, t.ctid::text, ({dist}) + 0 "
+        "FROM {table} AS t JOIN unnest(%(rels)s::oid[], %(tids)s::tid[], %(numbers)s::int[]) "
+        "AS vecmon_n(vecmon_rel, vecmon_tid, vecmon_number) "
+        "ON vecmon_n.vecmon_tid = t.ctid AND vecmon_n.vecmon_rel = t.tableoid "
+        "WHERE {where}").format(dist=distance, table=index.table_sql(), where=sql.SQL(" AND ").join(conditions))
 
 
 _SIGNATURE_SQL = """
@@ -266,6 +309,8 @@ class RecallState:
     total: dict[tuple[str, ...], int] = field(default_factory=dict)
     exact_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     exact_reused: dict[tuple[str, ...], int] = field(default_factory=dict)
+    exact_stale: dict[tuple[str, ...], int] = field(default_factory=dict)
+    check_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     ann_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     errors: dict[tuple[str, ...], int] = field(default_factory=dict)
     runs: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -326,6 +371,138 @@ def _is_fatal(conn: psycopg.Connection) -> bool:
     return conn.closed or conn.broken
 
 
+class _ExactRun:
+    """Exact results of one (index, filter) in one probe: loaded from the store and checked against
+    the table, or computed (and stored)."""
+
+    def __init__(self, pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str, fetch: int,
+                 rc: Any, store: RecallStateStore, state: RecallState, budget: _Budget, db_key: str,
+                 signature: TableSignature, cache_ok: bool, result: IndexResult, vector_index_names: set[str]):
+        self.pconn, self.idx, self.where, self.fname, self.fetch = pconn, idx, where, fname, fetch
+        self.rc, self.store, self.state, self.budget = rc, store, state, budget
+        self.db_key, self.signature, self.cache_ok, self.result = db_key, signature, cache_ok, result
+        self.vector_index_names = vector_index_names
+        self.filter_key = f"{fname}:{hashlib.md5((where or '').encode()).hexdigest()[:12]}"
+
+    def load_or_compute(self, queries: list[QueryVector]) -> tuple[dict[str, ExactResult], set[str]]:
+        """``(exact results by query id, ids of those that came from the store)``."""
+        rc, labels = self.rc, self.idx.labels
+        stored = self.store.load_exact(self.db_key, self.idx.probe_key, self.filter_key, rc.k,
+                                       [q.qid for q in queries], self.signature, rc.max_changed_fraction)
+        if stored:
+            stale = self.stale(queries, stored)
+            if stale:
+                self.state.bump(self.state.exact_stale, labels, len(stale))
+                stored = {qid: r for qid, r in stored.items() if qid not in stale}
+        computed = self.compute([q for q in queries if q.qid not in stored])
+        return {**stored, **computed}, set(stored)
+
+    def stale(self, queries: list[QueryVector], stored: dict[str, ExactResult]) -> set[str]:
+        """Query ids whose stored neighbours are not all still in the table (same row version,
+        matching the filter) at the stored distance: one statement fetching them by TID. The
+        statistics counters that key the store lag behind the table by up to seconds."""
+        vectors = {q.qid: q.vector for q in queries if q.qid in stored}
+        order = sorted(vectors)
+        rels: list[int] = []
+        tids: list[str] = []
+        numbers: list[int] = []
+        wanted: dict[tuple[int, str], float] = {}
+        for n, qid in enumerate(order, start=1):
+            for rid, distance in zip(stored[qid].row_ids, stored[qid].distances):
+                rel, _, ctid = rid.partition(":")
+                rels.append(int(rel))
+                tids.append(ctid)
+                numbers.append(n)
+                wanted[(n, rid)] = distance
+        if not tids:
+            return set()
+        seen: dict[tuple[int, str], float] = {}
+        try:
+            with local_settings(self.pconn, {"statement_timeout": self.budget.timeout_ms(self.rc.ann_timeout)}):
+                rows = self.pconn.execute(stored_neighbours_query(self.idx, self.where), {
+                    "vectors": [vectors[qid] for qid in order], "rels": rels, "tids": tids, "numbers": numbers},
+                    prepare=False).fetchall()
+            self.state.bump(self.state.check_queries, self.idx.labels)
+        except psycopg.Error as exc:
+            if _is_fatal(self.pconn):
+                raise
+            self.state.bump(self.state.check_queries, self.idx.labels)
+            if self.budget.spent_by(exc):
+                raise _BudgetExhausted() from None
+            self.state.bump(self.state.errors, (*self.idx.labels, self.fname, "check"))
+            return set(order)  # unchecked: recompute rather than trust
+        for n, rel, ctid, distance in rows:
+            if distance is not None:
+                seen[(int(n), row_id(rel, ctid))] = float(distance)
+        stale = set()
+        for (n, rid), distance in wanted.items():
+            now = seen.get((n, rid))
+            if now is None or abs(now - distance) > DISTANCE_TOLERANCE * max(1.0, abs(distance)):
+                stale.add(order[n - 1])
+        return stale
+
+    def compute(self, missing: list[QueryVector]) -> dict[str, ExactResult]:
+        """Exact results of ``missing`` by full scans, stored when the probe connection is current."""
+        if not missing:
+            return {}
+        pconn, rc, budget, state, labels = self.pconn, self.rc, self.budget, self.state, self.idx.labels
+        computed: dict[str, ExactResult] = {}
+        exact_sql = exact_query(self.idx, self.where, self.fetch)
+        settings: dict[str, str | None] = {
+            "enable_indexscan": "off", "enable_indexonlyscan": "off",
+            "statement_timeout": budget.timeout_ms(rc.exact_timeout),
+            "max_parallel_workers_per_gather": (str(rc.exact_parallel_workers)
+                                                if rc.exact_parallel_workers is not None else None),
+        }
+        try:
+            with local_settings(pconn, settings):
+                plan = explain_json(pconn, exact_sql, {"q": missing[0].vector})
+                approximate = plan_index_names(plan) & self.vector_index_names
+                if approximate:
+                    raise CollectorError(f"exact plan uses approximate index {', '.join(sorted(approximate))}")
+                for query in missing:
+                    timeout = budget.timeout_ms(rc.exact_timeout)
+                    try:
+                        with pconn.transaction():
+                            pconn.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
+                            started = time.perf_counter()
+                            rows = pconn.execute(exact_sql, {"q": query.vector}, prepare=False).fetchall()
+                            seconds = time.perf_counter() - started
+                    except psycopg.Error as exc:
+                        if _is_fatal(pconn):
+                            raise
+                        state.bump(state.exact_queries, labels)
+                        if budget.spent_by(exc):
+                            break
+                        state.bump(state.errors, (*labels, self.fname, "exact"))
+                        if budget.remaining() < 0.2:
+                            break
+                        continue
+                    state.bump(state.exact_queries, labels)
+                    pairs = [(rid, d) for rid, d in result_rows(rows, query.self_id) if not math.isnan(d)][:rc.k]
+                    computed[query.qid] = ExactResult(tuple(d for _, d in pairs), tuple(r for r, _ in pairs),
+                                                      seconds)
+        except psycopg.Error as exc:
+            if _is_fatal(pconn):
+                raise
+            if budget.spent_by(exc):
+                raise _BudgetExhausted() from None
+            state.bump(state.errors, (*labels, self.fname, "explain"))
+            raise
+        finally:
+            if computed and self.cache_ok:
+                self.store.save_exact(self.db_key, self.idx.probe_key, self.filter_key, rc.k, self.signature,
+                                      computed)
+        if len(computed) < len(missing) and budget.remaining() < 0.2:
+            raise _BudgetExhausted()
+        return computed
+
+    def record_durations(self, exact: dict[str, ExactResult]) -> None:
+        durations = [r.duration for r in exact.values()]
+        if durations:
+            self.result.exact_seconds[self.fname] = sum(durations) / len(durations)
+
+
 # --------------------------------------------------------------------------- collector
 class RecallCollector:
     """Recall@k of HNSW/IVFFlat indexes (approximate vs exact search), the curve over ef_search/probes."""
@@ -374,11 +551,18 @@ class RecallCollector:
                    "Exact (full scan) queries run; 0 per cycle while the table is unchanged.", P),
         MetricSpec("vecmon_recall_exact_reused_total", "counter",
                    "Exact results reused from the state store instead of being recomputed.", P),
+        MetricSpec("vecmon_recall_exact_stale_total", "counter",
+                   "Stored exact results found stale and recomputed although the table's statistics counters "
+                   "were unchanged: a stored neighbour deleted, updated or no longer matching, or an "
+                   "approximate answer closer than the stored k-th neighbour.", P),
+        MetricSpec("vecmon_recall_exact_check_queries_total", "counter",
+                   "Statements checking stored exact results against the table (one per index, filter and "
+                   "cycle that reuses results; fetches the stored neighbours by TID).", P),
         MetricSpec("vecmon_recall_ann_queries_total", "counter",
                    "Approximate probe queries run.", P),
         MetricSpec("vecmon_recall_query_errors_total", "counter",
-                   "Failed probe statements by side (sample, explain, exact, ann), e.g. timeouts or a bad "
-                   "filter.", (*PF, "side")),
+                   "Failed probe statements by side (sample, explain, exact, check, ann), e.g. timeouts or "
+                   "a bad filter.", (*PF, "side")),
         MetricSpec("vecmon_recall_probe_runs_total", "counter",
                    "Probe attempts per index by result: ok, locked (another vecmon holds it), budget, error, "
                    "no_privilege, not_ready, no_queries, replica_unavailable.", (*P, "result")),
@@ -668,24 +852,27 @@ class RecallCollector:
             raise
         if not any(p.used for p in points):
             return
-        # 2. Ground truth: stored, or computed now.
-        exact = self._exact(pconn, idx, where, fname, queries, fetch, rc, store, state, budget, db_key, signature,
-                            cache_ok, result, vector_index_names)
+        exact_run = _ExactRun(pconn, idx, where, fname, fetch, rc, store, state, budget, db_key, signature,
+                              cache_ok, result, vector_index_names)
+        # 2. Ground truth: stored (and checked against the table), or computed now.
+        exact, stored = exact_run.load_or_compute(queries)
         # 3. Approximate queries at each setting the index answers.
-        for point in points:
+        measured: dict[int, list[tuple[QueryVector, list[tuple[str, float]], float]]] = {}
+        for n, point in enumerate(points):
             if not point.used:
                 continue
-            measured: list[tuple[QueryVector, list[tuple[Any, ...]], float]] = []
+            answers: list[tuple[QueryVector, list[tuple[str, float]], float]] = []
             try:
                 with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
                     for query in queries:
                         started = time.perf_counter()
                         rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
-                        measured.append((query, rows, time.perf_counter() - started))
+                        answers.append((query, result_rows(rows, query.self_id)[:rc.k],
+                                        time.perf_counter() - started))
             except psycopg.Error as exc:
                 if _is_fatal(pconn):
                     raise
-                state.bump(state.ann_queries, labels, len(measured) + 1)
+                state.bump(state.ann_queries, labels, len(answers) + 1)
                 if budget.spent_by(exc):
                     raise _BudgetExhausted() from None
                 state.bump(state.errors, (*labels, fname, "ann"))
@@ -693,11 +880,25 @@ class RecallCollector:
                 if budget.remaining() < 0.2:
                     raise _BudgetExhausted() from None
                 continue
-            state.bump(state.ann_queries, labels, len(measured))
-            for query, rows, seconds in measured:
-                truth = exact.get(query.qid)
-                ann = result_rows(rows, query.self_id)[:rc.k]
+            state.bump(state.ann_queries, labels, len(answers))
+            measured[n] = answers
+        # 4. A stored truth that an approximate answer contradicts (a row closer than its k-th
+        # neighbour that it lacks: inserted since, its statistics not flushed yet) is recomputed.
+        contradicted = {query.qid for answers in measured.values() for query, ann, _ in answers
+                        if query.qid in stored and contradicts(ann, exact[query.qid], rc.k, rc.epsilon)}
+        if contradicted:
+            state.bump(state.exact_stale, labels, len(contradicted))
+            for qid in contradicted:
+                exact.pop(qid)
+            exact.update(exact_run.compute([q for q in queries if q.qid in contradicted]))
+        state.bump(state.exact_reused, labels, len(stored - contradicted))
+        exact_run.record_durations(exact)
+        # 5. Recall per query and setting.
+        for n, answers in measured.items():
+            point = points[n]
+            for query, ann, seconds in answers:
                 point.seconds.append(seconds)
+                truth = exact.get(query.qid)
                 if truth is None:
                     continue
                 value = recall_at_k(ann, truth.distances, rc.k, rc.epsilon)
@@ -706,71 +907,6 @@ class RecallCollector:
                 point.recalls.append(value)
                 point.returned.append(len(ann))
                 point.expected.append(min(rc.k, len(truth.distances)))
-
-    def _exact(self, pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
-               queries: list[QueryVector], fetch: int, rc: Any, store: RecallStateStore, state: RecallState,
-               budget: _Budget, db_key: str, signature: TableSignature, cache_ok: bool, result: IndexResult,
-               vector_index_names: set[str]) -> dict[str, ExactResult]:
-        labels = idx.labels
-        filter_key = f"{fname}:{hashlib.md5((where or '').encode()).hexdigest()[:12]}"
-        reused = store.load_exact(db_key, idx.probe_key, filter_key, rc.k, [q.qid for q in queries], signature,
-                                  rc.max_changed_fraction)
-        state.bump(state.exact_reused, labels, len(reused))
-        missing = [q for q in queries if q.qid not in reused]
-        computed: dict[str, ExactResult] = {}
-        if missing:
-            exact_sql = exact_query(idx, where, fetch)
-            settings: dict[str, str | None] = {
-                "enable_indexscan": "off", "enable_indexonlyscan": "off",
-                "statement_timeout": budget.timeout_ms(rc.exact_timeout),
-                "max_parallel_workers_per_gather": (str(rc.exact_parallel_workers)
-                                                    if rc.exact_parallel_workers is not None else None),
-            }
-            try:
-                with local_settings(pconn, settings):
-                    plan = explain_json(pconn, exact_sql, {"q": missing[0].vector})
-                    approximate = plan_index_names(plan) & vector_index_names
-                    if approximate:
-                        raise CollectorError(f"exact plan uses approximate index {', '.join(sorted(approximate))}")
-                    for query in missing:
-                        timeout = budget.timeout_ms(rc.exact_timeout)
-                        try:
-                            with pconn.transaction():
-                                pconn.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
-                                started = time.perf_counter()
-                                rows = pconn.execute(exact_sql, {"q": query.vector}, prepare=False).fetchall()
-                                seconds = time.perf_counter() - started
-                        except psycopg.Error as exc:
-                            if _is_fatal(pconn):
-                                raise
-                            state.bump(state.exact_queries, labels)
-                            if budget.spent_by(exc):
-                                break
-                            state.bump(state.errors, (*labels, fname, "exact"))
-                            if budget.remaining() < 0.2:
-                                break
-                            continue
-                        state.bump(state.exact_queries, labels)
-                        pairs = [(rid, d) for rid, d in result_rows(rows, query.self_id) if not math.isnan(d)][:rc.k]
-                        computed[query.qid] = ExactResult(tuple(d for _, d in pairs), tuple(r for r, _ in pairs),
-                                                          seconds)
-            except psycopg.Error as exc:
-                if _is_fatal(pconn):
-                    raise
-                if budget.spent_by(exc):
-                    raise _BudgetExhausted() from None
-                state.bump(state.errors, (*labels, fname, "explain"))
-                raise
-            finally:
-                if computed and cache_ok:
-                    store.save_exact(db_key, idx.probe_key, filter_key, rc.k, signature, computed)
-            if len(computed) < len(missing) and budget.remaining() < 0.2:
-                raise _BudgetExhausted()
-        exact = {**reused, **computed}
-        durations = [r.duration for r in exact.values()]
-        if durations:
-            result.exact_seconds[fname] = sum(durations) / len(durations)
-        return exact
 
     # -- emission ------------------------------------------------------------------------
     def _emit_index(self, em: Emitter, idx: VectorIndex, state: RecallState, skipped: str | None, rc: Any) -> None:
@@ -830,6 +966,8 @@ class RecallCollector:
             labels = idx.labels
             for name, table in (("vecmon_recall_exact_queries_total", state.exact_queries),
                                 ("vecmon_recall_exact_reused_total", state.exact_reused),
+                                ("vecmon_recall_exact_stale_total", state.exact_stale),
+                                ("vecmon_recall_exact_check_queries_total", state.check_queries),
                                 ("vecmon_recall_ann_queries_total", state.ann_queries)):
                 em.add(name, table.get(labels, 0), *labels)
         for key, value in state.errors.items():

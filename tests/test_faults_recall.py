@@ -22,6 +22,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from collectors.recall_probe import contradicts
+from collectors.recall_state import ExactResult
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, new_database
 from tests.helpers import Families, require_tool, run_collector
@@ -256,3 +258,73 @@ def test_read_only_state_directory_falls_back_to_memory(cycles, store_db, tmp_pa
     assert_correct(second, store_db)
     assert second.value("vecmon_recall_exact_reused_total", INDEX) == QUERIES  # memory still caches
     assert not (directory / "recall.sqlite").exists()
+
+
+# ----------------------------------------------------------------------------- stale ground truth
+@pytest.mark.parametrize("change", ["delete", "insert"])
+def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg18, tmp_path, change):
+    """Delete every query's true neighbours (or insert a nearer row for each query) and probe within
+    a second, before the writer's statistics are flushed (pg_stat_user_tables lags while the writing
+    backend is idle): recall must match brute force over the rows there are now, not be scored
+    against the stored neighbours. Deleted neighbours are found by the check of the stored rows,
+    inserted ones by an approximate answer closer than the stored k-th neighbour."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(ROWS + QUERIES, seed=5)
+    items, golden = data[:ROWS], data[ROWS:]
+    app_ef = 100  # enough candidates past the dead tuples of deleted rows: the truth stays high
+    make_items(db, items, golden, m=16, ef_construction=64, app_ef=app_ef)
+    c = Cycles(db, f"sqlite:///{tmp_path / 'stale.sqlite'}")
+    c.overrides["vector"]["recall"]["ef_search_values"] = [app_ef]
+    try:
+        first = c.run()
+        assert first.value("vecmon_recall_exact_queries_total", INDEX) == QUERIES
+        alive = np.ones(ROWS, bool)
+        if change == "delete":
+            distances = np.linalg.norm(items[None, :, :].astype(np.float64) - golden[:, None, :], axis=2)
+            neighbours = sorted({int(i) for row in distances for i in np.argsort(row)[:K]})
+            alive[neighbours] = False
+            statement, params = "DELETE FROM items WHERE id = ANY(%s)", [neighbours]
+            counter = "n_tup_del"
+        else:
+            nearer = (golden + np.float32(1e-3)).astype(np.float32)
+            items = np.concatenate([items, nearer])
+            alive = np.ones(len(items), bool)
+            statement = "INSERT INTO items (id, embedding) SELECT * FROM unnest(%s::int[], %s::vector[])"
+            params = [list(range(ROWS, ROWS + QUERIES)), [vec_text(v) for v in nearer]]
+            counter = "n_tup_ins"
+        with psycopg.connect(db.admin_dsn, autocommit=True) as writer, db.admin() as observer:
+            def counted() -> int:
+                return observer.execute(f"SELECT {counter} FROM pg_stat_user_tables WHERE relname = 'items'"
+                                        ).fetchone()[0]
+            before = counted()
+            writer.execute("SELECT count(*) FROM golden")  # flushes this backend's statistics now ...
+            writer.execute(statement, params)  # ... so this statement's wait for about 10 s
+            changed_at = time.monotonic()
+            assert counted() == before  # the statistics really lag behind the table
+            second = c.run()
+            assert time.monotonic() - changed_at < 5
+            assert counted() == before, "statistics flushed during the probe: the case was not reproduced"
+        truth = mean_brute_force(db, items, alive, golden, app_ef)
+        assert truth > 0.5
+        reported = second.value("vecmon_recall_mean_ratio", point(app_ef))
+        assert reported == pytest.approx(truth, abs=0.02), (reported, truth)
+        assert second.value("vecmon_recall_exact_stale_total", INDEX) == QUERIES
+        assert second.value("vecmon_recall_exact_queries_total", INDEX) == 2 * QUERIES
+        assert second.value("vecmon_recall_exact_check_queries_total", INDEX) == 1  # one statement per cycle
+        # the recomputed truth is reused in the next cycle (nothing changed since)
+        third = c.run()
+        assert third.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(truth, abs=0.02)
+        assert third.value("vecmon_recall_exact_stale_total", INDEX) == QUERIES
+    finally:
+        c.close()
+
+
+def test_an_answer_closer_than_the_stored_kth_neighbour_contradicts_it():
+    truth = ExactResult((0.1, 0.2, 0.3), ("1:(0,1)", "1:(0,2)", "1:(0,3)"), 0.01)
+    assert not contradicts([("1:(0,1)", 0.1), ("1:(0,2)", 0.2), ("1:(0,3)", 0.3)], truth, 3, 1e-6)
+    assert not contradicts([("1:(0,1)", 0.1), ("1:(0,9)", 0.3)], truth, 3, 1e-6)  # a tie at the k-th: fine
+    assert not contradicts([("1:(0,9)", 0.5)], truth, 3, 1e-6)  # farther: a miss, not a contradiction
+    assert contradicts([("1:(0,9)", 0.05)], truth, 3, 1e-6)  # nearer than the k-th, unknown: stale
+    # the exact search found fewer than k rows: any other row it returns is one the truth lacks
+    assert contradicts([("1:(0,9)", 0.9)], ExactResult((0.1,), ("1:(0,1)",), 0.01), 3, 1e-6)
+    assert contradicts([("1:(0,9)", 0.9)], ExactResult((), (), 0.01), 3, 1e-6)
