@@ -418,7 +418,9 @@ class _ExactRun:
             return set()
         seen: dict[tuple[int, str], float] = {}
         try:
-            with local_settings(self.pconn, {"statement_timeout": self.budget.timeout_ms(self.rc.ann_timeout)}):
+            # a TID scan, however small the table: the check must not cost a full scan on a large one
+            with local_settings(self.pconn, {"enable_seqscan": "off",
+                                             "statement_timeout": self.budget.timeout_ms(self.rc.ann_timeout)}):
                 rows = self.pconn.execute(stored_neighbours_query(self.idx, self.where), {
                     "vectors": [vectors[qid] for qid in order], "rels": rels, "tids": tids, "numbers": numbers},
                     prepare=False).fetchall()
