@@ -15,8 +15,9 @@ monitoring role can SELECT from) and every filter configured for it:
 2. **Plan check**: the approximate query is built from the catalog exactly as an application
    would write it (the index key or expression, the opclass's ``OPERATOR(schema.op)``, the
    partial-index predicate, the filter, ``ORDER BY ... LIMIT k``) and run with the settings the
-   application gets (``hnsw.*``/``ivfflat.*`` including database and role overrides, see
-   :meth:`collectors.pgvector_catalog.VectorCatalog.app_settings`). ``EXPLAIN (FORMAT JSON)``
+   application gets (every ``hnsw.*`` and ``ivfflat.*`` value, whatever the index's method: the
+   planner weighs both methods' indexes; database and role overrides included, see
+   :meth:`collectors.pgvector_catalog.VectorCatalog.app_query_settings`). ``EXPLAIN (FORMAT JSON)``
    must show an index scan on that index (or its partitions); otherwise the probe reports
    ``vecmon_vector_index_used 0`` and no recall: a sequential scan is exact and would read 1.0.
 3. **Exact side**: the same query with ``enable_indexscan`` off and ``ORDER BY (distance) + 0``
@@ -737,9 +738,8 @@ class RecallCollector:
             raise _Skip("no_queries")
         state.queries[(idx.schema, idx.name)] = queries
 
-        app = catalog.app_settings(vs.app_role)
         method, param = idx.method, idx.param
-        base = {name: value for name, (value, _) in app.items() if name.startswith(method + ".")}
+        base = catalog.app_query_settings(vs.app_role)  # both methods': the planner weighs every index
         app_value = int(float(base.get(f"{method}.{param}", GUC_DEFAULTS[f"{method}.{param}"])))
         candidates = rc.ef_search_values if method == "hnsw" else rc.probes_values
         values = sorted({app_value, *candidates})

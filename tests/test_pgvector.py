@@ -661,3 +661,44 @@ def test_an_unusable_state_store_only_costs_rows_at_build(vdb, tmp_path):
                         **recall_overrides(tmp_path))
     assert fam.value("vecmon_vector_index_valid", labels()) == 1
     assert not fam.samples("vecmon_vector_index_rows_at_build")
+
+
+def test_probes_apply_every_override_of_the_app_role(pg18, tmp_path):
+    """HNSW and IVFFlat on one column: the app role's ivfflat.probes makes IVFFlat costlier, so the
+    application's plan uses HNSW. The HNSW probe must plan with that override too (and so see the
+    index the application uses), not with only the hnsw.* ones."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(6000, 32, seed=1)
+    role = f"app_both_{db.name}"
+    with db.admin() as conn:
+        conn.execute("CREATE TABLE both_items (id int PRIMARY KEY, embedding vector(32))")
+        with conn.cursor().copy("COPY both_items (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(data):
+                copy.write_row((i, vec_text(v)))
+        conn.execute("CREATE INDEX both_hnsw ON both_items USING hnsw (embedding vector_l2_ops) "
+                     "WITH (m = 8, ef_construction = 32)")
+        conn.execute("CREATE INDEX both_ivf ON both_items USING ivfflat (embedding vector_l2_ops) WITH (lists = 20)")
+        conn.execute("VACUUM ANALYZE both_items")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT CONNECT ON DATABASE {db.name} TO {role}")
+        conn.execute(f"GRANT SELECT ON both_items TO {role}, {MONITOR_ROLE}")
+        conn.execute(f"ALTER ROLE {role} IN DATABASE {db.name} SET ivfflat.probes = 5")
+    query = vec_text(data[3])
+    with psycopg.connect(db.server.dsn(db.name, user=role)) as app:  # what the application's plan is
+        plan = "\n".join(r[0] for r in app.execute(
+            "EXPLAIN SELECT id FROM both_items ORDER BY embedding <-> %s::vector LIMIT 10", [query]).fetchall())
+    assert "both_hnsw" in plan and "both_ivf" not in plan, plan
+    fam = run_collector(db.monitor_dsn, "recall", state={}, timeout=30, vector={
+        "app_role": role, "recall": {"state_url": f"sqlite:///{tmp_path / 'both.sqlite'}", "sample_size": 5,
+                                     "ef_search_values": [40], "probes_values": [1, 5]}})
+
+    def used(index: str, param: str, value: int) -> float | None:
+        return fam.value("vecmon_vector_index_used", {"target": "t", "schema": "public", "table": "both_items",
+                                                      "index": index, "filter": "", "param": param,
+                                                      "value": str(value), "iterative": "off"})
+
+    assert fam.value("vecmon_recall_app_setting", {"target": "t", "schema": "public", "table": "both_items",
+                                                   "index": "both_ivf", "param": "probes"}) == 5
+    assert used("both_hnsw", "ef_search", 40) == 1  # the application's plan: HNSW
+    assert used("both_ivf", "probes", 5) == 0  # at the application's probes the planner takes HNSW
+    assert used("both_ivf", "probes", 1) == 1
