@@ -61,6 +61,8 @@ GUC_DEFAULTS: Mapping[str, str] = MappingProxyType({
     "ivfflat.iterative_scan": "off",
     "ivfflat.max_probes": "32768",
 })
+# Upper bounds of the search knobs (pgvector's GUC definitions).
+GUC_MAXIMA: Mapping[str, int] = MappingProxyType({"hnsw.ef_search": 1000, "ivfflat.probes": 32768})
 # The knob that trades recall for speed, per access method.
 SEARCH_PARAM: Mapping[str, str] = MappingProxyType({"hnsw": "ef_search", "ivfflat": "probes"})
 VECTOR_TYPES = ("vector", "halfvec", "sparsevec")

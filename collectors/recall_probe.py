@@ -6,9 +6,11 @@ monitoring role can SELECT from) and every filter configured for it:
 1. **Query vectors**: ``recall.queries.source: sample`` takes stored rows of the table (the
    index key's own value, so an expression index is probed in its own space) and excludes each
    row from its own results (LIMIT k+1 on both sides, then the row is dropped: otherwise it would
-   sit at distance 0 in its own top-k). The row still takes one of HNSW's ``ef_search``
-   candidates, so at ``ef_search = k`` at most k-1 other rows come back: a fixed query set
-   (``source: table``, vectors not stored in the table) avoids that bias. The sampled set is
+   sit at distance 0 in its own top-k). The row also takes one of HNSW's ``ef_search``
+   candidates, so an HNSW point labelled ``ef_search = e`` runs at ``e + 1`` (at most 1000): the
+   other rows get the e candidates an application's query for a vector not in the table gets
+   (without it, at ``ef_search = k`` a healthy index returned k-1 rows and recall was capped at
+   (k-1)/k). A fixed query set (``source: table``) needs neither. The sampled set is
    kept in the state store and replaced only when the table was rewritten, or has changed and
    the set is older than ``resample_after`` (a sampled row updated meanwhile moves to a new ctid
    and is no longer excluded until then).
@@ -74,7 +76,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.pgvector_catalog import (GUC_DEFAULTS, QueryVector, VectorCatalog, VectorIndex, database_key,
+from collectors.pgvector_catalog import (GUC_DEFAULTS, GUC_MAXIMA, QueryVector, VectorCatalog, VectorIndex, database_key,
                                          explain_json, filters_for, get_catalog, load_library, local_settings,
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
                                          selected_indexes, table_query_vectors)
@@ -84,6 +86,9 @@ from monitor.pg import build_conninfo, redact, secrets_of
 log = logging.getLogger(__name__)
 
 RECALL_BUCKETS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+# Recall values are ratios like 9/10 and means of them: a value "reaches" a target or bucket bound
+# within this much, so 0.8999999999999999 (float rounding of a mean of 0.9s) reaches 0.9.
+RECALL_TOLERANCE = 1e-9
 PRUNE_EVERY = 3600.0
 PRUNE_AFTER = 7 * 86400.0  # exact results not recomputed for a week are dropped (and recomputed if needed)
 P = ("schema", "table", "index")
@@ -95,6 +100,11 @@ EXACT_TAG = "/* vecmon:recall:exact */"
 CHECK_TAG = "/* vecmon:recall:check */"
 # Stored and recomputed distances come from the same expression; this only absorbs float noise.
 DISTANCE_TOLERANCE = 1e-9
+
+
+def reaches(value: float, target: float) -> bool:
+    """``value >= target`` up to :data:`RECALL_TOLERANCE` (float rounding never decides)."""
+    return value >= target - RECALL_TOLERANCE
 
 
 def recall_lock_key(schema: str, index: str) -> int:
@@ -259,14 +269,14 @@ class Point:
     seconds: list[float] = field(default_factory=list)
 
     def mean(self, values: Sequence[float]) -> float | None:
-        return sum(values) / len(values) if values else None
+        return math.fsum(values) / len(values) if values else None  # fsum: thirty 0.9s average to 0.9
 
     @property
     def recall_mean(self) -> float | None:
         return self.mean(self.recalls)
 
     def good_fraction(self, target: float) -> float | None:
-        return self.mean([1.0 if r >= target - 1e-12 else 0.0 for r in self.recalls])
+        return self.mean([1.0 if reaches(r, target) else 0.0 for r in self.recalls])
 
     @property
     def shortfall_fraction(self) -> float | None:
@@ -277,8 +287,8 @@ class Point:
         if not self.used or not self.recalls:
             return False
         if fraction is None:
-            return (self.recall_mean or 0.0) >= target - 1e-12
-        return (self.good_fraction(target) or 0.0) >= fraction - 1e-12
+            return reaches(self.recall_mean or 0.0, target)
+        return reaches(self.good_fraction(target) or 0.0, fraction)
 
 
 @dataclass
@@ -755,6 +765,11 @@ class RecallCollector:
         force = {"enable_seqscan": "off", "enable_bitmapscan": "off"} if rc.force_index else {}
         self_exclusion = any(q.self_id for q in queries)
         fetch = rc.k + 1 if self_exclusion else rc.k
+        # A sampled query's own row is one of HNSW's ef_search candidates (the nearest, at distance
+        # 0) and is dropped afterwards: one more candidate leaves the other rows as many as an
+        # application's query (for a vector not in the table) gets at ef_search. IVFFlat returns
+        # every row of the probed lists, so LIMIT k + 1 is enough there.
+        extra_candidate = 1 if self_exclusion and method == "hnsw" else 0
 
         result = IndexResult(index=idx, param=param, app_value=app_value, app_iterative=app_iterative,
                              queries=len(queries))
@@ -766,7 +781,8 @@ class RecallCollector:
             points = []
             for mode in modes:
                 for value in values:
-                    settings = {**base, f"{method}.{param}": str(value), **force}
+                    searched = min(value + extra_candidate, GUC_MAXIMA.get(f"{method}.{param}", value))
+                    settings = {**base, f"{method}.{param}": str(searched), **force}
                     if supports_iterative:
                         settings[iterative_guc] = mode
                     points.append(Point(fname, mode, param, value, settings))
@@ -796,12 +812,12 @@ class RecallCollector:
             hist = state.hist.setdefault(key, [0.0] * (len(RECALL_BUCKETS) + 2))
             for value in point.recalls:
                 for i, bound in enumerate(RECALL_BUCKETS):
-                    if value <= bound + 1e-12:
+                    if reaches(bound, value):
                         hist[i] += 1
                 hist[-2] += 1
                 hist[-1] += value
                 state.bump(state.total, key)
-                if value >= rc.target - 1e-12:
+                if reaches(value, rc.target):
                     state.bump(state.good, key)
             state.good.setdefault(key, 0)
             state.total.setdefault(key, 0)

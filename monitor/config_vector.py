@@ -64,8 +64,8 @@ class RecallQueries(Model):
     """Where the recall probe's query vectors come from."""
 
     source: Literal["sample", "table"] = Field(
-        "sample", description="sample: stored rows of the indexed table (each row excluded from its own results); "
-                              "table: a fixed query set")
+        "sample", description="sample: stored rows of the indexed table (each row excluded from its own results, "
+                              "HNSW given one more ef_search candidate for it); table: a fixed query set")
     table: str | None = Field(None, description="schema.table holding the query set (source: table)")
     column: str | None = Field(None, description="vector column of the query table (source: table)")
     order_by: str | None = Field(None, description="column giving the query set a stable order (default: ctid)")

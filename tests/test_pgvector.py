@@ -357,7 +357,8 @@ def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tm
     for q in queries:
         ctid = q.self_id.split(":", 1)[1]
         own_id = vdb.execute("SELECT id FROM items WHERE ctid = %s::tid", [ctid])[0][0]
-        ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF, K + 1), exclude=own_id))
+        ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF + 1, K + 1),
+                                  exclude=own_id))  # one more candidate for the own row
     theirs = first.value("vecmon_recall_mean_ratio", point(APP_EF))
     assert abs(theirs - float(np.mean(ours))) <= 0.01
 
@@ -702,3 +703,59 @@ def test_probes_apply_every_override_of_the_app_role(pg18, tmp_path):
     assert used("both_hnsw", "ef_search", 40) == 1  # the application's plan: HNSW
     assert used("both_ivf", "probes", 5) == 0  # at the application's probes the planner takes HNSW
     assert used("both_ivf", "probes", 1) == 1
+
+
+def test_sampled_recall_at_the_defaults_is_not_capped_by_the_own_row(pg18, tmp_path):
+    """queries: {source: sample} at the defaults (k = 10, ef_search 10 among the measured values):
+    each query's own row takes one of HNSW's ef_search candidates, so without one more candidate a
+    healthy index returned 9 of 10 rows, the shortfall read 1.0 and recall was capped at 0.9."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(5000 + 20, DIM, seed=21)
+    items, golden = data[:5000], data[5000:]
+    with db.admin() as conn:
+        conn.execute(f"CREATE TABLE healthy (id int PRIMARY KEY, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY healthy (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(items):
+                copy.write_row((i, vec_text(v)))
+        conn.execute("CREATE INDEX healthy_hnsw ON healthy USING hnsw (embedding vector_l2_ops) "
+                     "WITH (m = 16, ef_construction = 128)")
+        conn.execute("VACUUM ANALYZE healthy")
+        conn.execute(f"GRANT SELECT ON healthy TO {MONITOR_ROLE}")
+    state: dict = {}
+    fam = run_collector(db.monitor_dsn, "recall", state=state, timeout=60, vector={
+        "recall": {"state_url": f"sqlite:///{tmp_path / 'healthy.sqlite'}"}})
+    at10 = {"target": "t", "schema": "public", "table": "healthy", "index": "healthy_hnsw", "filter": "",
+            "param": "ef_search", "value": "10", "iterative": "off"}
+    sampled = fam.value("vecmon_recall_mean_ratio", at10)
+    # the same index for queries that are not in the table (no own row), brute force here
+    with db.admin() as conn:
+        conn.execute("SET hnsw.ef_search = 10")
+        external = []
+        for q in golden:
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM healthy ORDER BY embedding <-> %s::vector "
+                                              f"LIMIT {K}", [vec_text(q)]).fetchall()]
+            external.append(numpy_recall(items, q, ids))
+    assert np.mean(external) > 0.95  # a healthy index at ef_search = k
+    assert fam.value("vecmon_recall_returned_rows", at10) == K
+    assert fam.value("vecmon_recall_shortfall_ratio", at10) == 0
+    assert sampled > 0.92, sampled
+    assert abs(sampled - np.mean(external)) < 0.05, (sampled, np.mean(external))
+    # what vecmon measured, recomputed here: ef_search + 1 candidates, LIMIT k + 1, the own row dropped
+    ours = []
+    with db.admin() as conn:
+        conn.execute("SET hnsw.ef_search = 11")
+        for query in state["recall"].queries[("public", "healthy_hnsw")]:
+            own = conn.execute("SELECT id FROM healthy WHERE ctid = %s::tid",
+                               [query.self_id.split(":", 1)[1]]).fetchone()[0]
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM healthy ORDER BY embedding <-> %s::vector "
+                                              f"LIMIT {K + 1}", [query.vector]).fetchall()]
+            ours.append(numpy_recall(items, items[own], ids, exclude=own))
+    assert sampled == pytest.approx(float(np.mean(ours)), abs=0.01)
+
+
+def test_recall_comparisons_are_not_decided_by_float_rounding():
+    point_ = recall_probe.Point("", "off", "ef_search", 10, {}, used=True, recalls=[0.9] * 30)
+    assert point_.recall_mean == 0.9  # not 0.8999999999999996
+    assert point_.meets(0.9, None) and point_.meets(0.9, 1.0) and point_.good_fraction(0.9) == 1.0
+    assert not point_.meets(0.9 + 1e-6, None)
+    assert recall_probe.reaches(0.9 - 1e-12, 0.9) and not recall_probe.reaches(0.8999, 0.9)
