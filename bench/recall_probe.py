@@ -98,6 +98,7 @@ def statements(conn: psycopg.Connection) -> dict[str, tuple[int, float]]:
     rows = conn.execute("""
         SELECT CASE WHEN query LIKE '%%vecmon:recall:exact%%' AND query NOT LIKE 'EXPLAIN%%' THEN 'exact'
                     WHEN query LIKE '%%vecmon:recall:ann%%' AND query NOT LIKE 'EXPLAIN%%' THEN 'ann'
+                    WHEN query LIKE '%%vecmon:recall:check%%' THEN 'check'
                     ELSE 'other' END, sum(calls)::bigint, sum(total_exec_time)::float8
         FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
         WHERE r.rolname = %s AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -170,17 +171,17 @@ def bench(server: LocalPostgres, rows: int, args: argparse.Namespace, state_dir:
         state: dict = {}
         shared = SharedState()  # the recall state stores, shared between runs as the daemon does
         print(f"{'cycle':8} {'wall_s':>8} {'db_s':>8} {'exact_q':>8} {'exact_db_s':>11} {'ann_q':>7} "
-              f"{'ann_db_s':>9} {'other_db_s':>11}")
+              f"{'ann_db_s':>9} {'check_q':>8} {'check_ms':>9} {'other_db_s':>11}")
         last = []
         try:
             for cycle in ("first", "repeat"):
                 conn.execute("SELECT pg_stat_statements_reset()")
                 wall, families = run_cycle(target, state, shared, args.timeout)
                 stats = statements(conn)
-                exact, ann, other = (stats.get(k, (0, 0.0)) for k in ("exact", "ann", "other"))
-                total = exact[1] + ann[1] + other[1]
+                exact, ann, check, other = (stats.get(k, (0, 0.0)) for k in ("exact", "ann", "check", "other"))
+                total = exact[1] + ann[1] + check[1] + other[1]
                 print(f"{cycle:8} {wall:8.2f} {total:8.2f} {exact[0]:8d} {exact[1]:11.2f} {ann[0]:7d} "
-                      f"{ann[1]:9.2f} {other[1]:11.2f}")
+                      f"{ann[1]:9.2f} {check[0]:8d} {check[1] * 1000:9.2f} {other[1]:11.2f}")
                 last = families
                 skipped = samples(families, "vecmon_recall_probe_skipped")
                 if skipped:
