@@ -60,13 +60,14 @@ without it are skipped with reason ``no_privilege``. Every statement is read-onl
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
@@ -80,7 +81,7 @@ from collectors.pgvector_catalog import (GUC_DEFAULTS, GUC_MAXIMA, QueryVector, 
                                          explain_json, filters_for, get_catalog, load_library, local_settings,
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
                                          selected_indexes, table_query_vectors)
-from collectors.recall_state import ExactResult, RecallStateStore, TableSignature
+from collectors.recall_state import ApproximateAnswer, ExactResult, RecallStateStore, TableSignature
 from monitor.pg import build_conninfo, redact, secrets_of
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,11 @@ def exact_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql
         limit=sql.Literal(limit))
 
 
+def settings_key(settings: Mapping[str, str], query_sql: str) -> str:
+    """Identifies how an approximate query ran: its settings and its SQL (LIMIT, filter, predicate)."""
+    return hashlib.md5(json.dumps([sorted(settings.items()), query_sql]).encode()).hexdigest()
+
+
 def stored_neighbours_query(index: VectorIndex, filter_where: str | None) -> sql.Composable:
     """The stored neighbours of several queries, fetched by (tableoid, ctid) with their distance now.
 
@@ -221,7 +227,8 @@ def stored_neighbours_query(index: VectorIndex, filter_where: str | None) -> sql
     updated since (a new version has a new ctid) or no longer matches the filter is not returned.
     """
     conditions = [sql.SQL("t.ctid = ANY(%(tids)s::tid[])"), *index.conditions(filter_where, not_null=True)]
-    distance = sql.SQL("{key} {op} ((%(vectors)s::text[])[vecmon_n.vecmon_number])::{type}").format(
+    # the query vectors are cast once (a constant array), not once per fetched row
+    distance = sql.SQL("{key} {op} ((%(vectors)s::text[])::{type}[])[vecmon_n.vecmon_number]").format(
         key=index.key_composable(), op=index.operator_sql(), type=sql.SQL(index.key_type))
     return sql.SQL(
         "SELECT " + CHECK_TAG + " vecmon_n.vecmon_number, t.tableoid::oid, t.ctid::text, ({dist}) + 0 "
@@ -235,7 +242,8 @@ _SIGNATURE_SQL = """
 SELECT coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::bigint AS changes,
        coalesce(string_agg(c.oid::text || ':' || c.relfilenode::text, ',' ORDER BY c.oid), '') AS files,
        coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS reltuples,
-       coalesce(sum(s.n_live_tup), 0)::float8 AS live
+       coalesce(sum(s.n_live_tup), 0)::float8 AS live,
+       coalesce(sum(s.vacuum_count + s.autovacuum_count), 0)::bigint AS vacuums
 FROM (SELECT relid FROM pg_partition_tree(%(oid)s::oid::regclass) WHERE isleaf
       UNION SELECT %(oid)s::oid WHERE (SELECT relkind FROM pg_class WHERE oid = %(oid)s::oid) <> 'p') AS leaf
 JOIN pg_class c ON c.oid = leaf.relid
@@ -245,11 +253,12 @@ LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 
 def table_signature(conn: psycopg.Connection, index: VectorIndex, in_recovery: bool) -> TableSignature:
     row = conn.execute(_SIGNATURE_SQL, {"oid": index.table_oid}).fetchone()
-    changes, files, reltuples, live = row
+    changes, files, reltuples, live, vacuums = row
     if in_recovery:  # a standby's statistics do not see replayed writes: only an unchanged replay position counts
         lsn = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
         files = f"{files}@{lsn}"
-    return TableSignature(files=files, changes=int(changes), rows=max(float(reltuples), float(live)))
+    return TableSignature(files=files, changes=int(changes), rows=max(float(reltuples), float(live)),
+                          vacuums=int(vacuums))
 
 
 # --------------------------------------------------------------------------- results
@@ -321,6 +330,7 @@ class RecallState:
     exact_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     exact_reused: dict[tuple[str, ...], int] = field(default_factory=dict)
     exact_stale: dict[tuple[str, ...], int] = field(default_factory=dict)
+    ann_reused: dict[tuple[str, ...], int] = field(default_factory=dict)
     check_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     ann_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     errors: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -395,38 +405,33 @@ class _ExactRun:
         self.vector_index_names = vector_index_names
         self.filter_key = f"{fname}:{hashlib.md5((where or '').encode()).hexdigest()[:12]}"
 
-    def load_or_compute(self, queries: list[QueryVector]) -> tuple[dict[str, ExactResult], set[str]]:
-        """``(exact results by query id, ids of those that came from the store)``."""
-        rc, labels = self.rc, self.idx.labels
-        stored = self.store.load_exact(self.db_key, self.idx.probe_key, self.filter_key, rc.k,
-                                       [q.qid for q in queries], self.signature, rc.max_changed_fraction)
-        if stored:
-            stale = self.stale(queries, stored)
-            if stale:
-                self.state.bump(self.state.exact_stale, labels, len(stale))
-                stored = {qid: r for qid, r in stored.items() if qid not in stale}
-        computed = self.compute([q for q in queries if q.qid not in stored])
-        return {**stored, **computed}, set(stored)
+    def load(self, queries: list[QueryVector]) -> dict[str, ExactResult]:
+        """Stored exact results whose table signature allows reuse (not yet checked against the table)."""
+        return self.store.load_exact(self.db_key, self.idx.probe_key, self.filter_key, self.rc.k,
+                                     [q.qid for q in queries], self.signature, self.rc.max_changed_fraction)
 
-    def stale(self, queries: list[QueryVector], stored: dict[str, ExactResult]) -> set[str]:
-        """Query ids whose stored neighbours are not all still in the table (same row version,
-        matching the filter) at the stored distance: one statement fetching them by TID. The
-        statistics counters that key the store lag behind the table by up to seconds."""
-        vectors = {q.qid: q.vector for q in queries if q.qid in stored}
-        order = sorted(vectors)
-        rels: list[int] = []
-        tids: list[str] = []
-        numbers: list[int] = []
+    def changed(self, queries: list[QueryVector], entries: dict[Any, tuple[str, Sequence[tuple[str, float]]]]
+                ) -> set[Any]:
+        """Keys of ``entries`` (``key -> (query id, stored (row id, distance) pairs)``) whose rows are
+        not all still in the table (same row version, matching the filter) at the stored distance:
+        one statement fetching them by TID. The statistics counters that key the store lag behind
+        the table by up to seconds, this does not."""
+        vectors = {q.qid: q.vector for q in queries}
+        order = sorted({qid for qid, _ in entries.values() if qid in vectors})
+        number = {qid: n for n, qid in enumerate(order, start=1)}
         wanted: dict[tuple[int, str], float] = {}
-        for n, qid in enumerate(order, start=1):
-            for rid, distance in zip(stored[qid].row_ids, stored[qid].distances):
-                rel, _, ctid = rid.partition(":")
-                rels.append(int(rel))
-                tids.append(ctid)
-                numbers.append(n)
-                wanted[(n, rid)] = distance
+        for qid, pairs in entries.values():
+            for rid, distance in pairs:
+                if qid in number and distance is not None and not math.isnan(distance):
+                    wanted[(number[qid], rid)] = distance
+        rels, tids, numbers = [], [], []
+        for n, rid in wanted:
+            rel, _, ctid = rid.partition(":")
+            rels.append(int(rel))
+            tids.append(ctid)
+            numbers.append(n)
         if not tids:
-            return set()
+            return {key for key, (qid, _) in entries.items() if qid not in number}
         seen: dict[tuple[int, str], float] = {}
         try:
             # a TID scan, however small the table: the check must not cost a full scan on a large one
@@ -443,16 +448,24 @@ class _ExactRun:
             if self.budget.spent_by(exc):
                 raise _BudgetExhausted() from None
             self.state.bump(self.state.errors, (*self.idx.labels, self.fname, "check"))
-            return set(order)  # unchecked: recompute rather than trust
+            return set(entries)  # unchecked: recompute rather than trust
         for n, rel, ctid, distance in rows:
             if distance is not None:
                 seen[(int(n), row_id(rel, ctid))] = float(distance)
-        stale = set()
-        for (n, rid), distance in wanted.items():
-            now = seen.get((n, rid))
-            if now is None or abs(now - distance) > DISTANCE_TOLERANCE * max(1.0, abs(distance)):
-                stale.add(order[n - 1])
-        return stale
+        changed = set()
+        for key, (qid, pairs) in entries.items():
+            n = number.get(qid)
+            if n is None:
+                changed.add(key)
+                continue
+            for rid, distance in pairs:
+                if (n, rid) not in wanted:  # a NaN distance: nothing to compare
+                    continue
+                now = seen.get((n, rid))
+                if now is None or abs(now - distance) > DISTANCE_TOLERANCE * max(1.0, abs(distance)):
+                    changed.add(key)
+                    break
+        return changed
 
     def compute(self, missing: list[QueryVector]) -> dict[str, ExactResult]:
         """Exact results of ``missing`` by full scans, stored when the probe connection is current."""
@@ -573,6 +586,10 @@ class RecallCollector:
                    "cycle that reuses results; fetches the stored neighbours by TID).", P),
         MetricSpec("vecmon_recall_ann_queries_total", "counter",
                    "Approximate probe queries run.", P),
+        MetricSpec("vecmon_recall_ann_reused_total", "counter",
+                   "Approximate answers reused from the state store instead of being rerun (the table, its "
+                   "counters and vacuums, the index and the settings unchanged, the returned rows still there).",
+                   P),
         MetricSpec("vecmon_recall_query_errors_total", "counter",
                    "Failed probe statements by side (sample, explain, exact, check, ann), e.g. timeouts or "
                    "a bad filter.", (*PF, "side")),
@@ -776,6 +793,11 @@ class RecallCollector:
         filters: list[tuple[str | None, str]] = [(None, "")]
         filters += [(f.where, f.name) for f in filters_for(idx, vs)]
         vector_index_names = {i.name for i in catalog.indexes}
+        # What an approximate answer depends on, besides the query and its settings: the table's files,
+        # write counters and vacuums (a vacuum rewires an HNSW graph) and the catalog (index builds,
+        # options, overrides). Answers are stored only from a connection that is current.
+        marker = (f"{signature.files}|{signature.changes}|{signature.vacuums}|{catalog.signature}"
+                  if cache_ok else None)
         for where, fname in filters:
             modes = [app_iterative] + ([alternative] if where and alternative else [])
             points = []
@@ -789,7 +811,7 @@ class RecallCollector:
             result.points.extend(points)
             try:
                 self._measure_filter(pconn, idx, where, fname, points, queries, fetch, rc, store, state, budget,
-                                     db_key, signature, cache_ok, result, vector_index_names)
+                                     db_key, signature, cache_ok, result, vector_index_names, marker)
             except _BudgetExhausted:
                 raise
             except psycopg.Error as exc:
@@ -854,7 +876,7 @@ class RecallCollector:
                         points: list[Point], queries: list[QueryVector], fetch: int, rc: Any,
                         store: RecallStateStore, state: RecallState, budget: _Budget, db_key: str,
                         signature: TableSignature, cache_ok: bool, result: IndexResult,
-                        vector_index_names: set[str]) -> None:
+                        vector_index_names: set[str], marker: str | None) -> None:
         labels = idx.labels
         ann_sql = ann_query(idx, where, fetch)
         # 1. Which settings does the planner answer with the index?
@@ -872,36 +894,47 @@ class RecallCollector:
             return
         exact_run = _ExactRun(pconn, idx, where, fname, fetch, rc, store, state, budget, db_key, signature,
                               cache_ok, result, vector_index_names)
-        # 2. Ground truth: stored (and checked against the table), or computed now.
-        exact, stored = exact_run.load_or_compute(queries)
-        # 3. Approximate queries at each setting the index answers.
+        query_ids = [q.qid for q in queries]
+        # 2. Stored exact results and approximate answers, checked against the table (one statement).
+        stored_exact = exact_run.load(queries)
+        reuse_answers = rc.reuse_approximate and marker is not None
+        sql_text = ann_sql.as_string(pconn)
+        skeys = {n: settings_key(point.settings, sql_text) for n, point in enumerate(points) if point.used}
+        stored_answers: dict[tuple[str, str], ApproximateAnswer] = {}
+        if reuse_answers:
+            wanted_keys = set(skeys.values())
+            stored_answers = {key: answer for key, answer in store.load_answers(
+                db_key, idx.probe_key, exact_run.filter_key, marker, query_ids).items() if key[0] in wanted_keys}
+        entries: dict[Any, tuple[str, Sequence[tuple[str, float]]]] = {
+            ("exact", qid): (qid, tuple(zip(r.row_ids, r.distances))) for qid, r in stored_exact.items()}
+        entries.update({("ann", *key): (key[1], answer.rows) for key, answer in stored_answers.items()})
+        changed = exact_run.changed(queries, entries) if entries else set()
+        stale_exact = {key[1] for key in changed if key[0] == "exact"}
+        if stale_exact:
+            state.bump(state.exact_stale, labels, len(stale_exact))
+        stored_exact = {qid: r for qid, r in stored_exact.items() if qid not in stale_exact}
+        stored_answers = {key: a for key, a in stored_answers.items() if ("ann", *key) not in changed}
+        exact = {**stored_exact, **exact_run.compute([q for q in queries if q.qid not in stored_exact])}
+        stored = set(stored_exact)
+        # 3. Approximate queries at each setting the index answers, unless a checked answer is stored.
         measured: dict[int, list[tuple[QueryVector, list[tuple[str, float]], float]]] = {}
+        fresh: dict[tuple[str, str], ApproximateAnswer] = {}
         for n, point in enumerate(points):
             if not point.used:
                 continue
-            answers: list[tuple[QueryVector, list[tuple[str, float]], float]] = []
-            try:
-                with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
-                    for query in queries:
-                        started = time.perf_counter()
-                        rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
-                        answers.append((query, result_rows(rows, query.self_id)[:rc.k],
-                                        time.perf_counter() - started))
-            except psycopg.Error as exc:
-                if _is_fatal(pconn):
-                    raise
-                state.bump(state.ann_queries, labels, len(answers) + 1)
-                if budget.spent_by(exc):
-                    raise _BudgetExhausted() from None
-                state.bump(state.errors, (*labels, fname, "ann"))
-                point.used = None
-                if budget.remaining() < 0.2:
-                    raise _BudgetExhausted() from None
+            skey = skeys[n]
+            answers = [(q, list(stored_answers[(skey, q.qid)].rows), stored_answers[(skey, q.qid)].duration)
+                       for q in queries if (skey, q.qid) in stored_answers]
+            ran = self._run_answers(pconn, idx, fname, point, ann_sql, [
+                q for q in queries if (skey, q.qid) not in stored_answers], rc, state, budget)
+            if ran is None:
                 continue
-            state.bump(state.ann_queries, labels, len(answers))
-            measured[n] = answers
+            state.bump(state.ann_reused, labels, len(answers))
+            fresh.update({(skey, q.qid): ApproximateAnswer(tuple(ann), seconds) for q, ann, seconds in ran})
+            measured[n] = answers + ran
         # 4. A stored truth that an approximate answer contradicts (a row closer than its k-th
-        # neighbour that it lacks: inserted since, its statistics not flushed yet) is recomputed.
+        # neighbour that it lacks: inserted since, its statistics not flushed yet) is recomputed, and
+        # so are the stored answers of that query (they predate the insert as well).
         contradicted = {query.qid for answers in measured.values() for query, ann, _ in answers
                         if query.qid in stored and contradicts(ann, exact[query.qid], rc.k, rc.epsilon)}
         if contradicted:
@@ -909,6 +942,20 @@ class RecallCollector:
             for qid in contradicted:
                 exact.pop(qid)
             exact.update(exact_run.compute([q for q in queries if q.qid in contradicted]))
+            for n, answers in list(measured.items()):
+                redo = [q for q, _, _ in answers if q.qid in contradicted and (skeys[n], q.qid) in stored_answers]
+                if not redo:
+                    continue
+                ran = self._run_answers(pconn, idx, fname, points[n], ann_sql, redo, rc, state, budget)
+                if ran is None:
+                    measured.pop(n)
+                    continue
+                state.bump(state.ann_reused, labels, -len(redo))
+                fresh.update({(skeys[n], q.qid): ApproximateAnswer(tuple(ann), sec) for q, ann, sec in ran})
+                measured[n] = [a for a in answers if a[0].qid not in contradicted or
+                               (skeys[n], a[0].qid) not in stored_answers] + ran
+        if reuse_answers and fresh:
+            store.save_answers(db_key, idx.probe_key, exact_run.filter_key, marker, fresh)
         state.bump(state.exact_reused, labels, len(stored - contradicted))
         exact_run.record_durations(exact)
         # 5. Recall per query and setting.
@@ -925,6 +972,35 @@ class RecallCollector:
                 point.recalls.append(value)
                 point.returned.append(len(ann))
                 point.expected.append(min(rc.k, len(truth.distances)))
+
+    def _run_answers(self, pconn: psycopg.Connection, idx: VectorIndex, fname: str, point: Point,
+                     ann_sql: sql.Composable, todo: list[QueryVector], rc: Any, state: RecallState,
+                     budget: _Budget) -> list[tuple[QueryVector, list[tuple[str, float]], float]] | None:
+        """Run the approximate query for ``todo`` at ``point``'s settings: ``(query, answer, seconds)``
+        each, or None when a statement failed (the point is then unmeasured this cycle)."""
+        labels = idx.labels
+        answers: list[tuple[QueryVector, list[tuple[str, float]], float]] = []
+        if not todo:
+            return answers
+        try:
+            with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
+                for query in todo:
+                    started = time.perf_counter()
+                    rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
+                    answers.append((query, result_rows(rows, query.self_id)[:rc.k], time.perf_counter() - started))
+        except psycopg.Error as exc:
+            if _is_fatal(pconn):
+                raise
+            state.bump(state.ann_queries, labels, len(answers) + 1)
+            if budget.spent_by(exc):
+                raise _BudgetExhausted() from None
+            state.bump(state.errors, (*labels, fname, "ann"))
+            point.used = None
+            if budget.remaining() < 0.2:
+                raise _BudgetExhausted() from None
+            return None
+        state.bump(state.ann_queries, labels, len(answers))
+        return answers
 
     # -- emission ------------------------------------------------------------------------
     def _emit_index(self, em: Emitter, idx: VectorIndex, state: RecallState, skipped: str | None, rc: Any) -> None:
@@ -986,7 +1062,8 @@ class RecallCollector:
                                 ("vecmon_recall_exact_reused_total", state.exact_reused),
                                 ("vecmon_recall_exact_stale_total", state.exact_stale),
                                 ("vecmon_recall_exact_check_queries_total", state.check_queries),
-                                ("vecmon_recall_ann_queries_total", state.ann_queries)):
+                                ("vecmon_recall_ann_queries_total", state.ann_queries),
+                                ("vecmon_recall_ann_reused_total", state.ann_reused)):
                 em.add(name, table.get(labels, 0), *labels)
         for key, value in state.errors.items():
             if key[:3] in current:

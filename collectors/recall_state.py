@@ -78,6 +78,22 @@ query_sets = Table(
     Column("queries", Text, nullable=False),  # JSON [[qid, self_id, vector], ...]
 )
 
+# Approximate answers per (query, setting): reused while the table, its counters, its vacuums and
+# the index are unchanged (``marker``) and the returned rows are still there (checked by the probe).
+ann_answers = Table(
+    "vecmon_recall_ann", metadata,
+    Column("database", String(200), primary_key=True),
+    Column("index_key", String(400), primary_key=True),
+    Column("filter_key", String(200), primary_key=True),
+    Column("settings_key", String(64), primary_key=True),  # hash of the settings and LIMIT the query ran with
+    Column("query_id", String(64), primary_key=True),
+    Column("marker", Text, nullable=False),
+    Column("distances", Text, nullable=False),  # JSON list of floats, in answer order
+    Column("row_ids", Text, nullable=False),  # JSON list of "tableoid:ctid"
+    Column("duration_seconds", Float, nullable=False),
+    Column("computed_at", Float, nullable=False),
+)
+
 index_builds = Table(
     "vecmon_index_builds", metadata,
     Column("database", String(200), primary_key=True),
@@ -93,6 +109,7 @@ class TableSignature:
     files: str
     changes: int
     rows: float
+    vacuums: int = 0  # vacuum_count + autovacuum_count: a vacuum changes an HNSW graph, not exact results
 
     def allows_reuse(self, stored_files: str, stored_changes: int, tolerance: float) -> bool:
         """True when results computed at (stored_files, stored_changes) still describe the table."""
@@ -110,6 +127,12 @@ class TableSignature:
 class ExactResult:
     distances: tuple[float, ...]
     row_ids: tuple[str, ...]
+    duration: float
+
+
+@dataclass(frozen=True)
+class ApproximateAnswer:
+    rows: tuple[tuple[str, float], ...]  # (row id, distance) in answer order, the query's own row dropped
     duration: float
 
 
@@ -217,6 +240,53 @@ class RecallStateStore:
 
         self._run(save, write=True)
 
+    # -- approximate answers --------------------------------------------------------------
+    def load_answers(self, database: str, index_key: str, filter_key: str, marker: str,
+                     query_ids: Iterable[str]) -> dict[tuple[str, str], ApproximateAnswer]:
+        """``(settings key, query id) -> answer`` stored under exactly this ``marker``."""
+        ids = list(query_ids)
+        if not ids:
+            return {}
+        t = ann_answers
+
+        def load(conn: Connection) -> dict[tuple[str, str], ApproximateAnswer]:
+            found: dict[tuple[str, str], ApproximateAnswer] = {}
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(select(t.c.settings_key, t.c.query_id, t.c.distances, t.c.row_ids,
+                                           t.c.duration_seconds).where(and_(
+                    t.c.database == database, t.c.index_key == index_key, t.c.filter_key == filter_key,
+                    t.c.marker == marker, t.c.query_id.in_(chunk))))
+                for settings_key, qid, distances, row_ids, duration in rows:
+                    found[(settings_key, qid)] = ApproximateAnswer(
+                        tuple(zip(json.loads(row_ids), (float(d) for d in json.loads(distances)))), float(duration))
+            return found
+
+        return self._run(load)
+
+    def save_answers(self, database: str, index_key: str, filter_key: str, marker: str,
+                     answers: dict[tuple[str, str], ApproximateAnswer]) -> None:
+        if not answers:
+            return
+        t = ann_answers
+        now = time.time()
+        keys = list(answers)
+
+        def save(conn: Connection) -> None:
+            for settings_key in sorted({s for s, _ in keys}):
+                qids = [q for s, q in keys if s == settings_key]
+                for chunk in _chunks(qids, 500):
+                    conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key,
+                                                      t.c.filter_key == filter_key,
+                                                      t.c.settings_key == settings_key, t.c.query_id.in_(chunk))))
+            conn.execute(insert(t), [
+                {"database": database, "index_key": index_key, "filter_key": filter_key, "settings_key": skey,
+                 "query_id": qid, "marker": marker, "distances": json.dumps([d for _, d in a.rows]),
+                 "row_ids": json.dumps([r for r, _ in a.rows]), "duration_seconds": a.duration,
+                 "computed_at": now}
+                for (skey, qid), a in answers.items()])
+
+        self._run(save, write=True)
+
     # -- query sets -----------------------------------------------------------------------
     def load_queries(self, database: str, index_key: str) -> StoredQuerySet | None:
         t = query_sets
@@ -235,14 +305,15 @@ class RecallStateStore:
 
     def save_queries(self, database: str, index_key: str, requested: int, signature: TableSignature,
                      queries: Iterable[tuple[str, str | None, str]]) -> None:
-        """Replace the query set of an index (and drop the exact results of the old one)."""
+        """Replace the query set of an index (and drop the exact results and answers of the old one)."""
         t = query_sets
         text = json.dumps([list(q) for q in queries])
 
         def save(conn: Connection) -> None:
             conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key)))
-            conn.execute(delete(exact_results).where(and_(exact_results.c.database == database,
-                                                          exact_results.c.index_key == index_key)))
+            for table in (exact_results, ann_answers):
+                conn.execute(delete(table).where(and_(table.c.database == database,
+                                                      table.c.index_key == index_key)))
             conn.execute(insert(t).values(database=database, index_key=index_key, requested=requested,
                                           table_files=signature.files, table_changes=signature.changes,
                                           created_at=time.time(), queries=text))
@@ -267,10 +338,11 @@ class RecallStateStore:
         return self._run(record, write=True)
 
     def prune(self, older_than_seconds: float) -> int:
-        """Delete exact results not recomputed for this long; returns the number of rows removed."""
+        """Delete exact results and approximate answers not recomputed for this long; returns the number
+        of rows removed."""
         cutoff = time.time() - older_than_seconds
-        return self._run(lambda conn: conn.execute(delete(exact_results).where(
-            exact_results.c.computed_at < cutoff)).rowcount or 0, write=True)
+        return self._run(lambda conn: sum(conn.execute(delete(table).where(table.c.computed_at < cutoff)).rowcount
+                                          or 0 for table in (exact_results, ann_answers)), write=True)
 
     def count_exact(self) -> int:
         return self._run(lambda conn: len(conn.execute(select(exact_results.c.query_id)).all()))

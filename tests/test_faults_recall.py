@@ -261,13 +261,57 @@ def test_read_only_state_directory_falls_back_to_memory(cycles, store_db, tmp_pa
 
 
 # ----------------------------------------------------------------------------- stale ground truth
+def wait_counted(db, counter: str, at_least: int) -> None:
+    deadline = time.monotonic() + 15
+    with db.admin() as observer:
+        while observer.execute(f"SELECT {counter} FROM pg_stat_user_tables WHERE relname = 'items'"
+                               ).fetchone()[0] < at_least:
+            assert time.monotonic() < deadline, f"{counter} never reached {at_least}"
+            time.sleep(0.2)
+
+
+def lagging_write(db, statement: str, params: list, counter: str) -> "LaggingWrite":
+    return LaggingWrite(db, statement, params, counter)
+
+
+class LaggingWrite:
+    """Run a write whose statistics are not flushed for about 10 s: the writing backend flushed
+    just before (at most once a second) and then stays idle, connected, until the block ends."""
+
+    def __init__(self, db, statement: str, params: list, counter: str):
+        self.db, self.statement, self.params, self.counter = db, statement, params, counter
+
+    def counted(self) -> int:
+        return self.observer.execute(f"SELECT {self.counter} FROM pg_stat_user_tables WHERE relname = 'items'"
+                                     ).fetchone()[0]
+
+    def __enter__(self) -> "LaggingWrite":
+        self.writer = psycopg.connect(self.db.admin_dsn, autocommit=True)
+        self.observer = self.db.admin()
+        self.before = self.counted()
+        self.writer.execute("SELECT count(*) FROM golden")  # flushes this backend's statistics now ...
+        self.writer.execute(self.statement, self.params)  # ... so this statement's wait for about 10 s
+        self.at = time.monotonic()
+        assert self.counted() == self.before  # the statistics really lag behind the table
+        return self
+
+    def still_lagging(self) -> None:
+        assert time.monotonic() - self.at < 5
+        assert self.counted() == self.before, "statistics flushed meanwhile: the case was not reproduced"
+
+    def __exit__(self, *exc) -> None:
+        self.writer.close()  # a backend flushes its statistics when it exits
+        self.observer.close()
+
+
 @pytest.mark.parametrize("change", ["delete", "insert"])
 def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg18, tmp_path, change):
     """Delete every query's true neighbours (or insert a nearer row for each query) and probe within
     a second, before the writer's statistics are flushed (pg_stat_user_tables lags while the writing
     backend is idle): recall must match brute force over the rows there are now, not be scored
     against the stored neighbours. Deleted neighbours are found by the check of the stored rows,
-    inserted ones by an approximate answer closer than the stored k-th neighbour."""
+    inserted ones by an approximate answer closer than the stored k-th neighbour (so this case runs
+    with fresh approximate answers: stored ones predate the insert too, see the next test)."""
     db = new_database(pg18, ("vector",))
     data = clustered(ROWS + QUERIES, seed=5)
     items, golden = data[:ROWS], data[ROWS:]
@@ -275,6 +319,7 @@ def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg
     make_items(db, items, golden, m=16, ef_construction=64, app_ef=app_ef)
     c = Cycles(db, f"sqlite:///{tmp_path / 'stale.sqlite'}")
     c.overrides["vector"]["recall"]["ef_search_values"] = [app_ef]
+    c.overrides["vector"]["recall"]["reuse_approximate"] = change == "delete"
     try:
         first = c.run()
         assert first.value("vecmon_recall_exact_queries_total", INDEX) == QUERIES
@@ -292,18 +337,9 @@ def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg
             statement = "INSERT INTO items (id, embedding) SELECT * FROM unnest(%s::int[], %s::vector[])"
             params = [list(range(ROWS, ROWS + QUERIES)), [vec_text(v) for v in nearer]]
             counter = "n_tup_ins"
-        with psycopg.connect(db.admin_dsn, autocommit=True) as writer, db.admin() as observer:
-            def counted() -> int:
-                return observer.execute(f"SELECT {counter} FROM pg_stat_user_tables WHERE relname = 'items'"
-                                        ).fetchone()[0]
-            before = counted()
-            writer.execute("SELECT count(*) FROM golden")  # flushes this backend's statistics now ...
-            writer.execute(statement, params)  # ... so this statement's wait for about 10 s
-            changed_at = time.monotonic()
-            assert counted() == before  # the statistics really lag behind the table
+        with lagging_write(db, statement, params, counter) as write:
             second = c.run()
-            assert time.monotonic() - changed_at < 5
-            assert counted() == before, "statistics flushed during the probe: the case was not reproduced"
+            write.still_lagging()
         truth = mean_brute_force(db, items, alive, golden, app_ef)
         assert truth > 0.5
         reported = second.value("vecmon_recall_mean_ratio", point(app_ef))
@@ -315,6 +351,61 @@ def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg
         third = c.run()
         assert third.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(truth, abs=0.02)
         assert third.value("vecmon_recall_exact_stale_total", INDEX) == QUERIES
+    finally:
+        c.close()
+
+
+def test_approximate_answers_are_reused_while_the_table_and_index_are_unchanged(pg18, tmp_path):
+    """reuse_approximate (the default): a repeat cycle on an unchanged table reruns no approximate
+    query and reports the same values. A delete is seen at once (the answers' rows are checked by
+    TID); an insert only once its statistics are flushed: that is the freshness it trades."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(ROWS + QUERIES, seed=9)
+    items, golden = data[:ROWS], data[ROWS:]
+    app_ef = 40
+    make_items(db, items, golden, m=16, ef_construction=64, app_ef=app_ef)
+    c = Cycles(db, f"sqlite:///{tmp_path / 'answers.sqlite'}")
+    c.overrides["vector"]["recall"]["ef_search_values"] = [10, app_ef]
+    alive = np.ones(ROWS, bool)
+    try:
+        first = c.run()
+        ran = first.value("vecmon_recall_ann_queries_total", INDEX)
+        assert ran == 2 * QUERIES and first.value("vecmon_recall_ann_reused_total", INDEX) == 0
+        second = c.run()
+        assert second.value("vecmon_recall_ann_queries_total", INDEX) == ran  # none rerun
+        assert second.value("vecmon_recall_ann_reused_total", INDEX) == 2 * QUERIES
+        for value in (10, app_ef):
+            assert second.value("vecmon_recall_mean_ratio", point(value)) == first.value(
+                "vecmon_recall_mean_ratio", point(value))
+        # delete the nearest answer row of every query: those answers are rerun at once
+        nearest = sorted({int(np.argmin(np.linalg.norm(items - q, axis=1))) for q in golden})
+        alive[nearest] = False
+        with lagging_write(db, "DELETE FROM items WHERE id = ANY(%s)", [nearest], "n_tup_del") as write:
+            third = c.run()
+            write.still_lagging()
+        rerun = third.value("vecmon_recall_ann_queries_total", INDEX) - ran
+        assert 0 < rerun <= 2 * QUERIES
+        assert third.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(
+            mean_brute_force(db, items, alive, golden, app_ef), abs=0.02)
+        wait_counted(db, "n_tup_del", len(nearest))  # the writer has exited: the delete is counted
+        settled = c.run()  # the counters moved: everything is rerun once
+        ran = settled.value("vecmon_recall_ann_queries_total", INDEX)
+        # an insert not yet counted: the stored answers still stand (the traded freshness) ...
+        nearer = (golden + np.float32(1e-3)).astype(np.float32)
+        insert = "INSERT INTO items (id, embedding) SELECT * FROM unnest(%s::int[], %s::vector[])"
+        with lagging_write(db, insert, [list(range(ROWS, ROWS + QUERIES)), [vec_text(v) for v in nearer]],
+                           "n_tup_ins") as write:
+            fourth = c.run()
+            write.still_lagging()
+        assert fourth.value("vecmon_recall_ann_queries_total", INDEX) == ran
+        # ... until the statistics count it: then everything is rerun
+        wait_counted(db, "n_tup_ins", ROWS + QUERIES)
+        fifth = c.run()
+        assert fifth.value("vecmon_recall_ann_queries_total", INDEX) == ran + 2 * QUERIES
+        items = np.concatenate([items, nearer])
+        alive = np.concatenate([alive, np.ones(QUERIES, bool)])
+        assert fifth.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(
+            mean_brute_force(db, items, alive, golden, app_ef), abs=0.02)
     finally:
         c.close()
 
