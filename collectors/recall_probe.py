@@ -40,6 +40,12 @@ monitoring role can SELECT from) and every filter configured for it:
    for filters also with an iterative scan when the application's is off (pgvector >= 0.8), so the
    recall/latency curve and the smallest setting meeting ``target`` are visible.
 
+Approximate answers are stored too (``recall.reuse_approximate``, default on), per query and
+setting, and reused while the table's files, write counters and vacuums, the catalog signature and
+the settings and SQL are unchanged and the rows they returned pass the same TID check: a repeat
+cycle on an unchanged table runs the EXPLAINs and the check only. An insert is then seen once its
+statistics are flushed (about 10 s); a delete or update of a returned row at once.
+
 Cost control: the run's own ``statement_timeout`` is its budget (``DEFAULT_TIMEOUTS['recall']``);
 indexes are probed least-recently-attempted first and a run stops starting work when the budget
 is spent (the rest is reported as skipped ``budget``). Exact results computed before a timeout are

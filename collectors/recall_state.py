@@ -16,6 +16,10 @@ write may become visible in the counters a little after it is visible in the tab
 result is then recomputed one cycle later. A reset of the statistics makes the counters go down,
 which also counts as a change.
 
+Approximate answers (``vecmon_recall_ann``) are kept per (index, filter, settings, query) under a
+*marker* of everything they depend on besides the query (files, counters, vacuums, catalog) and
+reused only under the same marker; the probe checks their rows like the exact results' neighbours.
+
 Any SQLAlchemy URL works (``sqlite:///path``, ``postgresql+psycopg://...``); two vecmon
 instances monitoring the same database can share one store, so the instance that wins the
 advisory lock reuses what the other computed.
