@@ -371,7 +371,14 @@ class RecallStateStore:
                     raise  # the in-memory store failed: a bug, not a fault of the store
                 self._recover(exc)
                 engine = self._engine_for_use()
-                result = _on(engine, operation, write)
+                try:
+                    result = _on(engine, operation, write)
+                except (SQLAlchemyError, OSError) as again:
+                    if engine is self._memory:
+                        raise
+                    self._fall_back(f"{_describe(again, self._password)} (again, after a repair)")
+                    engine = self._engine_for_use()
+                    result = _on(engine, operation, write)
             if engine is self._engine:
                 self._seen = _identity(self._path)
             return result

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 import collectors.recall_probe as recall_probe
-from collectors.base import CollectorDisabled, CollectorError
+from collectors.base import CollectorDisabled
 from collectors.pgvector_catalog import short_hash
 from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
 from collectors.vector_freshness import _version_counts
