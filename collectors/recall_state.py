@@ -370,11 +370,12 @@ class RecallStateStore:
                 if engine is not None and engine is self._memory:
                     raise  # the in-memory store failed: a bug, not a fault of the store
                 self._recover(exc)
-                engine = self._engine_for_use()
+                engine = None
                 try:
+                    engine = self._engine_for_use()
                     result = _on(engine, operation, write)
                 except (SQLAlchemyError, OSError) as again:
-                    if engine is self._memory:
+                    if engine is not None and engine is self._memory:
                         raise
                     self._fall_back(f"{_describe(again, self._password)} (again, after a repair)")
                     engine = self._engine_for_use()
