@@ -4,8 +4,9 @@ For each ``--rows`` value: starts (or reuses) an embedded PostgreSQL 18 + pgvect
 vectors with binary COPY, builds an HNSW index, then runs vecmon's ``recall`` collector twice exactly
 as the daemon does (read-only, as a pg_monitor role with SELECT on the table). The database time of
 each cycle comes from pg_stat_statements (total_exec_time of the monitoring role's statements,
-split into exact and approximate probe queries by their tags); the repeat cycle on the unchanged
-table reuses the stored exact results and runs approximate queries only.
+split into exact and approximate probe queries and the check of stored results by their tags); the
+repeat cycle on the unchanged table reuses the stored exact results and approximate answers (after
+checking their rows by TID) and runs EXPLAINs and that check only.
 
     python bench/recall_probe.py --rows 100000 1000000 --dim 384
     python bench/recall_probe.py --rows 100000 --dim 384 --filter "tenant_id = 7" --keep --data-dir /tmp/rb
@@ -98,6 +99,7 @@ def statements(conn: psycopg.Connection) -> dict[str, tuple[int, float]]:
     rows = conn.execute("""
         SELECT CASE WHEN query LIKE '%%vecmon:recall:exact%%' AND query NOT LIKE 'EXPLAIN%%' THEN 'exact'
                     WHEN query LIKE '%%vecmon:recall:ann%%' AND query NOT LIKE 'EXPLAIN%%' THEN 'ann'
+                    WHEN query LIKE '%%vecmon:recall:check%%' THEN 'check'
                     ELSE 'other' END, sum(calls)::bigint, sum(total_exec_time)::float8
         FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
         WHERE r.rolname = %s AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -170,23 +172,28 @@ def bench(server: LocalPostgres, rows: int, args: argparse.Namespace, state_dir:
         state: dict = {}
         shared = SharedState()  # the recall state stores, shared between runs as the daemon does
         print(f"{'cycle':8} {'wall_s':>8} {'db_s':>8} {'exact_q':>8} {'exact_db_s':>11} {'ann_q':>7} "
-              f"{'ann_db_s':>9} {'other_db_s':>11}")
+              f"{'ann_db_s':>9} {'check_q':>8} {'check_ms':>9} {'other_db_s':>11}")
         last = []
+        db_seconds: dict[str, float] = {}
         try:
             for cycle in ("first", "repeat"):
                 conn.execute("SELECT pg_stat_statements_reset()")
                 wall, families = run_cycle(target, state, shared, args.timeout)
                 stats = statements(conn)
-                exact, ann, other = (stats.get(k, (0, 0.0)) for k in ("exact", "ann", "other"))
-                total = exact[1] + ann[1] + other[1]
+                exact, ann, check, other = (stats.get(k, (0, 0.0)) for k in ("exact", "ann", "check", "other"))
+                total = exact[1] + ann[1] + check[1] + other[1]
                 print(f"{cycle:8} {wall:8.2f} {total:8.2f} {exact[0]:8d} {exact[1]:11.2f} {ann[0]:7d} "
-                      f"{ann[1]:9.2f} {other[1]:11.2f}")
+                      f"{ann[1]:9.2f} {check[0]:8d} {check[1] * 1000:9.2f} {other[1]:11.2f}")
                 last = families
+                db_seconds[cycle] = total
                 skipped = samples(families, "vecmon_recall_probe_skipped")
                 if skipped:
                     print("  skipped:", [(s.labels["index"], s.labels["reason"]) for s in skipped])
         finally:
             shared.close()
+        if db_seconds.get("first"):
+            print(f"repeat cycle DB time = {100 * db_seconds.get('repeat', 0.0) / db_seconds['first']:.1f}% of the "
+                  f"first cycle's ({db_seconds.get('repeat', 0.0):.2f} s vs {db_seconds['first']:.2f} s)")
         print_curve(last, args)
 
 

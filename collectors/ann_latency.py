@@ -92,14 +92,14 @@ class AnnLatencyCollector:
         state: LatencyState = ctx.state.setdefault("ann_latency", LatencyState())
         if refreshed:
             state.vectors.clear()
-        app = catalog.app_settings(vs.app_role)
+        app_query_settings = catalog.app_query_settings(vs.app_role)  # hnsw.* and ivfflat.*, as the app plans
         em = Emitter(ctx.target, self.METRICS)
         indexes = [i for i in selected_indexes(catalog, vs) if i.valid and i.ready and i.can_select and i.operator]
         for idx in indexes:
             vectors = self._vectors(conn, idx, vs, cfg, state, deadline)
             if not vectors:
                 continue
-            settings = {name: value for name, (value, _) in app.items() if name.startswith(idx.method + ".")}
+            settings = app_query_settings
             filters: list[tuple[str | None, str]] = [(None, "")]
             if cfg.filters:
                 filters += [(f.where, f.name) for f in filters_for(idx, vs)]

@@ -61,6 +61,8 @@ GUC_DEFAULTS: Mapping[str, str] = MappingProxyType({
     "ivfflat.iterative_scan": "off",
     "ivfflat.max_probes": "32768",
 })
+# Upper bounds of the search knobs (pgvector's GUC definitions).
+GUC_MAXIMA: Mapping[str, int] = MappingProxyType({"hnsw.ef_search": 1000, "ivfflat.probes": 32768})
 # The knob that trades recall for speed, per access method.
 SEARCH_PARAM: Mapping[str, str] = MappingProxyType({"hnsw": "ef_search", "ivfflat": "probes"})
 VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
@@ -303,6 +305,14 @@ class VectorCatalog:
                 if override.database == database and override.role == who and override.name in result:
                     result[override.name] = (override.value, source)
         return result
+
+    def app_query_settings(self, role: str | None = None) -> dict[str, str]:
+        """Every ``hnsw.*`` and ``ivfflat.*`` value the application's sessions get (:meth:`app_settings`),
+        for a probe session to apply whichever index it measures: with indexes of both methods on
+        one column, the planner's choice between them depends on both methods' settings (IVFFlat's
+        cost grows with ``ivfflat.probes``), so a probe applying only its own method's would plan
+        differently from the application."""
+        return {name: value for name, (value, _) in sorted(self.app_settings(role).items())}
 
     def top_level_indexes(self) -> list[VectorIndex]:
         return [idx for idx in self.indexes if idx.top_level]

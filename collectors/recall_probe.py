@@ -6,30 +6,45 @@ monitoring role can SELECT from) and every filter configured for it:
 1. **Query vectors**: ``recall.queries.source: sample`` takes stored rows of the table (the
    index key's own value, so an expression index is probed in its own space) and excludes each
    row from its own results (LIMIT k+1 on both sides, then the row is dropped: otherwise it would
-   sit at distance 0 in its own top-k). The row still takes one of HNSW's ``ef_search``
-   candidates, so at ``ef_search = k`` at most k-1 other rows come back: a fixed query set
-   (``source: table``, vectors not stored in the table) avoids that bias. The sampled set is
+   sit at distance 0 in its own top-k). The row also takes one of HNSW's ``ef_search``
+   candidates, so an HNSW point labelled ``ef_search = e`` runs at ``e + 1`` (at most 1000): the
+   other rows get the e candidates an application's query for a vector not in the table gets
+   (without it, at ``ef_search = k`` a healthy index returned k-1 rows and recall was capped at
+   (k-1)/k). A fixed query set (``source: table``) needs neither. The sampled set is
    kept in the state store and replaced only when the table was rewritten, or has changed and
    the set is older than ``resample_after`` (a sampled row updated meanwhile moves to a new ctid
    and is no longer excluded until then).
 2. **Plan check**: the approximate query is built from the catalog exactly as an application
    would write it (the index key or expression, the opclass's ``OPERATOR(schema.op)``, the
    partial-index predicate, the filter, ``ORDER BY ... LIMIT k``) and run with the settings the
-   application gets (``hnsw.*``/``ivfflat.*`` including database and role overrides, see
-   :meth:`collectors.pgvector_catalog.VectorCatalog.app_settings`). ``EXPLAIN (FORMAT JSON)``
+   application gets (every ``hnsw.*`` and ``ivfflat.*`` value, whatever the index's method: the
+   planner weighs both methods' indexes; database and role overrides included, see
+   :meth:`collectors.pgvector_catalog.VectorCatalog.app_query_settings`). ``EXPLAIN (FORMAT JSON)``
    must show an index scan on that index (or its partitions); otherwise the probe reports
    ``vecmon_vector_index_used 0`` and no recall: a sequential scan is exact and would read 1.0.
 3. **Exact side**: the same query with ``enable_indexscan`` off and ``ORDER BY (distance) + 0``
    (which no vector index can answer), verified with EXPLAIN, bounded by ``exact_timeout``. The
    results are stored (SQLAlchemy, :mod:`collectors.recall_state`) and reused while the table's
    insert/update/delete counters and relfilenodes are unchanged, so a cycle on an unchanged table
-   runs approximate queries only.
+   runs approximate queries only. The counters lag behind the table (a backend flushes its
+   statistics at most once a second, up to ~10 s later while it is idle), so a stored result is
+   also checked before it is scored: one statement per index and filter fetches every stored
+   neighbour by (tableoid, ctid) with its distance now (a deleted or updated row, or one that no
+   longer matches, is gone: its query is recomputed), and after the approximate queries a stored
+   result that an answer contradicts (a row nearer than its k-th neighbour that it lacks: an
+   insert) is recomputed too. Both count in ``vecmon_recall_exact_stale_total``.
 4. **Recall@k by distance**: a returned row counts when its distance is at most the k-th exact
    distance plus ``epsilon * max(1, |d_k|)``, so any of several rows tied at the k-th distance is
    a correct answer; the denominator is ``min(k, rows the exact search found)``.
 5. **Curve**: the same at each configured ``ef_search`` (HNSW) or ``probes`` (IVFFlat) value, and
    for filters also with an iterative scan when the application's is off (pgvector >= 0.8), so the
    recall/latency curve and the smallest setting meeting ``target`` are visible.
+
+Approximate answers are stored too (``recall.reuse_approximate``, default on), per query and
+setting, and reused while the table's files, write counters and vacuums, the catalog signature and
+the settings and SQL are unchanged and the rows they returned pass the same TID check: a repeat
+cycle on an unchanged table runs the EXPLAINs and the check only. An insert is then seen once its
+statistics are flushed (about 10 s); a delete or update of a returned row at once.
 
 Cost control: the run's own ``statement_timeout`` is its budget (``DEFAULT_TIMEOUTS['recall']``);
 indexes are probed least-recently-attempted first and a run stops starting work when the budget
@@ -51,13 +66,14 @@ without it are skipped with reason ``no_privilege``. Every statement is read-onl
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
@@ -67,16 +83,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.pgvector_catalog import (GUC_DEFAULTS, QueryVector, VectorCatalog, VectorIndex, database_key,
+from collectors.pgvector_catalog import (GUC_DEFAULTS, GUC_MAXIMA, QueryVector, VectorCatalog, VectorIndex, database_key,
                                          explain_json, filters_for, get_catalog, load_library, local_settings,
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
                                          selected_indexes, table_query_vectors)
-from collectors.recall_state import ExactResult, RecallStateStore, TableSignature
+from collectors.recall_state import ApproximateAnswer, ExactResult, RecallStateStore, TableSignature
 from monitor.pg import build_conninfo, redact, secrets_of
 
 log = logging.getLogger(__name__)
 
 RECALL_BUCKETS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+# Recall values are ratios like 9/10 and means of them: a value "reaches" a target or bucket bound
+# within this much, so 0.8999999999999999 (float rounding of a mean of 0.9s) reaches 0.9.
+RECALL_TOLERANCE = 1e-9
 PRUNE_EVERY = 3600.0
 PRUNE_AFTER = 7 * 86400.0  # exact results not recomputed for a week are dropped (and recomputed if needed)
 P = ("schema", "table", "index")
@@ -85,6 +104,14 @@ PT = (*PF, "param", "value", "iterative")
 # Inside the statement (pg_stat_statements drops leading comments), so probe queries are easy to find.
 ANN_TAG = "/* vecmon:recall:ann */"
 EXACT_TAG = "/* vecmon:recall:exact */"
+CHECK_TAG = "/* vecmon:recall:check */"
+# Stored and recomputed distances come from the same expression; this only absorbs float noise.
+DISTANCE_TOLERANCE = 1e-9
+
+
+def reaches(value: float, target: float) -> bool:
+    """``value >= target`` up to :data:`RECALL_TOLERANCE` (float rounding never decides)."""
+    return value >= target - RECALL_TOLERANCE
 
 
 def recall_lock_key(schema: str, index: str) -> int:
@@ -107,6 +134,22 @@ def recall_at_k(ann: Sequence[tuple[str, float]], exact_distances: Sequence[floa
     threshold = kth + epsilon * max(1.0, abs(kth))
     hits = sum(1 for _, d in ann[:k] if d is not None and not math.isnan(d) and d <= threshold)
     return min(1.0, hits / len(truth))
+
+
+def contradicts(ann: Sequence[tuple[str, float]], truth: ExactResult, k: int, epsilon: float) -> bool:
+    """Whether an approximate answer proves a stored exact result stale: it returned a row that the
+    exact search would have had to return (closer than the k-th exact distance, or any row when the
+    exact search found fewer than k) and that the stored result lacks."""
+    known = set(truth.row_ids)
+    distances = [d for d in truth.distances if not math.isnan(d)]
+    kth = distances[-1] if distances else math.inf
+    below = kth - epsilon * max(1.0, abs(kth)) if distances else math.inf
+    for rid, distance in ann:
+        if rid in known or distance is None or math.isnan(distance):
+            continue
+        if len(distances) < k or distance < below:
+            return True
+    return False
 
 
 def result_rows(rows: Sequence[tuple[Any, Any, Any]], self_id: str | None) -> list[tuple[str, float]]:
@@ -177,11 +220,36 @@ def exact_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql
         limit=sql.Literal(limit))
 
 
+def settings_key(settings: Mapping[str, str], query_sql: str) -> str:
+    """Identifies how an approximate query ran: its settings and its SQL (LIMIT, filter, predicate)."""
+    return hashlib.md5(json.dumps([sorted(settings.items()), query_sql]).encode()).hexdigest()
+
+
+def stored_neighbours_query(index: VectorIndex, filter_where: str | None) -> sql.Composable:
+    """The stored neighbours of several queries, fetched by (tableoid, ctid) with their distance now.
+
+    Parameters: ``vectors`` (the query vectors, text), and per stored neighbour ``rels``, ``tids``
+    and ``numbers`` (1-based position of its query in ``vectors``). A row that was deleted or
+    updated since (a new version has a new ctid) or no longer matches the filter is not returned.
+    """
+    conditions = [sql.SQL("t.ctid = ANY(%(tids)s::tid[])"), *index.conditions(filter_where, not_null=True)]
+    # the query vectors are cast once (a constant array), not once per fetched row
+    distance = sql.SQL("{key} {op} ((%(vectors)s::text[])::{type}[])[vecmon_n.vecmon_number]").format(
+        key=index.key_composable(), op=index.operator_sql(), type=sql.SQL(index.key_type))
+    return sql.SQL(
+        "SELECT " + CHECK_TAG + " vecmon_n.vecmon_number, t.tableoid::oid, t.ctid::text, ({dist}) + 0 "
+        "FROM {table} AS t JOIN unnest(%(rels)s::oid[], %(tids)s::tid[], %(numbers)s::int[]) "
+        "AS vecmon_n(vecmon_rel, vecmon_tid, vecmon_number) "
+        "ON vecmon_n.vecmon_tid = t.ctid AND vecmon_n.vecmon_rel = t.tableoid "
+        "WHERE {where}").format(dist=distance, table=index.table_sql(), where=sql.SQL(" AND ").join(conditions))
+
+
 _SIGNATURE_SQL = """
 SELECT coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::bigint AS changes,
        coalesce(string_agg(c.oid::text || ':' || c.relfilenode::text, ',' ORDER BY c.oid), '') AS files,
        coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS reltuples,
-       coalesce(sum(s.n_live_tup), 0)::float8 AS live
+       coalesce(sum(s.n_live_tup), 0)::float8 AS live,
+       coalesce(sum(s.vacuum_count + s.autovacuum_count), 0)::bigint AS vacuums
 FROM (SELECT relid FROM pg_partition_tree(%(oid)s::oid::regclass) WHERE isleaf
       UNION SELECT %(oid)s::oid WHERE (SELECT relkind FROM pg_class WHERE oid = %(oid)s::oid) <> 'p') AS leaf
 JOIN pg_class c ON c.oid = leaf.relid
@@ -191,11 +259,12 @@ LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 
 def table_signature(conn: psycopg.Connection, index: VectorIndex, in_recovery: bool) -> TableSignature:
     row = conn.execute(_SIGNATURE_SQL, {"oid": index.table_oid}).fetchone()
-    changes, files, reltuples, live = row
+    changes, files, reltuples, live, vacuums = row
     if in_recovery:  # a standby's statistics do not see replayed writes: only an unchanged replay position counts
         lsn = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
         files = f"{files}@{lsn}"
-    return TableSignature(files=files, changes=int(changes), rows=max(float(reltuples), float(live)))
+    return TableSignature(files=files, changes=int(changes), rows=max(float(reltuples), float(live)),
+                          vacuums=int(vacuums))
 
 
 # --------------------------------------------------------------------------- results
@@ -215,14 +284,14 @@ class Point:
     seconds: list[float] = field(default_factory=list)
 
     def mean(self, values: Sequence[float]) -> float | None:
-        return sum(values) / len(values) if values else None
+        return math.fsum(values) / len(values) if values else None  # fsum: thirty 0.9s average to 0.9
 
     @property
     def recall_mean(self) -> float | None:
         return self.mean(self.recalls)
 
     def good_fraction(self, target: float) -> float | None:
-        return self.mean([1.0 if r >= target - 1e-12 else 0.0 for r in self.recalls])
+        return self.mean([1.0 if reaches(r, target) else 0.0 for r in self.recalls])
 
     @property
     def shortfall_fraction(self) -> float | None:
@@ -233,8 +302,8 @@ class Point:
         if not self.used or not self.recalls:
             return False
         if fraction is None:
-            return (self.recall_mean or 0.0) >= target - 1e-12
-        return (self.good_fraction(target) or 0.0) >= fraction - 1e-12
+            return reaches(self.recall_mean or 0.0, target)
+        return reaches(self.good_fraction(target) or 0.0, fraction)
 
 
 @dataclass
@@ -266,6 +335,9 @@ class RecallState:
     total: dict[tuple[str, ...], int] = field(default_factory=dict)
     exact_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     exact_reused: dict[tuple[str, ...], int] = field(default_factory=dict)
+    exact_stale: dict[tuple[str, ...], int] = field(default_factory=dict)
+    ann_reused: dict[tuple[str, ...], int] = field(default_factory=dict)
+    check_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     ann_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     errors: dict[tuple[str, ...], int] = field(default_factory=dict)
     runs: dict[tuple[str, ...], int] = field(default_factory=dict)
@@ -326,6 +398,143 @@ def _is_fatal(conn: psycopg.Connection) -> bool:
     return conn.closed or conn.broken
 
 
+class _ExactRun:
+    """Exact results of one (index, filter) in one probe: loaded from the store and checked against
+    the table, or computed (and stored)."""
+
+    def __init__(self, pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str, fetch: int,
+                 rc: Any, store: RecallStateStore, state: RecallState, budget: _Budget, db_key: str,
+                 signature: TableSignature, cache_ok: bool, result: IndexResult, vector_index_names: set[str]):
+        self.pconn, self.idx, self.where, self.fname, self.fetch = pconn, idx, where, fname, fetch
+        self.rc, self.store, self.state, self.budget = rc, store, state, budget
+        self.db_key, self.signature, self.cache_ok, self.result = db_key, signature, cache_ok, result
+        self.vector_index_names = vector_index_names
+        self.filter_key = f"{fname}:{hashlib.md5((where or '').encode()).hexdigest()[:12]}"
+
+    def load(self, queries: list[QueryVector]) -> dict[str, ExactResult]:
+        """Stored exact results whose table signature allows reuse (not yet checked against the table)."""
+        return self.store.load_exact(self.db_key, self.idx.probe_key, self.filter_key, self.rc.k,
+                                     [q.qid for q in queries], self.signature, self.rc.max_changed_fraction)
+
+    def changed(self, queries: list[QueryVector], entries: dict[Any, tuple[str, Sequence[tuple[str, float]]]]
+                ) -> set[Any]:
+        """Keys of ``entries`` (``key -> (query id, stored (row id, distance) pairs)``) whose rows are
+        not all still in the table (same row version, matching the filter) at the stored distance:
+        one statement fetching them by TID. The statistics counters that key the store lag behind
+        the table by up to seconds, this does not."""
+        vectors = {q.qid: q.vector for q in queries}
+        order = sorted({qid for qid, _ in entries.values() if qid in vectors})
+        number = {qid: n for n, qid in enumerate(order, start=1)}
+        wanted: dict[tuple[int, str], float] = {}
+        for qid, pairs in entries.values():
+            for rid, distance in pairs:
+                if qid in number and distance is not None and not math.isnan(distance):
+                    wanted[(number[qid], rid)] = distance
+        rels, tids, numbers = [], [], []
+        for n, rid in wanted:
+            rel, _, ctid = rid.partition(":")
+            rels.append(int(rel))
+            tids.append(ctid)
+            numbers.append(n)
+        if not tids:
+            return {key for key, (qid, _) in entries.items() if qid not in number}
+        seen: dict[tuple[int, str], float] = {}
+        try:
+            # a TID scan, however small the table: the check must not cost a full scan on a large one
+            with local_settings(self.pconn, {"enable_seqscan": "off",
+                                             "statement_timeout": self.budget.timeout_ms(self.rc.ann_timeout)}):
+                rows = self.pconn.execute(stored_neighbours_query(self.idx, self.where), {
+                    "vectors": [vectors[qid] for qid in order], "rels": rels, "tids": tids, "numbers": numbers},
+                    prepare=False).fetchall()
+            self.state.bump(self.state.check_queries, self.idx.labels)
+        except psycopg.Error as exc:
+            if _is_fatal(self.pconn):
+                raise
+            self.state.bump(self.state.check_queries, self.idx.labels)
+            if self.budget.spent_by(exc):
+                raise _BudgetExhausted() from None
+            self.state.bump(self.state.errors, (*self.idx.labels, self.fname, "check"))
+            return set(entries)  # unchecked: recompute rather than trust
+        for n, rel, ctid, distance in rows:
+            if distance is not None:
+                seen[(int(n), row_id(rel, ctid))] = float(distance)
+        changed = set()
+        for key, (qid, pairs) in entries.items():
+            n = number.get(qid)
+            if n is None:
+                changed.add(key)
+                continue
+            for rid, distance in pairs:
+                if (n, rid) not in wanted:  # a NaN distance: nothing to compare
+                    continue
+                now = seen.get((n, rid))
+                if now is None or abs(now - distance) > DISTANCE_TOLERANCE * max(1.0, abs(distance)):
+                    changed.add(key)
+                    break
+        return changed
+
+    def compute(self, missing: list[QueryVector]) -> dict[str, ExactResult]:
+        """Exact results of ``missing`` by full scans, stored when the probe connection is current."""
+        if not missing:
+            return {}
+        pconn, rc, budget, state, labels = self.pconn, self.rc, self.budget, self.state, self.idx.labels
+        computed: dict[str, ExactResult] = {}
+        exact_sql = exact_query(self.idx, self.where, self.fetch)
+        settings: dict[str, str | None] = {
+            "enable_indexscan": "off", "enable_indexonlyscan": "off",
+            "statement_timeout": budget.timeout_ms(rc.exact_timeout),
+            "max_parallel_workers_per_gather": (str(rc.exact_parallel_workers)
+                                                if rc.exact_parallel_workers is not None else None),
+        }
+        try:
+            with local_settings(pconn, settings):
+                plan = explain_json(pconn, exact_sql, {"q": missing[0].vector})
+                approximate = plan_index_names(plan) & self.vector_index_names
+                if approximate:
+                    raise CollectorError(f"exact plan uses approximate index {', '.join(sorted(approximate))}")
+                for query in missing:
+                    timeout = budget.timeout_ms(rc.exact_timeout)
+                    try:
+                        with pconn.transaction():
+                            pconn.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
+                            started = time.perf_counter()
+                            rows = pconn.execute(exact_sql, {"q": query.vector}, prepare=False).fetchall()
+                            seconds = time.perf_counter() - started
+                    except psycopg.Error as exc:
+                        if _is_fatal(pconn):
+                            raise
+                        state.bump(state.exact_queries, labels)
+                        if budget.spent_by(exc):
+                            break
+                        state.bump(state.errors, (*labels, self.fname, "exact"))
+                        if budget.remaining() < 0.2:
+                            break
+                        continue
+                    state.bump(state.exact_queries, labels)
+                    pairs = [(rid, d) for rid, d in result_rows(rows, query.self_id) if not math.isnan(d)][:rc.k]
+                    computed[query.qid] = ExactResult(tuple(d for _, d in pairs), tuple(r for r, _ in pairs),
+                                                      seconds)
+        except psycopg.Error as exc:
+            if _is_fatal(pconn):
+                raise
+            if budget.spent_by(exc):
+                raise _BudgetExhausted() from None
+            state.bump(state.errors, (*labels, self.fname, "explain"))
+            raise
+        finally:
+            if computed and self.cache_ok:
+                self.store.save_exact(self.db_key, self.idx.probe_key, self.filter_key, rc.k, self.signature,
+                                      computed)
+        if len(computed) < len(missing) and budget.remaining() < 0.2:
+            raise _BudgetExhausted()
+        return computed
+
+    def record_durations(self, exact: dict[str, ExactResult]) -> None:
+        durations = [r.duration for r in exact.values()]
+        if durations:
+            self.result.exact_seconds[self.fname] = sum(durations) / len(durations)
+
+
 # --------------------------------------------------------------------------- collector
 class RecallCollector:
     """Recall@k of HNSW/IVFFlat indexes (approximate vs exact search), the curve over ef_search/probes."""
@@ -374,11 +583,22 @@ class RecallCollector:
                    "Exact (full scan) queries run; 0 per cycle while the table is unchanged.", P),
         MetricSpec("vecmon_recall_exact_reused_total", "counter",
                    "Exact results reused from the state store instead of being recomputed.", P),
+        MetricSpec("vecmon_recall_exact_stale_total", "counter",
+                   "Stored exact results found stale and recomputed although the table's statistics counters "
+                   "were unchanged: a stored neighbour deleted, updated or no longer matching, or an "
+                   "approximate answer closer than the stored k-th neighbour.", P),
+        MetricSpec("vecmon_recall_exact_check_queries_total", "counter",
+                   "Statements checking stored exact results against the table (one per index, filter and "
+                   "cycle that reuses results; fetches the stored neighbours by TID).", P),
         MetricSpec("vecmon_recall_ann_queries_total", "counter",
                    "Approximate probe queries run.", P),
+        MetricSpec("vecmon_recall_ann_reused_total", "counter",
+                   "Approximate answers reused from the state store instead of being rerun (the table, its "
+                   "counters and vacuums, the index and the settings unchanged, the returned rows still there).",
+                   P),
         MetricSpec("vecmon_recall_query_errors_total", "counter",
-                   "Failed probe statements by side (sample, explain, exact, ann), e.g. timeouts or a bad "
-                   "filter.", (*PF, "side")),
+                   "Failed probe statements by side (sample, explain, exact, check, ann), e.g. timeouts or "
+                   "a bad filter.", (*PF, "side")),
         MetricSpec("vecmon_recall_probe_runs_total", "counter",
                    "Probe attempts per index by result: ok, locked (another vecmon holds it), budget, error, "
                    "no_privilege, not_ready, no_queries, replica_unavailable.", (*P, "result")),
@@ -551,9 +771,8 @@ class RecallCollector:
             raise _Skip("no_queries")
         state.queries[(idx.schema, idx.name)] = queries
 
-        app = catalog.app_settings(vs.app_role)
         method, param = idx.method, idx.param
-        base = {name: value for name, (value, _) in app.items() if name.startswith(method + ".")}
+        base = catalog.app_query_settings(vs.app_role)  # both methods': the planner weighs every index
         app_value = int(float(base.get(f"{method}.{param}", GUC_DEFAULTS[f"{method}.{param}"])))
         candidates = rc.ef_search_values if method == "hnsw" else rc.probes_values
         values = sorted({app_value, *candidates})
@@ -569,25 +788,36 @@ class RecallCollector:
         force = {"enable_seqscan": "off", "enable_bitmapscan": "off"} if rc.force_index else {}
         self_exclusion = any(q.self_id for q in queries)
         fetch = rc.k + 1 if self_exclusion else rc.k
+        # A sampled query's own row is one of HNSW's ef_search candidates (the nearest, at distance
+        # 0) and is dropped afterwards: one more candidate leaves the other rows as many as an
+        # application's query (for a vector not in the table) gets at ef_search. IVFFlat returns
+        # every row of the probed lists, so LIMIT k + 1 is enough there.
+        extra_candidate = 1 if self_exclusion and method == "hnsw" else 0
 
         result = IndexResult(index=idx, param=param, app_value=app_value, app_iterative=app_iterative,
                              queries=len(queries))
         filters: list[tuple[str | None, str]] = [(None, "")]
         filters += [(f.where, f.name) for f in filters_for(idx, vs)]
         vector_index_names = {i.name for i in catalog.indexes}
+        # What an approximate answer depends on, besides the query and its settings: the table's files,
+        # write counters and vacuums (a vacuum rewires an HNSW graph) and the catalog (index builds,
+        # options, overrides). Answers are stored only from a connection that is current.
+        marker = (f"{signature.files}|{signature.changes}|{signature.vacuums}|{catalog.signature}"
+                  if cache_ok else None)
         for where, fname in filters:
             modes = [app_iterative] + ([alternative] if where and alternative else [])
             points = []
             for mode in modes:
                 for value in values:
-                    settings = {**base, f"{method}.{param}": str(value), **force}
+                    searched = min(value + extra_candidate, GUC_MAXIMA.get(f"{method}.{param}", value))
+                    settings = {**base, f"{method}.{param}": str(searched), **force}
                     if supports_iterative:
                         settings[iterative_guc] = mode
                     points.append(Point(fname, mode, param, value, settings))
             result.points.extend(points)
             try:
                 self._measure_filter(pconn, idx, where, fname, points, queries, fetch, rc, store, state, budget,
-                                     db_key, signature, cache_ok, result, vector_index_names)
+                                     db_key, signature, cache_ok, result, vector_index_names, marker)
             except _BudgetExhausted:
                 raise
             except psycopg.Error as exc:
@@ -610,12 +840,12 @@ class RecallCollector:
             hist = state.hist.setdefault(key, [0.0] * (len(RECALL_BUCKETS) + 2))
             for value in point.recalls:
                 for i, bound in enumerate(RECALL_BUCKETS):
-                    if value <= bound + 1e-12:
+                    if reaches(bound, value):
                         hist[i] += 1
                 hist[-2] += 1
                 hist[-1] += value
                 state.bump(state.total, key)
-                if value >= rc.target - 1e-12:
+                if reaches(value, rc.target):
                     state.bump(state.good, key)
             state.good.setdefault(key, 0)
             state.total.setdefault(key, 0)
@@ -652,7 +882,7 @@ class RecallCollector:
                         points: list[Point], queries: list[QueryVector], fetch: int, rc: Any,
                         store: RecallStateStore, state: RecallState, budget: _Budget, db_key: str,
                         signature: TableSignature, cache_ok: bool, result: IndexResult,
-                        vector_index_names: set[str]) -> None:
+                        vector_index_names: set[str], marker: str | None) -> None:
         labels = idx.labels
         ann_sql = ann_query(idx, where, fetch)
         # 1. Which settings does the planner answer with the index?
@@ -668,36 +898,78 @@ class RecallCollector:
             raise
         if not any(p.used for p in points):
             return
-        # 2. Ground truth: stored, or computed now.
-        exact = self._exact(pconn, idx, where, fname, queries, fetch, rc, store, state, budget, db_key, signature,
-                            cache_ok, result, vector_index_names)
-        # 3. Approximate queries at each setting the index answers.
-        for point in points:
+        exact_run = _ExactRun(pconn, idx, where, fname, fetch, rc, store, state, budget, db_key, signature,
+                              cache_ok, result, vector_index_names)
+        query_ids = [q.qid for q in queries]
+        # 2. Stored exact results and approximate answers, checked against the table (one statement).
+        stored_exact = exact_run.load(queries)
+        reuse_answers = rc.reuse_approximate and marker is not None
+        sql_text = ann_sql.as_string(pconn)
+        skeys = {n: settings_key(point.settings, sql_text) for n, point in enumerate(points) if point.used}
+        stored_answers: dict[tuple[str, str], ApproximateAnswer] = {}
+        if reuse_answers:
+            wanted_keys = set(skeys.values())
+            stored_answers = {key: answer for key, answer in store.load_answers(
+                db_key, idx.probe_key, exact_run.filter_key, marker, query_ids).items() if key[0] in wanted_keys}
+        entries: dict[Any, tuple[str, Sequence[tuple[str, float]]]] = {
+            ("exact", qid): (qid, tuple(zip(r.row_ids, r.distances))) for qid, r in stored_exact.items()}
+        entries.update({("ann", *key): (key[1], answer.rows) for key, answer in stored_answers.items()})
+        changed = exact_run.changed(queries, entries) if entries else set()
+        stale_exact = {key[1] for key in changed if key[0] == "exact"}
+        if stale_exact:
+            state.bump(state.exact_stale, labels, len(stale_exact))
+        stored_exact = {qid: r for qid, r in stored_exact.items() if qid not in stale_exact}
+        stored_answers = {key: a for key, a in stored_answers.items() if ("ann", *key) not in changed}
+        exact = {**stored_exact, **exact_run.compute([q for q in queries if q.qid not in stored_exact])}
+        stored = set(stored_exact)
+        # 3. Approximate queries at each setting the index answers, unless a checked answer is stored.
+        measured: dict[int, list[tuple[QueryVector, list[tuple[str, float]], float]]] = {}
+        fresh: dict[tuple[str, str], ApproximateAnswer] = {}
+        for n, point in enumerate(points):
             if not point.used:
                 continue
-            measured: list[tuple[QueryVector, list[tuple[Any, ...]], float]] = []
-            try:
-                with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
-                    for query in queries:
-                        started = time.perf_counter()
-                        rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
-                        measured.append((query, rows, time.perf_counter() - started))
-            except psycopg.Error as exc:
-                if _is_fatal(pconn):
-                    raise
-                state.bump(state.ann_queries, labels, len(measured) + 1)
-                if budget.spent_by(exc):
-                    raise _BudgetExhausted() from None
-                state.bump(state.errors, (*labels, fname, "ann"))
-                point.used = None
-                if budget.remaining() < 0.2:
-                    raise _BudgetExhausted() from None
+            skey = skeys[n]
+            answers = [(q, list(stored_answers[(skey, q.qid)].rows), stored_answers[(skey, q.qid)].duration)
+                       for q in queries if (skey, q.qid) in stored_answers]
+            ran = self._run_answers(pconn, idx, fname, point, ann_sql, [
+                q for q in queries if (skey, q.qid) not in stored_answers], rc, state, budget)
+            if ran is None:
                 continue
-            state.bump(state.ann_queries, labels, len(measured))
-            for query, rows, seconds in measured:
-                truth = exact.get(query.qid)
-                ann = result_rows(rows, query.self_id)[:rc.k]
+            state.bump(state.ann_reused, labels, len(answers))
+            fresh.update({(skey, q.qid): ApproximateAnswer(tuple(ann), seconds) for q, ann, seconds in ran})
+            measured[n] = answers + ran
+        # 4. A stored truth that an approximate answer contradicts (a row closer than its k-th
+        # neighbour that it lacks: inserted since, its statistics not flushed yet) is recomputed, and
+        # so are the stored answers of that query (they predate the insert as well).
+        contradicted = {query.qid for answers in measured.values() for query, ann, _ in answers
+                        if query.qid in stored and contradicts(ann, exact[query.qid], rc.k, rc.epsilon)}
+        if contradicted:
+            state.bump(state.exact_stale, labels, len(contradicted))
+            for qid in contradicted:
+                exact.pop(qid)
+            exact.update(exact_run.compute([q for q in queries if q.qid in contradicted]))
+            for n, answers in list(measured.items()):
+                redo = [q for q, _, _ in answers if q.qid in contradicted and (skeys[n], q.qid) in stored_answers]
+                if not redo:
+                    continue
+                ran = self._run_answers(pconn, idx, fname, points[n], ann_sql, redo, rc, state, budget)
+                if ran is None:
+                    measured.pop(n)
+                    continue
+                state.bump(state.ann_reused, labels, -len(redo))
+                fresh.update({(skeys[n], q.qid): ApproximateAnswer(tuple(ann), sec) for q, ann, sec in ran})
+                measured[n] = [a for a in answers if a[0].qid not in contradicted or
+                               (skeys[n], a[0].qid) not in stored_answers] + ran
+        if reuse_answers and fresh:
+            store.save_answers(db_key, idx.probe_key, exact_run.filter_key, marker, fresh)
+        state.bump(state.exact_reused, labels, len(stored - contradicted))
+        exact_run.record_durations(exact)
+        # 5. Recall per query and setting.
+        for n, answers in measured.items():
+            point = points[n]
+            for query, ann, seconds in answers:
                 point.seconds.append(seconds)
+                truth = exact.get(query.qid)
                 if truth is None:
                     continue
                 value = recall_at_k(ann, truth.distances, rc.k, rc.epsilon)
@@ -707,70 +979,34 @@ class RecallCollector:
                 point.returned.append(len(ann))
                 point.expected.append(min(rc.k, len(truth.distances)))
 
-    def _exact(self, pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
-               queries: list[QueryVector], fetch: int, rc: Any, store: RecallStateStore, state: RecallState,
-               budget: _Budget, db_key: str, signature: TableSignature, cache_ok: bool, result: IndexResult,
-               vector_index_names: set[str]) -> dict[str, ExactResult]:
+    def _run_answers(self, pconn: psycopg.Connection, idx: VectorIndex, fname: str, point: Point,
+                     ann_sql: sql.Composable, todo: list[QueryVector], rc: Any, state: RecallState,
+                     budget: _Budget) -> list[tuple[QueryVector, list[tuple[str, float]], float]] | None:
+        """Run the approximate query for ``todo`` at ``point``'s settings: ``(query, answer, seconds)``
+        each, or None when a statement failed (the point is then unmeasured this cycle)."""
         labels = idx.labels
-        filter_key = f"{fname}:{hashlib.md5((where or '').encode()).hexdigest()[:12]}"
-        reused = store.load_exact(db_key, idx.probe_key, filter_key, rc.k, [q.qid for q in queries], signature,
-                                  rc.max_changed_fraction)
-        state.bump(state.exact_reused, labels, len(reused))
-        missing = [q for q in queries if q.qid not in reused]
-        computed: dict[str, ExactResult] = {}
-        if missing:
-            exact_sql = exact_query(idx, where, fetch)
-            settings: dict[str, str | None] = {
-                "enable_indexscan": "off", "enable_indexonlyscan": "off",
-                "statement_timeout": budget.timeout_ms(rc.exact_timeout),
-                "max_parallel_workers_per_gather": (str(rc.exact_parallel_workers)
-                                                    if rc.exact_parallel_workers is not None else None),
-            }
-            try:
-                with local_settings(pconn, settings):
-                    plan = explain_json(pconn, exact_sql, {"q": missing[0].vector})
-                    approximate = plan_index_names(plan) & vector_index_names
-                    if approximate:
-                        raise CollectorError(f"exact plan uses approximate index {', '.join(sorted(approximate))}")
-                    for query in missing:
-                        timeout = budget.timeout_ms(rc.exact_timeout)
-                        try:
-                            with pconn.transaction():
-                                pconn.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
-                                started = time.perf_counter()
-                                rows = pconn.execute(exact_sql, {"q": query.vector}, prepare=False).fetchall()
-                                seconds = time.perf_counter() - started
-                        except psycopg.Error as exc:
-                            if _is_fatal(pconn):
-                                raise
-                            state.bump(state.exact_queries, labels)
-                            if budget.spent_by(exc):
-                                break
-                            state.bump(state.errors, (*labels, fname, "exact"))
-                            if budget.remaining() < 0.2:
-                                break
-                            continue
-                        state.bump(state.exact_queries, labels)
-                        pairs = [(rid, d) for rid, d in result_rows(rows, query.self_id) if not math.isnan(d)][:rc.k]
-                        computed[query.qid] = ExactResult(tuple(d for _, d in pairs), tuple(r for r, _ in pairs),
-                                                          seconds)
-            except psycopg.Error as exc:
-                if _is_fatal(pconn):
-                    raise
-                if budget.spent_by(exc):
-                    raise _BudgetExhausted() from None
-                state.bump(state.errors, (*labels, fname, "explain"))
+        answers: list[tuple[QueryVector, list[tuple[str, float]], float]] = []
+        if not todo:
+            return answers
+        try:
+            with local_settings(pconn, {**point.settings, "statement_timeout": budget.timeout_ms(rc.ann_timeout)}):
+                for query in todo:
+                    started = time.perf_counter()
+                    rows = pconn.execute(ann_sql, {"q": query.vector}, prepare=False).fetchall()
+                    answers.append((query, result_rows(rows, query.self_id)[:rc.k], time.perf_counter() - started))
+        except psycopg.Error as exc:
+            if _is_fatal(pconn):
                 raise
-            finally:
-                if computed and cache_ok:
-                    store.save_exact(db_key, idx.probe_key, filter_key, rc.k, signature, computed)
-            if len(computed) < len(missing) and budget.remaining() < 0.2:
-                raise _BudgetExhausted()
-        exact = {**reused, **computed}
-        durations = [r.duration for r in exact.values()]
-        if durations:
-            result.exact_seconds[fname] = sum(durations) / len(durations)
-        return exact
+            state.bump(state.ann_queries, labels, len(answers) + 1)
+            if budget.spent_by(exc):
+                raise _BudgetExhausted() from None
+            state.bump(state.errors, (*labels, fname, "ann"))
+            point.used = None
+            if budget.remaining() < 0.2:
+                raise _BudgetExhausted() from None
+            return None
+        state.bump(state.ann_queries, labels, len(answers))
+        return answers
 
     # -- emission ------------------------------------------------------------------------
     def _emit_index(self, em: Emitter, idx: VectorIndex, state: RecallState, skipped: str | None, rc: Any) -> None:
@@ -830,7 +1066,10 @@ class RecallCollector:
             labels = idx.labels
             for name, table in (("vecmon_recall_exact_queries_total", state.exact_queries),
                                 ("vecmon_recall_exact_reused_total", state.exact_reused),
-                                ("vecmon_recall_ann_queries_total", state.ann_queries)):
+                                ("vecmon_recall_exact_stale_total", state.exact_stale),
+                                ("vecmon_recall_exact_check_queries_total", state.check_queries),
+                                ("vecmon_recall_ann_queries_total", state.ann_queries),
+                                ("vecmon_recall_ann_reused_total", state.ann_reused)):
                 em.add(name, table.get(labels, 0), *labels)
         for key, value in state.errors.items():
             if key[:3] in current:

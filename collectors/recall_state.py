@@ -16,23 +16,43 @@ write may become visible in the counters a little after it is visible in the tab
 result is then recomputed one cycle later. A reset of the statistics makes the counters go down,
 which also counts as a change.
 
+Approximate answers (``vecmon_recall_ann``) are kept per (index, filter, settings, query) under a
+*marker* of everything they depend on besides the query (files, counters, vacuums, catalog) and
+reused only under the same marker; the probe checks their rows like the exact results' neighbours.
+
 Any SQLAlchemy URL works (``sqlite:///path``, ``postgresql+psycopg://...``); two vecmon
 instances monitoring the same database can share one store, so the instance that wins the
 advisory lock reuses what the other computed.
+
+The store is a cache and never fails a probe (:class:`RecallStateStore`): a garbled, truncated or
+deleted SQLite file is moved aside and rebuilt, a store that cannot be used (read-only directory,
+unreachable server) is replaced by an in-memory one and retried; each fault is logged once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sqlite3
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import (BigInteger, Column, Float, Integer, MetaData, String, Table, Text, and_, create_engine,
                         delete, event, insert, select)
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+STORE_RETRY_SECONDS = 300.0  # how often an unusable configured store is tried again
+STORE_CONNECT_TIMEOUT = 10  # seconds, for a store on a PostgreSQL server
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 metadata = MetaData()
 
@@ -62,6 +82,22 @@ query_sets = Table(
     Column("queries", Text, nullable=False),  # JSON [[qid, self_id, vector], ...]
 )
 
+# Approximate answers per (query, setting): reused while the table, its counters, its vacuums and
+# the index are unchanged (``marker``) and the returned rows are still there (checked by the probe).
+ann_answers = Table(
+    "vecmon_recall_ann", metadata,
+    Column("database", String(200), primary_key=True),
+    Column("index_key", String(400), primary_key=True),
+    Column("filter_key", String(200), primary_key=True),
+    Column("settings_key", String(64), primary_key=True),  # hash of the settings and LIMIT the query ran with
+    Column("query_id", String(64), primary_key=True),
+    Column("marker", Text, nullable=False),
+    Column("distances", Text, nullable=False),  # JSON list of floats, in answer order
+    Column("row_ids", Text, nullable=False),  # JSON list of "tableoid:ctid"
+    Column("duration_seconds", Float, nullable=False),
+    Column("computed_at", Float, nullable=False),
+)
+
 index_builds = Table(
     "vecmon_index_builds", metadata,
     Column("database", String(200), primary_key=True),
@@ -77,6 +113,7 @@ class TableSignature:
     files: str
     changes: int
     rows: float
+    vacuums: int = 0  # vacuum_count + autovacuum_count: a vacuum changes an HNSW graph, not exact results
 
     def allows_reuse(self, stored_files: str, stored_changes: int, tolerance: float) -> bool:
         """True when results computed at (stored_files, stored_changes) still describe the table."""
@@ -98,6 +135,12 @@ class ExactResult:
 
 
 @dataclass(frozen=True)
+class ApproximateAnswer:
+    rows: tuple[tuple[str, float], ...]  # (row id, distance) in answer order, the query's own row dropped
+    duration: float
+
+
+@dataclass(frozen=True)
 class StoredQuerySet:
     requested: int
     files: str
@@ -112,12 +155,50 @@ def _json_floats(values: Iterable[float]) -> str:
 
 
 class RecallStateStore:
-    """Thread-safe (SQLAlchemy pools connections; SQLite runs in WAL mode with a busy timeout)."""
+    """The exact-result cache behind one SQLAlchemy URL, thread-safe: one lock serialises the
+    operations (each takes milliseconds), so a repair never races a write.
 
-    def __init__(self, url: str):
+    The store is only a cache, so no fault of it fails a probe. Every operation goes through
+    :meth:`_run`:
+
+    * For a SQLite file it first compares the file (device, inode, size, mtime) with what this
+      process last saw. When another hand changed it, a fresh connection checks it (header and
+      ``PRAGMA quick_check``; the pooled connections may still serve cached pages of a damaged
+      file). A deleted file is recreated (the open connections would go on writing into the
+      unlinked inode); a damaged one is moved aside as ``<name>.bad-<UTC time>`` and rebuilt empty;
+      a file replaced by a healthy one is reopened.
+    * A failed operation gets the same diagnosis; a store that cannot be used at all (a read-only
+      directory, an unreachable server, a locked file) is replaced by an in-memory SQLite store,
+      and the configured one is tried again every ``retry_after`` seconds.
+
+    Each fault is logged once, as an error naming the store and what was done; retries that fail
+    again are quiet, a recovery is logged at INFO. Whatever is lost is recomputed, as on a cache miss.
+    """
+
+    def __init__(self, url: str, retry_after: float = STORE_RETRY_SECONDS):
         self.url = url
-        self.engine = _make_engine(url)
-        metadata.create_all(self.engine)
+        self.retry_after = retry_after
+        parsed = make_url(url)
+        self._password = str(parsed.password) if parsed.password else None
+        self._path: Path | None = None
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            self._path = Path(parsed.database).expanduser()
+        self.where = str(self._path) if self._path is not None else parsed.render_as_string(hide_password=True)
+        self._lock = threading.RLock()
+        self._engine: Engine | None = None  # the configured store, None while it is unusable
+        self._seen: FileIdentity | None = None
+        self._memory: Engine | None = None  # the fallback
+        self._degraded_at: float | None = None
+        with self._lock:
+            try:
+                self._open()
+            except (SQLAlchemyError, OSError) as exc:
+                self._recover(exc)
+
+    @property
+    def degraded(self) -> bool:
+        """True while the in-memory fallback stands in for the configured store."""
+        return self._degraded_at is not None
 
     # -- exact results ------------------------------------------------------------------
     def load_exact(self, database: str, index_key: str, filter_key: str, k: int, query_ids: Iterable[str],
@@ -126,8 +207,9 @@ class RecallStateStore:
         if not ids:
             return {}
         t = exact_results
-        found: dict[str, ExactResult] = {}
-        with self.engine.connect() as conn:
+
+        def load(conn: Connection) -> dict[str, ExactResult]:
+            found: dict[str, ExactResult] = {}
             for chunk in _chunks(ids, 500):
                 rows = conn.execute(select(t.c.query_id, t.c.table_files, t.c.table_changes, t.c.distances,
                                            t.c.row_ids, t.c.duration_seconds).where(and_(
@@ -137,7 +219,9 @@ class RecallStateStore:
                     if signature.allows_reuse(files, changes, tolerance):
                         found[qid] = ExactResult(tuple(json.loads(distances)), tuple(json.loads(row_ids)),
                                                  float(duration))
-        return found
+            return found
+
+        return self._run(load)
 
     def save_exact(self, database: str, index_key: str, filter_key: str, k: int, signature: TableSignature,
                    results: dict[str, ExactResult]) -> None:
@@ -145,7 +229,8 @@ class RecallStateStore:
             return
         t = exact_results
         now = time.time()
-        with self.engine.begin() as conn:
+
+        def save(conn: Connection) -> None:
             for chunk in _chunks(list(results), 500):
                 conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key,
                                                   t.c.filter_key == filter_key, t.c.k == k,
@@ -157,13 +242,65 @@ class RecallStateStore:
                  "duration_seconds": r.duration, "computed_at": now}
                 for qid, r in results.items()])
 
+        self._run(save, write=True)
+
+    # -- approximate answers --------------------------------------------------------------
+    def load_answers(self, database: str, index_key: str, filter_key: str, marker: str,
+                     query_ids: Iterable[str]) -> dict[tuple[str, str], ApproximateAnswer]:
+        """``(settings key, query id) -> answer`` stored under exactly this ``marker``."""
+        ids = list(query_ids)
+        if not ids:
+            return {}
+        t = ann_answers
+
+        def load(conn: Connection) -> dict[tuple[str, str], ApproximateAnswer]:
+            found: dict[tuple[str, str], ApproximateAnswer] = {}
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(select(t.c.settings_key, t.c.query_id, t.c.distances, t.c.row_ids,
+                                           t.c.duration_seconds).where(and_(
+                    t.c.database == database, t.c.index_key == index_key, t.c.filter_key == filter_key,
+                    t.c.marker == marker, t.c.query_id.in_(chunk))))
+                for settings_key, qid, distances, row_ids, duration in rows:
+                    found[(settings_key, qid)] = ApproximateAnswer(
+                        tuple(zip(json.loads(row_ids), (float(d) for d in json.loads(distances)))), float(duration))
+            return found
+
+        return self._run(load)
+
+    def save_answers(self, database: str, index_key: str, filter_key: str, marker: str,
+                     answers: dict[tuple[str, str], ApproximateAnswer]) -> None:
+        if not answers:
+            return
+        t = ann_answers
+        now = time.time()
+        keys = list(answers)
+
+        def save(conn: Connection) -> None:
+            for settings_key in sorted({s for s, _ in keys}):
+                qids = [q for s, q in keys if s == settings_key]
+                for chunk in _chunks(qids, 500):
+                    conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key,
+                                                      t.c.filter_key == filter_key,
+                                                      t.c.settings_key == settings_key, t.c.query_id.in_(chunk))))
+            conn.execute(insert(t), [
+                {"database": database, "index_key": index_key, "filter_key": filter_key, "settings_key": skey,
+                 "query_id": qid, "marker": marker, "distances": json.dumps([d for _, d in a.rows]),
+                 "row_ids": json.dumps([r for r, _ in a.rows]), "duration_seconds": a.duration,
+                 "computed_at": now}
+                for (skey, qid), a in answers.items()])
+
+        self._run(save, write=True)
+
     # -- query sets -----------------------------------------------------------------------
     def load_queries(self, database: str, index_key: str) -> StoredQuerySet | None:
         t = query_sets
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.c.requested, t.c.table_files, t.c.table_changes, t.c.created_at,
-                                      t.c.queries).where(and_(t.c.database == database,
-                                                              t.c.index_key == index_key))).first()
+
+        def load(conn: Connection) -> Any:
+            return conn.execute(select(t.c.requested, t.c.table_files, t.c.table_changes, t.c.created_at,
+                                       t.c.queries).where(and_(t.c.database == database,
+                                                               t.c.index_key == index_key))).first()
+
+        row = self._run(load)
         if row is None:
             return None
         queries = tuple((q[0], q[1], q[2]) for q in json.loads(row.queries))
@@ -172,21 +309,27 @@ class RecallStateStore:
 
     def save_queries(self, database: str, index_key: str, requested: int, signature: TableSignature,
                      queries: Iterable[tuple[str, str | None, str]]) -> None:
-        """Replace the query set of an index (and drop the exact results of the old one)."""
+        """Replace the query set of an index (and drop the exact results and answers of the old one)."""
         t = query_sets
-        with self.engine.begin() as conn:
+        text = json.dumps([list(q) for q in queries])
+
+        def save(conn: Connection) -> None:
             conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key)))
-            conn.execute(delete(exact_results).where(and_(exact_results.c.database == database,
-                                                          exact_results.c.index_key == index_key)))
+            for table in (exact_results, ann_answers):
+                conn.execute(delete(table).where(and_(table.c.database == database,
+                                                      table.c.index_key == index_key)))
             conn.execute(insert(t).values(database=database, index_key=index_key, requested=requested,
                                           table_files=signature.files, table_changes=signature.changes,
-                                          created_at=time.time(), queries=json.dumps([list(q) for q in queries])))
+                                          created_at=time.time(), queries=text))
+
+        self._run(save, write=True)
 
     # -- index builds ---------------------------------------------------------------------
     def rows_at_build(self, database: str, index_key: str, relfilenode: int, rows: float) -> float:
         """Table rows when this build (relfilenode) of the index was first seen; records ``rows`` for a new one."""
         t = index_builds
-        with self.engine.begin() as conn:
+
+        def record(conn: Connection) -> float:
             row = conn.execute(select(t.c.relfilenode, t.c.rows).where(and_(
                 t.c.database == database, t.c.index_key == index_key))).first()
             if row is not None and int(row.relfilenode) == relfilenode:
@@ -196,18 +339,242 @@ class RecallStateStore:
                                           rows=rows, seen_at=time.time()))
             return rows
 
+        return self._run(record, write=True)
+
     def prune(self, older_than_seconds: float) -> int:
-        """Delete exact results not recomputed for this long; returns the number of rows removed."""
+        """Delete exact results and approximate answers not recomputed for this long; returns the number
+        of rows removed."""
         cutoff = time.time() - older_than_seconds
-        with self.engine.begin() as conn:
-            return conn.execute(delete(exact_results).where(exact_results.c.computed_at < cutoff)).rowcount or 0
+        return self._run(lambda conn: sum(conn.execute(delete(table).where(table.c.computed_at < cutoff)).rowcount
+                                          or 0 for table in (exact_results, ann_answers)), write=True)
 
     def count_exact(self) -> int:
-        with self.engine.connect() as conn:
-            return len(conn.execute(select(exact_results.c.query_id)).all())
+        return self._run(lambda conn: len(conn.execute(select(exact_results.c.query_id)).all()))
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        with self._lock:
+            for engine in (self._engine, self._memory):
+                if engine is not None:
+                    engine.dispose()
+
+    # -- faults ---------------------------------------------------------------------------
+    def _run(self, operation: Callable[[Connection], T], write: bool = False) -> T:
+        """Run ``operation`` in a connection (a transaction when ``write``) of the configured store,
+        or of the fallback after one repair."""
+        with self._lock:
+            engine = None
+            try:
+                engine = self._engine_for_use()
+                result = _on(engine, operation, write)
+            except (SQLAlchemyError, OSError) as exc:
+                if engine is not None and engine is self._memory:
+                    raise  # the in-memory store failed: a bug, not a fault of the store
+                self._recover(exc)
+                engine = None
+                try:
+                    engine = self._engine_for_use()
+                    result = _on(engine, operation, write)
+                except (SQLAlchemyError, OSError) as again:
+                    if engine is not None and engine is self._memory:
+                        raise
+                    self._fall_back(f"{_describe(again, self._password)} (again, after a repair)")
+                    engine = self._engine_for_use()
+                    result = _on(engine, operation, write)
+            if engine is self._engine:
+                self._seen = _identity(self._path)
+            return result
+
+    def _open(self) -> None:
+        """(Re)open the configured store and create its tables."""
+        self._close_engine()
+        engine = _make_engine(self.url)
+        try:
+            metadata.create_all(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._engine = engine
+        self._seen = _identity(self._path)
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()  # for SQLite the last close checkpoints into, and lets go of, the old file
+            self._engine = None
+
+    def _engine_for_use(self) -> Engine:
+        if self._degraded_at is not None:
+            if time.monotonic() - self._degraded_at >= self.retry_after:
+                try:
+                    self._open()
+                except (SQLAlchemyError, OSError):
+                    self._degraded_at = time.monotonic()  # still unusable: already reported
+                else:
+                    log.info("recall state store %s is usable again", self.where)
+                    self._degraded_at = None
+                    if self._memory is not None:
+                        self._memory.dispose()
+                        self._memory = None
+            if self._degraded_at is not None:
+                assert self._memory is not None
+                return self._memory
+        if self._path is not None and _identity(self._path) != self._seen:
+            self._check_file()
+        if self._engine is None:
+            raise OSError("the store is closed")
+        return self._engine
+
+    def _check_file(self) -> None:
+        """The SQLite file changed under this process: find out how, and repair what needs it."""
+        assert self._path is not None
+        if not self._path.exists():
+            self._rebuild(DELETED, move=False)
+            return
+        health, reason = sqlite_file_health(self._path)
+        if health == "damaged":
+            self._rebuild(f"the file is damaged ({reason})", move=True)
+        elif health == "ok":
+            now = _identity(self._path)
+            if self._seen is None or now is None or now[:2] != self._seen[:2]:
+                self._open()  # replaced by a healthy file: use it, not the old inode
+            self._seen = _identity(self._path)
+        else:
+            raise OSError(reason)
+
+    def _recover(self, exc: BaseException) -> None:
+        """After a failed operation (or open): repair a deleted or damaged SQLite file, else fall back
+        to memory. Logs the fault's one error."""
+        problem = _describe(exc, self._password)
+        if self._path is not None:
+            if not self._path.exists() and self._seen is not None:
+                self._rebuild(DELETED, move=False)
+                return
+            if self._path.exists():
+                health, reason = sqlite_file_health(self._path)
+                if health == "damaged":
+                    self._rebuild(f"{problem}: the file is damaged ({reason})", move=True)
+                    return
+        self._fall_back(problem)
+
+    def _rebuild(self, problem: str, move: bool) -> None:
+        """Start an empty store at the configured path: the damaged file (and any -wal/-shm left of
+        it) moved aside first; in memory when that fails too."""
+        assert self._path is not None
+        self._close_engine()
+        try:
+            moved = move_aside(self._path, include_main=move)
+            self._open()
+        except (SQLAlchemyError, OSError) as exc:
+            self._fall_back(f"{problem}; it cannot be rebuilt: {_describe(exc, self._password)}")
+            return
+        done = f"moved it aside to {moved[0]}, started an empty store" if move and moved else "started an empty store"
+        log.error("recall state store %s: %s; %s (exact results are recomputed)", self.where, problem, done)
+
+    def _fall_back(self, problem: str) -> None:
+        if self._path is not None:
+            problem += _unwritable(self._path.parent)
+        self._close_engine()
+        if self._memory is None:
+            self._memory = _memory_engine()
+        self._degraded_at = time.monotonic()
+        log.error("recall state store %s: %s; using an in-memory store instead, the configured one is tried "
+                  "again every %gs", self.where, problem, self.retry_after)
+
+
+DELETED = "the file was deleted while running"
+FileIdentity = tuple[int, int, int, int]
+
+
+def _identity(path: Path | None) -> FileIdentity | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _describe(exc: BaseException, password: str | None) -> str:
+    """One line naming the error (the driver's, without SQLAlchemy's SQL and links), password redacted."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    text = f"{lines[0] if lines else ''} ({type(orig).__name__})".strip()
+    return text.replace(password, "***") if password else text
+
+
+def _unwritable(directory: Path) -> str:
+    """`` (the directory ... is not writable: ...)`` when no file can be created in ``directory``
+    (tried, not judged by its mode: root ignores modes, not a read-only mount or attribute)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return ""
+    except OSError as exc:
+        return f" (the directory {directory} is not writable: {exc.strerror or exc})"
+
+
+def _on(engine: Engine, operation: Callable[[Connection], T], write: bool) -> T:
+    with (engine.begin() if write else engine.connect()) as conn:
+        return operation(conn)
+
+
+def sqlite_file_health(path: Path) -> tuple[str, str]:
+    """``("ok" | "damaged" | "unusable", reason)`` of a SQLite file, read by a fresh read-only
+    connection: its header, then ``PRAGMA quick_check`` (through the WAL, as SQLite reads it)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return "unusable", f"{exc.strerror or exc} ({type(exc).__name__})"
+    if not header:
+        return "damaged", "it is empty"
+    if header != SQLITE_HEADER:
+        return "damaged", "not an SQLite file: bad header"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        return "unusable", f"{exc} ({type(exc).__name__})"
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.OperationalError as exc:  # cannot open, locked, I/O error: not proof of damage
+        return "unusable", f"{exc} ({type(exc).__name__})"
+    except sqlite3.DatabaseError as exc:  # not a database, malformed
+        return "damaged", f"{exc} ({type(exc).__name__})"
+    finally:
+        conn.close()
+    first = str(rows[0][0]) if rows else "no answer"
+    if first != "ok":
+        detail = [line for line in first.splitlines() if not line.startswith("***")]
+        return "damaged", f"quick_check: {(detail or [first])[0]}"
+    return "ok", ""
+
+
+def move_aside(path: Path, include_main: bool = True) -> list[Path]:
+    """Rename ``path`` (if ``include_main``) and its ``-wal``/``-shm`` files to ``<name>.bad-<UTC time>``;
+    returns the new paths, the main file's first. A WAL left beside a new file must not be replayed."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    moved = []
+    for suffix in ("", "-wal", "-shm"):
+        if not suffix and not include_main:
+            continue
+        source = path.with_name(path.name + suffix)
+        if not source.exists():
+            continue
+        target = source.with_name(f"{source.name}.bad-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = source.with_name(f"{source.name}.bad-{stamp}-{n}")
+        source.rename(target)
+        moved.append(target)
+    return moved
+
+
+def _memory_engine() -> Engine:
+    """A private in-memory SQLite database shared by every thread (one connection, used under the
+    store's lock)."""
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    metadata.create_all(engine)
+    return engine
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -230,7 +597,10 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = STORE_CONNECT_TIMEOUT  # an unreachable store must not stall a probe
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 class StateStores:

@@ -64,8 +64,8 @@ class RecallQueries(Model):
     """Where the recall probe's query vectors come from."""
 
     source: Literal["sample", "table"] = Field(
-        "sample", description="sample: stored rows of the indexed table (each row excluded from its own results); "
-                              "table: a fixed query set")
+        "sample", description="sample: stored rows of the indexed table (each row excluded from its own results, "
+                              "HNSW given one more ef_search candidate for it); table: a fixed query set")
     table: str | None = Field(None, description="schema.table holding the query set (source: table)")
     column: str | None = Field(None, description="vector column of the query table (source: table)")
     order_by: str | None = Field(None, description="column giving the query set a stable order (default: ctid)")
@@ -111,6 +111,11 @@ class RecallSettings(Model):
     max_changed_fraction: float = Field(
         0.0, ge=0, le=1, description="reuse stored exact results while inserts+updates+deletes since they were "
                                      "computed stay within this fraction of the rows (0: only if unchanged)")
+    reuse_approximate: bool = Field(
+        True, description="reuse approximate answers per query and setting while the table (files, write counters, "
+                          "vacuums), the index and the settings are unchanged and the returned rows are still there; "
+                          "an insert is then seen once its statistics are flushed (about 10 s), and the per-setting "
+                          "latencies are those measured when the answers were")
     iterative_scan: Literal["relaxed_order", "strict_order"] = Field(
         "relaxed_order", description="iterative scan mode also probed for filters when the application's is off "
                                      "(pgvector >= 0.8; ivfflat only has relaxed_order)")

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 import collectors.recall_probe as recall_probe
-from collectors.base import CollectorDisabled, CollectorError
+from collectors.base import CollectorDisabled
 from collectors.pgvector_catalog import short_hash
 from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
 from collectors.vector_freshness import _version_counts
@@ -357,7 +357,8 @@ def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tm
     for q in queries:
         ctid = q.self_id.split(":", 1)[1]
         own_id = vdb.execute("SELECT id FROM items WHERE ctid = %s::tid", [ctid])[0][0]
-        ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF, K + 1), exclude=own_id))
+        ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF + 1, K + 1),
+                                  exclude=own_id))  # one more candidate for the own row
     theirs = first.value("vecmon_recall_mean_ratio", point(APP_EF))
     assert abs(theirs - float(np.mean(ours))) <= 0.01
 
@@ -445,11 +446,23 @@ def test_probes_can_run_on_a_replica_connection(vdb, tmp_path):
     assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
 
 
-def test_an_unusable_state_store_fails_the_run_without_leaking_its_password(vdb, tmp_path):
-    bad = recall_overrides(tmp_path, state_url="postgresql+psycopg://vecmon:s3cret@127.0.0.1:1/state")
-    with pytest.raises(CollectorError, match="recall state store") as failure:
-        run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
-    assert "s3cret" not in str(failure.value)
+def test_an_unreachable_state_store_falls_back_to_memory_without_leaking_its_password(vdb, tmp_path, caplog):
+    bad = recall_overrides(tmp_path, sample_size=5,
+                           state_url="postgresql+psycopg://vecmon:s3cret@127.0.0.1:1/state")
+    shared = SharedState()
+    state: dict = {}
+    try:
+        with caplog.at_level(logging.INFO):
+            first = run_collector(vdb.monitor_dsn, "recall", state=state, shared=shared, timeout=30, **bad)
+            second = run_collector(vdb.monitor_dsn, "recall", state=state, shared=shared, timeout=30, **bad)
+    finally:
+        shared.close()
+    errors = [r.getMessage() for r in caplog.records if r.name == "collectors.recall_state"
+              and r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "127.0.0.1:1/state" in errors[0] and "in-memory" in errors[0], errors
+    assert "s3cret" not in caplog.text and "s3cret" not in second.text()
+    assert first.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None  # recall goes on
+    assert second.value("vecmon_recall_exact_reused_total", labels()) == 10  # cached in memory
 
 
 def test_ann_latency_histogram(vdb, tmp_path):
@@ -691,3 +704,100 @@ def test_an_unusable_state_store_only_costs_rows_at_build(vdb, tmp_path):
                         **recall_overrides(tmp_path))
     assert fam.value("vecmon_vector_index_valid", labels()) == 1
     assert not fam.samples("vecmon_vector_index_rows_at_build")
+
+
+def test_probes_apply_every_override_of_the_app_role(pg18, tmp_path):
+    """HNSW and IVFFlat on one column: the app role's ivfflat.probes makes IVFFlat costlier, so the
+    application's plan uses HNSW. The HNSW probe must plan with that override too (and so see the
+    index the application uses), not with only the hnsw.* ones."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(6000, 32, seed=1)
+    role = f"app_both_{db.name}"
+    with db.admin() as conn:
+        conn.execute("CREATE TABLE both_items (id int PRIMARY KEY, embedding vector(32))")
+        with conn.cursor().copy("COPY both_items (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(data):
+                copy.write_row((i, vec_text(v)))
+        conn.execute("CREATE INDEX both_hnsw ON both_items USING hnsw (embedding vector_l2_ops) "
+                     "WITH (m = 8, ef_construction = 32)")
+        conn.execute("CREATE INDEX both_ivf ON both_items USING ivfflat (embedding vector_l2_ops) WITH (lists = 20)")
+        conn.execute("VACUUM ANALYZE both_items")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT CONNECT ON DATABASE {db.name} TO {role}")
+        conn.execute(f"GRANT SELECT ON both_items TO {role}, {MONITOR_ROLE}")
+        conn.execute(f"ALTER ROLE {role} IN DATABASE {db.name} SET ivfflat.probes = 5")
+    query = vec_text(data[3])
+    with psycopg.connect(db.server.dsn(db.name, user=role)) as app:  # what the application's plan is
+        plan = "\n".join(r[0] for r in app.execute(
+            "EXPLAIN SELECT id FROM both_items ORDER BY embedding <-> %s::vector LIMIT 10", [query]).fetchall())
+    assert "both_hnsw" in plan and "both_ivf" not in plan, plan
+    fam = run_collector(db.monitor_dsn, "recall", state={}, timeout=30, vector={
+        "app_role": role, "recall": {"state_url": f"sqlite:///{tmp_path / 'both.sqlite'}", "sample_size": 5,
+                                     "ef_search_values": [40], "probes_values": [1, 5]}})
+
+    def used(index: str, param: str, value: int) -> float | None:
+        return fam.value("vecmon_vector_index_used", {"target": "t", "schema": "public", "table": "both_items",
+                                                      "index": index, "filter": "", "param": param,
+                                                      "value": str(value), "iterative": "off"})
+
+    assert fam.value("vecmon_recall_app_setting", {"target": "t", "schema": "public", "table": "both_items",
+                                                   "index": "both_ivf", "param": "probes"}) == 5
+    assert used("both_hnsw", "ef_search", 40) == 1  # the application's plan: HNSW
+    assert used("both_ivf", "probes", 5) == 0  # at the application's probes the planner takes HNSW
+    assert used("both_ivf", "probes", 1) == 1
+
+
+def test_sampled_recall_at_the_defaults_is_not_capped_by_the_own_row(pg18, tmp_path):
+    """queries: {source: sample} at the defaults (k = 10, ef_search 10 among the measured values):
+    each query's own row takes one of HNSW's ef_search candidates, so without one more candidate a
+    healthy index returned 9 of 10 rows, the shortfall read 1.0 and recall was capped at 0.9."""
+    db = new_database(pg18, ("vector",))
+    data = clustered(5000 + 20, DIM, seed=21)
+    items, golden = data[:5000], data[5000:]
+    with db.admin() as conn:
+        conn.execute(f"CREATE TABLE healthy (id int PRIMARY KEY, embedding vector({DIM}))")
+        with conn.cursor().copy("COPY healthy (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(items):
+                copy.write_row((i, vec_text(v)))
+        conn.execute("CREATE INDEX healthy_hnsw ON healthy USING hnsw (embedding vector_l2_ops) "
+                     "WITH (m = 16, ef_construction = 128)")
+        conn.execute("VACUUM ANALYZE healthy")
+        conn.execute(f"GRANT SELECT ON healthy TO {MONITOR_ROLE}")
+    state: dict = {}
+    fam = run_collector(db.monitor_dsn, "recall", state=state, timeout=60, vector={
+        "recall": {"state_url": f"sqlite:///{tmp_path / 'healthy.sqlite'}"}})
+    at10 = {"target": "t", "schema": "public", "table": "healthy", "index": "healthy_hnsw", "filter": "",
+            "param": "ef_search", "value": "10", "iterative": "off"}
+    sampled = fam.value("vecmon_recall_mean_ratio", at10)
+    # the same index for queries that are not in the table (no own row), brute force here
+    with db.admin() as conn:
+        conn.execute("SET hnsw.ef_search = 10")
+        external = []
+        for q in golden:
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM healthy ORDER BY embedding <-> %s::vector "
+                                              f"LIMIT {K}", [vec_text(q)]).fetchall()]
+            external.append(numpy_recall(items, q, ids))
+    assert np.mean(external) > 0.95  # a healthy index at ef_search = k
+    assert fam.value("vecmon_recall_returned_rows", at10) == K
+    assert fam.value("vecmon_recall_shortfall_ratio", at10) == 0
+    assert sampled > 0.92, sampled
+    assert abs(sampled - np.mean(external)) < 0.05, (sampled, np.mean(external))
+    # what vecmon measured, recomputed here: ef_search + 1 candidates, LIMIT k + 1, the own row dropped
+    ours = []
+    with db.admin() as conn:
+        conn.execute("SET hnsw.ef_search = 11")
+        for query in state["recall"].queries[("public", "healthy_hnsw")]:
+            own = conn.execute("SELECT id FROM healthy WHERE ctid = %s::tid",
+                               [query.self_id.split(":", 1)[1]]).fetchone()[0]
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM healthy ORDER BY embedding <-> %s::vector "
+                                              f"LIMIT {K + 1}", [query.vector]).fetchall()]
+            ours.append(numpy_recall(items, items[own], ids, exclude=own))
+    assert sampled == pytest.approx(float(np.mean(ours)), abs=0.01)
+
+
+def test_recall_comparisons_are_not_decided_by_float_rounding():
+    point_ = recall_probe.Point("", "off", "ef_search", 10, {}, used=True, recalls=[0.9] * 30)
+    assert point_.recall_mean == 0.9  # not 0.8999999999999996
+    assert point_.meets(0.9, None) and point_.meets(0.9, 1.0) and point_.good_fraction(0.9) == 1.0
+    assert not point_.meets(0.9 + 1e-6, None)
+    assert recall_probe.reaches(0.9 - 1e-12, 0.9) and not recall_probe.reaches(0.8999, 0.9)
