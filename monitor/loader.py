@@ -80,7 +80,9 @@ def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], erro
 
 
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
-                 base_dir: Path | None = None) -> Config:
+                 base_dir: Path | None = None, require_mapping: bool = False) -> Config:
+    """``require_mapping``: an empty or comment-only file is an error (the daemon's files: such a
+    file is one caught half-written, never a wish to monitor nothing)."""
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -89,10 +91,13 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise ConfigError(source, [f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None and require_mapping:
+        raise ConfigError(source, ["(top level): the file is empty or holds only comments "
+                                   "(expected a mapping such as `databases: [...]`)"])
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(source, ["(top level): expected a mapping"])
+        raise ConfigError(source, [f"(top level): expected a mapping, not a {type(data).__name__}"])
     lines = _line_map(root) if root is not None else {}
     errors: list[tuple] = []
     data = _interpolate(data, (), env, errors)
@@ -126,10 +131,11 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
     return None
 
 
-def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None,
+                require_mapping: bool = False) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
-    return parse_config(text, source=str(path), env=env, base_dir=path.parent)
+    return parse_config(text, source=str(path), env=env, base_dir=path.parent, require_mapping=require_mapping)
