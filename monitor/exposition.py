@@ -100,7 +100,7 @@ class SnapshotCollector:
         for entry in sorted(self.store.entries(), key=lambda e: (e.target, e.collector)):
             emitter = by_target.setdefault(entry.target, Emitter(entry.target, SELF_METRICS))
             name = entry.collector
-            interval = getattr(entry, "interval", None)
+            interval = entry.interval
             for result, count in entry.runs:
                 emitter.add("vecmon_collector_runs_total", count, name, result)
             for reason, count in entry.skipped:

@@ -152,6 +152,12 @@ class ConnectionLimit:
             self._slots.add(slot)
             return slot
 
+    def hang_up_all(self) -> None:
+        with self._lock:
+            slots, self._slots = self._slots, set()
+        for slot in slots:
+            _hang_up(slot.conn)
+
     def release(self, slot: _Slot) -> None:
         with self._lock:
             self._slots.discard(slot)
@@ -186,7 +192,11 @@ class _Handler(BaseHTTPRequestHandler):
         if context is not None:
             tls = context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
             self.request = self.slot.conn = tls
-            tls.do_handshake()  # here, in the connection's thread, bounded by read_timeout
+            try:
+                tls.do_handshake()  # here, in the connection's thread, bounded by read_timeout
+            except BaseException:
+                tls.close()
+                raise
         super().setup()
 
     def finish(self) -> None:
@@ -217,7 +227,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.slot.waiting_since = None  # busy answering: never evicted
         parts = urlsplit(self.path)
         peer_cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-        response = self.server.app.respond(parts.path, parts.query, self.headers, peer_cert)
+        try:
+            response = self.server.app.respond(parts.path, parts.query, self.headers, peer_cert)
+        except Exception:  # noqa: BLE001 - a bug answers 500 and the server goes on
+            log.exception("http: %s %s failed", self.command, parts.path)
+            response = Response(500, b"internal error\n")
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -302,4 +316,5 @@ class HttpServer:
         if self.thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()
+        self.httpd.limit.hang_up_all()  # kept-alive clients see the close now, not at their next request
         self.thread.join(timeout=2)

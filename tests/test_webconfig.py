@@ -167,6 +167,15 @@ def test_mutual_tls_requires_a_client_certificate_signed_by_the_client_ca(pki, d
     assert request(port, "/metrics", client_context(pki, cert=True))[0] == 200
 
 
+def test_client_allowed_sans_limit_which_client_certificates_pass(pki, daemon_factory):
+    path = web_config(pki, mutual=True)
+    path.write_text(path.read_text() + "  client_allowed_sans: [localhost]\n")
+    port = daemon_factory(path).http.port
+    assert request(port, "/metrics", client_context(pki, cert=True))[0] == 200
+    path.write_text(path.read_text().replace("[localhost]", "[prometheus.example]"))
+    wait_for(lambda: request(port, "/metrics", client_context(pki, cert=True))[0] == 401, timeout=10)
+
+
 def test_a_renewed_certificate_is_served_without_a_restart(pki, daemon_factory, caplog):
     daemon = daemon_factory(web_config(pki, users={"prometheus": hashed(PASSWORD)}))
     port = daemon.http.port
