@@ -67,11 +67,11 @@ server.httpd.serve_forever()
 """
 
 
-def wait_http(url: str, timeout: float = 60.0) -> bytes:
+def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as response:
                 if response.status == 200:
                     return response.read()
         except OSError:
@@ -151,14 +151,17 @@ def main() -> int:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_http(f"http://{vecmon_listen}/ready", timeout=120)
         time.sleep(2)  # let the first cycle of slower collectors land
-        size = len(wait_http(f"http://{vecmon_listen}/metrics"))
+        # the ceiling serves a body as long as the one vecmon sends (gzipped when the scrapers ask for gzip)
+        size = len(wait_http(f"http://{vecmon_listen}/metrics",
+                             headers={"Accept-Encoding": "gzip"} if args.gzip else None))
         exporter_size = len(wait_http(f"http://{exporter_listen}/metrics"))
         fixed_port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-c", FIXED_SERVER, str(fixed_port), str(size), args.root]))
         wait_http(f"http://127.0.0.1:{fixed_port}/metrics")
         urls = {"vecmon": f"http://{vecmon_listen}/metrics", "exporter": f"http://{exporter_listen}/metrics",
                 "ceiling": f"http://127.0.0.1:{fixed_port}/metrics"}
-        print(f"/metrics bodies: vecmon {size} bytes, postgres_exporter {exporter_size} bytes; "
+        print(f"/metrics bodies: vecmon {size} bytes{' gzipped' if args.gzip else ''}, postgres_exporter "
+              f"{exporter_size} bytes; "
               f"wrk -c{args.connections} -t2 -d{args.duration}s{' gzip' if args.gzip else ''}, {args.reps} "
               f"interleaved repetitions; vecmon from {args.root}")
         results: dict[str, list[dict]] = {name: [] for name in urls}
