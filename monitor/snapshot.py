@@ -99,7 +99,8 @@ class SnapshotStore:
     def set_target_up(self, target: str, up: bool) -> None:
         with self._lock:
             if any(key[0] == target for key in self._entries):  # not for a target a reload removed
-                self.version += self._target_up.get(target) is not up
+                if self._target_up.get(target) is not up:
+                    self.version += 1
                 self._target_up[target] = up
 
     def entries(self) -> list[Entry]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from monitor.daemon import Daemon
-from monitor.loader import ConfigError, load_config, parse_config
+from monitor.loader import ConfigError, load_config
 from tests.test_daemon import db_config, get, sample, start_daemon, wait_for
 
 BAD_RELOADS = {
