@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon: collect on schedule and serve /metrics")
     _add_config(run)
-    run.add_argument("--listen", help="HOST:PORT to serve on (overrides daemon.listen)")
+    run.add_argument("--listen", "--web.listen-address", dest="listen",
+                     help="HOST:PORT to serve on (overrides daemon.listen); :PORT listens on every address")
+    run.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                     help="TLS and basic auth settings in Prometheus exporter-toolkit's format (re-read on change)")
 
     collect = sub.add_parser("collect", help="run every enabled collector once and print the exposition")
     _add_config(collect)
@@ -77,12 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, secrets: bool = True):
+def _load(args: argparse.Namespace, secrets: bool = True, require_mapping: bool = False):
     if not args.config:
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     try:
-        return load_config(args.config, secrets=secrets)
+        return load_config(args.config, secrets=secrets, require_mapping=require_mapping)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -132,10 +135,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon
+    from monitor.webconfig import WebConfig
 
-    config = _load(args)
+    config = _load(args, require_mapping=True)
     try:
-        daemon = Daemon(config, Path(args.config), listen=args.listen)
+        web = WebConfig(args.web_config_file) if args.web_config_file else None
+        daemon = Daemon(config, Path(args.config), listen=args.listen, web_config=web)
+    except ConfigError as exc:  # nothing to monitor, or a bad web config
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
     except (OSError, ValueError) as exc:  # e.g. the listen address is taken or malformed
         print(f"vecmon: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED

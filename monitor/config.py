@@ -27,6 +27,8 @@ class DaemonSettings(Model):
     stale_after: Duration = Field(
         300.0, description="series of a collector that keeps failing are dropped this long after its last success")
     shutdown_timeout: Duration = Field(5.0, description="how long a stop waits for running collections")
+    allow_no_targets: bool = Field(
+        False, description="run with nothing to monitor (only self-metrics); otherwise such a file is refused")
 
     @field_validator("listen")
     @classmethod

@@ -2,7 +2,9 @@
 
 SIGTERM/SIGINT stop it (running queries are cancelled on the server); SIGHUP re-reads
 the config file: a valid new config replaces the runtime, an invalid one is logged and
-the old one keeps running.
+the old one keeps running. A file that is empty or holds only comments, or one that leaves
+nothing to monitor, counts as invalid (it is usually a file caught half-written), at start
+as well, unless ``daemon.allow_no_targets`` says that is meant.
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from monitor.config import Config, DatabaseTarget
-from prometheus_client import CollectorRegistry
-
-from monitor.exposition import SnapshotCollector
+from monitor.exposition import ExpositionCache, SnapshotCollector
 from monitor.http import App, HttpServer
 from monitor.loader import ConfigError, load_config
 from monitor.pg import describe_target
 from monitor.scheduler import Runtime
 from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
+from monitor.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +43,31 @@ def describe(target: object) -> str:
     return type(target).__name__
 
 
+def check_monitors_something(config: Config, runtime: Runtime, source: str) -> None:
+    """A config that schedules no job is refused unless ``daemon.allow_no_targets`` is set."""
+    if not runtime.keys() and not config.daemon.allow_no_targets:
+        raise ConfigError(source, ["(top level): nothing to monitor: no enabled target with an enabled collector "
+                                   "(set daemon.allow_no_targets: true to serve only vecmon's own metrics)"])
+
+
 class Daemon:
-    def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None):
+    def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None,
+                 web_config: WebConfig | None = None):
         self.config = config
         self.config_path = config_path
         self.store = SnapshotStore()
+        self.shared = SharedState()  # outlives reloads: spend ledger, recall state stores...
+        self.runtime = Runtime(config, self.store, self.shared)
+        check_monitors_something(config, self.runtime, str(config_path or "<config>"))
         self.exporter = SnapshotCollector(self.store, config.daemon.stale_after)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.exporter)
+        self.exposition = ExpositionCache(self.exporter)
         host, port = config.daemon.host_port
         if listen:
             host, _, port_text = listen.rpartition(":")
             host, port = host.strip("[]") or "0.0.0.0", int(port_text)
-        self.http = HttpServer(host, port, App(self.store, self.registry, self._describe, self._slos))
-        self.shared = SharedState()  # outlives reloads: spend ledger, recall state stores...
-        self.runtime = Runtime(config, self.store, self.shared)
-        self.store.expect(self.runtime.keys())  # /ready is 503 until each job has run once
+        self.http = HttpServer(host, port, App(self.store, self.exposition, self._describe, web_config, self._slos),
+                               web=web_config)
+        self.store.expect(self.runtime.keys(), self.runtime.intervals())  # /ready is 503 until each job ran once
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._lock = threading.Lock()
@@ -74,7 +84,8 @@ class Daemon:
     @property
     def url(self) -> str:
         host, port = self.http.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.http.scheme}://{host}:{port}"
 
     def start(self) -> None:
         self.http.start()
@@ -98,8 +109,9 @@ class Daemon:
             log.warning("reload requested but the config did not come from a file")
             return False
         try:
-            config = load_config(self.config_path)
+            config = load_config(self.config_path, require_mapping=True)
             runtime = Runtime(config, self.store, self.shared)
+            check_monitors_something(config, runtime, str(self.config_path))
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)
             return False

@@ -1,17 +1,30 @@
 """Render the snapshot store as Prometheus metrics, plus vecmon's self-metrics.
 
-Families with the same name from several (target, collector) entries are merged
-into one family. Series of a collector whose last run failed are still served
-(and ``vecmon_collector_stale`` is 1) until ``stale_after`` has passed since its
-last success; then they are dropped rather than served as current.
+Two parts, kept apart:
+
+- :class:`SnapshotCollector` builds the metric families from the store. Families with the
+  same name from several (target, collector) entries are merged into one family. Series of a
+  collector whose last run failed are still served (and ``vecmon_collector_stale`` is 1) for
+  ``max(stale_after, 2 x the collector's interval)`` after its last success, so one failed run
+  of a slow collector (recall every 10 min) never drops its series; then they are dropped
+  rather than served as current.
+- :class:`ExpositionCache` renders those families once per change and serves the bytes:
+  text, OpenMetrics and their gzip copies, each rendered on first demand. A change is a new
+  store version (any entry recorded, a reload) or the next time-based transition (the moment
+  a failing collector's series go stale).
 """
 
 from __future__ import annotations
 
+import gzip
+import math
 import platform
-from typing import Iterator
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.core import Metric
 
 from collectors.base import Emitter, MetricSpec
@@ -35,6 +48,8 @@ SELF_METRICS = (
     MetricSpec("vecmon_collector_last_success_timestamp_seconds", "gauge",
                "Unix time of the collector's last successful run.", ("collector",)),
     MetricSpec("vecmon_collector_series", "gauge", "Series the collector currently exports.", ("collector",)),
+    MetricSpec("vecmon_collector_interval_seconds", "gauge",
+               "Configured interval between the collector's scheduled runs.", ("collector",)),
     MetricSpec("vecmon_collector_stale", "gauge",
                "Whether the exported series come from an earlier run because the last run failed.",
                ("collector",)),
@@ -59,8 +74,17 @@ class SnapshotCollector:
     def describe(self) -> list[Metric]:
         return []  # dynamic; avoid a collect() at register time
 
+    def stale_limit(self, interval: float | None) -> float:
+        """How long after its last success a failing collector's series are still served."""
+        return max(self.stale_after, 2 * interval) if interval else self.stale_after
+
     def collect(self) -> Iterator[Metric]:
-        now = self.store.clock()
+        yield from self.build(self.store.clock())[0]
+
+    def build(self, now: float) -> tuple[list[Metric], float]:
+        """The families at ``now``, and the time until which they stay valid without a store change
+        (the next moment a failing collector's series go stale; ``inf`` when none will)."""
+        valid_until = math.inf
         families: dict[str, Metric] = {}
         build = Emitter("", SELF_METRICS)
         build.add("vecmon_build_info", 1, __version__, platform.python_version())
@@ -76,6 +100,7 @@ class SnapshotCollector:
         for entry in sorted(self.store.entries(), key=lambda e: (e.target, e.collector)):
             emitter = by_target.setdefault(entry.target, Emitter(entry.target, SELF_METRICS))
             name = entry.collector
+            interval = entry.interval
             for result, count in entry.runs:
                 emitter.add("vecmon_collector_runs_total", count, name, result)
             for reason, count in entry.skipped:
@@ -87,10 +112,15 @@ class SnapshotCollector:
                 emitter.add("vecmon_collector_duration_seconds", entry.last_duration, name)
             if entry.last_success is not None:
                 emitter.add("vecmon_collector_last_success_timestamp_seconds", entry.last_success, name)
+            if interval:
+                emitter.add("vecmon_collector_interval_seconds", interval, name)
             served = entry.families
-            if entry.state == FAILED and entry.last_success is not None:
-                if now - entry.last_success > self.stale_after:
+            if entry.state == FAILED and entry.last_success is not None and served:
+                stale_at = entry.last_success + self.stale_limit(interval)
+                if now > stale_at:
                     served = ()
+                else:
+                    valid_until = min(valid_until, stale_at)
             emitter.add("vecmon_collector_stale", 1 if entry.state == FAILED and served else 0, name)
             emitter.add("vecmon_collector_series", sum(len(f.samples) for f in served), name)
             for family in served:
@@ -98,10 +128,88 @@ class SnapshotCollector:
         for emitter in by_target.values():
             for family in emitter.families():
                 _merge(families, family)
-        yield from families.values()
+        return list(families.values()), valid_until
 
 
 def build_registry(store: SnapshotStore, stale_after: float) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(store, stale_after))
     return registry
+
+
+@dataclass(frozen=True)
+class _Families:
+    """A fixed list of families with the ``collect()`` the exposition encoders call."""
+
+    families: list[Metric]
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def _restricted(families: list[Metric], names: Iterable[str]) -> list[Metric]:
+    """``?name[]=...`` as prometheus_client's restricted registry does: a family whose name or
+    any of whose sample names is asked for."""
+    wanted = set(names)
+    return [f for f in families if f.name in wanted or any(s.name in wanted for s in f.samples)]
+
+
+@dataclass
+class _Rendered:
+    version: int
+    stale_after: float
+    valid_until: float
+    families: list[Metric]
+    bodies: dict[tuple[str, bool], bytes] = field(default_factory=dict)
+
+
+GZIP_LEVEL = 1  # the body is ~10x smaller already at level 1, at a fraction of level 9's CPU
+MAX_VARIANTS = 8  # content types are negotiated from client input: bound what one render keeps
+
+
+class ExpositionCache:
+    """``/metrics`` bodies rendered once per change of the store and served as bytes.
+
+    Negotiation is prometheus_client's own (:func:`choose_encoder`: OpenMetrics when the Accept
+    header asks for it, with its version and escaping; gzip when Accept-Encoding allows it).
+    Concurrent scrapes after a change wait for one render instead of rendering each."""
+
+    def __init__(self, collector: SnapshotCollector):
+        self.collector = collector
+        self._lock = threading.Lock()
+        self._current: _Rendered | None = None
+        self.renders = 0  # families built (for tests and the bench)
+
+    def _fresh(self) -> _Rendered:
+        store = self.collector.store
+        version, now = store.version, store.clock()  # read before building: a racing change re-renders
+        current = self._current
+        if (current is None or current.version != version or now > current.valid_until
+                or current.stale_after != self.collector.stale_after):
+            families, valid_until = self.collector.build(now)
+            current = self._current = _Rendered(version, self.collector.stale_after, valid_until, families)
+            self.renders += 1
+        return current
+
+    def body(self, accept: str | None, accept_encoding: str | None,
+             names: Iterable[str] | None = None) -> tuple[bytes, str, bool]:
+        """(body, content type, gzipped) for one scrape."""
+        encoder, content_type = choose_encoder(accept or "")
+        gzipped = gzip_accepted(accept_encoding or "")
+        with self._lock:
+            rendered = self._fresh()
+            if names:
+                output = encoder(_Families(_restricted(rendered.families, names)))
+                return (gzip.compress(output, GZIP_LEVEL, mtime=0) if gzipped else output), content_type, gzipped
+            key = (content_type, gzipped)
+            output = rendered.bodies.get(key)
+            if output is None:
+                plain = rendered.bodies.get((content_type, False))
+                if plain is None:
+                    plain = encoder(_Families(rendered.families))
+                    if len(rendered.bodies) < MAX_VARIANTS:
+                        rendered.bodies[(content_type, False)] = plain
+                output = gzip.compress(plain, GZIP_LEVEL, mtime=0) if gzipped else plain
+                if len(rendered.bodies) < MAX_VARIANTS:
+                    rendered.bodies[key] = output
+            return output, content_type, gzipped

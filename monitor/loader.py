@@ -106,12 +106,13 @@ def _value_at(config: Any, path: tuple[Any, ...]) -> Any:
 
 
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
-                 base_dir: Path | None = None, secrets: bool = True) -> Config:
+                 base_dir: Path | None = None, secrets: bool = True, require_mapping: bool = False) -> Config:
     """Parse and validate a config.
 
     ``secrets=False`` (``vecmon generate``) needs no secrets: secret files are not read, and a variable
     that is unset is only an error where the value it feeds is not a secret (a password, an API key,
-    a DSN)."""
+    a DSN). ``require_mapping``: an empty or comment-only file is an error (the daemon's files: such a
+    file is one caught half-written, never a wish to monitor nothing)."""
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -120,10 +121,13 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise ConfigError(source, [f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None and require_mapping:
+        raise ConfigError(source, ["(top level): the file is empty or holds only comments "
+                                   "(expected a mapping such as `databases: [...]`)"])
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(source, ["(top level): expected a mapping"])
+        raise ConfigError(source, [f"(top level): expected a mapping, not a {type(data).__name__}"])
     lines = _line_map(root) if root is not None else {}
     errors: list[tuple] = []
     unset: list[tuple] = []
@@ -166,10 +170,12 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
     return None
 
 
-def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None, secrets: bool = True) -> Config:
+def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None, secrets: bool = True,
+                require_mapping: bool = False) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
-    return parse_config(text, source=str(path), env=env, base_dir=path.parent, secrets=secrets)
+    return parse_config(text, source=str(path), env=env, base_dir=path.parent, secrets=secrets,
+                        require_mapping=require_mapping)

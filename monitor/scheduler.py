@@ -210,8 +210,11 @@ class Runtime:
     def keys(self) -> list[Key]:
         return [job.key for job in self.jobs]
 
+    def intervals(self) -> dict[Key, float]:
+        return {job.key: job.target.interval_for(job.collector.name) for job in self.jobs}
+
     def start(self) -> None:
-        self.store.expect(self.keys())
+        self.store.expect(self.keys(), self.intervals())
         for connector in self.connectors:
             connector.open()
         now = datetime.now(timezone.utc)
@@ -252,7 +255,7 @@ class Runtime:
 
     def run_once(self) -> dict[Key, str]:
         """Run every job once, concurrently per job, without the scheduler (``vecmon collect``)."""
-        self.store.expect(self.keys())
+        self.store.expect(self.keys(), self.intervals())
         for connector in self.connectors:
             connector.open()
         results: dict[Key, str] = {}

@@ -33,6 +33,7 @@ class Entry:
     last_error: str | None = None
     runs: tuple[tuple[str, int], ...] = tuple((r, 0) for r in RESULTS)
     skipped: tuple[tuple[str, int], ...] = (("missed", 0), ("overlap", 0))
+    interval: float | None = None  # the job's schedule, for staleness and vecmon_collector_interval_seconds
 
     def count(self, result: str) -> int:
         return dict(self.runs)[result]
@@ -52,12 +53,14 @@ class SnapshotStore:
     _entries: dict[Key, Entry] = field(default_factory=dict)
     _target_up: dict[str, bool] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    version: int = 0  # bumped by every change: /metrics re-renders when it moves
 
-    def expect(self, keys: Iterable[Key]) -> None:
-        """Declare the jobs of the current config; entries of other jobs are dropped."""
-        keys = list(keys)
+    def expect(self, keys: Iterable[Key], intervals: dict[Key, float] | None = None) -> None:
+        """Declare the jobs of the current config (with their intervals); entries of other jobs are dropped."""
+        keys, intervals = list(keys), intervals or {}
         with self._lock:
-            self._entries = {k: self._entries.get(k, Entry(*k)) for k in keys}
+            self.version += 1
+            self._entries = {k: replace(self._entries.get(k, Entry(*k)), interval=intervals.get(k)) for k in keys}
             targets = {k[0] for k in keys}
             self._target_up = {t: up for t, up in self._target_up.items() if t in targets}
 
@@ -65,6 +68,7 @@ class SnapshotStore:
         with self._lock:
             if key in self._entries:  # a job of a config that was just replaced is ignored
                 self._entries[key] = change(self._entries[key])
+                self.version += 1
 
     def record_success(self, key: Key, families: list[Metric], duration: float) -> None:
         now = self.clock()
@@ -95,6 +99,8 @@ class SnapshotStore:
     def set_target_up(self, target: str, up: bool) -> None:
         with self._lock:
             if any(key[0] == target for key in self._entries):  # not for a target a reload removed
+                if self._target_up.get(target) is not up:
+                    self.version += 1
                 self._target_up[target] = up
 
     def entries(self) -> list[Entry]:

@@ -91,6 +91,40 @@ def test_ready_status_page_and_metrics(db18):
         daemon.stop()
 
 
+def test_metrics_over_keep_alive_head_and_gzip(db18):
+    import gzip
+    import http.client
+
+    daemon = Daemon(parse_config(db_config(db18, extra="    collectors: {recall: {enabled: false}}\n")))
+    daemon.start()
+    try:
+        wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.http.port, timeout=5)
+        conn.request("GET", "/metrics")
+        first = conn.getresponse()
+        body = first.read()
+        sock = conn.sock
+        assert first.status == 200 and first.version == 11 and first.getheader("Connection") is None
+        conn.request("HEAD", "/metrics")  # the same connection: kept alive
+        head = conn.getresponse()
+        assert head.status == 200 and head.read() == b"" and conn.sock is sock
+        assert abs(int(head.getheader("Content-Length")) - len(body)) < len(body) // 2  # may be a newer snapshot
+        conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip",
+                                                 "Accept": "application/openmetrics-text; version=1.0.0"})
+        zipped = conn.getresponse()
+        assert zipped.getheader("Content-Encoding") == "gzip" and conn.sock is sock
+        assert zipped.getheader("Content-Type").startswith("application/openmetrics-text; version=1.0.0")
+        text = gzip.decompress(zipped.read()).decode()
+        assert text.endswith("# EOF\n") and "vecmon_collector_interval_seconds" in text
+        conn.request("POST", "/metrics", body=b"x")
+        assert conn.getresponse().status == 501
+        conn.close()
+        assert sample(get(f"{daemon.url}/metrics")[1], "vecmon_collector_interval_seconds",
+                      {"target": "main", "collector": "connections"}) == 1
+    finally:
+        daemon.stop()
+
+
 def test_a_hung_target_does_not_delay_another(pg18):
     healthy, blocked = new_database(pg18), new_database(pg18)
     blocked.execute("CREATE TABLE locked (id int)")

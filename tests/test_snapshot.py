@@ -121,3 +121,85 @@ def test_emitter_rejects_undeclared_metrics_and_skips_bad_values(caplog):
         assert "not declared" in str(exc)
     else:
         raise AssertionError("undeclared metric accepted")
+
+
+def test_one_failed_run_of_a_slow_collector_keeps_its_series_for_two_intervals():
+    """stale_after (300 s) is shorter than the recall interval (600 s): one failed run must not drop
+    every recall series; they stay for max(stale_after, 2 x interval) after the last success."""
+    clock = Clock()
+    store = SnapshotStore(clock=clock)
+    store.expect([("a", "recall"), ("a", "rows")], {("a", "recall"): 600.0, ("a", "rows"): 30.0})
+    store.record_success(("a", "recall"), families("a", {"t1": 1}), 0.01)
+    store.record_success(("a", "rows"), families("a", {"t2": 2}), 0.01)
+    registry = build_registry(store, stale_after=300)
+    assert registry.get_sample_value("vecmon_collector_interval_seconds", {"target": "a", "collector": "recall"}) == 600
+    assert registry.get_sample_value("vecmon_collector_interval_seconds", {"target": "a", "collector": "rows"}) == 30
+    clock.now += 600
+    store.record_failure(("a", "recall"), "timeout", 60.0, timeout=True)  # the next run fails
+    store.record_failure(("a", "rows"), "boom", 0.1)
+    clock.now += 300  # 900 s after the last success: past stale_after, within two recall intervals
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 1
+    assert registry.get_sample_value("vecmon_collector_stale", {"target": "a", "collector": "recall"}) == 1
+    # a fast collector keeps the stale_after limit
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t2"}) is None
+    clock.now += 301  # 1201 s: more than two intervals
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) is None
+    assert registry.get_sample_value("vecmon_collector_stale", {"target": "a", "collector": "recall"}) == 0
+
+
+def _cache(store, stale_after=60):
+    from monitor.exposition import ExpositionCache, SnapshotCollector
+
+    return ExpositionCache(SnapshotCollector(store, stale_after))
+
+
+def test_metrics_are_rendered_once_per_change_and_match_prometheus_client():
+    import gzip
+
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+
+    store = SnapshotStore(clock=Clock())
+    store.expect([("a", "rows")], {("a", "rows"): 15.0})
+    store.record_success(("a", "rows"), families("a", {"t1": 1}), 0.01)
+    cache = _cache(store)
+    registry = build_registry(store, stale_after=60)
+    text, content_type, gzipped = cache.body(None, None)
+    assert (text, gzipped) == (generate_latest(registry), False)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    for _ in range(5):
+        assert cache.body(None, None)[0] is text  # the same bytes, not re-rendered
+    assert cache.renders == 1
+    prometheus_accept = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                         "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+    om, om_type, _ = cache.body(prometheus_accept, None)
+    assert om == openmetrics_latest(registry) and om_type.startswith("application/openmetrics-text; version=1.0.0")
+    zipped, _, gzipped = cache.body(prometheus_accept, "gzip, deflate")
+    assert gzipped and gzip.decompress(zipped) == om
+    assert cache.body(None, "identity")[2] is False
+    assert cache.renders == 1  # three encodings, one build of the families
+    store.record_success(("a", "rows"), families("a", {"t1": 5}), 0.01)
+    assert b'vecmon_test_rows{table="t1",target="a"} 5.0' in cache.body(None, None)[0]
+    assert cache.renders == 2
+    only, _, _ = cache.body(None, None, ["vecmon_test_rows"])
+    assert b"vecmon_test_rows{" in only and b"vecmon_up" not in only
+
+
+def test_the_cache_follows_time_based_transitions():
+    clock = Clock()
+    store = SnapshotStore(clock=clock)
+    store.expect([("a", "rows")], {("a", "rows"): 10.0})
+    store.record_success(("a", "rows"), families("a", {"t1": 1}), 0.01)
+    clock.now += 30
+    store.record_failure(("a", "rows"), "boom", 0.5)
+    cache = _cache(store, stale_after=60)
+    assert b'vecmon_test_rows{table="t1"' in cache.body(None, None)[0]
+    clock.now += 30  # exactly at the limit: still served
+    assert b'vecmon_test_rows{table="t1"' in cache.body(None, None)[0]
+    assert cache.renders == 1
+    clock.now += 1  # past it: no store change, yet the series are dropped
+    body = cache.body(None, None)[0]
+    assert b"vecmon_test_rows{" not in body
+    assert b'vecmon_collector_stale{collector="rows",target="a"} 0.0' in body
+    assert cache.renders == 2
+    cache.collector.stale_after = 600  # a reload changing daemon.stale_after
+    assert b'vecmon_test_rows{table="t1"' in cache.body(None, None)[0]
