@@ -79,6 +79,8 @@ class DatabaseTarget(Model):
     collectors: dict[str, CollectorSettings] = Field(
         default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
     limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")
+    long_running_threshold: Duration = Field(
+        30.0, description="statements running longer count as long-running (activity collector)")
     vector: VectorSettings = Field(default_factory=VectorSettings,
                                    description="pgvector discovery, recall and latency probes, freshness")
 
