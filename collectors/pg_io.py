@@ -7,11 +7,12 @@ appears the first time it does some.
 
 Names and meanings are the same on 16..18:
 
-* ``vecmon_pg_io_operations_total{op}``: reads, writes, writebacks, extends, hits, evictions,
-  reuses and fsyncs, as counted by the view;
 * ``vecmon_pg_io_bytes_total{op}``: bytes read, written and extended. PostgreSQL 16 and 17
-  report a size per operation (``op_bytes``, always the block size), 18 reports bytes
-  (``read_bytes``...), so 16/17 multiply;
+  count these in blocks (``reads`` x ``op_bytes``, always the block size), 18 counts I/O calls,
+  which may cover several blocks, and reports bytes (``read_bytes``...). So the counts of reads,
+  writes and extends do not mean the same on 18 and are not exported; bytes are;
+* ``vecmon_pg_io_operations_total{op}``: the per-block counts that did not change: buffer hits,
+  evictions, reuses, writebacks (blocks asked to be written back) and fsyncs;
 * ``vecmon_pg_io_time_seconds_total{op}``: time spent in those operations, only while timing is
   on (``track_io_timing`` for relations, and on 18 ``track_wal_io_timing`` for the ``wal``
   object): with timing off PostgreSQL reports 0, which would read as "instant".
@@ -33,15 +34,17 @@ from collectors.pg_common import fetch, fetch_one
 PG16 = 160000
 PG18 = 180000
 
-# op label -> pg_stat_io count column
-OPERATIONS = (("read", "reads"), ("write", "writes"), ("writeback", "writebacks"), ("extend", "extends"),
-              ("hit", "hits"), ("eviction", "evictions"), ("reuse", "reuses"), ("fsync", "fsyncs"))
+# op label -> pg_stat_io count column, for the counts with one meaning on 16..18 (reads, writes and
+# extends count blocks before 18 and calls from 18: exported as bytes only).
+OPERATIONS = (("hit", "hits"), ("eviction", "evictions"), ("reuse", "reuses"), ("writeback", "writebacks"),
+              ("fsync", "fsyncs"))
+ACTIVITY_COLUMNS = ("reads", "writes", "extends", *(column for _, column in OPERATIONS))
 BYTE_OPS = ("read", "write", "extend")
 TIMED_OPS = ("read", "write", "writeback", "extend", "fsync")
 
 _COUNTS = ", ".join(column for _, column in OPERATIONS)
 _TIMES = ", ".join(f"{op}_time" for op in TIMED_OPS)
-_ACTIVE = " OR ".join(f"coalesce({column}, 0) > 0" for _, column in OPERATIONS)
+_ACTIVE = " OR ".join(f"coalesce({column}, 0) > 0" for column in ACTIVITY_COLUMNS)
 
 # Bytes: 18 has read_bytes/write_bytes/extend_bytes; 16 and 17 have op_bytes per operation.
 IO_SQL_PG18 = f"""
@@ -79,9 +82,9 @@ class IoCollector:
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_io_operations_total", "counter",
-                   "I/O operations by backend type, object (relation, temp relation, wal on 18+), context (normal, "
-                   "vacuum, bulkread, bulkwrite, init) and op (read, write, writeback, extend, hit, eviction, "
-                   "reuse, fsync), from pg_stat_io.", (*LABELS, "op")),
+                   "Buffer and file operations by backend type, object (relation, temp relation, wal on 18+), "
+                   "context (normal, vacuum, bulkread, bulkwrite, init) and op (hit, eviction, reuse, writeback, "
+                   "fsync), from pg_stat_io.", (*LABELS, "op")),
         MetricSpec("vecmon_pg_io_bytes_total", "counter",
                    "Bytes read, written or extended (op) by backend type, object and context, from pg_stat_io.",
                    (*LABELS, "op")),
