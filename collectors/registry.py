@@ -35,8 +35,7 @@ DATABASE_COLLECTORS: dict[str, str] = {
 # Collectors whose natural period differs from the database's ``interval``; a
 # ``collectors.<name>.interval`` in the config still wins.
 DEFAULT_INTERVALS: dict[str, float] = {"vector_indexes": 60, "recall": 600, "ann_latency": 30,
-                                     "vector_freshness": 60,
-                                     "wraparound": 300, "wraparound_tables": 300, "vector_bloat": 900}
+                                     "vector_freshness": 60, "vector_bloat": 600}
 # Likewise for collectors that legitimately need longer than the database's ``timeout``.
 DEFAULT_TIMEOUTS: dict[str, float] = {"recall": 120, "vector_freshness": 30, "vector_bloat": 60}
 
