@@ -249,7 +249,7 @@ def test_wraparound_tables_ranks_the_oldest_unfrozen_table_first(any_db):
     xid = [s for s in families.samples("vecmon_pg_table_freeze_age") if s.labels["kind"] == "xid"]
     assert len(xid) == 3  # bounded by limits.tables
     top = max(xid, key=lambda s: s.value)
-    assert (top.labels["schema"], top.labels["table"]) == ("public", "old_rows"), [(s.labels, s.value, before) for s in xid]
+    assert (top.labels["schema"], top.labels["table"]) == ("public", "old_rows"), [(s.labels, s.value) for s in xid]
     assert before >= 30 and before <= top.value <= after
     young = val(families, "vecmon_pg_table_freeze_age", schema="public", table="young_rows", kind="xid")
     assert young is None or young < 30
