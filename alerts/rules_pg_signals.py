@@ -121,6 +121,34 @@ def pg_signal_alerts() -> list["AlertDef"]:
         _wraparound_alert("PgWraparoundAgeCritical", "critical", 0.75,
                           "Crunchy Data pgMonitor `PGXIDWraparound` (critical over 75% towards wraparound)."),
         AlertDef(
+            name="PgAutovacuumFreezeBehind", group="postgres", service="postgres", severity="warning",
+            for_=30 * MINUTE, threshold=1.1, fmt="percent",
+            summary="Autovacuum is not freezing {{ $labels.datname }} on {{ $labels.target }} in time.",
+            description="The {{ $labels.kind }} freeze age of database {{ $labels.datname }} on {{ $labels.target }} "
+                        "is " + V + " of autovacuum's freeze limit (threshold " + T + "): the anti-wraparound "
+                        "autovacuums it forces are not finishing.",
+            applies=collectors("wraparound"),
+            expr=lambda p: ("max by (target, datname, kind) (vecmon_pg_database_freeze_age)\n"
+                            "/ on (target, kind) group_left\nvecmon_pg_autovacuum_freeze_max_age\n"
+                            f"> {number(p.threshold)}"),
+            fixture=lambda p, v: Fixture(
+                (gauge("vecmon_pg_database_freeze_age", WRAPAROUND, round(v * 200_000_000)),
+                 gauge("vecmon_pg_autovacuum_freeze_max_age", {"target": "app", "kind": "xid"}, 200_000_000)),
+                dict(WRAPAROUND), round(v * 200_000_000) / 200_000_000),
+            doc=Doc("The database's freeze age (`age(datfrozenxid)` or `mxid_age(datminmxid)`) is past "
+                    "`autovacuum_freeze_max_age` (`autovacuum_multixact_freeze_max_age`) by more than the threshold. "
+                    "From that age autovacuum runs anti-wraparound vacuums that cannot be skipped or cancelled; "
+                    "still being past it for long means they do not finish, long before `PgWraparoundAgeHigh`.",
+                    "Crunchy Data pgMonitor `PGEmergencyVacuum` (warning at 110% of autovacuum_freeze_max_age).",
+                    ("Check running vacuums: `vecmon_pg_vacuum_running_seconds{autovacuum=\"true\"}` and "
+                     "`vecmon_pg_vacuum_index_passes` (more than 1: raise `maintenance_work_mem` / "
+                     "`autovacuum_work_mem`).",
+                     "Find the oldest tables (`vecmon_pg_table_freeze_age`) and what holds back freezing "
+                     "(long transactions, replication slots, prepared transactions).",
+                     "Give autovacuum more room: `autovacuum_vacuum_cost_limit`, more `autovacuum_max_workers`, or a "
+                     "manual `VACUUM (FREEZE)` off-peak.")),
+            metrics=("vecmon_pg_database_freeze_age", "vecmon_pg_autovacuum_freeze_max_age")),
+        AlertDef(
             name="PgLongRunningQueries", group="postgres", service="postgres", severity="warning", for_=5 * MINUTE,
             threshold=0.0,
             summary="Long-running queries in {{ $labels.datname }} on {{ $labels.target }}.",

@@ -12,6 +12,7 @@ from dashboards.facade import Panel, lower_is_better, m, q, rate, row, stat, ste
 
 ARCHIVING_STALLED = 900.0  # PgWalArchivingStalled
 WRAPAROUND_WARNING, WRAPAROUND_CRITICAL = 0.5, 0.75  # PgWraparoundAgeHigh / PgWraparoundAgeCritical
+FREEZE_BEHIND = 1.1  # PgAutovacuumFreezeBehind
 FAILING_MAPPINGS = [{"type": "value", "options": {"0": {"text": "OK", "color": "green", "index": 0},
                                                   "1": {"text": "FAILING", "color": "red", "index": 1}}}]
 
@@ -47,13 +48,21 @@ def _wraparound() -> list[Panel]:
                    [q(f"max by (target, datname, kind) ({m('vecmon_pg_database_wraparound_ratio')})",
                       "{{target}}/{{datname}} {{kind}}")],
                    thresholds=lower_is_better(WRAPAROUND_WARNING, WRAPAROUND_CRITICAL), threshold_style="line",
-                   min=0, w=12),
+                   min=0, w=8),
+        timeseries("Freeze age against autovacuum's limit", "Each database's freeze age divided by "
+                   "autovacuum_freeze_max_age (autovacuum_multixact_freeze_max_age for multixacts): past 100% "
+                   "autovacuum forces anti-wraparound vacuums; staying past 110% means they do not finish.",
+                   "percentunit",
+                   [q(f"max by (target, datname, kind) ({m('vecmon_pg_database_freeze_age')}) / on (target, kind) "
+                      f"group_left max by (target, kind) ({m('vecmon_pg_autovacuum_freeze_max_age')})",
+                      "{{target}}/{{datname}} {{kind}}")],
+                   thresholds=lower_is_better(1.0, FREEZE_BEHIND), threshold_style="line", min=0, w=8),
         table("Oldest tables", "Tables of the target's database with the oldest unfrozen transaction IDs "
               "(table or TOAST), as a share of autovacuum_freeze_max_age: above 100% autovacuum should be "
               "freezing them now.", "percentunit",
               [q(f"topk(10, max by (target, schema, table) ({m('vecmon_pg_table_freeze_age', xid)}) "
                  f"/ on (target) group_left max by (target) "
-                 f"({m('vecmon_pg_autovacuum_freeze_max_age', xid)}))", table=True)], w=12),
+                 f"({m('vecmon_pg_autovacuum_freeze_max_age', xid)}))", table=True)], w=8),
     ]
 
 

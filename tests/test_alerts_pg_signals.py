@@ -56,7 +56,7 @@ def write(rules, out: Path) -> tuple[Path, Path]:
 
 def test_definitions_are_complete_and_new():
     expected = {"PgWalArchivingFailing", "PgWalArchivingStalled", "PgWraparoundAgeHigh", "PgWraparoundAgeCritical",
-                "PgLongRunningQueries"}
+                "PgAutovacuumFreezeBehind", "PgLongRunningQueries"}
     assert {d.name for d in PG_SIGNALS} == expected
     names = [a.name for a in CATALOG]  # 0 times before they join the catalog, once after
     assert all(names.count(name) <= 1 for name in expected), "name collides with the existing catalog"
@@ -87,10 +87,11 @@ def test_rules_render_severity_annotations_and_defaults():
     assert rules["PgWalArchivingStalled"]["expr"].startswith("vecmon_pg_archiver_oldest_pending_age_seconds > 900")
     assert "(threshold 15m)" in rules["PgWalArchivingStalled"]["annotations"]["description"]
     assert rules["PgLongRunningQueries"]["expr"] == "vecmon_pg_long_running_queries > 0"
+    assert rules["PgAutovacuumFreezeBehind"]["expr"].endswith("vecmon_pg_autovacuum_freeze_max_age\n> 1.1")
     for rule in rules.values():
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
         assert rule["annotations"]["runbook_url"].endswith("#" + rule["alert"].lower())
-        assert rule["for"] == "5m"
+        assert rule["for"] == ("30m" if rule["alert"] == "PgAutovacuumFreezeBehind" else "5m")
         assert "<" not in rule["annotations"]["description"].replace("{{", "").replace("}}", "")
 
 
@@ -100,7 +101,7 @@ def test_rules_pass_promtool_check_and_their_unit_tests(tmp_path):
     check = subprocess.run([promtool, "check", "rules", "--lint=all", "--lint-fatal", str(rule_file)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "5 rules found" in check.stdout
+    assert f"{len(PG_SIGNALS)} rules found" in check.stdout
     result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
