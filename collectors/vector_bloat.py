@@ -18,7 +18,7 @@ are exported. The ``method`` label says how it was estimated:
   role can see it (``pg_stats`` shows only columns the role may SELECT, so a ``pg_monitor``-only
   role usually cannot), else from the type: fixed-width types their length, ``vector(n)`` ``4n+8``
   and ``halfvec(n)`` ``2n+8`` bytes. A row over the TOAST threshold (2032 bytes) keeps its vectors
-  out of line, 18 bytes each in the heap. A table with a column of unknown width (text without
+  out of line (pgvector's types have EXTERNAL storage), 18 bytes each in the heap. A table with a column of unknown width (text without
   visible statistics, say) gets no estimate: install pgstattuple for those.
 """
 
