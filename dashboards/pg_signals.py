@@ -13,17 +13,26 @@ from dashboards.facade import Panel, lower_is_better, m, q, rate, row, stat, ste
 ARCHIVING_STALLED = 900.0  # PgWalArchivingStalled
 WRAPAROUND_WARNING, WRAPAROUND_CRITICAL = 0.5, 0.75  # PgWraparoundAgeHigh / PgWraparoundAgeCritical
 FREEZE_BEHIND = 1.1  # PgAutovacuumFreezeBehind
-FAILING_MAPPINGS = [{"type": "value", "options": {"0": {"text": "OK", "color": "green", "index": 0},
-                                                  "1": {"text": "FAILING", "color": "red", "index": 1}}}]
+FAILING_MAPPINGS = [{"type": "value", "options": {"-1": {"text": "NOT ARCHIVING", "color": "text", "index": 0},
+                                                  "0": {"text": "OK", "color": "green", "index": 1},
+                                                  "1": {"text": "FAILING", "color": "red", "index": 2}}}]
+
+
+def or_idle(expr: str, selector: str = "vecmon_pg_maintenance_operations") -> str:
+    """``expr``, or a 0 for each target where it has no series (nothing runs), so the panel shows a flat line
+    instead of "No data"."""
+    return f"{expr} or (max by (target) ({m(selector)}) * 0 unless on (target) {expr})"
 
 
 def _archiving() -> list[Panel]:
     return [
         row("WAL archiving"),
-        stat("Archiving", "Whether the archiver's last attempt failed (pg_stat_archiver), for targets that "
-             "archive WAL; backups cannot be restored past the last archived segment while it fails.", "none",
+        stat("Archiving", "Whether the archiver's last attempt failed (pg_stat_archiver); backups cannot be "
+             "restored past the last archived segment while it fails. NOT ARCHIVING: archive_mode is off or no "
+             "archive_command is set.", "none",
              [q(f"max by (target) ({m('vecmon_pg_archiver_failing')} and on (target) "
-                f"{m('vecmon_pg_archiver_enabled')} == 1)", "{{target}}")],
+                f"{m('vecmon_pg_archiver_enabled')} == 1) or max by (target) ({m('vecmon_pg_archiver_enabled')}) - 1",
+                "{{target}}")],
              mappings=FAILING_MAPPINGS, thresholds=steps(("green", None), ("red", 1)), color_mode="background", w=6),
         timeseries("Oldest segment waiting to be archived", "How long the oldest completed WAL segment has "
                    "waited for the archiver (0 when none waits): how far point-in-time recovery is behind.", "s",
@@ -79,7 +88,7 @@ def _queries_and_locks() -> list[Panel]:
                       "{{target}}/{{datname}}")], w=8),
         timeseries("Lock waits by mode", "Heavyweight lock requests waiting to be granted, by lock mode; "
                    "AccessExclusiveLock waits usually sit behind DDL or VACUUM FULL.", "short",
-                   [q(f"sum by (target, mode) ({m('vecmon_pg_lock_waits')}) > 0", "{{target}} {{mode}}")],
+                   [q(f"sum by (target, mode) ({m('vecmon_pg_lock_waits')})", "{{target}} {{mode}}")],
                    stack=True, w=8),
     ]
 
@@ -89,21 +98,26 @@ def _maintenance() -> list[Panel]:
     return [
         row("Maintenance on vector tables"),
         timeseries("VACUUM progress", "Share of the heap each running VACUUM of a vector table has scanned "
-                   "(phase in the legend).", "percentunit",
-                   [q(f"max by (target, schema, table, phase) ({m('vecmon_pg_vacuum_heap_scanned_ratio', vector)})",
+                   "(phase in the legend; 0 while none runs).", "percentunit",
+                   [q(or_idle("max by (target, schema, table, phase) "
+                              f"({m('vecmon_pg_vacuum_heap_scanned_ratio', vector)})"),
                       "{{target}} {{schema}}.{{table}} {{phase}}")], min=0, max=1, w=8),
         timeseries("VACUUM index passes", "Completed passes over the indexes of a running VACUUM; each pass "
-                   "visits the whole HNSW graph, more than one means maintenance_work_mem is too small.", "short",
-                   [q(f"max by (target, schema, table) ({m('vecmon_pg_vacuum_index_passes', vector)})",
+                   "visits the whole HNSW graph, more than one means maintenance_work_mem is too small (0 while "
+                   "none runs).", "short",
+                   [q(or_idle(f"max by (target, schema, table) ({m('vecmon_pg_vacuum_index_passes', vector)})"),
                       "{{target}} {{schema}}.{{table}}")], w=8),
-        timeseries("Index builds", "Fraction done of CREATE INDEX/REINDEX on vector tables.", "percentunit",
-                   [q(f"max by (target, schema, table, index, phase) "
-                      f"({m('vecmon_pg_create_index_progress_ratio', vector)})",
+        timeseries("Index builds", "Fraction done of CREATE INDEX/REINDEX on vector tables (0 while none runs).",
+                   "percentunit",
+                   [q(or_idle(f"max by (target, schema, table, index, phase) "
+                              f"({m('vecmon_pg_create_index_progress_ratio', vector)})"),
                       "{{target}} {{schema}}.{{index}} {{phase}}")], min=0, max=1, w=8),
         timeseries("Vector table bloat", "Estimated heap space of each vector table beyond what its live rows "
-                   "need (re-embedding leaves the old versions' space behind).", "percentunit",
-                   [q(f"max by (target, schema, table, method) ({m('vecmon_vector_table_bloat_ratio')})",
-                      "{{target}} {{schema}}.{{table}} ({{method}})")],
+                   "need (re-embedding leaves the old versions' space behind). A table without an estimate (a "
+                   "column of unknown width and no pgstattuple) is not shown; 0 for a target without one.",
+                   "percentunit",
+                   [q(or_idle(f"max by (target, schema, table, method) ({m('vecmon_vector_table_bloat_ratio')})",
+                              "vecmon_vector_table_rows"), "{{target}} {{schema}}.{{table}} ({{method}})")],
                    thresholds=lower_is_better(0.3, 0.5), threshold_style="line", min=0, max=1, w=12),
         timeseries("Running maintenance", "VACUUM and CREATE INDEX operations running, on vector and other tables.",
                    "short", [q(f"sum by (target, command, vector) ({m('vecmon_pg_maintenance_operations')})",
@@ -117,12 +131,15 @@ def _io_and_wal() -> list[Panel]:
     return [
         row("I/O and WAL"),
         timeseries("Bytes read by backend type", "Bytes read from the OS (page cache or disk) per second by "
-                   "backend type (pg_stat_io, PostgreSQL 16+).", "Bps",
-                   [q(f"{by} ({rate(m('vecmon_pg_io_bytes_total', read))})", "{{target}} {{backend_type}}")],
+                   "backend type (pg_stat_io; 0 before PostgreSQL 16, which has no such view).", "Bps",
+                   [q(or_idle(f"{by} ({rate(m('vecmon_pg_io_bytes_total', read))})"),
+                      "{{target}} {{backend_type}}")],
                    stack=True, w=8),
         timeseries("Bytes written by backend type", "Bytes written per second by backend type; client backends "
-                   "writing means the background writer and checkpointer are not keeping up.", "Bps",
-                   [q(f"{by} ({rate(m('vecmon_pg_io_bytes_total', write))})", "{{target}} {{backend_type}}")],
+                   "writing means the background writer and checkpointer are not keeping up (0 before 16).",
+                   "Bps",
+                   [q(or_idle(f"{by} ({rate(m('vecmon_pg_io_bytes_total', write))})"),
+                      "{{target}} {{backend_type}}")],
                    stack=True, w=8),
         timeseries("WAL generation", "WAL bytes per second (pg_stat_wal, PostgreSQL 14+); bulk embedding "
                    "loads and index builds show as spikes.", "Bps",
