@@ -17,19 +17,27 @@ DATABASE_COLLECTORS: dict[str, str] = {
     "indexes": "collectors.pg_indexes:IndexesCollector",
     "statements": "collectors.pg_statements:StatementsCollector",
     "server": "collectors.pg_server:ServerCollector",
+    "archiver": "collectors.pg_archiver:ArchiverCollector",
+    "wal": "collectors.pg_wal:WalCollector",
+    "io": "collectors.pg_io:IoCollector",
+    "wraparound": "collectors.pg_wraparound:WraparoundCollector",
+    "wraparound_tables": "collectors.pg_wraparound:WraparoundTablesCollector",
+    "activity": "collectors.pg_activity:ActivityCollector",
+    "progress": "collectors.pg_progress:ProgressCollector",
     # pgvector (disabled on databases without the extension)
     "vector_indexes": "collectors.vector_indexes:VectorIndexesCollector",
     "recall": "collectors.recall_probe:RecallCollector",
     "ann_latency": "collectors.ann_latency:AnnLatencyCollector",
     "vector_freshness": "collectors.vector_freshness:VectorFreshnessCollector",
+    "vector_bloat": "collectors.vector_bloat:VectorBloatCollector",
 }
 
 # Collectors whose natural period differs from the database's ``interval``; a
 # ``collectors.<name>.interval`` in the config still wins.
 DEFAULT_INTERVALS: dict[str, float] = {"vector_indexes": 60, "recall": 600, "ann_latency": 30,
-                                     "vector_freshness": 60}
+                                     "vector_freshness": 60, "vector_bloat": 600}
 # Likewise for collectors that legitimately need longer than the database's ``timeout``.
-DEFAULT_TIMEOUTS: dict[str, float] = {"recall": 120, "vector_freshness": 30}
+DEFAULT_TIMEOUTS: dict[str, float] = {"recall": 120, "vector_freshness": 30, "vector_bloat": 60}
 
 
 def load(path: str) -> Any:

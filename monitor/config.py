@@ -88,6 +88,8 @@ class DatabaseTarget(Model):
     exclude_databases: list[str] = Field(
         default_factory=lambda: ["template0", "template1"],
         description="databases the databases collector leaves out (templates by default; [] keeps all)")
+    long_running_threshold: Duration = Field(
+        30.0, description="statements running longer count as long-running (activity collector)")
     vector: VectorSettings = Field(default_factory=VectorSettings,
                                    description="pgvector discovery, recall and latency probes, freshness")
 

@@ -134,10 +134,10 @@ daemon: {stale_after: 2m}
 databases:
   - {name: fast, dsn: postgresql://x@db/a, interval: 10s,
      collectors: {vector_indexes: {enabled: false}, recall: {enabled: false}, ann_latency: {enabled: false},
-                  vector_freshness: {enabled: false}}}
+                  vector_freshness: {enabled: false}, vector_bloat: {enabled: false}}}
   - {name: slow, dsn: postgresql://x@db/b, interval: 5m,
      collectors: {vector_indexes: {enabled: false}, recall: {enabled: false}, ann_latency: {enabled: false},
-                  vector_freshness: {enabled: false}}}
+                  vector_freshness: {enabled: false}, vector_bloat: {enabled: false}}}
 """)
     rule = next(r for r in threshold_rules(config) if r.name == "VecmonCollectorStale")
     # fast: max(stale_after 2m, 3 x 10s); slow: 3 x 5m

@@ -19,7 +19,8 @@ from tests.helpers import Families, run_collector
 
 SERVERS = ("pg15", "pg18")
 # The core PostgreSQL collectors (other collectors in the registry follow their own prefixes).
-COLLECTORS = ("connections", "databases", "tables", "indexes", "statements", "server")
+COLLECTORS = ("connections", "databases", "tables", "indexes", "statements", "server",
+              "archiver", "wal", "wraparound", "wraparound_tables", "activity", "progress")
 
 WORKLOAD = (
     "CREATE TABLE work (id int PRIMARY KEY, tag int, body text)",
