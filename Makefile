@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test docs bench bench-recall clean
+.PHONY: install demo test docs bench bench-recall wheel image clean
 
 $(BIN)/vecmon: pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -35,5 +35,13 @@ bench: install
 bench-recall: install
 	$(BIN)/python bench/recall_probe.py --rows 100000 --dim 384 --filter "tenant_id = 7"
 
+## Build the wheel and its dependencies into dist/wheels and smoke-test a clean install (PostgreSQL 15).
+wheel:
+	PYTHON=$(PYTHON) deploy/ci/wheel.sh
+
+## Build the container image offline with buildah (IMAGE=localhost/vecmon:latest, BASE_IMAGE=...).
+image:
+	PYTHON=$(PYTHON) deploy/container/build.sh
+
 clean:
-	rm -rf $(VENV) .vecmon-demo build *.egg-info
+	rm -rf $(VENV) .vecmon-demo build dist *.egg-info
