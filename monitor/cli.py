@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from monitor import __version__
 from monitor.loader import ConfigError, load_config
 from monitor.logs import setup_logging
+from monitor.shard import SHARD_ENV, set_shard
 
 log = logging.getLogger("vecmon")
 
@@ -22,6 +23,11 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", default=os.environ.get("VECMON_CONFIG"),
                         help="config file (default: $VECMON_CONFIG)")
+
+
+def _add_shard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", metavar="I/N", help="monitor only shard I of N of the targets (overrides "
+                        "daemon.shard; same as $VECMON_SHARD)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon: collect on schedule and serve /metrics")
     _add_config(run)
     run.add_argument("--listen", help="HOST:PORT to serve on (overrides daemon.listen)")
+    _add_shard(run)
 
     collect = sub.add_parser("collect", help="run every enabled collector once and print the exposition")
     _add_config(collect)
+    _add_shard(collect)
 
     check = sub.add_parser("check-config", help="validate a config file")
     _add_config(check)
@@ -45,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="write Prometheus rules, Alertmanager config and Grafana dashboards")
     _add_config(generate)
     generate.add_argument("-o", "--output", default="generated", help="output directory (default: generated)")
+    generate.add_argument("--kubernetes", action="store_true", help="also write OUTPUT/kubernetes/ (manifests)")
 
     demo = sub.add_parser("demo", help="start an embedded PostgreSQL with pgvector, load a corpus and monitor it")
     demo.add_argument("--data-dir", default=os.environ.get("VECMON_DEMO_DIR", ".vecmon-demo"),
@@ -59,6 +68,13 @@ def _load(args: argparse.Namespace):
     if not args.config:
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
+    shard = getattr(args, "shard", None) or os.environ.get(SHARD_ENV)
+    if shard:
+        try:
+            set_shard(shard)  # in the environment, so it also holds after a reload
+        except ValueError as exc:
+            print(f"vecmon: shard: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
     try:
         return load_config(args.config)
     except ConfigError as exc:
@@ -116,7 +132,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from monitor.generate import generate_all
 
     config = _load(args)
-    for path in generate_all(config, Path(args.output)):
+    kubernetes_from = Path(args.config) if args.kubernetes else None
+    for path in generate_all(config, Path(args.output), kubernetes_from=kubernetes_from):
         print(path)
     return EXIT_OK
 

@@ -18,6 +18,8 @@ from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing,
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
 from monitor.config_vector import VectorSettings
+from monitor.leader import HaSettings, check_ha
+from monitor.shard import ShardText
 
 __all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
 
@@ -27,6 +29,10 @@ class DaemonSettings(Model):
     stale_after: Duration = Field(
         300.0, description="series of a collector that keeps failing are dropped this long after its last success")
     shutdown_timeout: Duration = Field(5.0, description="how long a stop waits for running collections")
+    shard: ShardText | None = Field(None, description='"I/N": monitor only shard I of N (hashmod of the target '
+                                                      'names); --shard or $VECMON_SHARD override it')
+    ha: HaSettings | None = Field(None, description="leader election among replicas of a shard: recall, model-API "
+                                                    "and cost-API jobs run on the leader only")
 
     @field_validator("listen")
     @classmethod
@@ -151,6 +157,7 @@ class Config(Model):
                 raise ValueError(f"duplicate target name {target.name!r}")
             seen.add(target.name)
         check_references(self)
+        check_ha(self)
         return self
 
     def enabled_databases(self) -> list[DatabaseTarget]:
