@@ -1,7 +1,8 @@
+# syntax=docker/dockerfile:1
 # vecmon container image: wheels are built in the first stage and installed into a slim
 # runtime stage, which has no compiler, no build tools and no source tree.
 #
-#   docker build -t vecmon .                       # wheels built here (needs the package index)
+#   docker build -t vecmon .                       # BuildKit; wheels built here (needs the package index)
 #   make image                                     # offline with buildah: deploy/container/build.sh
 #                                                  # builds the wheels beforehand into dist/wheels
 #   docker run -v ./vecmon.yaml:/etc/vecmon/vecmon.yaml:ro -v vecmon-state:/var/lib/vecmon \
@@ -27,7 +28,7 @@ ARG VECMON_UID=10001
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     python3 -m venv /opt/vecmon \
     && /opt/vecmon/bin/pip install --no-index --no-cache-dir --find-links /wheels vecmon \
-    && /opt/vecmon/bin/pip uninstall --yes --quiet pip \
+    && /opt/vecmon/bin/pip uninstall --yes --quiet setuptools pip \
     && useradd --uid "${VECMON_UID}" --user-group --home-dir /var/lib/vecmon --no-create-home \
          --shell /usr/sbin/nologin vecmon \
     && mkdir -p /etc/vecmon /var/lib/vecmon \

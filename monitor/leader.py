@@ -81,6 +81,7 @@ class LeaderElector:
             connect_timeout=max(2, min(int(target.connect_timeout), wait)))
         self._secrets = secrets_of(target)
         self._conn: Any = None
+        self._unreachable = False
         self._leader = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -109,12 +110,14 @@ class LeaderElector:
                 elif self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]:
                     self._leader.set()
                     log.info("leader lock taken on %s: running the leader-only jobs", self.target_name)
+                self._unreachable = False
             except psycopg.Error as exc:
                 if self._leader.is_set():
                     log.warning("leader lock lost on %s: %s", self.target_name, self.redact(str(exc).strip()))
-                else:
+                elif not self._unreachable:  # once per outage, not every interval
                     log.warning("cannot reach the leader lock on %s: %s", self.target_name,
                                 self.redact(str(exc).strip()))
+                self._unreachable = True
                 self._leader.clear()
                 self._close_session()
             return self._leader.is_set()
