@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test docs bench bench-recall bench-db screenshots clean
+.PHONY: install demo test docs bench bench-recall bench-db screenshots wheel image clean
 
 $(BIN)/vecmon: pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -45,6 +45,13 @@ screenshots: install
 ## What monitoring costs the database, beside postgres_exporter (tables, indexes, DB time per minute).
 bench-db: install
 	$(BIN)/python bench/db_cost.py
+## Build the wheel and its dependencies into dist/wheels and smoke-test a clean install (PostgreSQL 15).
+wheel:
+	PYTHON=$(PYTHON) deploy/ci/wheel.sh
+
+## Build the container image offline with buildah (IMAGE=localhost/vecmon:latest, BASE_IMAGE=...).
+image:
+	PYTHON=$(PYTHON) deploy/container/build.sh
 
 clean:
-	rm -rf $(VENV) .vecmon-demo build *.egg-info
+	rm -rf $(VENV) .vecmon-demo build dist *.egg-info

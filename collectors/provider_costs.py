@@ -1,6 +1,6 @@
 """Money: the price table, a spend ledger, the OpenAI organization cost/usage poller, and budgets.
 
-- :class:`PriceTable`: dated prices from ``config/prices.yaml`` (or ``pricing.file``) plus the
+- :class:`PriceTable`: dated prices from the shipped ``collectors/data/prices.yaml`` (or ``pricing.file``) plus the
   config's ``pricing.prices`` overrides. Lookup: overrides first, then the table; within each,
   the newest entry whose ``effective`` date is on or before the day of use; ``model: "*"``
   matches every model of that provider.
@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
+from importlib import resources
 from typing import Any, Callable, ClassVar, Iterable
 
 import requests
@@ -36,8 +37,7 @@ from prometheus_client.core import Metric
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
 from collectors.providers.common import (
     ApiRequest, ParseError, as_dict, as_list, field_of, finite_amount, finite_number, join_url, send)
-from monitor.config_apis import (DEFAULT_PRICE_FILE, Budget, CostApiTarget, PriceEntry, Pricing,
-                                 load_price_file)
+from monitor.config_apis import Budget, CostApiTarget, PriceEntry, Pricing, load_price_file
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ PERIODS = ("day", "month")
 
 
 # --------------------------------------------------------------------------- prices
+
+
+def shipped_price_entries() -> list[PriceEntry]:
+    """The price table shipped inside the package, read through importlib.resources (it works
+    from a wheel, an editable install or a zip alike)."""
+    with resources.as_file(resources.files("collectors") / "data" / "prices.yaml") as path:
+        return load_price_file(path)
 
 
 class PriceTable:
@@ -58,7 +65,7 @@ class PriceTable:
         only the overrides are used (``pricing.file`` was already validated with the config)."""
         pricing = pricing or Pricing()
         try:
-            entries = load_price_file(pricing.file or DEFAULT_PRICE_FILE)
+            entries = load_price_file(pricing.file) if pricing.file else shipped_price_entries()
         except ValueError as exc:
             log.error("%s; only pricing.prices overrides apply", exc)
             entries = []

@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from monitor import __version__
 from monitor.loader import ConfigError, load_config
 from monitor.logs import setup_logging
+from monitor.shard import SHARD_ENV, set_shard
 
 log = logging.getLogger("vecmon")
 
@@ -41,6 +42,9 @@ def _subparser_class(common: argparse.ArgumentParser) -> type[argparse.ArgumentP
             super().__init__(*args, **kwargs)
 
     return SubcommandParser
+def _add_shard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", metavar="I/N", help="monitor only shard I of N of the targets (overrides "
+                        "daemon.shard; same as $VECMON_SHARD)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="HOST:PORT to serve on (overrides daemon.listen); :PORT listens on every address")
     run.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                      help="TLS and basic auth settings in Prometheus exporter-toolkit's format (re-read on change)")
+    _add_shard(run)
 
     collect = sub.add_parser("collect", help="run every enabled collector once and print the exposition")
     _add_config(collect)
+    _add_shard(collect)
 
     check = sub.add_parser("check-config", help="validate a config file")
     _add_config(check)
@@ -68,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="write Prometheus rules, Alertmanager config and Grafana dashboards")
     _add_config(generate)
     generate.add_argument("-o", "--output", default="generated", help="output directory (default: generated)")
+    generate.add_argument("--kubernetes", action="store_true", help="also write OUTPUT/kubernetes/ (manifests)")
 
     demo = sub.add_parser("demo", help="start an embedded PostgreSQL with pgvector, load a corpus and monitor it")
     demo.add_argument("--data-dir", default=os.environ.get("VECMON_DEMO_DIR", ".vecmon-demo"),
@@ -84,6 +91,13 @@ def _load(args: argparse.Namespace, secrets: bool = True, require_mapping: bool 
     if not args.config:
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
+    shard = getattr(args, "shard", None) or os.environ.get(SHARD_ENV)
+    if shard:
+        try:
+            set_shard(shard)  # in the environment, so it also holds after a reload
+        except ValueError as exc:
+            print(f"vecmon: shard: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
     try:
         return load_config(args.config, secrets=secrets, require_mapping=require_mapping)
     except ConfigError as exc:
@@ -161,7 +175,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from monitor.generate import generate_all
 
     config = _load(args, secrets=False)  # rules and dashboards never contain secrets, so none are needed
-    for path in generate_all(config, Path(args.output)):
+    kubernetes_from = Path(args.config) if args.kubernetes else None
+    for path in generate_all(config, Path(args.output), kubernetes_from=kubernetes_from):
         print(path)
     return EXIT_OK
 

@@ -18,6 +18,8 @@ from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing,
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
 from monitor.config_vector import VectorSettings
+from monitor.leader import HaSettings, check_ha
+from monitor.shard import ShardText
 
 __all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
 
@@ -29,6 +31,10 @@ class DaemonSettings(Model):
     shutdown_timeout: Duration = Field(5.0, description="how long a stop waits for running collections")
     allow_no_targets: bool = Field(
         False, description="run with nothing to monitor (only self-metrics); otherwise such a file is refused")
+    shard: ShardText | None = Field(None, description='"I/N": monitor only shard I of N (hashmod of the target '
+                                                      'names); --shard or $VECMON_SHARD override it')
+    ha: HaSettings | None = Field(None, description="leader election among replicas of a shard: recall, model-API "
+                                                    "and cost-API jobs run on the leader only")
 
     @field_validator("listen")
     @classmethod
@@ -153,6 +159,7 @@ class Config(Model):
                 raise ValueError(f"duplicate target name {target.name!r}")
             seen.add(target.name)
         check_references(self)
+        check_ha(self)
         return self
 
     def enabled_databases(self) -> list[DatabaseTarget]:

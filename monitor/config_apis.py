@@ -290,13 +290,10 @@ class PriceEntry(Model):
 
 
 class PriceFile(Model):
-    """The layout of config/prices.yaml."""
+    """The layout of a price table (the shipped one: collectors/data/prices.yaml)."""
 
     version: Literal[1] = 1
     prices: list[PriceEntry] = Field(default_factory=list)
-
-
-DEFAULT_PRICE_FILE = Path(__file__).resolve().parent.parent / "config" / "prices.yaml"
 
 
 def load_price_file(path: str | Path) -> list[PriceEntry]:
@@ -319,7 +316,8 @@ def load_price_file(path: str | Path) -> list[PriceEntry]:
 
 
 class Pricing(Model):
-    file: str | None = Field(None, description="price table; default: the shipped config/prices.yaml")
+    file: str | None = Field(None, description="price table; default: the one shipped with vecmon "
+                                               "(collectors/data/prices.yaml)")
     prices: list[PriceEntry] = Field(
         default_factory=list, description="overrides; they win over the table (newest effective date first)")
 

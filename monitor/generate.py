@@ -1,7 +1,9 @@
 """``vecmon generate``: everything derived from the config, written in one go.
 
 Each generator is a function ``(config, out_dir) -> list[Path]``; output is deterministic
-(the same config gives byte-identical files) so it can be committed and diffed.
+(the same config gives byte-identical files) so it can be committed and diffed. With
+``--kubernetes`` the manifests (monitor.kubernetes) are written too; they embed the config
+file's text, so they are generated from the file rather than from the parsed config.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from monitor.config import Config
 GENERATORS = (write_alerting, write_dashboards)
 
 
-def generate_all(config: Config, out_dir: Path) -> list[Path]:
+def generate_all(config: Config, out_dir: Path, kubernetes_from: Path | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for generator in GENERATORS:
         written.extend(generator(config, out_dir))
+    if kubernetes_from is not None:
+        from monitor.kubernetes import write_kubernetes
+
+        written.extend(write_kubernetes(config, kubernetes_from, out_dir))
     return written

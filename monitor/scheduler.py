@@ -22,7 +22,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
 from collectors.registry import database_collector
 from monitor.config import Config
+from monitor.leader import gate_leader_only, leader_elector
 from monitor.pg import CollectionTimeout, DatabaseConnector, redact
+from monitor.shard import effective_shard, for_shard
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
 
@@ -119,6 +121,7 @@ class CollectionJob:
     shared: SharedState = field(default_factory=SharedState)
     gate: JobGate = field(default_factory=JobGate)
     state: dict[str, Any] = field(default_factory=dict)
+    standby: Callable[[], str | None] | None = None  # a reason not to run here (monitor.leader)
 
     @property
     def key(self) -> Key:
@@ -133,6 +136,10 @@ class CollectionJob:
         if not self.gate.enter():
             return "cancelled"
         try:
+            reason = self.standby() if self.standby is not None else None
+            if reason:
+                self.store.record_disabled(self.key, reason, 0.0)
+                return "disabled"
             result = self._run()
         finally:
             self.gate.leave()
@@ -174,6 +181,9 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
                gate: JobGate) -> tuple[list[CollectionJob], list[Runner]]:
     jobs: list[CollectionJob] = []
     connectors: list[Runner] = []
+    shard = effective_shard(config)
+    elector = leader_elector(config, shard)  # None without daemon.ha
+    config = for_shard(config, shard)  # only this instance's targets (monitor.shard)
     for target in config.enabled_databases():
         connector = DatabaseConnector(target)
         connectors.append(connector)
@@ -184,6 +194,9 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
     api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
     jobs.extend(api_jobs)
     connectors.extend(api_runners)
+    if elector is not None:
+        gate_leader_only(jobs, elector)
+        connectors.insert(0, elector)  # opened first: the first attempt precedes every job
     return jobs, connectors
 
 

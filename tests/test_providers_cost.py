@@ -24,11 +24,11 @@ from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 
 ROOT = Path(__file__).resolve().parent.parent
-PRICES = yaml.safe_load((ROOT / "config" / "prices.yaml").read_text())["prices"]
+PRICES = yaml.safe_load((ROOT / "collectors" / "data" / "prices.yaml").read_text())["prices"]
 
 
 def table_price(provider: str, model: str) -> PriceEntry:
-    """The newest entry of config/prices.yaml, read straight from the file."""
+    """The newest entry of collectors/data/prices.yaml, read straight from the file."""
     rows = [r for r in PRICES if r["provider"] == provider and r["model"] == model]
     return PriceEntry.model_validate(max(rows, key=lambda r: r["effective"]))
 
