@@ -77,7 +77,7 @@ APP_METRICS = (
                "body_not_matches[i], json[i]).", ("assertion",)),
     MetricSpec("vecmon_app_tls_cert_expiry_timestamp_seconds", "gauge",
                "notAfter of the certificate the server presented in the last check (Unix time; verified or "
-               "not); absent when the check made no TLS handshake.", ()),
+               "not); absent when the last check got no answer over TLS.", ()),
 )
 
 
