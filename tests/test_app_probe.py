@@ -581,3 +581,35 @@ def test_the_generated_unit_tests_catch_a_wrong_rule(tmp_path, before, after):
     rule_file.write_text(text.replace(before, after))
     tested = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120)
     assert tested.returncode != 0
+
+
+# --------------------------------------------------------------------------- dashboard panels (unhooked)
+
+
+def test_the_application_panels_pass_the_dashboard_linter_and_read_declared_metrics():
+    from dashboards import lint
+    from dashboards.app_probes import build, panels
+    from dashboards.catalog import declared_series
+
+    config = parse_config(yaml.safe_dump({"applications": [
+        {"name": "rag-search", "url": "https://rag.example.com/search"},
+        {"name": "rag-health", "url": "http://rag:8000/health"}]}))
+    board = build(config)
+    assert [str(f) for f in lint.lint(board)] == []
+    titles = [p["title"] for p in lint.panels(board)]
+    assert "Certificate expires in" in titles and "Check latency" in titles
+    referenced = set().union(*(lint.metric_names(t["expr"]) for _, t in lint.targets(board)))
+    assert referenced and referenced <= declared_series(), referenced - declared_series()
+    plain = parse_config(yaml.safe_dump({"applications": [{"name": "rag", "url": "http://rag:8000/health"}]}))
+    assert "Certificate expires in" not in [p["title"] for p in lint.panels(build(plain))]  # no HTTPS check
+    assert panels(parse_config("databases: []\n")) == []
+
+
+def test_the_readme_example_is_a_valid_config():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Application probes", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(example, env={"RAG_TOKEN": "t0ken-from-env"})
+    search = {a.name: a for a in config.applications}["rag-search"]
+    assert search.method == "POST" and [x.check for x in search.assertions] == ["equals", "min_length"]
+    assert search.secrets() == ["Bearer t0ken-from-env"]
