@@ -76,7 +76,7 @@ APP_METRICS = (
                "Checks that failed a configured body or JSON assertion, by assertion (body_matches[i], "
                "body_not_matches[i], json[i]).", ("assertion",)),
     MetricSpec("vecmon_app_tls_cert_expiry_timestamp_seconds", "gauge",
-               "notAfter of the certificate the server presented in the last check (Unix time; verified or "
+               "Expiry (notAfter, Unix time) of the certificate the server presented in the last check (verified or "
                "not); absent when the last check got no answer over TLS.", ()),
 )
 
