@@ -410,6 +410,43 @@ def test_a_slow_or_trickling_application_fails_as_timeout_within_the_timeout(nam
         assert check.run().outcomes() == {"timeout": 1, "success": 1}, "the next check failed"
 
 
+def test_a_peer_that_never_completes_the_tls_handshake_is_bounded_too():
+    """TCP accepted, then silence (or one byte now and then): the handshake is bounded by the time left."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            conn.sendall(b"\x16")  # the first byte of a TLS record, and nothing more
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        check = Check(url=f"https://127.0.0.1:{listener.getsockname()[1]}/health", timeout=f"{TIMEOUT:g}s")
+        run, elapsed = bounded(check.run)
+        assert not isinstance(run, Exception), run
+        print(f"stalled TLS handshake: held {elapsed:.2f}s with timeout {TIMEOUT:g}s")
+        assert elapsed <= TIMEOUT + MARGIN, f"held {elapsed:.2f}s"
+        assert run.outcomes() == {"timeout": 1} and run.expiry is None
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
 def test_a_refused_connection_is_a_connection_error():
     with FakeApp() as app:
         url = app.url()
