@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import requests
 
+from collectors.app_probe import AppProbeCollector
 from collectors.model_probe import DimensionSource, ModelProbeCollector
 from collectors.providers.http_deadline import mount_deadline_adapters, redact_urllib3_urls
 from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector
@@ -52,7 +53,7 @@ def build_api_jobs(config: Any, store: SnapshotStore, shared: SharedState, gate:
                    prices: PriceTable | None = None,
                    dimension_source: DimensionSource | None = None, trust_env: bool = True,
                    clock: Callable[[], float] = time.time) -> tuple[list[CollectionJob], list[Runner]]:
-    """One job and one runner per enabled endpoint, cost API, budget and Redis target."""
+    """One job and one runner per enabled endpoint, cost API, application check, budget and Redis target."""
     jobs: list[CollectionJob] = []
     runners: list[Runner] = []
     ledger = shared.ledger
@@ -80,6 +81,12 @@ def build_api_jobs(config: Any, store: SnapshotStore, shared: SharedState, gate:
             runner = HttpRunner(secrets=target.secrets(), session=session)
             jobs.append(job(target, ProviderCostsCollector(session=session, ledger=ledger, clock=clock), runner))
             runners.append(runner)
+    for app in getattr(config, "applications", []):
+        if app.enabled:
+            session = new_session(trust_env)
+            runner = HttpRunner(secrets=app.secrets(), session=session)
+            jobs.append(job(app, AppProbeCollector(session=session), runner))
+            runners.append(runner)
     for budget in getattr(config, "budgets", []):
         if budget.enabled:
             runner = DirectRunner()
@@ -95,4 +102,4 @@ def build_api_jobs(config: Any, store: SnapshotStore, shared: SharedState, gate:
 
 def api_collector_classes() -> list[type]:
     """Every collector class of the model-API side (for the metric reference)."""
-    return [ModelProbeCollector, ProviderCostsCollector, BudgetCollector, RedisCacheCollector]
+    return [ModelProbeCollector, ProviderCostsCollector, BudgetCollector, RedisCacheCollector, AppProbeCollector]

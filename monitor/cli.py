@@ -120,7 +120,7 @@ def describe_jobs(config) -> str:
     jobs = sum(len(db.enabled_collectors()) for db in databases)
     parts = [f"{count(len(databases), 'database target')} ({count(jobs, 'collector job')})"]
     for what, items in (("endpoint", config.endpoints), ("cost API", config.cost_apis), ("budget", config.budgets),
-                        ("Redis target", config.redis)):
+                        ("Redis target", config.redis), ("application check", config.applications)):
         enabled = [item for item in items if item.enabled]
         if enabled:
             parts.append(count(len(enabled), what))

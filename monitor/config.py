@@ -15,6 +15,7 @@ from alerts.config import AlertingSettings, AlertmanagerSettings, SLOList
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
 from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
                                  all_api_targets, check_references)
+from monitor.config_apps import ApplicationTarget
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
 from monitor.config_vector import VectorSettings
@@ -144,6 +145,8 @@ class Config(Model):
     cost_apis: list[CostApiTarget] = Field(default_factory=list, description="provider cost/usage APIs")
     redis: list[RedisTarget] = Field(default_factory=list, description="embedding-cache Redis servers")
     budgets: list[Budget] = Field(default_factory=list, description="spend limits per day/month")
+    applications: list[ApplicationTarget] = Field(
+        default_factory=list, description="HTTP(S) checks of the RAG application's own endpoints")
     pricing: Pricing = Field(default_factory=Pricing, description="price table and overrides")
     alerting: AlertingSettings = Field(default_factory=AlertingSettings,
                                        description="generated Prometheus alert rules (vecmon generate)")

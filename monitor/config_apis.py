@@ -347,4 +347,4 @@ def check_references(config: "Config") -> None:
 
 def all_api_targets(config: "Config") -> list[_Scheduled]:
     return [*getattr(config, "endpoints", []), *getattr(config, "cost_apis", []),
-            *getattr(config, "redis", []), *getattr(config, "budgets", [])]
+            *getattr(config, "redis", []), *getattr(config, "budgets", []), *getattr(config, "applications", [])]

@@ -294,7 +294,7 @@ def test_model_api_metric_declarations_follow_conventions():
     from monitor.exposition import SELF_METRICS
 
     names = {spec.name for spec in SELF_METRICS}
-    allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_")
+    allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_", "vecmon_app_")
     for cls in api_collector_classes():
         assert cls.needs_connection is False
         for spec in cls.METRICS:
@@ -309,4 +309,4 @@ def test_model_api_metric_declarations_follow_conventions():
             # bounded labels only: never a URL, key, text or free-form id
             assert set(spec.labels) <= {"provider", "model", "kind", "outcome", "reason", "phase", "resource",
                                         "unit", "period", "line_item", "api", "db", "prefix", "version", "mode",
-                                        "maxmemory_policy"}, spec.name
+                                        "maxmemory_policy", "assertion"}, spec.name  # assertion: json[i], from config

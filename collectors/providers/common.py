@@ -65,6 +65,7 @@ class ApiRequest:
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # query string
     method: str = "POST"
+    content: bytes | None = None  # a raw request body, sent instead of ``body`` as JSON
 
 
 @dataclass
@@ -335,6 +336,7 @@ class Attempt:
     body: Any = None  # decoded JSON for 2xx responses
     error: str = ""  # short, secret-free description (exception type or "HTTP 503")
     retry_after: float | None = None
+    peer_certificate: bytes | None = None  # with raw=True over TLS: the server's certificate (DER)
 
 
 def classify_status(status: int) -> str:
@@ -402,11 +404,28 @@ def _content_length(headers: Mapping[str, str]) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
+def _peer_certificate(response: requests.Response) -> bytes | None:
+    """The DER certificate the server presented on this response's TLS connection (also when it
+    was not verified), or None for plain HTTP."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return None
+    try:
+        return getpeercert(binary_form=True)
+    except (OSError, ValueError):
+        return None
+
+
 def send(session: requests.Session, url: str, request: ApiRequest, deadline: float, *,
-         verify: bool = True, max_bytes: int = MAX_BODY_BYTES) -> Attempt:
+         verify: bool | str = True, max_bytes: int = MAX_BODY_BYTES, raw: bool = False) -> Attempt:
     """One request that ends by ``deadline`` (a perf_counter value), whatever the peer does:
     connect, headers and body, however slowly they trickle in (see :mod:`.http_deadline`).
     A body over ``max_bytes`` (declared or received) is ``bad_response``, read no further.
+    ``verify``: as in requests (a CA bundle path, or False). With ``raw`` (the application
+    probes) the body is kept as bytes whatever the status, nothing is decoded, and the TLS
+    server certificate is kept in ``peer_certificate``.
 
     Never raises for network or HTTP problems; the outcome says what happened.
     """
@@ -420,17 +439,19 @@ def send(session: requests.Session, url: str, request: ApiRequest, deadline: flo
         try:
             response = session.request(
                 request.method, url, params=request.params or None, headers=request.headers,
-                json=request.body if request.method != "GET" else None,
+                json=request.body if request.method != "GET" and request.content is None else None,
+                data=request.content,
                 timeout=timeout, stream=True, allow_redirects=False, verify=verify)
         except requests.exceptions.RequestException as exc:
             outcome, error = _failed(exc, watch)
             return Attempt(outcome, latency=time.perf_counter() - start, error=error)
         try:
             status, headers = response.status_code, response.headers
+            certificate = _peer_certificate(response) if raw else None
             declared = _content_length(headers)
             if declared is not None and declared > max_bytes:
                 return Attempt("bad_response", status, time.perf_counter() - start, headers,
-                               error="response too large")
+                               error="response too large", peer_certificate=certificate)
             chunks, size = [], 0
             try:
                 for chunk in response.iter_content(65536):
@@ -438,18 +459,22 @@ def send(session: requests.Session, url: str, request: ApiRequest, deadline: flo
                     size += len(chunk)
                     if size > max_bytes:
                         return Attempt("bad_response", status, time.perf_counter() - start, headers,
-                                       error="response too large")
+                                       error="response too large", peer_certificate=certificate)
                     if time.perf_counter() > deadline:
                         return Attempt("timeout", status, time.perf_counter() - start, headers,
-                                       error="body read timed out")
+                                       error="body read timed out", peer_certificate=certificate)
             except requests.exceptions.RequestException as exc:
                 outcome, error = _failed(exc, watch)
-                return Attempt(outcome, status, time.perf_counter() - start, headers, error=error)
+                return Attempt(outcome, status, time.perf_counter() - start, headers, error=error,
+                               peer_certificate=certificate)
             latency = time.perf_counter() - start
         finally:
             response.close()
     outcome = classify_status(status)
     attempt = Attempt(outcome, status, latency, headers)
+    if raw:
+        attempt.body, attempt.peer_certificate = b"".join(chunks), certificate
+        return attempt
     if outcome != "success":
         attempt.error = f"HTTP {status}"
         attempt.retry_after = retry_delay(status, headers)
