@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
 from collectors.registry import database_collector
 from monitor.config import Config
-from monitor.pg import CollectionTimeout, DatabaseConnector, redact
+from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
 
@@ -160,8 +160,12 @@ class CollectionJob:
             message = self.connector.redact(str(exc) if isinstance(exc, CollectorError)
                                             else f"{type(exc).__name__}: {exc}")
             self.store.record_failure(self.key, message, duration, timeout=isinstance(exc, CollectionTimeout),
-                                      target_down=isinstance(exc, ConnectionUnavailable))
-            log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
+                                      target_down=isinstance(exc, ConnectionUnavailable),
+                                      reason=getattr(exc, "reason", None))
+            if isinstance(exc, TargetUnreachable):  # the connector logs the target going down and coming back
+                log.debug("collector %s on %s: target down: %s", name, self.target.name, message)
+            else:
+                log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
             return "timeout" if isinstance(exc, CollectionTimeout) else "error"
         self.state.pop("_disabled_logged", None)
         if not self.gate.open:
