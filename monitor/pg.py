@@ -216,20 +216,12 @@ def write_capabilities(conn: psycopg.Connection) -> list[str]:
     if write_all:
         found.append("member of pg_write_all_data")
     if tables:
-        shown = [decode_text(t) for t in tables[:20]]
+        shown = [legacy_text(t) for t in tables[:20]]
         more = f" and more" if len(tables) > 20 else ""
         found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {', '.join(shown)}{more}")
     if schemas:
-        found.append(f"CREATE on schema {', '.join(decode_text(s) for s in schemas)}")
+        found.append(f"CREATE on schema {', '.join(legacy_text(s) for s in schemas)}")
     return found
-
-
-def decode_text(value: Any) -> Any:
-    """Text from a server whose encoding psycopg cannot decode (SQL_ASCII) arrives as bytes:
-    decode it as UTF-8, escaping bytes that are not (labels must stay valid and distinct)."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    return value
 
 
 @dataclass
@@ -256,7 +248,7 @@ def _reset_session(conn: psycopg.Connection) -> None:
         conn.execute("DISCARD ALL")
     finally:
         conn.autocommit = False
-    conn.read_only = True
+    _configure_session(conn)  # DISCARD ALL also reset the client encoding
 
 
 class DatabaseConnector:
@@ -469,6 +461,8 @@ class DatabaseConnector:
             ctx.conn = conn
             ctx.facts = fetch_facts(conn)
             result = collect(ctx)
+            if conn.info.parameter_status("server_encoding") == LEGACY_ENCODING:
+                result = legacy_labels(result)
             raise psycopg.Rollback(tx)  # nothing to commit; undoes session settings changed by the run
         return result
 
@@ -482,10 +476,47 @@ class DatabaseConnector:
 
 def fetch_facts(conn: psycopg.Connection) -> ServerFacts:
     version_num, version, database, in_recovery, extensions = conn.execute(FACTS_SQL).fetchone()
-    return ServerFacts(version_num=version_num, version=decode_text(version), database=decode_text(database),
+    return ServerFacts(version_num=version_num, version=version, database=legacy_text(database),
                        in_recovery=in_recovery, extensions=dict(extensions or {}))
 
 
+LEGACY_ENCODING = "SQL_ASCII"
+
+
 def adapt_encoding(conn: psycopg.Connection) -> None:
-    """Placeholder until SQL_ASCII support: text loaders that always return str."""
-    return None
+    """On a SQL_ASCII server (no encoding at all) psycopg returns text as bytes. With the client
+    encoding LATIN1 (the server converts nothing) every byte is one character: names come back as
+    str and go back to the server unchanged, in identifiers too. Labels are fixed in :func:`legacy_labels`."""
+    if conn.info.parameter_status("server_encoding") != LEGACY_ENCODING:
+        return
+    if conn.info.parameter_status("client_encoding") == "LATIN1":
+        return
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        conn.execute("SET client_encoding TO 'LATIN1'")
+    finally:
+        conn.autocommit = autocommit
+
+
+def legacy_text(value: str) -> str:
+    """A string read from a SQL_ASCII server as LATIN1: its bytes as UTF-8 when they are UTF-8
+    (most such databases hold UTF-8 anyway), else the LATIN1 reading. Always valid text."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def legacy_labels(families: Any) -> Any:
+    """Label values of families collected from a SQL_ASCII server, through :func:`legacy_text`."""
+    if not isinstance(families, list):
+        return families
+    for family in families:
+        for sample in getattr(family, "samples", ()):
+            for key, value in list(sample.labels.items()):
+                if isinstance(value, str) and not value.isascii():
+                    sample.labels[key] = legacy_text(value)
+    return families

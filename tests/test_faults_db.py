@@ -23,7 +23,7 @@ from monitor.pg import CollectionTimeout, DatabaseConnector
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE
-from tests.helpers import make_target
+from tests.helpers import make_target, run_collector
 
 HOSTILE_OFF = "set_config('default_transaction_read_only', 'off', false) IS NOT NULL"
 
@@ -393,3 +393,42 @@ def test_statement_timeout_bounds_a_run(own_server):
     finally:
         connector.close()
     assert time.monotonic() - started < 1.0 + 2.0
+
+
+# -- legacy server encodings -----------------------------------------------------------------------
+
+CAFE_LATIN1 = b"caf\xe9"  # not UTF-8: a LATIN1 name
+NAIVE_UTF8 = "naïve".encode()
+
+
+@pytest.fixture
+def legacy_db(pg18):
+    """A SQL_ASCII database (the driver returns its names as bytes) with non-ASCII names: a LATIN1
+    table and a UTF-8 one with a vector column and an HNSW index, a non-ASCII column."""
+    name = f"legacy_{time.monotonic_ns()}"
+    with psycopg.connect(pg18.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} WITH ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+        conn.execute(f"GRANT CONNECT ON DATABASE {name} TO {MONITOR_ROLE}")
+    with psycopg.connect(pg18.dsn(name), autocommit=True) as conn:
+        for statement in (b"CREATE EXTENSION vector", b"CREATE EXTENSION pg_stat_statements",
+                          b'CREATE TABLE "' + CAFE_LATIN1 + b'" (id int PRIMARY KEY, "r\xe9sum\xe9" text)',
+                          b'INSERT INTO "' + CAFE_LATIN1 + b'" SELECT i, \'x\' FROM generate_series(1, 50) i',
+                          b'CREATE TABLE "' + NAIVE_UTF8 + b'" (id int PRIMARY KEY, emb vector(3), at timestamptz)',
+                          b'INSERT INTO "' + NAIVE_UTF8 + b'" SELECT i, ARRAY[random(), random(), random()]::vector(3),'
+                          b' now() FROM generate_series(1, 300) i',
+                          b'CREATE INDEX "' + NAIVE_UTF8 + b'_hnsw" ON "' + NAIVE_UTF8 + b'" USING hnsw (emb vector_l2_ops)',
+                          b'ANALYZE', f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {MONITOR_ROLE}".encode()):
+            conn.execute(statement)
+    return pg18.dsn(name, user=MONITOR_ROLE)
+
+
+def test_every_database_collector_runs_on_a_sql_ascii_database(legacy_db):
+    overrides = {"vector": {"recall": {"sample_size": 5}, "ann_latency": {"queries": 2},
+                            "freshness": [{"table": "public.naïve", "timestamp_column": "at"}]}}
+    labels: set[str] = set()
+    for name in database_collector.__globals__["DATABASE_COLLECTORS"]:
+        families = run_collector(legacy_db, name, timeout=20, **overrides)
+        text = families.text()  # renders: every label is valid text
+        assert "b'" not in text and "\\x" not in text, f"{name}: {text[:500]}"
+        labels |= {v for f in families.families for s in f.samples for v in s.labels.values()}
+    assert {"café", "naïve", "naïve_hnsw"} <= labels, sorted(v for v in labels if not v.isascii())
