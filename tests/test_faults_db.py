@@ -22,7 +22,7 @@ from monitor.exposition import build_registry
 from monitor.pg import CollectionTimeout, DatabaseConnector
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
-from tests.conftest import MONITOR_ROLE
+from tests.conftest import MONITOR_ROLE, new_database
 from tests.helpers import make_target, run_collector
 
 HOSTILE_OFF = "set_config('default_transaction_read_only', 'off', false) IS NOT NULL"
@@ -432,3 +432,66 @@ def test_every_database_collector_runs_on_a_sql_ascii_database(legacy_db):
         assert "b'" not in text and "\\x" not in text, f"{name}: {text[:500]}"
         labels |= {v for f in families.families for s in f.samples for v in s.labels.values()}
     assert {"café", "naïve", "naïve_hnsw"} <= labels, sorted(v for v in labels if not v.isascii())
+
+
+# -- what the monitoring role could write ----------------------------------------------------------
+
+def test_write_capabilities_are_reported(writable, pg18, caplog):
+    assert DatabaseConnector(make_target(new_database(pg18).monitor_dsn)).check_access().writes == []
+    report = DatabaseConnector(make_target(writable.monitor_dsn)).check_access()
+    assert report.reachable and report.writes == ["INSERT/UPDATE/DELETE/TRUNCATE on public.audit (INSERT)"]
+    writable.execute(f"GRANT CREATE ON SCHEMA public TO {MONITOR_ROLE}")
+    writable.execute(f"GRANT pg_write_all_data TO {MONITOR_ROLE}")
+    try:
+        writes = DatabaseConnector(make_target(writable.monitor_dsn)).check_access().writes
+    finally:
+        writable.execute(f"REVOKE pg_write_all_data FROM {MONITOR_ROLE}")
+    assert writes[0] == "member of pg_write_all_data" and writes[-1] == "CREATE on schema public"
+    assert DatabaseConnector(make_target(writable.admin_dsn)).check_access().writes == ["superuser"]
+    with caplog.at_level(logging.WARNING, logger="monitor.pg"):  # and at start, once per connector
+        run_collector(writable.monitor_dsn, "connections")
+    assert "the monitoring role could write (INSERT/UPDATE/DELETE/TRUNCATE on public.audit (INSERT)" in caplog.text
+
+
+def test_check_config_connect(own_server, write_config, capsys):
+    from monitor.cli import main
+    refused = free_port()
+    path = write_config(f"""
+databases:
+  - name: ok
+    dsn: "{own_server.dsn('faults', user=MONITOR_ROLE)}"
+  - name: admin
+    dsn: "{own_server.dsn('faults')}"
+  - name: wrongpw
+    dsn: "host=127.0.0.1 port={own_server.port} dbname=faults user=pw_user password=nope-{PASSWORD}"
+    connect_timeout: 2s
+  - name: gone
+    dsn: "host=127.0.0.1 port={refused} dbname=faults user=x"
+""")
+    started = time.monotonic()
+    assert main(["check-config", "-c", str(path), "--connect"]) == 1
+    assert time.monotonic() - started < 10
+    out = capsys.readouterr().out
+    assert "ok: connected: PostgreSQL 18" in out
+    assert "admin: warning: the monitoring role could write: superuser" in out
+    assert "wrongpw: cannot connect (auth_failed):" in out and 'password authentication failed for user "pw_user"' in out
+    assert "gone: cannot connect (refused):" in out and "Connection refused" in out
+    assert PASSWORD not in out and "ok: warning" not in out
+
+
+@pytest.mark.parametrize("dsn, message", [
+    ("host=db port=abc dbname=x", "invalid port 'abc' in dsn"),
+    ("postgresql://u:hunter2@db:99999/x", "invalid port '99999' in dsn"),
+    ("host=db,db2 port=5432,0 dbname=x", "invalid port '0' in dsn"),
+    ("host=db dbname=x sslmode=requir", "unknown sslmode 'requir' in dsn"),
+    ("postgresql://u:hunter2@db/x?sslmode=on", "unknown sslmode 'on' in dsn"),
+    ("host=db dbname=x connect_timeout=5s", "invalid connect_timeout '5s' in dsn"),
+])
+def test_check_config_rejects_impossible_dsn_parts(write_config, capsys, dsn, message):
+    from monitor.cli import main
+    path = write_config(f'databases:\n  - name: app\n    dsn: "{dsn}"\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-config", "-c", str(path), "--connect"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"databases[0].dsn: {message}" in err, err
+    assert "hunter2" not in err
