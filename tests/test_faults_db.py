@@ -496,3 +496,21 @@ def test_check_config_rejects_impossible_dsn_parts(write_config, capsys, dsn, me
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"databases[0].dsn: {message}" in err, err
     assert "hunter2" not in err
+
+
+def test_target_health_logs_state_changes_and_rare_reminders(caplog):
+    from monitor.pg import REMINDER_INTERVAL, TargetHealth
+
+    now = [1000.0]
+    health = TargetHealth("app", "db:5432/app", clock=lambda: now[0])
+    with caplog.at_level(logging.DEBUG, logger="monitor.pg"):
+        health.up()  # the first contact: nothing to say
+        for _ in range(599):  # ten minutes of runs every second
+            health.down("refused", "cannot connect to db:5432/app: Connection refused")
+            now[0] += 1
+        health.up()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert REMINDER_INTERVAL == 300 and len(warnings) == 3, warnings  # down, one reminder (t=300 s), up
+    assert warnings[0] == "target app (db:5432/app) is down (refused): cannot connect to db:5432/app: Connection refused"
+    assert warnings[1].startswith("target app (db:5432/app) still down after 300s (refused)")
+    assert warnings[-1] == "target app (db:5432/app) is up again after 599.0s down (last cause: refused)"
