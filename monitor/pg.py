@@ -329,7 +329,11 @@ class DatabaseConnector:
     def _connect_directly(self) -> psycopg.Connection:
         """One connection attempt outside the pool, bounded by connect_timeout (in the conninfo)."""
         conn = psycopg.connect(self._conninfo)
-        _configure_session(conn)
+        try:
+            _configure_session(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _failure(self, exc: psycopg.Error) -> TargetUnreachable:
@@ -345,7 +349,7 @@ class DatabaseConnector:
                     return  # another run just reached it
             recent = self._last_failure
             if recent is not None and self.clock() - recent[0] < FAILURE_REUSE:
-                raise recent[1]
+                raise TargetUnreachable(str(recent[1]), recent[1].reason)
             try:
                 conn = self._connect_directly()
             except psycopg.Error as exc:
