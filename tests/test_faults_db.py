@@ -28,14 +28,19 @@ from tests.helpers import make_target, run_collector
 HOSTILE_OFF = "set_config('default_transaction_read_only', 'off', false) IS NOT NULL"
 
 
+def add_audit(db):
+    """The monitoring role holds one INSERT grant (as monitoring roles often do); a function inserts."""
+    db.execute("CREATE TABLE audit (at timestamptz DEFAULT now())")
+    db.execute(f"GRANT INSERT ON audit TO {MONITOR_ROLE}")
+    db.execute("CREATE FUNCTION write_audit() RETURNS boolean LANGUAGE sql AS "
+               "'INSERT INTO public.audit DEFAULT VALUES RETURNING true'")
+    return db
+
+
 @pytest.fixture
 def writable(db18):
-    """A database where the monitoring role holds one INSERT grant (as monitoring roles often do),
-    a function that inserts, and a small table with an HNSW index the ANN probe filters on."""
-    db18.execute("CREATE TABLE audit (at timestamptz DEFAULT now())")
-    db18.execute(f"GRANT INSERT ON audit TO {MONITOR_ROLE}")
-    db18.execute("CREATE FUNCTION write_audit() RETURNS boolean LANGUAGE sql AS "
-                 "'INSERT INTO public.audit DEFAULT VALUES RETURNING true'")
+    """add_audit, and a small table with an HNSW index the ANN probe filters on."""
+    add_audit(db18)
     db18.execute("CREATE TABLE items (id int PRIMARY KEY, tenant_id int, embedding vector(3))")
     db18.execute("INSERT INTO items SELECT i, i % 10, ARRAY[random(), random(), random()]::vector(3)"
                  " FROM generate_series(1, 200) i")
@@ -81,7 +86,8 @@ def _run_sql(connector: DatabaseConnector, target, statements: list[str]) -> lis
     return connector.run(collect, CollectContext(target=target.name, settings=target, state={}), 5.0)
 
 
-def test_every_transaction_is_read_only_and_returned_sessions_are_reset(writable):
+def test_every_transaction_is_read_only_and_returned_sessions_are_reset(any_db):
+    writable = add_audit(any_db)
     target = make_target(writable.monitor_dsn, max_connections=1, timeout="3s")
     connector = DatabaseConnector(target)
     connector.open()
