@@ -409,9 +409,11 @@ NAIVE_UTF8 = "naïve".encode()
 
 
 @pytest.fixture
-def legacy_db(pg18):
+def legacy_db(own_server):
     """A SQL_ASCII database (the driver returns its names as bytes) with non-ASCII names: a LATIN1
-    table and a UTF-8 one with a vector column and an HNSW index, a non-ASCII column."""
+    table and a UTF-8 one with a vector column and an HNSW index, a non-ASCII column. On this
+    module's own server: its LATIN1 statement texts reach every database's pg_stat_statements."""
+    pg18 = own_server
     name = f"legacy_{time.monotonic_ns()}"
     with psycopg.connect(pg18.dsn(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} WITH ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
@@ -439,6 +441,24 @@ def test_every_database_collector_runs_on_a_sql_ascii_database(legacy_db):
         assert "b'" not in text and "\\x" not in text, f"{name}: {text[:500]}"
         labels |= {v for f in families.families for s in f.samples for v in s.labels.values()}
     assert {"café", "naïve", "naïve_hnsw"} <= labels, sorted(v for v in labels if not v.isascii())
+
+
+def test_statements_of_a_utf8_database_beside_a_sql_ascii_one(legacy_db, own_server):
+    """pg_stat_statements is cluster-wide: reading the LATIN1 texts the legacy database left there
+    fails in a UTF-8 database; the counters are still exported (vector_op unknown for such rows)."""
+    name = f"neighbour_{time.monotonic_ns()}"
+    with psycopg.connect(own_server.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(own_server.dsn(name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute("SELECT count(*) FROM pg_class")
+    with psycopg.connect(legacy_db, autocommit=True) as conn:  # a fresh non-UTF-8 text, whatever ran before
+        conn.execute(b'SELECT count(*) FROM "' + CAFE_LATIN1 + b'" WHERE id > 0')
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
+        with psycopg.connect(own_server.dsn(name)) as conn:
+            conn.execute("SELECT query FROM pg_stat_statements").fetchall()
+    families = run_collector(own_server.dsn(name, user=MONITOR_ROLE), "statements")
+    assert families.samples("vecmon_pg_statement_calls_total")
 
 
 # -- what the monitoring role could write ----------------------------------------------------------
