@@ -25,7 +25,8 @@ SELF_METRICS = (
                "Why vecmon could not reach the database target on its last attempt: 1 for the reason (auth_failed, "
                "refused, dns, timeout, database_missing, tls, other); absent while the target is up.", ("reason",)),
     MetricSpec("vecmon_collector_up", "gauge",
-               "Whether the collector's last run succeeded (1) or failed (0); absent while disabled.", ("collector",)),
+               "Whether the collector's last run succeeded (1) or failed (0); absent while disabled; while the "
+               "target is down (vecmon_up 0), the value from before.", ("collector",)),
     MetricSpec("vecmon_collector_disabled", "gauge",
                "Whether the collector reported it cannot run on this target, e.g. an extension is missing.", ("collector",)),
     MetricSpec("vecmon_collector_duration_seconds", "gauge", "Duration of the collector's last run.",
