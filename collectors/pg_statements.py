@@ -18,7 +18,9 @@ keep an old extension version after a server upgrade):
 
 Rows the role may not see (without ``pg_read_all_stats``, other users' rows have NULL
 queryid and ``<insufficient privilege>`` text) are skipped: they cannot be identified and
-would collide. If only the text is missing, ``vector_op`` is ``"unknown"``.
+would collide. If only the text is missing, ``vector_op`` is ``"unknown"``. The texts of every
+database are converted to this one's encoding when read; when a text cannot be (a SQL_ASCII
+database's non-UTF-8 text, say), the statements are read without texts (``vector_op`` unknown).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ SELECT s.queryid::text AS queryid,
        CASE WHEN bool_and(s.query IS NULL OR s.query = %(hidden)s) THEN 'unknown'
             WHEN bool_or(s.query ~ %(pattern)s) THEN 'true'
             ELSE 'false' END AS vector_op
-FROM {schema}.pg_stat_statements s
+FROM {schema}.pg_stat_statements(%(showtext)s) s
 LEFT JOIN pg_roles r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND s.queryid IS NOT NULL
@@ -107,9 +109,14 @@ class StatementsCollector:
             raise CollectorError(f"the monitoring role lacks USAGE on schema {extension['schema']!r} "
                                  f"where {EXTENSION} is installed in database {database}")
         query = statements_query(extension["schema"], extension["version"])
-        params = {"hidden": HIDDEN_TEXT, "pattern": VECTOR_OPERATOR_PATTERN, "limit": ctx.settings.limits.statements}
+        params = {"hidden": HIDDEN_TEXT, "pattern": VECTOR_OPERATOR_PATTERN, "limit": ctx.settings.limits.statements,
+                  "showtext": True}
         try:
-            rows = fetch(ctx.conn, query, params)
+            try:
+                with ctx.conn.transaction():  # a savepoint: the run goes on if the texts cannot be read
+                    rows = fetch(ctx.conn, query, params)
+            except (psycopg.errors.CharacterNotInRepertoire, psycopg.errors.UntranslatableCharacter):
+                rows = fetch(ctx.conn, query, {**params, "showtext": False})
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             # "pg_stat_statements must be loaded via shared_preload_libraries"
             raise CollectorDisabled(f"{EXTENSION} is installed in database {database} but not loaded: "

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file")
     _add_config(check)
+    check.add_argument("--connect", action="store_true",
+                       help="also connect to every enabled database target: report why one cannot be reached, "
+                            "and warn when the monitoring role could write")
 
     generate = sub.add_parser("generate", help="write Prometheus rules, Alertmanager config and Grafana dashboards")
     _add_config(generate)
@@ -108,6 +111,8 @@ def _load(args: argparse.Namespace, secrets: bool = True, require_mapping: bool 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     print(f"{args.config}: OK ({describe_jobs(config)})")
+    if getattr(args, "connect", False):
+        return _check_connections(config)
     return EXIT_OK
 
 
@@ -125,6 +130,37 @@ def describe_jobs(config) -> str:
         if enabled:
             parts.append(count(len(enabled), what))
     return ", ".join(parts)
+
+
+def _check_connections(config) -> int:
+    """One direct, bounded connection attempt per enabled database target (concurrently)."""
+    import threading
+
+    from monitor.pg import AccessReport, DatabaseConnector
+
+    targets = config.enabled_databases()
+    reports: dict[str, AccessReport] = {}
+
+    def check(target) -> None:
+        reports[target.name] = DatabaseConnector(target).check_access()
+
+    threads = [threading.Thread(target=check, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = False
+    for target in targets:
+        report = reports[target.name]
+        if not report.reachable:
+            failed = True
+            print(f"{target.name}: cannot connect ({report.reason}): {report.message}")
+            continue
+        print(f"{target.name}: connected: {report.message}")
+        for write in report.writes:
+            print(f"{target.name}: warning: the monitoring role could write: {write} "
+                  "(vecmon's transactions are read-only; a role with only pg_monitor is enough)")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_collect(args: argparse.Namespace) -> int:

@@ -25,6 +25,31 @@ from monitor.shard import ShardText
 __all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
 
 
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def check_dsn_parts(value: SecretStr | None) -> SecretStr | None:
+    """Parts of a DSN libpq would only reject when connecting: ports, sslmode, connect_timeout.
+    The error names the part, never the DSN (it may hold a password)."""
+    value = check_dsn(value)
+    if value is None:
+        return value
+    from psycopg import conninfo
+
+    parts = conninfo.conninfo_to_dict(value.get_secret_value())
+    for port in str(parts.get("port", "")).split(",") if parts.get("port") is not None else ():
+        port = port.strip()
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"invalid port {port[:20]!r} in dsn (expected a number from 1 to 65535)")
+    sslmode = parts.get("sslmode")
+    if sslmode is not None and sslmode not in SSLMODES:
+        raise ValueError(f"unknown sslmode {str(sslmode)[:20]!r} in dsn (expected one of {', '.join(SSLMODES)})")
+    timeout = parts.get("connect_timeout")
+    if timeout is not None and not str(timeout).strip().lstrip("-").isdigit():
+        raise ValueError(f"invalid connect_timeout {str(timeout)[:20]!r} in dsn (expected whole seconds)")
+    return value
+
+
 class DaemonSettings(Model):
     listen: str = Field("127.0.0.1:9765", description="HOST:PORT the HTTP server binds to")
     stale_after: Duration = Field(
@@ -103,7 +128,7 @@ class DatabaseTarget(Model):
     @field_validator("dsn")
     @classmethod
     def _dsn(cls, value: SecretStr | None) -> SecretStr | None:
-        return check_dsn(value)
+        return check_dsn_parts(value)
 
     @model_validator(mode="after")
     def _connection(self) -> "DatabaseTarget":

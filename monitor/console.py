@@ -23,7 +23,7 @@ a{color:var(--recall)}h1{font-size:1.4em;margin:0}h2{font-size:1.15em;margin:1.4
 header{display:flex;gap:1em;align-items:center;flex-wrap:wrap}header .links{margin-left:auto}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid var(--line);padding:.3em .5em;text-align:left;
 vertical-align:top}th{color:var(--muted);font-weight:600}
-.up,.ok,.true{color:var(--ok)}.down,.failed,.false{color:var(--bad)}.pending,.degraded,.target_down{color:var(--warn)}
+.up,.ok,.true{color:var(--ok)}.down,.failed,.false,.target-down{color:var(--bad)}.pending,.degraded{color:var(--warn)}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:1em}
 .card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.8em 1em}
 .card h3{margin:0 0 .3em;font-size:1.05em}.muted{color:var(--muted)}.big{font-size:1.6em;font-weight:700}
@@ -153,7 +153,7 @@ def recall_chart(index: dict[str, Any], width: int = 480, height: int = 200) -> 
 def _targets_section(targets: list[dict[str, Any]]) -> str:
     rows = []
     for t in targets:
-        failing = [c for c in t["collectors"] if c["state"] == "failed"]
+        failing = [c for c in t["collectors"] if c["state"] in ("failed", "target-down")]
         rows.append(f"<tr data-target='{_e(t['name'])}'><td>{_e(t['name'])}</td><td>{_e(t['where'])}</td>"
                     f"<td class='{_e(t['status'])} status'>{_e(t['status'])}</td>"
                     f"<td>{len(t['collectors']) - len(failing)}/{len(t['collectors'])} ok</td>"

@@ -29,13 +29,17 @@ from prometheus_client.core import Metric
 
 from collectors.base import Emitter, MetricSpec
 from monitor import __version__
-from monitor.snapshot import DISABLED, FAILED, OK, SnapshotStore
+from monitor.snapshot import DISABLED, FAILED, OK, TARGET_DOWN, SnapshotStore
 
 SELF_METRICS = (
     MetricSpec("vecmon_build_info", "gauge", "Version of the running vecmon and its Python; always 1.", ("version", "python_version")),
     MetricSpec("vecmon_up", "gauge", "Whether vecmon reached the target on its last attempt (1) or not (0)."),
+    MetricSpec("vecmon_target_unreachable_reason", "gauge",
+               "Why vecmon could not reach the database target on its last attempt: 1 for the reason (auth_failed, "
+               "refused, dns, timeout, database_missing, tls, other); absent while the target is up.", ("reason",)),
     MetricSpec("vecmon_collector_up", "gauge",
-               "Whether the collector's last run succeeded (1) or failed (0); absent while disabled.", ("collector",)),
+               "Whether the collector's last run succeeded (1) or failed (0); absent while disabled; while the "
+               "target is down (vecmon_up 0), the value from before.", ("collector",)),
     MetricSpec("vecmon_collector_disabled", "gauge",
                "Whether the collector reported it cannot run on this target, e.g. an extension is missing.", ("collector",)),
     MetricSpec("vecmon_collector_duration_seconds", "gauge", "Duration of the collector's last run.",
@@ -97,6 +101,8 @@ class SnapshotCollector:
         for target, up in sorted(self.store.target_up().items()):
             emitter = by_target.setdefault(target, Emitter(target, SELF_METRICS))
             emitter.add("vecmon_up", 1 if up else 0)
+        for target, reason in sorted(self.store.target_reasons().items()):
+            by_target.setdefault(target, Emitter(target, SELF_METRICS)).add("vecmon_target_unreachable_reason", 1, reason)
         for entry in sorted(self.store.entries(), key=lambda e: (e.target, e.collector)):
             emitter = by_target.setdefault(entry.target, Emitter(entry.target, SELF_METRICS))
             name = entry.collector
@@ -105,9 +111,10 @@ class SnapshotCollector:
                 emitter.add("vecmon_collector_runs_total", count, name, result)
             for reason, count in entry.skipped:
                 emitter.add("vecmon_collector_skipped_runs_total", count, name, reason)
-            emitter.add("vecmon_collector_disabled", 1 if entry.state == DISABLED else 0, name)
-            if entry.state in (OK, FAILED):
-                emitter.add("vecmon_collector_up", 1 if entry.state == OK else 0, name)
+            state = entry.effective_state  # while the target is down, the collector's state before
+            emitter.add("vecmon_collector_disabled", 1 if state == DISABLED else 0, name)
+            if state in (OK, FAILED):
+                emitter.add("vecmon_collector_up", 1 if state == OK else 0, name)
             if entry.last_duration is not None:
                 emitter.add("vecmon_collector_duration_seconds", entry.last_duration, name)
             if entry.last_success is not None:
@@ -115,13 +122,14 @@ class SnapshotCollector:
             if interval:
                 emitter.add("vecmon_collector_interval_seconds", interval, name)
             served = entry.families
-            if entry.state == FAILED and entry.last_success is not None and served:
+            failed = entry.state in (FAILED, TARGET_DOWN)
+            if failed and entry.last_success is not None and served:
                 stale_at = entry.last_success + self.stale_limit(interval)
                 if now > stale_at:
                     served = ()
                 else:
                     valid_until = min(valid_until, stale_at)
-            emitter.add("vecmon_collector_stale", 1 if entry.state == FAILED and served else 0, name)
+            emitter.add("vecmon_collector_stale", 1 if failed and served else 0, name)
             emitter.add("vecmon_collector_series", sum(len(f.samples) for f in served), name)
             for family in served:
                 _merge(families, family)

@@ -23,7 +23,7 @@ from collectors.base import CollectContext, CollectorDisabled, CollectorError, C
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.leader import gate_leader_only, leader_elector
-from monitor.pg import CollectionTimeout, DatabaseConnector, redact
+from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
 from monitor.shard import effective_shard, for_shard
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
@@ -167,8 +167,12 @@ class CollectionJob:
             message = self.connector.redact(str(exc) if isinstance(exc, CollectorError)
                                             else f"{type(exc).__name__}: {exc}")
             self.store.record_failure(self.key, message, duration, timeout=isinstance(exc, CollectionTimeout),
-                                      target_down=isinstance(exc, ConnectionUnavailable))
-            log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
+                                      target_down=isinstance(exc, ConnectionUnavailable),
+                                      reason=getattr(exc, "reason", None))
+            if isinstance(exc, TargetUnreachable):  # the connector logs the target going down and coming back
+                log.debug("collector %s on %s: target down: %s", name, self.target.name, message)
+            else:
+                log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
             return "timeout" if isinstance(exc, CollectionTimeout) else "error"
         self.state.pop("_disabled_logged", None)
         if not self.gate.open:

@@ -17,6 +17,9 @@ from prometheus_client.core import Metric
 Key = tuple[str, str]  # (target, collector)
 
 PENDING, OK, FAILED, DISABLED = "pending", "ok", "failed", "disabled"
+# The target could not be reached: the entry keeps its series and the state it had (``last_state``),
+# so a collector that was fine (or disabled) is not reported failing because its target is down.
+TARGET_DOWN = "target-down"
 RESULTS = ("success", "error", "timeout", "disabled")
 
 
@@ -31,12 +34,18 @@ class Entry:
     last_success: float | None = None
     last_duration: float | None = None
     last_error: str | None = None
+    last_state: str | None = None  # while TARGET_DOWN: the state before the target went down
     runs: tuple[tuple[str, int], ...] = tuple((r, 0) for r in RESULTS)
     skipped: tuple[tuple[str, int], ...] = (("missed", 0), ("overlap", 0))
     interval: float | None = None  # the job's schedule, for staleness and vecmon_collector_interval_seconds
 
     def count(self, result: str) -> int:
         return dict(self.runs)[result]
+
+    @property
+    def effective_state(self) -> str:
+        """The collector's own state: while its target is down, the one it had before."""
+        return (self.last_state or PENDING) if self.state == TARGET_DOWN else self.state
 
 
 def _bump(pairs: tuple[tuple[str, int], ...], key: str) -> tuple[tuple[str, int], ...]:
@@ -52,6 +61,7 @@ class SnapshotStore:
     clock: Callable[[], float] = time.time
     _entries: dict[Key, Entry] = field(default_factory=dict)
     _target_up: dict[str, bool] = field(default_factory=dict)
+    _target_reason: dict[str, str] = field(default_factory=dict)  # why a down target is unreachable
     _lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 0  # bumped by every change: /metrics re-renders when it moves
 
@@ -63,6 +73,7 @@ class SnapshotStore:
             self._entries = {k: replace(self._entries.get(k, Entry(*k)), interval=intervals.get(k)) for k in keys}
             targets = {k[0] for k in keys}
             self._target_up = {t: up for t, up in self._target_up.items() if t in targets}
+            self._target_reason = {t: r for t, r in self._target_reason.items() if t in targets}
 
     def _update(self, key: Key, change: Callable[[Entry], Entry]) -> None:
         with self._lock:
@@ -75,33 +86,45 @@ class SnapshotStore:
         families_t = tuple(families)
         self._update(key, lambda e: replace(
             e, state=OK, families=families_t, series=_series(families_t), last_run=now, last_success=now,
-            last_duration=duration, last_error=None, runs=_bump(e.runs, "success")))
+            last_duration=duration, last_error=None, last_state=None, runs=_bump(e.runs, "success")))
         self.set_target_up(key[0], True)
 
     def record_failure(self, key: Key, error: str, duration: float, *, timeout: bool = False,
-                       target_down: bool = False) -> None:
+                       target_down: bool = False, reason: str | None = None) -> None:
+        """A failed run. ``target_down``: the target could not be reached (``reason``: why, a bounded
+        class); the entry then keeps its series and its own state, marked TARGET_DOWN."""
         now = self.clock()
         result = "timeout" if timeout else "error"
-        self._update(key, lambda e: replace(
-            e, state=FAILED, last_run=now, last_duration=duration, last_error=error, runs=_bump(e.runs, result)))
-        self.set_target_up(key[0], not target_down)
+        if target_down:
+            self._update(key, lambda e: replace(
+                e, state=TARGET_DOWN, last_state=e.effective_state, last_run=now, last_duration=duration,
+                last_error=error, runs=_bump(e.runs, result)))
+        else:
+            self._update(key, lambda e: replace(
+                e, state=FAILED, last_state=None, last_run=now, last_duration=duration, last_error=error,
+                runs=_bump(e.runs, result)))
+        self.set_target_up(key[0], not target_down, reason if target_down else None)
 
     def record_disabled(self, key: Key, reason: str, duration: float) -> None:
         now = self.clock()
         self._update(key, lambda e: replace(
             e, state=DISABLED, families=(), series=0, last_run=now, last_duration=duration, last_error=reason,
-            runs=_bump(e.runs, "disabled")))
+            last_state=None, runs=_bump(e.runs, "disabled")))
         self.set_target_up(key[0], True)
 
     def record_skip(self, key: Key, reason: str) -> None:
         self._update(key, lambda e: replace(e, skipped=_bump(e.skipped, reason)))
 
-    def set_target_up(self, target: str, up: bool) -> None:
+    def set_target_up(self, target: str, up: bool, reason: str | None = None) -> None:
         with self._lock:
             if any(key[0] == target for key in self._entries):  # not for a target a reload removed
                 if self._target_up.get(target) is not up:
                     self.version += 1
                 self._target_up[target] = up
+                if up or reason is None:
+                    self._target_reason.pop(target, None)
+                else:
+                    self._target_reason[target] = reason
 
     def entries(self) -> list[Entry]:
         with self._lock:
@@ -110,6 +133,11 @@ class SnapshotStore:
     def target_up(self) -> dict[str, bool]:
         with self._lock:
             return dict(self._target_up)
+
+    def target_reasons(self) -> dict[str, str]:
+        """Why each target that is down could not be reached (targets that are up are absent)."""
+        with self._lock:
+            return dict(self._target_reason)
 
     def not_ready(self) -> list[Key]:
         """Jobs that have not finished one run yet."""

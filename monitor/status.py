@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from alerts.promql import split_selector
 from monitor import __version__
-from monitor.snapshot import SnapshotStore
+from monitor.snapshot import FAILED, TARGET_DOWN, SnapshotStore
 
 SCHEMA_VERSION = 1
 INDEX_LABELS = ("schema", "table", "index")
@@ -80,7 +80,7 @@ def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: 
     targets = []
     for name in sorted(set(where) | set(by_target)):
         entries = by_target.get(name, [])
-        failing = [e for e in entries if e.state == "failed" and e.last_error]
+        failing = [e for e in entries if e.state in (FAILED, TARGET_DOWN) and e.last_error]
         status = {True: "up", False: "down"}.get(up.get(name), "pending")
         if status == "up" and failing:
             status = "degraded"

@@ -203,3 +203,27 @@ def test_the_cache_follows_time_based_transitions():
     assert cache.renders == 2
     cache.collector.stale_after = 600  # a reload changing daemon.stale_after
     assert b'vecmon_test_rows{table="t1"' in cache.body(None, None)[0]
+def test_collectors_keep_their_state_while_the_target_is_down():
+    clock = Clock()
+    store = SnapshotStore(clock=clock)
+    store.expect([("a", "rows"), ("a", "statements"), ("a", "broken")])
+    store.record_success(("a", "rows"), families("a", {"t1": 1}), 0.01)
+    store.record_disabled(("a", "statements"), "pg_stat_statements is not installed", 0.01)
+    store.record_failure(("a", "broken"), "boom", 0.01)
+    for collector in ("rows", "statements", "broken"):
+        for _ in range(2):
+            store.record_failure(("a", collector), "cannot connect: Connection refused", 0.01, target_down=True,
+                                 reason="refused")
+    registry = build_registry(store, stale_after=60)
+    value = lambda name, collector: registry.get_sample_value(name, {"target": "a", "collector": collector})  # noqa: E731
+    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 0
+    assert registry.get_sample_value("vecmon_target_unreachable_reason", {"target": "a", "reason": "refused"}) == 1
+    assert value("vecmon_collector_up", "rows") == 1 and value("vecmon_collector_stale", "rows") == 1
+    assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 1
+    assert value("vecmon_collector_disabled", "statements") == 1 and value("vecmon_collector_up", "statements") is None
+    assert value("vecmon_collector_up", "broken") == 0
+    assert {e.collector: e.state for e in store.entries()} == dict.fromkeys(("rows", "statements", "broken"),
+                                                                            "target-down")
+    store.record_disabled(("a", "statements"), "pg_stat_statements is not installed", 0.01)
+    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 1
+    assert registry.get_sample_value("vecmon_target_unreachable_reason", {"target": "a", "reason": "refused"}) is None
