@@ -126,7 +126,7 @@ def test_a_failing_target_shows_its_cause(console, browser):
     assert row.find_element("css selector", ".status").text == "down"
     cause = row.find_element("css selector", ".cause").text
     assert cause and cause == broken["cause"].strip()
-    assert "127.0.0.1" in cause  # where it failed, not only that it did
+    assert "127.0.0.1" in cause and "refused" in cause  # where and why it failed, not only that it did
 
 
 def test_a_hostile_table_name_is_shown_as_text_and_never_runs(console, browser):
