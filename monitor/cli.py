@@ -24,6 +24,11 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
                         help="config file (default: $VECMON_CONFIG)")
 
 
+def _add_query_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--extend.query-path", dest="extend_query_path", metavar="FILE",
+                        help="a postgres_exporter queries.yaml to run as well (overrides extend_query_path)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vecmon", description="Observability and SLO monitoring for "
                                      "vector-search and RAG stacks (PostgreSQL + pgvector, model APIs).")
@@ -35,12 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon: collect on schedule and serve /metrics")
     _add_config(run)
     run.add_argument("--listen", help="HOST:PORT to serve on (overrides daemon.listen)")
+    _add_query_path(run)
 
     collect = sub.add_parser("collect", help="run every enabled collector once and print the exposition")
     _add_config(collect)
+    _add_query_path(collect)
 
     check = sub.add_parser("check-config", help="validate a config file")
     _add_config(check)
+    _add_query_path(check)
 
     generate = sub.add_parser("generate", help="write Prometheus rules, Alertmanager config and Grafana dashboards")
     _add_config(generate)
@@ -52,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", default="127.0.0.1:9765", help="HOST:PORT for vecmon (default 127.0.0.1:9765)")
     demo.add_argument("--rows", type=int, default=50000, help="corpus size on first run (default 50000)")
     demo.add_argument("--dim", type=int, default=384, help="vector dimensions on first run (default 384)")
+
+    imports = sub.add_parser("import", help="convert another exporter's config into vecmon config")
+    imports.add_argument("format", choices=["query-exporter"], help="the format of FILE")
+    imports.add_argument("files", nargs="+", metavar="FILE", help="the config file(s) to convert")
+    imports.add_argument("-o", "--output", help="write the vecmon config here (default: standard output)")
+    parser.epilog = ("run, collect and check-config also take --collector.NAME / --no-collector.NAME "
+                     "to enable or disable a database collector on every target")
     return parser
 
 
@@ -60,7 +75,7 @@ def _load(args: argparse.Namespace):
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     try:
-        return load_config(args.config)
+        return load_config(args.config, overrides=getattr(args, "overrides", None) or None)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -68,8 +83,12 @@ def _load(args: argparse.Namespace):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
+    from monitor.config_queries import plans_for_target
+
     jobs = sum(len(db.enabled_collectors()) for db in config.enabled_databases())
-    print(f"{args.config}: OK ({len(config.databases)} database target(s), {jobs} database collector job(s))")
+    queries = sum(len(plans_for_target(config, db)) for db in config.enabled_databases())
+    print(f"{args.config}: OK ({len(config.databases)} database target(s), {jobs} database collector job(s), "
+          f"{queries} custom query job(s))")
     return EXIT_OK
 
 
@@ -98,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _load(args)
     try:
-        daemon = Daemon(config, Path(args.config), listen=args.listen)
+        daemon = Daemon(config, Path(args.config), listen=args.listen, overrides=args.overrides or None)
     except (OSError, ValueError) as exc:  # e.g. the listen address is taken or malformed
         print(f"vecmon: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -127,12 +146,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from monitor.importers import ImportFailed, import_query_exporter
+
+    try:
+        result = import_query_exporter([Path(f) for f in args.files])
+    except ImportFailed as exc:
+        print(f"vecmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    text = result.render(args.files)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"{args.output}: {len(result.databases)} database(s), {len(result.queries)} query(ies), "
+              f"{len(result.notes)} note(s)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "generate": cmd_generate,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "import": cmd_import}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from monitor.cli_overrides import UsageError, overrides_from, split_collector_switches
+
+    try:
+        argv, switches = split_collector_switches(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        print(f"vecmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     args = build_parser().parse_args(argv)
+    args.overrides = overrides_from(args, switches)
     setup_logging(args.log_level, args.log_format)
     try:
         return COMMANDS[args.command](args)

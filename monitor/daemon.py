@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from monitor.config import Config, DatabaseTarget
@@ -43,9 +44,11 @@ def describe(target: object) -> str:
 
 
 class Daemon:
-    def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None):
+    def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None,
+                 overrides: Callable[[dict], dict] | None = None):
         self.config = config
         self.config_path = config_path
+        self.overrides = overrides  # command-line settings, applied again on reload
         self.store = SnapshotStore()
         self.exporter = SnapshotCollector(self.store, config.daemon.stale_after)
         self.registry = CollectorRegistry(auto_describe=False)
@@ -94,7 +97,7 @@ class Daemon:
             log.warning("reload requested but the config did not come from a file")
             return False
         try:
-            config = load_config(self.config_path)
+            config = load_config(self.config_path, overrides=self.overrides)
             runtime = Runtime(config, self.store, self.shared)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 from pydantic import ValidationError
@@ -80,7 +80,8 @@ def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], erro
 
 
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
-                 base_dir: Path | None = None) -> Config:
+                 base_dir: Path | None = None, overrides: Callable[[dict], dict] | None = None) -> Config:
+    """``overrides`` (command-line settings, :mod:`monitor.cli_overrides`) edit the data before validation."""
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -96,6 +97,8 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
     lines = _line_map(root) if root is not None else {}
     errors: list[tuple] = []
     data = _interpolate(data, (), env, errors)
+    if overrides is not None:
+        data = overrides(data)
     config = None
     try:
         # secret files (``*_file``) are read during validation, relative to the config file
@@ -126,10 +129,11 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
     return None
 
 
-def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None,
+                overrides: Callable[[dict], dict] | None = None) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
-    return parse_config(text, source=str(path), env=env, base_dir=path.parent)
+    return parse_config(text, source=str(path), env=env, base_dir=path.parent, overrides=overrides)
