@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 import psycopg
 from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
 from collectors.base import CollectContext, CollectorDisabled, CollectorError, Emitter, MetricSpec
 
@@ -320,7 +321,7 @@ class CustomQueryCollector:
             buckets = sorted((float(b), float(c)) for b, c in zip(bounds, counts))
         except (TypeError, ValueError):
             return "non-numeric bucket"
-        rendered = [(f"{bound:g}", count) for bound, count in buckets if math.isfinite(bound)]
+        rendered = [(floatToGoString(bound), count) for bound, count in buckets if math.isfinite(bound)]
         emitter.histogram(column.spec.name, [*rendered, ("+Inf", total)], sum_value, *labels)
         return None
 

@@ -551,3 +551,53 @@ def test_import_moves_a_password_out_of_the_file(tmp_path):
     env = {"VECMON_DB_1_PASSWORD": "x", "DB2_DSN": "postgresql://h/d"}
     (tmp_path / "v.yaml").write_text(result.stdout)
     assert load_config(tmp_path / "v.yaml", env=env).queries[0].metrics[0].column == "up"
+
+
+def test_queries_yaml_histogram_and_version_ranges(any_db, tmp_path):
+    version = int(any_db.execute("SHOW server_version_num")[0][0])
+    major = version // 10000
+    (tmp_path / "queries.yaml").write_text(f"""\
+pg_sizes:
+  query: "SELECT ARRAY[1, 10, 100]::float8[] AS size, ARRAY[2, 5, 9]::int8[] AS size_bucket,
+          123.5 AS size_sum, 11 AS size_count, 7 AS old_col, 8 AS new_col"
+  metrics:
+    - size: {{usage: "HISTOGRAM", description: "Sizes"}}
+    - old_col: {{usage: "GAUGE", description: "only before 10", pg_version: "<10.0.0"}}
+    - new_col: {{usage: "GAUGE", description: "from this major on", pg_version: ">={major}.0.0"}}
+pg_future:
+  query: "SELECT 1 AS one"
+  runonserver: ">={major + 1}.0.0"
+  metrics:
+    - one: {{usage: "GAUGE", description: "never here"}}
+""")
+    config = parse_config(f"databases:\n  - name: app\n    dsn: '{any_db.monitor_dsn}'\n"
+                          f"extend_query_path: {tmp_path / 'queries.yaml'}\n")
+    results, entries, families = run_queries(config)
+    assert results == {"query:pg_sizes": "success", "query:pg_future": "disabled"}
+    assert f"outside >={major + 1}.0" in entries["query:pg_future"].last_error
+    assert families.value("pg_sizes_size_bucket", {"target": "app", "le": "10.0"}) == 5
+    assert families.value("pg_sizes_size_bucket", {"target": "app", "le": "+Inf"}) == 11
+    assert families.value("pg_sizes_size_sum", {"target": "app"}) == 123.5
+    assert families.value("pg_sizes_new_col", {"target": "app"}) == 8
+    assert families.samples("pg_sizes_old_col") == []
+
+
+def test_duplicate_label_values_keep_the_first_row(any_db, caplog):
+    config = parse_config(config_text(any_db, """
+  - name: dup
+    sql: SELECT 'a' AS k, 1 AS v UNION ALL SELECT 'a', 2 UNION ALL SELECT 'b', 3
+    labels: [k]
+    metrics: [{column: v, type: gauge, help: x}]
+"""))
+    with caplog.at_level(logging.WARNING, logger="collectors.custom_queries"):
+        results, _, families = run_queries(config)
+    assert results == {"query:dup": "success"}
+    assert [s.value for s in families.samples("vecmon_custom_dup_v")] == [1, 3]
+    assert "dropped 1 sample(s) repeating the label values" in caplog.text
+
+
+def test_custom_prefix_is_not_used_by_vecmon():
+    from monitor.config_queries import CUSTOM_PREFIX, vecmon_metric_names
+
+    names = vecmon_metric_names()
+    assert len(names) > 50 and not any(name.startswith(CUSTOM_PREFIX) for name in names)
