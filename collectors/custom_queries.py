@@ -241,7 +241,8 @@ class CustomQueryCollector:
         columns, rows, truncated = fetch_limited(ctx.conn, plan.sql, plan.row_limit)
         index = {name: i for i, name in enumerate(columns)}
         active = [c for c in plan.metrics if version_in(c.versions, version_num)]
-        self._check_columns(index, active, ctx)
+        if rows:  # an empty result has no column names (psycopg's stream() drops them)
+            self._check_columns(index, active, ctx)
         emitter = Emitter(ctx.target, self.METRICS)
         skips = _Skips()
         seen: dict[str, set[tuple]] = {}
@@ -273,16 +274,18 @@ class CustomQueryCollector:
         plan = self.plan
         try:
             columns, rows, _ = fetch_limited(conn, plan.predicate or "", 2)
-        except psycopg.errors.QueryCanceled:
+        except psycopg.OperationalError:  # timeouts (QueryCanceled) and lost connections: the run's own errors
             raise
         except psycopg.Error as exc:
             raise CollectorError(f"{plan.source}: predicate failed: {type(exc).__name__}: "
                                  f"{str(exc).strip()}") from None
+        if not rows:
+            raise CollectorDisabled(f"{plan.source}: predicate returned no row")
         if len(columns) != 1 or len(rows) > 1:
             raise CollectorError(f"{plan.source}: the predicate must return one row with one boolean column "
                                  f"(got {len(rows)} row(s), {len(columns)} column(s))")
-        if not rows or not rows[0][0]:
-            raise CollectorDisabled(f"{plan.source}: predicate returned {'no row' if not rows else rows[0][0]!r}")
+        if not rows[0][0]:
+            raise CollectorDisabled(f"{plan.source}: predicate returned {rows[0][0]!r}")
 
     def _check_columns(self, index: dict[str, int], active: list[ColumnPlan], ctx: CollectContext) -> None:
         plan = self.plan

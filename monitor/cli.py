@@ -147,21 +147,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from monitor.importers import ImportFailed, import_query_exporter
+    from monitor.importers import run_import
 
-    try:
-        result = import_query_exporter([Path(f) for f in args.files])
-    except ImportFailed as exc:
-        print(f"vecmon: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    text = result.render(args.files)
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"{args.output}: {len(result.databases)} database(s), {len(result.queries)} query(ies), "
-              f"{len(result.notes)} note(s)", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return run_import(args.files, args.output)
 
 
 COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "generate": cmd_generate,

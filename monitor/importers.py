@@ -21,6 +21,7 @@ that uses them, as query-exporter does.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,20 @@ def _query(name: str, spec: dict, metrics: dict, targets: dict, used: set[str], 
     if spec.get("timeout") is not None:
         query["timeout"] = spec["timeout"]
     return query
+
+
+def run_import(files: list[str], output: str | None) -> int:
+    """``vecmon import query-exporter``: exit 0, or 2 when the input cannot be read."""
+    try:
+        result = import_query_exporter([Path(f) for f in files])
+    except ImportFailed as exc:
+        print(f"vecmon: {exc}", file=sys.stderr)
+        return 2
+    text = result.render(files)
+    if output:
+        Path(output).write_text(text)
+        print(f"{output}: {len(result.databases)} database(s), {len(result.queries)} query(ies), "
+              f"{len(result.notes)} note(s)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

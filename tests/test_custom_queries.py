@@ -551,6 +551,8 @@ def test_import_moves_a_password_out_of_the_file(tmp_path):
     env = {"VECMON_DB_1_PASSWORD": "x", "DB2_DSN": "postgresql://h/d"}
     (tmp_path / "v.yaml").write_text(result.stdout)
     assert load_config(tmp_path / "v.yaml", env=env).queries[0].metrics[0].column == "up"
+    missing = _cli("import", "query-exporter", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr and "nope.yaml" in missing.stderr
 
 
 def test_queries_yaml_histogram_and_version_ranges(any_db, tmp_path):
@@ -601,3 +603,20 @@ def test_custom_prefix_is_not_used_by_vecmon():
 
     names = vecmon_metric_names()
     assert len(names) > 50 and not any(name.startswith(CUSTOM_PREFIX) for name in names)
+
+
+def test_an_empty_result_exports_nothing_and_succeeds(any_db):
+    config = parse_config(config_text(any_db, """
+  - name: empty
+    sql: SELECT 'a' AS k, 1 AS v WHERE false
+    labels: [k]
+    metrics: [{column: v, type: gauge, help: x}]
+  - name: nothing_here
+    sql: SELECT 1 AS v
+    predicate: SELECT true WHERE false
+    metrics: [{column: v, type: gauge, help: x}]
+"""))
+    results, entries, families = run_queries(config)
+    assert results == {"query:empty": "success", "query:nothing_here": "disabled"}, entries
+    assert families.samples("vecmon_custom_empty_v") == []
+    assert "predicate returned no row" in entries["query:nothing_here"].last_error
