@@ -37,6 +37,17 @@ from collectors.base import CollectContext, CollectorDisabled, CollectorError, E
 log = logging.getLogger(__name__)
 
 QUERY_COLLECTOR_PREFIX = "query:"
+# What every custom query job reports about its own last result, next to the query's metrics.
+QUERY_METRICS = (
+    MetricSpec("vecmon_query_rows", "gauge",
+               "Rows the custom query returned in its last run (at most its row_limit).", ("query",)),
+    MetricSpec("vecmon_query_truncated", "gauge",
+               "Whether the custom query's last result had more rows than its row_limit (1) or not (0).",
+               ("query",)),
+    MetricSpec("vecmon_query_skipped_values", "gauge",
+               "Cells of the custom query's last result not exported because they were NULL, not a number "
+               "or unmapped, by metric column.", ("query", "column")),
+)
 # A version range: alternatives (OR) of conditions (AND), each (operator, server_version_num).
 VersionRange = tuple[tuple[tuple[str, int], ...], ...]
 _OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
@@ -227,7 +238,7 @@ class CustomQueryCollector:
     def __init__(self, plan: QueryPlan):
         self.plan = plan
         self.name = plan.collector_name
-        self.METRICS = plan.specs()
+        self.METRICS = plan.specs() + QUERY_METRICS
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         plan = self.plan
@@ -268,6 +279,11 @@ class CustomQueryCollector:
                 else:
                     keys.add(labels)
         self._report(ctx, len(rows), truncated, skips, duplicates)
+        emitter.add("vecmon_query_rows", len(rows), plan.name)
+        emitter.add("vecmon_query_truncated", 1 if truncated else 0, plan.name)
+        for column in plan.metrics:
+            emitter.add("vecmon_query_skipped_values", sum(skips.reasons.get(column.column, {}).values()),
+                        plan.name, column.column)
         return emitter.families()
 
     def _check_predicate(self, conn: psycopg.Connection) -> None:

@@ -153,7 +153,9 @@ def vecmon_metric_names() -> set[str]:
     from monitor.api_jobs import api_collector_classes
     from monitor.exposition import SELF_METRICS
 
-    specs = [*SELF_METRICS, *(spec for cls in [*all_collector_classes(), *api_collector_classes()]
+    from collectors.custom_queries import QUERY_METRICS
+
+    specs = [*SELF_METRICS, *QUERY_METRICS, *(spec for cls in [*all_collector_classes(), *api_collector_classes()]
                               for spec in cls.METRICS)]
     return {spec.name for spec in specs}
 

@@ -104,6 +104,8 @@ def test_bad_values_are_skipped_with_a_warning_and_other_rows_served(any_db, cap
         == [10.5, 4.5, 7.0, 1.0]  # the other column of the same rows is still served
     warning = " ".join(r.getMessage() for r in caplog.records)
     assert "queries[0] (notes)" in warning and "column value: skipped 2 value(s)" in warning
+    assert families.value("vecmon_query_skipped_values", {"target": "app", "query": "notes", "column": "value"}) == 2
+    assert families.value("vecmon_query_skipped_values", {"target": "app", "query": "notes", "column": "total"}) == 0
     assert "NULL: 1" in warning and "text 'x': 1" in warning
 
 
@@ -124,6 +126,8 @@ def test_100k_rows_are_capped_at_the_row_limit(any_db, caplog):
           f"(job {entries['query:big'].last_duration:.3f}s)")
     assert results == {"query:big": "success"}
     assert len(families.samples("vecmon_custom_big_v")) == 500
+    assert families.value("vecmon_query_rows", {"target": "app", "query": "big"}) == 500
+    assert families.value("vecmon_query_truncated", {"target": "app", "query": "big"}) == 1
     assert "more than 500 rows (row_limit)" in caplog.text
     assert elapsed < 10
 
