@@ -162,13 +162,8 @@ def go_duration_ms(text: str) -> float | None:
     return sign * sum(float(n) * _GO_UNITS_MS[u] for n, u in _GO_DURATION.findall(body))
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def to_number(value: Any) -> tuple[float | None, str | None]:
-    """A SQL cell as a sample value, or None and why it was skipped."""
+    """A SQL cell as a sample value, or None and why it was skipped (never the value: it may be anything)."""
     if value is None:
         return None, "NULL"
     if isinstance(value, bool):
@@ -183,9 +178,9 @@ def to_number(value: Any) -> tuple[float | None, str | None]:
         try:
             number = float(value)
         except ValueError:
-            return None, f"text {_short(value)}"
+            return None, "text"
     else:
-        return None, f"{type(value).__name__} {_short(value)}"
+        return None, type(value).__name__
     if not math.isfinite(number):
         return None, "not finite"
     return number, None
@@ -198,16 +193,16 @@ def convert_cell(column: ColumnPlan, value: Any) -> tuple[float | None, str | No
         for text, mapped in column.mapping:
             if text == str(value):
                 return mapped, None
-        return None, f"unmapped value {_short(value)}"
+        return None, "unmapped value"
     if column.convert == "duration_ms":
         if isinstance(value, dt.timedelta):
             return value.total_seconds() * 1000, None
         if not isinstance(value, str):
-            return (None, "NULL") if value is None else (None, f"not a duration text {_short(value)}")
+            return (None, "NULL") if value is None else (None, f"{type(value).__name__}, not a duration text")
         if value.strip() == "-1":
             return None, "-1"
         millis = go_duration_ms(value)
-        return (millis, None) if millis is not None else (None, f"not a duration {_short(value)}")
+        return (millis, None) if millis is not None else (None, "not a duration")
     return to_number(value)
 
 

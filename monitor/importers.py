@@ -192,6 +192,10 @@ def _query(name: str, spec: dict, metrics: dict, targets: dict, used: set[str], 
     if not databases:
         result.notes.append(f"query {name}: left out, none of its databases was imported")
         return None
+    dropped = [str(d) for d in spec.get("databases") or [] if d not in targets]
+    if dropped:
+        result.notes.append(f"query {name}: runs only on {', '.join(map(str, databases))} (not imported: "
+                            f"{', '.join(dropped)})")
     columns: list[dict] = []
     label_sets = []
     for metric_name in spec.get("metrics") or []:
