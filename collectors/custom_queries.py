@@ -94,6 +94,7 @@ class QueryPlan:
     predicate: str | None = None
     row_limit: int = 1000
     strict_columns: bool = True  # a metric column missing from the result is an error (else: skipped)
+    warn_null: bool = True  # False for queries.yaml, where NULL is a legal value (postgres_exporter: NaN)
 
     @property
     def collector_name(self) -> str:
@@ -217,8 +218,11 @@ class _Skips:
     def add(self, column: str, reason: str) -> None:
         self.reasons.setdefault(column, Counter())[reason] += 1
 
-    def lines(self) -> Iterator[str]:
-        for column, reasons in sorted(self.reasons.items()):
+    def lines(self, warn_null: bool) -> Iterator[str]:
+        for column, counted in sorted(self.reasons.items()):
+            reasons = Counter({r: n for r, n in counted.items() if warn_null or r != "NULL"})
+            if not reasons:
+                continue
             total = sum(reasons.values())
             detail = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common(3))
             more = f", {len(reasons) - 3} other reason(s)" if len(reasons) > 3 else ""
@@ -341,7 +345,7 @@ class CustomQueryCollector:
 
     def _report(self, ctx: CollectContext, rows: int, truncated: bool, skips: _Skips, duplicates: int) -> None:
         plan = self.plan
-        problems = list(skips.lines())
+        problems = list(skips.lines(plan.warn_null))
         if truncated:
             problems.append(f"more than {plan.row_limit} rows (row_limit); exported the first {rows}")
         if duplicates:

@@ -24,7 +24,8 @@ How vecmon maps it:
   exactly as postgres_exporter does without ``--auto-discover-databases`` (scope ``database``);
 - ``cache_seconds``: vecmon runs queries in the background, so it becomes the query's interval
   (never shorter than the target's interval);
-- a NULL or unparsable value is skipped with a warning (postgres_exporter exports NaN or drops it);
+- a NULL is not exported, without a warning (postgres_exporter exports NaN: ``idx_scan`` of a table
+  without an index, say); an unparsable value is skipped with a warning (postgres_exporter drops it);
   columns the metrics list does not name are not exported (postgres_exporter guesses an untyped
   metric; vecmon declares every metric up front) and are named in a warning.
 """
@@ -182,7 +183,8 @@ def _plan(namespace: str, query: PgExporterQuery, source: str) -> QueryPlan:
         raise ValueError(f"runonserver: {exc}") from None
     return QueryPlan(name=namespace, sql=query.query, source=f"{source}: {namespace}", labels=labels,
                      metrics=tuple(plans), scope="database", min_interval=float(query.cache_seconds),
-                     versions=versions, row_limit=COMPAT_ROW_LIMIT, strict_columns=False)
+                     versions=versions, row_limit=COMPAT_ROW_LIMIT, strict_columns=False,
+                     warn_null=False)
 
 
 @dataclass(frozen=True)

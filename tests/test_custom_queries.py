@@ -382,48 +382,85 @@ def test_queries_yaml_unchanged_with_extend_query_path(any_db, tmp_path):
     print("postgres_exporter names produced:", sorted(n for n in families if n.startswith("pg_")))
 
 
-def test_names_match_the_real_postgres_exporter(pg15, tmp_path):
-    """The Debian prometheus-postgres-exporter (0.11.1) reading the same queries.yaml: same names."""
+def scrape_postgres_exporter(dsn: str, queries: Path) -> str:
+    """One scrape of Debian's prometheus-postgres-exporter (0.11.1) running ``queries``."""
     exporter = require_tool("prometheus-postgres-exporter", "prometheus-postgres-exporter")
-    db = new_database(pg15, ())
-    orders_table(db)
-    (tmp_path / "queries.yaml").write_text(QUERIES_YAML)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "DATA_SOURCE_NAME": db.monitor_dsn + " sslmode=disable"}
+    env = {**os.environ, "DATA_SOURCE_NAME": dsn + " sslmode=disable"}
     proc = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{port}", "--disable-default-metrics",
-                             "--disable-settings-metrics", f"--extend.query-path={tmp_path / 'queries.yaml'}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--disable-settings-metrics", f"--extend.query-path={queries}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        text = ""
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "pg_orders_orders" not in text:
+        while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                     text = response.read().decode()
+                if "pg_exporter_user_queries_load_error" in text:
+                    return text
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        raise AssertionError("postgres_exporter did not answer within 20s")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def labels_by_name(exposition: str, namespaces: tuple[str, ...], ignore: str) -> dict[str, set[str]]:
+    """Metric name -> label names (without postgres_exporter's ``server`` / vecmon's ``target``)."""
+    return {f.name: {label for s in f.samples for label in s.labels} - {ignore}
+            for f in text_string_to_metric_families(exposition) if f.name.startswith(namespaces)}
+
+
+def vecmon_collect(dsn: str, queries: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     config = tmp_path / "vecmon.yaml"
-    config.write_text(f"databases:\n  - name: app\n    dsn: '{db.monitor_dsn}'\n")
-    result = _cli("collect", "-c", str(config), "--extend.query-path", str(tmp_path / "queries.yaml"),
-                  *_disable_builtin())
+    config.write_text(f"databases:\n  - name: app\n    dsn: '{dsn}'\n")
+    return _cli("collect", "-c", str(config), "--extend.query-path", str(queries), *_disable_builtin())
+
+
+def test_names_match_the_real_postgres_exporter(pg15, tmp_path):
+    """The Debian prometheus-postgres-exporter (0.11.1) reading the same queries.yaml: same names."""
+    db = new_database(pg15, ())
+    orders_table(db)
+    queries = tmp_path / "queries.yaml"
+    queries.write_text(QUERIES_YAML)
+    namespaces = ("pg_orders", "pg_settings_custom", "pg_postmaster")
+    theirs = labels_by_name(scrape_postgres_exporter(db.monitor_dsn, queries), namespaces, "server")
+    result = vecmon_collect(db.monitor_dsn, queries, tmp_path)
     assert result.returncode == 0, result.stderr
-
-    def labels_by_name(exposition: str, ignore: str) -> dict[str, set[str]]:
-        return {f.name: {label for s in f.samples for label in s.labels} - {ignore}
-                for f in text_string_to_metric_families(exposition)
-                if f.name.startswith(("pg_orders", "pg_settings_custom", "pg_postmaster"))}
-
-    theirs, ours = labels_by_name(text, "server"), labels_by_name(result.stdout, "target")
+    ours = labels_by_name(result.stdout, namespaces, "target")
     print("postgres_exporter:", sorted(theirs), "vecmon:", sorted(ours))
     # 0.11.1 cannot convert MAPPEDMETRIC text from lib/pq ("Unexpected error parsing column ... fsync_mode on")
     assert set(theirs) == EXPECTED_NAMES - {"pg_settings_custom_fsync_mode"}
     assert set(ours) == EXPECTED_NAMES
     assert all(ours[name] == labels for name, labels in theirs.items())  # same labels, target for server
+
+
+DEBIAN_EXAMPLE = Path("/usr/share/doc/prometheus-postgres-exporter/examples/queries.yaml")
+
+
+def test_the_debian_example_queries_yaml_gives_postgres_exporters_names(pg15, tmp_path):
+    """The queries.yaml Debian ships with postgres_exporter, unchanged: the same metric names and labels.
+
+    Its pg_stat_statements query reads columns PostgreSQL 13 renamed, so it fails in both."""
+    require_tool(DEBIAN_EXAMPLE, "prometheus-postgres-exporter")
+    db = new_database(pg15, ())
+    db.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")  # an index and a TOAST table: no NULLs
+    db.execute("INSERT INTO docs VALUES (1, 'x')")
+    namespaces = tuple(yaml.safe_load(DEBIAN_EXAMPLE.read_text()))
+    with db.admin() as idle:  # an idle session, so pg_process_idle has a row in both runs
+        idle.execute("SELECT 1")
+        theirs = labels_by_name(scrape_postgres_exporter(db.monitor_dsn, DEBIAN_EXAMPLE), namespaces, "server")
+        result = vecmon_collect(db.monitor_dsn, DEBIAN_EXAMPLE, tmp_path)
+    assert result.returncode == 1 and "app/query:pg_stat_statements failed" in result.stderr
+    ours = labels_by_name(result.stdout, namespaces, "target")
+    print(f"{len(theirs)} names from postgres_exporter, {len(ours)} from vecmon; only theirs: "
+          f"{sorted(set(theirs) - set(ours))}, only ours: {sorted(set(ours) - set(theirs))}")
+    assert len(theirs) >= 25 and "pg_stat_user_tables_seq_scan" in theirs and "pg_process_idle_seconds" in theirs
+    assert ours == theirs
 
 
 # -- collector switches --------------------------------------------------------------------------------
