@@ -23,6 +23,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
+    UnknownMetricFamily,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,12 +38,14 @@ class MetricSpec:
     """Declaration of one exported metric family (the target label is implicit)."""
 
     name: str
-    kind: str  # gauge | counter | histogram | info
+    kind: str  # gauge | counter | histogram | info | untyped
     help: str
     labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("gauge", "counter", "histogram", "info"):
+        # untyped: only for names kept from another exporter (postgres_exporter's queries.yaml
+        # counters have no _total suffix, which the counter type would add)
+        if self.kind not in ("gauge", "counter", "histogram", "info", "untyped"):
             raise ValueError(f"{self.name}: unknown metric kind {self.kind!r}")
         if self.kind == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"{self.name}: counter names must end in _total")
@@ -141,6 +144,8 @@ class Emitter:
                 family = CounterMetricFamily(spec.name, spec.help, labels=labels)
             elif spec.kind == "histogram":
                 family = HistogramMetricFamily(spec.name, spec.help, labels=labels)
+            elif spec.kind == "untyped":
+                family = UnknownMetricFamily(spec.name, spec.help, labels=labels)
             else:
                 family = InfoMetricFamily(spec.name, spec.help, labels=labels)
             self._families[spec_name] = family

@@ -11,6 +11,7 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from monitor import __version__
+from monitor.config_queries import plans_for_target
 from monitor.loader import ConfigError, load_config
 from monitor.logs import setup_logging
 from monitor.shard import SHARD_ENV, set_shard
@@ -42,9 +43,16 @@ def _subparser_class(common: argparse.ArgumentParser) -> type[argparse.ArgumentP
             super().__init__(*args, **kwargs)
 
     return SubcommandParser
+
+
 def _add_shard(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", metavar="I/N", help="monitor only shard I of N of the targets (overrides "
                         "daemon.shard; same as $VECMON_SHARD)")
+
+
+def _add_query_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--extend.query-path", dest="extend_query_path", metavar="FILE",
+                        help="a postgres_exporter queries.yaml to run as well (overrides extend_query_path)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                      help="TLS and basic auth settings in Prometheus exporter-toolkit's format (re-read on change)")
     _add_shard(run)
+    _add_query_path(run)
 
     collect = sub.add_parser("collect", help="run every enabled collector once and print the exposition")
     _add_config(collect)
     _add_shard(collect)
+    _add_query_path(collect)
 
     check = sub.add_parser("check-config", help="validate a config file")
     _add_config(check)
     check.add_argument("--connect", action="store_true",
                        help="also connect to every enabled database target: report why one cannot be reached, "
                             "and warn when the monitoring role could write")
+    _add_query_path(check)
 
     generate = sub.add_parser("generate", help="write Prometheus rules, Alertmanager config and Grafana dashboards")
     _add_config(generate)
@@ -87,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="port for the embedded PostgreSQL (default: the one it had last time, else a free one)")
     demo.add_argument("--rows", type=int, default=50000, help="corpus size on first run (default 50000)")
     demo.add_argument("--dim", type=int, default=384, help="vector dimensions on first run (default 384)")
+
+    imports = sub.add_parser("import", help="convert another exporter's config into vecmon config")
+    imports.add_argument("format", choices=["query-exporter"], help="the format of FILE")
+    imports.add_argument("files", nargs="+", metavar="FILE", help="the config file(s) to convert")
+    imports.add_argument("-o", "--output", help="write the vecmon config here (default: standard output)")
+    parser.epilog = ("run, collect and check-config also take --collector.NAME / --no-collector.NAME "
+                     "to enable or disable a database collector on every target")
     return parser
 
 
@@ -102,7 +120,8 @@ def _load(args: argparse.Namespace, secrets: bool = True, require_mapping: bool 
             print(f"vecmon: shard: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
     try:
-        return load_config(args.config, secrets=secrets, require_mapping=require_mapping)
+        return load_config(args.config, secrets=secrets, require_mapping=require_mapping,
+                           overrides=getattr(args, "overrides", None) or None)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -124,6 +143,9 @@ def describe_jobs(config) -> str:
     databases = config.enabled_databases()
     jobs = sum(len(db.enabled_collectors()) for db in databases)
     parts = [f"{count(len(databases), 'database target')} ({count(jobs, 'collector job')})"]
+    queries = sum(len(plans_for_target(config, db)) for db in databases)
+    if queries:
+        parts.append(count(queries, "custom query job"))
     for what, items in (("endpoint", config.endpoints), ("cost API", config.cost_apis), ("budget", config.budgets),
                         ("Redis target", config.redis), ("application check", config.applications)):
         enabled = [item for item in items if item.enabled]
@@ -190,7 +212,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args, require_mapping=True)
     try:
         web = WebConfig(args.web_config_file) if args.web_config_file else None
-        daemon = Daemon(config, Path(args.config), listen=args.listen, web_config=web)
+        daemon = Daemon(config, Path(args.config), listen=args.listen, web_config=web,
+                        overrides=args.overrides or None)
     except ConfigError as exc:  # nothing to monitor, or a bad web config
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -223,12 +246,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.data_dir), listen=args.listen, rows=args.rows, dim=args.dim, pg_port=args.pg_port)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from monitor.importers import run_import
+
+    return run_import(args.files, args.output)
+
+
 COMMANDS = {"run": cmd_run, "collect": cmd_collect, "check-config": cmd_check_config, "generate": cmd_generate,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "import": cmd_import}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from monitor.cli_overrides import UsageError, overrides_from, split_collector_switches
+
+    try:
+        argv, switches = split_collector_switches(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        print(f"vecmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     args = build_parser().parse_args(argv)
+    args.overrides = overrides_from(args, switches)
     setup_logging(args.log_level, args.log_format)
     try:
         return COMMANDS[args.command](args)

@@ -18,9 +18,11 @@ from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing,
 from monitor.config_apps import ApplicationTarget
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
+from monitor.config_queries import CustomQuery, check_query_plans
 from monitor.config_vector import VectorSettings
 from monitor.leader import HaSettings, check_ha
 from monitor.shard import ShardText
+from monitor.pgexporter_queries import QueriesYamlPath
 
 __all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
 
@@ -178,6 +180,9 @@ class Config(Model):
     slos: SLOList = Field(default_factory=list, description="service-level objectives: recording rules and "
                                                             "multi-window burn-rate alerts")
     alertmanager: AlertmanagerSettings | None = Field(None, description="generated Alertmanager configuration")
+    queries: list[CustomQuery] = Field(default_factory=list, description="custom SQL metrics (README: Custom queries)")
+    extend_query_path: QueriesYamlPath | None = Field(
+        None, description="a postgres_exporter queries.yaml, run unchanged (relative to the config file)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":
@@ -188,6 +193,7 @@ class Config(Model):
             seen.add(target.name)
         check_references(self)
         check_ha(self)
+        check_query_plans(self)
         return self
 
     def enabled_databases(self) -> list[DatabaseTarget]:

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from monitor.config import Config, DatabaseTarget
@@ -52,9 +53,10 @@ def check_monitors_something(config: Config, runtime: Runtime, source: str) -> N
 
 class Daemon:
     def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None,
-                 web_config: WebConfig | None = None):
+                 web_config: WebConfig | None = None, overrides: Callable[[dict], dict] | None = None):
         self.config = config
         self.config_path = config_path
+        self.overrides = overrides  # command-line settings, applied again on reload
         self.store = SnapshotStore()
         self.shared = SharedState()  # outlives reloads: spend ledger, recall state stores...
         self.runtime = Runtime(config, self.store, self.shared)
@@ -109,7 +111,7 @@ class Daemon:
             log.warning("reload requested but the config did not come from a file")
             return False
         try:
-            config = load_config(self.config_path, require_mapping=True)
+            config = load_config(self.config_path, require_mapping=True, overrides=self.overrides)
             runtime = Runtime(config, self.store, self.shared)
             check_monitors_something(config, runtime, str(self.config_path))
         except ConfigError as exc:

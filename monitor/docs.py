@@ -24,7 +24,10 @@ def metric_reference() -> str:
     from monitor.api_jobs import api_collector_classes
 
     classes = all_collector_classes() + api_collector_classes()
+    from collectors.custom_queries import QUERY_METRICS
+
     sources = [("(self)", SELF_METRICS)] + [(cls.name, cls.METRICS) for cls in classes]
+    sources.append(("query:&lt;name&gt;", QUERY_METRICS))  # custom queries (their own metrics come from the config)
     for source, specs in sources:
         for spec in specs:
             labels = ", ".join(["target", *spec.labels]) if spec.name != "vecmon_build_info" else ", ".join(

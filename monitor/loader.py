@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 from pydantic import ValidationError
@@ -106,13 +106,15 @@ def _value_at(config: Any, path: tuple[Any, ...]) -> Any:
 
 
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
-                 base_dir: Path | None = None, secrets: bool = True, require_mapping: bool = False) -> Config:
+                 base_dir: Path | None = None, secrets: bool = True, require_mapping: bool = False,
+                 overrides: Callable[[dict], dict] | None = None) -> Config:
     """Parse and validate a config.
 
     ``secrets=False`` (``vecmon generate``) needs no secrets: secret files are not read, and a variable
     that is unset is only an error where the value it feeds is not a secret (a password, an API key,
     a DSN). ``require_mapping``: an empty or comment-only file is an error (the daemon's files: such a
-    file is one caught half-written, never a wish to monitor nothing)."""
+    file is one caught half-written, never a wish to monitor nothing). ``overrides`` (command-line settings,
+    :mod:`monitor.cli_overrides`) edit the data before validation."""
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -132,6 +134,8 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
     errors: list[tuple] = []
     unset: list[tuple] = []
     data = _interpolate(data, (), env, errors if secrets else unset)
+    if overrides is not None:
+        data = overrides(data)
     config = None
     try:
         # secret files (``*_file``) are read during validation, relative to the config file
@@ -171,11 +175,11 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
 
 
 def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None, secrets: bool = True,
-                require_mapping: bool = False) -> Config:
+                require_mapping: bool = False, overrides: Callable[[dict], dict] | None = None) -> Config:
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
     return parse_config(text, source=str(path), env=env, base_dir=path.parent, secrets=secrets,
-                        require_mapping=require_mapping)
+                        require_mapping=require_mapping, overrides=overrides)

@@ -20,8 +20,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
+from collectors.custom_queries import CustomQueryCollector
 from collectors.registry import database_collector
 from monitor.config import Config
+from monitor.config_queries import plans_for_target, query_target
 from monitor.leader import gate_leader_only, leader_elector
 from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
 from monitor.shard import effective_shard, for_shard
@@ -193,6 +195,9 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
         connectors.append(connector)
         for name in target.enabled_collectors():
             jobs.append(CollectionJob(target, database_collector(name)(), connector, store, shared, gate))
+        for plan in plans_for_target(config, target):  # custom queries: one job each, same connector
+            jobs.append(CollectionJob(query_target(target, plan), CustomQueryCollector(plan), connector, store,
+                                      shared, gate))
     from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
 
     api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
