@@ -3,8 +3,12 @@
 Route tree: the root (default receiver, ``group_by``) has one branch per ``routes[]`` entry,
 matching the ``service`` label (plus optional matchers), with one child per severity when the
 branch names a receiver per severity; then one branch per severity from ``severity_receivers``.
-Inhibition: a critical alert mutes a warning with the same ``inhibit.equal`` labels, and
-``VecmonTargetDown`` mutes every other alert of the same ``target``.
+Inhibition: a critical alert mutes a warning with the same ``inhibit.equal`` labels,
+``VecmonTargetDown`` mutes every other alert of the same ``target`` (SLO alerts carry ``target``
+when their SLI reads one target, so one endpoint outage pages once), and ``VecmonDown`` mutes the
+no-data and collector alerts of the same scrape ``job`` (the SLO no-data alert gets ``job`` when its
+SLI reads vecmon's metrics). Titles use the group's common summary, or the first alert's with the
+number of alerts when the group has none in common.
 
 Secrets never appear in the file: Slack URLs, PagerDuty routing keys, SMTP passwords and webhook
 bearer tokens are ``*_file`` references that Alertmanager reads itself (webhook ``url_file`` only
@@ -19,8 +23,16 @@ from alerts.config import SEVERITIES, AlertmanagerSettings, ServiceRoute
 from alerts.promql import duration
 
 TARGET_DOWN = "VecmonTargetDown"
-SLACK_TITLE = '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }}'
-SLACK_TEXT = ('{{ range .Alerts }}{{ .Annotations.description }}\n'
+VECMON_DOWN = "VecmonDown"
+# Alerts that only say "vecmon's data is missing": muted while vecmon itself cannot be scraped.
+MUTED_BY_VECMON_DOWN = ("SLOSLIDataMissing", "VecmonCollectorFailing", "VecmonCollectorStale", "VecmonTargetDown")
+# The common summary when every alert of the group shares it; otherwise the first alert's and how many
+# more (a group holding several indexes or databases has no common summary).
+SUMMARY = ('{{ with .CommonAnnotations.summary }}{{ . }}{{ else }}{{ with index .Alerts 0 }}'
+           '{{ .Annotations.summary }}{{ end }}{{ if gt (len .Alerts) 1 }} (+{{ len .Alerts }} alerts){{ end }}'
+           '{{ end }}')
+SLACK_TITLE = '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}: ' + SUMMARY
+SLACK_TEXT = ('{{ range .Alerts }}{{ .Annotations.summary }} {{ .Annotations.description }}\n'
               'Runbook: {{ .Annotations.runbook_url }}\n{{ end }}')
 
 
@@ -54,7 +66,7 @@ def _receiver(receiver: Any) -> dict[str, Any]:
         out["pagerduty_configs"] = [
             {"routing_key_file": p.routing_key_file, "send_resolved": p.send_resolved,
              "severity": '{{ if eq .CommonLabels.severity "critical" }}critical{{ else }}warning{{ end }}',
-             "description": "{{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }}"}
+             "description": "{{ .CommonLabels.alertname }}: " + SUMMARY}
             for p in receiver.pagerduty]
     if receiver.slack:
         configs = []
@@ -103,6 +115,9 @@ def alertmanager_config(settings: AlertmanagerSettings) -> dict[str, Any]:
         root["routes"] = routes
 
     inhibit = []
+    if settings.inhibit.vecmon_down_inhibits_its_alerts:
+        inhibit.append({"source_matchers": [f'alertname="{VECMON_DOWN}"'],
+                        "target_matchers": [f'alertname=~"{"|".join(MUTED_BY_VECMON_DOWN)}"'], "equal": ["job"]})
     if settings.inhibit.target_down_inhibits_target:
         inhibit.append({"source_matchers": [f'alertname="{TARGET_DOWN}"'],
                         "target_matchers": [f'alertname!="{TARGET_DOWN}"'], "equal": ["target"]})

@@ -203,11 +203,18 @@ class SLI(Model):
     events: EventsSLI | None = None
     latency: LatencySLI | None = None
     probe: ProbeSLI | None = None
+    interval: Duration | None = Field(
+        None, description="how often the SLI's events are produced (the probe interval); short alert windows "
+                          "hold at least 3 of them. Default: the interval of the collector exporting the metric "
+                          "on the target the selectors name, else 60s")
 
     @model_validator(mode="after")
     def _one(self) -> "SLI":
         if sum(x is not None for x in (self.events, self.latency, self.probe)) != 1:
             raise ValueError("give exactly one of events, latency, probe")
+        from alerts.sli_check import check_sli  # imports the collectors' declarations
+
+        check_sli(self)
         return self
 
     @property
@@ -227,8 +234,13 @@ class SLOAlerting(Model):
     page_slow_for: ForDuration = Field(900.0, description="for: of the 6h/30m alert")
     ticket_fast_for: ForDuration = Field(3600.0, description="for: of the 1d/2h alert")
     ticket_slow_for: ForDuration = Field(10800.0, description="for: of the 3d/6h alert")
+    min_events: float = Field(0, ge=0, description="events (probe samples for a probe SLI) the long window must "
+                                                    "hold before its ratio can page or ticket, beyond the automatic "
+                                                    "guard (enough events that one bad event stays under the "
+                                                    "threshold)")
     no_data: bool = Field(True, description="alert when the SLI has no events")
-    no_data_for: ForDuration = Field(900.0, description="for: of the no-data alert")
+    no_data_for: ForDuration | None = Field(None, description="for: of the no-data alert (default: 15m or 2 SLI "
+                                                              "intervals, whichever is longer)")
     no_data_severity: Severity = "warning"
     budget_exhausted: bool = Field(True, description="alert when the period's error budget is used up")
     budget_exhausted_for: ForDuration = Field(300.0, description="for: of the budget-exhausted alert")
@@ -362,6 +374,8 @@ class InhibitSettings(Model):
                              description="labels that must match for critical to mute warning")
     target_down_inhibits_target: bool = Field(
         True, description="VecmonTargetDown mutes every other alert of the same target")
+    vecmon_down_inhibits_its_alerts: bool = Field(
+        True, description="VecmonDown mutes the no-data and collector alerts of the same scrape job")
 
 
 class AlertmanagerSettings(Model):

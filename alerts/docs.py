@@ -8,9 +8,11 @@ comes from, when it is generated, and the first steps to take.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from alerts.promql import duration, number
 from alerts.rules import CATALOG, AlertDef, threshold_text
-from alerts.slo import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT, WINDOWS, dec
+from alerts.slo import BURN_ALERT, DAY, EXHAUSTED_ALERT, NO_DATA_ALERT, alert_windows, dec, lasts
 
 _COMPARE = {">": "above", "<": "below"}
 
@@ -62,28 +64,67 @@ def _section(alert: AlertDef) -> list[str]:
     return lines + [""]
 
 
-def _slo_sections() -> list[str]:
-    rows = ["| tier | long / short window | budget spent | factor for 30d | default `for` | severity |",
-            "|---|---|---|---|---|---|"]
+FACTOR_PERIODS = (3 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 30 * DAY, 90 * DAY)
+
+
+def factor_table(periods: tuple[float, ...] = FACTOR_PERIODS, interval: float = 60.0,
+                 budget: Decimal = Decimal("0.01")) -> list[str]:
+    """Markdown rows: per period, each tier's long/short window, factor, budget spent and time to exhaustion."""
+    rows = ["| period | tier | long / short window | factor | budget spent in the long window | "
+            "budget gone in | default `for` |", "|---|---|---|---|---|---|---|"]
     defaults = {"page fast": "2m", "page slow": "15m", "ticket fast": "1h", "ticket slow": "3h"}
-    for w in WINDOWS:
-        rows.append(f"| {w.tier} | {duration(w.long)} / {duration(w.short)} | {dec(w.budget_share * 100)}% | "
-                    f"{dec(w.factor(30 * 86400))} | {defaults[f'{w.tier} {w.speed}']} | "
-                    f"`{'critical' if w.tier == 'page' else 'warning'}` |")
+    for period in periods:
+        for w in alert_windows(period, interval, budget):
+            rows.append(f"| {duration(period)} | {w.tier} {w.speed} | {duration(w.long)} / {duration(w.short)} | "
+                        f"{dec(w.factor)} | {dec(w.budget_spent(period) * 100)}% | {lasts(period / float(w.factor))} "
+                        f"| {defaults[f'{w.tier} {w.speed}']} |")
+    return rows
+
+
+def _slo_sections() -> list[str]:
     return [
         f"#### {BURN_ALERT}",
         "",
         "The SLO's error ratio is above `factor x error budget` over both a long and a short window (multi-window, "
         "multi-burn-rate alerts from the Google SRE workbook; the short window makes the alert resolve soon after "
         "the problem ends). One rule per window pair, labelled `long_window`, `short_window`, `sloth_severity` "
-        "(page or ticket), `sloth_id`, `sloth_service`, `sloth_slo` and `service`. Factors scale with the period: "
-        "factor = budget spent x period / long window; a window whose threshold would be an error ratio of 100% "
-        "or more can never fire and is not generated.",
+        "(page or ticket), `sloth_id`, `sloth_service`, `sloth_slo`, `service` and, when the SLI's selectors "
+        "name one vecmon target, `target` (so `VecmonTargetDown` mutes it). Page tiers are `critical`, ticket "
+        "tiers `warning`.",
         "",
-        *rows,
+        "Windows and factors per period: 28d and 30d use Sloth's windows (1h/5m, 6h/30m, 1d/2h, 3d/6h) with "
+        "factor = budget share (2%, 5%, 10%, 10%) x period / long window, exactly as Sloth generates them. "
+        "A shorter period scales the 30d windows by period / 30d and keeps the factors 14.4, 6, 3 and 1, so the "
+        "budget is gone in period / factor whatever the period (a fixed budget share with fixed windows would "
+        "give a 7d SLO ticket factors of 0.7 and 0.23: tickets while the SLO is met); a longer one keeps the 30d "
+        "windows and factors. A page factor below 1 is refused. Then the SLI's cadence: a short window holds at least 3 SLI intervals (`sli.interval`, "
+        "default the interval of the collector exporting the metric: the 10m recall probe gets 30m short "
+        "windows), a long window at least 2 short ones and enough SLI intervals that one bad interval stays under "
+        "the threshold (a 10m probe at 99% pages on 70m, not 1h); the factor stays. Every rule has "
+        "`keep_firing_for` (two short windows for a page, one for a ticket), so a sparse probe whose windows "
+        "briefly hold no bad event does not resolve and re-trigger the page, and a guard: the long window must "
+        "hold enough events that a single bad one stays under the threshold (or `min_events`, if larger). A "
+        "window whose threshold would be an error ratio of 100% or more can never fire and is not generated.",
+        "",
+        "For a 99% objective and an SLI updated every minute (a model-API probe):",
+        "",
+        *factor_table(),
+        "",
+        "For a 99% objective and an SLI updated every 10 minutes (the recall probe):",
+        "",
+        *factor_table(interval=600.0),
+        "",
+        "Recall SLOs count probe *cycles*, not probe queries: each recall probe cycle is one event "
+        "(`vecmon_recall_cycles_total`), good when the mean recall@k of its query set at the application's "
+        "settings meets `vector.recall.target` (`vecmon_recall_good_cycles_total`; with "
+        "`recall.target_fraction`, when that share of the queries does). A query set is a fixed sample of "
+        "about 30 vectors re-measured every cycle: counted per query, one persistently hard query is 3.3% "
+        "of bad events for ever, above the 3% ticket threshold of a 99% objective, although the index is "
+        "stable and healthy (see `config/alerting-example.yaml`).",
         "",
         "- **Change it**: `slos[].alerting` (`page`, `ticket`, `page_severity`, `ticket_severity`, "
-        "`page_fast_for`, `page_slow_for`, `ticket_fast_for`, `ticket_slow_for`, `labels`).",
+        "`page_fast_for`, `page_slow_for`, `ticket_fast_for`, `ticket_slow_for`, `min_events`, `labels`), "
+        "`slos[].sli.interval`.",
         "",
         "First steps:",
         "",
@@ -91,17 +132,19 @@ def _slo_sections() -> list[str]:
         "`slo:period_error_budget_remaining:ratio`) and see when the error ratio rose.",
         "2. Follow the SLI back to its metric: the threshold alerts of the same service (latency, errors, recall) "
         "usually name the cause.",
-        "3. A page means about 2% (1h) or 5% (6h) of the period's budget is already gone; a ticket means the "
-        "budget will run out before the period ends at this rate.",
+        "3. The description says how much of the budget the window spent and when the whole budget is gone at "
+        "this rate.",
         "",
         f"#### {NO_DATA_ALERT}",
         "",
-        "The SLI counted no events in the last 5 minutes (or its series is missing) for `no_data_for` (15m): the "
-        "burn-rate alerts cannot fire without data. Every SLI division is guarded, so no traffic gives no SLI "
-        "rather than NaN.",
+        "The SLI has no error ratio over 3 SLI intervals (at least 5m) for `no_data_for` (default 15m or 2 SLI "
+        "intervals, whichever is longer): the burn-rate alerts cannot fire without data. That covers no events, "
+        "a missing series, and a good-events series (or latency bucket) that does not exist: a missing good "
+        "series reads as no data, not as 100% errors. Every SLI division is guarded, so no traffic gives no SLI "
+        "rather than NaN. `VecmonDown` mutes it (same `job`) when the SLI reads vecmon's metrics.",
         "",
-        "- **Defaults**: severity `warning`, for `15m`. **Change it**: `slos[].alerting.no_data`, `no_data_for`, "
-        "`no_data_severity`.",
+        "- **Defaults**: severity `warning`, for `15m` (or 2 intervals). **Change it**: `slos[].alerting.no_data`, "
+        "`no_data_for`, `no_data_severity`.",
         "",
         "First steps:",
         "",
@@ -137,8 +180,9 @@ def alert_reference() -> str:
         "writes only the alerts that apply to the config (no re-ranker alerts without a re-ranker endpoint), "
         "every default can be changed under `alerting.alerts.<AlertName>`, and `alerting.labels` are added to "
         "every alert. Alertmanager (`alertmanager:`) mutes warnings while a critical alert with the same "
-        "`alertname`, `target` and `sloth_id` fires, and every other alert of a target while `VecmonTargetDown` "
-        "fires for it.",
+        "`alertname`, `target` and `sloth_id` fires, every other alert of a target (SLO alerts included) while "
+        "`VecmonTargetDown` fires for it, and the no-data and collector alerts of a vecmon while `VecmonDown` "
+        "fires for its scrape job.",
         "",
         "| alert | fires when | severity | for | service |",
         "|---|---|---|---|---|",
@@ -149,7 +193,8 @@ def alert_reference() -> str:
     lines += [
         f"| [{BURN_ALERT}](#{BURN_ALERT.lower()}) | error ratio above factor x budget on two windows | critical "
         "(page) / warning (ticket) | 2m, 15m / 1h, 3h | the SLO's |",
-        f"| [{NO_DATA_ALERT}](#{NO_DATA_ALERT.lower()}) | the SLI has no events | warning | 15m | the SLO's |",
+        f"| [{NO_DATA_ALERT}](#{NO_DATA_ALERT.lower()}) | the SLI has no events | warning | 15m (or 2 "
+        "intervals) | the SLO's |",
         f"| [{EXHAUSTED_ALERT}](#{EXHAUSTED_ALERT.lower()}) | the period's error budget is used up | warning | 5m | "
         "the SLO's |",
         "",

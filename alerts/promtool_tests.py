@@ -5,7 +5,8 @@ Threshold alerts (:mod:`alerts.rules`): for each rule, the catalog's fixture tur
 input series; the test checks "pending before ``for`` has passed" (when ``for`` is at least a
 minute), "firing after it" at a value just past the threshold (5%, or for ratios 10% of the way
 to 1) with every label and the rendered annotations, and "silent" just on the other side
-(:meth:`alerts.rules.Rule.test_values`). SLO alerts (:mod:`alerts.slo`): for each burn window, an
+(:meth:`alerts.rules.Rule.test_values`), silent exactly at the threshold (gauges) and silent without
+its series. SLO alerts (:mod:`alerts.slo`): for each burn window, an
 error ratio 10% above and 10% below its threshold, evaluated when the window's ``for`` has passed;
 every other window's expected state is computed the same way, so the test pins the whole set.
 Plus budget exhausted / not exhausted, and no data (zero traffic and no series). One test file
@@ -22,9 +23,9 @@ import math
 import re
 from typing import Any, Callable
 
-from alerts.promql import FORMATS, duration, go_float, split_selector, with_matchers
-from alerts.rules import MINUTE, Fixture, InputSeries, Rule, nice, sel
-from alerts.slo import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT, SLORules
+from alerts.promql import FORMATS, duration
+from alerts.rules import MINUTE, Fixture, Rule
+from alerts.slo import SLORules
 
 _FUNCS: dict[str, Callable[[float], str]] = dict(FORMATS.values())
 _TEMPLATE = re.compile(r"\{\{\s*(\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)"
@@ -104,152 +105,32 @@ def threshold_tests(rules: list[Rule]) -> list[dict[str, Any]]:
         tests.append({"name": f"{rule.name} stays silent {silent}", "interval": "1m",
                       "input_series": _series(quiet, at),
                       "alert_rule_test": [{"eval_time": duration(at), "alertname": rule.name, "exp_alerts": []}]})
+        # exactly at the threshold: silent (the comparison is strict). Only where the fixture gives
+        # the value exactly (gauges; rates over a window are extrapolated floats)
+        threshold = p.threshold if p.threshold is not None else definition.test_threshold
+        if definition.compare in (">", "<") and definition.window is None and threshold is not None:
+            exact = definition.fixture(p, threshold)
+            if not callable(exact.value) and exact.value == threshold:
+                tests.append({"name": f"{rule.name} stays silent exactly at its threshold ({threshold:g})",
+                              "interval": "1m", "input_series": _series(exact, at),
+                              "alert_rule_test": [{"eval_time": duration(at), "alertname": rule.name,
+                                                   "exp_alerts": []}]})
+        # no series at all (a collector not running, a renamed metric): silent, not an error
+        tests.append({"name": f"{rule.name} stays silent without its series", "interval": "1m",
+                      "input_series": [{"series": "vecmon_test_unrelated", "values": f"1x{int(at // MINUTE) + 1}"}],
+                      "alert_rule_test": [{"eval_time": duration(at), "alertname": rule.name,
+                                           "exp_alerts": []}]})
     return tests
 
 
 # --------------------------------------------------------------------------- SLOs
 
-EVENTS_PER_MINUTE = 1_000_000
-
-
-def _sli_series(rules: SLORules, error_ratio: float | None) -> tuple[list[InputSeries], float, float]:
-    """Input series giving the SLI a constant ``error_ratio`` (None: no events at all).
-
-    Returns (series, the ratio they really give, the first evaluation with an SLI value).
-    """
-    sli = rules.slo.sli
-    if error_ratio is None:
-        if sli.probe is not None:  # a probe gauge that is absent
-            return [InputSeries(sel("vecmon_test_unrelated", {}), 1)], 0.0, 0.0
-        total = sli.events.total if sli.events else _suffixed(sli.latency.histogram, "_count")
-        return [InputSeries(_concrete(total), 0)], 0.0, 0.0
-    bad = round(error_ratio * EVENTS_PER_MINUTE)
-    real = bad / EVENTS_PER_MINUTE
-    if sli.events is not None:
-        part = sli.events.bad or sli.events.good
-        part_rate = bad if sli.events.bad else EVENTS_PER_MINUTE - bad
-        return _event_series(sli.events.total, part, part_rate, EVENTS_PER_MINUTE - part_rate), real, MINUTE
-    if sli.latency is not None:
-        h = sli.latency.histogram
-        le = go_float(sli.latency.threshold)
-        return [InputSeries(_concrete(_suffixed(h, "_count")), 0, EVENTS_PER_MINUTE),
-                InputSeries(_concrete(_suffixed(h, "_bucket"), le=le), 0, EVENTS_PER_MINUTE - bad),
-                InputSeries(_concrete(_suffixed(h, "_bucket"), le="+Inf"), 0, EVENTS_PER_MINUTE)], real, MINUTE
-    return [InputSeries(_concrete(sli.probe.ratio), 1 - real)], real, 0.0
-
-
-def _event_series(total: str, part: str, part_rate: int, rest_rate: int) -> list[InputSeries]:
-    """Counters for ``part`` (the good or bad selector) at ``part_rate`` and for the other events at
-    ``rest_rate`` per minute, such that ``total`` counts both. When part and total are the same
-    metric, the other events are a series ``total`` matches and ``part`` does not."""
-    total_name, _ = split_selector(total)
-    part_name, part_matchers = split_selector(part)
-    total_labels = _labels(total)
-    part_labels = {**total_labels, **_labels(part)} if part_name == total_name else _labels(part)
-    series = [InputSeries(sel(part_name, part_labels), 0, part_rate)]
-    if part_name != total_name:
-        return [InputSeries(sel(total_name, total_labels), 0, part_rate + rest_rate)] + series
-    rest = dict(total_labels)
-    for label, op, value in _MATCHER.findall(part_matchers):
-        if label in total_labels and op in ("=", "=~"):
-            continue
-        # a value the part's matcher rejects
-        rest[label] = {"=": value + "_other", "!=": value, "=~": "vecmon_other", "!~": value.split("|")[0]}[op]
-        break
-    else:
-        raise ValueError(f"cannot build test data: every series of {total} is also matched by {part}")
-    return series + [InputSeries(sel(total_name, rest), 0, rest_rate)]
-
-
-def _suffixed(selector: str, suffix: str) -> str:
-    return with_matchers(selector, suffix=suffix)
-
-
-_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
-
-
-def _labels(selector: str) -> dict[str, str]:
-    """Labels of a series that ``selector`` matches: equality matchers as they are, a plain regex
-    alternation by its first branch, a negative matcher by a value it does not exclude."""
-    _, matchers = split_selector(selector)
-    labels: dict[str, str] = {}
-    for label, op, value in _MATCHER.findall(matchers):
-        if op == "=":
-            labels[label] = value
-        elif op == "=~":
-            first = value.split("|")[0]
-            if not re.fullmatch(r"[A-Za-z0-9_.:\- ]*", first):
-                raise ValueError(f"cannot build test data for matcher {label}=~{value!r}")
-            labels[label] = first
-        else:
-            labels[label] = "vecmon_other" if value != "vecmon_other" else "vecmon_other2"
-    return {k: v for k, v in labels.items() if v != ""}
-
-
-def _concrete(selector: str, **extra: str) -> str:
-    name, _ = split_selector(selector)
-    labels = {**_labels(selector), **extra}
-    return sel(name, labels) if labels else name
-
-
-def _burn_expectations(rules: SLORules, ratio: float, at: float, active_from: float) -> list[dict[str, Any]]:
-    """Every burn window whose threshold ``ratio`` exceeds and whose ``for`` has passed at ``at``."""
-    expected = []
-    for burn in rules.burn_alerts:
-        if ratio > burn.threshold and at - active_from >= burn.for_:
-            expected.append(_expected({**rules.labels, **burn.rule["labels"]}, rules.labels,
-                                      burn.rule["annotations"], ratio))
-    return expected
-
-
-def _slo_case(rules: SLORules, name: str, ratio: float | None, at: float,
-              checks: list[tuple[str, Callable[[float, float], list]]]) -> dict[str, Any]:
-    series, real, active_from = _sli_series(rules, ratio)
-    points = int(at // MINUTE) + 2
-    return {"name": f"{rules.slo.id}: {name}", "interval": "1m",
-            "input_series": [{"series": s.series, "values": s.values(points)} for s in series],
-            "alert_rule_test": [{"eval_time": duration(at), "alertname": alertname,
-                                 "exp_alerts": expect(real, active_from)} for alertname, expect in checks]}
-
 
 def slo_tests(all_rules: list[SLORules]) -> list[dict[str, Any]]:
-    tests = []
-    for rules in all_rules:
-        budget = float(rules.slo.error_budget)
-        for burn in rules.burn_alerts:
-            label = f"{duration(burn.window.long)}/{duration(burn.window.short)} burn"
-            at = _ceil_minute(MINUTE + burn.for_ + MINUTE)
-            for factor, verb in ((1.1, "fires just above"), (0.9, "stays silent just below")):
-                ratio = nice(min(burn.threshold * factor, (burn.threshold + 1) / 2), burn.threshold, factor > 1)
-                tests.append(_slo_case(
-                    rules, f"{label} {verb} {burn.threshold:g}", ratio, at,
-                    [(BURN_ALERT, lambda real, start, at=at: _burn_expectations(rules, real, at, start))]))
-        if rules.exhausted is not None:
-            for_ = rules.slo.alerting.budget_exhausted_for
-            at = _ceil_minute(MINUTE + for_ + MINUTE)
-            for factor, verb in ((1.5, "fires"), (0.5, "stays silent")):
-                ratio = nice(min(budget * factor, (budget + 1) / 2), budget, factor > 1)
+    """Each SLO's cases at the real cadence of its SLI (:mod:`alerts.slo_tests`)."""
+    from alerts.slo_tests import slo_cases
 
-                def exhausted(real: float, start: float, at: float = at) -> list:
-                    remaining = 1 - real / budget
-                    if remaining > 0 or at - start < for_:
-                        return []
-                    series = {**rules.labels, "sloth_window": duration(rules.slo.period)}
-                    return [_expected({**series, **rules.exhausted["labels"]}, series, rules.exhausted["annotations"],
-                                      remaining)]
-                tests.append(_slo_case(rules, f"budget exhausted {verb} at an error ratio of {ratio:g}", ratio, at,
-                                       [(EXHAUSTED_ALERT, exhausted)]))
-        if rules.no_data is not None:
-            for_ = rules.slo.alerting.no_data_for
-            at = _ceil_minute(for_ + MINUTE)
-            firing = [_expected({**rules.labels, **rules.no_data["labels"]}, rules.labels,
-                                rules.no_data["annotations"], 0)]
-            tests.append(_slo_case(rules, "no events: no-data alert, no burn alert", None, at,
-                                   [(NO_DATA_ALERT, lambda real, start: firing), (BURN_ALERT, lambda r, s: [])]))
-            healthy = min(budget * 0.5, 0.5)
-            tests.append(_slo_case(rules, "healthy traffic: no alert", healthy, at,
-                                   [(NO_DATA_ALERT, lambda r, s: []), (BURN_ALERT, lambda r, s: [])]))
-    return tests
+    return [case for rules in all_rules for case in slo_cases(rules)]
 
 
 def unit_test_file(rule_file: str, groups: list[str], tests: list[dict[str, Any]]) -> dict[str, Any]:

@@ -251,18 +251,25 @@ TABLE = {"target": "app", "schema": "public", "table": "items"}
 # ---- vecmon itself
 
 
+STALE_METRIC = "vecmon_collector_last_success_timestamp_seconds"
+INTERVAL_METRIC = "vecmon_collector_interval_seconds"
+
+
 def _stale_expr(p: Params) -> str:
-    """``time() - last_success`` over a threshold per target: max(stale_after, N x the target's longest
-    interval), so an hourly cost poll is not stale after 5 minutes. A threshold override applies to all."""
-    metric = "vecmon_collector_last_success_timestamp_seconds"
+    """``time() - last_success`` against ``stale_intervals`` x the collector's own interval
+    (``vecmon_collector_interval_seconds``), so a 30 s collector is stale after 90 s and an hourly
+    cost poll after 3h. Series without that gauge (an older vecmon) fall back to a threshold per
+    target: max(stale_after, N x the target's longest interval). A threshold override applies to all."""
     if p.threshold is not None:
-        return f"(time() - {metric}) > {number(p.threshold)}"
+        return f"(time() - {STALE_METRIC}) > {number(p.threshold)}"
+    per_collector = f"(time() - {STALE_METRIC})\n> {number(p.settings.stale_intervals)} * {INTERVAL_METRIC}"
+    without = f"{STALE_METRIC} unless on (target, collector) {INTERVAL_METRIC}"
     classes = stale_classes(p.config, p.settings)
     if not classes:
-        return f"(time() - {metric}) > {number(p.config.daemon.stale_after)}"
-    parts = [f'(time() - {metric}{{target=~"{"|".join(targets)}"}}) > {number(limit)}'
+        return f"{per_collector}\nor\n(time() - ({without})) > {number(p.config.daemon.stale_after)}"
+    parts = [f'(time() - ({without.replace(STALE_METRIC, STALE_METRIC + "{target=~" + chr(34) + "|".join(targets) + chr(34) + "}", 1)})) > {number(limit)}'
              for limit, targets in classes.items()]
-    return "\nor\n".join(parts)
+    return per_collector + "\nor\n" + "\nor\n".join(parts)
 
 
 def stale_classes(config: Any, settings: AlertingSettings) -> dict[float, list[str]]:
@@ -285,18 +292,17 @@ def stale_classes(config: Any, settings: AlertingSettings) -> dict[float, list[s
 
 
 def _stale_fixture(p: Params, value: float) -> Fixture:
-    metric = "vecmon_collector_last_success_timestamp_seconds"
+    labels = {"target": "app", "collector": "connections"}
     if p.threshold is not None:
-        limit, target = p.threshold, "app"
+        limit, series = p.threshold, ()
     else:
-        classes = stale_classes(p.config, p.settings)
-        limit, targets = next(iter(classes.items())) if classes else (p.config.daemon.stale_after, ["app"])
-        target = targets[0]
-    labels = {"target": target, "collector": "connections"}
+        interval = 30.0
+        limit = p.settings.stale_intervals * interval
+        series = (gauge(INTERVAL_METRIC, labels, interval),)
     if value:  # last success at t=0: time() - 0 grows past the limit
         first = (int(limit // MINUTE) + 1) * MINUTE
-        return Fixture((gauge(metric, labels, 0),), labels, lambda t: t, active_from=first)
-    return Fixture((InputSeries(sel(metric, labels), 0, MINUTE),), labels, 0.0)
+        return Fixture((gauge(STALE_METRIC, labels, 0), *series), labels, lambda t: t, active_from=first)
+    return Fixture((InputSeries(sel(STALE_METRIC, labels), 0, MINUTE), *series), labels, 0.0)
 
 
 SELF = [
@@ -345,39 +351,42 @@ SELF = [
         description="Every run of collector {{ $labels.collector }} on {{ $labels.target }} has failed for " + F +
                     " (vecmon_collector_up = {{ $value }}); its last error is on vecmon's status page.",
         applies=ANY_TARGET,
-        expr=lambda p: "vecmon_collector_up == 0",
+        expr=lambda p: "vecmon_collector_up == 0\nunless on (target)\nvecmon_up == 0",
         fixture=lambda p, v: Fixture(
             (gauge("vecmon_collector_up", {"target": "app", "collector": "tables"}, 0 if v else 1),),
             {"target": "app", "collector": "tables"}, 0),
         doc=Doc("The collector's runs fail (an error or a timeout) although the target is reachable: a missing "
                 "privilege, a query cancelled by `statement_timeout` or `lock_timeout` (e.g. a table locked by a "
                 "long `ALTER TABLE`), a provider answer that does not parse. Its last good series are served, "
-                "marked `vecmon_collector_stale=1`, until `daemon.stale_after`.",
+                "marked `vecmon_collector_stale=1`, until `daemon.stale_after`. Not while the whole target is "
+                "down (`VecmonTargetDown` says so once).",
                 "vecmon default.",
                 ("Read the collector's last error on vecmon's status page (`/`) or in its log.",
                  "Lock waits: `SELECT pid, wait_event_type, query FROM pg_stat_activity WHERE wait_event_type = "
                  "'Lock'`; timeouts: raise `collectors.<name>.timeout` only if the query is legitimately slow.",
                  "Privileges: the monitoring role needs only `pg_monitor`.")),
-        metrics=("vecmon_collector_up",)),
+        metrics=("vecmon_collector_up", "vecmon_up")),
     AlertDef(
         name="VecmonCollectorStale", group="self", service="vecmon", severity="warning", for_=MINUTE,
         compare="event", fmt="duration",
-        condition="no successful run for 3 intervals (at least `daemon.stale_after`)",
+        condition="no successful run for 3 of the collector's own intervals",
         tunable_threshold=True,
         summary="Collector {{ $labels.collector }} on {{ $labels.target }} has not succeeded recently.",
         description="The last successful run of collector {{ $labels.collector }} on {{ $labels.target }} was "
                     "{{ $value | humanizeDuration }} ago; its series are stale or already dropped.",
         applies=ANY_TARGET,
         expr=_stale_expr, fixture=_stale_fixture,
-        doc=Doc("No successful run for longer than `alerting.stale_intervals` (3) times the target's longest "
-                "collector interval, and at least `daemon.stale_after`. Runs that keep failing, runs that are "
-                "skipped because the previous one still runs, or a scheduler that stopped all end here. A "
-                "threshold override (seconds) replaces the per-target limits.",
+        doc=Doc("No successful run for longer than `alerting.stale_intervals` (3) times the collector's own "
+                "interval (`vecmon_collector_interval_seconds`): a 30 s collector is stale after 90 s, the 10m "
+                "recall probe after 30m. Series of a vecmon without that gauge are judged per target "
+                "(3 x the target's longest interval, at least `daemon.stale_after`). Runs that keep failing, "
+                "runs that are skipped because the previous one still runs, or a scheduler that stopped all end "
+                "here. A threshold override (seconds) replaces the per-collector limits.",
                 "vecmon default.",
                 ("Check `vecmon_collector_skipped_runs_total` (runs overlapping: the interval is shorter than the "
                  "run takes) and the collector's last error on the status page.",
                  "If every collector of the daemon is stale, restart vecmon and report the bug with its log.")),
-        metrics=("vecmon_collector_last_success_timestamp_seconds",)),
+        metrics=("vecmon_collector_last_success_timestamp_seconds", "vecmon_collector_interval_seconds")),
 ]
 
 
@@ -628,13 +637,31 @@ def _ann_alert(q: float, name: str, threshold: float, source: str) -> AlertDef:
         metrics=("vecmon_ann_query_duration_seconds",))
 
 
+def _ann_errors_expr(p: Params) -> str:
+    by, attempts = f"sum by ({INDEX_BY})", "vecmon_ann_queries_total"
+    expr = (f"(\n  {by} (increase(vecmon_ann_query_errors_total[{p.w}]))\n  /\n"
+            f"  ({by} (increase({attempts}[{p.w}])) > 0)\n) > {number(p.threshold)}")
+    if p.minimum:
+        expr += f"\nand on ({INDEX_BY})\n{by} (increase({attempts}[{p.w}])) >= {number(p.minimum)}"
+    return expr
+
+
+def _ann_errors_fixture(p: Params, value: float) -> Fixture:
+    total = 100 * max(1, int((p.minimum or 0) // 1000) + 1)  # attempts per minute, above the guard
+    errors, _ = split(value, total)
+    return Fixture((counter("vecmon_ann_queries_total", INDEX, total),
+                    counter("vecmon_ann_query_errors_total", dict(INDEX, reason="timeout"), errors),
+                    counter("vecmon_ann_query_errors_total", dict(INDEX, reason="error"), 0)),
+                   dict(INDEX), errors / total, active_from=MINUTE, settle=p.window or 0)
+
+
 def _recall_expr(p: Params) -> str:
     h, by = "vecmon_recall_query_recall_ratio", f"sum by ({INDEX_BY})"
     mean = (f"(\n  {by} (increase({h}_sum[{p.w}]))\n  /\n"
             f"  ({by} (increase({h}_count[{p.w}])) > 0)\n)")
     if p.threshold is not None:
         return f"{mean} < {number(p.threshold)}"
-    return f"{mean}\n< on (target) group_left\nvecmon_recall_target"
+    return f"{mean}\n< on (target) group_left\nmax by (target) (vecmon_recall_target)"
 
 
 def _recall_fixture(p: Params, value: float) -> Fixture:
@@ -646,9 +673,15 @@ def _recall_fixture(p: Params, value: float) -> Fixture:
     return Fixture(tuple(series), dict(INDEX), value, active_from=MINUTE, settle=p.window or 0)
 
 
+def _shortfall_expr(p: Params) -> str:
+    by = f"max by ({INDEX_BY})"
+    return (f'(\n  {by} (vecmon_recall_app_returned_rows{{filter!=""}})\n  /\n'
+            f'  ({by} (vecmon_recall_expected_rows{{filter!=""}}) > 0)\n) < {number(p.threshold)}')
+
+
 def _shortfall_fixture(p: Params, value: float) -> Fixture:
     labels = dict(INDEX, filter="tenant_42")
-    return Fixture((gauge("vecmon_ann_query_returned_rows", labels, value * 10),
+    return Fixture((gauge("vecmon_recall_app_returned_rows", labels, value * 10),
                     gauge("vecmon_recall_expected_rows", labels, 10)), labels, value)
 
 
@@ -676,6 +709,28 @@ PGVECTOR = [
     _ann_alert(0.99, "AnnQueryLatencyP99High", 0.5, "seeds: query latency p99 target < 100ms, alert > 500ms."),
     _ann_alert(0.5, "AnnQueryLatencyP50High", 0.05, "seeds: query latency p50 target < 20ms, alert > 50ms."),
     AlertDef(
+        name="AnnQueryErrorsHigh", group="pgvector", service="pgvector", severity="warning", for_=10 * MINUTE,
+        threshold=0.05, window=10 * MINUTE, minimum=10, fmt="percent",
+        minimum_doc="probe queries in the window the index must have at least",
+        summary="ANN probe queries on {{ $labels.schema }}.{{ $labels.index }} time out or fail.",
+        description=V + " of the approximate k-NN probe queries on index {{ $labels.schema }}.{{ $labels.index }} "
+                    "of {{ $labels.target }}" + FILTER + " timed out or failed over the last " + W +
+                    " (threshold " + T + ").",
+        expr=_ann_errors_expr, fixture=_ann_errors_fixture,
+        applies=collectors("ann_latency"),
+        doc=Doc("Share of the latency probe's k-NN queries that hit `ann_latency.timeout` or failed, over the "
+                "window (`vecmon_ann_query_errors_total` by reason over `vecmon_ann_queries_total`). Timed-out "
+                "queries also count as slower than every bucket in `vecmon_ann_query_duration_seconds` (`+Inf`), "
+                "so p99 and latency SLOs see them; this alert says how many there are, and catches errors that "
+                "are not timeouts (a dropped index, a bad filter, permissions).",
+                "vecmon default (5% of at least 10 probe queries).",
+                ("Split by reason: `sum by (reason) (increase(vecmon_ann_query_errors_total{index=\"...\"}[30m]))`.",
+                 "Timeouts: the same first steps as `AnnQueryLatencyP99High` (index in memory, plan, "
+                 "`ef_search`), and whether `ann_latency.timeout` is realistic for the application.",
+                 "Errors: the status page shows the collector's last error; check the configured filters and "
+                 "that the monitoring role can still SELECT the table.")),
+        metrics=("vecmon_ann_query_errors_total", "vecmon_ann_queries_total")),
+    AlertDef(
         name="VectorRecallBelowTarget", group="pgvector", service="pgvector", severity="warning", for_=15 * MINUTE,
         window=30 * MINUTE, compare="<", fmt="decimal", test_threshold=0.9,
         threshold_text="the database's vector.recall.target",
@@ -701,27 +756,27 @@ PGVECTOR = [
         metrics=("vecmon_recall_query_recall_ratio", "vecmon_recall_target")),
     AlertDef(
         name="VectorFilteredQueryShortfall", group="pgvector", service="pgvector", severity="warning",
-        for_=15 * MINUTE, threshold=1.0, compare="<", fmt="percent",
+        for_=15 * MINUTE, threshold=0.95, compare="<", fmt="percent",
         summary="Filtered queries on {{ $labels.schema }}.{{ $labels.index }} return too few rows.",
         description="Approximate queries with filter {{ $labels.filter }} on index {{ $labels.schema }}."
                     "{{ $labels.index }} of {{ $labels.target }} return " + V + " of the rows an exact search "
                     "finds (threshold " + T + ").",
-        expr=lambda p: ('(\n  vecmon_ann_query_returned_rows{filter!=""}\n  / on (target, schema, table, index, '
-                        'filter)\n  (vecmon_recall_expected_rows{filter!=""} > 0)\n'
-                        f") < {number(p.threshold)}"),
+        expr=_shortfall_expr,
         fixture=_shortfall_fixture,
-        applies=collectors("ann_latency", "recall"),
-        doc=Doc("Mean rows returned by the latency probe's filtered k-NN queries (application settings) divided "
-                "by the rows an exact search with the same filter finds (`min(k, matching rows)`, from the recall "
-                "probe). HNSW and IVFFlat filter *after* the index scan, so a selective filter leaves fewer than "
-                "k rows, or none, once `ef_search` candidates are used up.",
-                "vecmon default: any shortfall (the ratio is exactly 1 while filtered queries are served fully).",
+        applies=collectors("recall"),
+        doc=Doc("Mean rows the recall probe's filtered k-NN queries return at the application's settings "
+                "(`vecmon_recall_app_returned_rows`) divided by the rows an exact search of the *same* queries "
+                "finds (`min(k, matching rows)`, `vecmon_recall_expected_rows`): one probe's own numbers. HNSW and "
+                "IVFFlat filter *after* the index scan, so a selective filter leaves fewer than k rows, or none, "
+                "once `ef_search` candidates are used up.",
+                "vecmon default: 95% (one query in 30 returning 8 of 10 rows is 99.3%, not a shortfall worth a "
+                "ticket; a filter starving the scan drops it far lower).",
                 ("Enable iterative index scans for the application role (pgvector >= 0.8: "
                  "`hnsw.iterative_scan = relaxed_order`, `ivfflat.iterative_scan`), or raise `hnsw.ef_search`.",
                  "For a few large tenants or categories, a partial index per value (or partitioning) keeps "
                  "filtered queries exact and fast.",
                  "`vecmon_recall_shortfall_ratio` by `value`/`iterative` shows which setting would fix it.")),
-        metrics=("vecmon_ann_query_returned_rows", "vecmon_recall_expected_rows")),
+        metrics=("vecmon_recall_app_returned_rows", "vecmon_recall_expected_rows")),
     AlertDef(
         name="VectorIndexNotUsed", group="pgvector", service="pgvector", severity="warning", for_=15 * MINUTE,
         compare="event",
@@ -889,7 +944,7 @@ COST = [
     AlertDef(
         name="DailySpendOverBudget", group="cost", service="cost", severity="warning", for_=5 * MINUTE,
         threshold=1.0, fmt="percent",
-        summary="Budget {{ $labels.target }} is over its daily limit.",
+        summary="Budget {{ $labels.target }} has spent <threshold> of its daily limit.",
         description="Budget {{ $labels.target }} has spent " + V + " of its daily limit today (UTC; threshold " + T +
                     ").",
         expr=lambda p: f'vecmon_cost_budget_used_ratio{{period="day"}} > {number(p.threshold)}',

@@ -20,35 +20,110 @@ fire and is left out.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from alerts.config import SLO, AlertingSettings
-from alerts.promql import duration, humanize_duration, le_matcher, number, with_matchers
+from alerts.promql import duration, le_matcher, number, split_selector, with_matchers
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One of the four alert tiers, as the SRE workbook defines them for a 30d period."""
+
+    tier: str  # page | ticket
+    speed: str  # fast | slow
+    factor: Decimal  # burn rate: error ratio / error budget
+    long: float  # seconds, for 30d
+    short: float
+    budget_share: Decimal  # of the period's budget spent in the long window at that burn rate
+
+
+TIERS = (
+    Tier("page", "fast", Decimal("14.4"), 3600, 300, Decimal("0.02")),
+    Tier("page", "slow", Decimal("6"), 21600, 1800, Decimal("0.05")),
+    Tier("ticket", "fast", Decimal("3"), 86400, 7200, Decimal("0.10")),
+    Tier("ticket", "slow", Decimal("1"), 259200, 21600, Decimal("0.10")),
+)
+DAY = 86400.0
+MONTH = 30 * DAY
+SLOTH_PERIODS = (28 * DAY, 30 * DAY)  # Sloth's built-in AlertWindows: fixed windows, factor from the budget share
+SHORT_WINDOW_INTERVALS = 3  # a short window holds at least this many SLI intervals
+LONG_TO_SHORT = 2  # ... and a long window at least this many short windows
+DEFAULT_INTERVAL = 60.0  # SLI interval when nothing says otherwise (a scrape every minute)
 
 
 @dataclass(frozen=True)
 class Window:
-    tier: str  # page | ticket
-    speed: str  # fast | slow
+    """An alert window pair for one SLO: the tier's factor over ``long`` and ``short``."""
+
+    tier: str
+    speed: str
     long: float
     short: float
-    budget_share: Decimal
+    factor: Decimal
 
-    def factor(self, period: float) -> Decimal:
-        """budget share x period / long window, to 6 decimals (28d: 13.44, 5.6, 2.8, 0.933333)."""
-        exact = self.budget_share * Decimal(int(period)) / Decimal(int(self.long))
-        return exact.quantize(Decimal("0.000001")).normalize()
+    def budget_spent(self, period: float) -> Decimal:
+        """Share of the period's budget spent in the long window at the factor's burn rate."""
+        return (self.factor * Decimal(int(self.long)) / Decimal(int(period))).quantize(Decimal("0.0001")).normalize()
+
+    @property
+    def keep_firing_for(self) -> float:
+        """A firing alert holds after its condition clears: two short windows for a page, one for a
+        ticket. Sparse probe events (one per interval) leave the windows without a bad event now and
+        then while the burn goes on; without it a page resolves and re-triggers every few cycles."""
+        return (2 if self.tier == "page" else 1) * self.short
 
 
-WINDOWS = (
-    Window("page", "fast", 3600, 300, Decimal("0.02")),
-    Window("page", "slow", 21600, 1800, Decimal("0.05")),
-    Window("ticket", "fast", 86400, 7200, Decimal("0.10")),
-    Window("ticket", "slow", 259200, 21600, Decimal("0.10")),
-)
-EVENTS_WINDOW = 300.0  # the 5m event rates the period SLI and the no-data alert are built on
+def _minutes(seconds: float, up: bool = False) -> float:
+    minutes = math.ceil(seconds / 60) if up else round(seconds / 60)
+    return max(1, minutes) * 60.0
+
+
+def single_event_floor(threshold: Decimal) -> int:
+    """Fewest events (SLI intervals) in which one bad one stays at or under ``threshold``."""
+    return int(1 / threshold) + 1
+
+
+def alert_windows(period: float, interval: float = DEFAULT_INTERVAL, budget: Decimal | None = None) -> list[Window]:
+    """The four window pairs for ``period`` and an SLI producing events every ``interval`` seconds.
+
+    - 28d and 30d: Sloth's windows (1h/5m, 6h/30m, 1d/2h, 3d/6h); factor = budget share x period /
+      long window (30d: 14.4, 6, 3, 1; 28d: 13.44, 5.6, 2.8, 0.933333), as Sloth generates them.
+    - a shorter period: the 30d windows scaled by period / 30d, so each window spends the same
+      share of the budget, with the workbook's factors 14.4, 6, 3 and 1 (the budget is gone in
+      period / factor at that burn rate, whatever the period); a longer one keeps the 30d windows
+      and factors (longer windows would only page later: 20x the budget would take 2h on 90d).
+    - then cadence: a short window holds at least 3 SLI intervals (rounded up to minutes) and a long
+      window at least 2 short ones and, given the error ``budget``, enough intervals that a single bad
+      one stays under the threshold (:func:`single_event_floor`: a 10m probe at 99% pages on 70m, not
+      1h, where one bad cycle is 16.7% > 14.4%); the factor stays (it is the burn rate that alerts).
+
+    A page factor below 1 would page while the SLO is met: refused (ValueError).
+    """
+    windows = []
+    for t in TIERS:
+        if period in SLOTH_PERIODS:
+            long, short = t.long, t.short
+            factor = (t.budget_share * Decimal(int(period)) / Decimal(int(long))).quantize(Decimal("0.000001"))
+            factor = factor.normalize()
+        else:
+            scale = min(1.0, period / MONTH)
+            long, short, factor = _minutes(t.long * scale), _minutes(t.short * scale), t.factor
+        short = max(short, _minutes(SHORT_WINDOW_INTERVALS * interval, up=True))
+        long = max(long, LONG_TO_SHORT * short)
+        if budget is not None and factor * budget < 1:
+            long = max(long, _minutes(single_event_floor(factor * budget) * interval, up=True))
+        if t.tier == "page" and factor < 1:
+            raise ValueError(f"the {t.tier} {t.speed} factor for a {duration(period)} period is {factor}, below 1")
+        windows.append(Window(t.tier, t.speed, long, short, factor))
+    return windows
+
+
+EVENTS_WINDOW = 300.0  # the 5m event rates the period SLI and the current burn rate are built on
 BURN_ALERT, NO_DATA_ALERT, EXHAUSTED_ALERT = "SLOErrorBudgetBurn", "SLOSLIDataMissing", "SLOErrorBudgetExhausted"
 
 
@@ -67,6 +142,10 @@ class BurnAlert:
     severity: str
     rule: dict[str, Any]
 
+    @property
+    def keep_firing_for(self) -> float:
+        return self.window.keep_firing_for
+
 
 @dataclass(frozen=True)
 class SLORules:
@@ -79,6 +158,8 @@ class SLORules:
     burn_alerts: tuple[BurnAlert, ...]
     no_data: dict[str, Any] | None
     exhausted: dict[str, Any] | None
+    interval: float = DEFAULT_INTERVAL  # seconds between the SLI's event updates
+    target: str | None = None  # the vecmon target the SLI reads, if a single one
 
     @property
     def matcher(self) -> str:
@@ -95,78 +176,190 @@ def _rate(selector: str, window: str) -> str:
     return f"sum(rate({selector}[{window}]))"
 
 
-def error_ratio(slo: SLO, w: str) -> str:
-    """The SLI as an error ratio over window ``w``; absent (not NaN) when there are no events."""
+def _increase(selector: str, window: str) -> str:
+    return f"sum(increase({selector}[{window}]))"
+
+
+def _parts(slo: SLO) -> tuple[str | None, str | None, str]:
+    """(bad selector, good selector, total selector) of a counter SLI; latency reads the histogram."""
     sli = slo.sli
     if sli.events is not None:
-        total = _rate(sli.events.total, w)
-        if sli.events.bad is not None:
-            bad = f"({_rate(sli.events.bad, w)} or vector(0))"
-        else:
-            bad = f"(\n  {total}\n  -\n  ({_rate(sli.events.good, w)} or vector(0))\n)"
-        return f"{bad}\n/\n({total} > 0)"
-    if sli.latency is not None:
-        count = _rate(with_matchers(sli.latency.histogram, suffix="_count"), w)
-        good = _rate(with_matchers(sli.latency.histogram, le_matcher(sli.latency.threshold), suffix="_bucket"), w)
-        return f"(\n  {count}\n  -\n  ({good} or vector(0))\n)\n/\n({count} > 0)"
-    ratio = sli.probe.ratio
-    return (f"1 - (\n  sum(sum_over_time({ratio}[{w}]))\n  /\n"
-            f"  (sum(count_over_time({ratio}[{w}])) > 0)\n)")
+        return sli.events.bad, sli.events.good, sli.events.total
+    h = sli.latency.histogram
+    return None, with_matchers(h, le_matcher(sli.latency.threshold), suffix="_bucket"), with_matchers(h, suffix="_count")
+
+
+def error_ratio(slo: SLO, w: str) -> str:
+    """The SLI as an error ratio over window ``w``; absent (not NaN) when there are no events.
+
+    A missing *good* series (a typo, a latency threshold that is no bucket bound) makes the ratio
+    absent, which the no-data alert reports, instead of reading as 100% errors. A missing *bad*
+    series is no errors (``or vector(0)``): a counter of failures may not exist until the first one.
+    """
+    if slo.sli.probe is not None:
+        ratio = slo.sli.probe.ratio
+        return (f"1 - (\n  sum(sum_over_time({ratio}[{w}]))\n  /\n"
+                f"  (sum(count_over_time({ratio}[{w}])) > 0)\n)")
+    bad, good, total_selector = _parts(slo)
+    total = _rate(total_selector, w)
+    if bad is not None:
+        return f"({_rate(bad, w)} or vector(0))\n/\n({total} > 0)"
+    return f"(\n  {total}\n  -\n  {_rate(good, w)}\n)\n/\n({total} > 0)"
 
 
 def event_rates(slo: SLO) -> tuple[str, str]:
     """(error events per second, all events per second) over 5m; probes count samples."""
-    sli, w = slo.sli, duration(EVENTS_WINDOW)
-    if sli.events is not None:
-        total = _rate(sli.events.total, w)
-        if sli.events.bad is not None:
-            return f"{_rate(sli.events.bad, w)} or vector(0)", total
-        return f"{total}\n-\n({_rate(sli.events.good, w)} or vector(0))", total
-    if sli.latency is not None:
-        count = _rate(with_matchers(sli.latency.histogram, suffix="_count"), w)
-        good = _rate(with_matchers(sli.latency.histogram, le_matcher(sli.latency.threshold), suffix="_bucket"), w)
-        return f"{count}\n-\n({good} or vector(0))", count
-    ratio, seconds = sli.probe.ratio, number(EVENTS_WINDOW)
-    return (f"(\n  sum(count_over_time({ratio}[{w}]))\n  -\n  sum(sum_over_time({ratio}[{w}]))\n) / {seconds}",
-            f"sum(count_over_time({ratio}[{w}])) / {seconds}")
+    w = duration(EVENTS_WINDOW)
+    if slo.sli.probe is not None:
+        ratio, seconds = slo.sli.probe.ratio, number(EVENTS_WINDOW)
+        return (f"(\n  sum(count_over_time({ratio}[{w}]))\n  -\n  sum(sum_over_time({ratio}[{w}]))\n) / {seconds}",
+                f"sum(count_over_time({ratio}[{w}])) / {seconds}")
+    bad, good, total_selector = _parts(slo)
+    total = _rate(total_selector, w)
+    if bad is not None:
+        return f"{_rate(bad, w)} or vector(0)", total
+    return f"{total}\n-\n{_rate(good, w)}", total
 
 
-def sli_windows(slo: SLO) -> list[float]:
-    windows = {EVENTS_WINDOW}
-    for window in active_windows(slo):
+def total_events(slo: SLO, w: str) -> str:
+    """Events (probe samples for a probe SLI) in window ``w``: the minimum-events guard."""
+    if slo.sli.probe is not None:
+        return f"sum(count_over_time({slo.sli.probe.ratio}[{w}]))"
+    return _increase(_parts(slo)[2], w)
+
+
+def data_window(interval: float) -> float:
+    """Window of the no-data check: 3 SLI intervals, at least 5m (a 10m probe has data in every one)."""
+    return max(EVENTS_WINDOW, math.ceil(SHORT_WINDOW_INTERVALS * interval / 60) * 60.0)
+
+
+def sli_windows(slo: SLO, interval: float) -> list[float]:
+    windows = {EVENTS_WINDOW, data_window(interval)}
+    for window in active_windows(slo, interval):
         windows |= {window.long, window.short}
     return sorted(windows)
 
 
-def active_windows(slo: SLO) -> list[Window]:
+def active_windows(slo: SLO, interval: float = DEFAULT_INTERVAL) -> list[Window]:
     """Windows whose alert is enabled and can fire (threshold below a 100% error ratio)."""
     out = []
-    for window in WINDOWS:
+    for window in alert_windows(slo.period, interval, slo.error_budget):
         if not slo.alerting.enabled or not getattr(slo.alerting, window.tier):
             continue
-        if window.factor(slo.period) * slo.error_budget >= 1:
+        if window.factor * slo.error_budget >= 1:
             continue
         out.append(window)
     return out
 
 
+# --------------------------------------------------------------------------- the SLI's cadence
+
+
+def _selectors(slo: SLO) -> list[str]:
+    sli = slo.sli
+    if sli.events is not None:
+        return [s for s in (sli.events.good, sli.events.bad, sli.events.total) if s]
+    return [sli.latency.histogram] if sli.latency is not None else [sli.probe.ratio]
+
+
+_TARGET = re.compile(r'(?:^|[{,\s])target\s*=\s*"([^"]*)"')
+
+
+def sli_target(slo: SLO) -> str | None:
+    """The vecmon target every selector of the SLI names with ``target="..."`` (None: not one)."""
+    names = set()
+    for selector in _selectors(slo):
+        match = _TARGET.search(split_selector(selector)[1])
+        names.add(match.group(1) if match else None)
+    return names.pop() if len(names) == 1 and None not in names else None
+
+
+def _collector_of(metric: str) -> str | None:
+    """The database collector declaring ``metric`` (None: an API collector's or not vecmon's)."""
+    from collectors.registry import DATABASE_COLLECTORS, database_collector
+
+    for name in DATABASE_COLLECTORS:
+        if any(metric in (spec.name, f"{spec.name}_bucket", f"{spec.name}_count", f"{spec.name}_sum")
+               for spec in database_collector(name).METRICS):
+            return name
+    return None
+
+
+def sli_interval(slo: SLO, config: Any) -> float:
+    """Seconds between two updates of the SLI's events: ``sli.interval``, else the interval of the
+    collector that exports its metric on the target the selectors name (the longest one when they
+    name none), else 60s."""
+    if slo.sli.interval is not None:
+        return float(slo.sli.interval)
+    from monitor.config_apis import all_api_targets
+
+    target = sli_target(slo)
+    metric = split_selector(_selectors(slo)[0])[0]
+    collector = _collector_of(metric)
+    intervals = []
+    if collector is not None:
+        for db in config.enabled_databases():
+            if (target is None or db.name == target) and collector in db.enabled_collectors():
+                intervals.append(db.interval_for(collector))
+    elif metric.startswith("vecmon_"):
+        for api in all_api_targets(config):
+            if api.enabled and (target is None or api.name == target):
+                intervals.append(float(api.interval))
+    return max(intervals) if intervals else DEFAULT_INTERVAL
+
+
 # --------------------------------------------------------------------------- rules
 
 
-def slo_rules(slo: SLO, settings: AlertingSettings, version: str) -> SLORules:
+def lasts(seconds: float) -> str:
+    """A time to exhaustion in days, hours and minutes, rounded to the minute (``2d 2h``, ``11h 40m``)."""
+    minutes = round(seconds / 60)
+    days, hours, mins = minutes // 1440, (minutes // 60) % 24, minutes % 60
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (mins, "m")) if v]
+    return " ".join(parts) or "0m"
+
+
+def min_events(slo: SLO, threshold: Decimal) -> float:
+    """Events the long window must hold before its ratio is judged: for counter SLIs as many as keep a
+    single bad event under the threshold (7 for a 14.4% threshold), or ``min_events`` if larger. A
+    probe SLI counts samples, not probes: its long window is made long enough instead, and only
+    ``min_events`` applies."""
+    configured = float(slo.alerting.min_events)
+    if slo.sli.probe is not None:
+        return configured
+    return max(configured, float(single_event_floor(threshold)))
+
+
+def no_data_for(slo: SLO, interval: float) -> float:
+    """``no_data_for``, else 15m or 2 SLI intervals, whichever is longer."""
+    configured = slo.alerting.no_data_for
+    return float(configured) if configured is not None else max(900.0, 2 * interval)
+
+
+def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: float = DEFAULT_INTERVAL,
+              scrape_job: str | None = None) -> SLORules:
     ids = {"sloth_id": slo.id, "sloth_service": slo.service, "sloth_slo": slo.name}
     labels = {**ids, **slo.labels}
     m = ", ".join(f'{k}="{v}"' for k, v in ids.items())
     period = duration(slo.period)
     budget = slo.error_budget
+    target = sli_target(slo)
+    windows = active_windows(slo, interval)
+    dw = duration(data_window(interval))
 
     sli_rules: list[dict[str, Any]] = []
     errors, total = event_rates(slo)
     sli_rules.append({"record": "slo:sli_error_events:rate5m", "expr": errors, "labels": labels})
     sli_rules.append({"record": "slo:sli_total_events:rate5m", "expr": total, "labels": labels})
-    for seconds in sli_windows(slo):
+    for seconds in sli_windows(slo, interval):
+        if seconds == slo.period:
+            continue
         w = duration(seconds)
         sli_rules.append({"record": f"slo:sli_error:ratio_rate{w}", "expr": error_ratio(slo, w),
+                          "labels": {**labels, "sloth_window": w}})
+    for seconds in sorted({window.long for window in windows}):
+        w = duration(seconds)
+        sli_rules.append({"record": f"slo:sli_total_events:increase{w}", "expr": total_events(slo, w),
                           "labels": {**labels, "sloth_window": w}})
     sli_rules.append({
         "record": f"slo:sli_error:ratio_rate{period}",
@@ -180,7 +373,7 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str) -> SLORules:
         {"record": "slo:error_budget:ratio", "expr": f"vector({dec(budget)})", "labels": labels},
         {"record": "slo:time_period:days", "expr": f"vector({number(slo.period / 86400)})", "labels": labels},
         {"record": "slo:current_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate5m{{{m}}}\n/ {on}\nslo:error_budget:ratio{{{m}}}", "labels": labels},
+         "expr": f"slo:sli_error:ratio_rate{dw}{{{m}}}\n/ {on}\nslo:error_budget:ratio{{{m}}}", "labels": labels},
         {"record": "slo:period_burn_rate:ratio",
          "expr": f"slo:sli_error:ratio_rate{period}{{{m}}}\n/ {on}\nslo:error_budget:ratio{{{m}}}",
          "labels": labels},
@@ -195,27 +388,35 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str) -> SLORules:
     alert_rules: list[dict[str, Any]] = []
     alerting = slo.alerting
     extra = {**settings.labels, **alerting.labels}
+    where = {"target": target} if target else {}
     url = f"{settings.runbook_base_url}#"
-    for window in active_windows(slo):
-        factor = window.factor(slo.period)
+    for window in windows:
+        factor = window.factor
         threshold = f"({dec(factor)} * {dec(budget)})"
         long, short = duration(window.long), duration(window.short)
         severity = alerting.page_severity if window.tier == "page" else alerting.ticket_severity
         for_ = getattr(alerting, f"{window.tier}_{window.speed}_for")
-        lasts = humanize_duration(slo.period / float(factor))
+        expr = (f"max without (sloth_window) (slo:sli_error:ratio_rate{long}{{{m}}} > {threshold})\nand\n"
+                f"max without (sloth_window) (slo:sli_error:ratio_rate{short}{{{m}}} > {threshold})")
+        minimum = min_events(slo, factor * budget)
+        if minimum:
+            expr += (f"\nand\nmax without (sloth_window) (slo:sli_total_events:increase{long}{{{m}}} >= "
+                     f"{number(minimum)})")
         rule = {
             "alert": BURN_ALERT,
-            "expr": (f"max without (sloth_window) (slo:sli_error:ratio_rate{long}{{{m}}} > {threshold})\nand\n"
-                     f"max without (sloth_window) (slo:sli_error:ratio_rate{short}{{{m}}} > {threshold})"),
+            "expr": expr,
             "for": duration(for_),
+            "keep_firing_for": duration(window.keep_firing_for),
             "labels": {"severity": severity, "service": slo.service, "sloth_severity": window.tier,
-                       "long_window": long, "short_window": short, **ids, **extra},
+                       "long_window": long, "short_window": short, **ids, **where, **extra},
             "annotations": {
                 "summary": "{{ $labels.sloth_service }} SLO {{ $labels.sloth_slo }} burns its error budget "
                            + ("too fast." if window.tier == "page" else "faster than it can afford."),
                 "description": (f"Error ratio over the last {long} is {{{{ $value | humanizePercentage }}}} (and "
                                 f"over {short} too), above {dec(factor)}x the {dec(budget * 100)}% error budget of "
-                                f"the {period} objective: at this rate the budget is gone in {lasts}."),
+                                f"the {period} objective: at this rate the whole budget lasts "
+                                f"{lasts(slo.period / float(factor))} and this window alone spends "
+                                f"{dec(window.budget_spent(slo.period) * 100)}% of it."),
                 "runbook_url": url + BURN_ALERT.lower(),
             },
         }
@@ -224,16 +425,21 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str) -> SLORules:
 
     no_data = exhausted = None
     if alerting.enabled and alerting.no_data:
+        wait = no_data_for(slo, interval)
+        job = {"job": scrape_job} if scrape_job and all(
+            split_selector(s)[0].startswith("vecmon_") for s in _selectors(slo)) else {}
         no_data = {
             "alert": NO_DATA_ALERT,
-            "expr": f"absent(slo:sli_total_events:rate5m{{{m}}})\nor\nslo:sli_total_events:rate5m{{{m}}} == 0",
-            "for": duration(alerting.no_data_for),
-            "labels": {"severity": alerting.no_data_severity, "service": slo.service, **labels, **extra},
+            "expr": f"absent(slo:sli_error:ratio_rate{dw}{{{m}}})",
+            "for": duration(wait),
+            "labels": {"severity": alerting.no_data_severity, "service": slo.service, **labels, **where, **job,
+                       **extra},
             "annotations": {
                 "summary": "SLO {{ $labels.sloth_slo }} of {{ $labels.sloth_service }} has no data.",
-                "description": (f"The SLI of {slo.id} has counted no events for {duration(alerting.no_data_for)}: "
-                                "its burn-rate alerts cannot fire. The metrics may be gone (renamed, scrape or "
-                                "collector failing) or there is no traffic."),
+                "description": (f"The SLI of {slo.id} has had no error ratio over {dw} (3 intervals of "
+                                f"{duration(interval)}) for {duration(wait)}: its burn-rate alerts cannot fire. "
+                                "The metrics may be gone (renamed, scrape or collector failing), a good-events "
+                                "series or latency bucket may not exist, or there is no traffic."),
                 "runbook_url": url + NO_DATA_ALERT.lower(),
             },
         }
@@ -243,7 +449,8 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str) -> SLORules:
             "alert": EXHAUSTED_ALERT,
             "expr": f"slo:period_error_budget_remaining:ratio{{{m}}} <= 0",
             "for": duration(alerting.budget_exhausted_for),
-            "labels": {"severity": alerting.budget_exhausted_severity, "service": slo.service, **ids, **extra},
+            "labels": {"severity": alerting.budget_exhausted_severity, "service": slo.service, **ids, **where,
+                       **extra},
             "annotations": {
                 "summary": "SLO {{ $labels.sloth_slo }} of {{ $labels.sloth_service }} has used up its error budget.",
                 "description": (f"The error budget of {slo.id} over the last {period} is used up: "
@@ -258,11 +465,13 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str) -> SLORules:
         sli_group={"name": f"vecmon-slo-sli-recordings-{slo.id}", "rules": sli_rules},
         meta_group={"name": f"vecmon-slo-meta-recordings-{slo.id}", "rules": meta_rules},
         alert_group={"name": f"vecmon-slo-alerts-{slo.id}", "rules": alert_rules} if alert_rules else None,
-        burn_alerts=tuple(burn_alerts), no_data=no_data, exhausted=exhausted)
+        burn_alerts=tuple(burn_alerts), no_data=no_data, exhausted=exhausted, interval=interval, target=target)
 
 
 def all_slo_rules(config: Any) -> list[SLORules]:
     from monitor import __version__
 
-    return [slo_rules(slo, config.alerting, __version__) for slo in config.slos]
+    settings = config.alerting
+    return [slo_rules(slo, settings, __version__, sli_interval(slo, config), settings.scrape_job)
+            for slo in config.slos]
 

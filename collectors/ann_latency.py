@@ -6,7 +6,11 @@ Every run (default every 30 s) times ``vector.ann_latency.queries`` k-NN queries
 vectors are stored rows of the table (sampled cheaply and kept for ``resample_after``) or the
 recall probe's fixed query set when ``recall.queries.source`` is ``table``. Each query runs in its
 own savepoint with ``ann_latency.timeout`` as statement_timeout; failures are counted by reason
-(``timeout`` or ``error``) and do not stop the others. The run as a whole is bounded by the
+(``timeout`` or ``error``) and do not stop the others. A query that hits its timeout is also
+observed in the histogram's ``+Inf`` bucket only (its duration is not known, only that it exceeded
+every bound a latency SLO can use): p50/p99 and latency SLIs count it as slow instead of dropping
+it, so they cannot go quiet exactly when queries are slowest. ``vecmon_ann_queries_total`` counts
+every attempt, the denominator of the probe's error ratio. The run as a whole is bounded by the
 collector's timeout: every statement's timeout is cut to the time left, no query starts once it is
 spent, and a cancel caused by it (or by the connector's watchdog) ends the run as a timeout instead
 of being counted as a query's. The plan is not checked here (the recall probe reports whether the
@@ -56,11 +60,17 @@ class _Histogram:
         self.counts[-1] += 1
         self.total += seconds
 
+    def observe_timeout(self, seconds: float) -> None:
+        """A query cancelled after ``seconds``: slower than any bucket, so in ``+Inf`` only."""
+        self.counts[-1] += 1
+        self.total += seconds
+
 
 @dataclass
 class LatencyState:
     histograms: dict[tuple[str, ...], _Histogram] = field(default_factory=dict)
     errors: dict[tuple[str, ...], int] = field(default_factory=dict)
+    attempts: dict[tuple[str, ...], int] = field(default_factory=dict)
     returned: dict[tuple[str, ...], float] = field(default_factory=dict)
     vectors: dict[str, tuple[float, list[QueryVector]]] = field(default_factory=dict)  # probe_key -> (at, set)
 
@@ -73,7 +83,10 @@ class AnnLatencyCollector:
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_ann_query_duration_seconds", "histogram",
                    "Duration of approximate k-NN probe queries with the application's settings "
-                   "(client-side, cumulative), for p50/p99 latency SLOs.", LABELS),
+                   "(client-side, cumulative), for p50/p99 latency SLOs; queries that hit their timeout are "
+                   "counted in the +Inf bucket only.", LABELS),
+        MetricSpec("vecmon_ann_queries_total", "counter",
+                   "Approximate k-NN probe queries attempted (succeeded, timed out or failed).", LABELS),
         MetricSpec("vecmon_ann_query_errors_total", "counter",
                    "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason")),
         MetricSpec("vecmon_ann_query_returned_rows", "gauge",
@@ -111,6 +124,9 @@ class AnnLatencyCollector:
                 buckets = [(repr(b), hist.counts[i]) for i, b in enumerate(LATENCY_BUCKETS)]
                 buckets.append(("+Inf", hist.counts[-1]))
                 em.histogram("vecmon_ann_query_duration_seconds", buckets, hist.total, *key)
+        for key, count in state.attempts.items():
+            if key[:3] in current:
+                em.add("vecmon_ann_queries_total", count, *key)
         for key, count in state.errors.items():
             if key[:3] in current:
                 em.add("vecmon_ann_query_errors_total", count, *key)
@@ -140,6 +156,7 @@ class AnnLatencyCollector:
                         str(exc).strip())
             key = (*idx.labels, "", "error")
             state.errors[key] = state.errors.get(key, 0) + 1
+            state.attempts[key[:-1]] = state.attempts.get(key[:-1], 0) + 1
             return []
         state.vectors[idx.probe_key] = (time.time(), vectors)
         return vectors
@@ -157,6 +174,7 @@ class AnnLatencyCollector:
         # then gets its own, cut to the run's time left.
         with local_settings(conn, {**settings, "statement_timeout": deadline.statement_timeout(cfg.timeout)}):
             for vector in chosen:
+                started = time.perf_counter()
                 try:
                     with conn.transaction():
                         deadline.set_statement_timeout(conn, cfg.timeout)
@@ -169,11 +187,16 @@ class AnnLatencyCollector:
                     reason = "timeout" if isinstance(exc, psycopg.errors.QueryCanceled) else "error"
                     err_key = (*key, reason)
                     state.errors[err_key] = state.errors.get(err_key, 0) + 1
+                    state.attempts[key] = state.attempts.get(key, 0) + 1
+                    if reason == "timeout":
+                        hist.observe_timeout(time.perf_counter() - started)
                     continue
+                state.attempts[key] = state.attempts.get(key, 0) + 1
                 hist.observe(seconds)
                 returned.append(len(rows))
         for reason in ("timeout", "error"):
             state.errors.setdefault((*key, reason), 0)
+        state.attempts.setdefault(key, 0)
         if returned:
             state.returned[key] = sum(returned) / len(returned)
 

@@ -341,6 +341,8 @@ class RecallState:
     ann_queries: dict[tuple[str, ...], int] = field(default_factory=dict)
     errors: dict[tuple[str, ...], int] = field(default_factory=dict)
     runs: dict[tuple[str, ...], int] = field(default_factory=dict)
+    cycles: dict[tuple[str, ...], int] = field(default_factory=dict)  # per-cycle judgements (recall SLO)
+    good_cycles: dict[tuple[str, ...], int] = field(default_factory=dict)
     last_attempt: dict[str, float] = field(default_factory=dict)
     queries: dict[tuple[str, str], list[QueryVector]] = field(default_factory=dict)
     database_key: str | None = None
@@ -558,6 +560,9 @@ class RecallCollector:
                    "Share of probe queries that returned fewer rows than the exact search, 0..1.", PT),
         MetricSpec("vecmon_recall_ann_query_duration_seconds", "gauge",
                    "Mean duration of one approximate probe query at this setting (client-side).", PT),
+        MetricSpec("vecmon_recall_app_returned_rows", "gauge",
+                   "Mean number of rows the approximate query returned at the application's settings, over the "
+                   "same queries as vecmon_recall_expected_rows (their ratio is the filtered-query shortfall).", PF),
         MetricSpec("vecmon_recall_expected_rows", "gauge",
                    "Mean number of rows the exact search found, min(k, matching rows).", PF),
         MetricSpec("vecmon_recall_exact_query_duration_seconds", "gauge",
@@ -577,6 +582,12 @@ class RecallCollector:
                    "Probe queries measured at the application's settings.", PF),
         MetricSpec("vecmon_recall_good_queries_total", "counter",
                    "Probe queries at the application's settings whose recall@k reached the target.", PF),
+        MetricSpec("vecmon_recall_cycles_total", "counter",
+                   "Probe cycles that measured recall at the application's settings (one judgement each, for "
+                   "per-cycle recall SLOs).", PF),
+        MetricSpec("vecmon_recall_good_cycles_total", "counter",
+                   "Probe cycles whose recall at the application's settings met the target (mean recall, or "
+                   "target_fraction of the queries, as vecmon_recall_target_met).", PF),
         MetricSpec("vecmon_recall_probe_queries", "gauge",
                    "Query vectors in the index's probe set.", P),
         MetricSpec("vecmon_recall_exact_queries_total", "counter",
@@ -1041,7 +1052,17 @@ class RecallCollector:
             app = result.app_point(fname)
             if app is not None and app.used and app.recalls:
                 em.add("vecmon_recall_expected_rows", app.mean(app.expected), *pf)
+                em.add("vecmon_recall_app_returned_rows", app.mean(app.returned), *pf)
                 em.add("vecmon_recall_target_met", 1 if app.meets(rc.target, rc.target_fraction) else 0, *pf)
+                if skipped is None:  # measured in this run: one per-cycle judgement
+                    state.bump(state.cycles, pf)
+                    if app.meets(rc.target, rc.target_fraction):
+                        state.bump(state.good_cycles, pf)
+                    state.good_cycles.setdefault(pf, 0)
+            for name, table in (("vecmon_recall_cycles_total", state.cycles),
+                                ("vecmon_recall_good_cycles_total", state.good_cycles)):
+                if pf in table:
+                    em.add(name, table[pf], *pf)
         for (fname, mode), points in groups.items():
             for p in sorted(points, key=lambda x: x.value):
                 if p.meets(rc.target, rc.target_fraction):

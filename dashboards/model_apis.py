@@ -17,6 +17,9 @@ UID = "vecmon-model-apis"
 HIST = "vecmon_model_api_request_duration_seconds_bucket"
 REQUESTS = "vecmon_model_api_requests_total"
 SUCCESS, NOT_SUCCESS = 'outcome="success"', 'outcome!="success"'
+# Probes run every minute or so: a ratio over $__rate_interval (one or two probes) reads 0, 100% or
+# nothing. Ratios use the error-ratio alert's window instead.
+PROBE_WINDOW = "30m"
 # Providers whose answers carry server-side timings / x-ratelimit-* headers (collectors/providers).
 TIMING_PROVIDERS = {"tei", "ollama", "openai", "azure_openai"}
 RATE_LIMIT_PROVIDERS = {"openai", "azure_openai"}
@@ -68,15 +71,15 @@ def zero_by_target(selector: str) -> str:
 def _status(config: Any, t: Targets) -> list:
     e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
     kinds = {e.kind for e in _endpoints(config)}
-    success = f"sum by (target) ({rate(e(REQUESTS, SUCCESS))})"
+    success = f"sum by (target) (increase({e(REQUESTS, SUCCESS)}[{PROBE_WINDOW}]))"
     panels = [
         row("Probes"),
         stat("Last probe", "Whether each endpoint's last probe got a valid answer.", "none",
              [q(f"min by (target) ({e('vecmon_model_api_probe_success')})", "{{target}}")], mappings=OK_MAPPINGS,
              thresholds=steps(("red", None), ("green", 1)), color_mode="background", w=6),
-        stat("Probe success ratio", "Share of probe requests with a valid answer over the rate interval "
+        stat("Probe success ratio", f"Share of probe requests with a valid answer over the last {PROBE_WINDOW} "
              f"(the error-ratio alert fires below {1 - t.model_error_ratio.bad:.0%}).", "percentunit",
-             [q(f"{success} / sum by (target) ({rate(e(REQUESTS))})", "{{target}}")],
+             [q(f"{success} / sum by (target) (increase({e(REQUESTS)}[{PROBE_WINDOW}]))", "{{target}}")],
              thresholds=higher_is_better(1 - t.model_error_ratio.bad, 1 - t.model_error_ratio.good), decimals=2,
              w=6),
         stat("Last HTTP status", "HTTP status of each endpoint's last probe attempt (0: no response).", "none",
@@ -117,13 +120,13 @@ def _latency(config: Any, t: Targets) -> list:
                                 ("rerank", "Re-ranker latency", t.rerank_latency)):
         if kind in kinds:
             panels.append(timeseries(
-                title, f"p50, p95 and p99 round-trip time of {kind} probes (request start to last body byte), "
+                title, f"p50, p95 and p99 round-trip time of successful {kind} probes (request start to last body byte), "
                 f"target {limits.good * 1000:.0f} ms, alert {limits.bad * 1000:.0f} ms.", "s",
-                percentiles(e(HIST, f'kind="{kind}"', kind=kind)), thresholds=lower_is_better(limits.good, limits.bad),
+                percentiles(e(HIST, f'kind="{kind}"', SUCCESS, kind=kind)), thresholds=lower_is_better(limits.good, limits.bad),
                 threshold_style="line", w=12 if len(kinds) > 1 else 8))
-    panels.append(heatmap("Latency distribution", "Probe round-trip times of the selected endpoints per rate "
-                          "interval (histogram buckets).", "s",
-                          q(f"sum by (le) (increase({e(HIST)}[$__rate_interval]))"),
+    panels.append(heatmap("Latency distribution", "Round-trip times of the selected endpoints' successful probes "
+                          "per rate interval (histogram buckets).", "s",
+                          q(f"sum by (le) (increase({e(HIST, SUCCESS)}[$__rate_interval]))"),
                           w=12 if len(kinds) > 1 else 8))
     panels.append(timeseries("Probe wall time", "Wall time of each endpoint's last probe, including a "
                              "Retry-After wait.", "s",
@@ -140,18 +143,18 @@ def _latency(config: Any, t: Targets) -> list:
 
 def _outcomes(config: Any, t: Targets) -> list:
     e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
-    failed = f"sum by (target) ({rate(e(REQUESTS, NOT_SUCCESS))})"
+    failed = f"sum by (target) (increase({e(REQUESTS, NOT_SUCCESS)}[{PROBE_WINDOW}]))"
     validation = f"sum by (target, reason) ({rate(e('vecmon_model_api_validation_failures_total'))})"
     panels = [
         row("Outcomes and answer checks"),
-        timeseries("Requests by outcome", "Probe attempts per second by outcome: success, http_4xx, http_5xx, "
-                   "rate_limited, timeout, connection_error, bad_response.", "reqps",
-                   [q(f"sum by (target, outcome) ({rate(e(REQUESTS))}) > 0 or "
-                      f"sum by (target, outcome) ({rate(e(REQUESTS, SUCCESS))})",
+        timeseries("Requests by outcome", f"Probe attempts over the last {PROBE_WINDOW} by outcome: success, "
+                   "http_4xx, http_5xx, rate_limited, timeout, connection_error, bad_response.", "short",
+                   [q(f"sum by (target, outcome) (increase({e(REQUESTS)}[{PROBE_WINDOW}])) > 0 or "
+                      f"sum by (target, outcome) (increase({e(REQUESTS, SUCCESS)}[{PROBE_WINDOW}]))",
                       "{{target}} {{outcome}}")], stack=True, w=8),
-        timeseries("Error ratio", "Share of probe attempts that did not succeed (0 while all succeed).",
-                   "percentunit",
-                   [q(f"{failed} / sum by (target) ({rate(e(REQUESTS))})", "{{target}}")],
+        timeseries("Error ratio", f"Share of probe attempts that did not succeed over the last {PROBE_WINDOW} (0 "
+                   "while all succeed; the window of the error-ratio alert).", "percentunit",
+                   [q(f"{failed} / sum by (target) (increase({e(REQUESTS)}[{PROBE_WINDOW}]))", "{{target}}")],
                    thresholds=lower_is_better(t.model_error_ratio.good, t.model_error_ratio.bad),
                    threshold_style="line", min=0, w=8),
         timeseries("Answer check failures", "Answers that failed validation per second, by reason (wrong count or "
@@ -182,7 +185,7 @@ def _spend(config: Any, t: Targets) -> list:
         timeseries("Probe spend", "Probe spend per hour at list prices (price table); 0 for endpoints without a "
                    "price (self-hosted models).", "currencyUSD",
                    [q(f"sum by (target) ({rate(e('vecmon_model_api_cost_usd_total'))}) * 3600 "
-                      f"or {zero_by_target(e(REQUESTS))}", "{{target}}")], w=12),
+                      f"or sum by (target) (increase({e(REQUESTS)}[{PROBE_WINDOW}])) * 0", "{{target}}")], w=12),
     ]
     if any(e.kind == "rerank" and e.provider == "cohere" for e in endpoints):
         panels.append(timeseries("Re-rank search units", "Cohere search units billed per hour for probe "

@@ -52,17 +52,18 @@ def _models(config: Any, t: Targets) -> list:
         if not any(e.kind == kind for e in model_apis._endpoints(config)):
             continue
         k = f'kind="{kind}"'
-        total = f"sum({rate(s(model_apis.REQUESTS, k))})"
-        failed = f"sum({rate(s(model_apis.REQUESTS, k, model_apis.NOT_SUCCESS))})"
-        hist = f"sum by (le) ({rate(s(model_apis.HIST, k))})"
+        w = model_apis.PROBE_WINDOW
+        total = f"sum(increase({s(model_apis.REQUESTS, k)}[{w}]))"
+        failed = f"sum(increase({s(model_apis.REQUESTS, k, model_apis.NOT_SUCCESS)}[{w}]))"
+        hist = f"sum by (le) ({rate(s(model_apis.HIST, k, model_apis.SUCCESS))})"
         panels += [
             row(title),
-            stat(f"{title} probe rate", f"{title} probe requests per second across endpoints.", "reqps",
-                 [q(total, "requests/s")], graph=True, thresholds=steps(("text", None)), w=6),
-            stat(f"{title} errors", f"Share of {kind} probe requests that failed over the rate interval.",
+            stat(f"{title} probes", f"{title} probe requests across endpoints over the last {w}.", "short",
+                 [q(total, f"requests/{w}")], graph=True, thresholds=steps(("text", None)), w=6),
+            stat(f"{title} errors", f"Share of {kind} probe requests that failed over the last {w}.",
                  "percentunit", [q(f"{failed} / ({total} > 0)", "errors")], graph=True, decimals=2,
                  thresholds=lower_is_better(t.model_error_ratio.good, t.model_error_ratio.bad), w=6),
-            stat(f"{title} latency p95", f"p95 round-trip time of {kind} probes (target "
+            stat(f"{title} latency p95", f"p95 round-trip time of successful {kind} probes (target "
                  f"{limits.good * 1000:.0f} ms).", "s", [q(f"histogram_quantile(0.95, {hist})", "p95")], graph=True,
                  thresholds=lower_is_better(limits.good, limits.bad), w=6),
             stat(f"{title} probe spend", f"Spend per hour of {kind} probes at list prices (0 when unpriced).",

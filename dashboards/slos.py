@@ -49,6 +49,13 @@ def sli_period() -> str:
     return (f"1 - ({r('slo:period_burn_rate:ratio')} * on ({IDS}) group_left {r('slo:error_budget:ratio')})")
 
 
+def sli_1h() -> str:
+    """The SLI over the last hour from the recorded 5m event rates: defined for every SLO, also one
+    whose probe adds events only every 10 minutes (its 5m ratio is missing half the time)."""
+    return (f"1 - sum by ({IDS}) (sum_over_time({r('slo:sli_error_events:rate5m')}[1h]))\n/\n"
+            f"(sum by ({IDS}) (sum_over_time({r('slo:sli_total_events:rate5m')}[1h])) > 0)")
+
+
 def burn_by_window() -> str:
     """Burn rate over every recorded window (the period's included): error ratio / error budget."""
     windows = f'{{__name__=~"slo:sli_error:ratio_rate.+", {SLO}}}'
@@ -68,8 +75,9 @@ def overview_panels(config: Any, t: Targets) -> list:
                  "objective is missed.", "percentunit",
                  [q("slo:period_error_budget_remaining:ratio", LEGEND)],
                  thresholds=higher_is_better(0.25, 0.5), min=None, w=8, h=6),
-        bargauge("Burn rate now", "How fast each SLO spends its error budget over the last 5 minutes (1 = "
-                 "exactly on budget; the fast-burn page needs 14.4 over both 5m and 1h).", "none",
+        bargauge("Burn rate now", "How fast each SLO spends its error budget over its shortest window (5m, or 3 "
+                 "probe intervals for a slow probe; 1 = exactly on budget; the fast-burn page needs 14.4 over both "
+                 "its windows).", "none",
                  [q("slo:current_burn_rate:ratio", LEGEND)],
                  thresholds=BURN_STEPS, max=None, w=8, h=6),
     ]
@@ -87,8 +95,9 @@ def _status(config: Any, t: Targets) -> list:
               "missed.", "percentunit", [q(f"min by ({IDS}) ({r('slo:period_error_budget_remaining:ratio')})",
                                           LEGEND)],
               thresholds=higher_is_better(0.25, 0.5), decimals=1, w=6, h=4),
-        stat("Burn rate now", "Error budget consumption over the last 5 minutes, as a multiple of the sustainable "
-             "rate (1 uses exactly the budget over the period).", "none",
+        stat("Burn rate now", "Error budget consumption over the SLO's shortest window (5m, or 3 probe intervals "
+             "for a slow probe), as a multiple of the sustainable rate (1 uses exactly the budget over the "
+             "period).", "none",
              [q(f"max by ({IDS}) ({r('slo:current_burn_rate:ratio')})", LEGEND)], decimals=2,
              thresholds=BURN_STEPS, w=6),
     ]
@@ -97,9 +106,9 @@ def _status(config: Any, t: Targets) -> list:
 def _trends(config: Any, t: Targets) -> list:
     return [
         row("Budget and burn"),
-        timeseries("SLI (5m) against objective", "Good-event ratio over 5 minutes against the objective.",
-                   "percentunit",
-                   [q(f"1 - max by ({IDS}) ({r('slo:sli_error:ratio_rate5m')})", LEGEND + " SLI"),
+        timeseries("SLI (1h) against objective", "Good-event ratio over the last hour against the objective "
+                   "(an hour holds several cycles even of a 10-minute probe).", "percentunit",
+                   [q(sli_1h(), LEGEND + " SLI"),
                     q(f"max by ({IDS}) ({r('slo:objective:ratio')})", LEGEND + " objective")],
                    thresholds=steps(("red", None), ("green", t.slo_objective)), threshold_style="line", max=1,
                    overrides=objective_overrides(config, " SLI"), w=12),
@@ -108,12 +117,13 @@ def _trends(config: Any, t: Targets) -> list:
                                      LEGEND)],
                    thresholds=higher_is_better(0.25, 0.5), threshold_style="area", max=1, w=12),
         bargauge("Burn rate per window", "Error ratio over each alert window divided by the error budget: the "
-                 "page fires when 1h and 5m both exceed 14.4 (6h and 30m: 6), the ticket at 3 (1d/2h) and 1 "
-                 "(3d/6h).", "none", [q(burn_by_window(), LEGEND + " {{sloth_window}}")],
+                 "page fires when both windows of a pair exceed its factor (30d: 14.4 on 1h/5m, 6 on 6h/30m), the "
+                 "ticket at 3 (1d/2h) and 1 (3d/6h); windows follow the period and the probe's interval.", "none",
+                 [q(burn_by_window(), LEGEND + " {{sloth_window}}")],
                  thresholds=BURN_STEPS, max=None, w=12),
-        timeseries("Burn rate over time", "Budget consumption over the last 5 minutes and over the whole period, "
+        timeseries("Burn rate over time", "Budget consumption over the shortest window and over the whole period, "
                    "as multiples of the sustainable rate.", "none",
-                   [q(f"max by ({IDS}) ({r('slo:current_burn_rate:ratio')})", LEGEND + " 5m"),
+                   [q(f"max by ({IDS}) ({r('slo:current_burn_rate:ratio')})", LEGEND + " now"),
                     q(f"max by ({IDS}) ({r('slo:period_burn_rate:ratio')})", LEGEND + " period")],
                    thresholds=BURN_STEPS, threshold_style="line", w=12),
     ]

@@ -236,13 +236,16 @@ def _probes(config: Any, t: Targets) -> list:
         timeseries("Time since last recall probe", "Seconds since each index's last successful recall probe.",
                    "s", [q(f"time() - max by (target, index) ({v('vecmon_recall_last_success_timestamp_seconds')})",
                            "{{index}}")], w=8),
-        timeseries("Recall probe runs", "Probe attempts per second by result (ok, locked, budget, error...).",
-                   "ops", [q(f"sum by (target, index, result) ({rate(v('vecmon_recall_probe_runs_total'))})",
-                             "{{index}} {{result}}")], w=8),
-        timeseries("Exact queries", "Exact (full scan) queries run and exact results reused per second: once the "
-                   "table is unchanged, probes run approximate queries only.", "ops",
-                   [q(f"sum by (target, index) ({rate(v('vecmon_recall_exact_queries_total'))})", "{{index}} run"),
-                    q(f"sum by (target, index) ({rate(v('vecmon_recall_exact_reused_total'))})",
+        # the probe runs every 10m: per-second rates over $__rate_interval are mostly 0 with spikes
+        timeseries("Recall probe runs per hour", "Probe attempts over the last hour by result (ok, locked, budget, "
+                   "error...).", "short",
+                   [q(f"sum by (target, index, result) (increase({v('vecmon_recall_probe_runs_total')}[1h]))",
+                      "{{index}} {{result}}")], w=8),
+        timeseries("Exact queries per hour", "Exact (full scan) queries run and exact results reused over the last "
+                   "hour: once the table is unchanged, probes run approximate queries only.", "short",
+                   [q(f"sum by (target, index) (increase({v('vecmon_recall_exact_queries_total')}[1h]))",
+                      "{{index}} run"),
+                    q(f"sum by (target, index) (increase({v('vecmon_recall_exact_reused_total')}[1h]))",
                       "{{index}} reused")], w=8),
     ]
 

@@ -240,15 +240,45 @@ def test_panels_use_current_types_units_descriptions_and_fit_the_grid(boards):
                 assert target["datasource"] == facade.DATASOURCE
 
 
-def test_every_rate_uses_rate_interval(boards):
+# Counters of probes that move once a minute or once per 10-minute cycle: $__rate_interval (a few
+# scrapes) holds one probe or none, so their panels use increase() over a window of many probes.
+PROBE_COUNTERS = {"vecmon_recall_probe_runs_total": 3600, "vecmon_recall_exact_queries_total": 3600,
+                  "vecmon_recall_exact_reused_total": 3600, "vecmon_model_api_requests_total": 1800}
+
+
+def test_every_rate_uses_rate_interval_except_probe_counters(boards):
     exprs = [t["expr"] for board in boards.values() for _, t in lint.targets(board)]
     assert sum("rate(" in e for e in exprs) > 30
+    probe_panels = 0
     for expr in exprs:
         ast = lint.parse(expr)
         for node, parents in lint.walk(ast):
             if parents and type(node).__name__ == "MatrixSelector" and type(parents[-1]).__name__ == "Call":
-                if parents[-1].func.name in ("rate", "irate", "increase"):
-                    assert node.range.total_seconds() == lint.RATE_INTERVAL_SECONDS, expr
+                name = node.vector_selector.name if hasattr(node, "vector_selector") else str(node).split("{")[0]
+                func = parents[-1].func.name
+                if any(counter in str(node) for counter in PROBE_COUNTERS):
+                    window = next(w for c, w in PROBE_COUNTERS.items() if c in str(node))
+                    assert func == "increase" and node.range.total_seconds() == window, expr
+                    probe_panels += 1
+                elif func in ("rate", "irate", "increase"):
+                    assert node.range.total_seconds() == lint.RATE_INTERVAL_SECONDS, (name, expr)
+    assert probe_panels >= 6
+
+
+def test_probe_latency_panels_count_successful_probes_only(boards):
+    board = boards["vecmon-model-apis"]
+    latency = [t["expr"] for panel, t in lint.targets(board)
+               if "vecmon_model_api_request_duration_seconds_bucket" in t["expr"]]
+    assert len(latency) >= 4
+    assert all('outcome="success"' in expr for expr in latency), latency
+
+
+def test_slo_dashboard_shows_a_one_hour_sli(boards):
+    board = boards["vecmon-slos"]
+    exprs = [(panel.get("title"), t["expr"]) for panel, t in lint.targets(board)]
+    sli = [expr for title, expr in exprs if title == "SLI (1h) against objective"]
+    assert any("sum_over_time(slo:sli_error_events:rate5m" in expr and "[1h]" in expr for expr in sli), sli
+    assert not any("slo:sli_error:ratio_rate5m" in expr for _, expr in exprs)
 
 
 def test_stable_uids_and_titles(boards):
