@@ -963,9 +963,12 @@ COST = [
         metrics=("vecmon_cost_budget_used_ratio",)),
 ]
 
-CATALOG: list[AlertDef] = [*SELF, *POSTGRES, *PGVECTOR, *MODEL_APIS, *COST]
+from alerts.rules_app import APP_ALERTS  # noqa: E402 - it builds on the definitions above
+from alerts.rules_pg_signals import pg_signal_alerts  # noqa: E402 - likewise
+
+CATALOG: list[AlertDef] = [*SELF, *POSTGRES, *pg_signal_alerts(), *PGVECTOR, *MODEL_APIS, *COST, *APP_ALERTS]
 ALERTS: dict[str, AlertDef] = {a.name: a for a in CATALOG}
-GROUP_ORDER = ("self", "postgres", "pgvector", "model-apis", "cost")
+GROUP_ORDER = ("self", "postgres", "pgvector", "model-apis", "cost", "applications")
 
 
 # --------------------------------------------------------------------------- rules for a config

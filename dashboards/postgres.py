@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from collectors.registry import DATABASE_COLLECTORS
+from dashboards.pg_signals import pg_signal_panels
 from dashboards.facade import (bargauge, dashboard, gauge, higher_is_better, lower_is_better, m, q, query_var, rate,
                                row, standard_vars, stat, steps, table, timeseries)
 from dashboards.targets import Targets
@@ -197,7 +198,8 @@ def _server(t: Targets) -> list:
 
 
 def build(config: Any, t: Targets) -> dict:
-    panels = [*_overview(t), *_connections(t), *_databases(t), *_tables(t), *_statements(t), *_server(t)]
+    panels = [*_overview(t), *_connections(t), *_databases(t), *_tables(t), *_statements(t), *_server(t),
+              *pg_signal_panels()]
     return dashboard(UID, "vecmon / PostgreSQL", "Health of the monitored PostgreSQL databases: connections, "
                      "throughput, cache, tables and indexes, statements, WAL, checkpoints and replication.",
                      variables(), panels, tags=["postgresql"])
