@@ -390,7 +390,7 @@ def test_auth_module_config_errors():
         parse_config(base + "    userpass: {username: u}\n    options: {password: x}\n")
     with pytest.raises(ConfigError, match=r"auth_modules\.m\.userpass: .*password or password_file, not both"):
         parse_config(base + "    userpass: {username: u, password: x, password_file: /dev/null}\n")
-    with pytest.raises(ConfigError, match=r"auth_modules\.m\.collectors\.0: unknown"):
+    with pytest.raises(ConfigError, match=r"auth_modules\.m\.collectors\[0\]: Input should be 'connections'"):
         parse_config(base + "    userpass: {username: u}\n    collectors: [nope]\n")
     with pytest.raises(ConfigError, match=r"auth_modules\.m\.type"):
         parse_config(base + "    type: tls\n    userpass: {username: u}\n")
