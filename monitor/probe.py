@@ -91,7 +91,8 @@ def parse_dsn_target(text: str, module: AuthModule) -> DsnTarget:
         raise ProbeError(400, "the target needs a host (host:port/dbname)")
     parts.update(module.options)
     dbname = parts.get("dbname") or module.userpass.username
-    label = f"{parts['host']}:{parts.get('port') or 5432}/{dbname}"
+    host = f"[{parts['host']}]" if ":" in parts["host"] else parts["host"]  # an IPv6 address
+    label = f"{host}:{parts.get('port') or 5432}/{dbname}"
     return DsnTarget(label, tuple(sorted((k, str(v)) for k, v in parts.items())))
 
 

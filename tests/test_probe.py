@@ -384,6 +384,25 @@ def test_secrets_stay_out_of_logs_and_exposition(pg18, daemons, caplog):
     assert "127.0.0.1:1/x" in caplog.text  # the failing probe was logged (by its label)
 
 
+def test_a_reload_that_changes_the_auth_modules_drops_kept_targets(pg18, write_config, monkeypatch):
+    db = new_database(pg18)
+    monkeypatch.setenv("PROBE_PASSWORD", PASSWORD)
+    path = write_config(config_text([]))
+    daemon = Daemon(parse_config(path.read_text()), config_path=path)
+    daemon.start()
+    try:
+        assert get(probe_url(daemon, dsn_of(db), "mon"))[0] == 200 and len(daemon.probe.dsn) == 1
+        assert daemon.reload() and len(daemon.probe.dsn) == 1  # same modules: kept
+        path.write_text(config_text([], collectors="[connections]"))
+        assert daemon.reload() and len(daemon.probe.dsn) == 0
+        wait_for(lambda: vecmon_sessions(db) == 0, 10, "the dropped target's session closed")
+        families = parse(get(probe_url(daemon, dsn_of(db), "mon"))[2])
+        assert families.value("vecmon_collector_up", {"target": dsn_of(db), "collector": "connections"}) == 1
+        assert families.value("vecmon_collector_up", {"target": dsn_of(db), "collector": "server"}) is None
+    finally:
+        daemon.stop()
+
+
 def test_auth_module_config_errors():
     base = "daemon: {allow_no_targets: true}\nauth_modules:\n  m:\n"
     with pytest.raises(ConfigError, match=r"auth_modules\.m\.options: .*option 'password' is not allowed"):
