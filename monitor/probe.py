@@ -210,7 +210,8 @@ class DsnProbes:
         for old in evicted:
             log.info("probe: evicted %s (auth module %s): more than %d DSN targets", old.dsn.label,
                      old.module_name, self.settings.max_targets)
-            old.connector.close(timeout=1.0)
+            threading.Thread(target=old.connector.close, kwargs={"timeout": 1.0}, daemon=True,
+                             name="vecmon-probe-close").start()  # off the request: a close may wait
         if done is not None:
             if not done.wait(budget):
                 raise ProbeError(504, f"probe of {dsn.label} did not finish within {budget:.3g}s "
@@ -255,8 +256,8 @@ class DsnProbes:
                 own.add("vecmon_collector_disabled", 1, name)
                 continue
             except TargetUnreachable as exc:
-                up, reason = False, exc.reason
-                log.warning("probe %s (auth module %s): %s", label, entry.module_name, exc)
+                up, reason = False, exc.reason  # the connector logs the target going down and back
+                log.debug("probe %s (auth module %s): %s", label, entry.module_name, exc)
                 break
             except Exception as exc:  # noqa: BLE001 - one collector's failure leaves the others
                 own.add("vecmon_collector_up", 0, name)
