@@ -240,11 +240,12 @@ class DsnProbes:
         own = Emitter(label, SELF_METRICS)
         families: list[Metric] = []
         up, reason = True, None
+        late: list[str] = []
         for name in entry.collectors:
             remaining = deadline - self.clock()
             if remaining < 0.05:
                 own.add("vecmon_collector_up", 0, name)
-                log.warning("probe %s: collector %s not run: the deadline has passed", label, name)
+                late.append(name)
                 continue
             collector = database_collector(name)()
             ctx = CollectContext(target=label, settings=entry.target, state=entry.states.setdefault(name, {}),
@@ -270,6 +271,8 @@ class DsnProbes:
             own.add("vecmon_collector_up", 1, name)
             own.add("vecmon_collector_disabled", 0, name)
             own.add("vecmon_collector_series", sum(len(f.samples) for f in out), name)
+        if late:
+            log.warning("probe %s: the deadline passed before collectors %s", label, ", ".join(late))
         own.add("vecmon_up", 1 if up else 0)
         if reason is not None:
             own.add("vecmon_target_unreachable_reason", 1, reason)

@@ -323,6 +323,31 @@ def test_a_locked_table_ends_that_collector_not_the_probe(pg18, daemons):
     assert families.value("vecmon_collector_up", {**label, "collector": "connections"}) == 1
 
 
+def test_the_deadline_bounds_the_whole_collection_not_each_collector(pg18, daemons, caplog):
+    """A lock held longer than probe.timeout: `tables` uses up the whole budget, the collector after
+    it is not started, the request answers 504 at the deadline; the finished (failed) result is
+    served to the next scrape from memory."""
+    db = new_database(pg18)
+    db.execute("CREATE TABLE locked (id int)")
+    db.execute(f"GRANT SELECT ON locked TO {MONITOR_ROLE}")
+    daemon = daemons(config_text([], probe="{timeout: 1s, lock_timeout: 5s}", collectors="[tables, connections]"))
+    with db.admin(autocommit=False) as holder:
+        holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        status, _, body = get(probe_url(daemon, dsn_of(db), "mon"))
+        seconds = time.monotonic() - started
+        assert status == 504 and b"did not finish within 1s" in body and seconds < 2.0, (status, seconds)
+        wait_for(lambda: daemon.probe.dsn.collections == 1 and get(probe_url(daemon, dsn_of(db), "mon"))[0] == 200,
+                 5, "the late result cached")
+        families = parse(get(probe_url(daemon, dsn_of(db), "mon"))[2])
+    label = {"target": dsn_of(db)}
+    assert families.value("vecmon_collector_up", {**label, "collector": "tables"}) == 0
+    assert families.value("vecmon_collector_up", {**label, "collector": "connections"}) == 0
+    assert families.value("vecmon_collector_duration_seconds", {**label, "collector": "connections"}) is None
+    assert daemon.probe.dsn.collections == 1
+    assert "the deadline passed before collectors connections" in caplog.text
+
+
 def test_unreachable_dsn_target_reports_the_reason(pg18, daemons):
     db = new_database(pg18)
     daemon = daemons(config_text([]))
