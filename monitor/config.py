@@ -16,6 +16,7 @@ from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_
 from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
                                  all_api_targets, check_references)
 from monitor.config_apps import ApplicationTarget
+from monitor.config_probe import AuthModule, ProbeSettings
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
 from monitor.config_queries import CustomQuery, check_query_plans
@@ -183,6 +184,9 @@ class Config(Model):
     queries: list[CustomQuery] = Field(default_factory=list, description="custom SQL metrics (README: Custom queries)")
     extend_query_path: QueriesYamlPath | None = Field(
         None, description="a postgres_exporter queries.yaml, run unchanged (relative to the config file)")
+    probe: ProbeSettings = Field(default_factory=ProbeSettings, description="limits of /probe?target=DSN")
+    auth_modules: dict[str, AuthModule] = Field(
+        default_factory=dict, description="credentials for /probe?target=DSN&auth_module=NAME (README: Multi-target)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":

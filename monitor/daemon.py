@@ -21,6 +21,7 @@ from monitor.exposition import ExpositionCache, SnapshotCollector
 from monitor.http import App, HttpServer
 from monitor.loader import ConfigError, load_config
 from monitor.pg import describe_target
+from monitor.probe import Probe
 from monitor.scheduler import Runtime
 from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
@@ -67,8 +68,9 @@ class Daemon:
         if listen:
             host, _, port_text = listen.rpartition(":")
             host, port = host.strip("[]") or "0.0.0.0", int(port_text)
-        self.http = HttpServer(host, port, App(self.store, self.exposition, self._describe, web_config, self._slos),
-                               web=web_config)
+        self.probe = Probe(self.exposition, config, self.shared)  # /probe?target=
+        self.http = HttpServer(host, port, App(self.store, self.exposition, self._describe, web_config, self._slos,
+                                               self.probe), web=web_config)
         self.store.expect(self.runtime.keys(), self.runtime.intervals())  # /ready is 503 until each job ran once
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -127,6 +129,7 @@ class Daemon:
             self.config = config
         old.stop(timeout=config.daemon.shutdown_timeout)
         self.exporter.stale_after = config.daemon.stale_after
+        self.probe.reconfigure(config)
         runtime.start()
         log.info("configuration reloaded from %s", self.config_path)
         return True
@@ -151,6 +154,7 @@ class Daemon:
             runtime = self.runtime
         idle = runtime.stop(timeout=self.config.daemon.shutdown_timeout)
         self.http.stop()
+        self.probe.close()
         if idle:
             self.shared.close()
         else:

@@ -169,6 +169,24 @@ class _Rendered:
     valid_until: float
     families: list[Metric]
     bodies: dict[tuple[str, bool], bytes] = field(default_factory=dict)
+    by_target: dict[str, list[Metric]] | None = None  # /probe?target=NAME: built on its first request
+    target_bodies: dict[tuple[str, str, bool], bytes] = field(default_factory=dict)
+
+
+def _by_target(families: list[Metric]) -> dict[str, list[Metric]]:
+    """One pass over the samples: each target's families (samples shared, not copied)."""
+    split: dict[str, dict[str, Metric]] = {}
+    for family in families:
+        for sample in family.samples:
+            target = sample.labels.get("target")
+            if target is None:
+                continue
+            own = split.setdefault(target, {})
+            part = own.get(family.name)
+            if part is None:
+                part = own[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+            part.samples.append(sample)
+    return {target: list(parts.values()) for target, parts in split.items()}
 
 
 GZIP_LEVEL = 1  # the body is ~10x smaller already at level 1, at a fraction of level 9's CPU
@@ -220,4 +238,31 @@ class ExpositionCache:
                 output = gzip.compress(plain, GZIP_LEVEL, mtime=0) if gzipped else plain
                 if len(rendered.bodies) < MAX_VARIANTS:
                     rendered.bodies[key] = output
+            return output, content_type, gzipped
+
+    def target_body(self, target: str, accept: str | None,
+                    accept_encoding: str | None) -> tuple[bytes, str, bool] | None:
+        """``/probe?target=NAME``: the series whose ``target`` label is ``target`` (its collectors'
+        and vecmon's self-metrics of it), rendered once per change; None for a target the store
+        does not know. The split by target is one pass over the render, made on first demand."""
+        encoder, content_type = choose_encoder(accept or "")
+        gzipped = gzip_accepted(accept_encoding or "")
+        store = self.collector.store
+        with self._lock:
+            rendered = self._fresh()
+            if rendered.by_target is None:
+                rendered.by_target = _by_target(rendered.families)
+            families = rendered.by_target.get(target)
+            if families is None:
+                if target not in {e.target for e in store.entries()} | set(store.target_up()):
+                    return None
+                families = []  # configured, nothing collected yet
+            key = (target, content_type, gzipped)
+            output = rendered.target_bodies.get(key)
+            if output is None:
+                output = encoder(_Families(families))
+                if gzipped:
+                    output = gzip.compress(output, GZIP_LEVEL, mtime=0)
+                if len(rendered.target_bodies) < MAX_VARIANTS * max(1, len(rendered.by_target)):
+                    rendered.target_bodies[key] = output
             return output, content_type, gzipped

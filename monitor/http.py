@@ -1,4 +1,4 @@
-"""The HTTP server: ``/metrics``, ``/health``, ``/ready``, the console at ``/`` and ``/api/status``.
+"""The HTTP server: ``/metrics``, ``/probe`` (:mod:`monitor.probe`), ``/health``, ``/ready``, the console at ``/`` and ``/api/status``.
 
 Handlers only read the snapshot store (``/metrics`` serves bytes the exposition cache rendered
 once per change), so a slow database can never make a scrape slow.
@@ -68,12 +68,13 @@ class App:
     """What each path answers; the transport is :class:`HttpServer`'s."""
 
     def __init__(self, store: SnapshotStore, exposition: ExpositionCache, describe: Callable[[], dict],
-                 web: WebConfig | None = None, slos: Callable[[], Iterable] = tuple):
+                 web: WebConfig | None = None, slos: Callable[[], Iterable] = tuple, probe=None):
         self.store = store
         self.exposition = exposition
         self.describe = describe  # target name -> "host:port/db" (no credentials)
         self.web = web
         self.slos = slos  # the running config's SLOs, for the console's error-budget view
+        self.probe = probe  # monitor.probe.Probe: /probe?target=
 
     def respond(self, path: str, query: str, headers, peer_cert: dict | None = None) -> Response:
         if path in OPEN_PATHS:
@@ -85,6 +86,8 @@ class App:
             body, content_type, gzipped = self.exposition.body(headers.get("Accept"), headers.get("Accept-Encoding"),
                                                                names)
             return Response(200, body, content_type, (("Content-Encoding", "gzip"),) if gzipped else ())
+        if path == "/probe" and self.probe is not None:
+            return self.probe.respond(query, headers)
         if path in ("/ready", "/readyz"):
             return self.ready()
         if path == "/":
@@ -230,6 +233,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.flush_headers()  # headers and body in one write
 
     do_HEAD = do_GET  # noqa: N815
+
+    def log_request(self, code="-", size="-") -> None:
+        # the path without its query: /probe?target= may carry a DSN that someone gave a password
+        path = urlsplit(getattr(self, "path", "")).path
+        log.debug("http %s: %s %s %s", self.client_address[0], getattr(self, "command", "-"), path, code)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature from the stdlib
         log.debug("http %s: " + format, self.client_address[0], *args)
