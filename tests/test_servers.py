@@ -12,6 +12,7 @@ from monitor.daemon import Daemon
 from monitor.exposition import SnapshotCollector
 from monitor.loader import parse_config
 from monitor.scheduler import Runtime
+from monitor.servers import ServerRunner
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE, new_database
 
@@ -47,6 +48,9 @@ def test_cluster_wide_series_once_per_server(any_pg):
     finally:
         runtime.stop()
     assert results[("t0", "databases")] == "success"
+    servers = {id(job.connector.server): job.connector.server for job in runtime.jobs
+               if isinstance(job.connector, ServerRunner)}.values()
+    assert len(servers) == 1 and next(iter(servers)).system_identifier.isdigit()  # pg_monitor may read it
     assert ("t1", "databases") not in results and ("t2", "connections") not in results
     commits = _samples(store, "vecmon_pg_database_xact_commit_total")
     keys = [(s.labels["datname"], s.labels.get("server")) for s in commits]
