@@ -72,7 +72,8 @@ def create_databases(server: LocalPostgres, prefix: str, count: int) -> list[str
     return names
 
 
-def write_config(path: Path, layout: list[tuple[LocalPostgres, list[str]]], listen: str) -> dict[str, int]:
+def write_config(path: Path, layout: list[tuple[LocalPostgres, list[str]]], listen: str,
+                 budget: int | None = None) -> dict[str, int]:
     lines = ["daemon:", f"  listen: {listen}", "databases:"]
     where: dict[str, int] = {}
     for server, names in layout:
@@ -80,7 +81,8 @@ def write_config(path: Path, layout: list[tuple[LocalPostgres, list[str]]], list
             target = f"p{server.port}_{name}"
             where[target] = server.port
             lines += [f"  - name: {target}", f"    dsn: host=127.0.0.1 port={server.port} dbname={name} user={ROLE}",
-                      "    interval: 15s", "    collectors:"]
+                      "    interval: 15s", *([f"    server_max_connections: {budget}"] if budget else []),
+                      "    collectors:"]
             lines += [f"      {c}: {{enabled: false}}" for c in PG_ONLY_OFF]
     path.write_text("\n".join(lines) + "\n")
     return where
@@ -215,6 +217,7 @@ def main() -> int:
     parser.add_argument("--servers", type=int, default=10)
     parser.add_argument("--per-server", type=int, default=10)
     parser.add_argument("--layouts", default="one,many", help="one (N on one server), many (servers x per-server)")
+    parser.add_argument("--server-budget", type=int, help="server_max_connections for every entry (new checkouts)")
     parser.add_argument("--warmup", type=float, default=30)
     parser.add_argument("--window", type=float, default=60)
     args = parser.parse_args()
@@ -237,7 +240,7 @@ def main() -> int:
             layouts[f"{args.servers} servers x {args.per_server} databases"] = layout
         for title, layout in layouts.items():
             config = work / f"{len(results)}.yaml"
-            where = write_config(config, layout, f"127.0.0.1:{free_port()}")
+            where = write_config(config, layout, f"127.0.0.1:{free_port()}", args.server_budget)
             results[title] = {}
             for root in roots:
                 print(f"# {title}: running {root} ...", file=sys.stderr, flush=True)
