@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def describe(target: object) -> str:
     """Where a target is, without credentials."""
+    target = getattr(target, "entry", target)  # a discovery job's settings (monitor.discovery)
     if isinstance(target, DatabaseTarget):
         return describe_target(target)
     url = getattr(target, "url", None)
