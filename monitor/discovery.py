@@ -9,7 +9,8 @@ the server's connection budget holds. A ``discovery`` job of the entry (target l
 entry's name) lists again every ``interval``; when the set changed it asks for a rebuild of the
 jobs with the same config (``SharedState.rediscover``; the daemon rebuilds within a second), so a
 database created or dropped appears or disappears within one interval. A listing that fails
-keeps the targets found before and reports the entry's target down.
+keeps the targets found before and reports the entry's target down. Cluster-wide series of the
+discovered databases carry the entry's name as ``target`` (stable while databases come and go).
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def discovered_target(entry: "DatabaseTarget", datname: str) -> "DatabaseTarget"
     return entry.model_copy(update={"name": f"{entry.name}/{datname}", "dbname": datname, "discover": None})
 
 
+def cluster_wide_settings(target: "DatabaseTarget") -> "DatabaseTarget":
+    """A cluster-wide job's settings: a discovered target's carry its entry's name, so the
+    ``target`` label of cluster-wide series stays the entry's whichever databases come and go."""
+    entry, sep, _ = target.name.partition("/")  # configured names cannot hold "/" (NAME_PATTERN)
+    return target.model_copy(update={"name": entry}) if sep else target
+
+
 def list_databases(conn: Any, settings: DiscoverSettings) -> list[str]:
     rows = conn.execute(LIST_SQL, {"templates": settings.include_templates}).fetchall()
     names = [row[0] for row in rows if settings.matches(row[0])]
@@ -75,6 +83,7 @@ class Rediscovery:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.known: dict[str, list[str]] = {}  # entry name -> databases last listed (kept when a listing fails)
 
     def request(self) -> None:
         self._event.set()
@@ -131,7 +140,8 @@ class _DiscoverySettingsView:
         return getattr(self.entry, item)
 
 
-def expand(config: "Config") -> tuple["Config", list[tuple[Any, DiscoveryCollector, "DatabaseTarget"]]]:
+def expand(config: "Config", rediscovery: Rediscovery | None = None,
+           ) -> tuple["Config", list[tuple[Any, DiscoveryCollector, "DatabaseTarget"]]]:
     """The config with each ``discover`` entry replaced by its databases' targets (listed now, over
     one short connection), and per entry (settings view, discovery collector, entry) for its job."""
     entries = [db for db in config.databases if db.enabled and db.discover is not None]
@@ -143,6 +153,11 @@ def expand(config: "Config") -> tuple["Config", list[tuple[Any, DiscoveryCollect
             databases.append(db)
             continue
         found = _list_now(db)
+        if rediscovery is not None:
+            if found is None:
+                found = rediscovery.known.get(db.name)  # unreachable now: the databases listed before
+            else:
+                rediscovery.known[db.name] = found
         databases.extend(discovered_target(db, name) for name in found or ())
         jobs.append((_DiscoverySettingsView(db), DiscoveryCollector(db.discover, found), db))
     return config.model_copy(update={"databases": databases}), jobs

@@ -24,7 +24,7 @@ from collectors.custom_queries import CustomQueryCollector
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.config_queries import plans_for_target, query_target
-from monitor.discovery import expand as expand_discovery
+from monitor.discovery import cluster_wide_settings, expand as expand_discovery
 from monitor.leader import gate_leader_only, leader_elector
 from monitor.pg import CollectionTimeout, TargetUnreachable, redact
 from monitor.servers import BudgetedConnector, ServerRunner, SessionBudget, collector_scope, group_servers
@@ -195,7 +195,7 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
     connectors: list[Runner] = []
     shard = effective_shard(config)
     elector = leader_elector(config, shard)  # None without daemon.ha
-    config, discovery_jobs = expand_discovery(config)  # discover: entries -> one target per database
+    config, discovery_jobs = expand_discovery(config, shared.rediscovery)  # discover: entries -> one target per database
     config = for_shard(config, shard)  # only this instance's targets (monitor.shard)
     jobs.extend(database_jobs(config, store, shared, gate, connectors))
     for settings, collector, entry in discovery_jobs:
@@ -227,10 +227,14 @@ def database_jobs(config: Config, store: SnapshotStore, shared: SharedState, gat
                 if collector_scope(collector) == "database":
                     jobs.append(CollectionJob(target, collector, connector, store, shared, gate))
                 elif server.first_enabling(name) is target:
-                    jobs.append(CollectionJob(target, collector, runner, store, shared, gate))
+                    jobs.append(CollectionJob(cluster_wide_settings(target), collector, runner, store, shared, gate))
             for plan in plans_for_target(config, target):  # custom queries: one job each
-                jobs.append(CollectionJob(query_target(target, plan), CustomQueryCollector(plan),
-                                          runner if plan.scope == "server" else connector, store, shared, gate))
+                if plan.scope == "server":
+                    jobs.append(CollectionJob(cluster_wide_settings(query_target(target, plan)),
+                                              CustomQueryCollector(plan), runner, store, shared, gate))
+                else:
+                    jobs.append(CollectionJob(query_target(target, plan), CustomQueryCollector(plan), connector,
+                                              store, shared, gate))
     return jobs
 
 

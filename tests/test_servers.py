@@ -166,7 +166,7 @@ databases:
         assert appeared < 2 + 2 and gone < 2 + 2  # within one refresh interval (+ the rebuild)
         _wait(lambda: _samples(daemon.store, "vecmon_pg_connections_max"), 10)
         servers = {(s.labels["target"], s.labels["server"]) for s in _samples(daemon.store, "vecmon_pg_connections_max")}
-        assert len(servers) == 1 and next(iter(servers))[1] == f"127.0.0.1:{any_pg.port}"
+        assert servers == {("fleet", f"127.0.0.1:{any_pg.port}")}  # the entry's name: stable while databases change
         print(f"discovery: created database appeared after {appeared:.1f}s, dropped one gone after {gone:.1f}s")
     finally:
         daemon.request_stop()
@@ -179,3 +179,19 @@ databases:
 def test_discover_needs_a_pattern():
     with pytest.raises(Exception, match="include needs at least one pattern"):
         parse_config("databases:\n  - {name: x, dsn: 'host=h dbname=postgres', discover: {include: []}}")
+
+
+def test_discovery_keeps_the_databases_listed_before_while_the_server_is_unreachable():
+    from monitor.embedded import free_port
+    from monitor.shared import SharedState
+
+    config = parse_config(f"""
+databases:
+  - {{name: fleet, dsn: 'host=127.0.0.1 port={free_port()} dbname=postgres user=u', connect_timeout: 1s,
+      timeout: 1s, collectors: {{{OFF}}}, discover: {{include: ["app_*"]}}}}
+""")
+    shared = SharedState()
+    assert not {job.target.name for job in Runtime(config, SnapshotStore(), shared).jobs} - {"fleet"}
+    shared.rediscovery.known["fleet"] = ["app_1", "app_2"]  # what an earlier listing found
+    names = {job.target.name for job in Runtime(config, SnapshotStore(), shared).jobs}
+    assert {"fleet/app_1", "fleet/app_2", "fleet"} == names
