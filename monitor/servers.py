@@ -217,12 +217,13 @@ class ServerRunner:
 
 
 def label_server(families: Any, server: str) -> Any:
-    """Add the ``server`` label to every sample of cluster-wide families."""
+    """Add the ``server`` label to every sample of cluster-wide families (a custom query's own
+    ``server`` column, if it has one, keeps its value)."""
     if not isinstance(families, list):
         return families
     for family in families:
         for sample in getattr(family, "samples", ()):
-            sample.labels[SERVER_LABEL] = server
+            sample.labels.setdefault(SERVER_LABEL, server)
     return families
 
 
