@@ -79,6 +79,7 @@ class AnnLatencyCollector:
     """Latency histogram of approximate k-NN queries with the application's settings."""
 
     name = "ann_latency"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_ann_query_duration_seconds", "histogram",

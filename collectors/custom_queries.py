@@ -104,7 +104,8 @@ class QueryPlan:
         return tuple(column.spec for column in self.metrics)
 
     def applies_to(self, target: str) -> bool:
-        return not self.targets or target in self.targets
+        """Every target, or the ones named; a discovered target ``<entry>/<datname>`` by its entry's name too."""
+        return not self.targets or target in self.targets or target.split("/", 1)[0] in self.targets
 
 
 class _Truncated(Exception):

@@ -52,6 +52,7 @@ class ConnectionsCollector:
     """Connection counts and connection-level health signals for the whole server."""
 
     name = "connections"
+    scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec(

@@ -62,6 +62,7 @@ class DatabasesCollector:
     """Cumulative pg_stat_database counters, database size and cache hit ratio per database."""
 
     name = "databases"
+    scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         *(MetricSpec(metric, "counter", text, ("datname",)) for metric, _, text in COUNTERS),

@@ -61,6 +61,7 @@ class IndexesCollector:
     """Usage counters, size and unused/invalid flags for the largest (and every invalid) user index."""
 
     name = "indexes"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_index_scans_total", "counter",

@@ -101,6 +101,7 @@ class ServerCollector:
     """Version, uptime, recovery state, settings, replication, WAL and checkpoint statistics."""
 
     name = "server"
+    scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_server_info", "gauge",

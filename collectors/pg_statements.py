@@ -81,6 +81,7 @@ class StatementsCollector:
     """Per-statement call, time, row and buffer counters for the top statements of the database."""
 
     name = "statements"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_statement_calls_total", "counter",

@@ -84,6 +84,7 @@ class TablesCollector:
     """Scan, tuple, maintenance, size and cache statistics for the largest user tables."""
 
     name = "tables"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_table_seq_scan_total", "counter",

@@ -542,6 +542,7 @@ class RecallCollector:
     """Recall@k of HNSW/IVFFlat indexes (approximate vs exact search), the curve over ef_search/probes."""
 
     name = "recall"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_index_used", "gauge",

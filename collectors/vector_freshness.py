@@ -47,6 +47,7 @@ class VectorFreshnessCollector:
     """Newest-row age, rows per embedding-model version and rows waiting for an embedding."""
 
     name = "vector_freshness"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_newest_row_timestamp_seconds", "gauge",

@@ -88,6 +88,7 @@ class VectorIndexesCollector:
     """Vector columns and indexes: dimensions, build options, sizes, memory fit, settings, build progress."""
 
     name = "vector_indexes"
+    scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_extension", "info",

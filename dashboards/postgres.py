@@ -23,8 +23,22 @@ def target_var(label: str = "Database") -> Any:
                                       f'collector=~"{collectors}"}}, target)')
 
 
+def server_var() -> Any:
+    """The PostgreSQL servers (cluster-wide series carry a ``server`` label: host:port)."""
+    return query_var("server", "Server", 'label_values(vecmon_pg_connections_max{job=~"$job", instance=~"$instance"}, '
+                                        'server)')
+
+
+SERVER = 'server=~"$server"'
+
+
+def s(name: str, *extra: str) -> str:
+    """A cluster-wide metric: selected by ``$server`` (its ``target`` is the server's first target only)."""
+    return m(name, SERVER, *extra, target=False)
+
+
 def variables() -> list[Any]:
-    return [*standard_vars("vecmon_build_info"), target_var()]
+    return [*standard_vars("vecmon_build_info"), server_var(), target_var()]
 
 
 def _overview(t: Targets) -> list:
@@ -34,16 +48,16 @@ def _overview(t: Targets) -> list:
              [q(f"min by (target) ({m('vecmon_up')})", "{{target}}")], mappings=UP_MAPPINGS,
              thresholds=steps(("red", None), ("green", 1)), color_mode="background", w=4),
         stat("PostgreSQL version", "Server version of each target (vecmon_pg_server_info).", "none",
-             [q(f"max by (target, version) ({m('vecmon_pg_server_info')})", "{{target}}: {{version}}")],
+             [q(f"max by (target, version) ({s('vecmon_pg_server_info')})", "{{target}}: {{version}}")],
              text_mode="name", w=5),
         stat("Uptime", "Time since the postmaster started; a reset means a restart.", "dtdurations",
-             [q(f"min by (target) ({m('vecmon_pg_uptime_seconds')})", "{{target}}")], w=5),
+             [q(f"min by (target) ({s('vecmon_pg_uptime_seconds')})", "{{target}}")], w=5),
         gauge("Connections used", "Client connections / max_connections; new connections fail near 100 % "
               f"(alert above {t.connections_used.bad:.0%}).", "percentunit",
-              [q(f"max by (target) ({m('vecmon_pg_connections_used_ratio')})", "{{target}}")],
+              [q(f"max by (target) ({s('vecmon_pg_connections_used_ratio')})", "{{target}}")],
               thresholds=lower_is_better(t.connections_used.good, t.connections_used.bad), decimals=1, w=5, h=4),
         stat("In recovery", "1 when the server is a standby (pg_is_in_recovery).", "bool_yes_no",
-             [q(f"max by (target) ({m('vecmon_pg_in_recovery')})", "{{target}}")], w=5),
+             [q(f"max by (target) ({s('vecmon_pg_in_recovery')})", "{{target}}")], w=5),
     ]
 
 
@@ -52,17 +66,17 @@ def _connections(t: Targets) -> list:
         row("Connections"),
         timeseries("Connections by state", "Client sessions per database and state from pg_stat_activity "
                    "(vecmon's own sessions excluded). Many 'idle in transaction' sessions hold back vacuum.", "short",
-                   [q(f"sum by (target, datname, state) ({m('vecmon_pg_connections')})",
+                   [q(f"sum by (target, datname, state) ({s('vecmon_pg_connections')})",
                       "{{target}}/{{datname}} {{state}}")], stack=True, w=12),
         timeseries("Connection slots", "All client connections (vecmon's included) against max_connections.",
-                   "short", [q(f"max by (target) ({m('vecmon_pg_connections_used')})", "{{target}} used"),
-                             q(f"max by (target) ({m('vecmon_pg_connections_max')})", "{{target}} max")], w=12),
+                   "short", [q(f"max by (target) ({s('vecmon_pg_connections_used')})", "{{target}} used"),
+                             q(f"max by (target) ({s('vecmon_pg_connections_max')})", "{{target}} max")], w=12),
         timeseries("Sessions waiting for locks", "Client sessions waiting for a heavyweight lock.", "short",
-                   [q(f"sum by (target, datname) ({m('vecmon_pg_connections_lock_waiting')})",
+                   [q(f"sum by (target, datname) ({s('vecmon_pg_connections_lock_waiting')})",
                       "{{target}}/{{datname}}")], thresholds=lower_is_better(1, 5), threshold_style="line", w=12),
         timeseries("Oldest open transaction", "Age of the oldest open client transaction per database; long "
                    "transactions block vacuum and bloat HNSW indexes.", "s",
-                   [q(f"max by (target, datname) ({m('vecmon_pg_oldest_transaction_age_seconds')})",
+                   [q(f"max by (target, datname) ({s('vecmon_pg_oldest_transaction_age_seconds')})",
                       "{{target}}/{{datname}}")],
                    thresholds=lower_is_better(t.long_transaction.good, t.long_transaction.bad), threshold_style="line",
                    w=12),
@@ -71,13 +85,13 @@ def _connections(t: Targets) -> list:
 
 def _databases(t: Targets) -> list:
     db = "sum by (target, datname)"
-    hits = f"{db} ({rate(m('vecmon_pg_database_blks_hit_total'))})"
-    reads = f"{db} ({rate(m('vecmon_pg_database_blks_read_total'))})"
+    hits = f"{db} ({rate(s('vecmon_pg_database_blks_hit_total'))})"
+    reads = f"{db} ({rate(s('vecmon_pg_database_blks_read_total'))})"
     return [
         row("Throughput and cache"),
         timeseries("Transactions", "Commits and rollbacks per second per database.", "ops",
-                   [q(f"{db} ({rate(m('vecmon_pg_database_xact_commit_total'))})", "{{target}}/{{datname}} commit"),
-                    q(f"{db} ({rate(m('vecmon_pg_database_xact_rollback_total'))})",
+                   [q(f"{db} ({rate(s('vecmon_pg_database_xact_commit_total'))})", "{{target}}/{{datname}} commit"),
+                    q(f"{db} ({rate(s('vecmon_pg_database_xact_rollback_total'))})",
                       "{{target}}/{{datname}} rollback")], w=8),
         timeseries("Rows", "Rows returned, fetched, inserted, updated and deleted per second.", "ops",
                    [q(f"{db} ({rate(m(f'vecmon_pg_database_tup_{kind}_total'))})",
@@ -90,13 +104,13 @@ def _databases(t: Targets) -> list:
                    threshold_style="line", w=8),
         timeseries("Temporary files", "Bytes written to temporary files per second (sorts and hashes "
                    "spilling past work_mem).", "Bps",
-                   [q(f"{db} ({rate(m('vecmon_pg_database_temp_bytes_total'))})", "{{target}}/{{datname}}")], w=8),
+                   [q(f"{db} ({rate(s('vecmon_pg_database_temp_bytes_total'))})", "{{target}}/{{datname}}")], w=8),
         timeseries("Deadlocks and conflicts", "Deadlocks and recovery conflicts per second.", "ops",
-                   [q(f"{db} ({rate(m('vecmon_pg_database_deadlocks_total'))})", "{{target}}/{{datname}} deadlocks"),
-                    q(f"{db} ({rate(m('vecmon_pg_database_conflicts_total'))})", "{{target}}/{{datname}} conflicts")],
+                   [q(f"{db} ({rate(s('vecmon_pg_database_deadlocks_total'))})", "{{target}}/{{datname}} deadlocks"),
+                    q(f"{db} ({rate(s('vecmon_pg_database_conflicts_total'))})", "{{target}}/{{datname}} conflicts")],
                    w=8),
         timeseries("Database size", "Disk space used by each database.", "bytes",
-                   [q(f"max by (target, datname) ({m('vecmon_pg_database_size_bytes')})", "{{target}}/{{datname}}")],
+                   [q(f"max by (target, datname) ({s('vecmon_pg_database_size_bytes')})", "{{target}}/{{datname}}")],
                    w=8),
     ]
 
@@ -165,34 +179,34 @@ def _statements(t: Targets) -> list:
 
 
 def _server(t: Targets) -> list:
-    in_recovery_zero = f"max by (target) ({m('vecmon_pg_in_recovery')}) * 0"
+    in_recovery_zero = f"max by (target) ({s('vecmon_pg_in_recovery')}) * 0"
     return [
         row("WAL, checkpoints and replication"),
         timeseries("WAL generation", "WAL bytes written per second (primaries only).", "Bps",
-                   [q(f"sum by (target) ({rate(m('vecmon_pg_wal_written_bytes_total'))})", "{{target}}")], w=8),
+                   [q(f"sum by (target) ({rate(s('vecmon_pg_wal_written_bytes_total'))})", "{{target}}")], w=8),
         timeseries("WAL directory", "Size of pg_wal; growth without bound usually means an inactive "
                    "replication slot or failing archiving.", "bytes",
-                   [q(f"max by (target) ({m('vecmon_pg_wal_directory_bytes')})", "{{target}}")],
+                   [q(f"max by (target) ({s('vecmon_pg_wal_directory_bytes')})", "{{target}}")],
                    thresholds=lower_is_better(t.wal_size.good, t.wal_size.bad), threshold_style="line", w=8),
         timeseries("Checkpoints", "Checkpoints per second by trigger; many requested checkpoints mean "
                    "max_wal_size is too small.", "ops",
-                   [q(f"sum by (target, kind) ({rate(m('vecmon_pg_checkpoints_total'))})", "{{target}} {{kind}}")],
+                   [q(f"sum by (target, kind) ({rate(s('vecmon_pg_checkpoints_total'))})", "{{target}} {{kind}}")],
                    w=8),
         timeseries("Checkpoint I/O time", "Seconds per second checkpoints spent writing and syncing.", "s",
-                   [q(f"sum by (target) ({rate(m('vecmon_pg_checkpoint_write_seconds_total'))})", "{{target}} write"),
-                    q(f"sum by (target) ({rate(m('vecmon_pg_checkpoint_sync_seconds_total'))})", "{{target}} sync")],
+                   [q(f"sum by (target) ({rate(s('vecmon_pg_checkpoint_write_seconds_total'))})", "{{target}} write"),
+                    q(f"sum by (target) ({rate(s('vecmon_pg_checkpoint_sync_seconds_total'))})", "{{target}} sync")],
                    w=8),
         timeseries("Replication lag", "Replay lag of standbys streaming from each server, and on a standby "
                    "the time since its last replayed transaction; 0 when the server has no replication.", "s",
-                   [q(f"max by (target) ({m('vecmon_pg_replication_lag_seconds')}) "
+                   [q(f"max by (target) ({s('vecmon_pg_replication_lag_seconds')}) "
                       f"or max by (target) ({m('vecmon_pg_standby_replay_lag_seconds')}) "
                       f"or {in_recovery_zero}", "{{target}}")],
                    thresholds=lower_is_better(t.replication_lag.good, t.replication_lag.bad), threshold_style="line",
                    w=8),
         bargauge("WAL retained by inactive slots", "WAL kept by replication slots nobody is connected to; "
                  "it grows without bound until the disk is full (0 when there are none).", "bytes",
-                 [q(f"sum by (target) ({m('vecmon_pg_replication_slot_retained_wal_bytes')} "
-                    f"* (1 - {m('vecmon_pg_replication_slot_active')})) or {in_recovery_zero}", "{{target}}")],
+                 [q(f"sum by (target) ({s('vecmon_pg_replication_slot_retained_wal_bytes')} "
+                    f"* (1 - {s('vecmon_pg_replication_slot_active')})) or {in_recovery_zero}", "{{target}}")],
                  thresholds=lower_is_better(t.wal_size.good, t.wal_size.bad), max=None, w=8),
     ]
 

@@ -21,6 +21,7 @@ from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, Sec
                                  parse_duration)
 from monitor.config_queries import CustomQuery, check_query_plans
 from monitor.config_vector import VectorSettings
+from monitor.discovery import DiscoverSettings
 from monitor.leader import HaSettings, check_ha
 from monitor.shard import ShardText
 from monitor.pgexporter_queries import QueriesYamlPath
@@ -117,6 +118,12 @@ class DatabaseTarget(Model):
     connect_timeout: Duration = Field(5.0, description="waiting for a connection from the pool or the server")
     jitter: ForDuration | None = Field(None, description="random delay added to each run; default 10% of interval")
     max_connections: int = Field(2, ge=1, le=20, description="most sessions vecmon opens on this target")
+    server_max_connections: int | None = Field(
+        None, ge=1, le=1000, description="most sessions vecmon opens on this target's server, over all its "
+                                         "targets (the smallest value they give; default: one per target, at least 2)")
+    discover: DiscoverSettings | None = Field(
+        None, description="monitor every matching database of this server as a target <name>/<datname> "
+                          "(README: Many databases)")
     collectors: dict[DatabaseCollectorName, CollectorSettings] = Field(
         default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
     limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")

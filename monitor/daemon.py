@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def describe(target: object) -> str:
     """Where a target is, without credentials."""
+    target = getattr(target, "entry", target)  # a discovery job's settings (monitor.discovery)
     if isinstance(target, DatabaseTarget):
         return describe_target(target)
     url = getattr(target, "url", None)
@@ -107,8 +108,11 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
 
-    def reload(self) -> bool:
-        """Re-read the config file; returns True when the new config was applied."""
+    def reload(self, reread: bool = True) -> bool:
+        """Re-read the config file (``reread``; else rebuild the jobs of the running config, after a
+        database discovery found a change); returns True when the new config was applied."""
+        if not reread:
+            return self._rebuild()
         if self.config_path is None:
             log.warning("reload requested but the config did not come from a file")
             return False
@@ -134,6 +138,23 @@ class Daemon:
         log.info("configuration reloaded from %s", self.config_path)
         return True
 
+    def _rebuild(self) -> bool:
+        with self._lock:
+            config = self.config
+        try:
+            runtime = Runtime(config, self.store, self.shared)
+        except Exception as exc:  # noqa: BLE001 - the running jobs keep going
+            log.error("rebuilding the jobs after discovery failed: %s", type(exc).__name__)
+            return False
+        with self._lock:
+            old, self.runtime = self.runtime, runtime
+        old.gate.close()  # its runs record nothing from now on
+        runtime.start()  # at once: a run of the old jobs stuck on a dropped database does not hold it up
+        threading.Thread(target=old.stop, kwargs={"timeout": config.daemon.shutdown_timeout},
+                         name="vecmon-rebuild-stop", daemon=True).start()
+        log.info("jobs rebuilt after database discovery: %d jobs", len(runtime.jobs))
+        return True
+
     def serve_forever(self) -> bool:
         """Block until a stop is requested, handling reloads; then stop everything.
 
@@ -143,6 +164,8 @@ class Daemon:
                 if self._reload.wait(timeout=0.2):
                     self._reload.clear()
                     self.reload()
+                elif self.shared.rediscovery.take():
+                    self.reload(reread=False)
         finally:
             idle = self.stop()
         return idle

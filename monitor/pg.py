@@ -307,6 +307,7 @@ class DatabaseConnector:
             self._conninfo,
             min_size=1,
             max_size=self.target.max_connections,
+            num_workers=1,  # at most a few sessions: one background worker, not 3 (100 targets: 200 threads fewer)
             open=False,
             name=f"vecmon-{self.target.name}",
             timeout=self.target.connect_timeout,

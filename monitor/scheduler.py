@@ -24,8 +24,10 @@ from collectors.custom_queries import CustomQueryCollector
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.config_queries import plans_for_target, query_target
+from monitor.discovery import cluster_wide_settings, expand as expand_discovery
 from monitor.leader import gate_leader_only, leader_elector
-from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
+from monitor.pg import CollectionTimeout, TargetUnreachable, redact
+from monitor.servers import BudgetedConnector, ServerRunner, SessionBudget, collector_scope, group_servers
 from monitor.shard import effective_shard, for_shard
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
@@ -147,6 +149,10 @@ class CollectionJob:
             self.gate.leave()
         return result
 
+    def _ran_here(self) -> bool:
+        """Whether the run used the target's own database (monitor.servers.ServerRunner says where it ran)."""
+        return self.state.pop("_ran_on", self.target.name) == self.target.name
+
     def _run(self) -> str:
         name = self.collector.name
         timeout = self.target.timeout_for(name)
@@ -157,7 +163,7 @@ class CollectionJob:
         except CollectorDisabled as exc:
             if not self.gate.open:
                 return "cancelled"
-            self.store.record_disabled(self.key, str(exc), time.monotonic() - start)
+            self.store.record_disabled(self.key, str(exc), time.monotonic() - start, here=self._ran_here())
             if not self.state.get("_disabled_logged"):
                 log.info("collector %s disabled on %s: %s", name, self.target.name, exc)
                 self.state["_disabled_logged"] = True
@@ -170,7 +176,7 @@ class CollectionJob:
                                             else f"{type(exc).__name__}: {exc}")
             self.store.record_failure(self.key, message, duration, timeout=isinstance(exc, CollectionTimeout),
                                       target_down=isinstance(exc, ConnectionUnavailable),
-                                      reason=getattr(exc, "reason", None))
+                                      reason=getattr(exc, "reason", None), here=self._ran_here())
             if isinstance(exc, TargetUnreachable):  # the connector logs the target going down and coming back
                 log.debug("collector %s on %s: target down: %s", name, self.target.name, message)
             else:
@@ -179,7 +185,7 @@ class CollectionJob:
         self.state.pop("_disabled_logged", None)
         if not self.gate.open:
             return "cancelled"
-        self.store.record_success(self.key, families, time.monotonic() - start)
+        self.store.record_success(self.key, families, time.monotonic() - start, here=self._ran_here())
         return "success"
 
 
@@ -189,15 +195,13 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
     connectors: list[Runner] = []
     shard = effective_shard(config)
     elector = leader_elector(config, shard)  # None without daemon.ha
+    config, discovery_jobs = expand_discovery(config, shared.rediscovery)  # discover: entries -> one target per database
     config = for_shard(config, shard)  # only this instance's targets (monitor.shard)
-    for target in config.enabled_databases():
-        connector = DatabaseConnector(target)
-        connectors.append(connector)
-        for name in target.enabled_collectors():
-            jobs.append(CollectionJob(target, database_collector(name)(), connector, store, shared, gate))
-        for plan in plans_for_target(config, target):  # custom queries: one job each, same connector
-            jobs.append(CollectionJob(query_target(target, plan), CustomQueryCollector(plan), connector, store,
-                                      shared, gate))
+    jobs.extend(database_jobs(config, store, shared, gate, connectors))
+    for settings, collector, entry in discovery_jobs:
+        runner = BudgetedConnector(entry, SessionBudget(1), pooled=False)  # one short session per refresh
+        connectors.append(runner)
+        jobs.append(CollectionJob(settings, collector, runner, store, shared, gate))
     from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
 
     api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
@@ -207,6 +211,31 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
         gate_leader_only(jobs, elector)
         connectors.insert(0, elector)  # opened first: the first attempt precedes every job
     return jobs, connectors
+
+
+def database_jobs(config: Config, store: SnapshotStore, shared: SharedState, gate: JobGate,
+                  connectors: list[Runner]) -> list[CollectionJob]:
+    """PostgreSQL jobs by server (monitor.servers): database-scope collectors and custom queries on
+    every target, cluster-wide ones once per server, as a job of the first target enabling them."""
+    jobs: list[CollectionJob] = []
+    for server in group_servers(config.enabled_databases()):
+        runner = ServerRunner(server)
+        for target, connector in zip(server.targets, server.connectors):
+            connectors.append(connector)
+            for name in target.enabled_collectors():
+                collector = database_collector(name)()
+                if collector_scope(collector) == "database":
+                    jobs.append(CollectionJob(target, collector, connector, store, shared, gate))
+                elif server.first_enabling(name) is target:
+                    jobs.append(CollectionJob(cluster_wide_settings(target), collector, runner, store, shared, gate))
+            for plan in plans_for_target(config, target):  # custom queries: one job each
+                if plan.scope == "server":
+                    jobs.append(CollectionJob(cluster_wide_settings(query_target(target, plan)),
+                                              CustomQueryCollector(plan), runner, store, shared, gate))
+                else:
+                    jobs.append(CollectionJob(query_target(target, plan), CustomQueryCollector(plan), connector,
+                                              store, shared, gate))
+    return jobs
 
 
 class Runtime:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from collectors.pgvector_catalog import VectorColumns
 from collectors.provider_costs import SpendLedger
 from collectors.recall_state import StateStores
+from monitor.discovery import Rediscovery
 
 
 @dataclass
@@ -21,6 +22,8 @@ class SharedState:
     vector_columns: VectorColumns = field(default_factory=VectorColumns)
     # recall-probe state stores, one engine per SQLAlchemy URL
     state_stores: StateStores = field(default_factory=StateStores)
+    # set by a discovery job when its server's databases changed: the daemon rebuilds the jobs
+    rediscovery: Rediscovery = field(default_factory=Rediscovery)
 
     def close(self) -> None:
         self.state_stores.close()

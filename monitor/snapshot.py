@@ -81,16 +81,19 @@ class SnapshotStore:
                 self._entries[key] = change(self._entries[key])
                 self.version += 1
 
-    def record_success(self, key: Key, families: list[Metric], duration: float) -> None:
+    def record_success(self, key: Key, families: list[Metric], duration: float, here: bool = True) -> None:
+        """A successful run. ``here`` False (for every record_*): it ran on another database of the
+        target's server (a cluster-wide job that moved), which says nothing about the target itself."""
         now = self.clock()
         families_t = tuple(families)
         self._update(key, lambda e: replace(
             e, state=OK, families=families_t, series=_series(families_t), last_run=now, last_success=now,
             last_duration=duration, last_error=None, last_state=None, runs=_bump(e.runs, "success")))
-        self.set_target_up(key[0], True)
+        if here:
+            self.set_target_up(key[0], True)
 
     def record_failure(self, key: Key, error: str, duration: float, *, timeout: bool = False,
-                       target_down: bool = False, reason: str | None = None) -> None:
+                       target_down: bool = False, reason: str | None = None, here: bool = True) -> None:
         """A failed run. ``target_down``: the target could not be reached (``reason``: why, a bounded
         class); the entry then keeps its series and its own state, marked TARGET_DOWN."""
         now = self.clock()
@@ -103,14 +106,16 @@ class SnapshotStore:
             self._update(key, lambda e: replace(
                 e, state=FAILED, last_state=None, last_run=now, last_duration=duration, last_error=error,
                 runs=_bump(e.runs, result)))
-        self.set_target_up(key[0], not target_down, reason if target_down else None)
+        if here or target_down:
+            self.set_target_up(key[0], not target_down, reason if target_down else None)
 
-    def record_disabled(self, key: Key, reason: str, duration: float) -> None:
+    def record_disabled(self, key: Key, reason: str, duration: float, here: bool = True) -> None:
         now = self.clock()
         self._update(key, lambda e: replace(
             e, state=DISABLED, families=(), series=0, last_run=now, last_duration=duration, last_error=reason,
             last_state=None, runs=_bump(e.runs, "disabled")))
-        self.set_target_up(key[0], True)
+        if here:
+            self.set_target_up(key[0], True)
 
     def record_skip(self, key: Key, reason: str) -> None:
         self._update(key, lambda e: replace(e, skipped=_bump(e.skipped, reason)))

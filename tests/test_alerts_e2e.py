@@ -195,7 +195,8 @@ def test_held_connections_page_and_resolve(stack, capsys):
     assert payload["receiver"] == "hook" and payload["status"] == "firing"
     assert stack.hook.token == f"Bearer {TOKEN}"  # read by Alertmanager from credentials_file
     assert alert["labels"] == {"alertname": "PgConnectionsHigh", "target": "main", "severity": "warning",
-                               "service": "postgres", "instance": alert["labels"]["instance"], "job": "vecmon"}
+                               "service": "postgres", "instance": alert["labels"]["instance"], "job": "vecmon",
+                               "server": f"127.0.0.1:{stack.db.server.port}"}  # cluster-wide: the server too
     annotations = alert["annotations"]
     assert annotations["summary"] == "main is running out of connections."
     threshold = f"{stack.threshold * 100:.4g}%"

@@ -1,0 +1,253 @@
+"""Servers: the database targets that reach one PostgreSQL server, and what runs once per server.
+
+Targets whose connection goes to the same host and port form one :class:`Server` (in config
+order); at connect time each server reads its ``system_identifier`` too, so two addresses of one
+cluster (``localhost`` and ``127.0.0.1``, say) do not both serve its cluster-wide series: the
+later one's cluster-wide jobs report themselves disabled.
+
+- **Cluster-wide collectors** (``scope = "server"``: pg_stat_database, pg_stat_activity,
+  settings, replication, WAL, archiver, I/O, wraparound; custom queries with ``scope: server``)
+  run once per server, as a job of the server's first target that enables them (its ``target``
+  label stays that target's name, so a one-database setup sees no change), on a
+  :class:`ServerRunner`: the run goes to one live database of the server and moves to the next
+  one when that database is dropped or unreachable. Their series carry a ``server`` label
+  (``host:port``, one value per server).
+- **Database-local collectors** (``scope = "database"``) run per target, on its own connector.
+- **Connection budget**: ``server_max_connections`` (the smallest value the server's targets
+  give; default one session per target, at least 2) bounds vecmon's sessions on the server.
+  When the budget allows each target a session of its own, each target's pool holds
+  ``budget // targets`` sessions (at most its ``max_connections``); when it does not, each run
+  opens its session and closes it at the end, and at most ``budget`` runs hold one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import psycopg
+
+from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
+from monitor.config import DatabaseTarget
+from monitor.pg import CollectionTimeout, DatabaseConnector, describe_target, one_line
+
+log = logging.getLogger(__name__)
+
+SERVER_LABEL = "server"
+SYSTEM_IDENTIFIER_SQL = "SELECT system_identifier::text FROM pg_control_system()"
+
+
+def server_address(target: DatabaseTarget) -> str:
+    """host:port of a target's server, without credentials: the ``server`` label value."""
+    return describe_target(target).rpartition("/")[0]
+
+
+def collector_scope(collector: Any) -> str:
+    """``server`` for cluster-wide collectors, ``database`` for the rest (the default)."""
+    scope = getattr(collector, "scope", "database")
+    if scope not in ("server", "database"):
+        raise ValueError(f"collector {getattr(collector, 'name', collector)!r}: unknown scope {scope!r}")
+    return scope
+
+
+class SessionBudget:
+    """At most ``limit`` runs of one server's targets hold a session at a time."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def acquire(self, timeout: float) -> bool:
+        return self._slots.acquire(timeout=max(0.0, timeout))
+
+    def release(self) -> None:
+        self._slots.release()
+
+
+class BudgetedConnector(DatabaseConnector):
+    """A target's connector within its server's :class:`SessionBudget`.
+
+    ``pooled``: the target keeps its own pool (sized by :func:`group_servers`); otherwise every
+    run opens one session and closes it, so idle targets hold none."""
+
+    def __init__(self, target: DatabaseTarget, budget: SessionBudget, pooled: bool):
+        super().__init__(target)
+        self.budget = budget
+        self.pooled = pooled
+
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+        if self.pooled:  # the pools' sizes add up to the budget already
+            return super().run(collect, ctx, timeout)
+        if not self.budget.acquire(self.target.connect_timeout):
+            raise CollectorError(f"all {self.budget.limit} sessions of the server's connection budget "
+                                 f"(server_max_connections) are busy")
+        try:
+            return self._run_unpooled(collect, ctx, timeout)
+        finally:
+            self.budget.release()
+
+    def _run_unpooled(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+        if self._closed:
+            raise CollectorError("connections closed (stop or reload)")
+        try:
+            conn = self._connect_directly()
+        except psycopg.Error as exc:
+            failure = self._failure(exc)
+            self.health.down(failure.reason, str(failure))
+            raise failure from None
+        self.health.up()
+        with self._lock:
+            self._active.add(conn)
+        watchdog = threading.Timer(timeout + 0.5, self._cancel, args=(conn,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            self._check_privileges_once(conn)
+            return self._run_read_only(conn, collect, ctx, timeout)
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            raise CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}")) from None
+        except psycopg.Error as exc:
+            raise CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}")) from None
+        finally:
+            watchdog.cancel()
+            ctx.conn = None
+            with self._lock:
+                self._active.discard(conn)
+            conn.close()
+
+
+@dataclass
+class SystemIdentifiers:
+    """Which server (by name) first reported each system identifier, for this build of the jobs."""
+
+    _owners: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, identifier: str, server: str) -> str:
+        """The server that owns ``identifier``: ``server`` if it is the first to report it."""
+        with self._lock:
+            return self._owners.setdefault(identifier, server)
+
+
+@dataclass
+class Server:
+    """The targets of one PostgreSQL server, in config order, with their connectors."""
+
+    name: str  # host:port
+    targets: list[DatabaseTarget]
+    connectors: list[BudgetedConnector]
+    budget: SessionBudget
+    identifiers: SystemIdentifiers
+    system_identifier: str | None = None
+
+    def first_enabling(self, collector: str) -> DatabaseTarget | None:
+        """The first target (config order) that enables ``collector``: the job's settings and target label."""
+        return next((t for t in self.targets if collector in t.enabled_collectors()), None)
+
+
+class ServerRunner:
+    """Runs a cluster-wide collector on one live database of a server, moving on when it is gone.
+
+    Connectors belong to their targets (opened and closed with them); this runner only picks one.
+    It keeps the last one that worked, so runs stay on one database while it is up."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self._preferred = 0
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        return None
+
+    def close(self, timeout: float = 2.0) -> None:
+        return None
+
+    def cancel_all(self) -> None:
+        return None
+
+    def redact(self, text: str) -> str:
+        for connector in self.server.connectors:
+            text = connector.redact(text)
+        return text
+
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+        connectors = self.server.connectors
+        with self._lock:
+            start = self._preferred
+        failure: ConnectionUnavailable | None = None
+        for step in range(len(connectors)):
+            index = (start + step) % len(connectors)
+            ctx.state["_ran_on"] = connectors[index].target.name  # the job marks its target up only if there
+            try:
+                families = connectors[index].run(lambda c: self._collect(collect, c), ctx, timeout)
+            except ConnectionUnavailable as exc:  # that database is gone or down: try the next one
+                failure = failure or exc
+                continue
+            if index != start:
+                with self._lock:
+                    self._preferred = index
+                log.info("server %s: cluster-wide collection moved to target %s", self.server.name,
+                         connectors[index].target.name)
+            return label_server(families, self.server.name)
+        assert failure is not None
+        raise failure
+
+    def _collect(self, collect: Callable[[CollectContext], Any], ctx: CollectContext) -> Any:
+        self._check_identity(ctx)
+        return collect(ctx)
+
+    def _check_identity(self, ctx: CollectContext) -> None:
+        """Once: read the system identifier; a cluster already reached under another address is not collected twice."""
+        server = self.server
+        if server.system_identifier is None:
+            try:
+                with ctx.conn.transaction():  # a savepoint: a refused call does not end the run's transaction
+                    row = ctx.conn.execute(SYSTEM_IDENTIFIER_SQL).fetchone()
+                server.system_identifier = row[0] if row else ""
+            except psycopg.Error as exc:  # without the privilege: host:port alone identifies the server
+                log.debug("server %s: system identifier not readable: %s", server.name, one_line(exc))
+                server.system_identifier = ""
+        if server.system_identifier:
+            owner = server.identifiers.claim(server.system_identifier, server.name)
+            if owner != server.name:
+                raise CollectorDisabled(f"the same PostgreSQL server (system identifier {server.system_identifier}) "
+                                        f"is monitored as {owner}; its cluster-wide series come from there")
+
+
+def label_server(families: Any, server: str) -> Any:
+    """Add the ``server`` label to every sample of cluster-wide families (a custom query's own
+    ``server`` column, if it has one, keeps its value)."""
+    if not isinstance(families, list):
+        return families
+    for family in families:
+        for sample in getattr(family, "samples", ()):
+            sample.labels.setdefault(SERVER_LABEL, server)
+    return families
+
+
+def group_servers(targets: list[DatabaseTarget]) -> list[Server]:
+    """Targets grouped by server (host:port), in config order, with their budgeted connectors."""
+    by_name: dict[str, list[DatabaseTarget]] = {}
+    for target in targets:
+        by_name.setdefault(server_address(target), []).append(target)
+    identifiers = SystemIdentifiers()
+    servers = []
+    for name, members in by_name.items():
+        limits = [t.server_max_connections for t in members if t.server_max_connections is not None]
+        limit = min(limits) if limits else max(2, len(members))
+        budget = SessionBudget(limit)
+        share = limit // len(members)
+        connectors = []
+        for target in members:
+            if share >= 1:
+                sized = target.model_copy(update={"max_connections": min(target.max_connections, share)})
+                connectors.append(BudgetedConnector(sized, budget, pooled=True))
+            else:
+                connectors.append(BudgetedConnector(target, budget, pooled=False))
+        if share < 1:
+            log.info("server %s: %d targets share %d sessions (server_max_connections); each run opens its own",
+                     name, len(members), limit)
+        servers.append(Server(name, members, connectors, budget, identifiers))
+    return servers
