@@ -837,3 +837,15 @@ def hnsw_memory_estimate(rows: float, m: int, value_bytes: float) -> float:
     neighbours = _maxalign(4 + (expected_level + 2) * m * 6) + 4
     pages_overhead = 1.0 + 24.0 / 8192.0
     return rows * (element + neighbours) * pages_overhead
+
+
+ANN_TAG = "/* vecmon:recall:ann */"  # marks the approximate queries of recall and ann_latency
+
+
+def ann_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql.Composable:
+    """The query an application runs (plus tableoid/ctid to identify rows)."""
+    conditions = index.conditions(filter_where)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    return sql.SQL("SELECT " + ANN_TAG + " tableoid::oid, ctid::text, {dist} AS distance FROM {table}{where} "
+                   "ORDER BY {dist} LIMIT {limit}").format(
+        dist=index.distance_sql(), table=index.table_sql(), where=where, limit=sql.Literal(limit))

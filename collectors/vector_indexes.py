@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client.core import Metric
-from sqlalchemy.engine import make_url
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch, setting_in_base_units
@@ -254,8 +254,8 @@ class VectorIndexesCollector:
         connection, outside: a failure there is the run's.)"""
         indexes = [i for i in catalog.indexes if i.relkind == "i" and i.valid and i.ready and i.oid not in busy
                    and i.table_oid in rows_by_table]
-        if not indexes:
-            return {}
+        if not indexes or "recall" not in ctx.settings.enabled_collectors():
+            return {}  # the store is the recall probe's: without recall, SQLAlchemy is never loaded
         key = ctx.state.get("database_key")
         if key is None:
             assert ctx.conn is not None
@@ -269,7 +269,7 @@ class VectorIndexesCollector:
                                                      rows_by_table[idx.table_oid])
         except Exception as exc:  # noqa: BLE001 - an optional metric never fails the collection
             if not ctx.state.get("_store_error_logged"):
-                password = make_url(url).password  # the URL is validated by the config
+                password = url_password(url)
                 message = f"{type(exc).__name__}: {exc}"
                 if password:
                     message = message.replace(str(password), "***")
@@ -308,3 +308,12 @@ def _rows(stats: dict[str, Any]) -> float:
     if stats.get("live") is not None:
         return float(stats["live"])
     return float(stats.get("reltuples") or 0.0)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a SQLAlchemy URL (``dialect+driver://user:password@host/db``), decoded."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
