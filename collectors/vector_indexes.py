@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pg_common import fetch, setting_in_base_units
+from collectors.pg_common import every, fetch, setting_in_base_units
 from collectors.pgvector_catalog import (VectorCatalog, database_key, get_catalog, hnsw_memory_estimate, numeric,
                                          vector_bytes)
 
@@ -71,11 +71,12 @@ LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 GROUP BY t.oid
 """
 
+# One lookup of pg_stats per column (by name, which its view can use an index for), not a scan of it.
 _NULLS_SQL = """
-SELECT s.schemaname AS schema, s.tablename AS table, s.attname AS column, max(s.null_frac)::float8 AS null_frac
-FROM pg_stats s
-WHERE (s.schemaname, s.tablename, s.attname) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
-GROUP BY 1, 2, 3
+SELECT x.schema, x.table, x.column,
+       (SELECT max(s.null_frac) FROM pg_stats s
+         WHERE s.schemaname = x.schema AND s.tablename = x.table AND s.attname = x.column)::float8 AS null_frac
+FROM unnest(%s::text[], %s::text[], %s::text[]) AS x(schema, "table", "column")
 """
 
 _MEMORY_SQL = """
@@ -166,7 +167,8 @@ class VectorIndexesCollector:
         em.info("vecmon_vector_extension", {}, catalog.extension_version, catalog.extension_schema)
         self._settings(em, catalog, ctx.settings.vector)
 
-        memory = {r["name"]: setting_in_base_units(r["setting"], r["unit"]) for r in fetch(conn, _MEMORY_SQL)}
+        memory = every(ctx.state, "memory_settings", lambda: {  # pg_settings: read again every 5 minutes
+            r["name"]: setting_in_base_units(r["setting"], r["unit"]) for r in fetch(conn, _MEMORY_SQL)})
         for name, value in sorted(memory.items()):
             em.add("vecmon_vector_memory_setting_bytes", value, name)
 
@@ -204,7 +206,8 @@ class VectorIndexesCollector:
             cols = catalog.columns
             for r in fetch(conn, _NULLS_SQL, [[c.schema for c in cols], [c.table for c in cols],
                                               [c.column for c in cols]]):
-                null_fracs[(r["schema"], r["table"], r["column"])] = r["null_frac"]
+                if r["null_frac"] is not None:  # None: not analyzed yet
+                    null_fracs[(r["schema"], r["table"], r["column"])] = r["null_frac"]
         for c in catalog.columns:
             if c.dims is not None:
                 em.add("vecmon_vector_column_dimensions", c.dims, c.schema, c.table, c.column, c.type)
