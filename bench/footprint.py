@@ -1,7 +1,8 @@
 """Benchmark: vecmon's footprint beside postgres_exporter's, in one run, interleaved repetitions.
 
 * RSS idle (after every collector has run), one database target: vecmon (the demo config: every
-  collector, recall included) against postgres_exporter (defaults + the Debian example queries.yaml);
+  collector, recall included; and the same without recall, as for the exporter, which has no such
+  probe) against postgres_exporter (defaults + the Debian example queries.yaml);
 * 10 targets in one daemon: RSS, threads (/proc/PID/status) and CPU seconds per minute;
 * ``vecmon --version`` wall time against ``prometheus-postgres-exporter --version``.
 
@@ -45,6 +46,12 @@ def status(pid: int) -> dict[str, int]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def without_recall(config: str) -> str:
+    """The demo config with the recall probe off (and so no state store)."""
+    config = config.replace("recall: {interval: 2m}", "recall: {enabled: false}")
+    return "\n".join(line for line in config.splitlines() if "state_url:" not in line) + "\n"
 
 
 def with_targets(config: str, count: int) -> str:
@@ -122,17 +129,19 @@ def main() -> int:
     vecmon = args.vecmon.split() if args.vecmon else [VECMON]
     data_dir = Path(tempfile.mkdtemp(prefix="vecmon-footprint-"))
     server = prepare(data_dir, args.rows, args.dim)
-    results: dict[str, list[dict]] = {"one": [], "ten": [], "exporter": []}
+    results: dict[str, list[dict]] = {"one": [], "bare": [], "ten": [], "exporter": []}
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (EXPORTER_ROLE,)).fetchone():
                 conn.execute(f"CREATE ROLE {EXPORTER_ROLE} LOGIN IN ROLE pg_monitor")
         config = demo_config(server, "127.0.0.1:0", data_dir / "state.sqlite")
-        one, ten = data_dir / "one.yaml", data_dir / "ten.yaml"
+        one, bare, ten = data_dir / "one.yaml", data_dir / "bare.yaml", data_dir / "ten.yaml"
         one.write_text(config)
+        bare.write_text(without_recall(config))
         ten.write_text(with_targets(config, 10))
         for _ in range(args.reps):  # interleaved: a noisy moment hits all three alike
             results["one"].append(measure_vecmon(vecmon, one, args.settle, args.window))
+            results["bare"].append(measure_vecmon(vecmon, bare, args.settle, args.window))
             if os.path.exists(EXPORTER):
                 results["exporter"].append(measure_exporter(server, args.settle, args.window))
             results["ten"].append(measure_vecmon(vecmon, ten, args.settle, args.window))
@@ -147,12 +156,13 @@ def main() -> int:
     mb = lambda rows: [r["rss"] / 2**20 for r in rows]  # noqa: E731
     print(f"\nfootprint ({args.reps} interleaved repetitions, median (min-max); measured {args.settle:g}s after "
           f"start, over {args.window:g}s with a scrape every 5s)")
-    print(f"  RSS idle, one target:   vecmon {spread(mb(results['one']))} MB", end="")
-    if results["exporter"]:
-        print(f", postgres_exporter {spread(mb(results['exporter']))} MB, ratio "
-              f"{ratio(mb(results['one']), mb(results['exporter']))}")
-    else:
-        print(", postgres_exporter not installed")
+    for key, what in (("one", "one target"), ("bare", "one target, recall off")):
+        print(f"  RSS idle, {what}: vecmon {spread(mb(results[key]))} MB", end="")
+        if results["exporter"]:
+            print(f", postgres_exporter {spread(mb(results['exporter']))} MB, ratio "
+                  f"{ratio(mb(results[key]), mb(results['exporter']))}")
+        else:
+            print(", postgres_exporter not installed")
     print(f"  one target:             threads {spread([r['peak_threads'] for r in results['one']], '{:.0f}')}, "
           f"CPU {spread([r['cpu'] for r in results['one']], '{:.2f}')} s/min")
     print(f"  10 targets in one daemon: threads {spread([r['peak_threads'] for r in results['ten']], '{:.0f}')} "
