@@ -30,9 +30,12 @@ test: install
 docs: install
 	$(BIN)/python -m monitor.docs README.md
 
-## One full collection cycle on the demo corpus, and postgres_exporter side by side (about a minute).
+## The performance figures beside postgres_exporter's, in one run (about 10 minutes): a collection
+## cycle, DB time per minute and catalog queries at 10k tables, footprint (RSS, threads, CPU, --version).
 bench: install
 	$(BIN)/python bench/collect_cycle.py
+	$(BIN)/python bench/db_cost.py --reps 5
+	$(BIN)/python bench/footprint.py --reps 3
 
 ## Recall probe cost and the recall/latency curve over ef_search at 100k x 384 (several minutes).
 bench-recall: install

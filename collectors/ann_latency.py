@@ -29,10 +29,9 @@ import psycopg
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pgvector_catalog import (QueryVector, RunDeadline, VectorIndex, filters_for, get_catalog,
+from collectors.pgvector_catalog import (QueryVector, ann_query, RunDeadline, VectorIndex, filters_for, get_catalog,
                                          local_settings, sample_query_vectors, selected_indexes,
                                          table_query_vectors)
-from collectors.recall_probe import ann_query
 
 log = logging.getLogger(__name__)
 

@@ -92,6 +92,7 @@ class CollectContext:
     facts: ServerFacts | None = None
     state: dict[str, Any] = field(default_factory=dict)  # per (target, collector), survives runs
     shared: Any = None  # monitor.shared.SharedState: what collectors share across jobs and reloads
+    pool_wait: float = 0.0  # seconds the run waited for a pooled connection (set by the connector)
 
 
 class Collector(Protocol):

@@ -9,11 +9,26 @@ continue.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+import time
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+
+T = TypeVar("T")
+SLOW_INTERVAL = 300.0  # seconds: how often what rarely changes and costs the server is read again
+
+
+def every(state: dict[str, Any], key: str, compute: Callable[[], T], seconds: float = SLOW_INTERVAL) -> T:
+    """``compute()`` at most every ``seconds`` per target and collector (kept in ``ctx.state``), the
+    last result in between: settings and planner statistics change rarely, and reading them
+    (pg_settings, pg_stats) costs the server more than the rest of a run."""
+    computed = state.get(key)
+    now = time.monotonic()
+    if computed is None or now - computed[0] >= seconds:
+        computed = state[key] = (now, compute())
+    return computed[1]
 
 Query = str | sql.Composable
 

@@ -5,9 +5,15 @@ is skipped, and so are the databases in ``exclude_databases`` (template0 and tem
 default: nobody queries them, so their cache hit ratio only raises false alarms). ``pg_database_size`` needs CONNECT on the database or ``pg_read_all_stats``,
 which ``pg_monitor`` includes. Counters are cumulative since the last stats reset, so use
 ``rate()``; a reset shows up as a counter reset, which Prometheus handles.
+
+``pg_database_size`` walks every file of a database (it is most of this collector's cost on the
+server), so sizes are computed at most every :data:`SIZE_INTERVAL` seconds and the last ones are
+exported in between (a database that appears gets its size on the next run).
 """
 
 from __future__ import annotations
+
+import time
 
 from prometheus_client.core import Metric
 
@@ -21,11 +27,14 @@ SELECT s.datname,
        s.blks_hit, s.blks_read,
        s.tup_returned, s.tup_fetched, s.tup_inserted, s.tup_updated, s.tup_deleted,
        s.temp_files, s.temp_bytes, s.deadlocks, s.conflicts,
-       pg_database_size(s.datid) AS size_bytes
+       CASE WHEN %(sizes)s THEN pg_database_size(s.datid) END AS size_bytes
 FROM pg_stat_database s
 WHERE s.datname IS NOT NULL AND s.datid <> 0 AND s.datname <> ALL(%(excluded)s::text[])
 ORDER BY s.datname
 """
+
+SIZE_INTERVAL = 300.0  # seconds between two computations of the database sizes
+SIZES_STATE_KEY = "database_sizes"  # ctx.state: (monotonic time computed, {datname: bytes})
 
 # (metric name, pg_stat_database column, help) for the plain counters.
 COUNTERS: tuple[tuple[str, str, str], ...] = (
@@ -68,7 +77,7 @@ class DatabasesCollector:
         *(MetricSpec(metric, "counter", text, ("datname",)) for metric, _, text in COUNTERS),
         MetricSpec(
             "vecmon_pg_database_size_bytes", "gauge",
-            "Disk space used by the database (pg_database_size), in bytes.",
+            "Disk space used by the database (pg_database_size), in bytes; computed at most every 5 minutes.",
             ("datname",)),
         MetricSpec(
             "vecmon_pg_database_cache_hit_ratio", "gauge",
@@ -80,11 +89,20 @@ class DatabasesCollector:
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         excluded = list(getattr(ctx.settings, "exclude_databases", []))
-        for row in fetch(ctx.conn, DATABASES_SQL, {"excluded": excluded}):
+        computed, sizes = ctx.state.get(SIZES_STATE_KEY, (None, {}))
+        now = time.monotonic()
+        refresh = computed is None or now - computed >= SIZE_INTERVAL
+        rows = fetch(ctx.conn, DATABASES_SQL, {"excluded": excluded, "sizes": refresh})
+        if refresh:
+            sizes = {row["datname"]: row["size_bytes"] for row in rows}
+            ctx.state[SIZES_STATE_KEY] = (now, sizes)
+        elif any(row["datname"] not in sizes for row in rows):
+            ctx.state[SIZES_STATE_KEY] = (None, sizes)  # a new database: sizes again on the next run
+        for row in rows:
             datname = row["datname"]
             for metric, column, _ in COUNTERS:
                 emitter.add(metric, row[column], datname)
-            emitter.add("vecmon_pg_database_size_bytes", row["size_bytes"], datname)
+            emitter.add("vecmon_pg_database_size_bytes", sizes.get(datname), datname)
             hits, reads = row["blks_hit"], row["blks_read"]
             total = None if hits is None or reads is None else hits + reads
             emitter.add("vecmon_pg_database_cache_hit_ratio", ratio(hits, total), datname)

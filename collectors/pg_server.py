@@ -19,7 +19,7 @@ from __future__ import annotations
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pg_common import fetch, fetch_one, setting_in_base_units, setting_unit_kind
+from collectors.pg_common import every, fetch, fetch_one, setting_in_base_units, setting_unit_kind
 
 PG17 = 170000
 
@@ -164,7 +164,8 @@ class ServerCollector:
         emitter.add("vecmon_pg_standby_replay_lag_seconds", status["standby_replay_lag_seconds"])
         emitter.add("vecmon_pg_wal_written_bytes_total", status["wal_lsn_bytes"])
 
-        for row in fetch(conn, SETTINGS_SQL, {"names": list(SETTINGS)}):
+        settings = every(ctx.state, "settings", lambda: fetch(conn, SETTINGS_SQL, {"names": list(SETTINGS)}))
+        for row in settings:  # read again every 5 minutes: they change only on a reload or restart
             metric = {"bytes": "vecmon_pg_setting_bytes", "seconds": "vecmon_pg_setting_seconds"}.get(
                 setting_unit_kind(row["unit"]), "vecmon_pg_setting")
             emitter.add(metric, setting_in_base_units(row["setting"], row["unit"]), row["name"])

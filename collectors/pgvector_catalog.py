@@ -326,7 +326,7 @@ WHERE e.extname = 'vector'
 """
 
 # Cheap: catalog rows only, no sizes or statistics.
-_SIGNATURE_SQL = r"""
+_SIGNATURE_SQL_TEMPLATE = r"""
 WITH vtypes AS (
     SELECT t.oid FROM pg_type t JOIN pg_depend d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid
     JOIN pg_extension e ON e.oid = d.refobjid
@@ -345,20 +345,28 @@ SELECT md5(concat_ws('|',
      WHERE am.amname IN ('hnsw', 'ivfflat')),
   (SELECT string_agg(format('%s:%s:%s:%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypmod, c.relname, n.nspname),
                      ',' ORDER BY a.attrelid, a.attnum)
-     FROM pg_attribute a
+     FROM pg_depend dep  -- a column depends on its (extension) type: found by index, not a pg_attribute scan
+     JOIN pg_attribute a ON a.attrelid = dep.objid AND a.attnum = dep.objsubid
      JOIN pg_class c ON c.oid = a.attrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE a.atttypid IN (SELECT oid FROM vtypes) AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE dep.refclassid = 'pg_type'::regclass AND dep.refobjid IN (SELECT oid FROM vtypes)
+       AND dep.classid = 'pg_class'::regclass AND dep.deptype = 'n'
+       AND a.atttypid IN (SELECT oid FROM vtypes) AND a.attnum > 0 AND NOT a.attisdropped
        AND c.relkind IN ('r', 'p', 'm', 'f')),
   (SELECT string_agg(format('%s:%s:%s', d.datname, r.rolname, s.setconfig), ',' ORDER BY s.setdatabase, s.setrole)
      FROM pg_db_role_setting s
      LEFT JOIN pg_database d ON d.oid = s.setdatabase
      LEFT JOIN pg_roles r ON r.oid = s.setrole
      WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))),
-  (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings WHERE name ~ '^(hnsw|ivfflat)\.'),
+  {guc_settings},
   (SELECT extversion FROM pg_extension WHERE extname = 'vector')
 )) AS signature
 """
+# pgvector's search settings by name (current_setting), not by scanning pg_settings, which
+# materializes every setting of the server and was most of the marker's cost.
+_SIGNATURE_SQL = _SIGNATURE_SQL_TEMPLATE.replace("{guc_settings}", "concat_ws(',', " + ", ".join(
+    f"'{name}=' || coalesce(current_setting('{name}', true), '')" for name in sorted(GUC_DEFAULTS)) + ")")
+
 
 _COLUMNS_SQL = """
 SELECT n.nspname AS schema, c.relname AS table, c.oid AS table_oid, c.relkind, a.attname AS column,
@@ -837,3 +845,15 @@ def hnsw_memory_estimate(rows: float, m: int, value_bytes: float) -> float:
     neighbours = _maxalign(4 + (expected_level + 2) * m * 6) + 4
     pages_overhead = 1.0 + 24.0 / 8192.0
     return rows * (element + neighbours) * pages_overhead
+
+
+ANN_TAG = "/* vecmon:recall:ann */"  # marks the approximate queries of recall and ann_latency
+
+
+def ann_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql.Composable:
+    """The query an application runs (plus tableoid/ctid to identify rows)."""
+    conditions = index.conditions(filter_where)
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    return sql.SQL("SELECT " + ANN_TAG + " tableoid::oid, ctid::text, {dist} AS distance FROM {table}{where} "
+                   "ORDER BY {dist} LIMIT {limit}").format(
+        dist=index.distance_sql(), table=index.table_sql(), where=where, limit=sql.Literal(limit))

@@ -37,6 +37,7 @@ from prometheus_client.core import Metric
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
 from collectors.providers.common import (
     ApiRequest, ParseError, as_dict, as_list, field_of, finite_amount, finite_number, join_url, send)
+from collectors.spend_ledger import SpendLedger  # noqa: F401 - where callers have always found it
 from monitor.config_apis import Budget, CostApiTarget, PriceEntry, Pricing, load_price_file
 
 log = logging.getLogger(__name__)
@@ -96,52 +97,6 @@ def price_cost(entry: PriceEntry | None, tokens: int | None, search_units: float
 
 
 # --------------------------------------------------------------------------- ledger
-
-
-class SpendLedger:
-    """USD per (source, UTC day), thread-safe."""
-
-    KEEP_DAYS = 62
-
-    def __init__(self) -> None:
-        self._days: dict[str, dict[date, float]] = {}
-        self._lock = threading.Lock()
-
-    def _prune(self, days: dict[date, float], today: date) -> None:
-        for day in [d for d in days if (today - d).days > self.KEEP_DAYS]:
-            del days[day]
-
-    def add(self, source: str, usd: float, day: date) -> None:
-        with self._lock:
-            days = self._days.setdefault(source, {})
-            days[day] = days.get(day, 0.0) + usd
-            self._prune(days, day)
-
-    def replace(self, source: str, since: date, days: dict[date, float], today: date) -> None:
-        """Replace every day from ``since`` on with ``days`` (a restating poll)."""
-        with self._lock:
-            current = self._days.setdefault(source, {})
-            for day in [d for d in current if d >= since]:
-                del current[day]
-            current.update(days)
-            self._prune(current, today)
-
-    def known(self, source: str) -> bool:
-        with self._lock:
-            return source in self._days
-
-    def spend(self, sources: Iterable[str], today: date) -> dict[str, float]:
-        """{"day": spend today, "month": spend this month} over ``sources``."""
-        month_start = today.replace(day=1)
-        out = {"day": 0.0, "month": 0.0}
-        with self._lock:
-            for source in sources:
-                for day, usd in self._days.get(source, {}).items():
-                    if day == today:
-                        out["day"] += usd
-                    if month_start <= day <= today:
-                        out["month"] += usd
-        return out
 
 
 def utc_today(clock: Callable[[], float] = time.time) -> date:

@@ -83,8 +83,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.pgvector_catalog import (GUC_DEFAULTS, GUC_MAXIMA, QueryVector, VectorCatalog, VectorIndex, database_key,
-                                         explain_json, filters_for, get_catalog, load_library, local_settings,
+from collectors.pgvector_catalog import (ANN_TAG, GUC_DEFAULTS, GUC_MAXIMA, QueryVector, VectorCatalog, VectorIndex,
+                                         ann_query, database_key, explain_json, filters_for, get_catalog, load_library, local_settings,
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
                                          selected_indexes, table_query_vectors)
 from collectors.recall_state import ApproximateAnswer, ExactResult, RecallStateStore, TableSignature
@@ -102,7 +102,6 @@ P = ("schema", "table", "index")
 PF = (*P, "filter")
 PT = (*PF, "param", "value", "iterative")
 # Inside the statement (pg_stat_statements drops leading comments), so probe queries are easy to find.
-ANN_TAG = "/* vecmon:recall:ann */"
 EXACT_TAG = "/* vecmon:recall:exact */"
 CHECK_TAG = "/* vecmon:recall:check */"
 # Stored and recomputed distances come from the same expression; this only absorbs float noise.
@@ -202,15 +201,6 @@ def _cancel(conn: psycopg.Connection) -> None:
 
 
 # --------------------------------------------------------------------------- SQL builders
-def ann_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql.Composable:
-    """The query an application runs (plus tableoid/ctid to identify rows)."""
-    conditions = index.conditions(filter_where)
-    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    return sql.SQL("SELECT " + ANN_TAG + " tableoid::oid, ctid::text, {dist} AS distance FROM {table}{where} "
-                   "ORDER BY {dist} LIMIT {limit}").format(
-        dist=index.distance_sql(), table=index.table_sql(), where=where, limit=sql.Literal(limit))
-
-
 def exact_query(index: VectorIndex, filter_where: str | None, limit: int) -> sql.Composable:
     """Exact k-NN: ``+ 0`` keeps any vector index from answering the ORDER BY."""
     conditions = index.conditions(filter_where, not_null=True)

@@ -601,26 +601,3 @@ def _make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = STORE_CONNECT_TIMEOUT  # an unreachable store must not stall a probe
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-class StateStores:
-    """One store (engine) per URL, shared by the jobs of a process (via ``ctx.shared``) and
-    disposed when the process stops."""
-
-    def __init__(self) -> None:
-        self._stores: dict[str, RecallStateStore] = {}
-        self._lock = threading.Lock()
-
-    def open(self, url: str) -> RecallStateStore:
-        with self._lock:
-            store = self._stores.get(url)
-            if store is None:
-                store = RecallStateStore(url)
-                self._stores[url] = store
-            return store
-
-    def close(self) -> None:
-        with self._lock:
-            stores, self._stores = list(self._stores.values()), {}
-        for store in stores:
-            store.dispose()

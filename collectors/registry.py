@@ -1,7 +1,10 @@
 """Name -> collector class, for every collector vecmon ships.
 
 Classes are referenced by import path so the config can validate collector names
-without importing every collector (and its dependencies).
+without importing every collector (and its dependencies). This is one of the two places
+where vecmon imports lazily (the other is :mod:`monitor.entry`), for start-up cost and
+memory only: a collector's module, and what it needs (SQLAlchemy for the recall state store,
+say), is imported when a configured target runs it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ DEFAULT_TIMEOUTS: dict[str, float] = {"recall": 120, "vector_freshness": 30, "ve
 def load(path: str) -> Any:
     module_name, _, class_name = path.partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+# The recall probe's state store: SQLAlchemy, imported only when a target has recall on.
+RECALL_STATE_STORE = "collectors.recall_state:RecallStateStore"
+
+
+def recall_state_store(url: str) -> Any:
+    """A new :class:`collectors.recall_state.RecallStateStore` for ``url``."""
+    return load(RECALL_STATE_STORE)(url)
 
 
 def database_collector(name: str) -> Any:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client.core import Metric
-from sqlalchemy.engine import make_url
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pg_common import fetch, setting_in_base_units
+from collectors.pg_common import every, fetch, setting_in_base_units
 from collectors.pgvector_catalog import (VectorCatalog, database_key, get_catalog, hnsw_memory_estimate, numeric,
                                          vector_bytes)
 
@@ -71,11 +71,12 @@ LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 GROUP BY t.oid
 """
 
+# One lookup of pg_stats per column (by name, which its view can use an index for), not a scan of it.
 _NULLS_SQL = """
-SELECT s.schemaname AS schema, s.tablename AS table, s.attname AS column, max(s.null_frac)::float8 AS null_frac
-FROM pg_stats s
-WHERE (s.schemaname, s.tablename, s.attname) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
-GROUP BY 1, 2, 3
+SELECT x.schema, x.table, x.column,
+       (SELECT max(s.null_frac) FROM pg_stats s
+         WHERE s.schemaname = x.schema AND s.tablename = x.table AND s.attname = x.column)::float8 AS null_frac
+FROM unnest(%s::text[], %s::text[], %s::text[]) AS x(schema, "table", "column")
 """
 
 _MEMORY_SQL = """
@@ -167,7 +168,8 @@ class VectorIndexesCollector:
         em.info("vecmon_vector_extension", {}, catalog.extension_version, catalog.extension_schema)
         self._settings(em, catalog, ctx.settings.vector)
 
-        memory = {r["name"]: setting_in_base_units(r["setting"], r["unit"]) for r in fetch(conn, _MEMORY_SQL)}
+        memory = every(ctx.state, "memory_settings", lambda: {  # pg_settings: read again every 5 minutes
+            r["name"]: setting_in_base_units(r["setting"], r["unit"]) for r in fetch(conn, _MEMORY_SQL)})
         for name, value in sorted(memory.items()):
             em.add("vecmon_vector_memory_setting_bytes", value, name)
 
@@ -205,7 +207,8 @@ class VectorIndexesCollector:
             cols = catalog.columns
             for r in fetch(conn, _NULLS_SQL, [[c.schema for c in cols], [c.table for c in cols],
                                               [c.column for c in cols]]):
-                null_fracs[(r["schema"], r["table"], r["column"])] = r["null_frac"]
+                if r["null_frac"] is not None:  # None: not analyzed yet
+                    null_fracs[(r["schema"], r["table"], r["column"])] = r["null_frac"]
         for c in catalog.columns:
             if c.dims is not None:
                 em.add("vecmon_vector_column_dimensions", c.dims, c.schema, c.table, c.column, c.type)
@@ -255,8 +258,8 @@ class VectorIndexesCollector:
         connection, outside: a failure there is the run's.)"""
         indexes = [i for i in catalog.indexes if i.relkind == "i" and i.valid and i.ready and i.oid not in busy
                    and i.table_oid in rows_by_table]
-        if not indexes:
-            return {}
+        if not indexes or "recall" not in ctx.settings.enabled_collectors():
+            return {}  # the store is the recall probe's: without recall, SQLAlchemy is never loaded
         key = ctx.state.get("database_key")
         if key is None:
             assert ctx.conn is not None
@@ -270,7 +273,7 @@ class VectorIndexesCollector:
                                                      rows_by_table[idx.table_oid])
         except Exception as exc:  # noqa: BLE001 - an optional metric never fails the collection
             if not ctx.state.get("_store_error_logged"):
-                password = make_url(url).password  # the URL is validated by the config
+                password = url_password(url)
                 message = f"{type(exc).__name__}: {exc}"
                 if password:
                     message = message.replace(str(password), "***")
@@ -309,3 +312,12 @@ def _rows(stats: dict[str, Any]) -> float:
     if stats.get("live") is not None:
         return float(stats["live"])
     return float(stats.get("reltuples") or 0.0)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a SQLAlchemy URL (``dialect+driver://user:password@host/db``), decoded."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None

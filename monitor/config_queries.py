@@ -182,6 +182,8 @@ def query_plans(config: "Config") -> list[QueryPlan]:
 def check_query_plans(config: "Config") -> None:
     """Unique query names, known targets, no metric name used twice or declared by vecmon itself."""
     plans = query_plans(config)
+    if not plans:
+        return  # nothing to check: and no need to load every collector (SQLAlchemy, the provider clients)
     ours = vecmon_metric_names()
     ours |= {name.removesuffix("_total") for name in ours}
     targets = {db.name for db in config.databases}

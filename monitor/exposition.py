@@ -42,8 +42,11 @@ SELF_METRICS = (
                "target is down (vecmon_up 0), the value from before.", ("collector",)),
     MetricSpec("vecmon_collector_disabled", "gauge",
                "Whether the collector reported it cannot run on this target, e.g. an extension is missing.", ("collector",)),
-    MetricSpec("vecmon_collector_duration_seconds", "gauge", "Duration of the collector's last run.",
-               ("collector",)),
+    MetricSpec("vecmon_collector_duration_seconds", "gauge", "Duration of the collector's last run, from "
+               "the moment it had its database connection (the wait for it is not counted).", ("collector",)),
+    MetricSpec("vecmon_collector_pool_wait_seconds", "gauge",
+               "How long the collector's last run waited for a worker and a pooled database connection before "
+               "it started.", ("collector",)),
     MetricSpec("vecmon_collector_runs_total", "counter",
                "Collector runs by result (success, error, timeout, disabled).", ("collector", "result")),
     MetricSpec("vecmon_collector_skipped_runs_total", "counter",
@@ -117,6 +120,8 @@ class SnapshotCollector:
                 emitter.add("vecmon_collector_up", 1 if state == OK else 0, name)
             if entry.last_duration is not None:
                 emitter.add("vecmon_collector_duration_seconds", entry.last_duration, name)
+            if entry.last_wait is not None:
+                emitter.add("vecmon_collector_pool_wait_seconds", entry.last_wait, name)
             if entry.last_success is not None:
                 emitter.add("vecmon_collector_last_success_timestamp_seconds", entry.last_success, name)
             if interval:

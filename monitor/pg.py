@@ -276,6 +276,7 @@ class DatabaseConnector:
         self._last_failure: tuple[float, TargetUnreachable] | None = None
         self._privileges_checked = False
         self._closed = False
+        self.watchdog: Any = None  # a monitor.workers.Watchdog shared by a runtime's connectors, if given
 
     # -- lifecycle ------------------------------------------------------------------------
     def open(self) -> None:
@@ -428,21 +429,22 @@ class DatabaseConnector:
     def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
         """Run ``collect`` in one read-only transaction bounded by ``timeout`` seconds."""
         pool = self._pool_for_run()
+        asked = time.monotonic()
         try:
             with pool.connection(timeout=self.target.connect_timeout) as conn:
+                ctx.pool_wait = time.monotonic() - asked  # exported on its own, not in the run's duration
                 with self._lock:
                     self._active.add(conn)
-                watchdog = threading.Timer(timeout + 0.5, self._cancel, args=(conn,))
-                watchdog.daemon = True
-                watchdog.start()
+                disarm = self._arm_watchdog(timeout + 0.5, conn)
                 try:
                     return self._run_read_only(conn, collect, ctx, timeout)
                 finally:
-                    watchdog.cancel()
+                    disarm()
                     ctx.conn = None
                     with self._lock:
                         self._active.discard(conn)
         except PoolTimeout:
+            ctx.pool_wait = time.monotonic() - asked
             with self._lock:
                 busy = len(self._active)
             if busy >= self.target.max_connections:
@@ -470,6 +472,17 @@ class DatabaseConnector:
                 result = legacy_labels(result)
             raise psycopg.Rollback(tx)  # nothing to commit; undoes session settings changed by the run
         return result
+
+    def _arm_watchdog(self, seconds: float, conn: psycopg.Connection) -> Callable[[], None]:
+        """Cancel the run on the server after ``seconds``: on the shared watchdog a runtime gives
+        (monitor.workers.Watchdog, one thread for every target), else on a timer thread of its own."""
+        if self.watchdog is not None:
+            handle = self.watchdog.arm(seconds, lambda: self._cancel(conn))
+            return lambda: self.watchdog.disarm(handle)
+        timer = threading.Timer(seconds, self._cancel, args=(conn,))
+        timer.daemon = True
+        timer.start()
+        return timer.cancel
 
     @staticmethod
     def _cancel(conn: psycopg.Connection) -> None:

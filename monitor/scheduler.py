@@ -1,8 +1,11 @@
 """Scheduling: one APScheduler job per (target, collector), each with its own interval.
 
-Jobs run in a thread pool sized so a hanging target cannot starve another one;
-``max_instances=1`` and ``coalesce`` keep a slow job from piling up, and every run is
-bounded on the server by ``statement_timeout`` and a watchdog cancel.
+Jobs run on one shared thread pool with at most ``max_connections`` runs per database target at a
+time (:mod:`monitor.workers`): a hanging target holds only its own share, and a run never waits
+on a thread for a connection. First runs are staggered over a couple of seconds per target.
+``max_instances=1`` and ``coalesce`` keep a slow job from piling up, and every run is bounded on
+the server by ``statement_timeout`` and a watchdog cancel. The time a run waited for a worker and
+a connection is recorded apart from its duration (``vecmon_collector_pool_wait_seconds``).
 """
 
 from __future__ import annotations
@@ -11,11 +14,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -26,13 +28,15 @@ from monitor.config import Config
 from monitor.config_queries import plans_for_target, query_target
 from monitor.discovery import cluster_wide_settings, expand as expand_discovery
 from monitor.leader import gate_leader_only, leader_elector
-from monitor.pg import CollectionTimeout, TargetUnreachable, redact
+from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
 from monitor.servers import BudgetedConnector, ServerRunner, SessionBudget, collector_scope, group_servers
 from monitor.shard import effective_shard, for_shard
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
+from monitor.workers import TargetExecutor, TargetWorkers, Watchdog
 
 log = logging.getLogger(__name__)
+FIRST_RUN_SPREAD = 2.0  # seconds over which one target's first runs are staggered
 
 
 class Runner(Protocol):
@@ -126,6 +130,7 @@ class CollectionJob:
     gate: JobGate = field(default_factory=JobGate)
     state: dict[str, Any] = field(default_factory=dict)
     standby: Callable[[], str | None] | None = None  # a reason not to run here (monitor.leader)
+    waited: float = 0.0  # how long the current run waited for a worker (monitor.workers)
 
     @property
     def key(self) -> Key:
@@ -157,13 +162,16 @@ class CollectionJob:
         name = self.collector.name
         timeout = self.target.timeout_for(name)
         ctx = CollectContext(target=self.target.name, settings=self.target, state=self.state, shared=self.shared)
+        waited, self.waited = self.waited, 0.0
         start = time.monotonic()
         try:
             families = self.connector.run(self.collector.collect, ctx, timeout)
         except CollectorDisabled as exc:
             if not self.gate.open:
                 return "cancelled"
-            self.store.record_disabled(self.key, str(exc), time.monotonic() - start, here=self._ran_here())
+            self.store.record_wait(self.key, waited + ctx.pool_wait)
+            self.store.record_disabled(self.key, str(exc), time.monotonic() - start - ctx.pool_wait,
+                                       here=self._ran_here())
             if not self.state.get("_disabled_logged"):
                 log.info("collector %s disabled on %s: %s", name, self.target.name, exc)
                 self.state["_disabled_logged"] = True
@@ -171,7 +179,8 @@ class CollectionJob:
         except Exception as exc:  # noqa: BLE001 - a collector must never kill the scheduler
             if not self.gate.open:
                 return "cancelled"  # cut off by a stop or reload: not the target's fault
-            duration = time.monotonic() - start
+            duration = time.monotonic() - start - ctx.pool_wait
+            self.store.record_wait(self.key, waited + ctx.pool_wait)
             message = self.connector.redact(str(exc) if isinstance(exc, CollectorError)
                                             else f"{type(exc).__name__}: {exc}")
             self.store.record_failure(self.key, message, duration, timeout=isinstance(exc, CollectionTimeout),
@@ -185,8 +194,16 @@ class CollectionJob:
         self.state.pop("_disabled_logged", None)
         if not self.gate.open:
             return "cancelled"
-        self.store.record_success(self.key, families, time.monotonic() - start, here=self._ran_here())
+        self.store.record_wait(self.key, waited + ctx.pool_wait)
+        self.store.record_success(self.key, families, time.monotonic() - start - ctx.pool_wait,
+                                  here=self._ran_here())
         return "success"
+
+
+def has_api_targets(config: Config) -> bool:
+    """Whether the config has anything for :mod:`monitor.api_jobs`: endpoints, cost APIs, budgets, Redis, checks."""
+    return any(item.enabled for items in (config.endpoints, config.cost_apis, config.budgets, config.redis,
+                                          config.applications) for item in items)
 
 
 def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
@@ -202,11 +219,12 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
         runner = BudgetedConnector(entry, SessionBudget(1), pooled=False)  # one short session per refresh
         connectors.append(runner)
         jobs.append(CollectionJob(settings, collector, runner, store, shared, gate))
-    from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
+    if has_api_targets(config):  # the provider clients (requests, ...) are loaded only when configured
+        from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
 
-    api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
-    jobs.extend(api_jobs)
-    connectors.extend(api_runners)
+        api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
+        jobs.extend(api_jobs)
+        connectors.extend(api_runners)
     if elector is not None:
         gate_leader_only(jobs, elector)
         connectors.insert(0, elector)  # opened first: the first attempt precedes every job
@@ -249,14 +267,55 @@ class Runtime:
         self.gate = JobGate()
         self.jobs, self.connectors = build_jobs(config, store, self.shared, self.gate)
         self._by_id = {job.job_id: job for job in self.jobs}
-        workers = max(4, len(self.jobs))  # one thread per job: a hung job never queues another
+        self._groups = self._group_jobs()
+        self.workers = TargetWorkers(self._group_limits())
+        self.watchdog = Watchdog()  # one thread cancels overdue runs on every target
+        for connector in self.connectors:
+            if isinstance(connector, DatabaseConnector):
+                connector.watchdog = self.watchdog
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            executors={"default": TargetExecutor(self.workers, lambda job_id: self._groups[job_id],
+                                                 self._on_start)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=timezone.utc,
         )
         self.scheduler.add_listener(self._on_skip, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._stopped = threading.Event()
+
+    def _group_jobs(self) -> dict[str, str]:
+        """Job id -> its worker group: one per runner (a database target's connector, an endpoint's runner)."""
+        index = {id(runner): f"runner-{n}" for n, runner in enumerate(self.connectors)}
+        return {job.job_id: index.setdefault(id(job.connector), f"runner-{len(index)}") for job in self.jobs}
+
+    def _group_limits(self) -> dict[str, int]:
+        """Runs at once per group: a database target's max_connections; an HTTP runner's job count."""
+        limits: dict[str, int] = {}
+        for job in self.jobs:
+            group = self._groups[job.job_id]
+            if isinstance(job.connector, DatabaseConnector):
+                limits[group] = job.connector.target.max_connections
+            else:
+                limits[group] = limits.get(group, 0) + 1
+        return limits
+
+    def _on_start(self, job_id: str, waited: float) -> None:
+        job = self._by_id.get(job_id)
+        if job is not None:
+            job.waited = waited
+
+    def first_runs(self, now: datetime) -> dict[str, datetime]:
+        """When each job first runs: a group's jobs spread over FIRST_RUN_SPREAD seconds (at most
+        their interval), groups interleaved, so the collectors of a target do not all start at once."""
+        members: dict[str, list[CollectionJob]] = {}
+        for job in self.jobs:
+            members.setdefault(self._groups[job.job_id], []).append(job)
+        firsts: dict[str, datetime] = {}
+        for rank, jobs in enumerate(members.values()):
+            for position, job in enumerate(jobs):
+                spread = min(FIRST_RUN_SPREAD, job.target.interval_for(job.collector.name))
+                offset = spread * (position + rank / len(members)) / len(jobs)
+                firsts[job.job_id] = now + timedelta(seconds=offset)
+        return firsts
 
     def keys(self) -> list[Key]:
         return [job.key for job in self.jobs]
@@ -268,12 +327,13 @@ class Runtime:
         self.store.expect(self.keys(), self.intervals())
         for connector in self.connectors:
             connector.open()
-        now = datetime.now(timezone.utc)
+        firsts = self.first_runs(datetime.now(timezone.utc))
         for job in self.jobs:
             interval = job.target.interval_for(job.collector.name)
             self.scheduler.add_job(
                 job.run, IntervalTrigger(seconds=interval, jitter=job.target.jitter_for(job.collector.name)),
-                id=job.job_id, name=job.job_id, next_run_time=now, misfire_grace_time=max(1, int(interval)))
+                id=job.job_id, name=job.job_id, next_run_time=firsts[job.job_id],
+                misfire_grace_time=max(1, int(interval)))
         self.scheduler.start()
         log.info("scheduled %d collection jobs on %d targets", len(self.jobs), len(self.connectors))
 
@@ -295,26 +355,34 @@ class Runtime:
         self.gate.close()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.workers.shutdown(wait=False)  # queued runs are dropped; running ones see the gate closed
         for connector in self.connectors:
             connector.cancel_all()
         idle = self.gate.wait_idle(deadline - time.monotonic() - 0.5)
         for connector in self.connectors:
             connector.close(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        self.watchdog.stop()
         if self._owns_shared:
             self.shared.close()
         return idle
 
     def run_once(self) -> dict[Key, str]:
-        """Run every job once, concurrently per job, without the scheduler (``vecmon collect``)."""
+        """Run every job once on the bounded workers, without the scheduler (``vecmon collect``)."""
         self.store.expect(self.keys(), self.intervals())
         for connector in self.connectors:
             connector.open()
         results: dict[Key, str] = {}
-        threads = []
+        done = threading.Semaphore(0)
+
+        def work(job: CollectionJob, waited: float) -> None:
+            job.waited = waited
+            try:
+                results[job.key] = job.run()
+            finally:
+                done.release()
+
         for job in self.jobs:
-            thread = threading.Thread(target=lambda j=job: results.__setitem__(j.key, j.run()), daemon=True)
-            thread.start()
-            threads.append(thread)
-        for thread in threads:
-            thread.join()
+            self.workers.submit(self._groups[job.job_id], lambda waited, j=job: work(j, waited))
+        for _ in self.jobs:
+            done.acquire()
         return results

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collectors.pgvector_catalog import VectorColumns
-from collectors.provider_costs import SpendLedger
-from collectors.recall_state import StateStores
+from collectors.spend_ledger import SpendLedger
+from collectors.state_stores import StateStores
 from monitor.discovery import Rediscovery
 
 

@@ -33,6 +33,7 @@ class Entry:
     last_run: float | None = None  # unix time the last run finished
     last_success: float | None = None
     last_duration: float | None = None
+    last_wait: float | None = None  # how long the last run waited for a worker and a connection
     last_error: str | None = None
     last_state: str | None = None  # while TARGET_DOWN: the state before the target went down
     runs: tuple[tuple[str, int], ...] = tuple((r, 0) for r in RESULTS)
@@ -116,6 +117,10 @@ class SnapshotStore:
             last_state=None, runs=_bump(e.runs, "disabled")))
         if here:
             self.set_target_up(key[0], True)
+
+    def record_wait(self, key: Key, seconds: float) -> None:
+        """How long a run waited for a worker and a connection before it started (not in its duration)."""
+        self._update(key, lambda e: replace(e, last_wait=seconds))
 
     def record_skip(self, key: Key, reason: str) -> None:
         self._update(key, lambda e: replace(e, skipped=_bump(e.skipped, reason)))

@@ -449,3 +449,19 @@ def test_server_version_settings_wal_slots_and_checkpoints(any_db):
 
 def families_empty(families: Families, name: str) -> bool:
     return not families.samples(name)
+
+
+def test_database_sizes_are_computed_at_most_every_five_minutes(any_db):
+    """pg_database_size walks the database's files: the collector computes it on its own, slower period."""
+    state: dict = {}
+    labels = {"datname": any_db.name}
+    first = val(run_collector(any_db.monitor_dsn, "databases", state=state), "vecmon_pg_database_size_bytes", **labels)
+    with any_db.admin() as conn:
+        conn.execute("CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 20000) g")
+    within = run_collector(any_db.monitor_dsn, "databases", state=state)
+    assert val(within, "vecmon_pg_database_size_bytes", **labels) == first  # the last size, not walked again
+    assert val(within, "vecmon_pg_database_tup_inserted_total", **labels) is not None  # counters every run
+    computed, sizes = state["database_sizes"]
+    state["database_sizes"] = (computed - 301, sizes)  # five minutes later
+    later = val(run_collector(any_db.monitor_dsn, "databases", state=state), "vecmon_pg_database_size_bytes", **labels)
+    assert later > first + 5_000_000

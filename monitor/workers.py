@@ -1,0 +1,155 @@
+"""Worker threads for collection runs: one small shared pool, at most N runs per target at a time.
+
+Each target gets a bound (a database target: its ``max_connections``, so a run never waits for
+a connection its own target's other runs hold); runs beyond it wait in the target's queue, not
+on a thread. The shared pool has the largest bound plus one thread per other target (at most all
+bounds together), so a target whose runs all hang holds only its own share and every other
+target still runs; threads are started only when runs overlap. :class:`Watchdog` is the one
+thread that cancels runs past their time, instead of a timer thread per run. How long a run waited for its turn is handed to
+it (exported as ``vecmon_collector_pool_wait_seconds``, not counted in its duration).
+
+:class:`TargetExecutor` plugs this into APScheduler 3 as an executor (its documented extension
+point, ``_do_submit_job``), so ``max_instances``, ``coalesce`` and misfires work as before.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from apscheduler.executors.base import BaseExecutor, run_job
+
+Work = Callable[[float], None]  # called with the seconds the run waited for a worker
+
+
+class TargetWorkers:
+    """A shared thread pool where each group (target) runs at most its limit of works at a time."""
+
+    def __init__(self, limits: dict[str, int], clock: Callable[[], float] = time.monotonic):
+        self._limits = {group: max(1, limit) for group, limit in limits.items()}
+        self._clock = clock
+        self._running = {group: 0 for group in self._limits}
+        self._queues: dict[str, deque[tuple[Work, float]]] = {group: deque() for group in self._limits}
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_threads,
+                                                           thread_name_prefix="vecmon-collect")
+
+    @property
+    def max_threads(self) -> int:
+        """Enough for the largest group to be busy (or hung) with every other group still running one
+        at a time, and never more than all groups at their limit."""
+        limits = self._limits.values()
+        return max(1, min(sum(limits), max(limits, default=1) + len(self._limits) - 1))
+
+    def submit(self, group: str, work: Work) -> None:
+        queued = self._clock()
+        with self._lock:
+            if self._running[group] >= self._limits[group]:
+                self._queues[group].append((work, queued))
+                return
+            self._running[group] += 1
+        self._pool.submit(self._drain, group, work, queued)
+
+    def _drain(self, group: str, work: Work, queued: float) -> None:
+        """Run ``work``, then whatever queued behind it for the same group, on this thread."""
+        while True:
+            try:
+                work(max(0.0, self._clock() - queued))
+            except BaseException:  # noqa: BLE001 - a work reports its own failures; keep draining
+                pass
+            with self._lock:
+                if not self._queues[group]:
+                    self._running[group] -= 1
+                    return
+                work, queued = self._queues[group].popleft()
+
+    def queued(self, group: str) -> int:
+        with self._lock:
+            return len(self._queues[group])
+
+    def shutdown(self, wait: bool = False) -> None:
+        with self._lock:
+            for queue in self._queues.values():
+                queue.clear()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+class TargetExecutor(BaseExecutor):
+    """APScheduler executor over :class:`TargetWorkers`; ``group_of`` maps a job id to its target,
+    ``on_start(job_id, waited)`` is called on the worker thread just before the job runs."""
+
+    def __init__(self, workers: TargetWorkers, group_of: Callable[[str], str],
+                 on_start: Callable[[str, float], None]):
+        super().__init__()
+        self.workers = workers
+        self._group_of = group_of
+        self._on_start = on_start
+
+    def _do_submit_job(self, job: Any, run_times: list) -> None:
+        def work(waited: float) -> None:
+            self._on_start(job.id, waited)
+            try:
+                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+            except BaseException as exc:  # noqa: BLE001 - reported to the scheduler like its own pools do
+                self._run_job_error(job.id, exc, exc.__traceback__)
+            else:
+                self._run_job_success(job.id, events)
+
+        self.workers.submit(self._group_of(job.id), work)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.workers.shutdown(wait=wait)
+
+
+class Watchdog:
+    """One thread that calls each armed callback when its deadline passes, unless it was disarmed
+    first: the per-run cancel timers of every target, without a thread per run."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._armed: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._next_id = 0
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, callback: Callable[[], None]) -> int:
+        with self._cond:
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._loop, name="vecmon-watchdog", daemon=True)
+                self._thread.start()
+            self._next_id += 1
+            self._armed[self._next_id] = (self._clock() + seconds, callback)
+            self._cond.notify()
+            return self._next_id
+
+    def disarm(self, handle: int) -> None:
+        with self._cond:
+            self._armed.pop(handle, None)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._armed.clear()
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                now = self._clock()
+                due = [handle for handle, (deadline, _) in self._armed.items() if deadline <= now]
+                callbacks = [self._armed.pop(handle)[1] for handle in due]
+                if not callbacks:
+                    upcoming = min((deadline for deadline, _ in self._armed.values()), default=now + 60.0)
+                    self._cond.wait(timeout=max(0.01, upcoming - now))
+                    continue
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - a cancel is best effort
+                    pass
