@@ -194,6 +194,8 @@ class Config(Model):
         check_references(self)
         check_ha(self)
         check_query_plans(self)
+        for i, db in enumerate(self.databases):  # for warnings found at run time (collectors.pgvector_catalog)
+            db.vector.place(f"databases[{i}].vector")
         return self
 
     def enabled_databases(self) -> list[DatabaseTarget]:

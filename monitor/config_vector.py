@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from collectors.pgvector_catalog import parse_qualified
 from monitor.config_base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
@@ -228,6 +228,17 @@ class VectorSettings(Model):
     filters: list[VectorFilter] = Field(default_factory=list)
     freshness: list[FreshnessTable] = Field(default_factory=list)
     ann_latency: AnnLatencySettings = Field(default_factory=AnnLatencySettings)
+    # where this section is in the config file, for run-time warnings (set by Config; see place())
+    _config_path: str = PrivateAttr("vector")
+
+    @property
+    def config_path(self) -> str:
+        """``databases[N].vector`` once the whole config is validated, else ``vector``."""
+        return self._config_path
+
+    def place(self, path: str) -> None:
+        """Record where this section is in the config file (``databases[N].vector``)."""
+        self._config_path = path
 
     @field_validator("indexes")
     @classmethod

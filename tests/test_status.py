@@ -34,7 +34,7 @@ slos:
   - name: nothing-yet
     service: embeddings
     objective: 0.9
-    sli: {events: {bad: 'vecmon_model_api_requests_total{outcome="timeout"}', total: 'vecmon_other_total'}}
+    sli: {events: {bad: 'vecmon_model_api_requests_total{outcome="timeout"}', total: 'vecmon_ann_queries_total'}}
 """)
     store = SnapshotStore()
     store.expect([("openai", "model_probe"), ("db", "recall")])
