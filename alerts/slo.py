@@ -389,7 +389,7 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
     alerting = slo.alerting
     extra = {**settings.labels, **alerting.labels}
     where = {"target": target} if target else {}
-    url = f"{settings.runbook_base_url}#"
+    url = f"{settings.runbook_base()}#"
     for window in windows:
         factor = window.factor
         threshold = f"({dec(factor)} * {dec(budget)})"

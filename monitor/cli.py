@@ -235,7 +235,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = _load(args, secrets=False)  # rules and dashboards never contain secrets, so none are needed
     kubernetes_from = Path(args.config) if args.kubernetes else None
-    for path in generate_all(config, Path(args.output), kubernetes_from=kubernetes_from):
+    try:
+        written = generate_all(config, Path(args.output), kubernetes_from=kubernetes_from)
+    except ValueError as exc:  # e.g. alerts.render.RunbookBaseMissing: nothing was written
+        print(f"vecmon generate: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    for path in written:
         print(path)
     return EXIT_OK
 
