@@ -4,7 +4,8 @@ Written to ``out_dir/grafana/<uid>.json``, deterministically (the same config gi
 byte-identical files). Which dashboards:
 
 * overview, PostgreSQL and vecmon self-monitoring: whenever the config has database targets;
-* vector indexes and recall: when a vector collector is enabled on some database;
+* vector indexes and recall: when a vector collector is enabled on some database (`vector.enabled: false`
+  turns them all off); its panels, and the statement panels, say on an empty panel which extension is missing;
 * model APIs: when the config has endpoints (or cost APIs, budgets);
 * SLOs: when the config has SLOs.
 """

@@ -19,7 +19,7 @@ from monitor.config_apps import ApplicationTarget
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
 from monitor.config_queries import CustomQuery, check_query_plans
-from monitor.config_vector import VectorSettings
+from monitor.config_vector import VECTOR_COLLECTORS, VectorSettings
 from monitor.leader import HaSettings, check_ha
 from monitor.shard import ShardText
 from monitor.pgexporter_queries import QueriesYamlPath
@@ -150,7 +150,8 @@ class DatabaseTarget(Model):
         return self.collectors.get(name, CollectorSettings())
 
     def enabled_collectors(self) -> list[str]:
-        return [name for name in DATABASE_COLLECTORS if self.collector_settings(name).enabled]
+        return [name for name in DATABASE_COLLECTORS if self.collector_settings(name).enabled
+                and (self.vector.enabled or name not in VECTOR_COLLECTORS)]
 
     def interval_for(self, name: str) -> float:
         return self.collector_settings(name).interval or DEFAULT_INTERVALS.get(name) or self.interval

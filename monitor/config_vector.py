@@ -42,7 +42,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from collectors.pgvector_catalog import parse_qualified
 from monitor.config_base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
 
-__all__ = ["VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
+__all__ = ["VECTOR_COLLECTORS", "VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
            "AnnLatencySettings", "default_state_dir", "parse_qualified"]
 
 
@@ -216,9 +216,15 @@ class AnnLatencySettings(Model):
     resample_after: Duration = Field(3600.0, description="how long a sampled query set is used")
 
 
+# The collectors ``vector.enabled: false`` turns off (they need pgvector).
+VECTOR_COLLECTORS = ("vector_indexes", "recall", "ann_latency", "vector_freshness", "vector_bloat")
+
+
 class VectorSettings(Model):
     """pgvector monitoring of one database target."""
 
+    enabled: bool = Field(True, description="false: none of the pgvector collectors runs on this target and no "
+                                            "vector dashboard is generated for it")
     app_role: str | None = Field(None, description="role the application connects as (its hnsw.*/ivfflat.* "
                                                    "overrides are what the probes reproduce)")
     indexes: list[str] = Field(default_factory=list, description="indexes the probes cover (schema.index or "
