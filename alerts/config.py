@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from alerts.promql import LABEL_NAME, split_selector
+from alerts.promql import LABEL_NAME, check_window_query, split_selector
 from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, is_duration_text, parse_duration_or_zero
 
 SEVERITIES = ("critical", "warning", "info")
@@ -162,24 +162,55 @@ def _selector(value: str) -> str:
 
 
 class EventsSLI(Model):
-    """Event ratio: counters of good (or bad) events and of all events."""
+    """Event ratio: counters of good (or bad) events and of all events, as selectors (vecmon computes the
+    rates), or as Sloth's PromQL queries of events per second over ``{{.window}}``."""
 
     good: str | None = Field(None, description="selector of a counter of good events (give good or bad)")
     bad: str | None = Field(None, description="selector of a counter of bad events (give good or bad)")
-    total: str = Field(description="selector of a counter of all events")
+    total: str | None = Field(None, description="selector of a counter of all events")
+    error_query: str | None = Field(
+        None, description="instead of bad/total (Sloth's errorQuery): PromQL of bad events per second with the "
+                          "range {{.window}}, e.g. sum(rate(http_requests_total{code=~\"5..\"}[{{.window}}]))")
+    total_query: str | None = Field(None, description="with error_query (Sloth's totalQuery): all events per "
+                                                      "second over {{.window}}")
 
     @field_validator("good", "bad", "total")
     @classmethod
     def _selectors(cls, value: str | None) -> str | None:
         return None if value is None else _selector(value)
 
+    @field_validator("error_query", "total_query")
+    @classmethod
+    def _queries(cls, value: str | None) -> str | None:
+        return None if value is None else check_window_query(value)
+
     @model_validator(mode="after")
     def _one(self) -> "EventsSLI":
+        if self.error_query is not None or self.total_query is not None:
+            if self.error_query is None or self.total_query is None:
+                raise ValueError("give error_query and total_query together")
+            if self.good is not None or self.bad is not None or self.total is not None:
+                raise ValueError("give either error_query/total_query or selectors (good or bad, and total)")
+            if self.error_query == self.total_query:
+                raise ValueError("error_query and total_query must differ")
+            return self
+        if self.total is None:
+            raise ValueError("give total (a selector), or error_query and total_query")
         if (self.good is None) == (self.bad is None):
             raise ValueError("give exactly one of good and bad")
         if (self.good or self.bad) == self.total:
             raise ValueError("the good/bad and total selectors must differ")
         return self
+
+    @property
+    def bad_events(self) -> str | None:
+        """The bad-events selector, or the error query (its range ``{{.window}}``)."""
+        return self.bad if self.error_query is None else self.error_query
+
+    @property
+    def all_events(self) -> str:
+        """The total selector, or the total query."""
+        return self.total if self.total_query is None else self.total_query  # type: ignore[return-value]
 
 
 class LatencySLI(Model):

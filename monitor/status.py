@@ -215,7 +215,9 @@ def _slos(s: Samples, slos: Iterable[Any]) -> list[dict[str, Any]]:
     for slo in slos:
         sli = slo.sli
         events: tuple[float, float] | None
-        if sli.events is not None:
+        if sli.events is not None and sli.events.error_query is not None:
+            events = None  # a PromQL query: only Prometheus can evaluate it
+        elif sli.events is not None:
             events = _ratio_of(s, sli.events.good, sli.events.bad, sli.events.total)
         elif sli.latency is not None:
             events = _latency_events(s, sli.latency.histogram, sli.latency.threshold)
