@@ -61,6 +61,9 @@ class DaemonSettings(Model):
         False, description="run with nothing to monitor (only self-metrics); otherwise such a file is refused")
     shard: ShardText | None = Field(None, description='"I/N": monitor only shard I of N (hashmod of the target '
                                                       'names); --shard or $VECMON_SHARD override it')
+    readiness: Literal["first_run", "all_targets_up"] = Field(
+        "first_run", description="what /ready means: every job has finished one run (first_run), or also every "
+                                 "target is reachable (all_targets_up; /ready?strict=1 asks for it either way)")
     ha: HaSettings | None = Field(None, description="leader election among replicas of a shard: recall, model-API "
                                                     "and cost-API jobs run on the leader only")
 

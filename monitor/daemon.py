@@ -69,6 +69,7 @@ class Daemon:
             host, port = host.strip("[]") or "0.0.0.0", int(port_text)
         self.http = HttpServer(host, port, App(self.store, self.exposition, self._describe, web_config, self._slos),
                                web=web_config)
+        self.http.httpd.app.readiness = lambda: self.config.daemon.readiness
         self.store.expect(self.runtime.keys(), self.runtime.intervals())  # /ready is 503 until each job ran once
         self._stop = threading.Event()
         self._reload = threading.Event()
