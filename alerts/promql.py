@@ -137,6 +137,45 @@ def render_value(fmt: str, value: float) -> str:
     return FORMATS[fmt][1](value)
 
 
+WINDOW = "{{.window}}"  # Sloth's placeholder for the range of an SLI query
+_RANGE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*\s*(?:\{(?:[^}\"]|\"(?:[^\"\\]|\\.)*\")*\})?)\s*\[\{\{\.window\}\}\]")
+
+
+def check_window_query(query: str) -> str:
+    """A Sloth-style SLI query: PromQL counting events per second whose range is ``{{.window}}``, with one
+    range selector (the series the generated promtool tests feed). Returns it stripped."""
+    query = " ".join(query.split())
+    if WINDOW not in query:
+        raise ValueError(f"a query SLI needs the window placeholder {WINDOW} as its range, e.g. "
+                         f"sum(rate(http_requests_total{{code=~\"5..\"}}[{WINDOW}]))")
+    ranges = _RANGE.findall(query)
+    if len(ranges) != 1 or query.count(WINDOW) != 1:
+        raise ValueError(f"a query SLI reads one range selector ending in [{WINDOW}]; {query[:120]!r} has "
+                         f"{query.count(WINDOW)}")
+    depth = 0
+    for char in query:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise ValueError(f"unbalanced parentheses in {query[:120]!r}")
+    return query
+
+
+def range_selector(expr: str) -> str:
+    """The selector a window query reads (``x{a="b"}`` of ``sum(rate(x{a="b"}[{{.window}}]))``); a plain
+    selector as it is."""
+    if WINDOW not in expr:
+        return expr
+    found = _RANGE.search(expr)
+    return found.group(1).strip() if found else expr
+
+
+def at_window(expr: str, window: str) -> str | None:
+    """A window query with its range filled in; None for a plain selector."""
+    return expr.replace(WINDOW, window) if WINDOW in expr else None
+
+
 def split_selector(selector: str) -> tuple[str, str]:
     """``'m{a="b"}'`` -> ``("m", 'a="b"')``; raises ValueError for anything but a plain vector selector."""
     match = SELECTOR.match(selector)

@@ -62,6 +62,23 @@ def _what(path: str) -> str:
     return "alerting: and slos:; check with promtool check rules --lint=all"
 
 
+class RunbookBaseMissing(ValueError):
+    """Alert rules would be written with runbook links nobody can open."""
+
+
+NO_RUNBOOK_BASE = (
+    "alerting.runbook_base_url is not set: every alert's runbook_url is that URL + '#' + the alert name, "
+    "and Alertmanager and Grafana cannot open a relative link. Set it to where your copy of vecmon's "
+    "README (its alert reference) or your wiki is published, e.g. "
+    "alerting: {runbook_base_url: https://git.example.org/search/vecmon/blob/main/README.md}")
+
+
+def check_runbook_base(config: Any) -> None:
+    """Refuse (``vecmon generate``) to write alert rules whose runbook links nobody can open."""
+    if config.alerting.runbook_base_url is None and any(r.endswith(".rules.yml") for r in alerting_documents(config)):
+        raise RunbookBaseMissing(NO_RUNBOOK_BASE)
+
+
 def write_alerting(config: Any, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     written: list[Path] = []

@@ -319,8 +319,10 @@ SELF = [
         doc=Doc("Prometheus' own `up` series for the vecmon scrape job is 0: the daemon is down, not listening, "
                 "or unreachable from Prometheus.",
                 "vecmon default (`alerting.scrape_job` names the job).",
-                ("`curl http://HOST:9765/health` from the Prometheus host; check the process and its logs "
-                 "(`journalctl -u vecmon`).",
+                ("`curl http://HOST:9765/health` from the Prometheus host; check the process and its logs: "
+                 "installed with the unit `deploy/systemd/vecmon.service` (README: systemd), "
+                 "`systemctl status vecmon` and `journalctl -u vecmon`; in a container, `docker logs` or "
+                 "`kubectl logs`.",
                  "`vecmon check-config -c FILE`: a config error stops a restart.",
                  "Check the scrape config (`job_name`, target address) and firewalls.")),
         metrics=("up",)),
@@ -996,7 +998,7 @@ def threshold_text(fmt: str, value: float) -> str:
 
 
 def runbook_url(settings: AlertingSettings, name: str) -> str:
-    return f"{settings.runbook_base_url}#{name.lower()}"
+    return f"{settings.runbook_base()}#{name.lower()}"
 
 
 def build_rule(definition: AlertDef, config: Any, settings: AlertingSettings) -> Rule:

@@ -74,8 +74,11 @@ def _check(selector: str | None, kind: str, field: str, suffix: str = "") -> Any
 def check_sli(sli: Any) -> None:
     """Raise ValueError naming the field (``events.good``...) when the SLI cannot measure anything."""
     if sli.events is not None:
-        for field in ("good", "bad", "total"):
-            _check(getattr(sli.events, field), "counter", f"events.{field}")
+        from alerts.promql import range_selector
+
+        for field in ("good", "bad", "total", "error_query", "total_query"):
+            selector = getattr(sli.events, field)
+            _check(None if selector is None else range_selector(selector), "counter", f"events.{field}")
     elif sli.latency is not None:
         spec = _check(sli.latency.histogram, "histogram", "latency.histogram")
         if spec is not None:

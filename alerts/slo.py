@@ -27,7 +27,8 @@ from decimal import Decimal
 from typing import Any
 
 from alerts.config import SLO, AlertingSettings
-from alerts.promql import duration, le_matcher, number, split_selector, with_matchers
+from alerts.promql import at_window, duration, le_matcher, number, range_selector, split_selector, with_matchers
+from monitor.config_base import parse_duration
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,14 @@ class SLORules:
 
 
 def _rate(selector: str, window: str) -> str:
-    return f"sum(rate({selector}[{window}]))"
+    """Events per second over ``window``: a selector's summed rate, or a Sloth query with its range filled in."""
+    return at_window(selector, window) or f"sum(rate({selector}[{window}]))"
 
 
 def _increase(selector: str, window: str) -> str:
+    query = at_window(selector, window)
+    if query is not None:  # events per second over the window, times its length
+        return f"({query}) * {number(parse_duration(window))}"
     return f"sum(increase({selector}[{window}]))"
 
 
@@ -184,7 +189,7 @@ def _parts(slo: SLO) -> tuple[str | None, str | None, str]:
     """(bad selector, good selector, total selector) of a counter SLI; latency reads the histogram."""
     sli = slo.sli
     if sli.events is not None:
-        return sli.events.bad, sli.events.good, sli.events.total
+        return sli.events.bad_events, sli.events.good, sli.events.all_events
     h = sli.latency.histogram
     return None, with_matchers(h, le_matcher(sli.latency.threshold), suffix="_bucket"), with_matchers(h, suffix="_count")
 
@@ -258,7 +263,7 @@ def active_windows(slo: SLO, interval: float = DEFAULT_INTERVAL) -> list[Window]
 def _selectors(slo: SLO) -> list[str]:
     sli = slo.sli
     if sli.events is not None:
-        return [s for s in (sli.events.good, sli.events.bad, sli.events.total) if s]
+        return [range_selector(s) for s in (sli.events.good, sli.events.bad_events, sli.events.all_events) if s]
     return [sli.latency.histogram] if sli.latency is not None else [sli.probe.ratio]
 
 
@@ -389,7 +394,7 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
     alerting = slo.alerting
     extra = {**settings.labels, **alerting.labels}
     where = {"target": target} if target else {}
-    url = f"{settings.runbook_base_url}#"
+    url = f"{settings.runbook_base()}#"
     for window in windows:
         factor = window.factor
         threshold = f"({dec(factor)} * {dec(budget)})"

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from alerts.promql import duration, go_float, number, split_selector, with_matchers
+from alerts.promql import duration, go_float, number, range_selector, split_selector, with_matchers
 from alerts.rules import nice, sel
 from alerts.slo import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT, SLORules, data_window, min_events, no_data_for
 
@@ -198,6 +198,15 @@ def _compress(values: list[float | None]) -> str:
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
 
+def _regex_example(label: str, value: str) -> str:
+    """A value the regex matches: its first plain branch (``5..`` as ``500``, ``(a|b)`` as ``a``)."""
+    for branch in value.strip("()").split("|"):
+        candidate = branch.strip("()").replace(".", "0")
+        if re.fullmatch(r"[A-Za-z0-9_:\- ]*", candidate) and re.fullmatch(f"(?:{value})", candidate):
+            return candidate
+    raise ValueError(f"cannot build test data for matcher {label}=~{value!r}")
+
+
 def _labels(selector: str) -> dict[str, str]:
     """Labels of a series that ``selector`` matches: equality matchers as they are, a plain regex
     alternation by its first branch, a negative matcher by a value it does not exclude."""
@@ -207,10 +216,7 @@ def _labels(selector: str) -> dict[str, str]:
         if op == "=":
             labels[label] = value
         elif op == "=~":
-            first = value.split("|")[0]
-            if not re.fullmatch(r"[A-Za-z0-9_.:\- ]*", first):
-                raise ValueError(f"cannot build test data for matcher {label}=~{value!r}")
-            labels[label] = first
+            labels[label] = _regex_example(label, value)
         else:
             labels[label] = "vecmon_other" if value != "vecmon_other" else "vecmon_other2"
     return {k: v for k, v in labels.items() if v != ""}
@@ -257,15 +263,16 @@ def input_series(rules: SLORules, history: History, without_good: bool = False) 
             series.append(out(_concrete(with_matchers(h, suffix="_bucket"), le=go_float(sli.latency.threshold)), good))
         return series
     events = sli.events
-    part, part_values, other_values = (events.bad, bad, good) if events.bad else (events.good, good, bad)
-    same_metric = split_selector(part)[0] == split_selector(events.total)[0]
-    part_series = (sel(split_selector(part)[0], {**_labels(events.total), **_labels(part)}) if same_metric
+    bad_selector, all_selector = range_selector(events.bad_events or ""), range_selector(events.all_events)
+    part, part_values, other_values = (bad_selector, bad, good) if events.bad_events else (events.good, good, bad)
+    same_metric = split_selector(part)[0] == split_selector(all_selector)[0]
+    part_series = (sel(split_selector(part)[0], {**_labels(all_selector), **_labels(part)}) if same_metric
                    else _concrete(part))
     series = [] if without_good and events.good else [out(part_series, part_values)]
     if same_metric:
-        series.append(out(_rejected(events.total, part), other_values))
+        series.append(out(_rejected(all_selector, part), other_values))
     else:
-        series.append(out(_concrete(events.total), total))
+        series.append(out(_concrete(all_selector), total))
     return series
 
 

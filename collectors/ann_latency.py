@@ -29,8 +29,9 @@ import psycopg
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pgvector_catalog import (QueryVector, ann_query, RunDeadline, VectorIndex, filters_for, get_catalog,
-                                         local_settings, sample_query_vectors, selected_indexes,
+from collectors.pgvector_catalog import (MISCONFIGURED, QueryVector, RunDeadline, VectorIndex, ann_query, filters_for,
+                                         get_catalog, local_settings, report_config_problems, sample_query_vectors,
+                                         selected_indexes,
                                          table_query_vectors)
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class AnnLatencyCollector:
                    "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason")),
         MetricSpec("vecmon_ann_query_returned_rows", "gauge",
                    "Mean number of rows the latency probe queries returned in the last run (k at most).", LABELS),
+        MISCONFIGURED,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -107,6 +109,7 @@ class AnnLatencyCollector:
             state.vectors.clear()
         app_query_settings = catalog.app_query_settings(vs.app_role)  # hnsw.* and ivfflat.*, as the app plans
         em = Emitter(ctx.target, self.METRICS)
+        report_config_problems(ctx, self.name, catalog, em)
         indexes = [i for i in selected_indexes(catalog, vs) if i.valid and i.ready and i.can_select and i.operator]
         for idx in indexes:
             vectors = self._vectors(conn, idx, vs, cfg, state, deadline)

@@ -83,10 +83,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.pgvector_catalog import (ANN_TAG, GUC_DEFAULTS, GUC_MAXIMA, QueryVector, VectorCatalog, VectorIndex,
-                                         ann_query, database_key, explain_json, filters_for, get_catalog, load_library, local_settings,
+from collectors.pgvector_catalog import (ANN_TAG, GUC_DEFAULTS, GUC_MAXIMA, MISCONFIGURED, QueryVector, VectorCatalog,
+                                         VectorIndex, ann_query, database_key, explain_json, filters_for, get_catalog,
+                                         load_library, local_settings,
                                          plan_index_names, plan_uses_index, row_id, sample_query_vectors,
-                                         selected_indexes, table_query_vectors)
+                                         report_config_problems, selected_indexes, table_query_vectors)
 from collectors.recall_state import ApproximateAnswer, ExactResult, RecallStateStore, TableSignature
 from monitor.pg import build_conninfo, redact, secrets_of
 
@@ -616,6 +617,7 @@ class RecallCollector:
                    "The configured recall@k target.", ()),
         MetricSpec("vecmon_recall_k", "gauge",
                    "The configured k of recall@k (LIMIT of the probe queries).", ()),
+        MISCONFIGURED,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -651,6 +653,7 @@ class RecallCollector:
             state.database_key = database_key(conn)
         in_recovery = bool(ctx.facts.in_recovery) if ctx.facts else False
 
+        report_config_problems(ctx, self.name, catalog, em)
         indexes = selected_indexes(catalog, vs)
         indexes.sort(key=lambda i: state.last_attempt.get(i.probe_key, 0.0))
         skipped: dict[str, str] = {}

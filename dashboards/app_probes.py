@@ -1,8 +1,7 @@
 """Application checks (collectors.app_probe): panels for the RAG application's own endpoints.
 
-Not hooked into the generated set yet: :func:`panels` returns the section (to append to the
-overview or the model-API dashboard) and :func:`build` a standalone dashboard, which the tests
-lint like every generated one. Thresholds are the alerts' (:mod:`alerts.rules_app`), so a panel
+:func:`build` is the dashboard ``vecmon generate`` writes when the config has ``applications:``
+(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts' (:mod:`alerts.rules_app`), so a panel
 turns red where an alert fires. The checks' targets are selected with ``$application``.
 """
 
@@ -97,8 +96,8 @@ def panels(config: Any) -> list[Any]:
     return out
 
 
-def build(config: Any) -> dict:
-    """A standalone dashboard of :func:`panels` (for linting; the generated set does not include it yet)."""
+def build(config: Any, t: Any = None) -> dict:
+    """The application-check dashboard, generated when the config has ``applications:``."""
     return dashboard(UID, "vecmon / Applications", "HTTP(S) checks of the RAG application's own endpoints "
                      "(health, readiness, a search with a known answer) run by vecmon.", variables(), panels(config),
                      tags=["applications"])

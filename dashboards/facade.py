@@ -277,6 +277,21 @@ def layout(panels: Sequence[Panel]) -> list[Any]:
     return placed
 
 
+def missing_capability(what: str, collector: str) -> str:
+    """The text a panel shows instead of "No data" when it needs ``what`` on the target: the
+    collector then reports itself disabled, which the message names so the reader can check."""
+    return (f"no data: {what} is not installed on this target "
+            f'(vecmon_collector_disabled{{collector="{collector}"}} == 1)')
+
+
+def explain_empty(panels: Sequence[Panel], message: str) -> list[Panel]:
+    """Give every panel (rows aside) Grafana's ``noValue`` text ``message`` (see missing_capability)."""
+    for panel in panels:
+        if not panel.is_row:
+            _deep_merge(panel.fixes, {"fieldConfig": {"defaults": {"noValue": message}}})
+    return list(panels)
+
+
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

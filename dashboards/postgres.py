@@ -7,8 +7,9 @@ from typing import Any
 
 from collectors.registry import DATABASE_COLLECTORS
 from dashboards.pg_signals import pg_signal_panels
-from dashboards.facade import (bargauge, dashboard, gauge, higher_is_better, lower_is_better, m, q, query_var, rate,
-                               row, standard_vars, stat, steps, table, timeseries)
+from dashboards.facade import (bargauge, dashboard, explain_empty, gauge, higher_is_better, lower_is_better, m,
+                               missing_capability, q, query_var, rate, row, standard_vars, stat, steps, table,
+                               timeseries)
 from dashboards.targets import Targets
 
 UID = "vecmon-postgres"
@@ -157,9 +158,11 @@ def _tables(t: Targets) -> list:
     ]
 
 
-def _statements(t: Targets) -> list:
+def _statements(config: Any, t: Targets) -> list:
+    if not any("statements" in db.enabled_collectors() for db in config.databases if db.enabled):
+        return []
     by = "by (target, queryid, user, vector_op)"
-    return [
+    return explain_empty([
         row("Statements (pg_stat_statements)"),
         timeseries("Execution time by statement", "Seconds of execution per second for the top statements "
                    "(1 = one backend busy all the time).", "s",
@@ -175,7 +178,7 @@ def _statements(t: Targets) -> list:
                    "operator in the query) apart from the rest.", "ops",
                    [q(f"sum by (target, vector_op) ({rate(m('vecmon_pg_statement_calls_total'))})",
                       "{{target}} vector={{vector_op}}")], w=8),
-    ]
+    ], missing_capability("pg_stat_statements", "statements"))
 
 
 def _server(t: Targets) -> list:
@@ -212,7 +215,7 @@ def _server(t: Targets) -> list:
 
 
 def build(config: Any, t: Targets) -> dict:
-    panels = [*_overview(t), *_connections(t), *_databases(t), *_tables(t), *_statements(t), *_server(t),
+    panels = [*_overview(t), *_connections(t), *_databases(t), *_tables(t), *_statements(config, t), *_server(t),
               *pg_signal_panels()]
     return dashboard(UID, "vecmon / PostgreSQL", "Health of the monitored PostgreSQL databases: connections, "
                      "throughput, cache, tables and indexes, statements, WAL, checkpoints and replication.",

@@ -4,8 +4,10 @@ Written to ``out_dir/grafana/<uid>.json``, deterministically (the same config gi
 byte-identical files). Which dashboards:
 
 * overview, PostgreSQL and vecmon self-monitoring: whenever the config has database targets;
-* vector indexes and recall: when a vector collector is enabled on some database;
+* vector indexes and recall: when a vector collector is enabled on some database (`vector.enabled: false`
+  turns them all off); its panels, and the statement panels, say on an empty panel which extension is missing;
 * model APIs: when the config has endpoints (or cost APIs, budgets);
+* applications: when the config has ``applications:`` (dashboards.app_probes);
 * SLOs: when the config has SLOs.
 """
 
@@ -16,9 +18,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dashboards.facade import to_json
+from dashboards.schema import SCHEMA_VERSION, to_current_schema
 from dashboards.targets import Targets, from_config
 
 SUBDIR = "grafana"
+__all__ = ["SCHEMA_VERSION", "build_dashboards", "lint_exclusions", "write_dashboards"]
 
 
 def _has_databases(config: Any) -> bool:
@@ -39,6 +43,10 @@ def _model_apis_enabled(config: Any) -> bool:
     return any(getattr(e, "enabled", True) for e in getattr(config, "endpoints", []) or [])
 
 
+def _applications_enabled(config: Any) -> bool:
+    return any(getattr(a, "enabled", True) for a in getattr(config, "applications", []) or [])
+
+
 def _slos_enabled(config: Any) -> bool:
     return bool(getattr(config, "slos", []) or [])
 
@@ -49,6 +57,7 @@ DASHBOARDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("dashboards.postgres", _has_databases),
     ("dashboards.vector", _vector_enabled),
     ("dashboards.model_apis", _model_apis_enabled),
+    ("dashboards.app_probes", _applications_enabled),
     ("dashboards.slos", _slos_enabled),
     ("dashboards.self", lambda config: True),
 )
@@ -69,7 +78,7 @@ def build_dashboards(config: Any) -> dict[str, dict]:
         if not enabled(config):
             continue
         module = importlib.import_module(module_name)
-        boards[module.UID] = module.build(config, targets)
+        boards[module.UID] = to_current_schema(module.build(config, targets))
     return boards
 
 

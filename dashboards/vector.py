@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.facade import (bargauge, dashboard, heatmap, higher_is_better, lower_is_better, m, q, query_var,
+from dashboards.facade import (bargauge, dashboard, explain_empty, missing_capability, heatmap, higher_is_better, lower_is_better, m, q, query_var,
                                rate, row, standard_vars, stat, steps, table, timeseries)
 from dashboards.targets import Targets
 
@@ -282,6 +282,7 @@ def overview_panels(config: Any, t: Targets) -> list:
 def build(config: Any, t: Targets) -> dict:
     panels = [*(_recall(config, t) if "recall" in enabled(config) else []), *_filters(config, t),
               *_latency(config, t), *_indexes(config, t), *_freshness(config, t), *_probes(config, t)]
+    panels = explain_empty(panels, missing_capability("pgvector", "vector_indexes"))
     return dashboard(UID, "vecmon / Vector indexes and recall", "pgvector HNSW and IVFFlat indexes: recall against "
                      "target, the recall/ef_search curve, filtered search, ANN latency, size against memory, builds "
                      "and freshness.", variables(), panels, tags=["pgvector"])

@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dim", type=int, default=384, help="vector dimensions on first run (default 384)")
 
     imports = sub.add_parser("import", help="convert another exporter's config into vecmon config")
-    imports.add_argument("format", choices=["query-exporter"], help="the format of FILE")
+    imports.add_argument("format", choices=["query-exporter", "sloth"],
+                         help="the format of FILE (sloth: Sloth's prometheus/v1 SLO spec)")
     imports.add_argument("files", nargs="+", metavar="FILE", help="the config file(s) to convert")
     imports.add_argument("-o", "--output", help="write the vecmon config here (default: standard output)")
     parser.epilog = ("run, collect and check-config also take --collector.NAME / --no-collector.NAME "
@@ -235,7 +236,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = _load(args, secrets=False)  # rules and dashboards never contain secrets, so none are needed
     kubernetes_from = Path(args.config) if args.kubernetes else None
-    for path in generate_all(config, Path(args.output), kubernetes_from=kubernetes_from):
+    try:
+        written = generate_all(config, Path(args.output), kubernetes_from=kubernetes_from)
+    except ValueError as exc:  # e.g. alerts.render.RunbookBaseMissing: nothing was written
+        print(f"vecmon generate: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    for path in written:
         print(path)
     return EXIT_OK
 
@@ -247,6 +253,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if args.format == "sloth":
+        from monitor.import_sloth import run_import_sloth
+
+        return run_import_sloth(args.files, args.output)
     from monitor.importers import run_import
 
     return run_import(args.files, args.output)

@@ -20,7 +20,7 @@ from monitor.config_probe import AuthModule, ProbeSettings
 from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
                                  parse_duration)
 from monitor.config_queries import CustomQuery, check_query_plans
-from monitor.config_vector import VectorSettings
+from monitor.config_vector import VECTOR_COLLECTORS, VectorSettings
 from monitor.discovery import DiscoverSettings
 from monitor.leader import HaSettings, check_ha
 from monitor.shard import ShardText
@@ -63,6 +63,9 @@ class DaemonSettings(Model):
         False, description="run with nothing to monitor (only self-metrics); otherwise such a file is refused")
     shard: ShardText | None = Field(None, description='"I/N": monitor only shard I of N (hashmod of the target '
                                                       'names); --shard or $VECMON_SHARD override it')
+    readiness: Literal["first_run", "all_targets_up"] = Field(
+        "first_run", description="what /ready means: every job has finished one run (first_run), or also every "
+                                 "target is reachable (all_targets_up; /ready?strict=1 asks for it either way)")
     ha: HaSettings | None = Field(None, description="leader election among replicas of a shard: recall, model-API "
                                                     "and cost-API jobs run on the leader only")
 
@@ -158,7 +161,8 @@ class DatabaseTarget(Model):
         return self.collectors.get(name, CollectorSettings())
 
     def enabled_collectors(self) -> list[str]:
-        return [name for name in DATABASE_COLLECTORS if self.collector_settings(name).enabled]
+        return [name for name in DATABASE_COLLECTORS if self.collector_settings(name).enabled
+                and (self.vector.enabled or name not in VECTOR_COLLECTORS)]
 
     def interval_for(self, name: str) -> float:
         return self.collector_settings(name).interval or DEFAULT_INTERVALS.get(name) or self.interval
@@ -205,6 +209,8 @@ class Config(Model):
         check_references(self)
         check_ha(self)
         check_query_plans(self)
+        for i, db in enumerate(self.databases):  # for warnings found at run time (collectors.pgvector_catalog)
+            db.vector.place(f"databases[{i}].vector")
         return self
 
     def enabled_databases(self) -> list[DatabaseTarget]:

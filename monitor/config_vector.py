@@ -37,12 +37,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from collectors.pgvector_catalog import parse_qualified
 from monitor.config_base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
 
-__all__ = ["VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
+__all__ = ["VECTOR_COLLECTORS", "VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
            "AnnLatencySettings", "default_state_dir", "parse_qualified"]
 
 
@@ -216,9 +216,15 @@ class AnnLatencySettings(Model):
     resample_after: Duration = Field(3600.0, description="how long a sampled query set is used")
 
 
+# The collectors ``vector.enabled: false`` turns off (they need pgvector).
+VECTOR_COLLECTORS = ("vector_indexes", "recall", "ann_latency", "vector_freshness", "vector_bloat")
+
+
 class VectorSettings(Model):
     """pgvector monitoring of one database target."""
 
+    enabled: bool = Field(True, description="false: none of the pgvector collectors runs on this target and no "
+                                            "vector dashboard is generated for it")
     app_role: str | None = Field(None, description="role the application connects as (its hnsw.*/ivfflat.* "
                                                    "overrides are what the probes reproduce)")
     indexes: list[str] = Field(default_factory=list, description="indexes the probes cover (schema.index or "
@@ -228,6 +234,17 @@ class VectorSettings(Model):
     filters: list[VectorFilter] = Field(default_factory=list)
     freshness: list[FreshnessTable] = Field(default_factory=list)
     ann_latency: AnnLatencySettings = Field(default_factory=AnnLatencySettings)
+    # where this section is in the config file, for run-time warnings (set by Config; see place())
+    _config_path: str = PrivateAttr("vector")
+
+    @property
+    def config_path(self) -> str:
+        """``databases[N].vector`` once the whole config is validated, else ``vector``."""
+        return self._config_path
+
+    def place(self, path: str) -> None:
+        """Record where this section is in the config file (``databases[N].vector``)."""
+        self._config_path = path
 
     @field_validator("indexes")
     @classmethod

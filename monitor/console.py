@@ -23,7 +23,7 @@ a{color:var(--recall)}h1{font-size:1.4em;margin:0}h2{font-size:1.15em;margin:1.4
 header{display:flex;gap:1em;align-items:center;flex-wrap:wrap}header .links{margin-left:auto}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid var(--line);padding:.3em .5em;text-align:left;
 vertical-align:top}th{color:var(--muted);font-weight:600}
-.up,.ok,.true{color:var(--ok)}.down,.failed,.false,.target-down{color:var(--bad)}.pending,.degraded{color:var(--warn)}
+.up,.ok,.true{color:var(--ok)}.down,.failed,.false,.target-down{color:var(--bad)}.pending,.degraded,.misconfigured{color:var(--warn)}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:1em}
 .card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.8em 1em}
 .card h3{margin:0 0 .3em;font-size:1.05em}.muted{color:var(--muted)}.big{font-size:1.6em;font-weight:700}
@@ -150,6 +150,12 @@ def recall_chart(index: dict[str, Any], width: int = 480, height: int = 200) -> 
     return "".join(parts)
 
 
+def _collector_cause(collector: dict[str, Any]) -> str:
+    """The last error, or the config entries naming what the target lacks."""
+    flagged = "; ".join(f"{p['path']}: {p['reason']}" for p in collector.get("misconfigured") or ())
+    return collector["error"] or (f"misconfigured: {flagged}" if flagged else "")
+
+
 def _targets_section(targets: list[dict[str, Any]]) -> str:
     rows = []
     for t in targets:
@@ -163,7 +169,7 @@ def _targets_section(targets: list[dict[str, Any]]) -> str:
         for c in t["collectors"]:
             details.append(f"<tr><td>{_e(t['name'])}</td><td>{_e(c['name'])}</td><td class='{_e(c['state'])}'>"
                            f"{_e(c['state'])}</td><td>{c['series']}</td><td>{_seconds(c['last_success_seconds_ago'])}"
-                           f"</td><td>{_seconds(c['duration_seconds'])}</td><td class='cause'>{_e(c['error'] or '')}"
+                           f"</td><td>{_seconds(c['duration_seconds'])}</td><td class='cause'>{_e(_collector_cause(c))}"
                            f"</td></tr>")
     return (f"<h2>Targets</h2><table id='targets'><tr><th>target</th><th>where</th><th>status</th><th>collectors</th>"
             f"<th>cause</th></tr>{''.join(rows)}</table>"

@@ -72,6 +72,7 @@ class Daemon:
         self.probe = Probe(self.exposition, config, self.shared)  # /probe?target=
         self.http = HttpServer(host, port, App(self.store, self.exposition, self._describe, web_config, self._slos,
                                                self.probe), web=web_config)
+        self.http.httpd.app.readiness = lambda: self.config.daemon.readiness
         self.store.expect(self.runtime.keys(), self.runtime.intervals())  # /ready is 503 until each job ran once
         self._stop = threading.Event()
         self._reload = threading.Event()

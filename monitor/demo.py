@@ -177,11 +177,20 @@ def prepare(data_dir: Path, rows: int, dim: int, pg_port: int | None = None) -> 
     return server
 
 
+def demo_runbooks() -> str:
+    """The demo's runbook base: this checkout's README (its alert reference), opened locally."""
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    return readme.as_uri() if readme.exists() else "https://git.example.org/search/vecmon/blob/main/README.md"
+
+
 def demo_config(server: LocalPostgres, listen: str, state_path: Path) -> str:
+    runbooks = demo_runbooks()
     return f"""# Written by `vecmon demo`: monitors the embedded PostgreSQL it started.
 daemon:
   listen: {listen}
   stale_after: 2m
+alerting:
+  runbook_base_url: {runbooks}   # the README's alert reference; use your published copy
 databases:
   - name: demo
     host: 127.0.0.1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alerts.render import write_alerting
+from alerts.render import check_runbook_base, write_alerting
 from dashboards.render import write_dashboards
 from monitor.config import Config
 
@@ -18,6 +18,7 @@ GENERATORS = (write_alerting, write_dashboards)
 
 
 def generate_all(config: Config, out_dir: Path, kubernetes_from: Path | None = None) -> list[Path]:
+    check_runbook_base(config)  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for generator in GENERATORS:

@@ -89,7 +89,7 @@ class App:
         if path == "/probe" and self.probe is not None:
             return self.probe.respond(query, headers)
         if path in ("/ready", "/readyz"):
-            return self.ready()
+            return self.ready(query)
         if path == "/":
             return Response(200, render_console(self.status(), refresh_period(query)).encode(),
                             "text/html; charset=utf-8")
@@ -97,11 +97,22 @@ class App:
             return Response(200, json.dumps(self.status()).encode(), "application/json")
         return Response(404, b"not found\n")
 
-    def ready(self) -> Response:
+    readiness: Callable[[], str] = staticmethod(lambda: "first_run")  # daemon.readiness of the running config
+
+    def ready(self, query: str = "") -> Response:
+        """200 once every job finished one run (``daemon.readiness: first_run``, the default: a target
+        that is down does not make vecmon unready, it reports it); with ``all_targets_up`` or
+        ``?strict=1`` also every target reachable on its last attempt."""
         pending = self.store.not_ready()
         if pending:
             body = {"ready": False, "waiting_for": [{"target": t, "collector": c} for t, c in pending]}
             return Response(503, json.dumps(body).encode(), "application/json")
+        strict = parse_qs(query).get("strict", [""])[0]
+        if strict in ("1", "true") or (strict not in ("0", "false") and self.readiness() == "all_targets_up"):
+            down = sorted(t for t, up in self.store.target_up().items() if not up)
+            if down:
+                body = {"ready": False, "targets_down": down, "reasons": self.store.target_reasons()}
+                return Response(503, json.dumps(body).encode(), "application/json")
         return Response(200, json.dumps({"ready": True}).encode(), "application/json")
 
     def status(self) -> dict:

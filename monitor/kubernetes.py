@@ -16,6 +16,13 @@
   ServiceMonitor; ``prometheusrule.yaml``: the generated alert and SLO rules;
   ``dashboards.yaml``: one ConfigMap per dashboard, labelled ``grafana_dashboard: "1"`` for
   Grafana's dashboard sidecar; ``kustomization.yaml`` lists them (``kubectl apply -k``).
+
+Probes: liveness is ``/health`` (the process serves HTTP); readiness is ``/ready``, which by default
+(``daemon.readiness: first_run``) means "every job has finished one run": a pod whose targets are
+down is still ready, because it is serving exactly what it should (``vecmon_up 0`` and the
+target-down alerts), and taking it out of the Service would only hide that. For a readiness that
+also wants every target reachable, set ``daemon.readiness: all_targets_up`` (or point the probe at
+``/ready?strict=1``); then one unreachable database keeps the pod unready.
 """
 
 from __future__ import annotations
@@ -167,6 +174,7 @@ def _pod_template(secret_keys: dict[str, bool], secret_files: list[str], shard_c
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": env, "volumeMounts": mounts,
         "livenessProbe": {**probe, "failureThreshold": 3},
+        # /ready: every job finished one run (daemon.readiness; see the module docstring)
         "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,

@@ -71,6 +71,13 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _misconfigured(entry: Any) -> list[dict[str, str]]:
+    """Config entries the collector found naming what its target lacks (vecmon_collector_misconfigured)."""
+    return sorted(({"path": x.labels["path"], "reason": x.labels["reason"]} for f in entry.families
+                   for x in f.samples if x.name == "vecmon_collector_misconfigured" and x.value),
+                  key=lambda p: (p["path"], p["reason"]))
+
+
 def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: float) -> list[dict[str, Any]]:
     up = store.target_up()
     where = describe()
@@ -82,13 +89,17 @@ def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: 
         entries = by_target.get(name, [])
         failing = [e for e in entries if e.state in (FAILED, TARGET_DOWN) and e.last_error]
         status = {True: "up", False: "down"}.get(up.get(name), "pending")
+        misconfigured = {e.collector: _misconfigured(e) for e in entries}
+        flagged = [f"{e.collector}: {p['path']}: {p['reason']}" for e in entries for p in misconfigured[e.collector]]
         if status == "up" and failing:
             status = "degraded"
+        elif status == "up" and flagged:
+            status = "misconfigured"
         targets.append({
             "name": name,
             "where": where.get(name, ""),
             "status": status,
-            "cause": failing[0].last_error if failing else None,
+            "cause": failing[0].last_error if failing else (flagged[0] if flagged else None),
             "collectors": [{
                 "name": e.collector,
                 "state": e.state,
@@ -97,6 +108,7 @@ def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: 
                 "last_success_seconds_ago": None if e.last_success is None else round(now - e.last_success, 1),
                 "duration_seconds": e.last_duration,
                 "error": e.last_error,
+                "misconfigured": misconfigured[e.collector],
             } for e in entries],
         })
     return targets
@@ -203,7 +215,9 @@ def _slos(s: Samples, slos: Iterable[Any]) -> list[dict[str, Any]]:
     for slo in slos:
         sli = slo.sli
         events: tuple[float, float] | None
-        if sli.events is not None:
+        if sli.events is not None and sli.events.error_query is not None:
+            events = None  # a PromQL query: only Prometheus can evaluate it
+        elif sli.events is not None:
             events = _ratio_of(s, sli.events.good, sli.events.bad, sli.events.total)
         elif sli.latency is not None:
             events = _latency_events(s, sli.latency.histogram, sli.latency.threshold)

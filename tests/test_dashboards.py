@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HAS_SLOS = "slos" in Config.model_fields
 
 DATABASE = """
+alerting: {runbook_base_url: "https://docs.example.org/vecmon/README.md"}
 databases:
   - name: main
     dsn: postgresql://vecmon@db.internal/app

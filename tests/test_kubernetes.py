@@ -35,6 +35,7 @@ def _config(tmp_path: Path, daemon: str = "", password_file: bool = False) -> Pa
 daemon:
   listen: ${{VECMON_LISTEN:-127.0.0.1:9765}}
 {daemon}
+alerting: {{runbook_base_url: "https://docs.example.org/vecmon/README.md"}}
 databases:
   - name: app
     dsn: "host=db.internal dbname=app user=vecmon"

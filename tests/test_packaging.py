@@ -137,7 +137,8 @@ def test_installed_wheel_runs_version_collect_and_generate(venv, pg18, tmp_path)
 
     db = new_database(pg18, ("pg_stat_statements", "vector"))
     config = tmp_path / "vecmon.yaml"
-    config.write_text(f"databases:\n  - name: packaged\n    dsn: \"{db.monitor_dsn}\"\n")
+    config.write_text(f"alerting: {{runbook_base_url: 'https://docs.example.org/vecmon/README.md'}}\n"
+                      f"databases:\n  - name: packaged\n    dsn: \"{db.monitor_dsn}\"\n")
     collect = _run(venv, "vecmon", "collect", "-c", str(config), cwd=tmp_path)
     assert collect.returncode == 0, collect.stderr[-3000:]
     assert 'vecmon_up{target="packaged"} 1.0' in collect.stdout, collect.stdout[:2000]
