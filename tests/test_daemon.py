@@ -342,3 +342,17 @@ endpoints:
                 proc.kill()
                 proc.wait()
             fake.stopping.set()
+
+
+def test_listens_on_an_ipv6_address(db18):
+    """`--listen [::1]:PORT` (issue: the bracketed form failed)."""
+    daemon = Daemon(parse_config(db_config(db18, extra="    collectors: {recall: {enabled: false}}\n")),
+                    listen="[::1]:0")
+    daemon.start()
+    try:
+        assert daemon.url.startswith("http://[::1]:")
+        wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
+        status, text = get(f"{daemon.url}/metrics")
+        assert status == 200 and sample(text, "vecmon_up", {"target": "main"}) == 1
+    finally:
+        daemon.stop()
