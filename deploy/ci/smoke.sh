@@ -36,6 +36,8 @@ cat >"$work/etc/vecmon.yaml" <<YAML
 databases:
   - name: smoke
     dsn: "host=127.0.0.1 port=$port dbname=smoke user=vecmon_monitor"
+alerting:
+  runbook_base_url: https://runbooks.example.org/vecmon/README.md
 YAML
 chmod 0644 "$work/etc/vecmon.yaml"
 
