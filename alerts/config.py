@@ -185,7 +185,7 @@ class EventsSLI(Model):
         return None if value is None else check_window_query(value)
 
     @model_validator(mode="after")
-    def _one(self) -> "EventsSLI":
+    def _one(self) -> EventsSLI:
         if self.error_query is not None or self.total_query is not None:
             if self.error_query is None or self.total_query is None:
                 raise ValueError("give error_query and total_query together")
@@ -255,7 +255,7 @@ class SLI(Model):
                           "on the target the selectors name, else 60s")
 
     @model_validator(mode="after")
-    def _one(self) -> "SLI":
+    def _one(self) -> SLI:
         if sum(x is not None for x in (self.events, self.latency, self.probe)) != 1:
             raise ValueError("give exactly one of events, latency, probe")
         from alerts.sli_check import check_sli  # imports the collectors' declarations
@@ -404,7 +404,7 @@ class ServiceRoute(Model):
     continue_: bool = Field(False, alias="continue", description="also try the following branches")
 
     @model_validator(mode="after")
-    def _matches_something(self) -> "ServiceRoute":
+    def _matches_something(self) -> ServiceRoute:
         if self.service is None and not self.matchers:
             raise ValueError("give service and/or matchers")
         for matcher in self.matchers:
@@ -446,7 +446,7 @@ class AlertmanagerSettings(Model):
     slack_api_url_file: str | None = Field(None, description="default Slack incoming-webhook URL file")
 
     @model_validator(mode="after")
-    def _references(self) -> "AlertmanagerSettings":
+    def _references(self) -> AlertmanagerSettings:
         names = [r.name for r in self.receivers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

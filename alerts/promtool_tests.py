@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from alerts.promql import FORMATS, duration
 from alerts.rules import MINUTE, Fixture, Rule

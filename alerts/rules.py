@@ -15,8 +15,9 @@ the alert's value), ``<window>``, ``<for>``, and ``<value>``, which becomes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from alerts.config import AlertingSettings
 from alerts.promql import duration, go_float, number, render_value, value_template
@@ -138,7 +139,7 @@ class AlertDef:
     condition: str = ""  # what an "event" alert checks, for the README
     tunable_threshold: bool | None = None  # accepts a threshold override (default: not an "event" alert)
     test_threshold: float | None = None  # the threshold the unit test assumes when there is none
-    applies: "When | None" = None  # None: always
+    applies: When | None = None  # None: always
     metrics: tuple[str, ...] = ()  # metric names it reads (documentation)
 
     def __post_init__(self) -> None:
@@ -1015,7 +1016,7 @@ def build_rule(definition: AlertDef, config: Any, settings: AlertingSettings) ->
     return Rule(definition, p, severity, for_, labels, annotations, definition.expr(p))
 
 
-def threshold_rules(config: "Config") -> list[Rule]:
+def threshold_rules(config: Config) -> list[Rule]:
     """The enabled, applicable threshold alerts of ``config``, in catalog order."""
     settings: AlertingSettings = config.alerting
     rules = []

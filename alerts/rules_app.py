@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.promql import number
-from alerts.rules import (MINUTE, AlertDef, Doc, Fixture, InputSeries, Params, When, counter, sel, split)
+from alerts.rules import MINUTE, AlertDef, Doc, Fixture, InputSeries, Params, When, counter, sel, split
 
 GROUP = "applications"
 SERVICE = "application"

@@ -32,7 +32,7 @@ def _archiving(metric: str, value: float) -> tuple:
     return (gauge(metric, APP, value), gauge("vecmon_pg_archiver_enabled", APP, 1))
 
 
-def _wraparound_alert(name: str, severity: str, threshold: float, source: str) -> "AlertDef":
+def _wraparound_alert(name: str, severity: str, threshold: float, source: str) -> AlertDef:
     from alerts.rules import MINUTE, AlertDef, Doc, Fixture, collectors, gauge
 
     return AlertDef(
@@ -63,7 +63,7 @@ def _wraparound_alert(name: str, severity: str, threshold: float, source: str) -
         metrics=("vecmon_pg_database_wraparound_ratio",))
 
 
-def pg_signal_alerts() -> list["AlertDef"]:
+def pg_signal_alerts() -> list[AlertDef]:
     """The alert definitions, in catalog order."""
     from alerts.rules import MINUTE, AlertDef, Doc, Fixture, collectors, gauge
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from alerts.promql import duration, go_float, number, range_selector, split_selector, with_matchers
 from alerts.rules import nice, sel

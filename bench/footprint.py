@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench.db_cost import EXPORTER, EXPORTER_ROLE, start_exporter  # noqa: E402
-from monitor.demo import DEMO_DB, demo_config, prepare  # noqa: E402
+from monitor.demo import demo_config, prepare  # noqa: E402
 from monitor.embedded import free_port  # noqa: E402
 
 VECMON = str(Path(sys.executable).with_name("vecmon"))

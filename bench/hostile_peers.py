@@ -19,12 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from collectors.base import CollectContext  # noqa: E402
-from collectors.redis_cache import RedisCacheCollector  # noqa: E402
 from fake_providers import FakeProvider, Fault, Probe  # noqa: E402
-from monitor.config_apis import RedisTarget  # noqa: E402
 from test_faults_api import INFO, CostPoll, FakeRespPeer  # noqa: E402
 from test_providers_cost import cost_fake  # noqa: E402
+
+from collectors.base import CollectContext  # noqa: E402
+from collectors.redis_cache import RedisCacheCollector  # noqa: E402
+from monitor.config_apis import RedisTarget  # noqa: E402
 
 
 def main() -> None:

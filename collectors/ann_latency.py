@@ -29,10 +29,20 @@ import psycopg
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pgvector_catalog import (MISCONFIGURED, QueryVector, RunDeadline, VectorIndex, ann_query, filters_for,
-                                         get_catalog, local_settings, report_config_problems, sample_query_vectors,
-                                         selected_indexes,
-                                         table_query_vectors)
+from collectors.pgvector_catalog import (
+    MISCONFIGURED,
+    QueryVector,
+    RunDeadline,
+    VectorIndex,
+    ann_query,
+    filters_for,
+    get_catalog,
+    local_settings,
+    report_config_problems,
+    sample_query_vectors,
+    selected_indexes,
+    table_query_vectors,
+)
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ import logging
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import requests
@@ -107,7 +107,7 @@ def _time(tag: int, text: str) -> float:
         text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
     elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
         raise ValueError("not a time")
-    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def certificate_not_after(der: bytes) -> float | None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -88,7 +89,7 @@ class CollectContext:
 
     target: str
     settings: Any  # the target's typed config object
-    conn: "psycopg.Connection | None" = None
+    conn: psycopg.Connection | None = None
     facts: ServerFacts | None = None
     state: dict[str, Any] = field(default_factory=dict)  # per (target, collector), survives runs
     shared: Any = None  # monitor.shared.SharedState: what collectors share across jobs and reloads

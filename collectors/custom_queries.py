@@ -24,9 +24,10 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 from prometheus_client.core import Metric
@@ -173,7 +174,7 @@ def to_number(value: Any) -> tuple[float | None, str | None]:
     if isinstance(value, (int, float, Decimal)):
         number = float(value)
     elif isinstance(value, dt.datetime):  # postgres_exporter exports timestamps as unix seconds
-        number = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
+        number = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
     elif isinstance(value, dt.timedelta):
         number = value.total_seconds()
     elif isinstance(value, str):

@@ -38,9 +38,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any, Callable, ClassVar
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import requests
 from prometheus_client.core import Metric
@@ -50,7 +51,16 @@ from collectors import providers
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
 from collectors.provider_costs import PriceTable, SpendLedger, price_cost
 from collectors.providers.common import (
-    EMBEDDING, OUTCOMES, Attempt, ParseError, Params, ProbeResult, join_url, parse_rate_limits, send)
+    EMBEDDING,
+    OUTCOMES,
+    Attempt,
+    Params,
+    ParseError,
+    ProbeResult,
+    join_url,
+    parse_rate_limits,
+    send,
+)
 from monitor.config_apis import DimensionsFrom, EndpointTarget
 from monitor.pg import redact
 
@@ -324,7 +334,7 @@ class ModelProbeCollector:
         if result.search_units is not None:
             state["search_units"] = state.get("search_units", 0.0) + result.search_units
         now = self.clock()
-        today = datetime.fromtimestamp(now, timezone.utc).date()
+        today = datetime.fromtimestamp(now, UTC).date()
         entry = self.prices.lookup(endpoint.pricing_provider or endpoint.provider, endpoint.model, today)
         state["price"] = entry
         cost = price_cost(entry, result.tokens, result.search_units)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql

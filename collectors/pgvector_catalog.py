@@ -34,10 +34,11 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -550,7 +551,7 @@ class VectorColumns:
         self._by_target: dict[str, dict[tuple[str, str, str], tuple[str, int | None]]] = {}
         self._lock = threading.Lock()
 
-    def publish(self, target: str, catalog: "VectorCatalog") -> None:
+    def publish(self, target: str, catalog: VectorCatalog) -> None:
         columns = {(c.schema, c.table, c.column): (c.type, c.dims) for c in catalog.columns}
         with self._lock:
             self._by_target[target] = columns
@@ -651,9 +652,7 @@ def filters_for(index: VectorIndex, vector_settings: Any) -> list[Any]:
     """Configured filters that apply to ``index`` (by index name or by table)."""
     matched = []
     for flt in getattr(vector_settings, "filters", []) or []:
-        if flt.index is not None and name_matches(flt.index, index.schema, index.name):
-            matched.append(flt)
-        elif flt.table is not None and name_matches(flt.table, index.schema, index.table):
+        if flt.index is not None and name_matches(flt.index, index.schema, index.name) or flt.table is not None and name_matches(flt.table, index.schema, index.table):
             matched.append(flt)
     return matched
 
@@ -760,7 +759,7 @@ class RunDeadline:
         self._cut = False  # whether the last statement_timeout given out was cut to the time left
 
     @classmethod
-    def for_run(cls, ctx: CollectContext, name: str, started: float | None = None) -> "RunDeadline":
+    def for_run(cls, ctx: CollectContext, name: str, started: float | None = None) -> RunDeadline:
         limits = []
         timeout_for = getattr(ctx.settings, "timeout_for", None)
         if callable(timeout_for):

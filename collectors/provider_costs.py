@@ -25,18 +25,27 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import requests
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
 from collectors.providers.common import (
-    ApiRequest, ParseError, as_dict, as_list, field_of, finite_amount, finite_number, join_url, send)
+    ApiRequest,
+    ParseError,
+    as_dict,
+    as_list,
+    field_of,
+    finite_amount,
+    finite_number,
+    join_url,
+    send,
+)
 from collectors.spend_ledger import SpendLedger  # noqa: F401 - where callers have always found it
 from monitor.config_apis import Budget, CostApiTarget, PriceEntry, Pricing, load_price_file
 
@@ -61,7 +70,7 @@ class PriceTable:
         self.overrides = list(overrides)
 
     @classmethod
-    def load(cls, pricing: Pricing | None = None) -> "PriceTable":
+    def load(cls, pricing: Pricing | None = None) -> PriceTable:
         """The table file plus overrides. Never raises: a missing or broken table is logged and
         only the overrides are used (``pricing.file`` was already validated with the config)."""
         pricing = pricing or Pricing()
@@ -83,7 +92,7 @@ class PriceTable:
         return max(matching, key=lambda e: (e.effective, e.model != "*"))
 
     def lookup(self, provider: str, model: str, on: date | None = None) -> PriceEntry | None:
-        on = on or datetime.now(timezone.utc).date()
+        on = on or datetime.now(UTC).date()
         return self._best(self.overrides, provider, model, on) or self._best(self.entries, provider, model, on)
 
 
@@ -100,7 +109,7 @@ def price_cost(entry: PriceEntry | None, tokens: int | None, search_units: float
 
 
 def utc_today(clock: Callable[[], float] = time.time) -> date:
-    return datetime.fromtimestamp(clock(), timezone.utc).date()
+    return datetime.fromtimestamp(clock(), UTC).date()
 
 
 # --------------------------------------------------------------------------- OpenAI cost/usage poller
@@ -185,7 +194,7 @@ class ProviderCostsCollector:
         if isinstance(start, bool) or not isinstance(start, int):
             raise ParseError("bucket.start_time: expected an integer")
         try:
-            return datetime.fromtimestamp(start, timezone.utc).date()
+            return datetime.fromtimestamp(start, UTC).date()
         except (OverflowError, OSError, ValueError):  # beyond time_t or year 1..9999
             raise ParseError("bucket.start_time: out of range") from None
 
@@ -216,7 +225,7 @@ class ProviderCostsCollector:
         today = utc_today(lambda: now)
         start = min(today.replace(day=1), today - timedelta(days=target.lookback_days - 1))
         ndays = (today - start).days + 1
-        start_time = int(datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp())
+        start_time = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
         deadline = time.perf_counter() + target.timeout_for(self.name)
         state = ctx.state
 

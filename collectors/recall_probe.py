@@ -71,23 +71,41 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import psycopg
+from prometheus_client.core import Metric
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
-from prometheus_client.core import Metric
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
-from collectors.pgvector_catalog import (ANN_TAG, GUC_DEFAULTS, GUC_MAXIMA, MISCONFIGURED, QueryVector, VectorCatalog,
-                                         VectorIndex, ann_query, database_key, explain_json, filters_for, get_catalog,
-                                         load_library, local_settings,
-                                         plan_index_names, plan_uses_index, row_id, sample_query_vectors,
-                                         report_config_problems, selected_indexes, table_query_vectors)
+from collectors.pgvector_catalog import (
+    GUC_DEFAULTS,
+    GUC_MAXIMA,
+    MISCONFIGURED,
+    QueryVector,
+    VectorCatalog,
+    VectorIndex,
+    ann_query,
+    database_key,
+    explain_json,
+    filters_for,
+    get_catalog,
+    load_library,
+    local_settings,
+    plan_index_names,
+    plan_uses_index,
+    report_config_problems,
+    row_id,
+    sample_query_vectors,
+    selected_indexes,
+    table_query_vectors,
+)
 from collectors.recall_state import ApproximateAnswer, ExactResult, RecallStateStore, TableSignature
 from monitor.pg import build_conninfo, redact, secrets_of
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from prometheus_client.core import Metric
 
@@ -92,7 +93,7 @@ class RespConnection:
 
     @classmethod
     def open(cls, host: str, port: int, timeout: float, tls: bool = False, tls_verify: bool = True,
-             ) -> "RespConnection":
+             ) -> RespConnection:
         """Connect within ``timeout`` seconds (TCP; then the TLS handshake, which CPython bounds by
         the socket timeout as a whole)."""
         started = time.monotonic()
@@ -105,7 +106,7 @@ class RespConnection:
                     context.verify_mode = ssl.CERT_NONE
                 left = timeout - (time.monotonic() - started)
                 if left <= 0:
-                    raise socket.timeout("no time left for the TLS handshake")
+                    raise TimeoutError("no time left for the TLS handshake")
                 sock.settimeout(left)
                 sock = context.wrap_socket(sock, server_hostname=host)
             return cls(sock)
@@ -122,7 +123,7 @@ class RespConnection:
             return
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout("deadline passed")
+            raise TimeoutError("deadline passed")
         self.sock.settimeout(remaining)
 
     def command(self, *args: Any) -> Any:
@@ -249,7 +250,7 @@ class RedisCacheCollector:
         late = f"redis {target.host}:{target.port} did not answer within {timeout:g}s"
         try:
             conn = self.connect(target.host, target.port, timeout, target.tls, target.tls_verify)
-        except socket.timeout:
+        except TimeoutError:
             raise CollectionTimeout(late) from None
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionUnavailable(f"cannot connect to redis {target.host}:{target.port}: "
@@ -259,7 +260,7 @@ class RedisCacheCollector:
             return self._collect(conn, target, ctx.state, started, deadline)
         except RedisError as exc:
             raise CollectorError(f"redis replied: {exc}") from None
-        except socket.timeout:
+        except TimeoutError:
             raise CollectionTimeout(late) from None
         except RespProtocolError as exc:
             raise CollectorError(f"redis {target.host}:{target.port} sent an invalid reply: {exc}") from None
@@ -341,7 +342,7 @@ class RedisCacheCollector:
                 return len(seen), False, False
             try:
                 reply = conn.command("SCAN", cursor, "MATCH", pattern, "COUNT", target.scan_count)
-            except socket.timeout:
+            except TimeoutError:
                 return len(seen), False, True
             if not isinstance(reply, list) or len(reply) != 2 or not isinstance(reply[1], list):
                 raise CollectorError("unexpected SCAN reply")

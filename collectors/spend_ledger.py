@@ -7,8 +7,8 @@ importing the provider clients: they are loaded only when endpoints or cost APIs
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 
 class SpendLedger:

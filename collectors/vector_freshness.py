@@ -29,8 +29,8 @@ import logging
 import time
 
 import psycopg
-from psycopg import sql
 from prometheus_client.core import Metric
+from psycopg import sql
 
 from collectors.base import CollectContext, CollectorDisabled, Emitter, MetricSpec
 from collectors.pgvector_catalog import RunDeadline, parse_qualified, require_pgvector

@@ -29,8 +29,14 @@ from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import every, fetch, setting_in_base_units
-from collectors.pgvector_catalog import (VectorCatalog, database_key, get_catalog, hnsw_memory_estimate, numeric,
-                                         vector_bytes)
+from collectors.pgvector_catalog import (
+    VectorCatalog,
+    database_key,
+    get_catalog,
+    hnsw_memory_estimate,
+    numeric,
+    vector_bytes,
+)
 
 log = logging.getLogger(__name__)
 

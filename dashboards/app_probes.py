@@ -10,8 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.rules_app import APP_ALERTS
-from dashboards.facade import (dashboard, higher_is_better, lower_is_better, m, q, query_var, rate, row,
-                               standard_vars, stat, steps, timeseries)
+from dashboards.facade import (
+    dashboard,
+    higher_is_better,
+    lower_is_better,
+    m,
+    q,
+    query_var,
+    rate,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    timeseries,
+)
 
 UID = "vecmon-applications"
 REQUESTS = "vecmon_app_probe_requests_total"

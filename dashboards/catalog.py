@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from collectors.base import MetricSpec
 

@@ -25,12 +25,26 @@ indent, so the same config gives byte-identical JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from grafanalib._gen import DashboardEncoder
-from grafanalib.core import (BarGauge, Dashboard, GaugePanel, GridPos, Heatmap, RowPanel, Stat, Table, Target,
-                             Template, Templating, Time, TimeSeries)
+from grafanalib.core import (
+    BarGauge,
+    Dashboard,
+    GaugePanel,
+    GridPos,
+    Heatmap,
+    RowPanel,
+    Stat,
+    Table,
+    Target,
+    Template,
+    Templating,
+    Time,
+    TimeSeries,
+)
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24

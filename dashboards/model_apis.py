@@ -9,8 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.facade import (bargauge, dashboard, heatmap, higher_is_better, lower_is_better, m, q, query_var,
-                               rate, row, standard_vars, stat, steps, timeseries)
+from dashboards.facade import (
+    bargauge,
+    dashboard,
+    heatmap,
+    higher_is_better,
+    lower_is_better,
+    m,
+    q,
+    query_var,
+    rate,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    timeseries,
+)
 from dashboards.targets import Targets
 
 UID = "vecmon-model-apis"

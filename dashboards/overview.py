@@ -7,8 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards import model_apis, slos, vector
-from dashboards.facade import (dashboard, higher_is_better, lower_is_better, m, q, rate, row, standard_vars, stat,
-                               steps, timeseries)
+from dashboards.facade import (
+    dashboard,
+    higher_is_better,
+    lower_is_better,
+    m,
+    q,
+    rate,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    timeseries,
+)
 from dashboards.targets import Targets
 
 UID = "vecmon-overview"

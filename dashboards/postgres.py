@@ -6,10 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from collectors.registry import DATABASE_COLLECTORS
+from dashboards.facade import (
+    bargauge,
+    dashboard,
+    explain_empty,
+    gauge,
+    higher_is_better,
+    lower_is_better,
+    m,
+    missing_capability,
+    q,
+    query_var,
+    rate,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
 from dashboards.pg_signals import pg_signal_panels
-from dashboards.facade import (bargauge, dashboard, explain_empty, gauge, higher_is_better, lower_is_better, m,
-                               missing_capability, q, query_var, rate, row, standard_vars, stat, steps, table,
-                               timeseries)
 from dashboards.targets import Targets
 
 UID = "vecmon-postgres"

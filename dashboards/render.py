@@ -14,8 +14,9 @@ byte-identical files). Which dashboards:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dashboards.facade import to_json
 from dashboards.schema import SCHEMA_VERSION, to_current_schema

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.facade import (dashboard, lower_is_better, m, q, query_var, rate, row, standard_vars, stat, steps,
-                               table, timeseries)
+from dashboards.facade import (
+    dashboard,
+    lower_is_better,
+    m,
+    q,
+    query_var,
+    rate,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
 from dashboards.targets import Targets
 
 UID = "vecmon-self"

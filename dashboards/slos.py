@@ -11,8 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.facade import (bargauge, dashboard, gauge, higher_is_better, q, query_var, row, standard_vars, stat,
-                               steps, table, threshold_override, timeseries)
+from dashboards.facade import (
+    bargauge,
+    dashboard,
+    gauge,
+    higher_is_better,
+    q,
+    query_var,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    table,
+    threshold_override,
+    timeseries,
+)
 from dashboards.lint import Exclusion
 from dashboards.targets import Targets
 

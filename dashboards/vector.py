@@ -8,8 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.facade import (bargauge, dashboard, explain_empty, missing_capability, heatmap, higher_is_better, lower_is_better, m, q, query_var,
-                               rate, row, standard_vars, stat, steps, table, timeseries)
+from dashboards.facade import (
+    bargauge,
+    dashboard,
+    explain_empty,
+    heatmap,
+    higher_is_better,
+    lower_is_better,
+    m,
+    missing_capability,
+    q,
+    query_var,
+    rate,
+    row,
+    standard_vars,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
 from dashboards.targets import Targets
 
 UID = "vecmon-vector"

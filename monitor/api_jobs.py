@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 from collectors.app_probe import AppProbeCollector
 from collectors.model_probe import DimensionSource, ModelProbeCollector
-from collectors.providers.http_deadline import mount_deadline_adapters, redact_urllib3_urls
 from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector
+from collectors.providers.http_deadline import mount_deadline_adapters, redact_urllib3_urls
 from collectors.redis_cache import RedisCacheCollector
 from monitor.scheduler import CollectionJob, DirectRunner, JobGate, Runner
 from monitor.shared import SharedState

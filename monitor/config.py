@@ -13,18 +13,33 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.config import AlertingSettings, AlertmanagerSettings, SLOList
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
-from monitor.config_apis import (Budget, CostApiTarget, EndpointTarget, Pricing, RedisTarget,
-                                 all_api_targets, check_references)
+from monitor.config_apis import (
+    Budget,
+    CostApiTarget,
+    EndpointTarget,
+    Pricing,
+    RedisTarget,
+    all_api_targets,
+    check_references,
+)
 from monitor.config_apps import ApplicationTarget
+from monitor.config_base import (
+    NAME_PATTERN,
+    Duration,
+    ForDuration,
+    Model,
+    SecretFilePath,
+    check_dsn,
+    one_secret,
+    parse_duration,
+)
 from monitor.config_probe import AuthModule, ProbeSettings
-from monitor.config_base import (NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret,
-                                 parse_duration)
 from monitor.config_queries import CustomQuery, check_query_plans
 from monitor.config_vector import VECTOR_COLLECTORS, VectorSettings
 from monitor.discovery import DiscoverSettings
 from monitor.leader import HaSettings, check_ha
-from monitor.shard import ShardText
 from monitor.pgexporter_queries import QueriesYamlPath
+from monitor.shard import ShardText
 
 __all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
 
@@ -144,7 +159,7 @@ class DatabaseTarget(Model):
         return check_dsn_parts(value)
 
     @model_validator(mode="after")
-    def _connection(self) -> "DatabaseTarget":
+    def _connection(self) -> DatabaseTarget:
         if self.dsn is None and self.host is None and self.dbname is None:
             raise ValueError("give either dsn or host/dbname")
         if self.password is not None and self.password_file is not None:
@@ -200,7 +215,7 @@ class Config(Model):
         default_factory=dict, description="credentials for /probe?target=DSN&auth_module=NAME (README: Multi-target)")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Config":
+    def _unique_names(self) -> Config:
         seen: set[str] = set()
         for target in [*self.databases, *all_api_targets(self)]:
             if target.name in seen:

@@ -124,7 +124,7 @@ class ProbeInputs(Model):
     relevant: int = Field(0, ge=0, description="index in documents of the one that must rank first")
 
     @model_validator(mode="after")
-    def _relevant_in_range(self) -> "ProbeInputs":
+    def _relevant_in_range(self) -> ProbeInputs:
         if self.relevant >= len(self.documents):
             raise ValueError(f"relevant={self.relevant} but only {len(self.documents)} documents")
         if any(not t.strip() for t in self.texts):
@@ -165,7 +165,7 @@ class EndpointTarget(_WithApiKey, _Scheduled):
         return check_http_url(url)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "EndpointTarget":
+    def _consistent(self) -> EndpointTarget:
         if self.kind == "rerank" and self.provider not in RERANK_PROVIDERS:
             raise ValueError(f"provider {self.provider} has no re-ranker API here; use one of "
                              f"{', '.join(RERANK_PROVIDERS)}")
@@ -207,7 +207,7 @@ class CostApiTarget(_WithApiKey, _Scheduled):
         return check_http_url(url)
 
     @model_validator(mode="after")
-    def _needs_key(self) -> "CostApiTarget":
+    def _needs_key(self) -> CostApiTarget:
         if self.key() is None:
             raise ValueError("a cost API needs an admin key (api_key or api_key_file)")
         return self
@@ -238,7 +238,7 @@ class RedisTarget(_Scheduled):
     timeout: Duration = Field(5.0, description="per collection: connect, INFO and the prefix scans")
 
     @model_validator(mode="after")
-    def _one_password(self) -> "RedisTarget":
+    def _one_password(self) -> RedisTarget:
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
         if any(not p for p in self.key_prefixes):
@@ -265,7 +265,7 @@ class Budget(_Scheduled):
     timeout: Duration = Field(5.0, description="per run (in-memory only)")
 
     @model_validator(mode="after")
-    def _a_limit(self) -> "Budget":
+    def _a_limit(self) -> Budget:
         if self.daily_usd is None and self.monthly_usd is None:
             raise ValueError("give daily_usd and/or monthly_usd")
         return self
@@ -283,7 +283,7 @@ class PriceEntry(Model):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _one_unit(self) -> "PriceEntry":
+    def _one_unit(self) -> PriceEntry:
         if (self.usd_per_1m_tokens is None) == (self.usd_per_1k_searches is None):
             raise ValueError("give exactly one of usd_per_1m_tokens and usd_per_1k_searches")
         return self
@@ -322,13 +322,13 @@ class Pricing(Model):
         default_factory=list, description="overrides; they win over the table (newest effective date first)")
 
     @model_validator(mode="after")
-    def _file_is_valid(self) -> "Pricing":
+    def _file_is_valid(self) -> Pricing:
         if self.file is not None:
             load_price_file(self.file)  # a broken table is a config error, not a failed reload
         return self
 
 
-def check_references(config: "Config") -> None:
+def check_references(config: Config) -> None:
     """Cross-references between sections; raises ValueError (reported at the top level)."""
     databases = {db.name for db in getattr(config, "databases", [])}
     endpoints = {e.name for e in getattr(config, "endpoints", [])}
@@ -345,6 +345,6 @@ def check_references(config: "Config") -> None:
                              f"(sources are endpoint or cost_api names)")
 
 
-def all_api_targets(config: "Config") -> list[_Scheduled]:
+def all_api_targets(config: Config) -> list[_Scheduled]:
     return [*getattr(config, "endpoints", []), *getattr(config, "cost_apis", []),
             *getattr(config, "redis", []), *getattr(config, "budgets", []), *getattr(config, "applications", [])]

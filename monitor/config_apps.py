@@ -71,7 +71,7 @@ class JsonAssertion(Model):
         return None if pattern is None else _check_regex(pattern)
 
     @model_validator(mode="after")
-    def _one_check(self) -> "JsonAssertion":
+    def _one_check(self) -> JsonAssertion:
         given = [name for name in ("equals", "min_length", "exists", "matches") if name in self.model_fields_set]
         if len(given) != 1:
             raise ValueError(f"give exactly one of equals, min_length, exists, matches (got "
@@ -140,7 +140,7 @@ class ApplicationTarget(_Scheduled):
         return [_check_regex(p) for p in patterns]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ApplicationTarget":
+    def _consistent(self) -> ApplicationTarget:
         if self.body is not None and self.json_body is not None:
             raise ValueError("give body or json_body, not both")
         if self.tls_ca_file is not None and not self.tls_verify:

@@ -46,7 +46,7 @@ class UserPass(Model):
     password_file: SecretFilePath | None = Field(None, description="file whose first line is the password")
 
     @model_validator(mode="after")
-    def _one_password(self) -> "UserPass":
+    def _one_password(self) -> UserPass:
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
         return self

@@ -99,7 +99,7 @@ class CustomQuery(Model):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CustomQuery":
+    def _consistent(self) -> CustomQuery:
         columns = [m.column for m in self.metrics]
         duplicated = sorted({c for c in columns if columns.count(c) > 1})
         if duplicated:
@@ -149,11 +149,10 @@ def check_labels(labels: list[str]) -> list[str]:
 
 def vecmon_metric_names() -> set[str]:
     """Every metric name vecmon itself declares (collectors and self-metrics)."""
+    from collectors.custom_queries import QUERY_METRICS
     from collectors.registry import all_collector_classes
     from monitor.api_jobs import api_collector_classes
     from monitor.exposition import SELF_METRICS
-
-    from collectors.custom_queries import QUERY_METRICS
 
     specs = [*SELF_METRICS, *QUERY_METRICS, *(spec for cls in [*all_collector_classes(), *api_collector_classes()]
                               for spec in cls.METRICS)]
@@ -171,7 +170,7 @@ def exported_names(spec: MetricSpec) -> set[str]:
     return {spec.name}
 
 
-def query_plans(config: "Config") -> list[QueryPlan]:
+def query_plans(config: Config) -> list[QueryPlan]:
     """vecmon's own queries, then those of the queries.yaml file (``extend_query_path``)."""
     plans = [query.plan(f"queries[{i}] ({query.name})") for i, query in enumerate(config.queries)]
     if config.extend_query_path is not None:
@@ -179,7 +178,7 @@ def query_plans(config: "Config") -> list[QueryPlan]:
     return plans
 
 
-def check_query_plans(config: "Config") -> None:
+def check_query_plans(config: Config) -> None:
     """Unique query names, known targets, no metric name used twice or declared by vecmon itself."""
     plans = query_plans(config)
     if not plans:
@@ -210,13 +209,13 @@ def check_query_plans(config: "Config") -> None:
         raise ValueError("; ".join(errors))
 
 
-def _server_of(target: "DatabaseTarget") -> str:
+def _server_of(target: DatabaseTarget) -> str:
     from monitor.pg import describe_target
 
     return describe_target(target).rpartition("/")[0]
 
 
-def plans_for_target(config: "Config", target: "DatabaseTarget") -> list[QueryPlan]:
+def plans_for_target(config: Config, target: DatabaseTarget) -> list[QueryPlan]:
     """The custom queries that run on ``target``: database-scoped ones on each target they name,
     server-scoped ones only on the first enabled target (config order) of each server."""
     selected = []
@@ -232,7 +231,7 @@ def plans_for_target(config: "Config", target: "DatabaseTarget") -> list[QueryPl
     return selected
 
 
-def query_target(target: "DatabaseTarget", plan: QueryPlan) -> "DatabaseTarget":
+def query_target(target: DatabaseTarget, plan: QueryPlan) -> DatabaseTarget:
     """The target as the query's job sees it: its interval and timeout are the query's.
 
     The scheduler asks ``target.interval_for/timeout_for/jitter_for(collector)``; on this copy they

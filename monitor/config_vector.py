@@ -76,7 +76,7 @@ class RecallQueries(Model):
         return _check_name(value)
 
     @model_validator(mode="after")
-    def _complete(self) -> "RecallQueries":
+    def _complete(self) -> RecallQueries:
         if self.source == "table" and (not self.table or not self.column):
             raise ValueError("queries.source 'table' needs table and column")
         return self
@@ -181,7 +181,7 @@ class VectorFilter(Model):
         return value
 
     @model_validator(mode="after")
-    def _scope(self) -> "VectorFilter":
+    def _scope(self) -> VectorFilter:
         if (self.index is None) == (self.table is None):
             raise ValueError("give exactly one of index or table")
         return self
@@ -202,7 +202,7 @@ class FreshnessTable(Model):
         return value
 
     @model_validator(mode="after")
-    def _something(self) -> "FreshnessTable":
+    def _something(self) -> FreshnessTable:
         if not (self.timestamp_column or self.model_version_column or self.embedding_column):
             raise ValueError("give at least one of timestamp_column, model_version_column, embedding_column")
         return self

@@ -53,7 +53,7 @@ class IndexBuildProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="demo-index-progress", daemon=True)
 
-    def __enter__(self) -> "IndexBuildProgress":
+    def __enter__(self) -> IndexBuildProgress:
         self._thread.start()
         return self
 

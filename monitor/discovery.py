@@ -57,12 +57,12 @@ class DiscoverSettings(Model):
                 and not any(fnmatch.fnmatchcase(datname, p) for p in self.exclude))
 
 
-def discovered_target(entry: "DatabaseTarget", datname: str) -> "DatabaseTarget":
+def discovered_target(entry: DatabaseTarget, datname: str) -> DatabaseTarget:
     """The entry as the target of one discovered database."""
     return entry.model_copy(update={"name": f"{entry.name}/{datname}", "dbname": datname, "discover": None})
 
 
-def cluster_wide_settings(target: "DatabaseTarget") -> "DatabaseTarget":
+def cluster_wide_settings(target: DatabaseTarget) -> DatabaseTarget:
     """A cluster-wide job's settings: a discovered target's carry its entry's name, so the
     ``target`` label of cluster-wide series stays the entry's whichever databases come and go."""
     entry, sep, _ = target.name.partition("/")  # configured names cannot hold "/" (NAME_PATTERN)
@@ -123,7 +123,7 @@ class DiscoveryCollector:
 class _DiscoverySettingsView:
     """The entry's settings with the discovery job's interval (the scheduler asks *_for(collector))."""
 
-    def __init__(self, entry: "DatabaseTarget"):
+    def __init__(self, entry: DatabaseTarget):
         self.entry = entry
         self.name = entry.name
 
@@ -140,8 +140,8 @@ class _DiscoverySettingsView:
         return getattr(self.entry, item)
 
 
-def expand(config: "Config", rediscovery: Rediscovery | None = None,
-           ) -> tuple["Config", list[tuple[Any, DiscoveryCollector, "DatabaseTarget"]]]:
+def expand(config: Config, rediscovery: Rediscovery | None = None,
+           ) -> tuple[Config, list[tuple[Any, DiscoveryCollector, DatabaseTarget]]]:
     """The config with each ``discover`` entry replaced by its databases' targets (listed now, over
     one short connection), and per entry (settings view, discovery collector, entry) for its job."""
     entries = [db for db in config.databases if db.enabled and db.discover is not None]
@@ -163,7 +163,7 @@ def expand(config: "Config", rediscovery: Rediscovery | None = None,
     return config.model_copy(update={"databases": databases}), jobs
 
 
-def _list_now(entry: "DatabaseTarget") -> list[str] | None:
+def _list_now(entry: DatabaseTarget) -> list[str] | None:
     import psycopg
 
     from monitor.pg import build_conninfo, describe_target, one_line, redact, secrets_of

@@ -43,7 +43,7 @@ def _type_name(annotation: typing.Any) -> str:
         return "duration" if "parse_duration" in str(args[1:]) else _type_name(args[0])
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, __import__("types").UnionType):
         return " or ".join(_type_name(a) for a in args if a is not type(None))
     if annotation is SecretStr:
         return "secret"

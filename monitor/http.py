@@ -29,9 +29,9 @@ import socketserver
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from monitor import __version__
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"vecmon/{__version__}"
     sys_version = ""
-    server: "_Server"
+    server: _Server
 
     def __init__(self, request, client_address, server, slot: _Slot):
         self.slot = slot

@@ -28,8 +28,9 @@ also wants every target reachable, set ``daemon.readiness: all_targets_up`` (or 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import yaml

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -53,7 +54,7 @@ def check_ha(config: Any) -> None:
         raise ValueError(f"daemon.ha.database {ha.database!r} is not a databases[] target")
 
 
-def lock_key(name: str, shard: "Shard | None") -> int:
+def lock_key(name: str, shard: Shard | None) -> int:
     """The advisory lock key (a signed bigint) of one lock name and shard."""
     digest = hashlib.md5(f"vecmon-leader/{name}/{shard or 'all'}".encode(), usedforsecurity=False).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -66,9 +67,10 @@ class LeaderElector:
     with its connectors (the first attempt is made before any job runs) and closes it on stop
     or reload, which releases the lock."""
 
-    def __init__(self, target: "DatabaseTarget", key: int, interval: float):
-        from monitor.pg import build_conninfo, secrets_of
+    def __init__(self, target: DatabaseTarget, key: int, interval: float):
         from psycopg import conninfo as pg_conninfo
+
+        from monitor.pg import build_conninfo, secrets_of
 
         self.key = key
         self.interval = interval
@@ -164,7 +166,7 @@ class LeaderElector:
         raise RuntimeError("the leader elector runs no collectors")
 
 
-def leader_elector(config: Any, shard: "Shard | None") -> LeaderElector | None:
+def leader_elector(config: Any, shard: Shard | None) -> LeaderElector | None:
     ha = config.daemon.ha
     if ha is None:
         return None

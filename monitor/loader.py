@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
-from pydantic import ValidationError
-
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from monitor.config import Config
 from monitor.config_base import SecretFile

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
@@ -217,7 +218,7 @@ def write_capabilities(conn: psycopg.Connection) -> list[str]:
         found.append("member of pg_write_all_data")
     if tables:
         shown = [legacy_text(t) for t in tables[:20]]
-        more = f" and more" if len(tables) > 20 else ""
+        more = " and more" if len(tables) > 20 else ""
         found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {', '.join(shown)}{more}")
     if schemas:
         found.append(f"CREATE on schema {', '.join(legacy_text(s) for s in schemas)}")

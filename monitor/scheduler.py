@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -26,7 +27,8 @@ from collectors.custom_queries import CustomQueryCollector
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.config_queries import plans_for_target, query_target
-from monitor.discovery import cluster_wide_settings, expand as expand_discovery
+from monitor.discovery import cluster_wide_settings
+from monitor.discovery import expand as expand_discovery
 from monitor.leader import gate_leader_only, leader_elector
 from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
 from monitor.servers import BudgetedConnector, ServerRunner, SessionBudget, collector_scope, group_servers
@@ -277,7 +279,7 @@ class Runtime:
             executors={"default": TargetExecutor(self.workers, lambda job_id: self._groups[job_id],
                                                  self._on_start)},
             job_defaults={"coalesce": True, "max_instances": 1},
-            timezone=timezone.utc,
+            timezone=UTC,
         )
         self.scheduler.add_listener(self._on_skip, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._stopped = threading.Event()
@@ -327,7 +329,7 @@ class Runtime:
         self.store.expect(self.keys(), self.intervals())
         for connector in self.connectors:
             connector.open()
-        firsts = self.first_runs(datetime.now(timezone.utc))
+        firsts = self.first_runs(datetime.now(UTC))
         for job in self.jobs:
             interval = job.target.interval_for(job.collector.name)
             self.scheduler.add_job(

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Mapping
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -31,7 +32,7 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         """``"I/N"`` with 0 <= I < N; ValueError says what is wrong."""
         match = _SHARD.match(str(text))
         if not match:

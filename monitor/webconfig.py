@@ -74,7 +74,7 @@ class TLSServerConfig(Model):
     prefer_server_cipher_suites: bool | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TLSServerConfig":
+    def _consistent(self) -> TLSServerConfig:
         if self.client_auth_type == "RequireAnyClientCert":
             raise ValueError("client_auth_type RequireAnyClientCert (a client certificate nobody verifies) is not "
                              "supported; use RequireAndVerifyClientCert with client_ca_file")

@@ -18,7 +18,8 @@ import concurrent.futures
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from apscheduler.executors.base import BaseExecutor, run_job
 

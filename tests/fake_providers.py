@@ -26,17 +26,18 @@ import re
 import ssl
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 SHAPES = Path(__file__).resolve().parent / "shapes"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shape_text(name: str) -> str:
     return (SHAPES / f"{name}.json").read_text()
 
@@ -127,7 +128,7 @@ class FakeProvider:
         self.dims = dims
         self.api_key = api_key
         self.admin_key = admin_key
-        self.today = today or datetime.now(timezone.utc).date()
+        self.today = today or datetime.now(UTC).date()
         self.page_size = page_size
         self.default = Fault()
         self.faults: deque[Fault] = deque()
@@ -181,7 +182,7 @@ class FakeProvider:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self.port}{BASE_PATH.get(self.provider, '')}"
 
-    def start(self) -> "FakeProvider":
+    def start(self) -> FakeProvider:
         self.thread.start()
         return self
 
@@ -190,7 +191,7 @@ class FakeProvider:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "FakeProvider":
+    def __enter__(self) -> FakeProvider:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -483,7 +484,7 @@ class FakeProvider:
             start_time = int(q["start_time"][0])
         except (KeyError, ValueError):
             raise _Reject(400, "start_time is required") from None
-        if "end_time" in q and int(q["end_time"][0]) > datetime.now(timezone.utc).timestamp():
+        if "end_time" in q and int(q["end_time"][0]) > datetime.now(UTC).timestamp():
             raise _Reject(400, "end_time must not be in the future")
         width = q.get("bucket_width", ["1d"])[0]
         limit = int(q.get("limit", ["7"])[0])
@@ -501,14 +502,14 @@ class FakeProvider:
             raise _Reject(404, "no such organization route")
         if any(k.endswith("[]") for k in q):
             raise _Reject(400, "unknown parameter")
-        first = datetime.fromtimestamp(start_time, timezone.utc).date()
+        first = datetime.fromtimestamp(start_time, UTC).date()
         days = [first + timedelta(days=n) for n in range((self.today - first).days + 1)]
         offset = int(q.get("page", ["0"])[0] or 0)
         size = min(limit, self.page_size)
         page_days = days[offset:offset + size]
         buckets = []
         for day in page_days:
-            start = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+            start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
             if record.path.endswith("/costs"):
                 template = shape("openai_costs_page")["data"][0]["results"][0]
                 results = []
@@ -601,8 +602,9 @@ class Probe:
         return {"target": t.name, "provider": t.provider, "model": t.model, "kind": t.kind}
 
     def run(self):
-        from collectors.base import CollectContext
         from helpers import Families
+
+        from collectors.base import CollectContext
 
         return ProbeRun(self, Families(self.collector.collect(
             CollectContext(target=self.target.name, settings=self.target, state=self.state))))

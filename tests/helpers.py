@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from prometheus_client import CollectorRegistry, generate_latest
 
 from collectors.base import CollectContext

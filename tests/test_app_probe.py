@@ -17,14 +17,16 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
+from helpers import Families, require_tool
 from prometheus_client import generate_latest
 
 from alerts.promtool_tests import threshold_tests, unit_test_file
@@ -33,7 +35,6 @@ from alerts.rules_app import APP_ALERTS
 from alerts.yamlout import dump
 from collectors.app_probe import APP_OUTCOMES, AppProbeCollector, certificate_not_after, json_equal
 from collectors.base import CollectContext
-from helpers import Families, require_tool
 from monitor.config_apps import ApplicationTarget
 from monitor.exposition import build_registry
 from monitor.loader import ConfigError, parse_config
@@ -114,7 +115,7 @@ class FakeApp:
     def url(self, path: str = "/health") -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server.server_address[1]}{path}"
 
-    def __enter__(self) -> "FakeApp":
+    def __enter__(self) -> FakeApp:
         self.thread.start()
         return self
 
@@ -172,7 +173,7 @@ class Check:
         self.collector = AppProbeCollector(session=self.session)
         self.state: dict[str, Any] = {}
 
-    def run(self) -> "Run":
+    def run(self) -> Run:
         ctx = CollectContext(target=self.target.name, settings=self.target, state=self.state)
         return Run(self.target.name, Families(self.collector.collect(ctx)))
 
@@ -244,7 +245,7 @@ def openssl_not_after(cert: str) -> float:
     out = subprocess.run([require_tool("openssl", "openssl"), "x509", "-in", cert, "-noout", "-enddate"],
                          check=True, capture_output=True, text=True, timeout=30).stdout
     text = out.strip().split("=", 1)[1]  # e.g. "Dec  2 08:10:00 2026 GMT"
-    return datetime.strptime(text, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC).timestamp()
 
 
 @pytest.fixture(scope="module")
@@ -480,7 +481,7 @@ def test_a_certificate_that_fails_verification(certs):
         run = Check(url=app.url(), tls_verify=False).run()  # blackbox insecure_skip_verify
         assert run.outcomes() == {"success": 1}
         assert run.expiry == pytest.approx(openssl_not_after(cert), abs=1)  # notAfter read all the same
-        assert run.expiry > datetime(2050, 1, 1, tzinfo=timezone.utc).timestamp()  # a GeneralizedTime notAfter
+        assert run.expiry > datetime(2050, 1, 1, tzinfo=UTC).timestamp()  # a GeneralizedTime notAfter
 
 
 def test_a_certificate_for_another_host_is_a_tls_error(certs):

@@ -229,7 +229,7 @@ def test_panels_use_current_types_units_descriptions_and_fit_the_grid(boards):
         for panel in board["panels"]:
             assert panel["type"] in {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap", "row"}
             grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, (uid, panel["title"])
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, (uid, panel["title"])
             cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
                      for y in range(grid["y"], grid["y"] + grid["h"])}
             assert not cells & occupied, f"{uid}: {panel['title']} overlaps another panel"

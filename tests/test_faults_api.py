@@ -19,25 +19,26 @@ import subprocess
 import threading
 import time
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from fake_providers import FakeProvider, Fault, Probe
+from helpers import Families, require_tool
 from prometheus_client import generate_latest
+from test_providers_cost import ADMIN, NOW, cost_fake
+from test_redis_cache import PASSWORD, REDIS_SERVER, RedisServer
 
 from collectors.base import CollectContext, CollectorError
 from collectors.provider_costs import ProviderCostsCollector, SpendLedger
 from collectors.providers.common import MAX_BODY_BYTES
 from collectors.redis_cache import RedisCacheCollector
-from fake_providers import FakeProvider, Fault, Probe
-from helpers import Families, require_tool
 from monitor.config import Config
 from monitor.config_apis import CostApiTarget, RedisTarget
 from monitor.exposition import build_registry
 from monitor.pg import CollectionTimeout
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
-from test_providers_cost import ADMIN, NOW, cost_fake
-from test_redis_cache import PASSWORD, REDIS_SERVER, RedisServer
 
 TIMEOUT = 2.0  # the configured timeout of every call below
 MARGIN = 1.0  # the bound: done within timeout + 1 s
@@ -237,7 +238,7 @@ class FakeRespPeer:
     def port(self) -> int:
         return self.listener.getsockname()[1]
 
-    def __enter__(self) -> "FakeRespPeer":
+    def __enter__(self) -> FakeRespPeer:
         self.thread.start()
         return self
 
@@ -261,7 +262,7 @@ class FakeRespPeer:
             while not self.stopping.is_set():
                 try:
                     data = conn.recv(4096)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return

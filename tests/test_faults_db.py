@@ -454,9 +454,8 @@ def test_statements_of_a_utf8_database_beside_a_sql_ascii_one(legacy_db, own_ser
         conn.execute("SELECT count(*) FROM pg_class")
     with psycopg.connect(legacy_db, autocommit=True) as conn:  # a fresh non-UTF-8 text, whatever ran before
         conn.execute(b'SELECT count(*) FROM "' + CAFE_LATIN1 + b'" WHERE id > 0')
-    with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
-        with psycopg.connect(own_server.dsn(name)) as conn:
-            conn.execute("SELECT query FROM pg_stat_statements").fetchall()
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire), psycopg.connect(own_server.dsn(name)) as conn:
+        conn.execute("SELECT query FROM pg_stat_statements").fetchall()
     families = run_collector(own_server.dsn(name, user=MONITOR_ROLE), "statements")
     assert families.samples("vecmon_pg_statement_calls_total")
 

@@ -270,7 +270,7 @@ def wait_counted(db, counter: str, at_least: int) -> None:
             time.sleep(0.2)
 
 
-def lagging_write(db, statement: str, params: list, counter: str) -> "LaggingWrite":
+def lagging_write(db, statement: str, params: list, counter: str) -> LaggingWrite:
     return LaggingWrite(db, statement, params, counter)
 
 
@@ -285,7 +285,7 @@ class LaggingWrite:
         return self.observer.execute(f"SELECT {self.counter} FROM pg_stat_user_tables WHERE relname = 'items'"
                                      ).fetchone()[0]
 
-    def __enter__(self) -> "LaggingWrite":
+    def __enter__(self) -> LaggingWrite:
         self.writer = psycopg.connect(self.db.admin_dsn, autocommit=True)
         self.observer = self.db.admin()
         self.before = self.counted()

@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from fake_providers import COMBOS, MODELS, SHAPES, FakeProvider, Fault, Probe
 
 from collectors import providers
 from collectors.providers import cohere, ollama, openai, tei, voyage
 from collectors.providers.common import (
-    MAX_COUNT, ParseError, Params, as_number, finite_number, header_int, optional_int, optional_number,
-    parse_duration_header, parse_rate_limits, parse_retry_after)
-from fake_providers import COMBOS, MODELS, SHAPES, FakeProvider, Fault, Probe
+    MAX_COUNT,
+    Params,
+    ParseError,
+    as_number,
+    finite_number,
+    header_int,
+    optional_int,
+    optional_number,
+    parse_duration_header,
+    parse_rate_limits,
+    parse_retry_after,
+)
 from monitor.config_apis import RERANK_PROVIDERS, EndpointTarget, ProbeInputs
 
 KEY = "sk-test-0123456789abcdef"
@@ -258,7 +268,7 @@ def test_header_parsers():
     assert parse_duration_header("1h2m3.5s") == pytest.approx(3723.5)
     assert parse_duration_header("1.5") == 1.5
     assert parse_duration_header("soon") is None and parse_duration_header("5x") is None
-    now = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
     assert parse_retry_after("7") == 7
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
     assert parse_retry_after("garbage") is None and parse_retry_after(None) is None

@@ -3,18 +3,17 @@ restated days, budgets, the config schema of the model-API side, and job wiring.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
-
-from collectors.base import CollectContext
-from collectors.provider_costs import (
-    BudgetCollector, PriceTable, ProviderCostsCollector, SpendLedger, price_cost)
 from fake_providers import MODELS, FakeProvider, Fault, Probe
 from helpers import Families, run_collector
+
+from collectors.base import CollectContext
+from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector, SpendLedger, price_cost
 from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.config_apis import DimensionsFrom, PriceEntry, Pricing
@@ -108,7 +107,7 @@ def test_probe_cost_counters_match_the_price_table(provider, kind):
             assert run.value("vecmon_model_api_price_usd", unit="thousand_searches") == price.usd_per_1k_searches
             assert run.value("vecmon_rerank_search_units_total") == searches == 3
         assert run.value("vecmon_model_api_cost_usd_total") == pytest.approx(expected, rel=1e-12)
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         assert ledger.spend(["ep"], today)["day"] == pytest.approx(expected, rel=1e-12)
 
 
@@ -128,7 +127,7 @@ def test_price_overrides_and_pricing_provider():
 
 ADMIN = "sk-admin-SECRET-4242"
 TODAY = date(2026, 3, 3)
-NOW = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC).timestamp()
 EMBED = "text-embedding-3-small, input"
 
 
@@ -174,7 +173,7 @@ def test_cost_api_poll_reads_daily_buckets_with_pagination():
         usage = [r for r in fake.requests if r.path == "/v1/organization/usage/embeddings"]
         assert len(costs) == 4 and len(usage) == 4  # 7 days, 2 buckets per page
         first = costs[0]
-        start = int(datetime(2026, 2, 25, tzinfo=timezone.utc).timestamp())  # lookback 7 days < month start
+        start = int(datetime(2026, 2, 25, tzinfo=UTC).timestamp())  # lookback 7 days < month start
         assert first.query == {"start_time": [str(start)], "bucket_width": ["1d"], "limit": ["7"],
                                "group_by": ["line_item"]}
         assert first.headers["authorization"] == f"Bearer {ADMIN}"
@@ -276,7 +275,7 @@ def test_amounts_sent_as_numeric_strings_are_read_like_numbers():
         fake.amounts_as_strings = True
         fake.cost_days[date(2026, 3, 3)] = [(EMBED, 0.125), ("gpt-4o-2024-08-06, input", 12.5), ("free", 0.0)]
         page = requests.get(f"{fake.url}/organization/costs", headers={"Authorization": f"Bearer {ADMIN}"},
-                            params={"start_time": int(datetime(2026, 3, 3, tzinfo=timezone.utc).timestamp())},
+                            params={"start_time": int(datetime(2026, 3, 3, tzinfo=UTC).timestamp())},
                             timeout=5).json()
         assert [r["amount"]["value"] for r in page["data"][0]["results"]] == ["0.125", "12.50", "0E-6176"]
         poller = CostPoller(fake, ledger)

@@ -8,16 +8,16 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from fake_providers import FakeProvider, Fault, Probe
+from helpers import Families
 from prometheus_client import generate_latest
 
 from collectors.model_probe import BUCKETS
 from collectors.provider_costs import SpendLedger
 from collectors.providers.common import OUTCOMES
-from fake_providers import FakeProvider, Fault, Probe
-from helpers import Families
 from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.exposition import build_registry
@@ -397,7 +397,7 @@ def test_negative_or_absurd_usage_never_moves_the_counters(provider, kind, fault
         assert run.requests("success") == 1 + len(faults)
         run = probe.run()  # a sane answer counts again
         assert run.value("vecmon_model_api_tokens_total") == tokens + fake.billed[-1]["tokens"]
-        spent = ledger.spend(["ep"], datetime.now(timezone.utc).date())["day"]
+        spent = ledger.spend(["ep"], datetime.now(UTC).date())["day"]
         assert spent >= 0 and spent == pytest.approx(run.value("vecmon_model_api_cost_usd_total") or 0.0)
 
 

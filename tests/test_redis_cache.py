@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import Families, require_tool
 from prometheus_client import generate_latest
 
 from collectors.base import CollectContext, CollectorError, ConnectionUnavailable
 from collectors.redis_cache import RedisCacheCollector, RespConnection, glob_escape, parse_keyspace
-from helpers import Families, require_tool
 from monitor.config import Config
 from monitor.config_apis import RedisTarget
 from monitor.exposition import build_registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collectors.base import Emitter, MetricSpec
 from monitor.loader import parse_config
 from monitor.snapshot import SnapshotStore
-from monitor.status import Samples, Sample, build_status
+from monitor.status import Sample, Samples, build_status
 
 REQUESTS = MetricSpec("vecmon_model_api_requests_total", "counter", "Requests.", ("outcome",))
 RECALL = MetricSpec("vecmon_recall_mean_ratio", "gauge", "Recall.",

@@ -51,7 +51,7 @@ class WebhookReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> WebhookReceiver:
         self.thread.start()
         return self
 
@@ -85,7 +85,7 @@ class Server:
         self._log = open(log, "w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 20.0) -> "Server":
+    def wait_ready(self, timeout: float = 20.0) -> Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

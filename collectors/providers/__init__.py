@@ -20,8 +20,8 @@ document.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
-from typing import Mapping
 
 from collectors.providers import cohere, jina, ollama, openai, tei, voyage
 

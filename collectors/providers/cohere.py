@@ -10,11 +10,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from collectors.providers.common import (
-    EMBEDDING, RERANK, ApiRequest, ParseError, Params, ProbeResult, as_dict, as_list, bearer, field_of,
-    optional_int, optional_number, ranked_items, vector)
+    EMBEDDING,
+    RERANK,
+    ApiRequest,
+    Params,
+    ParseError,
+    ProbeResult,
+    as_dict,
+    as_list,
+    bearer,
+    field_of,
+    optional_int,
+    optional_number,
+    ranked_items,
+    vector,
+)
 
 KINDS = frozenset({EMBEDDING, RERANK})
 DEFAULT_URL = "https://api.cohere.com"

@@ -18,13 +18,14 @@ import json
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException, IncompleteRead, RemoteDisconnected
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 from urllib3.exceptions import InvalidChunkLength, ReadTimeoutError
@@ -282,8 +283,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     try:
         when = parsedate_to_datetime(value)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
     except Exception:  # noqa: BLE001 - a header the server got wrong is ignored, never raised
         return None
 

@@ -27,9 +27,10 @@ import logging
 import re
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter

@@ -9,11 +9,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from collectors.providers.common import (
-    EMBEDDING, RERANK, ApiRequest, Params, ProbeResult, as_dict, as_list, bearer, data_embeddings, field_of,
-    optional_int, ranked_items)
+    EMBEDDING,
+    RERANK,
+    ApiRequest,
+    Params,
+    ProbeResult,
+    as_dict,
+    as_list,
+    bearer,
+    data_embeddings,
+    field_of,
+    optional_int,
+    ranked_items,
+)
 
 KINDS = frozenset({EMBEDDING, RERANK})
 DEFAULT_URL = "https://api.jina.ai/v1"

@@ -7,10 +7,21 @@ total_duration, load_duration, prompt_eval_count}``. Durations are **nanoseconds
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from collectors.providers.common import (
-    EMBEDDING, ApiRequest, Params, ProbeResult, as_dict, as_list, bearer, field_of, optional_int, vector)
+    EMBEDDING,
+    ApiRequest,
+    Params,
+    ProbeResult,
+    as_dict,
+    as_list,
+    bearer,
+    field_of,
+    optional_int,
+    vector,
+)
 
 KINDS = frozenset({EMBEDDING})
 DEFAULT_URL = "http://localhost:11434"

@@ -18,12 +18,24 @@ index, embedding}], model, usage: {prompt_tokens, total_tokens}}``. Header
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from collectors.providers.common import (
-    EMBEDDING, ApiRequest, ParseError, Params, ProbeResult, as_dict, as_list, bearer, field_of, header_millis,
-    indexed_items, optional_int)
+    EMBEDDING,
+    ApiRequest,
+    Params,
+    ParseError,
+    ProbeResult,
+    as_dict,
+    as_list,
+    bearer,
+    field_of,
+    header_millis,
+    indexed_items,
+    optional_int,
+)
 
 KINDS = frozenset({EMBEDDING})
 DEFAULT_URL = "https://api.openai.com/v1"

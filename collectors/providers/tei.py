@@ -11,12 +11,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from collectors.providers.common import (
-    EMBEDDING, RERANK, ApiRequest, Params, ProbeResult, as_list, bearer, field_of, header_int, header_millis,
-    ranked_items, vector)
+    EMBEDDING,
+    RERANK,
+    ApiRequest,
+    Params,
+    ProbeResult,
+    as_list,
+    bearer,
+    field_of,
+    header_int,
+    header_millis,
+    ranked_items,
+    vector,
+)
 
 KINDS = frozenset({EMBEDDING, RERANK})
 TIMING_HEADERS = MappingProxyType({"total": "x-total-time", "tokenization": "x-tokenization-time",
