@@ -85,6 +85,21 @@ class LatencyState:
     vectors: dict[str, tuple[float, list[QueryVector]]] = field(default_factory=dict)  # probe_key -> (at, set)
 
 
+ANN_QUERY_DURATION_SECONDS = MetricSpec(
+    "vecmon_ann_query_duration_seconds", "histogram",
+    "Duration of approximate k-NN probe queries with the application's settings "
+    "(client-side, cumulative), for p50/p99 latency SLOs; queries that hit their timeout are "
+    "counted in the +Inf bucket only.", LABELS)
+ANN_QUERIES_TOTAL = MetricSpec("vecmon_ann_queries_total", "counter",
+                               "Approximate k-NN probe queries attempted (succeeded, timed out or failed).", LABELS)
+ANN_QUERY_ERRORS_TOTAL = MetricSpec(
+    "vecmon_ann_query_errors_total", "counter",
+    "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason"))
+ANN_QUERY_RETURNED_ROWS = MetricSpec(
+    "vecmon_ann_query_returned_rows", "gauge",
+    "Mean number of rows the latency probe queries returned in the last run (k at most).", LABELS)
+
+
 class AnnLatencyCollector:
     """Latency histogram of approximate k-NN queries with the application's settings."""
 
@@ -92,16 +107,10 @@ class AnnLatencyCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_ann_query_duration_seconds", "histogram",
-                   "Duration of approximate k-NN probe queries with the application's settings "
-                   "(client-side, cumulative), for p50/p99 latency SLOs; queries that hit their timeout are "
-                   "counted in the +Inf bucket only.", LABELS),
-        MetricSpec("vecmon_ann_queries_total", "counter",
-                   "Approximate k-NN probe queries attempted (succeeded, timed out or failed).", LABELS),
-        MetricSpec("vecmon_ann_query_errors_total", "counter",
-                   "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason")),
-        MetricSpec("vecmon_ann_query_returned_rows", "gauge",
-                   "Mean number of rows the latency probe queries returned in the last run (k at most).", LABELS),
+        ANN_QUERY_DURATION_SECONDS,
+        ANN_QUERIES_TOTAL,
+        ANN_QUERY_ERRORS_TOTAL,
+        ANN_QUERY_RETURNED_ROWS,
         MISCONFIGURED,
     )
 

@@ -34,29 +34,56 @@ from collectors.base import CollectContext, CollectorError, ConnectionUnavailabl
 from monitor.config_apis import RedisTarget
 from monitor.pg import CollectionTimeout
 
+REDIS_KEYSPACE_HITS_TOTAL = MetricSpec(
+    "vecmon_redis_keyspace_hits_total", "counter", "Successful key lookups (INFO keyspace_hits).")
+REDIS_KEYSPACE_MISSES_TOTAL = MetricSpec(
+    "vecmon_redis_keyspace_misses_total", "counter", "Failed key lookups (INFO keyspace_misses).")
+REDIS_KEYSPACE_HIT_RATIO = MetricSpec(
+    "vecmon_redis_keyspace_hit_ratio", "gauge",
+    "Hits / (hits + misses) since the previous collection (since server start on the first run).")
+REDIS_MEMORY_USED_BYTES = MetricSpec(
+    "vecmon_redis_memory_used_bytes", "gauge", "Memory allocated by Redis (INFO used_memory).")
+REDIS_MEMORY_MAX_BYTES = MetricSpec("vecmon_redis_memory_max_bytes", "gauge", "The maxmemory setting (0 = no limit).")
+REDIS_MEMORY_USED_RATIO = MetricSpec("vecmon_redis_memory_used_ratio", "gauge",
+                                     "Memory used divided by maxmemory; absent when maxmemory is 0 (no limit).")
+REDIS_EVICTED_KEYS_TOTAL = MetricSpec(
+    "vecmon_redis_evicted_keys_total", "counter", "Keys evicted because of the maxmemory limit.")
+REDIS_EXPIRED_KEYS_TOTAL = MetricSpec(
+    "vecmon_redis_expired_keys_total", "counter", "Keys removed because their TTL expired.")
+REDIS_CONNECTED_CLIENTS = MetricSpec(
+    "vecmon_redis_connected_clients", "gauge", "Client connections (INFO connected_clients).")
+REDIS_UPTIME_SECONDS = MetricSpec("vecmon_redis_uptime_seconds", "gauge", "Seconds since the Redis server started.")
+REDIS_DB_KEYS = MetricSpec("vecmon_redis_db_keys", "gauge", "Keys per database (INFO keyspace).", ("db",))
+REDIS_DB_EXPIRING_KEYS = MetricSpec(
+    "vecmon_redis_db_expiring_keys", "gauge", "Keys with a TTL per database (INFO keyspace).", ("db",))
+REDIS_PREFIX_KEYS = MetricSpec(
+    "vecmon_redis_prefix_keys", "gauge",
+    "Keys under a configured prefix in the configured database (SCAN; a lower bound when the scan "
+    "was cut short).", ("prefix",))
+REDIS_PREFIX_SCAN_COMPLETE = MetricSpec(
+    "vecmon_redis_prefix_scan_complete", "gauge",
+    "Whether the last SCAN of the prefix covered the whole keyspace (1) or max_scan_keys or the "
+    "time budget cut it short (0).", ("prefix",))
+REDIS_SERVER = MetricSpec("vecmon_redis_server", "info", "Redis server version, mode and eviction policy.",
+                          ("version", "mode", "maxmemory_policy"))
+
+
 REDIS_METRICS = (
-    MetricSpec("vecmon_redis_keyspace_hits_total", "counter", "Successful key lookups (INFO keyspace_hits)."),
-    MetricSpec("vecmon_redis_keyspace_misses_total", "counter", "Failed key lookups (INFO keyspace_misses)."),
-    MetricSpec("vecmon_redis_keyspace_hit_ratio", "gauge",
-               "Hits / (hits + misses) since the previous collection (since server start on the first run)."),
-    MetricSpec("vecmon_redis_memory_used_bytes", "gauge", "Memory allocated by Redis (INFO used_memory)."),
-    MetricSpec("vecmon_redis_memory_max_bytes", "gauge", "The maxmemory setting (0 = no limit)."),
-    MetricSpec("vecmon_redis_memory_used_ratio", "gauge",
-               "Memory used divided by maxmemory; absent when maxmemory is 0 (no limit)."),
-    MetricSpec("vecmon_redis_evicted_keys_total", "counter", "Keys evicted because of the maxmemory limit."),
-    MetricSpec("vecmon_redis_expired_keys_total", "counter", "Keys removed because their TTL expired."),
-    MetricSpec("vecmon_redis_connected_clients", "gauge", "Client connections (INFO connected_clients)."),
-    MetricSpec("vecmon_redis_uptime_seconds", "gauge", "Seconds since the Redis server started."),
-    MetricSpec("vecmon_redis_db_keys", "gauge", "Keys per database (INFO keyspace).", ("db",)),
-    MetricSpec("vecmon_redis_db_expiring_keys", "gauge", "Keys with a TTL per database (INFO keyspace).", ("db",)),
-    MetricSpec("vecmon_redis_prefix_keys", "gauge",
-               "Keys under a configured prefix in the configured database (SCAN; a lower bound when the scan "
-               "was cut short).", ("prefix",)),
-    MetricSpec("vecmon_redis_prefix_scan_complete", "gauge",
-               "Whether the last SCAN of the prefix covered the whole keyspace (1) or max_scan_keys or the "
-               "time budget cut it short (0).", ("prefix",)),
-    MetricSpec("vecmon_redis_server", "info", "Redis server version, mode and eviction policy.",
-               ("version", "mode", "maxmemory_policy")),
+    REDIS_KEYSPACE_HITS_TOTAL,
+    REDIS_KEYSPACE_MISSES_TOTAL,
+    REDIS_KEYSPACE_HIT_RATIO,
+    REDIS_MEMORY_USED_BYTES,
+    REDIS_MEMORY_MAX_BYTES,
+    REDIS_MEMORY_USED_RATIO,
+    REDIS_EVICTED_KEYS_TOTAL,
+    REDIS_EXPIRED_KEYS_TOTAL,
+    REDIS_CONNECTED_CLIENTS,
+    REDIS_UPTIME_SECONDS,
+    REDIS_DB_KEYS,
+    REDIS_DB_EXPIRING_KEYS,
+    REDIS_PREFIX_KEYS,
+    REDIS_PREFIX_SCAN_COMPLETE,
+    REDIS_SERVER,
 )
 
 

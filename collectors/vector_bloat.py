@@ -142,6 +142,14 @@ def expected_heap_bytes(table: Table) -> float | None:
     return math.ceil(table.reltuples / per_page) * float(table.block_size)
 
 
+VECTOR_TABLE_BLOAT_BYTES = MetricSpec(
+    "vecmon_vector_table_bloat_bytes", "gauge",
+    "Estimated heap bytes of a vector table beyond what its live rows need at its fillfactor "
+    "(method: pgstattuple_approx or statistics, see the collector docs).", LABELS)
+VECTOR_TABLE_BLOAT_RATIO = MetricSpec("vecmon_vector_table_bloat_ratio", "gauge",
+                                      "Estimated bloat as a share of the vector table's heap size (0..1).", LABELS)
+
+
 class VectorBloatCollector:
     """Estimated reclaimable heap space of the tables with a vector column (pgstattuple_approx or statistics).
 
@@ -152,11 +160,8 @@ class VectorBloatCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_table_bloat_bytes", "gauge",
-                   "Estimated heap bytes of a vector table beyond what its live rows need at its fillfactor "
-                   "(method: pgstattuple_approx or statistics, see the collector docs).", LABELS),
-        MetricSpec("vecmon_vector_table_bloat_ratio", "gauge",
-                   "Estimated bloat as a share of the vector table's heap size (0..1).", LABELS),
+        VECTOR_TABLE_BLOAT_BYTES,
+        VECTOR_TABLE_BLOAT_RATIO,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:

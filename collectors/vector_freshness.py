@@ -43,6 +43,27 @@ NULL_VERSION = "__null__"
 OTHER_VERSIONS = "__other__"
 
 
+VECTOR_NEWEST_ROW_TIMESTAMP_SECONDS = MetricSpec(
+    "vecmon_vector_newest_row_timestamp_seconds", "gauge",
+    "Unix time of the newest row by the configured timestamp column.", (*T, "column"))
+VECTOR_NEWEST_ROW_AGE_SECONDS = MetricSpec(
+    "vecmon_vector_newest_row_age_seconds", "gauge",
+    "Age of the newest row by the configured timestamp column (server clock).", (*T, "column"))
+VECTOR_MODEL_VERSION_ROWS = MetricSpec(
+    "vecmon_vector_model_version_rows", "gauge",
+    "Rows per value of the embedding-model version column: the largest groups by name, the "
+    "rest summed as '__other__' and NULL as '__null__' (reserved values).", (*T, "version"))
+VECTOR_EMBEDDING_PENDING_ROWS = MetricSpec(
+    "vecmon_vector_embedding_pending_rows", "gauge",
+    "Rows whose embedding column is NULL (waiting for an embedding).", (*T, "column"))
+VECTOR_FRESHNESS_ERRORS_TOTAL = MetricSpec(
+    "vecmon_vector_freshness_errors_total", "counter",
+    "Freshness queries that failed for the table (missing column, privilege...); the run's own "
+    "timeout is reported as the collector's, not here.", T)
+VECTOR_FRESHNESS_QUERY_DURATION_SECONDS = MetricSpec("vecmon_vector_freshness_query_duration_seconds", "gauge",
+                                                     "Time the table's freshness queries took in the last run.", T)
+
+
 class VectorFreshnessCollector:
     """Newest-row age, rows per embedding-model version and rows waiting for an embedding."""
 
@@ -50,20 +71,12 @@ class VectorFreshnessCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_newest_row_timestamp_seconds", "gauge",
-                   "Unix time of the newest row by the configured timestamp column.", (*T, "column")),
-        MetricSpec("vecmon_vector_newest_row_age_seconds", "gauge",
-                   "Age of the newest row by the configured timestamp column (server clock).", (*T, "column")),
-        MetricSpec("vecmon_vector_model_version_rows", "gauge",
-                   "Rows per value of the embedding-model version column: the largest groups by name, the "
-                   "rest summed as '__other__' and NULL as '__null__' (reserved values).", (*T, "version")),
-        MetricSpec("vecmon_vector_embedding_pending_rows", "gauge",
-                   "Rows whose embedding column is NULL (waiting for an embedding).", (*T, "column")),
-        MetricSpec("vecmon_vector_freshness_errors_total", "counter",
-                   "Freshness queries that failed for the table (missing column, privilege...); the run's own "
-                   "timeout is reported as the collector's, not here.", T),
-        MetricSpec("vecmon_vector_freshness_query_duration_seconds", "gauge",
-                   "Time the table's freshness queries took in the last run.", T),
+        VECTOR_NEWEST_ROW_TIMESTAMP_SECONDS,
+        VECTOR_NEWEST_ROW_AGE_SECONDS,
+        VECTOR_MODEL_VERSION_ROWS,
+        VECTOR_EMBEDDING_PENDING_ROWS,
+        VECTOR_FRESHNESS_ERRORS_TOTAL,
+        VECTOR_FRESHNESS_QUERY_DURATION_SECONDS,
     )
 
     def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry, schema: str, table: str

@@ -91,6 +91,83 @@ WHERE name IN ('shared_buffers', 'maintenance_work_mem', 'effective_cache_size',
 """
 
 
+VECTOR_EXTENSION = MetricSpec("vecmon_vector_extension", "info",
+                              "Installed pgvector version and schema.", ("version", "schema"))
+VECTOR_COLUMN_DIMENSIONS = MetricSpec(
+    "vecmon_vector_column_dimensions", "gauge",
+    "Declared dimensions of a vector/halfvec/sparsevec column (bits for an indexed bit column); "
+    "absent for an unconstrained column.", ("schema", "table", "column", "type"))
+VECTOR_TABLE_ROWS = MetricSpec(
+    "vecmon_vector_table_rows", "gauge",
+    "Estimated live rows of a table with a vector column (n_live_tup; reltuples while there are no "
+    "statistics).", T)
+VECTOR_TABLE_DEAD_ROWS = MetricSpec("vecmon_vector_table_dead_rows", "gauge",
+                                    "Dead rows not yet vacuumed (they occupy HNSW search slots until VACUUM).", T)
+VECTOR_TABLE_SIZE_BYTES = MetricSpec("vecmon_vector_table_size_bytes", "gauge",
+                                     "Total size of the table (heap, TOAST and indexes; leaf partitions summed).", T)
+VECTOR_COLUMN_NULL_ROWS = MetricSpec(
+    "vecmon_vector_column_null_rows", "gauge",
+    "Estimated rows whose vector column is NULL (pg_stats null_frac x rows): the embedding "
+    "backlog, as of the last ANALYZE.", ("schema", "table", "column"))
+VECTOR_INDEX = MetricSpec("vecmon_vector_index", "info",
+                          "An HNSW or IVFFlat index: key column (or expression:<first 8 hex digits of the SHA-1 of "
+                          "the expression>), access method, operator class and distance operator, whether it is a "
+                          "partial index (partial, and predicate_hash: first 8 hex digits of the SHA-1 of its "
+                          "predicate) and parent partitioned index.",
+                          (*P, "key", "method", "opclass", "operator", "partial", "predicate_hash", "parent"))
+VECTOR_INDEX_BUILD_OPTION = MetricSpec(
+    "vecmon_vector_index_build_option", "gauge",
+    "Build option of the index (m, ef_construction, lists) with pgvector's defaults filled in.",
+    (*P, "option"))
+VECTOR_INDEX_DIMENSIONS = MetricSpec("vecmon_vector_index_dimensions", "gauge",
+                                     "Dimensions of the indexed values (after an expression's cast).", P)
+VECTOR_INDEX_VALID = MetricSpec(
+    "vecmon_vector_index_valid", "gauge",
+    "Whether the index is valid and ready (1) or not (0: during or after a failed CREATE INDEX "
+    "CONCURRENTLY).", P)
+VECTOR_INDEX_SIZE_BYTES = MetricSpec("vecmon_vector_index_size_bytes", "gauge",
+                                     "Size of the index (pg_relation_size); 0 for a partitioned parent index.", P)
+VECTOR_INDEX_SCANS_TOTAL = MetricSpec("vecmon_vector_index_scans_total", "counter",
+                                      "Index scans started on the index (idx_scan).", P)
+VECTOR_INDEX_TUPLES_READ_TOTAL = MetricSpec("vecmon_vector_index_tuples_read_total", "counter",
+                                            "Index entries returned by scans of the index (idx_tup_read).", P)
+VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO = MetricSpec(
+    "vecmon_vector_index_size_to_shared_buffers_ratio", "gauge",
+    "Index size divided by shared_buffers; above 1 the index cannot be cached in shared "
+    "buffers and searches read from the OS cache or disk.", P)
+VECTOR_INDEX_MEMORY_ESTIMATE_BYTES = MetricSpec(
+    "vecmon_vector_index_memory_estimate_bytes", "gauge",
+    "Estimated HNSW graph size for the table's current rows (element and neighbour tuples); "
+    "compare with maintenance_work_mem for a fast rebuild and with memory for fast search.", P)
+VECTOR_INDEX_ROWS_AT_BUILD = MetricSpec(
+    "vecmon_vector_index_rows_at_build", "gauge",
+    "Table rows when vecmon first saw the current build of the index (a new relfilenode after "
+    "CREATE INDEX, REINDEX or VACUUM FULL); IVFFlat lists were computed for about this many rows.",
+    P)
+VECTOR_INDEX_BUILD_PROGRESS_RATIO = MetricSpec(
+    "vecmon_vector_index_build_progress_ratio", "gauge",
+    "Fraction done of a running CREATE INDEX/REINDEX on a vector table, 0..1 (blocks for HNSW, "
+    "tuples for IVFFlat while loading; 0 while unknown).",
+    (*P, "command", "phase"))
+VECTOR_MEMORY_SETTING_BYTES = MetricSpec("vecmon_vector_memory_setting_bytes", "gauge",
+                                         "Memory settings that decide whether vector indexes fit (shared_buffers, "
+                                         "maintenance_work_mem, effective_cache_size, work_mem).", ("setting",))
+VECTOR_SETTING = MetricSpec("vecmon_vector_setting", "gauge",
+                            "Numeric hnsw.*/ivfflat.* value the application's sessions get (database and app_role "
+                            "overrides applied).", ("setting",))
+VECTOR_SETTING_VALUE = MetricSpec(
+    "vecmon_vector_setting_value", "info",
+    "Value of an hnsw.*/ivfflat.* setting the application's sessions get, with where it comes from.",
+    ("setting", "value", "source"))
+VECTOR_SETTING_OVERRIDE = MetricSpec(
+    "vecmon_vector_setting_override", "info",
+    "An ALTER DATABASE/ROLE ... SET of an hnsw.*/ivfflat.* setting for this database ('*' = all).",
+    ("setting", "value", "database", "role"))
+VECTOR_CATALOG_REFRESHES_TOTAL = MetricSpec(
+    "vecmon_vector_catalog_refreshes_total", "counter",
+    "Times the vector catalog was rediscovered because it changed (first run included).", ())
+
+
 class VectorIndexesCollector:
     """Vector columns and indexes: dimensions, build options, sizes, memory fit, settings, build progress."""
 
@@ -98,69 +175,28 @@ class VectorIndexesCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_extension", "info",
-                   "Installed pgvector version and schema.", ("version", "schema")),
-        MetricSpec("vecmon_vector_column_dimensions", "gauge",
-                   "Declared dimensions of a vector/halfvec/sparsevec column (bits for an indexed bit column); "
-                   "absent for an unconstrained column.", ("schema", "table", "column", "type")),
-        MetricSpec("vecmon_vector_table_rows", "gauge",
-                   "Estimated live rows of a table with a vector column (n_live_tup; reltuples while there are no "
-                   "statistics).", T),
-        MetricSpec("vecmon_vector_table_dead_rows", "gauge",
-                   "Dead rows not yet vacuumed (they occupy HNSW search slots until VACUUM).", T),
-        MetricSpec("vecmon_vector_table_size_bytes", "gauge",
-                   "Total size of the table (heap, TOAST and indexes; leaf partitions summed).", T),
-        MetricSpec("vecmon_vector_column_null_rows", "gauge",
-                   "Estimated rows whose vector column is NULL (pg_stats null_frac x rows): the embedding "
-                   "backlog, as of the last ANALYZE.", ("schema", "table", "column")),
-        MetricSpec("vecmon_vector_index", "info",
-                   "An HNSW or IVFFlat index: key column (or expression:<first 8 hex digits of the SHA-1 of "
-                   "the expression>), access method, operator class and distance operator, whether it is a "
-                   "partial index (partial, and predicate_hash: first 8 hex digits of the SHA-1 of its "
-                   "predicate) and parent partitioned index.",
-                   (*P, "key", "method", "opclass", "operator", "partial", "predicate_hash", "parent")),
-        MetricSpec("vecmon_vector_index_build_option", "gauge",
-                   "Build option of the index (m, ef_construction, lists) with pgvector's defaults filled in.",
-                   (*P, "option")),
-        MetricSpec("vecmon_vector_index_dimensions", "gauge",
-                   "Dimensions of the indexed values (after an expression's cast).", P),
-        MetricSpec("vecmon_vector_index_valid", "gauge",
-                   "Whether the index is valid and ready (1) or not (0: during or after a failed CREATE INDEX "
-                   "CONCURRENTLY).", P),
-        MetricSpec("vecmon_vector_index_size_bytes", "gauge",
-                   "Size of the index (pg_relation_size); 0 for a partitioned parent index.", P),
-        MetricSpec("vecmon_vector_index_scans_total", "counter",
-                   "Index scans started on the index (idx_scan).", P),
-        MetricSpec("vecmon_vector_index_tuples_read_total", "counter",
-                   "Index entries returned by scans of the index (idx_tup_read).", P),
-        MetricSpec("vecmon_vector_index_size_to_shared_buffers_ratio", "gauge",
-                   "Index size divided by shared_buffers; above 1 the index cannot be cached in shared "
-                   "buffers and searches read from the OS cache or disk.", P),
-        MetricSpec("vecmon_vector_index_memory_estimate_bytes", "gauge",
-                   "Estimated HNSW graph size for the table's current rows (element and neighbour tuples); "
-                   "compare with maintenance_work_mem for a fast rebuild and with memory for fast search.", P),
-        MetricSpec("vecmon_vector_index_rows_at_build", "gauge",
-                   "Table rows when vecmon first saw the current build of the index (a new relfilenode after "
-                   "CREATE INDEX, REINDEX or VACUUM FULL); IVFFlat lists were computed for about this many rows.",
-                   P),
-        MetricSpec("vecmon_vector_index_build_progress_ratio", "gauge",
-                   "Fraction done of a running CREATE INDEX/REINDEX on a vector table, 0..1 (blocks for HNSW, "
-                   "tuples for IVFFlat while loading; 0 while unknown).",
-                   (*P, "command", "phase")),
-        MetricSpec("vecmon_vector_memory_setting_bytes", "gauge",
-                   "Memory settings that decide whether vector indexes fit (shared_buffers, "
-                   "maintenance_work_mem, effective_cache_size, work_mem).", ("setting",)),
-        MetricSpec("vecmon_vector_setting", "gauge",
-                   "Numeric hnsw.*/ivfflat.* value the application's sessions get (database and app_role "
-                   "overrides applied).", ("setting",)),
-        MetricSpec("vecmon_vector_setting_value", "info",
-                   "Value of an hnsw.*/ivfflat.* setting the application's sessions get, with where it comes from.",
-                   ("setting", "value", "source")),
-        MetricSpec("vecmon_vector_setting_override", "info",
-                   "An ALTER DATABASE/ROLE ... SET of an hnsw.*/ivfflat.* setting for this database ('*' = all).",
-                   ("setting", "value", "database", "role")),
-        MetricSpec("vecmon_vector_catalog_refreshes_total", "counter",
-                   "Times the vector catalog was rediscovered because it changed (first run included).", ()),
+        VECTOR_EXTENSION,
+        VECTOR_COLUMN_DIMENSIONS,
+        VECTOR_TABLE_ROWS,
+        VECTOR_TABLE_DEAD_ROWS,
+        VECTOR_TABLE_SIZE_BYTES,
+        VECTOR_COLUMN_NULL_ROWS,
+        VECTOR_INDEX,
+        VECTOR_INDEX_BUILD_OPTION,
+        VECTOR_INDEX_DIMENSIONS,
+        VECTOR_INDEX_VALID,
+        VECTOR_INDEX_SIZE_BYTES,
+        VECTOR_INDEX_SCANS_TOTAL,
+        VECTOR_INDEX_TUPLES_READ_TOTAL,
+        VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO,
+        VECTOR_INDEX_MEMORY_ESTIMATE_BYTES,
+        VECTOR_INDEX_ROWS_AT_BUILD,
+        VECTOR_INDEX_BUILD_PROGRESS_RATIO,
+        VECTOR_MEMORY_SETTING_BYTES,
+        VECTOR_SETTING,
+        VECTOR_SETTING_VALUE,
+        VECTOR_SETTING_OVERRIDE,
+        VECTOR_CATALOG_REFRESHES_TOTAL,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:

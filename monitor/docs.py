@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 
 from collectors.registry import all_collector_classes
+from collectors.self_metrics import SELF_METRICS
 from monitor.config import Config
-from monitor.exposition import SELF_METRICS
 
 
 def metric_reference() -> str:

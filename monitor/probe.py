@@ -36,9 +36,10 @@ from pydantic import SecretStr, ValidationError
 
 from collectors.base import CollectContext, CollectorDisabled, Emitter
 from collectors.registry import database_collector
+from collectors.self_metrics import SELF_METRICS
 from monitor.config import NAME_PATTERN, Config, DatabaseTarget
 from monitor.config_probe import URL_PARAMETERS, AuthModule, ProbeSettings
-from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, SELF_METRICS, ExpositionCache, _Families
+from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, ExpositionCache, _Families
 from monitor.http import Response
 from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable
 from monitor.shared import SharedState

@@ -300,8 +300,8 @@ def test_accessors_never_raise_on_numbers_a_server_can_send():
 
 
 def test_model_api_metric_declarations_follow_conventions():
+    from collectors.self_metrics import SELF_METRICS
     from monitor.api_jobs import api_collector_classes
-    from monitor.exposition import SELF_METRICS
 
     names = {spec.name for spec in SELF_METRICS}
     allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_", "vecmon_app_")
