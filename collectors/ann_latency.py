@@ -145,16 +145,16 @@ class AnnLatencyCollector:
             if key[:3] in current:
                 buckets = [(repr(b), hist.counts[i]) for i, b in enumerate(LATENCY_BUCKETS)]
                 buckets.append(("+Inf", hist.counts[-1]))
-                em.histogram("vecmon_ann_query_duration_seconds", buckets, hist.total, *key)
+                em.histogram(ANN_QUERY_DURATION_SECONDS.name, buckets, hist.total, *key)
         for key, count in state.attempts.items():
             if key[:3] in current:
-                em.add("vecmon_ann_queries_total", count, *key)
+                em.add(ANN_QUERIES_TOTAL.name, count, *key)
         for key, count in state.errors.items():
             if key[:3] in current:
-                em.add("vecmon_ann_query_errors_total", count, *key)
+                em.add(ANN_QUERY_ERRORS_TOTAL.name, count, *key)
         for key, rows in state.returned.items():
             if key[:3] in current:
-                em.add("vecmon_ann_query_returned_rows", rows, *key)
+                em.add(ANN_QUERY_RETURNED_ROWS.name, rows, *key)
         return em.families()
 
     def _vectors(self, conn: psycopg.Connection, idx: VectorIndex, vs: Any, cfg: Any,

@@ -265,18 +265,18 @@ class AppProbeCollector:
     def _emit(self, app: ApplicationTarget, state: dict) -> list[Metric]:
         out = Emitter(app.name, self.METRICS)
         last = state["last"]
-        out.add("vecmon_app_probe_success", 1 if last["success"] else 0)
+        out.add(APP_PROBE_SUCCESS.name, 1 if last["success"] else 0)
         for outcome in APP_OUTCOMES:
             hist = state.get("hist", {}).get(outcome)
             if hist is not None:
-                out.histogram("vecmon_app_probe_duration_seconds", cumulative(hist), hist["sum"], outcome)
-            out.add("vecmon_app_probe_requests_total", state["requests"][outcome], outcome)
-        out.add("vecmon_app_probe_last_duration_seconds", last["duration"])
-        out.add("vecmon_app_probe_http_status_code", last["status"])
+                out.histogram(APP_PROBE_DURATION_SECONDS.name, cumulative(hist), hist["sum"], outcome)
+            out.add(APP_PROBE_REQUESTS_TOTAL.name, state["requests"][outcome], outcome)
+        out.add(APP_PROBE_LAST_DURATION_SECONDS.name, last["duration"])
+        out.add(APP_PROBE_HTTP_STATUS_CODE.name, last["status"])
         for name in assertion_names(app):
-            out.add("vecmon_app_probe_assertion_failures_total", state["assertions"].get(name, 0), name)
+            out.add(APP_PROBE_ASSERTION_FAILURES_TOTAL.name, state["assertions"].get(name, 0), name)
         if last["not_after"] is not None and math.isfinite(last["not_after"]):
-            out.add("vecmon_app_tls_cert_expiry_timestamp_seconds", last["not_after"])
+            out.add(APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS.name, last["not_after"])
         return out.families()
 
 

@@ -286,10 +286,10 @@ class CustomQueryCollector:
                 else:
                     keys.add(labels)
         self._report(ctx, len(rows), truncated, skips, duplicates)
-        emitter.add("vecmon_query_rows", len(rows), plan.name)
-        emitter.add("vecmon_query_truncated", 1 if truncated else 0, plan.name)
+        emitter.add(QUERY_ROWS.name, len(rows), plan.name)
+        emitter.add(QUERY_TRUNCATED.name, 1 if truncated else 0, plan.name)
         for column in plan.metrics:
-            emitter.add("vecmon_query_skipped_values", sum(skips.reasons.get(column.column, {}).values()),
+            emitter.add(QUERY_SKIPPED_VALUES.name, sum(skips.reasons.get(column.column, {}).values()),
                         plan.name, column.column)
         return emitter.families()
 

@@ -384,50 +384,50 @@ class ModelProbeCollector:
         for outcome in OUTCOMES:
             hist = state.get("hist", {}).get(outcome)
             if hist is not None:
-                out.histogram("vecmon_model_api_request_duration_seconds", cumulative(hist), hist["sum"], *pmk,
+                out.histogram(MODEL_API_REQUEST_DURATION_SECONDS.name, cumulative(hist), hist["sum"], *pmk,
                               outcome)
-            out.add("vecmon_model_api_requests_total", state["requests"][outcome], *pmk, outcome)
-        out.add("vecmon_model_api_retries_total", state.get("retries", 0), *pmk)
+            out.add(MODEL_API_REQUESTS_TOTAL.name, state["requests"][outcome], *pmk, outcome)
+        out.add(MODEL_API_RETRIES_TOTAL.name, state.get("retries", 0), *pmk)
         last = state["last"]
-        out.add("vecmon_model_api_probe_success", 1 if last["success"] else 0, *pmk)
-        out.add("vecmon_model_api_probe_duration_seconds", last["duration"], *pmk)
-        out.add("vecmon_model_api_last_status_code", last["status"], *pmk)
-        out.add("vecmon_model_api_tokens_total", state.get("tokens", 0), *pmk)
+        out.add(MODEL_API_PROBE_SUCCESS.name, 1 if last["success"] else 0, *pmk)
+        out.add(MODEL_API_PROBE_DURATION_SECONDS.name, last["duration"], *pmk)
+        out.add(MODEL_API_LAST_STATUS_CODE.name, last["status"], *pmk)
+        out.add(MODEL_API_TOKENS_TOTAL.name, state.get("tokens", 0), *pmk)
         for reason, count in state["validation"].items():
-            out.add("vecmon_model_api_validation_failures_total", count, *pmk, reason)
+            out.add(MODEL_API_VALIDATION_FAILURES_TOTAL.name, count, *pmk, reason)
         entry = state.get("price") or self.prices.lookup(endpoint.pricing_provider or endpoint.provider,
                                                          endpoint.model)
         if entry is not None:
-            out.add("vecmon_model_api_cost_usd_total", state.get("cost", 0.0), *pmk)
+            out.add(MODEL_API_COST_USD_TOTAL.name, state.get("cost", 0.0), *pmk)
             if entry.usd_per_1m_tokens is not None:
-                out.add("vecmon_model_api_price_usd", entry.usd_per_1m_tokens, *pmk, "million_tokens")
+                out.add(MODEL_API_PRICE_USD.name, entry.usd_per_1m_tokens, *pmk, "million_tokens")
             else:
-                out.add("vecmon_model_api_price_usd", entry.usd_per_1k_searches, *pmk, "thousand_searches")
+                out.add(MODEL_API_PRICE_USD.name, entry.usd_per_1k_searches, *pmk, "thousand_searches")
         for phase, seconds in sorted(state.get("server_timings", {}).items()):
-            out.add("vecmon_model_api_server_duration_seconds", seconds, *pmk, phase)
+            out.add(MODEL_API_SERVER_DURATION_SECONDS.name, seconds, *pmk, phase)
         for resource, values in sorted(state.get("rate_limits", {}).items()):
             if "limit" in values:
-                out.add("vecmon_model_api_rate_limit_limit", values["limit"], *pmk, resource)
+                out.add(MODEL_API_RATE_LIMIT_LIMIT.name, values["limit"], *pmk, resource)
             if "remaining" in values:
-                out.add("vecmon_model_api_rate_limit_remaining", values["remaining"], *pmk, resource)
+                out.add(MODEL_API_RATE_LIMIT_REMAINING.name, values["remaining"], *pmk, resource)
             if "reset" in values:
-                out.add("vecmon_model_api_rate_limit_reset_seconds", values["reset"], *pmk, resource)
+                out.add(MODEL_API_RATE_LIMIT_RESET_SECONDS.name, values["reset"], *pmk, resource)
             if values.get("limit", 0) > 0 and "remaining" in values:
-                out.add("vecmon_model_api_rate_limit_headroom_ratio", values["remaining"] / values["limit"], *pmk,
+                out.add(MODEL_API_RATE_LIMIT_HEADROOM_RATIO.name, values["remaining"] / values["limit"], *pmk,
                         resource)
         if endpoint.kind == EMBEDDING:
             observed, expected = state.get("observed_dims"), state.get("expected_dims")
             if observed is not None:
-                out.add("vecmon_embedding_dimensions", observed, *pm)
+                out.add(EMBEDDING_DIMENSIONS.name, observed, *pm)
             if expected is not None:
-                out.add("vecmon_embedding_expected_dimensions", expected, *pm)
+                out.add(EMBEDDING_EXPECTED_DIMENSIONS.name, expected, *pm)
                 if observed is not None:
-                    out.add("vecmon_embedding_dimension_mismatch", 1 if observed != expected else 0, *pm)
+                    out.add(EMBEDDING_DIMENSION_MISMATCH.name, 1 if observed != expected else 0, *pm)
         else:
             if "search_units" in state or endpoint.provider == "cohere":
-                out.add("vecmon_rerank_search_units_total", state.get("search_units", 0.0), *pm)
+                out.add(RERANK_SEARCH_UNITS_TOTAL.name, state.get("search_units", 0.0), *pm)
             if "relevant_rank" in state:
-                out.add("vecmon_rerank_relevant_document_rank", state["relevant_rank"], *pm)
+                out.add(RERANK_RELEVANT_DOCUMENT_RANK.name, state["relevant_rank"], *pm)
         return out.families()
 
 

@@ -88,7 +88,7 @@ class ActivityCollector:
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         threshold = float(getattr(ctx.settings, "long_running_threshold", DEFAULT_THRESHOLD))
-        emitter.add("vecmon_pg_long_running_query_threshold_seconds", threshold)
+        emitter.add(PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS.name, threshold)
 
         counts = {row["datname"]: 0 for row in fetch(ctx.conn, DATABASES_SQL)}
         oldest = dict.fromkeys(counts, 0.0)
@@ -96,12 +96,12 @@ class ActivityCollector:
             counts[row["datname"]] = int(row["long_running"])
             oldest[row["datname"]] = float(row["oldest_seconds"] or 0.0)
         for datname in sorted(counts):
-            emitter.add("vecmon_pg_long_running_queries", counts[datname], datname)
-            emitter.add("vecmon_pg_oldest_query_age_seconds", oldest[datname], datname)
+            emitter.add(PG_LONG_RUNNING_QUERIES.name, counts[datname], datname)
+            emitter.add(PG_OLDEST_QUERY_AGE_SECONDS.name, oldest[datname], datname)
 
         waits = dict.fromkeys(LOCK_MODES, 0)
         for row in fetch(ctx.conn, LOCK_WAITS_SQL):
             waits[row["mode"]] = int(row["waiting"])
         for mode, count in waits.items():
-            emitter.add("vecmon_pg_lock_waits", count, mode)
+            emitter.add(PG_LOCK_WAITS.name, count, mode)
         return emitter.families()

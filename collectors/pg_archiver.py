@@ -101,16 +101,16 @@ class ArchiverCollector:
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         row = fetch_one(ctx.conn, ARCHIVER_SQL)
-        emitter.add("vecmon_pg_archiver_enabled", bool(row["enabled"]))
-        emitter.add("vecmon_pg_archiver_archived_total", row["archived_count"])
-        emitter.add("vecmon_pg_archiver_failed_total", row["failed_count"])
-        emitter.add("vecmon_pg_archiver_failing", bool(row["failing"]))
-        for metric, column in (("vecmon_pg_archiver_last_archived_age_seconds", "last_archived_age"),
-                               ("vecmon_pg_archiver_last_failed_age_seconds", "last_failed_age")):
+        emitter.add(PG_ARCHIVER_ENABLED.name, bool(row["enabled"]))
+        emitter.add(PG_ARCHIVER_ARCHIVED_TOTAL.name, row["archived_count"])
+        emitter.add(PG_ARCHIVER_FAILED_TOTAL.name, row["failed_count"])
+        emitter.add(PG_ARCHIVER_FAILING.name, bool(row["failing"]))
+        for metric, column in ((PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS.name, "last_archived_age"),
+                               (PG_ARCHIVER_LAST_FAILED_AGE_SECONDS.name, "last_failed_age")):
             if row[column] is not None:
                 emitter.add(metric, max(0.0, float(row[column])))
         if row["can_list_status"]:
             pending = fetch_one(ctx.conn, PENDING_SQL)
-            emitter.add("vecmon_pg_archiver_pending_files", pending["files"])
-            emitter.add("vecmon_pg_archiver_oldest_pending_age_seconds", max(0.0, float(pending["oldest_age"])))
+            emitter.add(PG_ARCHIVER_PENDING_FILES.name, pending["files"])
+            emitter.add(PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name, max(0.0, float(pending["oldest_age"])))
         return emitter.families()

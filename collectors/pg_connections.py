@@ -94,9 +94,9 @@ class ConnectionsCollector:
         self._emit_activity(emitter, rows, databases)
 
         usage = fetch_one(ctx.conn, USAGE_SQL)
-        emitter.add("vecmon_pg_connections_used", usage.get("used"))
-        emitter.add("vecmon_pg_connections_max", usage.get("max_connections"))
-        emitter.add("vecmon_pg_connections_used_ratio", ratio(usage.get("used"), usage.get("max_connections")))
+        emitter.add(PG_CONNECTIONS_USED.name, usage.get("used"))
+        emitter.add(PG_CONNECTIONS_MAX.name, usage.get("max_connections"))
+        emitter.add(PG_CONNECTIONS_USED_RATIO.name, ratio(usage.get("used"), usage.get("max_connections")))
         return emitter.families()
 
     @staticmethod
@@ -112,7 +112,7 @@ class ConnectionsCollector:
             current = oldest.get(db, 0.0)
             oldest[db] = max(current, float(age)) if age is not None else current
         for (db, state), count in sorted(counts.items()):
-            emitter.add("vecmon_pg_connections", count, db, state)
+            emitter.add(PG_CONNECTIONS.name, count, db, state)
         for db in sorted(waiting):
-            emitter.add("vecmon_pg_connections_lock_waiting", waiting[db], db)
-            emitter.add("vecmon_pg_oldest_transaction_age_seconds", oldest[db], db)
+            emitter.add(PG_CONNECTIONS_LOCK_WAITING.name, waiting[db], db)
+            emitter.add(PG_OLDEST_TRANSACTION_AGE_SECONDS.name, oldest[db], db)

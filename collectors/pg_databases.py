@@ -133,8 +133,8 @@ class DatabasesCollector:
             datname = row["datname"]
             for spec, column in COUNTERS:
                 emitter.add(spec.name, row[column], datname)
-            emitter.add("vecmon_pg_database_size_bytes", sizes.get(datname), datname)
+            emitter.add(PG_DATABASE_SIZE_BYTES.name, sizes.get(datname), datname)
             hits, reads = row["blks_hit"], row["blks_read"]
             total = None if hits is None or reads is None else hits + reads
-            emitter.add("vecmon_pg_database_cache_hit_ratio", ratio(hits, total), datname)
+            emitter.add(PG_DATABASE_CACHE_HIT_RATIO.name, ratio(hits, total), datname)
         return emitter.families()

@@ -100,9 +100,9 @@ class IndexesCollector:
     @staticmethod
     def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["schemaname"], row["relname"], row["indexrelname"], row["amname"])
-        emitter.add("vecmon_pg_index_scans_total", row["idx_scan"], *labels)
-        emitter.add("vecmon_pg_index_tup_read_total", row["idx_tup_read"], *labels)
-        emitter.add("vecmon_pg_index_tup_fetch_total", row["idx_tup_fetch"], *labels)
-        emitter.add("vecmon_pg_index_size_bytes", row["size_bytes"], *labels)
-        emitter.add("vecmon_pg_index_unused", row["unused"], *labels)
-        emitter.add("vecmon_pg_index_invalid", row["invalid"], *labels)
+        emitter.add(PG_INDEX_SCANS_TOTAL.name, row["idx_scan"], *labels)
+        emitter.add(PG_INDEX_TUP_READ_TOTAL.name, row["idx_tup_read"], *labels)
+        emitter.add(PG_INDEX_TUP_FETCH_TOTAL.name, row["idx_tup_fetch"], *labels)
+        emitter.add(PG_INDEX_SIZE_BYTES.name, row["size_bytes"], *labels)
+        emitter.add(PG_INDEX_UNUSED.name, row["unused"], *labels)
+        emitter.add(PG_INDEX_INVALID.name, row["invalid"], *labels)

@@ -116,12 +116,12 @@ class IoCollector:
     def _emit(emitter: Emitter, row: dict[str, Any], timing: dict[str, Any]) -> None:
         labels = (row["backend_type"], row["object"], row["context"])
         for op, column in OPERATIONS:
-            emitter.add("vecmon_pg_io_operations_total", row[column], *labels, op)
+            emitter.add(PG_IO_OPERATIONS_TOTAL.name, row[column], *labels, op)
         for op in BYTE_OPS:
-            emitter.add("vecmon_pg_io_bytes_total", row[f"{op}_bytes"], *labels, op)
+            emitter.add(PG_IO_BYTES_TOTAL.name, row[f"{op}_bytes"], *labels, op)
         timed = timing["wal_io_timing"] if row["object"] == "wal" else timing["io_timing"]
         if timed:
             for op in TIMED_OPS:
                 value = row[f"{op}_time"]
-                emitter.add("vecmon_pg_io_time_seconds_total", None if value is None else value / 1000.0,
+                emitter.add(PG_IO_TIME_SECONDS_TOTAL.name, None if value is None else value / 1000.0,
                             *labels, op)

@@ -153,19 +153,19 @@ class ProgressCollector:
             counts[("create_index", _flag(row["vector"]))] += 1
             self._emit_create_index(emitter, row)
         for (command, vector), count in counts.items():
-            emitter.add("vecmon_pg_maintenance_operations", count, command, vector)
+            emitter.add(PG_MAINTENANCE_OPERATIONS.name, count, command, vector)
         return emitter.families()
 
     @staticmethod
     def _emit_vacuum(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["schema"], row["table"], _flag(row["vector"]), _flag(row["autovacuum"]))
         scanned = ratio(row["heap_blks_scanned"], row["heap_blks_total"])
-        emitter.add("vecmon_pg_vacuum_heap_scanned_ratio", None if scanned is None else min(1.0, scanned),
+        emitter.add(PG_VACUUM_HEAP_SCANNED_RATIO.name, None if scanned is None else min(1.0, scanned),
                     *labels, row["phase"])
-        emitter.add("vecmon_pg_vacuum_index_passes", row["index_vacuum_count"], *labels)
+        emitter.add(PG_VACUUM_INDEX_PASSES.name, row["index_vacuum_count"], *labels)
         memory = ratio(row["dead_used"], row["dead_max"])
-        emitter.add("vecmon_pg_vacuum_dead_tuple_memory_ratio", None if memory is None else min(1.0, memory), *labels)
-        emitter.add("vecmon_pg_vacuum_running_seconds", row["running_seconds"], *labels)
+        emitter.add(PG_VACUUM_DEAD_TUPLE_MEMORY_RATIO.name, None if memory is None else min(1.0, memory), *labels)
+        emitter.add(PG_VACUUM_RUNNING_SECONDS.name, row["running_seconds"], *labels)
 
     @staticmethod
     def _emit_create_index(emitter: Emitter, row: dict[str, Any]) -> None:
@@ -175,5 +175,5 @@ class ProgressCollector:
             done = min(1.0, row["blocks_done"] / row["blocks_total"])
         elif row["tuples_total"]:
             done = min(1.0, row["tuples_done"] / row["tuples_total"])
-        emitter.add("vecmon_pg_create_index_progress_ratio", done, *labels, row["phase"])
-        emitter.add("vecmon_pg_create_index_running_seconds", row["running_seconds"], *labels)
+        emitter.add(PG_CREATE_INDEX_PROGRESS_RATIO.name, done, *labels, row["phase"])
+        emitter.add(PG_CREATE_INDEX_RUNNING_SECONDS.name, row["running_seconds"], *labels)

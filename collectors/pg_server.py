@@ -185,40 +185,40 @@ class ServerCollector:
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         conn, facts = ctx.conn, ctx.facts
-        emitter.add("vecmon_pg_server_info", 1, facts.version.split(" ")[0], facts.version_num)
-        emitter.add("vecmon_pg_server_version_num", facts.version_num)
+        emitter.add(PG_SERVER_INFO.name, 1, facts.version.split(" ")[0], facts.version_num)
+        emitter.add(PG_SERVER_VERSION_NUM.name, facts.version_num)
 
         status = fetch_one(conn, STATUS_SQL)
-        emitter.add("vecmon_pg_uptime_seconds", status["uptime_seconds"])
-        emitter.add("vecmon_pg_in_recovery", status["in_recovery"])
-        emitter.add("vecmon_pg_standby_replay_lag_seconds", status["standby_replay_lag_seconds"])
-        emitter.add("vecmon_pg_wal_written_bytes_total", status["wal_lsn_bytes"])
+        emitter.add(PG_UPTIME_SECONDS.name, status["uptime_seconds"])
+        emitter.add(PG_IN_RECOVERY.name, status["in_recovery"])
+        emitter.add(PG_STANDBY_REPLAY_LAG_SECONDS.name, status["standby_replay_lag_seconds"])
+        emitter.add(PG_WAL_WRITTEN_BYTES_TOTAL.name, status["wal_lsn_bytes"])
 
         settings = every(ctx.state, "settings", lambda: fetch(conn, SETTINGS_SQL, {"names": list(SETTINGS)}))
         for row in settings:  # read again every 5 minutes: they change only on a reload or restart
-            metric = {"bytes": "vecmon_pg_setting_bytes", "seconds": "vecmon_pg_setting_seconds"}.get(
-                setting_unit_kind(row["unit"]), "vecmon_pg_setting")
+            metric = {"bytes": PG_SETTING_BYTES.name, "seconds": PG_SETTING_SECONDS.name}.get(
+                setting_unit_kind(row["unit"]), PG_SETTING.name)
             emitter.add(metric, setting_in_base_units(row["setting"], row["unit"]), row["name"])
 
         for row in fetch(conn, REPLICATION_SQL):
             labels = (row["application_name"], row["client_addr"])
-            emitter.add("vecmon_pg_replication_lag_seconds", row["lag_seconds"], *labels)
-            emitter.add("vecmon_pg_replication_lag_bytes", row["lag_bytes"], *labels)
+            emitter.add(PG_REPLICATION_LAG_SECONDS.name, row["lag_seconds"], *labels)
+            emitter.add(PG_REPLICATION_LAG_BYTES.name, row["lag_bytes"], *labels)
 
         for row in fetch(conn, SLOTS_SQL):
             labels = (row["slot_name"], row["slot_type"])
-            emitter.add("vecmon_pg_replication_slot_active", row["active"], *labels)
-            emitter.add("vecmon_pg_replication_slot_retained_wal_bytes", row["retained_bytes"], *labels)
+            emitter.add(PG_REPLICATION_SLOT_ACTIVE.name, row["active"], *labels)
+            emitter.add(PG_REPLICATION_SLOT_RETAINED_WAL_BYTES.name, row["retained_bytes"], *labels)
 
         if status["can_list_waldir"]:
             waldir = fetch_one(conn, WALDIR_SQL)
-            emitter.add("vecmon_pg_wal_directory_bytes", waldir["bytes"])
-            emitter.add("vecmon_pg_wal_directory_files", waldir["files"])
+            emitter.add(PG_WAL_DIRECTORY_BYTES.name, waldir["bytes"])
+            emitter.add(PG_WAL_DIRECTORY_FILES.name, waldir["files"])
 
         checkpoints = fetch_one(conn, CHECKPOINTS_SQL_PG17 if facts.version_num >= PG17 else CHECKPOINTS_SQL_PRE17)
-        emitter.add("vecmon_pg_checkpoints_total", checkpoints["timed"], "timed")
-        emitter.add("vecmon_pg_checkpoints_total", checkpoints["requested"], "requested")
-        emitter.add("vecmon_pg_checkpoint_write_seconds_total", checkpoints["write_seconds"])
-        emitter.add("vecmon_pg_checkpoint_sync_seconds_total", checkpoints["sync_seconds"])
-        emitter.add("vecmon_pg_checkpoint_buffers_written_total", checkpoints["buffers_written"])
+        emitter.add(PG_CHECKPOINTS_TOTAL.name, checkpoints["timed"], "timed")
+        emitter.add(PG_CHECKPOINTS_TOTAL.name, checkpoints["requested"], "requested")
+        emitter.add(PG_CHECKPOINT_WRITE_SECONDS_TOTAL.name, checkpoints["write_seconds"])
+        emitter.add(PG_CHECKPOINT_SYNC_SECONDS_TOTAL.name, checkpoints["sync_seconds"])
+        emitter.add(PG_CHECKPOINT_BUFFERS_WRITTEN_TOTAL.name, checkpoints["buffers_written"])
         return emitter.families()

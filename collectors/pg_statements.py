@@ -141,9 +141,9 @@ class StatementsCollector:
     @staticmethod
     def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["queryid"], row["username"], row["vector_op"])
-        emitter.add("vecmon_pg_statement_calls_total", row["calls"], *labels)
-        emitter.add("vecmon_pg_statement_exec_seconds_total", row["exec_seconds"], *labels)
-        emitter.add("vecmon_pg_statement_mean_exec_seconds", ratio(row["exec_seconds"], row["calls"]), *labels)
-        emitter.add("vecmon_pg_statement_rows_total", row["rows"], *labels)
-        emitter.add("vecmon_pg_statement_shared_blks_hit_total", row["shared_blks_hit"], *labels)
-        emitter.add("vecmon_pg_statement_shared_blks_read_total", row["shared_blks_read"], *labels)
+        emitter.add(PG_STATEMENT_CALLS_TOTAL.name, row["calls"], *labels)
+        emitter.add(PG_STATEMENT_EXEC_SECONDS_TOTAL.name, row["exec_seconds"], *labels)
+        emitter.add(PG_STATEMENT_MEAN_EXEC_SECONDS.name, ratio(row["exec_seconds"], row["calls"]), *labels)
+        emitter.add(PG_STATEMENT_ROWS_TOTAL.name, row["rows"], *labels)
+        emitter.add(PG_STATEMENT_SHARED_BLKS_HIT_TOTAL.name, row["shared_blks_hit"], *labels)
+        emitter.add(PG_STATEMENT_SHARED_BLKS_READ_TOTAL.name, row["shared_blks_read"], *labels)

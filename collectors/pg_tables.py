@@ -147,29 +147,29 @@ class TablesCollector:
     def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["schemaname"], row["relname"])
         seq, idx = row["seq_scan"], row["idx_scan"]
-        emitter.add("vecmon_pg_table_seq_scan_total", seq, *labels)
-        emitter.add("vecmon_pg_table_idx_scan_total", idx, *labels)
+        emitter.add(PG_TABLE_SEQ_SCAN_TOTAL.name, seq, *labels)
+        emitter.add(PG_TABLE_IDX_SCAN_TOTAL.name, idx, *labels)
         if seq is not None:
-            emitter.add("vecmon_pg_table_index_scan_ratio", ratio(idx or 0, seq + (idx or 0)), *labels)
+            emitter.add(PG_TABLE_INDEX_SCAN_RATIO.name, ratio(idx or 0, seq + (idx or 0)), *labels)
 
         live, dead = row["n_live_tup"], row["n_dead_tup"]
-        emitter.add("vecmon_pg_table_live_tuples", live, *labels)
-        emitter.add("vecmon_pg_table_dead_tuples", dead, *labels)
+        emitter.add(PG_TABLE_LIVE_TUPLES.name, live, *labels)
+        emitter.add(PG_TABLE_DEAD_TUPLES.name, dead, *labels)
         if live is not None and dead is not None:
-            emitter.add("vecmon_pg_table_dead_tuple_ratio", ratio(dead, live + dead), *labels)
+            emitter.add(PG_TABLE_DEAD_TUPLE_RATIO.name, ratio(dead, live + dead), *labels)
 
-        emitter.add("vecmon_pg_table_tup_inserted_total", row["n_tup_ins"], *labels)
-        emitter.add("vecmon_pg_table_tup_updated_total", row["n_tup_upd"], *labels)
-        emitter.add("vecmon_pg_table_tup_deleted_total", row["n_tup_del"], *labels)
+        emitter.add(PG_TABLE_TUP_INSERTED_TOTAL.name, row["n_tup_ins"], *labels)
+        emitter.add(PG_TABLE_TUP_UPDATED_TOTAL.name, row["n_tup_upd"], *labels)
+        emitter.add(PG_TABLE_TUP_DELETED_TOTAL.name, row["n_tup_del"], *labels)
 
         for kind in MAINTENANCE_KINDS:
             age = row[f"{kind}_age"]  # NULL: never ran (since the last stats reset)
             if age is not None:
-                emitter.add("vecmon_pg_table_last_maintenance_age_seconds", max(0.0, float(age)), *labels, kind)
+                emitter.add(PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, max(0.0, float(age)), *labels, kind)
 
         for part in SIZE_PARTS:
-            emitter.add("vecmon_pg_table_size_bytes", row[f"{part}_bytes"], *labels, part)
+            emitter.add(PG_TABLE_SIZE_BYTES.name, row[f"{part}_bytes"], *labels, part)
 
         hits, reads = row["heap_blks_hit"], row["heap_blks_read"]
         if hits is not None and reads is not None:
-            emitter.add("vecmon_pg_table_cache_hit_ratio", ratio(hits, hits + reads), *labels)
+            emitter.add(PG_TABLE_CACHE_HIT_RATIO.name, ratio(hits, hits + reads), *labels)

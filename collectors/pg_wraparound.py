@@ -87,12 +87,12 @@ class WraparoundCollector:
         for row in fetch(ctx.conn, DATABASES_SQL):
             for kind in KINDS:
                 age = row[f"{kind}_age"]
-                emitter.add("vecmon_pg_database_freeze_age", age, row["datname"], kind)
-                emitter.add("vecmon_pg_database_wraparound_ratio",
+                emitter.add(PG_DATABASE_FREEZE_AGE.name, age, row["datname"], kind)
+                emitter.add(PG_DATABASE_WRAPAROUND_RATIO.name,
                             None if age is None else min(1.0, max(0.0, age / WRAPAROUND_LIMIT)), row["datname"], kind)
         settings = fetch_one(ctx.conn, FREEZE_SETTINGS_SQL)
         for kind in KINDS:
-            emitter.add("vecmon_pg_autovacuum_freeze_max_age", settings[kind], kind)
+            emitter.add(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, settings[kind], kind)
         return emitter.families()
 
 
@@ -120,5 +120,5 @@ class WraparoundTablesCollector:
         emitter = Emitter(ctx.target, self.METRICS)
         for row in fetch(ctx.conn, TABLES_SQL, {"limit": ctx.settings.limits.tables}):
             for kind in KINDS:
-                emitter.add("vecmon_pg_table_freeze_age", row[f"{kind}_age"], row["schema"], row["table"], kind)
+                emitter.add(PG_TABLE_FREEZE_AGE.name, row[f"{kind}_age"], row["schema"], row["table"], kind)
         return emitter.families()

@@ -306,11 +306,11 @@ class ProviderCostsCollector:
                     if in_period(day, period):
                         for item, usd in rows.items():
                             per_item[item] = per_item.get(item, 0.0) + usd
-                out.add("vecmon_cost_provider_spend_usd", sum(per_item.values()), provider, period)
+                out.add(COST_PROVIDER_SPEND_USD.name, sum(per_item.values()), provider, period)
                 if target.line_items:
                     top = sorted(per_item.items(), key=lambda kv: -kv[1])[:target.max_series]
                     for item, usd in top:
-                        out.add("vecmon_cost_provider_line_item_spend_usd", usd, provider, period, item)
+                        out.add(COST_PROVIDER_LINE_ITEM_SPEND_USD.name, usd, provider, period, item)
         if "usage" in state:
             for period in PERIODS:
                 per_model: dict[str, list[float]] = {}
@@ -321,13 +321,13 @@ class ProviderCostsCollector:
                             acc[0] += tokens
                             acc[1] += reqs
                 for model, (tokens, reqs) in sorted(per_model.items(), key=lambda kv: -kv[1][0])[:target.max_series]:
-                    out.add("vecmon_cost_provider_embedding_tokens", tokens, provider, period, model)
-                    out.add("vecmon_cost_provider_embedding_requests", reqs, provider, period, model)
+                    out.add(COST_PROVIDER_EMBEDDING_TOKENS.name, tokens, provider, period, model)
+                    out.add(COST_PROVIDER_EMBEDDING_REQUESTS.name, reqs, provider, period, model)
         for api, counts in state.get("polls", {}).items():
             for outcome, count in counts.items():
-                out.add("vecmon_cost_api_polls_total", count, provider, api, outcome)
+                out.add(COST_API_POLLS_TOTAL.name, count, provider, api, outcome)
         for api, when in state.get("last_success", {}).items():
-            out.add("vecmon_cost_api_last_success_timestamp_seconds", when, provider, api)
+            out.add(COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS.name, when, provider, api)
         return out.families()
 
 
@@ -371,9 +371,9 @@ class BudgetCollector:
         spend = self.ledger.spend(budget.sources, utc_today(self.clock))
         limits = {"day": budget.daily_usd, "month": budget.monthly_usd}
         for period in PERIODS:
-            out.add("vecmon_cost_budget_spend_usd", spend[period], period)
+            out.add(COST_BUDGET_SPEND_USD.name, spend[period], period)
             if limits[period] is not None:
-                out.add("vecmon_cost_budget_limit_usd", limits[period], period)
-                out.add("vecmon_cost_budget_used_ratio", spend[period] / limits[period], period)
-        out.add("vecmon_cost_budget_sources_missing", sum(not self.ledger.known(s) for s in budget.sources))
+                out.add(COST_BUDGET_LIMIT_USD.name, limits[period], period)
+                out.add(COST_BUDGET_USED_RATIO.name, spend[period] / limits[period], period)
+        out.add(COST_BUDGET_SOURCES_MISSING.name, sum(not self.ledger.known(s) for s in budget.sources))
         return out.families()

@@ -189,8 +189,8 @@ class VectorBloatCollector:
                 continue
             bloat = max(0.0, actual - expected)
             labels = (table.schema, table.table, "statistics")
-            emitter.add("vecmon_vector_table_bloat_bytes", bloat, *labels)
-            emitter.add("vecmon_vector_table_bloat_ratio", bloat / actual, *labels)
+            emitter.add(VECTOR_TABLE_BLOAT_BYTES.name, bloat, *labels)
+            emitter.add(VECTOR_TABLE_BLOAT_RATIO.name, bloat / actual, *labels)
         return emitter.families()
 
     @staticmethod
@@ -201,5 +201,5 @@ class VectorBloatCollector:
         reserved = size * (100 - table.fillfactor) / 100.0
         bloat = max(0.0, float(row["approx_free_space"]) + float(row["dead_tuple_len"]) - reserved)
         labels = (table.schema, table.table, "pgstattuple_approx")
-        emitter.add("vecmon_vector_table_bloat_bytes", bloat, *labels)
-        emitter.add("vecmon_vector_table_bloat_ratio", min(1.0, bloat / size), *labels)
+        emitter.add(VECTOR_TABLE_BLOAT_BYTES.name, bloat, *labels)
+        emitter.add(VECTOR_TABLE_BLOAT_RATIO.name, min(1.0, bloat / size), *labels)

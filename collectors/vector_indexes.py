@@ -206,14 +206,14 @@ class VectorIndexesCollector:
         if refreshed:
             ctx.state["refreshes"] = ctx.state.get("refreshes", 0) + 1
         em = Emitter(ctx.target, self.METRICS)
-        em.add("vecmon_vector_catalog_refreshes_total", ctx.state.get("refreshes", 0))
-        em.info("vecmon_vector_extension", {}, catalog.extension_version, catalog.extension_schema)
+        em.add(VECTOR_CATALOG_REFRESHES_TOTAL.name, ctx.state.get("refreshes", 0))
+        em.info(VECTOR_EXTENSION.name, {}, catalog.extension_version, catalog.extension_schema)
         self._settings(em, catalog, ctx.settings.vector)
 
         memory = every(ctx.state, "memory_settings", lambda: {  # pg_settings: read again every 5 minutes
             r["name"]: setting_in_base_units(r["setting"], r["unit"]) for r in fetch(conn, _MEMORY_SQL)})
         for name, value in sorted(memory.items()):
-            em.add("vecmon_vector_memory_setting_bytes", value, name)
+            em.add(VECTOR_MEMORY_SETTING_BYTES.name, value, name)
 
         tables = {c.table_oid: (c.schema, c.table) for c in catalog.columns}
         for idx in catalog.indexes:
@@ -228,7 +228,7 @@ class VectorIndexesCollector:
                 ratio = min(1.0, r["blocks_done"] / r["blocks_total"])
             elif r["tuples_total"]:
                 ratio = min(1.0, r["tuples_done"] / r["tuples_total"])
-            em.add("vecmon_vector_index_build_progress_ratio", ratio, r["schema"], r["table"], r["index"],
+            em.add(VECTOR_INDEX_BUILD_PROGRESS_RATIO.name, ratio, r["schema"], r["table"], r["index"],
                    r["command"], r["phase"])
 
         table_stats = {r["oid"]: r for r in fetch(conn, _TABLE_STATS_SQL,
@@ -240,9 +240,9 @@ class VectorIndexesCollector:
                 continue
             rows = _rows(stats)
             rows_by_table[oid] = rows
-            em.add("vecmon_vector_table_rows", rows, schema, table)
-            em.add("vecmon_vector_table_dead_rows", stats["dead"], schema, table)
-            em.add("vecmon_vector_table_size_bytes", stats["bytes"], schema, table)
+            em.add(VECTOR_TABLE_ROWS.name, rows, schema, table)
+            em.add(VECTOR_TABLE_DEAD_ROWS.name, stats["dead"], schema, table)
+            em.add(VECTOR_TABLE_SIZE_BYTES.name, stats["bytes"], schema, table)
 
         null_fracs: dict[tuple[str, str, str], float] = {}
         if catalog.columns:
@@ -253,10 +253,10 @@ class VectorIndexesCollector:
                     null_fracs[(r["schema"], r["table"], r["column"])] = r["null_frac"]
         for c in catalog.columns:
             if c.dims is not None:
-                em.add("vecmon_vector_column_dimensions", c.dims, c.schema, c.table, c.column, c.type)
+                em.add(VECTOR_COLUMN_DIMENSIONS.name, c.dims, c.schema, c.table, c.column, c.type)
             frac = null_fracs.get((c.schema, c.table, c.column))
             if frac is not None and c.table_oid in rows_by_table:
-                em.add("vecmon_vector_column_null_rows", round(frac * rows_by_table[c.table_oid]), c.schema,
+                em.add(VECTOR_COLUMN_NULL_ROWS.name, round(frac * rows_by_table[c.table_oid]), c.schema,
                        c.table, c.column)
 
         index_stats = {r["oid"]: r for r in fetch(conn, _INDEX_STATS_SQL, {
@@ -267,26 +267,26 @@ class VectorIndexesCollector:
         for idx in catalog.indexes:
             labels = idx.labels
             parent = by_oid.get(idx.parent_oid) if idx.parent_oid else None
-            em.info("vecmon_vector_index", {}, *labels, idx.key_label, idx.method, idx.opclass, idx.operator or "",
+            em.info(VECTOR_INDEX.name, {}, *labels, idx.key_label, idx.method, idx.opclass, idx.operator or "",
                     "true" if idx.predicate else "false", idx.predicate_hash, parent.name if parent else "")
             for option, value in sorted(idx.options.items()):
-                em.add("vecmon_vector_index_build_option", value, *labels, option)
+                em.add(VECTOR_INDEX_BUILD_OPTION.name, value, *labels, option)
             if idx.dims is not None:
-                em.add("vecmon_vector_index_dimensions", idx.dims, *labels)
-            em.add("vecmon_vector_index_valid", 1 if idx.valid and idx.ready else 0, *labels)
+                em.add(VECTOR_INDEX_DIMENSIONS.name, idx.dims, *labels)
+            em.add(VECTOR_INDEX_VALID.name, 1 if idx.valid and idx.ready else 0, *labels)
             stats = index_stats.get(idx.oid) or {}
             size = stats.get("bytes")
-            em.add("vecmon_vector_index_size_bytes", size, *labels)
-            em.add("vecmon_vector_index_scans_total", stats.get("idx_scan"), *labels)
-            em.add("vecmon_vector_index_tuples_read_total", stats.get("idx_tup_read"), *labels)
-            em.add("vecmon_vector_index_rows_at_build", build_rows.get(idx.oid), *labels)
+            em.add(VECTOR_INDEX_SIZE_BYTES.name, size, *labels)
+            em.add(VECTOR_INDEX_SCANS_TOTAL.name, stats.get("idx_scan"), *labels)
+            em.add(VECTOR_INDEX_TUPLES_READ_TOTAL.name, stats.get("idx_tup_read"), *labels)
+            em.add(VECTOR_INDEX_ROWS_AT_BUILD.name, build_rows.get(idx.oid), *labels)
             if size is not None and shared_buffers and idx.relkind == "i":
-                em.add("vecmon_vector_index_size_to_shared_buffers_ratio", size / shared_buffers, *labels)
+                em.add(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name, size / shared_buffers, *labels)
             if idx.method == "hnsw":
                 value_bytes = vector_bytes(idx.key_typname, idx.dims)
                 rows = self._indexed_rows(idx, rows_by_table, table_stats, null_fracs)
                 if value_bytes is not None and rows is not None:
-                    em.add("vecmon_vector_index_memory_estimate_bytes",
+                    em.add(VECTOR_INDEX_MEMORY_ESTIMATE_BYTES.name,
                            hnsw_memory_estimate(rows, idx.options.get("m", 16), value_bytes), *labels)
         return em.families()
 
@@ -341,12 +341,12 @@ class VectorIndexesCollector:
     def _settings(em: Emitter, catalog: VectorCatalog, vector_settings: Any) -> None:
         app = catalog.app_settings(getattr(vector_settings, "app_role", None))
         for name, (value, source) in sorted(app.items()):
-            em.info("vecmon_vector_setting_value", {}, name, value, source)
+            em.info(VECTOR_SETTING_VALUE.name, {}, name, value, source)
             number = numeric(value)
             if number is not None:
-                em.add("vecmon_vector_setting", number, name)
+                em.add(VECTOR_SETTING.name, number, name)
         for override in catalog.overrides:
-            em.info("vecmon_vector_setting_override", {}, override.name, override.value, override.database,
+            em.info(VECTOR_SETTING_OVERRIDE.name, {}, override.name, override.value, override.database,
                     override.role)
 
 
