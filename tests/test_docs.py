@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from collectors.vector_indexes import VECTOR_INDEX
 from monitor.docs import render
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -84,6 +85,6 @@ databases:
         runtime.stop()
     exposed = _exposed_families(generate_latest(build_registry(store, 300)).decode())
     listed = _reference_names(README.read_text())
-    assert "vecmon_vector_index_info" in exposed  # the probe really ran on pgvector
+    assert VECTOR_INDEX.exposed_name in exposed  # the probe really ran on pgvector
     missing = sorted(name for name in exposed if name not in listed and f"{name}_total" not in listed)
     assert not missing, f"exposed but not in the README's metric reference under that name: {missing}"
