@@ -445,21 +445,28 @@ class DatabaseConnector:
             conn, kept = self._session()
             ctx.pool_wait = time.monotonic() - asked  # exported on its own, not in the run's duration
             try:
-                result = self._run_on(conn, collect, ctx, timeout)
+                result = self._run_on(conn, collect, ctx, timeout, kept, reset)
             except _StaleSession:
                 self._sessions.discard(conn)
                 conn = self._connect()
-                result = self._run_on(conn, collect, ctx, timeout, kept=False)
+                result = self._run_on(conn, collect, ctx, timeout, False, reset)
             self._hand_back(conn, reset)
             return result
         finally:
             self._runs.release()
 
     def _hand_back(self, conn: psycopg.Connection, reset: bool) -> None:
-        if self._closed:
+        """The session back to the cache (reset first when asked), or closed if it is not sound."""
+        if self._closed or conn.closed:
             self._sessions.discard(conn)
             return
-        if reset and not conn.closed:
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+        except psycopg.Error:
+            self._sessions.discard(conn)
+            return
+        if reset:
             try:
                 _reset_session(conn)
             except psycopg.Error:
@@ -468,7 +475,8 @@ class DatabaseConnector:
         self._sessions.give(conn)
 
     def _run_on(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any], ctx: CollectContext,
-                timeout: float, kept: bool = True) -> Any:
+                timeout: float, kept: bool = True, reset: bool = True) -> Any:
+        """The run on ``conn``; on a failure the session is handed back (or closed) here."""
         with self._lock:
             self._active.add(conn)
         disarm = self._arm_watchdog(timeout + 0.5, conn)
@@ -477,36 +485,22 @@ class DatabaseConnector:
         except _StaleSession:
             raise
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            self._end(conn)
+            self._hand_back(conn, reset)
             raise CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}")) from None
         except psycopg.OperationalError as exc:
             self._sessions.discard(conn)
             raise self._lost(f"connection lost: {one_line(exc)}") from None
         except psycopg.Error as exc:
-            self._end(conn)
+            self._hand_back(conn, reset)
             raise CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}")) from None
-        except BaseException:
-            self._end(conn)
+        except BaseException:  # the collector's own (CollectorDisabled, a bad result...): the session is sound
+            self._hand_back(conn, reset)
             raise
         finally:
             disarm()
             ctx.conn = None
             with self._lock:
                 self._active.discard(conn)
-
-    def _end(self, conn: psycopg.Connection) -> None:
-        """After a failed run: the session back to the cache if it is still sound, else closed."""
-        if self._closed:
-            self._sessions.discard(conn)
-            return
-        try:
-            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.rollback()
-            _reset_session(conn)
-        except psycopg.Error:
-            self._sessions.discard(conn)
-            return
-        self._sessions.give(conn)
 
     def _run_read_only(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any],
                        ctx: CollectContext, timeout: float, kept: bool) -> Any:
