@@ -37,7 +37,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from alerts.promql import LABEL_NAME, check_window_query, split_selector
-from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, is_duration_text, parse_duration_or_zero
+from collectors.settings.base import (
+    NAME_PATTERN,
+    Duration,
+    ForDuration,
+    Model,
+    is_duration_text,
+    parse_duration_or_zero,
+)
 
 SEVERITIES = ("critical", "warning", "info")
 Severity = Literal["critical", "warning", "info"]

@@ -90,7 +90,6 @@ class AnnLatencyCollector:
 
     name = "ann_latency"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_ann_query_duration_seconds", "histogram",
                    "Duration of approximate k-NN probe queries with the application's settings "

@@ -61,7 +61,6 @@ class ActivityCollector:
 
     name = "activity"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_long_running_queries", "gauge",
                    "Client statements running longer than the target's long_running_threshold, by database "

@@ -57,7 +57,6 @@ class ArchiverCollector:
 
     name = "archiver"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_archiver_enabled", "gauge",
                    "Whether WAL archiving runs on this server: 1 when archive_mode is on (always, on a standby) and "

@@ -53,7 +53,6 @@ class ConnectionsCollector:
 
     name = "connections"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec(
             "vecmon_pg_connections", "gauge",

@@ -72,7 +72,6 @@ class DatabasesCollector:
 
     name = "databases"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         *(MetricSpec(metric, "counter", text, ("datname",)) for metric, _, text in COUNTERS),
         MetricSpec(

@@ -62,7 +62,6 @@ class IndexesCollector:
 
     name = "indexes"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_index_scans_total", "counter",
                    "Index scans initiated on the index (pg_stat_user_indexes.idx_scan).", LABELS),

@@ -79,7 +79,6 @@ class IoCollector:
 
     name = "io"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_io_operations_total", "counter",
                    "Buffer and file operations by backend type, object (relation, temp relation, wal on 18+), "

@@ -102,7 +102,6 @@ class ProgressCollector:
 
     name = "progress"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_maintenance_operations", "gauge",
                    "Running maintenance operations in the database by command (vacuum: VACUUM and autovacuum; "

@@ -102,7 +102,6 @@ class ServerCollector:
 
     name = "server"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_server_info", "gauge",
                    "Always 1; labels carry the PostgreSQL version (short form) and server_version_num.",

@@ -82,7 +82,6 @@ class StatementsCollector:
 
     name = "statements"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_statement_calls_total", "counter",
                    "Times the statement was executed (pg_stat_statements.calls).", LABELS),

@@ -85,7 +85,6 @@ class TablesCollector:
 
     name = "tables"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_table_seq_scan_total", "counter",
                    "Sequential scans started on the table.", LABELS),

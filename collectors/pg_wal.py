@@ -36,7 +36,6 @@ class WalCollector:
 
     name = "wal"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_wal_records_total", "counter",
                    "WAL records generated (pg_stat_wal.wal_records)."),

@@ -61,7 +61,6 @@ class WraparoundCollector:
 
     name = "wraparound"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_database_freeze_age", "gauge",
                    "Age of the database's oldest unfrozen transaction ID (kind=xid: age(datfrozenxid)) or "
@@ -96,7 +95,6 @@ class WraparoundTablesCollector:
 
     name = "wraparound_tables"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_pg_table_freeze_age", "gauge",
                    "Age of the oldest unfrozen transaction ID (kind=xid) or multixact ID (kind=multixact) of the "

@@ -150,7 +150,6 @@ class VectorBloatCollector:
 
     name = "vector_bloat"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_table_bloat_bytes", "gauge",
                    "Estimated heap bytes of a vector table beyond what its live rows need at its fillfactor "

@@ -48,7 +48,6 @@ class VectorFreshnessCollector:
 
     name = "vector_freshness"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_newest_row_timestamp_seconds", "gauge",
                    "Unix time of the newest row by the configured timestamp column.", (*T, "column")),

@@ -96,7 +96,6 @@ class VectorIndexesCollector:
 
     name = "vector_indexes"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_extension", "info",
                    "Installed pgvector version and schema.", ("version", "schema")),

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collectors.registry import DATABASE_COLLECTORS
-from monitor.config_base import Duration, Model, SecretFilePath, one_secret
+from collectors.settings.base import Duration, Model, SecretFilePath, one_secret
 
 # The cheap, cluster-level PostgreSQL collectors: a handful of small catalog queries per probe.
 # Per-relation collectors (tables, indexes, statements) and the pgvector probes are opt-in.

@@ -30,9 +30,10 @@ from typing import Any
 
 import psycopg
 
-from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
+from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError, ConnectionUnavailable
+from collectors.pg_session import describe_target
 from monitor.config import DatabaseTarget
-from monitor.pg import CollectionTimeout, DatabaseConnector, describe_target, one_line
+from monitor.pg import DatabaseConnector, one_line
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from alerts.rules_app import APP_ALERTS
 from alerts.yamlout import dump
 from collectors.app_probe import APP_OUTCOMES, AppProbeCollector, certificate_not_after, json_equal
 from collectors.base import CollectContext
-from monitor.config_apps import ApplicationTarget
+from collectors.settings.applications import ApplicationTarget
 from monitor.exposition import build_registry
 from monitor.loader import ConfigError, parse_config
 from monitor.scheduler import Runtime

@@ -29,14 +29,14 @@ from prometheus_client import generate_latest
 from test_providers_cost import ADMIN, NOW, cost_fake
 from test_redis_cache import PASSWORD, REDIS_SERVER, RedisServer
 
-from collectors.base import CollectContext, CollectorError
+from collectors.base import CollectContext, CollectionTimeout, CollectorError
 from collectors.provider_costs import ProviderCostsCollector, SpendLedger
 from collectors.providers.common import MAX_BODY_BYTES
 from collectors.redis_cache import RedisCacheCollector
+from collectors.settings.cost_apis import CostApiTarget
+from collectors.settings.redis import RedisTarget
 from monitor.config import Config
-from monitor.config_apis import CostApiTarget, RedisTarget
 from monitor.exposition import build_registry
-from monitor.pg import CollectionTimeout
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 

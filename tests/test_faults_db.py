@@ -14,12 +14,12 @@ import psycopg
 import pytest
 from prometheus_client import generate_latest
 
-from collectors.base import CollectContext
+from collectors.base import CollectContext, CollectionTimeout
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.embedded import LocalPostgres, free_port
 from monitor.exposition import build_registry
-from monitor.pg import CollectionTimeout, DatabaseConnector
+from monitor.pg import DatabaseConnector
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE, new_database

@@ -14,7 +14,7 @@ import pytest
 
 from collectors.base import Collector
 from collectors.pgvector_catalog import MISCONFIGURED
-from collectors.registry import database_collector
+from collectors.registry import database_collector, registration
 from tests.conftest import Database, new_database
 from tests.helpers import Families, run_collector
 
@@ -110,7 +110,7 @@ def test_workload_covers_the_main_families(collected):
 def test_declarations_follow_naming_rules(collector):
     cls: Collector = database_collector(collector)
     assert cls.name == collector
-    assert cls.needs_connection is True
+    assert registration(collector).kind == "database" and registration(collector).scope in ("server", "database")
     names = [spec.name for spec in cls.METRICS]
     assert len(names) == len(set(names))
     for spec in cls.METRICS:

@@ -19,12 +19,12 @@ import psycopg
 import pytest
 
 import collectors.recall_probe as recall_probe
-from collectors.base import CollectorDisabled
+from collectors.base import CollectionTimeout, CollectorDisabled
+from collectors.pg_session import build_conninfo
 from collectors.pgvector_catalog import short_hash
 from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
 from collectors.vector_freshness import _version_counts
 from monitor.config import DatabaseTarget
-from monitor.pg import CollectionTimeout, build_conninfo
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, Database, new_database
 from tests.helpers import Families, run_collector

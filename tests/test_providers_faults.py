@@ -18,11 +18,10 @@ from prometheus_client import generate_latest
 from collectors.model_probe import BUCKETS
 from collectors.provider_costs import SpendLedger
 from collectors.providers.common import OUTCOMES
-from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.exposition import build_registry
 from monitor.loader import parse_config
-from monitor.scheduler import Runtime
+from monitor.scheduler import Runtime, build_api_jobs
 from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 

@@ -22,8 +22,8 @@ from prometheus_client import generate_latest
 
 from collectors.base import CollectContext, CollectorError, ConnectionUnavailable
 from collectors.redis_cache import RedisCacheCollector, RespConnection, glob_escape, parse_keyspace
+from collectors.settings.redis import RedisTarget
 from monitor.config import Config
-from monitor.config_apis import RedisTarget
 from monitor.exposition import build_registry
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
