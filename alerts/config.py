@@ -1,7 +1,7 @@
 """Typed configuration of the alerting side: ``alerting:``, ``slos:`` and ``alertmanager:``.
 
 :mod:`monitor.config` imports this module for :class:`~monitor.config.Config`; both build on
-:mod:`monitor.config_base` (``ForDuration`` allows ``for: 0s`` where a duration must otherwise be
+:mod:`collectors.settings.base` (``ForDuration`` allows ``for: 0s`` where a duration must otherwise be
 positive).
 
 Example (``config/alerting-example.yaml`` has every key)::

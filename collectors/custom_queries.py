@@ -234,7 +234,6 @@ class _Skips:
 class CustomQueryCollector:
     """Runs one :class:`QueryPlan`; its name is ``query:<name>`` and its METRICS come from the plan."""
 
-
     def __init__(self, plan: QueryPlan):
         self.plan = plan
         self.name = plan.collector_name

@@ -28,7 +28,7 @@ server does (trickled headers or body included; see
 Counters and the latency histogram accumulate in ``ctx.state`` (per job, across runs).
 
 Expected dimensions from pgvector: ``default_dimension_source(ref) -> int | None`` (``ref`` is a
-:class:`collectors.settings.endpoints.DimensionsFrom`); :func:`monitor.api_jobs.build_api_jobs` passes the
+:class:`collectors.settings.endpoints.DimensionsFrom`); :func:`monitor.scheduler.build_api_jobs` passes the
 vector columns that the ``vector_indexes`` discovery last found (``ctx.shared.vector_columns``),
 so the probe opens no database session of its own.
 """

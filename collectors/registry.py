@@ -70,7 +70,11 @@ class Registration:
 
     @property
     def metrics(self) -> tuple[MetricSpec, ...]:
-        """The metric families the collector declares (``METRICS`` of its class)."""
+        """The metric families the collector declares: ``METRICS`` of its class; for custom queries, the
+        families every query reports about itself (``QUERY_METRICS``; the rest come from the config)."""
+        if self.kind == "custom_query":
+            query_specs: tuple[MetricSpec, ...] = load(self.path.partition(":")[0] + ":QUERY_METRICS")
+            return query_specs
         specs: tuple[MetricSpec, ...] = self.load().METRICS
         return specs
 

@@ -21,6 +21,7 @@ from collectors.settings.cost_apis import Budget, CostApiTarget, Pricing
 from collectors.settings.custom_queries import CustomQuery
 from collectors.settings.endpoints import EndpointTarget
 from collectors.settings.redis import RedisTarget
+from collectors.settings.targets import ScheduledTarget
 from monitor.config_probe import AuthModule, ProbeSettings
 from monitor.config_queries import check_query_plans
 from monitor.config_vector import VECTOR_COLLECTORS, VectorSettings
@@ -219,7 +220,8 @@ class Config(Model):
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         seen: set[str] = set()
-        for target in [*self.databases, *all_api_targets(self)]:
+        targets: list[DatabaseTarget | ScheduledTarget] = [*self.databases, *all_api_targets(self)]
+        for target in targets:
             if target.name in seen:
                 raise ValueError(f"duplicate target name {target.name!r}")
             seen.add(target.name)
