@@ -46,14 +46,6 @@ def server_address(target: DatabaseTarget) -> str:
     return describe_target(target).rpartition("/")[0]
 
 
-def collector_scope(collector: Any) -> str:
-    """``server`` for cluster-wide collectors, ``database`` for the rest (the default)."""
-    scope = getattr(collector, "scope", "database")
-    if scope not in ("server", "database"):
-        raise ValueError(f"collector {getattr(collector, 'name', collector)!r}: unknown scope {scope!r}")
-    return scope
-
-
 class SessionBudget:
     """At most ``limit`` runs of one server's targets hold a session at a time."""
 
