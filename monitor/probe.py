@@ -36,10 +36,10 @@ from pydantic import SecretStr, ValidationError
 
 from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, Emitter
 from collectors.registry import database_collector
+from collectors.self_metrics import SELF_METRICS
 from collectors.settings.base import NAME_PATTERN
 from monitor.config import Config, DatabaseTarget
 from monitor.config_probe import URL_PARAMETERS, AuthModule, ProbeSettings
-from collectors.self_metrics import SELF_METRICS
 from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, ExpositionCache, _Families
 from monitor.http import Response
 from monitor.pg import DatabaseConnector, TargetUnreachable
