@@ -20,70 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import conninfo as pg_conninfo
 
-from collectors.base import CollectContext, CollectorError, ConnectionUnavailable, ServerFacts
+from collectors.base import CollectContext, CollectionTimeout, CollectorError, ConnectionUnavailable, ServerFacts
+from collectors.pg_session import build_conninfo, describe_target, secrets_of
+from collectors.pg_session import duration_setting as _ms
+from collectors.redaction import redact
 from monitor.config import DatabaseTarget
 from monitor.sessions import IdleSessions, SessionBudget
 
-APPLICATION_NAME = "vecmon"
 log = logging.getLogger(__name__)
-
-
-class CollectionTimeout(CollectorError):
-    """The run was cancelled on the server because it exceeded its timeout."""
-
-
-def _ms(seconds: float) -> str:
-    return f"{max(1, int(seconds * 1000))}ms"
-
-
-def build_conninfo(target: DatabaseTarget) -> str:
-    """libpq conninfo for a target, with vecmon's session settings; may contain the password."""
-    params: dict[str, Any] = {}
-    for key in ("host", "port", "user", "dbname", "sslmode"):
-        value = getattr(target, key)
-        if value is not None:
-            params[key] = value
-    if target.password_value() is not None:
-        params["password"] = target.password_value()
-    params["application_name"] = APPLICATION_NAME
-    params["connect_timeout"] = max(2, int(target.connect_timeout))
-    params["options"] = (f"-c default_transaction_read_only=on -c statement_timeout={_ms(target.timeout)}"
-                         f" -c lock_timeout={_ms(target.lock_timeout)} -c idle_in_transaction_session_timeout="
-                         f"{_ms(max(60.0, target.timeout * 2))}")
-    dsn = target.dsn.get_secret_value() if target.dsn is not None else ""
-    return pg_conninfo.make_conninfo(dsn, **params)
-
-
-def describe_target(target: DatabaseTarget) -> str:
-    """host:port/dbname without credentials, for logs and the status page."""
-    try:
-        info = pg_conninfo.conninfo_to_dict(build_conninfo(target))
-    except psycopg.ProgrammingError:
-        return "(invalid dsn)"
-    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', info.get('user', ''))}"
-
-
-def secrets_of(target: DatabaseTarget) -> list[str]:
-    """Values that must never appear in logs or metrics."""
-    secrets = []
-    if target.password_value():
-        secrets.append(target.password_value())
-    if target.dsn is not None:
-        try:
-            password = pg_conninfo.conninfo_to_dict(target.dsn.get_secret_value()).get("password")
-        except psycopg.ProgrammingError:
-            password = None
-        if password:
-            secrets.append(str(password))
-    return [s for s in secrets if s]
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 FACTS_SQL = """
