@@ -13,8 +13,8 @@ def test_readme_references_are_up_to_date():
 
 
 def test_every_declared_metric_follows_conventions():
-    from collectors.pgvector_catalog import MISCONFIGURED
     from collectors.registry import all_collector_classes
+    from collectors.vector_selection import MISCONFIGURED
     from monitor.api_jobs import api_collector_classes
     from monitor.exposition import SELF_METRICS
 

@@ -13,8 +13,8 @@ import math
 import pytest
 
 from collectors.base import Collector
-from collectors.pgvector_catalog import MISCONFIGURED
 from collectors.registry import database_collector
+from collectors.vector_selection import MISCONFIGURED
 from tests.conftest import Database, new_database
 from tests.helpers import Families, run_collector
 

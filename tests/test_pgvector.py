@@ -18,11 +18,14 @@ import numpy as np
 import psycopg
 import pytest
 
-import collectors.recall_probe as recall_probe
+import collectors.recall_replica as recall_replica
 from collectors.base import CollectorDisabled
-from collectors.pgvector_catalog import short_hash
-from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
+from collectors.recall_probe import recall_lock_key
+from collectors.recall_replica import replica_conninfo
+from collectors.recall_results import Point
+from collectors.recall_scoring import reaches, recall_at_k, result_rows
 from collectors.vector_freshness import _version_counts
+from collectors.vector_names import short_hash
 from monitor.config import DatabaseTarget
 from monitor.pg import CollectionTimeout, build_conninfo
 from monitor.shared import SharedState
@@ -653,14 +656,14 @@ def test_replica_password_never_reaches_logs_or_metrics(vdb, tmp_path, caplog):
     password = "Sup3rS3cretPw"
     bad = recall_overrides(tmp_path, sample_size=5,
                            replica_dsn=f"host=127.0.0.1 port=1 user=vecmon password={password} dbname=x")
-    with caplog.at_level(logging.WARNING, logger="collectors.recall_probe"):
+    with caplog.at_level(logging.WARNING, logger="collectors.recall_replica"):
         fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
     assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
     assert "replica unavailable" in caplog.text and "port 1" in caplog.text
     assert password not in caplog.text and password not in fam.text()
     # whatever a driver puts in its message, the password is redacted
     target = DatabaseTarget.model_validate({"name": "t", "dsn": "host=h", **bad})
-    text = recall_probe._error_text(psycopg.OperationalError(f"bad conninfo password={password}"), target)
+    text = recall_replica.error_text(psycopg.OperationalError(f"bad conninfo password={password}"), target)
     assert password not in text and "***" in text
 
 
@@ -671,7 +674,7 @@ def test_replica_session_is_cancelled_when_the_run_time_is_up(vdb, tmp_path, mon
         conn.execute("SELECT set_config('statement_timeout', '0', true)")
         conn.execute("SELECT pg_sleep(30)")
 
-    monkeypatch.setattr(recall_probe, "load_library", stuck)
+    monkeypatch.setattr(recall_replica, "load_library", stuck)
     overrides = recall_overrides(tmp_path, replica_dsn=vdb.monitor_dsn, sample_size=5)
     started = time.monotonic()
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=3, **overrides)
@@ -796,8 +799,8 @@ def test_sampled_recall_at_the_defaults_is_not_capped_by_the_own_row(pg18, tmp_p
 
 
 def test_recall_comparisons_are_not_decided_by_float_rounding():
-    point_ = recall_probe.Point("", "off", "ef_search", 10, {}, used=True, recalls=[0.9] * 30)
+    point_ = Point("", "off", "ef_search", 10, {}, used=True, recalls=[0.9] * 30)
     assert point_.recall_mean == 0.9  # not 0.8999999999999996
     assert point_.meets(0.9, None) and point_.meets(0.9, 1.0) and point_.good_fraction(0.9) == 1.0
     assert not point_.meets(0.9 + 1e-6, None)
-    assert recall_probe.reaches(0.9 - 1e-12, 0.9) and not recall_probe.reaches(0.8999, 0.9)
+    assert reaches(0.9 - 1e-12, 0.9) and not reaches(0.8999, 0.9)
