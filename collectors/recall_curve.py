@@ -14,20 +14,22 @@ from collectors.query_vectors import QueryVector
 from collectors.recall_budget import BudgetExhausted, is_fatal
 from collectors.recall_exact import ExactRun
 from collectors.recall_queries import settings_key
+from collectors.recall_records import ApproximateAnswer, TableSignature
 from collectors.recall_results import IndexResult, Point, RecallState
 from collectors.recall_scoring import contradicts, recall_at_k, result_rows
 from collectors.recall_state import RecallStateStore
-from collectors.recall_store_tables import ApproximateAnswer, TableSignature
 from collectors.run_deadline import RunDeadline
 from collectors.vector_model import VectorIndex
 from collectors.vector_plans import ann_query, explain_json, local_settings, plan_uses_index
 
 
 def measure_filter(pconn: psycopg.Connection, idx: VectorIndex, where: str | None, fname: str,
-                    points: list[Point], queries: list[QueryVector], fetch: int, rc: Any,
-                    store: RecallStateStore, state: RecallState, budget: RunDeadline, db_key: str,
-                    signature: TableSignature, cache_ok: bool, result: IndexResult,
-                    vector_index_names: set[str], marker: str | None) -> None:
+                   points: list[Point], queries: list[QueryVector], fetch: int, rc: Any,
+                   store: RecallStateStore, state: RecallState, budget: RunDeadline, db_key: str,
+                   signature: TableSignature, cache_ok: bool, result: IndexResult,
+                   vector_index_names: set[str], marker: str | None) -> None:
+    """Measure one filter of ``idx`` at every point of its curve: fills in ``points`` (plan used, recall,
+    rows, durations) and ``result`` (exact durations). ``marker`` None: answers are neither reused nor stored."""
     labels = idx.labels
     ann_sql = ann_query(idx, where, fetch)
     # 1. Which settings does the planner answer with the index?
@@ -127,8 +129,8 @@ def measure_filter(pconn: psycopg.Connection, idx: VectorIndex, where: str | Non
 
 
 def run_answers(pconn: psycopg.Connection, idx: VectorIndex, fname: str, point: Point,
-                 ann_sql: sql.Composed, todo: list[QueryVector], rc: Any, state: RecallState,
-                 budget: RunDeadline) -> list[tuple[QueryVector, list[tuple[str, float]], float]] | None:
+                ann_sql: sql.Composed, todo: list[QueryVector], rc: Any, state: RecallState,
+                budget: RunDeadline) -> list[tuple[QueryVector, list[tuple[str, float]], float]] | None:
     """Run the approximate query for ``todo`` at ``point``'s settings: ``(query, answer, seconds)``
     each, or None when a statement failed (the point is then unmeasured this cycle)."""
     labels = idx.labels

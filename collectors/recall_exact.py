@@ -15,10 +15,10 @@ from collectors.base import CollectorError
 from collectors.query_vectors import QueryVector, row_id
 from collectors.recall_budget import BudgetExhausted, is_fatal
 from collectors.recall_queries import exact_query, stored_neighbours_query
+from collectors.recall_records import ExactResult, TableSignature
 from collectors.recall_results import IndexResult, RecallState
 from collectors.recall_scoring import result_rows
 from collectors.recall_state import RecallStateStore
-from collectors.recall_store_tables import ExactResult, TableSignature
 from collectors.run_deadline import RunDeadline
 from collectors.vector_model import VectorIndex
 from collectors.vector_plans import explain_json, local_settings, plan_index_names

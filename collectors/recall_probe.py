@@ -82,11 +82,11 @@ from collectors.recall_budget import BudgetExhausted, ProbeSkipped, is_fatal, pr
 from collectors.recall_curve import measure_filter
 from collectors.recall_export import emit_counters, emit_index
 from collectors.recall_queries import table_signature
+from collectors.recall_records import TableSignature
 from collectors.recall_replica import error_text, probe_connection
 from collectors.recall_results import IndexResult, Point, RecallState
 from collectors.recall_scoring import RECALL_BUCKETS, reaches
 from collectors.recall_state import RecallStateStore
-from collectors.recall_store_tables import TableSignature
 from collectors.run_deadline import RunDeadline
 from collectors.vector_catalog import database_key, get_catalog
 from collectors.vector_model import GUC_DEFAULTS, GUC_MAXIMA, VectorCatalog, VectorIndex

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import psycopg
 from psycopg import sql
 
-from collectors.recall_store_tables import TableSignature
+from collectors.recall_records import TableSignature
 from collectors.vector_model import VectorIndex
 from collectors.vector_plans import fetch_value
 

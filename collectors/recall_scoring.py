@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collectors.query_vectors import row_id
-from collectors.recall_store_tables import ExactResult
+from collectors.recall_records import ExactResult
 
 RECALL_BUCKETS = (0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
 # Recall values are ratios like 9/10 and means of them: a value "reaches" a target or bucket bound

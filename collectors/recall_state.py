@@ -43,6 +43,7 @@ from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from collectors.recall_records import ApproximateAnswer, ExactResult, StoredQuerySet, TableSignature
 from collectors.recall_store_files import (
     DELETED,
     FileIdentity,
@@ -56,10 +57,6 @@ from collectors.recall_store_files import (
     unwritable_note,
 )
 from collectors.recall_store_tables import (
-    ApproximateAnswer,
-    ExactResult,
-    StoredQuerySet,
-    TableSignature,
     ann_answers,
     chunks,
     exact_results,

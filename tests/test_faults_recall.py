@@ -22,8 +22,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from collectors.recall_records import ExactResult
 from collectors.recall_scoring import contradicts
-from collectors.recall_store_tables import ExactResult
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, new_database
 from tests.helpers import Families, require_tool, run_collector
