@@ -81,6 +81,39 @@ from collectors.query_vectors import QueryVector, sample_query_vectors, table_qu
 from collectors.recall_budget import BudgetExhausted, ProbeSkipped, is_fatal, probe_deadline
 from collectors.recall_curve import measure_filter
 from collectors.recall_export import emit_counters, emit_index
+from collectors.recall_metrics import (
+    RECALL_ANN_QUERIES_TOTAL,
+    RECALL_ANN_QUERY_DURATION_SECONDS,
+    RECALL_ANN_REUSED_TOTAL,
+    RECALL_APP_RETURNED_ROWS,
+    RECALL_APP_SETTING,
+    RECALL_CYCLES_TOTAL,
+    RECALL_EXACT_CHECK_QUERIES_TOTAL,
+    RECALL_EXACT_QUERIES_TOTAL,
+    RECALL_EXACT_QUERY_DURATION_SECONDS,
+    RECALL_EXACT_REUSED_TOTAL,
+    RECALL_EXACT_STALE_TOTAL,
+    RECALL_EXPECTED_ROWS,
+    RECALL_GOOD_CYCLES_TOTAL,
+    RECALL_GOOD_QUERIES_RATIO,
+    RECALL_GOOD_QUERIES_TOTAL,
+    RECALL_K,
+    RECALL_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    RECALL_MEAN_RATIO,
+    RECALL_PROBE_DURATION_SECONDS,
+    RECALL_PROBE_QUERIES,
+    RECALL_PROBE_RUNS_TOTAL,
+    RECALL_PROBE_SKIPPED,
+    RECALL_QUERIES_TOTAL,
+    RECALL_QUERY_ERRORS_TOTAL,
+    RECALL_QUERY_RECALL_RATIO,
+    RECALL_RECOMMENDED_SETTING,
+    RECALL_RETURNED_ROWS,
+    RECALL_SHORTFALL_RATIO,
+    RECALL_TARGET,
+    RECALL_TARGET_MET,
+    VECTOR_INDEX_USED,
+)
 from collectors.recall_queries import table_signature
 from collectors.recall_records import TableSignature
 from collectors.recall_replica import error_text, probe_connection
@@ -97,9 +130,6 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
 PRUNE_AFTER = 7 * 86400.0  # exact results not recomputed for a week are dropped (and recomputed if needed)
-P = ("schema", "table", "index")
-PF = (*P, "filter")
-PT = (*PF, "param", "value", "iterative")
 
 
 def recall_lock_key(schema: str, index: str) -> int:
@@ -117,87 +147,37 @@ class RecallCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_index_used", "gauge",
-                   "Whether EXPLAIN shows the approximate probe query scanning the index (or its partitions) at "
-                   "this setting (1) or another plan (0; then no recall is reported: a scan without the index "
-                   "is exact).", PT),
-        MetricSpec("vecmon_recall_mean_ratio", "gauge",
-                   "Mean recall@k over the probe queries: returned rows whose distance is within the k-th exact "
-                   "distance (ties count), divided by min(k, rows the exact search found).", PT),
-        MetricSpec("vecmon_recall_good_queries_ratio", "gauge",
-                   "Share of probe queries whose recall@k reached the configured target, 0..1.", PT),
-        MetricSpec("vecmon_recall_returned_rows", "gauge",
-                   "Mean number of rows the approximate query returned (at most k); fewer than "
-                   "vecmon_recall_expected_rows means overfiltering or ef_search below k.", PT),
-        MetricSpec("vecmon_recall_shortfall_ratio", "gauge",
-                   "Share of probe queries that returned fewer rows than the exact search, 0..1.", PT),
-        MetricSpec("vecmon_recall_ann_query_duration_seconds", "gauge",
-                   "Mean duration of one approximate probe query at this setting (client-side).", PT),
-        MetricSpec("vecmon_recall_app_returned_rows", "gauge",
-                   "Mean number of rows the approximate query returned at the application's settings, over the "
-                   "same queries as vecmon_recall_expected_rows (their ratio is the filtered-query shortfall).", PF),
-        MetricSpec("vecmon_recall_expected_rows", "gauge",
-                   "Mean number of rows the exact search found, min(k, matching rows).", PF),
-        MetricSpec("vecmon_recall_exact_query_duration_seconds", "gauge",
-                   "Mean duration of one exact (full scan) probe query when it was last computed.", PF),
-        MetricSpec("vecmon_recall_target_met", "gauge",
-                   "Whether recall at the application's setting meets the configured target (1) or not (0).", PF),
-        MetricSpec("vecmon_recall_recommended_setting", "gauge",
-                   "Smallest measured ef_search/probes value whose recall meets the target (absent when none "
-                   "does).", (*PF, "param", "iterative")),
-        MetricSpec("vecmon_recall_app_setting", "gauge",
-                   "The ef_search/probes value the application's sessions get (database/role overrides "
-                   "included).", (*P, "param")),
-        MetricSpec("vecmon_recall_query_recall_ratio", "histogram",
-                   "Per-query recall@k at the application's settings (cumulative over probe cycles), for SLOs "
-                   "such as 99% of queries reaching 0.9.", PF),
-        MetricSpec("vecmon_recall_queries_total", "counter",
-                   "Probe queries measured at the application's settings.", PF),
-        MetricSpec("vecmon_recall_good_queries_total", "counter",
-                   "Probe queries at the application's settings whose recall@k reached the target.", PF),
-        MetricSpec("vecmon_recall_cycles_total", "counter",
-                   "Probe cycles that measured recall at the application's settings (one judgement each, for "
-                   "per-cycle recall SLOs).", PF),
-        MetricSpec("vecmon_recall_good_cycles_total", "counter",
-                   "Probe cycles whose recall at the application's settings met the target (mean recall, or "
-                   "target_fraction of the queries, as vecmon_recall_target_met).", PF),
-        MetricSpec("vecmon_recall_probe_queries", "gauge",
-                   "Query vectors in the index's probe set.", P),
-        MetricSpec("vecmon_recall_exact_queries_total", "counter",
-                   "Exact (full scan) queries run; 0 per cycle while the table is unchanged.", P),
-        MetricSpec("vecmon_recall_exact_reused_total", "counter",
-                   "Exact results reused from the state store instead of being recomputed.", P),
-        MetricSpec("vecmon_recall_exact_stale_total", "counter",
-                   "Stored exact results found stale and recomputed although the table's statistics counters "
-                   "were unchanged: a stored neighbour deleted, updated or no longer matching, or an "
-                   "approximate answer closer than the stored k-th neighbour.", P),
-        MetricSpec("vecmon_recall_exact_check_queries_total", "counter",
-                   "Statements checking stored exact results against the table (one per index, filter and "
-                   "cycle that reuses results; fetches the stored neighbours by TID).", P),
-        MetricSpec("vecmon_recall_ann_queries_total", "counter",
-                   "Approximate probe queries run.", P),
-        MetricSpec("vecmon_recall_ann_reused_total", "counter",
-                   "Approximate answers reused from the state store instead of being rerun (the table, its "
-                   "counters and vacuums, the index and the settings unchanged, the returned rows still there).",
-                   P),
-        MetricSpec("vecmon_recall_query_errors_total", "counter",
-                   "Failed probe statements by side (sample, explain, exact, check, ann), e.g. timeouts or "
-                   "a bad filter.", (*PF, "side")),
-        MetricSpec("vecmon_recall_probe_runs_total", "counter",
-                   "Probe attempts per index by result: ok, locked (another vecmon holds it), budget, error, "
-                   "no_privilege, not_ready, no_queries, replica_unavailable.", (*P, "result")),
-        MetricSpec("vecmon_recall_probe_skipped", "gauge",
-                   "Set to 1 when this run did not probe the index, with the reason (the last results are "
-                   "re-exported).",
-                   (*P, "reason")),
-        MetricSpec("vecmon_recall_last_success_timestamp_seconds", "gauge",
-                   "Unix time the index's last successful probe finished.", P),
-        MetricSpec("vecmon_recall_probe_duration_seconds", "gauge",
-                   "Wall-clock duration of the index's last successful probe.", P),
-        MetricSpec("vecmon_recall_target", "gauge",
-                   "The configured recall@k target.", ()),
-        MetricSpec("vecmon_recall_k", "gauge",
-                   "The configured k of recall@k (LIMIT of the probe queries).", ()),
+        VECTOR_INDEX_USED,
+        RECALL_MEAN_RATIO,
+        RECALL_GOOD_QUERIES_RATIO,
+        RECALL_RETURNED_ROWS,
+        RECALL_SHORTFALL_RATIO,
+        RECALL_ANN_QUERY_DURATION_SECONDS,
+        RECALL_APP_RETURNED_ROWS,
+        RECALL_EXPECTED_ROWS,
+        RECALL_EXACT_QUERY_DURATION_SECONDS,
+        RECALL_TARGET_MET,
+        RECALL_RECOMMENDED_SETTING,
+        RECALL_APP_SETTING,
+        RECALL_QUERY_RECALL_RATIO,
+        RECALL_QUERIES_TOTAL,
+        RECALL_GOOD_QUERIES_TOTAL,
+        RECALL_CYCLES_TOTAL,
+        RECALL_GOOD_CYCLES_TOTAL,
+        RECALL_PROBE_QUERIES,
+        RECALL_EXACT_QUERIES_TOTAL,
+        RECALL_EXACT_REUSED_TOTAL,
+        RECALL_EXACT_STALE_TOTAL,
+        RECALL_EXACT_CHECK_QUERIES_TOTAL,
+        RECALL_ANN_QUERIES_TOTAL,
+        RECALL_ANN_REUSED_TOTAL,
+        RECALL_QUERY_ERRORS_TOTAL,
+        RECALL_PROBE_RUNS_TOTAL,
+        RECALL_PROBE_SKIPPED,
+        RECALL_LAST_SUCCESS_TIMESTAMP_SECONDS,
+        RECALL_PROBE_DURATION_SECONDS,
+        RECALL_TARGET,
+        RECALL_K,
         MISCONFIGURED,
     )
 
@@ -222,8 +202,8 @@ class RecallCollector:
         rc = vs.recall
         state: RecallState = ctx.state.setdefault("recall", RecallState())
         em = Emitter(ctx.target, self.METRICS)
-        em.add("vecmon_recall_target", rc.target)
-        em.add("vecmon_recall_k", rc.k)
+        em.add(RECALL_TARGET.name, rc.target)
+        em.add(RECALL_K.name, rc.k)
         fallback = ctx.settings.timeout_for(self.name) if hasattr(ctx.settings, "timeout_for") else 60.0
         budget = probe_deadline(conn, fallback, started)
         store = ctx.shared.state_stores.open(url)
