@@ -34,4 +34,5 @@ def probe_deadline(conn: psycopg.Connection, fallback: float, started: float | N
 
 
 def is_fatal(conn: psycopg.Connection) -> bool:
+    """A closed or broken connection: the run cannot go on (no savepoint can save it)."""
     return conn.closed or conn.broken
