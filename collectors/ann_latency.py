@@ -83,6 +83,7 @@ class AnnLatencyCollector:
     name = "ann_latency"
     scope = "database"
     needs_connection = True
+    runs_config_sql = True  # filters[].where from the config: the session is reset (DISCARD ALL) after each run
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_ann_query_duration_seconds", "histogram",
                    "Duration of approximate k-NN probe queries with the application's settings "
