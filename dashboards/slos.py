@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collectors.self_metrics import BUILD_INFO
 from dashboards.facade import (
     bargauge,
     dashboard,
@@ -52,7 +53,7 @@ def r(name: str, *extra: str) -> str:
 
 
 def variables() -> list[Any]:
-    return [*standard_vars("vecmon_build_info"),
+    return [*standard_vars(BUILD_INFO.name),
             query_var("service", "Service", "label_values(sloth_slo_info, sloth_service)"),
             query_var("slo", "SLO", 'label_values(sloth_slo_info{sloth_service=~"$service"}, sloth_slo)')]
 
