@@ -233,7 +233,7 @@ def endpoints(kind: str | None = None) -> When:
 
 
 def _any_target(config: Any) -> bool:
-    from monitor.config_apis import all_api_targets
+    from collectors.registry import all_api_targets
 
     return bool(config.enabled_databases()) or any(t.enabled for t in all_api_targets(config))
 
@@ -275,7 +275,7 @@ def _stale_expr(p: Params) -> str:
 
 def stale_classes(config: Any, settings: AlertingSettings) -> dict[float, list[str]]:
     """Stale threshold (seconds) -> target names, from the targets' intervals."""
-    from monitor.config_apis import all_api_targets
+    from collectors.registry import all_api_targets
 
     longest: dict[str, float] = {}
     for db in config.enabled_databases():

@@ -28,7 +28,7 @@ from typing import Any
 
 from alerts.config import SLO, AlertingSettings
 from alerts.promql import at_window, duration, le_matcher, number, range_selector, split_selector, with_matchers
-from monitor.config_base import parse_duration
+from collectors.settings.base import parse_duration
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ def sli_interval(slo: SLO, config: Any) -> float:
     name none), else 60s."""
     if slo.sli.interval is not None:
         return float(slo.sli.interval)
-    from monitor.config_apis import all_api_targets
+    from collectors.registry import all_api_targets
 
     target = sli_target(slo)
     metric = split_selector(_selectors(slo)[0])[0]

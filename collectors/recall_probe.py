@@ -145,7 +145,6 @@ class RecallCollector:
 
     name = "recall"
     scope = "database"
-    needs_connection = True
     runs_config_sql = True  # filters[].where from the config: the session is reset (DISCARD ALL) after each run
     METRICS: tuple[MetricSpec, ...] = (
         VECTOR_INDEX_USED,

@@ -18,11 +18,12 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 from collectors.base import CollectContext
+from collectors.pg_session import build_conninfo, secrets_of
 from collectors.recall_budget import BudgetExhausted
+from collectors.redaction import redact
 from collectors.run_deadline import RunDeadline
 from collectors.vector_catalog import load_library
 from collectors.vector_model import VectorCatalog
-from monitor.pg import build_conninfo, redact, secrets_of
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ REPLICA_SESSION_KEYS = ("application_name", "connect_timeout", "options")
 
 def replica_conninfo(target: Any, replica_dsn: str) -> str:
     """The standby's conninfo: its own address and credentials from ``replica_dsn``, with exactly the
-    session settings :func:`monitor.pg.build_conninfo` gives the target's sessions (application_name,
+    session settings :func:`collectors.pg_session.build_conninfo` gives the target's sessions (application_name,
     connect_timeout, ``options``: read-only default, statement, lock and idle-in-transaction timeouts)."""
     session = pg_conninfo.conninfo_to_dict(build_conninfo(target))
     return pg_conninfo.make_conninfo(replica_dsn, **{k: session[k] for k in REPLICA_SESSION_KEYS if k in session})

@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+import collectors
+from alerts.render import write_alerting
 from collectors.base import MetricSpec
 
 
@@ -26,10 +30,8 @@ def _specs_in(value: Any) -> Iterable[MetricSpec]:
 
 
 def declared_specs() -> dict[str, MetricSpec]:
-    """Every MetricSpec found in the ``collectors`` package (module globals and collector classes)
-    (vecmon's self-metrics among them, in :mod:`collectors.self_metrics`)."""
-    import collectors
-
+    """Every MetricSpec found in the ``collectors`` package (module globals and collector classes),
+    vecmon's self-metrics (:mod:`collectors.self_metrics`) included."""
     specs: dict[str, MetricSpec] = {}
     for info in sorted(pkgutil.walk_packages(collectors.__path__, "collectors."), key=lambda i: i.name):
         module = importlib.import_module(info.name)
@@ -57,19 +59,10 @@ def declared_series() -> set[str]:
 
 
 def recording_rules(config: Any) -> set[str]:
-    """Names recorded by the rule files ``alerts.render:write_alerting`` writes for ``config``
-    (empty when the alerting generator is not installed)."""
-    import yaml
-
-    try:
-        render = importlib.import_module("alerts.render")
-    except ModuleNotFoundError as exc:
-        if exc.name == "alerts.render":
-            return set()
-        raise
+    """Names recorded by the rule files :func:`alerts.render.write_alerting` writes for ``config``."""
     names: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for path in render.write_alerting(config, Path(tmp)):
+        for path in write_alerting(config, Path(tmp)):
             if path.suffix not in (".yml", ".yaml"):
                 continue
             document = yaml.safe_load(path.read_text()) or {}

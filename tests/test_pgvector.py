@@ -20,7 +20,8 @@ import pytest
 
 import collectors.recall_replica as recall_replica
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
-from collectors.base import CollectorDisabled
+from collectors.base import CollectionTimeout, CollectorDisabled
+from collectors.pg_session import build_conninfo
 from collectors.recall_metrics import (
     RECALL_ANN_QUERIES_TOTAL,
     RECALL_ANN_QUERY_DURATION_SECONDS,
@@ -70,7 +71,6 @@ from collectors.vector_indexes import (
 )
 from collectors.vector_names import short_hash
 from monitor.config import DatabaseTarget
-from monitor.pg import CollectionTimeout, build_conninfo
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, Database, new_database
 from tests.helpers import Families, run_collector
