@@ -30,7 +30,7 @@ def bucket_bounds() -> dict[str, tuple[float, ...]]:
     """Histogram family -> its bucket bounds (the collectors' own constants)."""
     from collectors.ann_latency import LATENCY_BUCKETS
     from collectors.model_probe import BUCKETS
-    from collectors.recall_probe import RECALL_BUCKETS
+    from collectors.recall_scoring import RECALL_BUCKETS
 
     return {"vecmon_ann_query_duration_seconds": tuple(LATENCY_BUCKETS),
             "vecmon_model_api_request_duration_seconds": tuple(BUCKETS),
