@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from collectors.model_probe import (
+from collectors.cost_metrics import (
+    COST_API_POLLS_TOTAL,
+    COST_BUDGET_LIMIT_USD,
+    COST_BUDGET_SPEND_USD,
+    COST_BUDGET_USED_RATIO,
+    COST_PROVIDER_SPEND_USD,
+)
+from collectors.model_metrics import (
     EMBEDDING_DIMENSION_MISMATCH,
     EMBEDDING_DIMENSIONS,
     EMBEDDING_EXPECTED_DIMENSIONS,
@@ -26,13 +33,6 @@ from collectors.model_probe import (
     MODEL_API_VALIDATION_FAILURES_TOTAL,
     RERANK_RELEVANT_DOCUMENT_RANK,
     RERANK_SEARCH_UNITS_TOTAL,
-)
-from collectors.provider_costs import (
-    COST_API_POLLS_TOTAL,
-    COST_BUDGET_LIMIT_USD,
-    COST_BUDGET_SPEND_USD,
-    COST_BUDGET_USED_RATIO,
-    COST_PROVIDER_SPEND_USD,
 )
 from collectors.redis_cache import (
     REDIS_EVICTED_KEYS_TOTAL,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collectors.model_probe import MODEL_API_COST_USD_TOTAL
+from collectors.model_metrics import MODEL_API_COST_USD_TOTAL
 from collectors.pg_connections import PG_CONNECTIONS_USED_RATIO
 from collectors.pg_databases import (
     PG_DATABASE_BLKS_HIT_TOTAL,

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.promql import split_selector
-from collectors.model_probe import (
+from collectors.cost_metrics import COST_BUDGET_LIMIT_USD, COST_BUDGET_SPEND_USD, COST_BUDGET_USED_RATIO
+from collectors.model_metrics import (
     MODEL_API_COST_USD_TOTAL,
     MODEL_API_LAST_STATUS_CODE,
     MODEL_API_PROBE_DURATION_SECONDS,
     MODEL_API_PROBE_SUCCESS,
     MODEL_API_REQUESTS_TOTAL,
 )
-from collectors.provider_costs import COST_BUDGET_LIMIT_USD, COST_BUDGET_SPEND_USD, COST_BUDGET_USED_RATIO
 from collectors.vector_freshness import VECTOR_EMBEDDING_PENDING_ROWS, VECTOR_NEWEST_ROW_AGE_SECONDS
 from collectors.vector_indexes import VECTOR_INDEX_SIZE_BYTES, VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO
 from collectors.vector_selection import MISCONFIGURED

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from collectors.model_probe import (
+from collectors.model_metrics import (
     MODEL_API_REQUEST_DURATION_SECONDS,
     MODEL_API_REQUESTS_TOTAL,
     MODEL_API_VALIDATION_FAILURES_TOTAL,

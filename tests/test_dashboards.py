@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collectors.model_probe import MODEL_API_REQUEST_DURATION_SECONDS, MODEL_API_REQUESTS_TOTAL
+from collectors.model_metrics import MODEL_API_REQUEST_DURATION_SECONDS, MODEL_API_REQUESTS_TOTAL
 from collectors.pg_tables import PG_TABLE_SEQ_SCAN_TOTAL
 from collectors.self_metrics import BUILD_INFO, UP
 from dashboards import facade, lint

@@ -30,8 +30,9 @@ from test_providers_cost import ADMIN, NOW, cost_fake
 from test_redis_cache import PASSWORD, REDIS_SERVER_BINARY, RedisServer
 
 from collectors.base import CollectContext, CollectionTimeout, CollectorError
-from collectors.model_probe import MODEL_API_LAST_STATUS_CODE, MODEL_API_PROBE_SUCCESS, MODEL_API_REQUESTS_TOTAL
-from collectors.provider_costs import COST_API_POLLS_TOTAL, COST_PROVIDER_SPEND_USD, ProviderCostsCollector, SpendLedger
+from collectors.cost_metrics import COST_API_POLLS_TOTAL, COST_PROVIDER_SPEND_USD
+from collectors.model_metrics import MODEL_API_LAST_STATUS_CODE, MODEL_API_PROBE_SUCCESS, MODEL_API_REQUESTS_TOTAL
+from collectors.provider_costs import ProviderCostsCollector, SpendLedger
 from collectors.providers.common import MAX_BODY_BYTES
 from collectors.redis_cache import (
     REDIS_KEYSPACE_HITS_TOTAL,

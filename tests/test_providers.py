@@ -12,7 +12,7 @@ import pytest
 from fake_providers import COMBOS, MODELS, SHAPES, FakeProvider, Fault, Probe
 
 from collectors import providers
-from collectors.model_probe import (
+from collectors.model_metrics import (
     EMBEDDING_DIMENSIONS,
     MODEL_API_LAST_STATUS_CODE,
     MODEL_API_PROBE_SUCCESS,

@@ -13,8 +13,7 @@ from fake_providers import MODELS, FakeProvider, Fault, Probe
 from helpers import Families, run_collector
 
 from collectors.base import CollectContext
-from collectors.model_probe import MODEL_API_COST_USD_TOTAL, MODEL_API_PRICE_USD, RERANK_SEARCH_UNITS_TOTAL
-from collectors.provider_costs import (
+from collectors.cost_metrics import (
     COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS,
     COST_API_POLLS_TOTAL,
     COST_BUDGET_LIMIT_USD,
@@ -25,12 +24,9 @@ from collectors.provider_costs import (
     COST_PROVIDER_EMBEDDING_TOKENS,
     COST_PROVIDER_LINE_ITEM_SPEND_USD,
     COST_PROVIDER_SPEND_USD,
-    BudgetCollector,
-    PriceTable,
-    ProviderCostsCollector,
-    SpendLedger,
-    price_cost,
 )
+from collectors.model_metrics import MODEL_API_COST_USD_TOTAL, MODEL_API_PRICE_USD, RERANK_SEARCH_UNITS_TOTAL
+from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector, SpendLedger, price_cost
 from collectors.settings.cost_apis import PriceEntry, Pricing
 from collectors.settings.endpoints import DimensionsFrom
 from monitor.config import Config

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collectors.base import Emitter, MetricSpec
-from collectors.model_probe import MODEL_API_REQUESTS_TOTAL
+from collectors.model_metrics import MODEL_API_REQUESTS_TOTAL
 from monitor.loader import parse_config
 from monitor.snapshot import SnapshotStore
 from monitor.status import Sample, Samples, build_status
