@@ -24,6 +24,7 @@ databases:
     collectors: {collectors}
 {extra}"""
     return f"""
+import monitor.daemon  # the whole daemon: its HTTP server and console too
 from monitor.loader import parse_config
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
