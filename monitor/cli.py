@@ -159,7 +159,8 @@ def _check_connections(config) -> int:
     """One direct, bounded connection attempt per enabled database target (concurrently)."""
     import threading
 
-    from monitor.pg import AccessReport, DatabaseConnector
+    from monitor.pg import DatabaseConnector
+    from monitor.pg_checks import AccessReport
 
     targets = config.enabled_databases()
     reports: dict[str, AccessReport] = {}

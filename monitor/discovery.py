@@ -167,7 +167,7 @@ def expand(config: Config, rediscovery: Rediscovery | None = None,
 def _list_now(entry: DatabaseTarget) -> list[str] | None:
     import psycopg
 
-    from monitor.pg import one_line
+    from monitor.target_health import one_line
 
     try:
         with psycopg.connect(build_conninfo(entry)) as conn:

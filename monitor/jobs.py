@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError, ConnectionUnavailable
-from monitor.pg import DatabaseConnector, TargetUnreachable
+from monitor.pg import DatabaseConnector
 from monitor.servers import ServerRunner
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
+from monitor.target_health import TargetUnreachable
 
 log = logging.getLogger("monitor.scheduler")
 

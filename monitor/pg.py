@@ -18,17 +18,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from collectors.base import CollectContext, CollectionTimeout, CollectorError, ConnectionUnavailable, ServerFacts
+from collectors.base import CollectContext, CollectionTimeout, CollectorError, ServerFacts
 from collectors.pg_session import build_conninfo, describe_target, secrets_of
 from collectors.pg_session import duration_setting as _ms
 from collectors.redaction import redact
 from monitor.config import DatabaseTarget
+from monitor.pg_checks import (
+    LEGACY_ENCODING,
+    AccessReport,
+    adapt_encoding,
+    facts_from_row,
+    legacy_labels,
+    write_capabilities,
+)
 from monitor.sessions import IdleSessions, SessionBudget
+from monitor.target_health import FAILURE_REUSE, TargetHealth, TargetUnreachable, one_line, unreachable_reason
 
 log = logging.getLogger(__name__)
 
@@ -44,148 +52,6 @@ SELECT current_setting('server_version_num')::int,
 TIMEOUTS_SQL = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
 # A run's first statement: its timeouts (local to the transaction) and the server's facts, in one round trip.
 OPEN_RUN_SQL = TIMEOUTS_SQL + "," + FACTS_SQL.strip().removeprefix("SELECT")
-
-# Why a target could not be reached: the bounded values of vecmon_target_unreachable_reason's label.
-REASONS = ("auth_failed", "refused", "dns", "timeout", "database_missing", "tls", "other")
-REMINDER_INTERVAL = 300.0  # while a target stays down, a reminder is logged at most this often
-FAILURE_REUSE = 1.0  # runs starting this soon after a failed connection attempt share its result
-_DNS = ("could not translate host name", "failed to resolve host", "name or service not known",
-        "temporary failure in name resolution", "nodename nor servname")
-_AUTH = ("password authentication failed", "authentication failed", "no pg_hba.conf entry", "no password supplied",
-         "is not permitted to log in", "pg_hba.conf rejects")
-
-
-def unreachable_reason(exc: BaseException) -> str:
-    """Classify a failed connection attempt into one of :data:`REASONS`."""
-    if isinstance(exc, psycopg.errors.ConnectionTimeout):
-        return "timeout"
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    text = str(exc).lower()
-    if sqlstate == "3D000" or ('database "' in text and "does not exist" in text):
-        return "database_missing"
-    if sqlstate.startswith("28") or any(p in text for p in _AUTH) or ('role "' in text and "does not exist" in text):
-        return "auth_failed"
-    if any(p in text for p in _DNS):
-        return "dns"
-    if "connection refused" in text or "no such file or directory" in text:
-        return "refused"
-    if "ssl" in text or "tls" in text or "certificate" in text:
-        return "tls"
-    if "timeout expired" in text or "timed out" in text:
-        return "timeout"
-    return "other"
-
-
-def one_line(exc: BaseException, limit: int = 400) -> str:
-    """The driver's or server's message on one line, bounded in length."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-class TargetUnreachable(ConnectionUnavailable):
-    """A connection attempt failed; ``reason`` is one of :data:`REASONS`, the message the driver's cause."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-class TargetHealth:
-    """Whether one target is reachable, and the log lines about it: one when it goes down (with the
-    cause), one when it is back (with the outage's length), and a reminder at most every
-    :data:`REMINDER_INTERVAL` seconds in between, however many runs fail."""
-
-    def __init__(self, name: str, where: str, clock: Callable[[], float] = time.monotonic):
-        self.name = name
-        self.where = where
-        self.clock = clock
-        self.state = "unknown"  # unknown | up | down
-        self.down_since: float | None = None
-        self.reason: str | None = None
-        self.message: str | None = None
-        self._reminded_at = 0.0
-        self._lock = threading.Lock()
-
-    def down(self, reason: str, message: str) -> None:
-        with self._lock:
-            now = self.clock()
-            if self.state != "down":
-                self.state, self.down_since, self._reminded_at = "down", now, now
-                log.warning("target %s (%s) is down (%s): %s", self.name, self.where, reason, message)
-            elif now - self._reminded_at >= REMINDER_INTERVAL:
-                self._reminded_at = now
-                log.warning("target %s (%s) still down after %.0fs (%s): %s", self.name, self.where,
-                            now - (self.down_since or now), reason, message)
-            elif (reason, message) != (self.reason, self.message):
-                log.debug("target %s still down, now (%s): %s", self.name, reason, message)
-            self.reason, self.message = reason, message
-
-    def up(self) -> None:
-        with self._lock:
-            if self.state == "down":
-                log.warning("target %s (%s) is up again after %.1fs down (last cause: %s)", self.name, self.where,
-                            self.clock() - (self.down_since or self.clock()), self.reason)
-            self.state, self.down_since, self.reason, self.message = "up", None, None, None
-
-    @property
-    def is_up(self) -> bool:
-        return self.state == "up"
-
-
-# What a monitoring role should not be able to do. Transactions are read-only anyway; this says
-# when the role could write if something ever got past that (a superuser can turn it off).
-WRITE_CHECK_SQL = """
-SELECT r.rolsuper,
-       CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_write_all_data')
-            THEN pg_has_role('pg_write_all_data', 'MEMBER') ELSE false END,
-       (SELECT array_agg(t ORDER BY t) FROM (
-           SELECT format('%I.%I (%s)', n.nspname, c.relname, concat_ws(',',
-                         CASE WHEN has_table_privilege(c.oid, 'INSERT') THEN 'INSERT' END,
-                         CASE WHEN has_table_privilege(c.oid, 'UPDATE') THEN 'UPDATE' END,
-                         CASE WHEN has_table_privilege(c.oid, 'DELETE') THEN 'DELETE' END,
-                         CASE WHEN has_table_privilege(c.oid, 'TRUNCATE') THEN 'TRUNCATE' END)) AS t
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p', 'v', 'f')
-              AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
-              AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
-                   OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE'))
-            LIMIT 21) w),
-       (SELECT array_agg(quote_ident(nspname) ORDER BY nspname) FROM pg_namespace
-         WHERE has_schema_privilege(oid, 'CREATE')
-           AND nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp)')
-  FROM pg_roles r WHERE r.rolname = current_user
-"""
-
-
-def write_capabilities(conn: psycopg.Connection) -> list[str]:
-    """What the connected role could write, in words; empty for a read-only role such as pg_monitor."""
-    row = conn.execute(WRITE_CHECK_SQL).fetchone()
-    if row is None:
-        return []
-    superuser, write_all, tables, schemas = row
-    if superuser:
-        return ["superuser"]
-    found = []
-    if write_all:
-        found.append("member of pg_write_all_data")
-    if tables:
-        shown = [legacy_text(t) for t in tables[:20]]
-        more = " and more" if len(tables) > 20 else ""
-        found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {', '.join(shown)}{more}")
-    if schemas:
-        found.append(f"CREATE on schema {', '.join(legacy_text(s) for s in schemas)}")
-    return found
-
-
-@dataclass
-class AccessReport:
-    """The result of one direct connection attempt (``vecmon check-config --connect``)."""
-
-    reachable: bool
-    message: str  # the server version, or the cause of the failure
-    reason: str | None = None
-    writes: list[str] = field(default_factory=list)
-
 
 def _configure_session(conn: psycopg.Connection) -> None:
     """Every connection vecmon opens: transactions start with BEGIN READ ONLY, text is always str."""
@@ -589,51 +455,3 @@ class DatabaseConnector:
 
 def fetch_facts(conn: psycopg.Connection) -> ServerFacts:
     return facts_from_row(conn.execute(FACTS_SQL).fetchone())
-
-
-def facts_from_row(row: Any) -> ServerFacts:
-    version_num, version, database, in_recovery, extensions = row[-5:]
-    return ServerFacts(version_num=version_num, version=version, database=legacy_text(database),
-                       in_recovery=in_recovery, extensions=dict(extensions or {}))
-
-
-LEGACY_ENCODING = "SQL_ASCII"
-
-
-def adapt_encoding(conn: psycopg.Connection) -> None:
-    """On a SQL_ASCII server (no encoding at all) psycopg returns text as bytes. With the client
-    encoding LATIN1 (the server converts nothing) every byte is one character: names come back as
-    str and go back to the server unchanged, in identifiers too. Labels are fixed in :func:`legacy_labels`."""
-    if conn.info.parameter_status("server_encoding") != LEGACY_ENCODING:
-        return
-    if conn.info.parameter_status("client_encoding") == "LATIN1":
-        return
-    autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        conn.execute("SET client_encoding TO 'LATIN1'")
-    finally:
-        conn.autocommit = autocommit
-
-
-def legacy_text(value: str) -> str:
-    """A string read from a SQL_ASCII server as LATIN1: its bytes as UTF-8 when they are UTF-8
-    (most such databases hold UTF-8 anyway), else the LATIN1 reading. Always valid text."""
-    if value.isascii():
-        return value
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return value
-
-
-def legacy_labels(families: Any) -> Any:
-    """Label values of families collected from a SQL_ASCII server, through :func:`legacy_text`."""
-    if not isinstance(families, list):
-        return families
-    for family in families:
-        for sample in getattr(family, "samples", ()):
-            for key, value in list(sample.labels.items()):
-                if isinstance(value, str) and not value.isascii():
-                    sample.labels[key] = legacy_text(value)
-    return families

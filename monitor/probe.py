@@ -50,8 +50,9 @@ from monitor.config import Config, DatabaseTarget
 from monitor.config_probe import URL_PARAMETERS, AuthModule, ProbeSettings
 from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, ExpositionCache, _Families
 from monitor.http import Response
-from monitor.pg import DatabaseConnector, TargetUnreachable
+from monitor.pg import DatabaseConnector
 from monitor.shared import SharedState
+from monitor.target_health import TargetUnreachable
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,9 @@ import psycopg
 from collectors.base import CollectContext, CollectorDisabled, ConnectionUnavailable
 from collectors.pg_session import describe_target
 from monitor.config import DatabaseTarget
-from monitor.pg import DatabaseConnector, one_line
+from monitor.pg import DatabaseConnector
 from monitor.sessions import SessionBudget
+from monitor.target_health import one_line
 
 log = logging.getLogger(__name__)
 

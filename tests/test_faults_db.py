@@ -526,7 +526,7 @@ def test_check_config_rejects_impossible_dsn_parts(write_config, capsys, dsn, me
 
 
 def test_target_health_logs_state_changes_and_rare_reminders(caplog):
-    from monitor.pg import REMINDER_INTERVAL, TargetHealth
+    from monitor.target_health import REMINDER_INTERVAL, TargetHealth
 
     now = [1000.0]
     health = TargetHealth("app", "db:5432/app", clock=lambda: now[0])
