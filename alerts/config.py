@@ -36,7 +36,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from alerts.catalog import ALERTS
 from alerts.promql import LABEL_NAME, check_window_query, split_selector
+from alerts.sli_check import check_sli
 from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, is_duration_text, parse_duration_or_zero
 
 SEVERITIES = ("critical", "warning", "info")
@@ -111,8 +113,9 @@ class AlertingSettings(Model):
     @classmethod
     def _runbook_base_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"(https?://[^/\s]+|file:///)", value):
-            raise ValueError(f"{value[:80]!r} is not an absolute http(s) URL (file:/// only for a local demo): Alertmanager and Grafana open "
-                             "runbook_url as it is, so a relative link goes nowhere (e.g. "
+            raise ValueError(f"{value[:80]!r} is not an absolute http(s) URL (file:/// only for a local demo): "
+                             "Alertmanager and Grafana open runbook_url as it is, so a relative link goes nowhere "
+                             "(e.g. "
                              "https://git.example.org/search/vecmon/blob/main/README.md)")
         return value
 
@@ -136,8 +139,6 @@ class AlertingSettings(Model):
     @field_validator("alerts")
     @classmethod
     def _known_alerts(cls, value: dict[str, AlertOverride]) -> dict[str, AlertOverride]:
-        from alerts.rules import ALERTS  # the catalog imports this module
-
         unknown = sorted(set(value) - set(ALERTS))
         if unknown:
             raise ValueError(f"unknown alert(s) {', '.join(unknown)}; known: {', '.join(sorted(ALERTS))}")
@@ -258,8 +259,6 @@ class SLI(Model):
     def _one(self) -> SLI:
         if sum(x is not None for x in (self.events, self.latency, self.probe)) != 1:
             raise ValueError("give exactly one of events, latency, probe")
-        from alerts.sli_check import check_sli  # imports the collectors' declarations
-
         check_sli(self)
         return self
 

@@ -50,7 +50,7 @@ def _g4(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    return "%.4g" % value
+    return f"{value:.4g}"
 
 
 def humanize(value: float) -> str:
@@ -124,13 +124,13 @@ FORMATS = {
     "duration": ("humanizeDuration", humanize_duration),
     "bytes": ("humanize1024", humanize_1024),
     "number": ("humanize", humanize),
-    "decimal": ('printf "%.3f"', lambda v: "%.3f" % v),
+    "decimal": ('printf "%.3f"', lambda v: f"{v:.3f}"),
 }
 
 
 def value_template(fmt: str) -> str:
     """The annotation template printing the alert's current value in ``fmt``."""
-    return "{{ $value | %s }}" % FORMATS[fmt][0]
+    return "{{ $value | " + FORMATS[fmt][0] + " }}"
 
 
 def render_value(fmt: str, value: float) -> str:

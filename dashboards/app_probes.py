@@ -1,7 +1,7 @@
 """Application checks (collectors.app_probe): panels for the RAG application's own endpoints.
 
 :func:`build` is the dashboard ``vecmon generate`` writes when the config has ``applications:``
-(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts' (:mod:`alerts.rules_app`), so a panel
+(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts' (:mod:`alerts.catalog.applications`), so a panel
 turns red where an alert fires. The checks' targets are selected with ``$application``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.rules_app import APP_ALERTS
+from alerts.catalog.applications import APP_ALERTS
 from dashboards.facade import (
     dashboard,
     higher_is_better,

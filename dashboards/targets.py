@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.catalog import ALERTS
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -44,11 +46,7 @@ class Targets:
 
 
 def alert_threshold(config: Any, name: str) -> float | None:
-    """The threshold alert ``name`` uses for this config (None without the alert catalog or the alert)."""
-    try:
-        from alerts.rules import ALERTS
-    except ModuleNotFoundError:
-        return None
+    """The threshold alert ``name`` uses for this config (None without the alert)."""
     definition, settings = ALERTS.get(name), getattr(config, "alerting", None)
     if definition is None or settings is None:
         return None

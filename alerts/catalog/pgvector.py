@@ -1,0 +1,249 @@
+"""Alerts on pgvector: ANN query latency and errors, recall against its target, filtered-query
+shortfall, the planner not using a vector index, IVFFlat growth (rule group ``vecmon-pgvector``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alerts.fixtures import MINUTE, Fixture, above, counter, gauge, split
+from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
+from alerts.promql import go_float, number
+from alerts.shapes import ratio
+from alerts.targets import collectors
+
+APP = {"target": "app"}
+TABLE = {"target": "app", "schema": "public", "table": "items"}
+INDEX = {"target": "app", "schema": "public", "table": "items", "index": "items_embedding_idx"}
+INDEX_BY = "target, schema, table, index, filter"
+FILTER = "{{ with $labels.filter }} (filter {{ . }}){{ end }}"
+
+
+@dataclass(frozen=True)
+class AnnQuantile:
+    """The ``q`` quantile of the ANN probe's latency histogram over the window, above the threshold."""
+
+    q: float
+
+    def expr(self, p: Params) -> str:
+        return (f"histogram_quantile({number(self.q)}, sum by ({INDEX_BY}, le) "
+                f"(rate(vecmon_ann_query_duration_seconds_bucket[{p.w}])))\n> {number(p.threshold)}")
+
+    def fixture(self, p: Params, value: float) -> Fixture:
+        # all observations in the bucket (0, value]: with q of them counted up to `value`, the
+        # quantile q lands exactly on the bucket's upper bound
+        per_minute = 100
+        b = "vecmon_ann_query_duration_seconds_bucket"
+        return Fixture((counter(b, dict(INDEX, le=go_float(value)), round(self.q * per_minute)),
+                        counter(b, dict(INDEX, le="+Inf"), per_minute)),
+                       dict(INDEX), value, active_from=MINUTE, settle=p.window or 0)
+
+
+def _ann_alert(q: float, name: str, threshold: float, source: str) -> AlertDef:
+    pct = f"p{number(q * 100)}"
+    return AlertDef(
+        name=name, group="pgvector", service="pgvector", severity="warning", for_=10 * MINUTE,
+        threshold=threshold, window=10 * MINUTE, fmt="duration",
+        summary=f"ANN queries on {{{{ $labels.schema }}}}.{{{{ $labels.index }}}} are slow ({pct}).",
+        description=f"The {pct} latency of approximate k-NN probe queries on index {{{{ $labels.schema }}}}."
+                    "{{ $labels.index }} of {{ $labels.target }}" + FILTER + " is " + V + " over the last " + W +
+                    " (threshold " + T + ").",
+        shape=AnnQuantile(q),
+        applies=collectors("ann_latency"),
+        doc=Doc(f"The {pct} of vecmon's latency probes (`ann_latency` collector: a few k-NN queries per index "
+                "every run, with the application's `hnsw.*`/`ivfflat.*` settings, as the application writes "
+                "them) over the window, per index and configured filter.",
+                source,
+                ("Check whether the index still fits in memory: "
+                 "`vecmon_vector_index_size_to_shared_buffers_ratio` above 1 and a falling cache hit ratio "
+                 "(`PgCacheHitRatioLow`) mean reads from disk.",
+                 "Check the plan: `VectorIndexNotUsed`; a filtered query may have switched to another index.",
+                 "Compare `hnsw.ef_search` (`vecmon_vector_setting`) with the recall curve: "
+                 "`vecmon_recall_recommended_setting` is the smallest value meeting the recall target; CPU "
+                 "saturation and concurrent index builds (`vecmon_vector_index_build_progress_ratio`) slow "
+                 "every query.")),
+        metrics=("vecmon_ann_query_duration_seconds",))
+
+
+def _ann_errors_expr(p: Params) -> str:
+    by, attempts = f"sum by ({INDEX_BY})", "vecmon_ann_queries_total"
+    expr = (ratio(f"{by} (increase(vecmon_ann_query_errors_total[{p.w}]))", f"{by} (increase({attempts}[{p.w}]))")
+            + f" > {number(p.threshold)}")
+    if p.minimum:
+        expr += f"\nand on ({INDEX_BY})\n{by} (increase({attempts}[{p.w}])) >= {number(p.minimum)}"
+    return expr
+
+
+def _ann_errors_fixture(p: Params, value: float) -> Fixture:
+    total = above(p.minimum, 100, 1000)  # attempts per minute, above the guard
+    errors, _ = split(value, total)
+    return Fixture((counter("vecmon_ann_queries_total", INDEX, total),
+                    counter("vecmon_ann_query_errors_total", dict(INDEX, reason="timeout"), errors),
+                    counter("vecmon_ann_query_errors_total", dict(INDEX, reason="error"), 0)),
+                   dict(INDEX), errors / total, active_from=MINUTE, settle=p.window or 0)
+
+
+def _recall_expr(p: Params) -> str:
+    h, by = "vecmon_recall_query_recall_ratio", f"sum by ({INDEX_BY})"
+    mean = ratio(f"{by} (increase({h}_sum[{p.w}]))", f"{by} (increase({h}_count[{p.w}]))")
+    if p.threshold is not None:
+        return f"{mean} < {number(p.threshold)}"
+    return f"{mean}\n< on (target) group_left\nmax by (target) (vecmon_recall_target)"
+
+
+def _recall_fixture(p: Params, value: float) -> Fixture:
+    per_minute = 100  # probe queries per minute, each with recall `value`
+    h = "vecmon_recall_query_recall_ratio"
+    series = [counter(f"{h}_sum", INDEX, value * per_minute), counter(f"{h}_count", INDEX, per_minute)]
+    if p.threshold is None:
+        series.append(gauge("vecmon_recall_target", APP, 0.9))
+    return Fixture(tuple(series), dict(INDEX), value, active_from=MINUTE, settle=p.window or 0)
+
+
+def _shortfall_expr(p: Params) -> str:
+    by = f"max by ({INDEX_BY})"
+    return (ratio(f'{by} (vecmon_recall_app_returned_rows{{filter!=""}})',
+                  f'{by} (vecmon_recall_expected_rows{{filter!=""}})') + f" < {number(p.threshold)}")
+
+
+def _shortfall_fixture(p: Params, value: float) -> Fixture:
+    labels = dict(INDEX, filter="tenant_42")
+    return Fixture((gauge("vecmon_recall_app_returned_rows", labels, value * 10),
+                    gauge("vecmon_recall_expected_rows", labels, 10)), labels, value)
+
+
+def _not_used_fixture(p: Params, value: float) -> Fixture:
+    point = dict(INDEX, param="ef_search", value="40", iterative="off")
+    return Fixture((gauge("vecmon_vector_index_used", point, 0 if value else 1),
+                    gauge("vecmon_vector_index_valid", INDEX, 1)), dict(INDEX), 0)
+
+
+def _growth_expr(p: Params) -> str:
+    return ("(\n  vecmon_vector_table_rows\n  / on (target, schema, table) group_right ()\n"
+            "  (vecmon_vector_index_rows_at_build > 0)\n  - 1\n"
+            f") > {number(p.threshold)}\nand on (target, schema, table, index)\n"
+            'vecmon_vector_index_info{method="ivfflat"}')
+
+
+def _growth_fixture(p: Params, value: float) -> Fixture:
+    info = dict(INDEX, key="embedding", method="ivfflat", opclass="vector_l2_ops", operator="<->")
+    return Fixture((gauge("vecmon_vector_table_rows", TABLE, round((1 + value) * 100000)),
+                    gauge("vecmon_vector_index_rows_at_build", INDEX, 100000),
+                    gauge("vecmon_vector_index_info", info, 1)), dict(INDEX), round((1 + value) * 100000) / 100000 - 1)
+
+
+PGVECTOR = [
+    _ann_alert(0.99, "AnnQueryLatencyP99High", 0.5, "seeds: query latency p99 target < 100ms, alert > 500ms."),
+    _ann_alert(0.5, "AnnQueryLatencyP50High", 0.05, "seeds: query latency p50 target < 20ms, alert > 50ms."),
+    AlertDef(
+        name="AnnQueryErrorsHigh", group="pgvector", service="pgvector", severity="warning", for_=10 * MINUTE,
+        threshold=0.05, window=10 * MINUTE, minimum=10, fmt="percent",
+        minimum_doc="probe queries in the window the index must have at least",
+        summary="ANN probe queries on {{ $labels.schema }}.{{ $labels.index }} time out or fail.",
+        description=V + " of the approximate k-NN probe queries on index {{ $labels.schema }}.{{ $labels.index }} "
+                    "of {{ $labels.target }}" + FILTER + " timed out or failed over the last " + W +
+                    " (threshold " + T + ").",
+        shape=Custom(_ann_errors_expr, _ann_errors_fixture),
+        applies=collectors("ann_latency"),
+        doc=Doc("Share of the latency probe's k-NN queries that hit `ann_latency.timeout` or failed, over the "
+                "window (`vecmon_ann_query_errors_total` by reason over `vecmon_ann_queries_total`). Timed-out "
+                "queries also count as slower than every bucket in `vecmon_ann_query_duration_seconds` (`+Inf`), "
+                "so p99 and latency SLOs see them; this alert says how many there are, and catches errors that "
+                "are not timeouts (a dropped index, a bad filter, permissions).",
+                "vecmon default (5% of at least 10 probe queries).",
+                ("Split by reason: `sum by (reason) (increase(vecmon_ann_query_errors_total{index=\"...\"}[30m]))`.",
+                 "Timeouts: the same first steps as `AnnQueryLatencyP99High` (index in memory, plan, "
+                 "`ef_search`), and whether `ann_latency.timeout` is realistic for the application.",
+                 "Errors: the status page shows the collector's last error; check the configured filters and "
+                 "that the monitoring role can still SELECT the table.")),
+        metrics=("vecmon_ann_query_errors_total", "vecmon_ann_queries_total")),
+    AlertDef(
+        name="VectorRecallBelowTarget", group="pgvector", service="pgvector", severity="warning", for_=15 * MINUTE,
+        window=30 * MINUTE, compare="<", fmt="decimal", test_threshold=0.9,
+        threshold_text="the database's vector.recall.target",
+        summary="Recall of index {{ $labels.schema }}.{{ $labels.index }} is below target.",
+        description="Probe queries on index {{ $labels.schema }}.{{ $labels.index }} of {{ $labels.target }}" +
+                    FILTER + " reach a mean recall@k of " + V + " with the application's settings over the last " +
+                    W + " (target " + T + ").",
+        shape=Custom(_recall_expr, _recall_fixture),
+        applies=collectors("recall"),
+        doc=Doc("Mean recall@k of the recall probe's queries at the application's `ef_search`/`probes` over the "
+                "window, against `vector.recall.target` of the database (`vecmon_recall_target`), or against "
+                "the alert's threshold when one is set. Recall is measured against an exact search of the same "
+                "query, counting ties at the k-th distance as correct.",
+                "issue 5 (\"recall under target\"); the target is the database's `vector.recall.target` "
+                "(default 0.9).",
+                ("Look at the recall curve (`vecmon_recall_mean_ratio` by `value`) and "
+                 "`vecmon_recall_recommended_setting`: raise `hnsw.ef_search` (or `ivfflat.probes`) for the "
+                 "application role to at least that value.",
+                 "Dead tuples (`PgVectorTableDeadTuplesHigh`) and, for IVFFlat, growth since the build "
+                 "(`IvfflatTableGrown`) lower recall: VACUUM, or REINDEX CONCURRENTLY.",
+                 "Filtered queries: enable iterative scans (`hnsw.iterative_scan = relaxed_order`, pgvector >= "
+                 "0.8) or use a partial index per frequent filter.")),
+        metrics=("vecmon_recall_query_recall_ratio", "vecmon_recall_target")),
+    AlertDef(
+        name="VectorFilteredQueryShortfall", group="pgvector", service="pgvector", severity="warning",
+        for_=15 * MINUTE, threshold=0.95, compare="<", fmt="percent",
+        summary="Filtered queries on {{ $labels.schema }}.{{ $labels.index }} return too few rows.",
+        description="Approximate queries with filter {{ $labels.filter }} on index {{ $labels.schema }}."
+                    "{{ $labels.index }} of {{ $labels.target }} return " + V + " of the rows an exact search "
+                    "finds (threshold " + T + ").",
+        shape=Custom(_shortfall_expr, _shortfall_fixture),
+        applies=collectors("recall"),
+        doc=Doc("Mean rows the recall probe's filtered k-NN queries return at the application's settings "
+                "(`vecmon_recall_app_returned_rows`) divided by the rows an exact search of the *same* queries "
+                "finds (`min(k, matching rows)`, `vecmon_recall_expected_rows`): one probe's own numbers. HNSW and "
+                "IVFFlat filter *after* the index scan, so a selective filter leaves fewer than k rows, or none, "
+                "once `ef_search` candidates are used up.",
+                "vecmon default: 95% (one query in 30 returning 8 of 10 rows is 99.3%, not a shortfall worth a "
+                "ticket; a filter starving the scan drops it far lower).",
+                ("Enable iterative index scans for the application role (pgvector >= 0.8: "
+                 "`hnsw.iterative_scan = relaxed_order`, `ivfflat.iterative_scan`), or raise `hnsw.ef_search`.",
+                 "For a few large tenants or categories, a partial index per value (or partitioning) keeps "
+                 "filtered queries exact and fast.",
+                 "`vecmon_recall_shortfall_ratio` by `value`/`iterative` shows which setting would fix it.")),
+        metrics=("vecmon_recall_app_returned_rows", "vecmon_recall_expected_rows")),
+    AlertDef(
+        name="VectorIndexNotUsed", group="pgvector", service="pgvector", severity="warning", for_=15 * MINUTE,
+        compare="event",
+        condition="the plan does not scan the index, or it is invalid",
+        summary="The planner does not use vector index {{ $labels.schema }}.{{ $labels.index }}.",
+        description="For the application's query shape on {{ $labels.schema }}.{{ $labels.table }} of "
+                    "{{ $labels.target }}" + FILTER + ", the planner does not scan vector index "
+                    "{{ $labels.index }} at any measured setting, or the index is invalid: queries run as exact "
+                    "scans.",
+        shape=Custom(lambda p: (f"max by ({INDEX_BY}) (vecmon_vector_index_used) == 0\nor\n"
+                        "vecmon_vector_index_valid == 0"),
+        _not_used_fixture),
+        applies=collectors("recall", "vector_indexes", any_of=True),
+        doc=Doc("The recall probe EXPLAINs the approximate query as the application writes it (index key, "
+                "distance operator, partial-index predicate, filter, `ORDER BY ... LIMIT k`, application "
+                "settings) and the plan does not scan the vector index at any measured setting; or the index is "
+                "invalid (a failed `CREATE INDEX CONCURRENTLY`). Every such query compares the query vector with "
+                "every row.",
+                "seeds: \"Is the HNSW index being used? (vs sequential scan)\" (vecmon default: any time).",
+                ("`EXPLAIN` the application's query: `ORDER BY embedding <=> $1 LIMIT k` must use the index's "
+                 "distance operator (the opclass decides: `vector_cosine_ops` needs `<=>`), ascending, with no "
+                 "expression around it.",
+                 "A selective filter can make a btree plan cheaper: see `VectorFilteredQueryShortfall` and "
+                 "consider a partial index.",
+                 "Invalid index (`vecmon_vector_index_valid == 0`): `DROP INDEX CONCURRENTLY` and build it again.")),
+        metrics=("vecmon_vector_index_used", "vecmon_vector_index_valid")),
+    AlertDef(
+        name="IvfflatTableGrown", group="pgvector", service="pgvector", severity="warning", for_=30 * MINUTE,
+        threshold=0.5, fmt="percent",
+        summary="IVFFlat index {{ $labels.schema }}.{{ $labels.index }} needs a rebuild.",
+        description="Table {{ $labels.schema }}.{{ $labels.table }} of {{ $labels.target }} has grown by " + V +
+                    " since IVFFlat index {{ $labels.index }} was built (threshold " + T + "); its lists no "
+                    "longer fit the data.",
+        shape=Custom(_growth_expr, _growth_fixture),
+        applies=collectors("vector_indexes"),
+        doc=Doc("Rows of the table now, divided by the rows it had when the IVFFlat index was (re)built, minus 1. "
+                "IVFFlat picks its list centroids at build time; rows added later land in lists that no longer "
+                "represent them, so recall drops at the same `probes`.",
+                "seeds: \"IVFFlat needs re-indexing when data grows by 50%+\".",
+                ("Rebuild without blocking writes: `REINDEX INDEX CONCURRENTLY schema.index` (check "
+                 "`maintenance_work_mem` first).",
+                 "Re-size `lists` for the new row count (rows / 1000 up to 1M rows, sqrt(rows) above).",
+                 "For a table that keeps growing, consider HNSW, which needs no rebuild for inserts.")),
+        metrics=("vecmon_vector_table_rows", "vecmon_vector_index_rows_at_build", "vecmon_vector_index_info")),
+]
