@@ -67,6 +67,9 @@ def _check_labels(value: dict[str, str]) -> dict[str, str]:
     return dict(sorted(value.items()))
 
 
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]  # extra alert labels, checked and sorted
+
+
 # --------------------------------------------------------------------------- threshold alerts
 
 
@@ -82,12 +85,7 @@ class AlertOverride(Model):
     window: Duration | None = Field(None, description="range of rate()/increase() for alerts computed over a window")
     minimum: float | None = Field(None, ge=0, description="volume guard of alerts that have one (e.g. requests "
                                                            "per window); see the alert's documentation")
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on this alert (e.g. service)")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+    labels: Labels = Field(default_factory=dict, description="extra labels on this alert (e.g. service)")
 
 
 class AlertingSettings(Model):
@@ -100,7 +98,7 @@ class AlertingSettings(Model):
                           "section per alert); `vecmon generate` refuses to write alert rules without it")
     scrape_job: str = Field("vecmon", pattern=r'^[^"\\]+$',
                             description="job label of the Prometheus scrape config of vecmon (VecmonDown)")
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every alert (e.g. team)")
+    labels: Labels = Field(default_factory=dict, description="extra labels on every alert (e.g. team)")
     vector_index_methods: list[str] = Field(
         default_factory=lambda: ["hnsw", "ivfflat"],
         description="index access methods that make a table a vector table")
@@ -124,10 +122,6 @@ class AlertingSettings(Model):
         (``write_alerting`` refuses to write rules while ``runbook_base_url`` is unset)."""
         return self.runbook_base_url or "README.md"
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
 
     @field_validator("vector_index_methods")
     @classmethod
@@ -290,12 +284,7 @@ class SLOAlerting(Model):
     budget_exhausted: bool = Field(True, description="alert when the period's error budget is used up")
     budget_exhausted_for: ForDuration = Field(300.0, description="for: of the budget-exhausted alert")
     budget_exhausted_severity: Severity = "warning"
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on this SLO's alerts")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+    labels: Labels = Field(default_factory=dict, description="extra labels on this SLO's alerts")
 
 
 class SLO(Model):
@@ -307,13 +296,9 @@ class SLO(Model):
     objective: float = Field(gt=0, lt=1, description="target ratio of good events, e.g. 0.999 for 99.9%")
     period: Duration = Field(30 * 86400.0, description="rolling window of the error budget (whole hours, >= 3d)")
     sli: SLI
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every rule of this SLO")
+    labels: Labels = Field(default_factory=dict, description="extra labels on every rule of this SLO")
     alerting: SLOAlerting = Field(default_factory=SLOAlerting)
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
 
     @field_validator("objective", mode="before")
     @classmethod

@@ -53,38 +53,31 @@ def _g4(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _prefixed(value: float, prefixes: tuple[str, ...], base: float, larger: bool) -> str:
+    """``value`` scaled by ``base`` per prefix until it is below ``base`` (``larger``) or at least 1."""
+    prefix = ""
+    for p in prefixes:
+        if (abs(value) < base) if larger else (abs(value) >= 1):
+            break
+        prefix = p
+        value = value / base if larger else value * base
+    return _g4(value) + prefix
+
+
 def humanize(value: float) -> str:
     """Prometheus' ``humanize``: SI prefixes, 4 significant digits."""
     if value == 0 or math.isnan(value) or math.isinf(value):
         return _g4(value)
     if abs(value) >= 1:
-        prefix = ""
-        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
-            if abs(value) < 1000:
-                break
-            prefix = p
-            value /= 1000
-        return _g4(value) + prefix
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(value) >= 1:
-            break
-        prefix = p
-        value *= 1000
-    return _g4(value) + prefix
+        return _prefixed(value, ("k", "M", "G", "T", "P", "E", "Z", "Y"), 1000, larger=True)
+    return _prefixed(value, ("m", "u", "n", "p", "f", "a", "z", "y"), 1000, larger=False)
 
 
 def humanize_1024(value: float) -> str:
     """Prometheus' ``humanize1024``: binary prefixes (``1Gi``)."""
     if abs(value) <= 1 or math.isnan(value) or math.isinf(value):
         return _g4(value)
-    prefix = ""
-    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
-        if abs(value) < 1024:
-            break
-        prefix = p
-        value /= 1024
-    return _g4(value) + prefix
+    return _prefixed(value, ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"), 1024, larger=True)
 
 
 def humanize_percentage(value: float) -> str:

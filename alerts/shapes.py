@@ -1,4 +1,5 @@
-"""Alert shapes several catalog entries share, declared as data: a gauge over a threshold, the mean of
+"""Alert shapes several catalog entries share, declared as data: a gauge over a threshold, a gauge at
+0 (an event), the mean of
 a histogram from its ``_sum`` and ``_count`` rates, the share of failed outcomes of a request counter,
 and the share of one counter in the sum of two. Each gives the expression and its promtool fixture
 (:class:`alerts.model.Shape`).
@@ -43,6 +44,22 @@ class GaugeOver:
 
     def fixture(self, p: Params, value: float) -> Fixture:
         return Fixture((gauge(self.metric, self.labels, value),), dict(self.labels), value)
+
+
+@dataclass(frozen=True)
+class GaugeDown:
+    """An event alert: ``metric == 0`` (then ``unless``); the fixture is the gauge at 0 (the condition
+    holds) or 1, and ``$value`` is 0."""
+
+    metric: str
+    labels: dict[str, str]
+    unless: str = ""  # PromQL appended to the comparison (``\nunless on (target)\n...``)
+
+    def expr(self, p: Params) -> str:
+        return f"{self.metric} == 0{self.unless}"
+
+    def fixture(self, p: Params, value: float) -> Fixture:
+        return Fixture((gauge(self.metric, self.labels, 0 if value else 1),), dict(self.labels), 0)
 
 
 @dataclass(frozen=True)

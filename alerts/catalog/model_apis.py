@@ -73,9 +73,10 @@ MODEL_APIS = [
         summary="{{ $labels.target }} returns embeddings of the wrong dimension.",
         description="{{ $labels.target }} ({{ $labels.model }}) returned {{ $value }}-dimensional embeddings, which "
                     "is not the dimension the config or the pgvector column (dimensions_from) expects.",
-        shape=Custom(lambda p: ("vecmon_embedding_dimensions\n!= on (target, provider, model)\n"
-                        "vecmon_embedding_expected_dimensions"),
-        _dims_fixture), applies=endpoints("embedding"),
+        shape=Custom(
+            lambda p: ("vecmon_embedding_dimensions\n!= on (target, provider, model)\n"
+                       "vecmon_embedding_expected_dimensions"),
+            _dims_fixture), applies=endpoints("embedding"),
         doc=Doc("The last embedding answer's vector length differs from the expected one (`dimensions`, or the "
                 "declared dimension of the `dimensions_from` column). Inserting such vectors fails, and querying "
                 "with them fails or compares incompatible spaces.",

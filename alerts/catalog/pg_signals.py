@@ -57,8 +57,9 @@ PG_SIGNALS = [
                     "succeeded for " + F + "; backups cannot be restored past the last archived segment and WAL "
                     "piles up in pg_wal.",
         applies=collectors("archiver"),
-        shape=Custom(lambda p: "vecmon_pg_archiver_failing == 1\nand on (target)\nvecmon_pg_archiver_enabled == 1",
-        lambda p, v: Fixture(_archiving("vecmon_pg_archiver_failing", 1 if v else 0), dict(APP), 1)),
+        shape=Custom(
+            lambda p: "vecmon_pg_archiver_failing == 1\nand on (target)\nvecmon_pg_archiver_enabled == 1",
+            lambda p, v: Fixture(_archiving("vecmon_pg_archiver_failing", 1 if v else 0), dict(APP), 1)),
         doc=Doc("`pg_stat_archiver.last_failed_time` is newer than `last_archived_time`: the "
                 "`archive_command`/`archive_library` fails, and PostgreSQL keeps retrying the same segment. "
                 "Point-in-time recovery, which the seeds' backup procedures (continuous WAL archiving plus daily "
@@ -79,9 +80,10 @@ PG_SIGNALS = [
         description="The oldest completed WAL segment on {{ $labels.target }} has been waiting " + V + " to be "
                     "archived (threshold " + T + "); the archive is at least that far behind.",
         applies=collectors("archiver"),
-        shape=Custom(lambda p: (f"vecmon_pg_archiver_oldest_pending_age_seconds > {number(p.threshold)}\n"
-                        "and on (target)\nvecmon_pg_archiver_enabled == 1"),
-        lambda p, v: Fixture(_archiving("vecmon_pg_archiver_oldest_pending_age_seconds", v), dict(APP), v)),
+        shape=Custom(
+            lambda p: (f"vecmon_pg_archiver_oldest_pending_age_seconds > {number(p.threshold)}\n"
+                       "and on (target)\nvecmon_pg_archiver_enabled == 1"),
+            lambda p, v: Fixture(_archiving("vecmon_pg_archiver_oldest_pending_age_seconds", v), dict(APP), v)),
         doc=Doc("A completed segment (`.ready` in `pg_wal/archive_status`) has waited longer than the threshold. "
                 "This catches what failure counts miss: an `archive_command` that hangs, an archiver too slow "
                 "for the WAL rate (bulk embedding loads, index builds), an archiver that is not running. The age "
@@ -107,13 +109,14 @@ PG_SIGNALS = [
                     "is " + V + " of autovacuum's freeze limit (threshold " + T + "): the anti-wraparound "
                     "autovacuums it forces are not finishing.",
         applies=collectors("wraparound"),
-        shape=Custom(lambda p: ("max by (target, datname, kind) (vecmon_pg_database_freeze_age)\n"
-                        "/ on (target, kind) group_left\nvecmon_pg_autovacuum_freeze_max_age\n"
-                        f"> {number(p.threshold)}"),
-        lambda p, v: Fixture(
-            (gauge("vecmon_pg_database_freeze_age", WRAPAROUND, round(v * 200_000_000)),
-             gauge("vecmon_pg_autovacuum_freeze_max_age", {"target": "app", "kind": "xid"}, 200_000_000)),
-            dict(WRAPAROUND), round(v * 200_000_000) / 200_000_000)),
+        shape=Custom(
+            lambda p: ("max by (target, datname, kind) (vecmon_pg_database_freeze_age)\n"
+                       "/ on (target, kind) group_left\nvecmon_pg_autovacuum_freeze_max_age\n"
+                       f"> {number(p.threshold)}"),
+            lambda p, v: Fixture(
+                (gauge("vecmon_pg_database_freeze_age", WRAPAROUND, round(v * 200_000_000)),
+                 gauge("vecmon_pg_autovacuum_freeze_max_age", {"target": "app", "kind": "xid"}, 200_000_000)),
+                dict(WRAPAROUND), round(v * 200_000_000) / 200_000_000)),
         doc=Doc("The database's freeze age (`age(datfrozenxid)` or `mxid_age(datminmxid)`) is past "
                 "`autovacuum_freeze_max_age` (`autovacuum_multixact_freeze_max_age`) by more than the threshold. "
                 "From that age autovacuum runs anti-wraparound vacuums that cannot be skipped or cancelled; "

@@ -211,9 +211,10 @@ PGVECTOR = [
                     "{{ $labels.target }}" + FILTER + ", the planner does not scan vector index "
                     "{{ $labels.index }} at any measured setting, or the index is invalid: queries run as exact "
                     "scans.",
-        shape=Custom(lambda p: (f"max by ({INDEX_BY}) (vecmon_vector_index_used) == 0\nor\n"
-                        "vecmon_vector_index_valid == 0"),
-        _not_used_fixture),
+        shape=Custom(
+            lambda p: (f"max by ({INDEX_BY}) (vecmon_vector_index_used) == 0\nor\n"
+                       "vecmon_vector_index_valid == 0"),
+            _not_used_fixture),
         applies=collectors("recall", "vector_indexes", any_of=True),
         doc=Doc("The recall probe EXPLAINs the approximate query as the application writes it (index key, "
                 "distance operator, partial-index predicate, filter, `ORDER BY ... LIMIT k`, application "

@@ -119,9 +119,10 @@ POSTGRES = [
         description="Replay lag on {{ $labels.target }} is " + V + " (threshold " + T + "); reads from the standby "
                     "{{ $labels.application_name }} return stale neighbours.",
         applies=collectors("server"),
-        shape=Custom(lambda p: (f"vecmon_pg_replication_lag_seconds > {number(p.threshold)}\nor\n"
-                        f"vecmon_pg_standby_replay_lag_seconds > {number(p.threshold)}"),
-        lambda p, v: Fixture((gauge("vecmon_pg_replication_lag_seconds", REPLICA, v),), dict(REPLICA), v)),
+        shape=Custom(
+            lambda p: (f"vecmon_pg_replication_lag_seconds > {number(p.threshold)}\nor\n"
+                       f"vecmon_pg_standby_replay_lag_seconds > {number(p.threshold)}"),
+            lambda p, v: Fixture((gauge("vecmon_pg_replication_lag_seconds", REPLICA, v),), dict(REPLICA), v)),
         doc=Doc("On a primary, a standby's `replay_lag` (`pg_stat_replication`); on a standby, the time since the "
                 "last replayed transaction while WAL is pending. Vector reads served by the standby are that far "
                 "behind.",

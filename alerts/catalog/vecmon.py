@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from alerts.fixtures import MINUTE, Fixture, InputSeries, gauge, sel
 from alerts.model import AlertDef, Custom, Doc, F, Params
 from alerts.promql import number
+from alerts.shapes import GaugeDown
 from alerts.targets import ANY_TARGET, MonitoredConfig, api_targets
 
 if TYPE_CHECKING:  # alerts.config imports the catalog
@@ -76,10 +77,11 @@ VECMON = [
         summary="Prometheus cannot scrape vecmon at {{ $labels.instance }}.",
         description="Scrapes of {{ $labels.instance }} (job {{ $labels.job }}) have failed for " + F + ": no vecmon "
                     "metric is current, so no other vecmon alert can fire.",
-        shape=Custom(lambda p: f'up{{job="{p.settings.scrape_job}"}} == 0',
-        lambda p, v: Fixture(
-            (gauge("up", {"job": p.settings.scrape_job, "instance": "vecmon:9765"}, 0 if v else 1),),
-            {"job": p.settings.scrape_job, "instance": "vecmon:9765"}, 0)),
+        shape=Custom(
+            lambda p: f'up{{job="{p.settings.scrape_job}"}} == 0',
+            lambda p, v: Fixture(
+                (gauge("up", {"job": p.settings.scrape_job, "instance": "vecmon:9765"}, 0 if v else 1),),
+                {"job": p.settings.scrape_job, "instance": "vecmon:9765"}, 0)),
         doc=Doc("Prometheus' own `up` series for the vecmon scrape job is 0: the daemon is down, not listening, "
                 "or unreachable from Prometheus.",
                 "vecmon default (`alerting.scrape_job` names the job).",
@@ -98,8 +100,7 @@ VECMON = [
         description="vecmon's connection attempts to {{ $labels.target }} have failed for " + F + " (vecmon_up = "
                     "{{ $value }}); all other alerts of this target are muted while it is down.",
         applies=ANY_TARGET,
-        shape=Custom(lambda p: "vecmon_up == 0",
-        lambda p, v: Fixture((gauge("vecmon_up", APP, 0 if v else 1),), dict(APP), 0)),
+        shape=GaugeDown("vecmon_up", APP),
         doc=Doc("vecmon could not connect to the target (database, model endpoint, cost API, Redis) on its last "
                 "attempt. Alertmanager inhibits every other alert of the same target while this one fires.",
                 "vecmon default.",
@@ -117,10 +118,8 @@ VECMON = [
         description="Every run of collector {{ $labels.collector }} on {{ $labels.target }} has failed for " + F +
                     " (vecmon_collector_up = {{ $value }}); its last error is on vecmon's status page.",
         applies=ANY_TARGET,
-        shape=Custom(lambda p: "vecmon_collector_up == 0\nunless on (target)\nvecmon_up == 0",
-        lambda p, v: Fixture(
-            (gauge("vecmon_collector_up", {"target": "app", "collector": "tables"}, 0 if v else 1),),
-            {"target": "app", "collector": "tables"}, 0)),
+        shape=GaugeDown("vecmon_collector_up", {"target": "app", "collector": "tables"},
+                        unless="\nunless on (target)\nvecmon_up == 0"),
         doc=Doc("The collector's runs fail (an error or a timeout) although the target is reachable: a missing "
                 "privilege, a query cancelled by `statement_timeout` or `lock_timeout` (e.g. a table locked by a "
                 "long `ALTER TABLE`), a provider answer that does not parse. Its last good series are served, "
