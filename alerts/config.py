@@ -41,8 +41,8 @@ from alerts.promql import LABEL_NAME, check_window_query, split_selector
 from alerts.sli_check import check_sli
 from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, is_duration_text, parse_duration_or_zero
 
-SEVERITIES = ("critical", "warning", "info")
 Severity = Literal["critical", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 # Labels the generators set themselves; user labels must not override them.
 RESERVED_LABELS = frozenset({"alertname", "severity", "sloth_id", "sloth_service", "sloth_slo", "sloth_window",
                              "sloth_severity", "long_window", "short_window", "target", "le", "__name__"})

@@ -11,10 +11,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from alerts.catalog import CATALOG
+from alerts.conventions import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT
 from alerts.model import AlertDef
 from alerts.promql import duration, number
 from alerts.rules import threshold_text
-from alerts.slo import BURN_ALERT, DAY, EXHAUSTED_ALERT, NO_DATA_ALERT, alert_windows, dec, lasts
+from alerts.slo import DAY, alert_windows, dec, lasts
 
 _COMPARE = {">": "above", "<": "below"}
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from alerts.fixtures import Fixture
-from alerts.promql import duration
+from alerts.promql import duration, number
 from alerts.targets import ALWAYS, MonitoredConfig, When
 
 if TYPE_CHECKING:  # alerts.config imports the catalog, which imports this module
@@ -39,6 +39,12 @@ class Params:
     threshold: float | None
     window: float | None
     minimum: float | None
+
+    @property
+    def limit(self) -> str:
+        """The threshold in PromQL (for alerts that have one)."""
+        assert self.threshold is not None, "the alert has no threshold"
+        return number(self.threshold)
 
     @property
     def w(self) -> str:

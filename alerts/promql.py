@@ -16,6 +16,8 @@ import math
 import re
 from decimal import Decimal
 
+from prometheus_client.utils import floatToGoString
+
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))  # no "w": periods read 28d, not 4w
 SELECTOR = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$", re.S)
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -186,9 +188,7 @@ def with_matchers(selector: str, *matchers: str, suffix: str = "") -> str:
 
 def go_float(value: float) -> str:
     """How the Python and Go clients print a bucket bound (prometheus_client's floatToGoString)."""
-    from prometheus_client.utils import floatToGoString
-
-    return floatToGoString(value)
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 def le_matcher(bound: float) -> str:

@@ -52,7 +52,7 @@ def threshold_tests(rules: list[Rule]) -> list[dict[str, Any]]:
         at = _ceil_minute(max(fire.active_from + rule.for_, fire.settle) + MINUTE)
         expr_labels = fire.labels
         labels = {**expr_labels, **rule.labels}
-        checks = []
+        checks: list[dict[str, Any]] = []
         if rule.for_ >= MINUTE:
             checks.append({"eval_time": duration(fire.active_from + rule.for_ - MINUTE), "alertname": rule.name,
                            "exp_alerts": []})

@@ -45,12 +45,12 @@ def alerting_documents(config: MonitoredConfig, version: str) -> dict[str, Any]:
             documents[ALERT_RULES] = {"groups": groups}
             documents[ALERT_TESTS] = unit_test_file(Path(ALERT_RULES).name, [g["name"] for g in groups],
                                                     threshold_tests(rules))
-    for rules in all_slo_rules(config, version):
-        groups = rules.groups()
-        rule_file = SLO_RULES.format(id=rules.slo.id)
+    for slo in all_slo_rules(config, version):
+        groups = slo.groups()
+        rule_file = SLO_RULES.format(id=slo.slo.id)
         documents[rule_file] = {"groups": groups}
-        documents[SLO_TESTS.format(id=rules.slo.id)] = unit_test_file(
-            Path(rule_file).name, [g["name"] for g in groups], slo_tests([rules]))
+        documents[SLO_TESTS.format(id=slo.slo.id)] = unit_test_file(
+            Path(rule_file).name, [g["name"] for g in groups], slo_tests([slo]))
     if config.alertmanager is not None:
         documents[ALERTMANAGER] = alertmanager_config(config.alertmanager)
     return documents

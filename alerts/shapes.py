@@ -40,7 +40,7 @@ class GaugeOver:
     match: dict[str, str] = field(default_factory=dict)  # matchers in the expression
 
     def expr(self, p: Params) -> str:
-        return f"{self.metric}{matchers(self.match)} > {number(p.threshold)}"
+        return f"{self.metric}{matchers(self.match)} > {p.limit}"
 
     def fixture(self, p: Params, value: float) -> Fixture:
         return Fixture((gauge(self.metric, self.labels, value),), dict(self.labels), value)
@@ -75,7 +75,7 @@ class MeanLatency:
     def expr(self, p: Params) -> str:
         h, by, selector = self.histogram, f"sum by ({self.by})", matchers(self.match)
         return (ratio(f"{by} (rate({h}_sum{selector}[{p.w}]))", f"{by} (rate({h}_count{selector}[{p.w}]))")
-                + f" > {number(p.threshold)}")
+                + f" > {p.limit}")
 
     def fixture(self, p: Params, value: float) -> Fixture:
         labels, per_minute = {**self.labels, **self.match}, 10
@@ -98,7 +98,7 @@ class FailedOutcomes:
     def expr(self, p: Params) -> str:
         r, by = self.requests, f"sum by ({self.by})"
         expr = (ratio(f'{by} (rate({r}{{outcome!="success"}}[{p.w}]))', f"{by} (rate({r}[{p.w}]))")
-                + f" > {number(p.threshold)}")
+                + f" > {p.limit}")
         if p.minimum:
             expr += f"\nand on ({self.by})\n{by} (increase({r}[{p.w}])) >= {number(p.minimum)}"
         return expr
@@ -125,13 +125,14 @@ class ShareBelow:
     def expr(self, p: Params) -> str:
         by, w = f"sum by ({self.by})", p.w
         expr = (ratio(f"{by} (rate({self.part}[{w}]))", f"{by} (rate({self.part}[{w}]) + rate({self.other}[{w}]))",
-                      number(p.minimum or 0)) + f" < {number(p.threshold)}")
+                      number(p.minimum or 0)) + f" < {p.limit}")
         return expr + (f"\nand on ({self.by})\n{p.vector_tables}" if self.vector_tables else "")
 
     def fixture(self, p: Params, value: float) -> Fixture:
         total = above(p.minimum, 10000, 100)  # events per minute, above the guard
         part, other = split(value, total)
-        series = (counter(self.part, self.labels, part), counter(self.other, self.labels, other))
+        series: tuple[InputSeries, ...] = (counter(self.part, self.labels, part),
+                                           counter(self.other, self.labels, other))
         if self.vector_tables:
             series += (vector_table(p, self.labels),)
         return Fixture(series, dict(self.labels), part / total, active_from=MINUTE, settle=p.window or 0)

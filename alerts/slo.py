@@ -191,6 +191,7 @@ def _parts(slo: SLO) -> tuple[str | None, str | None, str]:
     sli = slo.sli
     if sli.events is not None:
         return sli.events.bad_events, sli.events.good, sli.events.all_events
+    assert sli.latency is not None
     h = sli.latency.histogram
     good = with_matchers(h, le_matcher(sli.latency.threshold), suffix="_bucket")
     return None, good, with_matchers(h, suffix="_count")
@@ -211,6 +212,7 @@ def error_ratio(slo: SLO, w: str) -> str:
     total = _rate(total_selector, w)
     if bad is not None:
         return f"({_rate(bad, w)} or vector(0))\n/\n({total} > 0)"
+    assert good is not None
     return f"(\n  {total}\n  -\n  {_rate(good, w)}\n)\n/\n({total} > 0)"
 
 
@@ -225,6 +227,7 @@ def event_rates(slo: SLO) -> tuple[str, str]:
     total = _rate(total_selector, w)
     if bad is not None:
         return f"{_rate(bad, w)} or vector(0)", total
+    assert good is not None
     return f"{total}\n-\n{_rate(good, w)}", total
 
 
@@ -266,7 +269,10 @@ def _selectors(slo: SLO) -> list[str]:
     sli = slo.sli
     if sli.events is not None:
         return [range_selector(s) for s in (sli.events.good, sli.events.bad_events, sli.events.all_events) if s]
-    return [sli.latency.histogram] if sli.latency is not None else [sli.probe.ratio]
+    if sli.latency is not None:
+        return [sli.latency.histogram]
+    assert sli.probe is not None
+    return [sli.probe.ratio]
 
 
 _TARGET = re.compile(r'(?:^|[{,\s])target\s*=\s*"([^"]*)"')

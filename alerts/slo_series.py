@@ -17,24 +17,28 @@ from alerts.slo_history import History
 
 def _compress(values: list[float | None]) -> str:
     """promtool's expanding notation: runs of equal steps as ``a+bxn``, gaps as ``_xn``."""
-    parts, i = [], 0
+    parts: list[str] = []
+    i = 0
     while i < len(values):
-        if values[i] is None:
+        current = values[i]
+        if current is None:
             j = i
             while j + 1 < len(values) and values[j + 1] is None:
                 j += 1
             parts.append("_" if j == i else f"_x{j - i}")
             i = j + 1
             continue
-        j = i + 1
-        step = None if j >= len(values) or values[j] is None else values[j] - values[i]
-        if step is not None:
-            while j + 1 < len(values) and values[j + 1] is not None and values[j + 1] - values[j] == step:
+        j, step = i, 0.0
+        following = values[i + 1] if i + 1 < len(values) else None
+        if following is not None:
+            j, step = i + 1, following - current
+            while j + 1 < len(values):
+                after, last = values[j + 1], values[j]
+                if after is None or last is None or after - last != step:
+                    break
                 j += 1
-        else:
-            j = i
         n = j - i
-        a = number(values[i])
+        a = number(current)
         if n == 0:
             parts.append(a)
         elif step == 0:
@@ -96,14 +100,15 @@ def _rejected(total: str, part: str) -> str:
 def input_series(rules: SLORules, history: History, without_good: bool = False) -> list[dict[str, str]]:
     """The scraped series giving ``history``; ``without_good``: the good series (or bucket) is missing."""
     sli = rules.slo.sli
-    mask = [history.present(m) for m in range(history.minutes + 1)]
+    mask = history.mask
 
     def out(series: str, values: list[float]) -> dict[str, str]:
-        return {"series": series, "values": _compress([v if ok else None for v, ok in zip(values, mask, strict=True)])}
+        present = [v if ok else None for v, ok in zip(values, mask, strict=True)]
+        return {"series": series, "values": _compress(present)}
 
     if sli.probe is not None:
-        return [out(_concrete(sli.probe.ratio), history.gauge())]
-    total, bad = history.counters()
+        return [out(_concrete(sli.probe.ratio), history.gauge)]
+    total, bad = history.counters
     good = [t - b for t, b in zip(total, bad, strict=True)]
     if sli.latency is not None:
         h = sli.latency.histogram
@@ -113,8 +118,13 @@ def input_series(rules: SLORules, history: History, without_good: bool = False) 
             series.append(out(_concrete(with_matchers(h, suffix="_bucket"), le=go_float(sli.latency.threshold)), good))
         return series
     events = sli.events
-    bad_selector, all_selector = range_selector(events.bad_events or ""), range_selector(events.all_events)
-    part, part_values, other_values = (bad_selector, bad, good) if events.bad_events else (events.good, good, bad)
+    assert events is not None
+    all_selector = range_selector(events.all_events)
+    if events.bad_events:
+        part, part_values, other_values = range_selector(events.bad_events), bad, good
+    else:
+        assert events.good is not None
+        part, part_values, other_values = events.good, good, bad
     same_metric = split_selector(part)[0] == split_selector(all_selector)[0]
     part_series = (sel(split_selector(part)[0], {**_labels(all_selector), **_labels(part)}) if same_metric
                    else _concrete(part))

@@ -19,13 +19,14 @@ The cases:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from alerts.conventions import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT, SEVERITY_LABEL, WINDOW_LABEL, error_ratio
 from alerts.model import nice
 from alerts.promql import duration, number
 from alerts.slo import SLORules, data_window, min_events, no_data_for
-from alerts.slo_history import EVENTS_PER_UPDATE, MINUTE, History, expected_burns
+from alerts.slo_history import EVENTS_PER_UPDATE, MINUTE, History, Ratio, expected_burns
 from alerts.slo_series import input_series
 from alerts.templates import expected_alert
 
@@ -124,6 +125,24 @@ def _sustained_cases(rules: SLORules) -> list[dict[str, Any]]:
     return tests
 
 
+def _switch(t: int, before: float, after: float) -> Ratio:
+    """Error ratio ``before`` for the updates up to minute ``t``, ``after`` from then on."""
+    return lambda u: before if u <= t else after
+
+
+def _only_at(t: int) -> Ratio:
+    """One update, at minute ``t``, all errors."""
+    return lambda u: 1.0 if u == t else None
+
+
+def _after(t: int) -> Callable[[int], bool]:
+    return lambda m: m > t
+
+
+def _always(n: int) -> Callable[[int], int]:
+    return lambda u: n
+
+
 def _count_expr(expr: str) -> str:
     return f"count(\n{expr}\n)"
 
@@ -146,7 +165,7 @@ def _discrimination_cases(rules: SLORules) -> list[dict[str, Any]]:
         t1 = (long // step + 1) * step
         at = t1 + short + keep + 2
         high = min(1.0, nice(th * 3, th, True))
-        history = History(step, at + 1, lambda u, t1=t1, high=high: high if u <= t1 else 0.0, probe=probe)
+        history = History(step, at + 1, _switch(t1, high, 0.0), probe=probe)
         ratio_long, _ = history.window(at, long)
         ratio_short, _ = history.window(at, short)
         if ratio_long is not None and ratio_long > th * 1.05 and ratio_short is not None and ratio_short < th:
@@ -160,7 +179,7 @@ def _discrimination_cases(rules: SLORules) -> list[dict[str, Any]]:
         t0 = (long // step + 1) * step
         at = t0 + short
         burst = nice(min(th * 1.5, (th + 1) / 2), th, True)
-        history = History(step, at + 1, lambda u, t0=t0, burst=burst: burst if u > t0 else 0.0, probe=probe)
+        history = History(step, at + 1, _switch(t0, 0.0, burst), probe=probe)
         ratio_long, _ = history.window(at, long)
         ratio_short, _ = history.window(at, short)
         if (ratio_short is not None and ratio_short > th * 1.05 and ratio_long is not None
@@ -190,7 +209,7 @@ def _guard_cases(rules: SLORules) -> list[dict[str, Any]]:
     for events, verb, fires in ((int(minimum), "exactly at", True), (int(minimum) - 1, "one below", False)):
         if probe:  # `events` samples of a gauge at 0 (every probe bad), none before
             at = long + events
-            history = History(1, at, lambda u: 1.0, present=lambda m, at=at, n=events: m > at - n, probe=True)
+            history = History(1, at, lambda u: 1.0, present=_after(at - events), probe=True)
             ratio, counted = history.window(at, long)
             assert counted == events and ratio == 1.0, (rules.slo.id, counted, ratio)
             tests.append(_case(rules, f"min_events guard: {verb} {number(minimum)} samples in "
@@ -203,7 +222,7 @@ def _guard_cases(rules: SLORules) -> list[dict[str, Any]]:
         # one update carrying `events` events, all bad, after a long window of none
         t0 = long + 1
         at = t0 + for_ + 1
-        history = History(1, at, lambda u, t0=t0: 1.0 if u == t0 else None, events=lambda u, n=events: n)
+        history = History(1, at, _only_at(t0), events=_always(events))
         checks = _burn_checks(rules, history, [at])
         labels = [a["exp_labels"]["long_window"] for a in checks[0]["exp_alerts"]]
         assert (duration(burn.window.long) in labels) == fires, (rules.slo.id, verb, labels)

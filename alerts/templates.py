@@ -33,7 +33,7 @@ def render(template: str, labels: dict[str, str], value: float) -> str:
     template = _WITH.sub(lambda m: m.group(2).replace("{{ . }}", labels[m.group(1)]) if labels.get(m.group(1))
                          else "", template)
 
-    def substitute(match: re.Match) -> str:
+    def substitute(match: re.Match[str]) -> str:
         if match.group(2):
             return labels.get(match.group(2), "")
         func = match.group(3)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from alerts.fixtures import MINUTE, Fixture, InputSeries, sel
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
-from alerts.promql import number
 from alerts.shapes import FailedOutcomes, MeanLatency
 from alerts.targets import APPLICATIONS, HTTPS_APPLICATIONS
 
@@ -73,7 +72,7 @@ APP_ALERTS: list[AlertDef] = [
         threshold=14 * DAY, fmt="duration", compare="<",
         summary="The TLS certificate of {{ $labels.target }} expires soon.",
         description="The certificate {{ $labels.target }} presents expires in " + V + " (threshold " + T + ").",
-        shape=Custom(lambda p: f"({EXPIRY} - time()) < {number(p.threshold)}", _expiry_fixture),
+        shape=Custom(lambda p: f"({EXPIRY} - time()) < {p.limit}", _expiry_fixture),
         applies=HTTPS_APPLICATIONS,
         doc=Doc("Time left until the `notAfter` of the certificate the application's server presented in the "
                 "last check (read also when `tls_verify` is false). Negative: already expired.",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from alerts.fixtures import MINUTE, Fixture, InputSeries, gauge
 from alerts.model import AlertDef, Custom, Doc, F, T, V
-from alerts.promql import number
 from alerts.shapes import GaugeOver
 from alerts.targets import collectors
 
@@ -81,7 +80,7 @@ PG_SIGNALS = [
                     "archived (threshold " + T + "); the archive is at least that far behind.",
         applies=collectors("archiver"),
         shape=Custom(
-            lambda p: (f"vecmon_pg_archiver_oldest_pending_age_seconds > {number(p.threshold)}\n"
+            lambda p: (f"vecmon_pg_archiver_oldest_pending_age_seconds > {p.limit}\n"
                        "and on (target)\nvecmon_pg_archiver_enabled == 1"),
             lambda p, v: Fixture(_archiving("vecmon_pg_archiver_oldest_pending_age_seconds", v), dict(APP), v)),
         doc=Doc("A completed segment (`.ready` in `pg_wal/archive_status`) has waited longer than the threshold. "
@@ -112,7 +111,7 @@ PG_SIGNALS = [
         shape=Custom(
             lambda p: ("max by (target, datname, kind) (vecmon_pg_database_freeze_age)\n"
                        "/ on (target, kind) group_left\nvecmon_pg_autovacuum_freeze_max_age\n"
-                       f"> {number(p.threshold)}"),
+                       f"> {p.limit}"),
             lambda p, v: Fixture(
                 (gauge("vecmon_pg_database_freeze_age", WRAPAROUND, round(v * 200_000_000)),
                  gauge("vecmon_pg_autovacuum_freeze_max_age", {"target": "app", "kind": "xid"}, 200_000_000)),

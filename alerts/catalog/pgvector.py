@@ -26,7 +26,7 @@ class AnnQuantile:
 
     def expr(self, p: Params) -> str:
         return (f"histogram_quantile({number(self.q)}, sum by ({INDEX_BY}, le) "
-                f"(rate(vecmon_ann_query_duration_seconds_bucket[{p.w}])))\n> {number(p.threshold)}")
+                f"(rate(vecmon_ann_query_duration_seconds_bucket[{p.w}])))\n> {p.limit}")
 
     def fixture(self, p: Params, value: float) -> Fixture:
         # all observations in the bucket (0, value]: with q of them counted up to `value`, the
@@ -67,7 +67,7 @@ def _ann_alert(q: float, name: str, threshold: float, source: str) -> AlertDef:
 def _ann_errors_expr(p: Params) -> str:
     by, attempts = f"sum by ({INDEX_BY})", "vecmon_ann_queries_total"
     expr = (ratio(f"{by} (increase(vecmon_ann_query_errors_total[{p.w}]))", f"{by} (increase({attempts}[{p.w}]))")
-            + f" > {number(p.threshold)}")
+            + f" > {p.limit}")
     if p.minimum:
         expr += f"\nand on ({INDEX_BY})\n{by} (increase({attempts}[{p.w}])) >= {number(p.minimum)}"
     return expr
@@ -86,7 +86,7 @@ def _recall_expr(p: Params) -> str:
     h, by = "vecmon_recall_query_recall_ratio", f"sum by ({INDEX_BY})"
     mean = ratio(f"{by} (increase({h}_sum[{p.w}]))", f"{by} (increase({h}_count[{p.w}]))")
     if p.threshold is not None:
-        return f"{mean} < {number(p.threshold)}"
+        return f"{mean} < {p.limit}"
     return f"{mean}\n< on (target) group_left\nmax by (target) (vecmon_recall_target)"
 
 
@@ -102,7 +102,7 @@ def _recall_fixture(p: Params, value: float) -> Fixture:
 def _shortfall_expr(p: Params) -> str:
     by = f"max by ({INDEX_BY})"
     return (ratio(f'{by} (vecmon_recall_app_returned_rows{{filter!=""}})',
-                  f'{by} (vecmon_recall_expected_rows{{filter!=""}})') + f" < {number(p.threshold)}")
+                  f'{by} (vecmon_recall_expected_rows{{filter!=""}})') + f" < {p.limit}")
 
 
 def _shortfall_fixture(p: Params, value: float) -> Fixture:
@@ -120,7 +120,7 @@ def _not_used_fixture(p: Params, value: float) -> Fixture:
 def _growth_expr(p: Params) -> str:
     return ("(\n  vecmon_vector_table_rows\n  / on (target, schema, table) group_right ()\n"
             "  (vecmon_vector_index_rows_at_build > 0)\n  - 1\n"
-            f") > {number(p.threshold)}\nand on (target, schema, table, index)\n"
+            f") > {p.limit}\nand on (target, schema, table, index)\n"
             'vecmon_vector_index_info{method="ivfflat"}')
 
 

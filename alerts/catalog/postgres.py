@@ -16,7 +16,7 @@ TABLE = {"target": "app", "schema": "public", "table": "items"}
 
 
 def _dead_tuples_expr(p: Params) -> str:
-    expr = f"vecmon_pg_table_dead_tuple_ratio > {number(p.threshold)}"
+    expr = f"vecmon_pg_table_dead_tuple_ratio > {p.limit}"
     if p.minimum:
         expr += f"\nand on (target, schema, table)\nvecmon_pg_table_dead_tuples >= {number(p.minimum)}"
     return expr + f"\nand on (target, schema, table)\n{p.vector_tables}"
@@ -120,8 +120,8 @@ POSTGRES = [
                     "{{ $labels.application_name }} return stale neighbours.",
         applies=collectors("server"),
         shape=Custom(
-            lambda p: (f"vecmon_pg_replication_lag_seconds > {number(p.threshold)}\nor\n"
-                       f"vecmon_pg_standby_replay_lag_seconds > {number(p.threshold)}"),
+            lambda p: (f"vecmon_pg_replication_lag_seconds > {p.limit}\nor\n"
+                       f"vecmon_pg_standby_replay_lag_seconds > {p.limit}"),
             lambda p, v: Fixture((gauge("vecmon_pg_replication_lag_seconds", REPLICA, v),), dict(REPLICA), v)),
         doc=Doc("On a primary, a standby's `replay_lag` (`pg_stat_replication`); on a standby, the time since the "
                 "last replayed transaction while WAL is pending. Vector reads served by the standby are that far "

@@ -26,7 +26,7 @@ def _stale_expr(p: Params) -> str:
     cost poll after 3h. Series without that gauge (an older vecmon) fall back to a threshold per
     target: max(stale_after, N x the target's longest interval). A threshold override applies to all."""
     if p.threshold is not None:
-        return f"(time() - {STALE_METRIC}) > {number(p.threshold)}"
+        return f"(time() - {STALE_METRIC}) > {p.limit}"
     per_collector = f"(time() - {STALE_METRIC})\n> {number(p.settings.stale_intervals)} * {INTERVAL_METRIC}"
     without = f"{STALE_METRIC} unless on (target, collector) {INTERVAL_METRIC}"
     classes = stale_classes(p.config, p.settings)
@@ -58,6 +58,7 @@ def stale_classes(config: MonitoredConfig, settings: AlertingSettings) -> dict[f
 
 def _stale_fixture(p: Params, value: float) -> Fixture:
     labels = {"target": "app", "collector": "connections"}
+    series: tuple[InputSeries, ...]
     if p.threshold is not None:
         limit, series = p.threshold, ()
     else:
