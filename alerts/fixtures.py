@@ -14,6 +14,13 @@ from alerts.promql import number
 
 MINUTE = 60.0
 
+# labels of the example series fixtures use: a PostgreSQL target "app", its database, a vector table
+# and its HNSW index (shapes.vector_table)
+APP = {"target": "app"}
+DATABASE = {"target": "app", "datname": "app"}
+TABLE = {"target": "app", "schema": "public", "table": "items"}
+INDEX = {**TABLE, "index": "items_embedding_idx"}
+
 
 @dataclass(frozen=True)
 class InputSeries:

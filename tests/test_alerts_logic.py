@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts import conventions as names
 from alerts import yamlout
 from alerts.alertmanager import alertmanager_config
 from alerts.promql import duration
@@ -95,8 +96,9 @@ def test_windows_and_no_data_wait_follow_the_sli_interval():
     assert all(b.window.long >= 2 * b.window.short for b in rules.burn_alerts)
     assert rules.no_data["for"] == "1h" and "ratio_rate90m" in rules.no_data["expr"]
     # the recall probe's own interval is found from the collector exporting the metric
-    recall = all_slo_rules(parse_config(slo(sli="{events: {good: 'vecmon_recall_good_cycles_total{target=\"app\"}', "
-                                                "total: 'vecmon_recall_cycles_total{target=\"app\"}'}}")), __version__)[0]
+    recall_config = parse_config(slo(sli="{events: {good: 'vecmon_recall_good_cycles_total{target=\"app\"}', "
+                                         "total: 'vecmon_recall_cycles_total{target=\"app\"}'}}"))
+    recall = all_slo_rules(recall_config, __version__)[0]
     assert recall.interval == 600 and duration(recall.burn_alerts[0].window.short) == "30m"
     assert recall.burn_alerts[0].rule["keep_firing_for"] == "1h"
 
@@ -118,8 +120,8 @@ def test_keep_firing_for_holds_a_page_across_a_quiet_short_window(tmp_path):
             {"expr": f"count(count_over_time({page}[105m]))", "eval_time": "105m",
              "exp_samples": [{"labels": "{}", "value": 1}]},
             # the short window really was clean during the pause
-            {"expr": 'slo:sli_error:ratio_rate5m{sloth_id="svc-s"}', "eval_time": "77m",
-             "exp_samples": [{"labels": 'slo:sli_error:ratio_rate5m{sloth_id="svc-s", sloth_service="svc", '
+            {"expr": names.error_ratio("5m") + '{sloth_id="svc-s"}', "eval_time": "77m",
+             "exp_samples": [{"labels": names.error_ratio("5m") + '{sloth_id="svc-s", sloth_service="svc", '
                                         'sloth_slo="s", sloth_window="5m"}', "value": 0}]}]}])
     assert result.returncode == 0, result.stdout + result.stderr
 

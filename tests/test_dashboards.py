@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts import conventions as names
 from dashboards import facade, lint
 from dashboards.catalog import declared_series, recording_rules
 from dashboards.render import build_dashboards, lint_exclusions, write_dashboards
@@ -193,7 +194,7 @@ def test_lint_command_line(tmp_path, boards):
 def test_every_referenced_metric_is_declared_or_recorded(full_config, boards):
     recorded = recording_rules(full_config)
     if HAS_SLOS:
-        assert "slo:period_error_budget_remaining:ratio" in recorded
+        assert names.PERIOD_ERROR_BUDGET_REMAINING in recorded
     known = declared_series() | recorded
     missing = {}
     for uid, board in boards.items():
@@ -278,8 +279,8 @@ def test_slo_dashboard_shows_a_one_hour_sli(boards):
     board = boards["vecmon-slos"]
     exprs = [(panel.get("title"), t["expr"]) for panel, t in lint.targets(board)]
     sli = [expr for title, expr in exprs if title == "SLI (1h) against objective"]
-    assert any("sum_over_time(slo:sli_error_events:rate5m" in expr and "[1h]" in expr for expr in sli), sli
-    assert not any("slo:sli_error:ratio_rate5m" in expr for _, expr in exprs)
+    assert any(f"sum_over_time({names.ERROR_EVENTS_RATE5M}" in expr and "[1h]" in expr for expr in sli), sli
+    assert not any(names.error_ratio("5m") in expr for _, expr in exprs)
 
 
 def test_stable_uids_and_titles(boards):

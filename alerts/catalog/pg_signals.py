@@ -4,13 +4,11 @@ collectors."""
 
 from __future__ import annotations
 
-from alerts.fixtures import MINUTE, Fixture, InputSeries, gauge
+from alerts.fixtures import APP, DATABASE, MINUTE, Fixture, InputSeries, gauge
 from alerts.model import AlertDef, Custom, Doc, F, T, V
 from alerts.shapes import GaugeOver
 from alerts.targets import collectors
 
-APP = {"target": "app"}
-DATABASE = {"target": "app", "datname": "app"}
 WRAPAROUND = {"target": "app", "datname": "app", "kind": "xid"}
 
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.fixtures import MINUTE, Fixture, above, counter, gauge, split
+from alerts.fixtures import APP, INDEX, MINUTE, TABLE, Fixture, above, counter, gauge, split
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.promql import go_float, number
 from alerts.shapes import ratio
 from alerts.targets import collectors
 
-APP = {"target": "app"}
-TABLE = {"target": "app", "schema": "public", "table": "items"}
-INDEX = {"target": "app", "schema": "public", "table": "items", "index": "items_embedding_idx"}
 INDEX_BY = "target, schema, table, index, filter"
 FILTER = "{{ with $labels.filter }} (filter {{ . }}){{ end }}"
 

@@ -4,15 +4,11 @@ signals (archiving, wraparound, long-running queries) are in :mod:`alerts.catalo
 
 from __future__ import annotations
 
-from alerts.fixtures import MINUTE, Fixture, gauge
+from alerts.fixtures import APP, DATABASE, MINUTE, TABLE, Fixture, gauge
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.promql import number
 from alerts.shapes import GaugeOver, ShareBelow, vector_table
 from alerts.targets import collectors
-
-APP = {"target": "app"}
-DATABASE = {"target": "app", "datname": "app"}
-TABLE = {"target": "app", "schema": "public", "table": "items"}
 
 
 def _dead_tuples_expr(p: Params) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from alerts.fixtures import MINUTE, Fixture, InputSeries, gauge, sel
+from alerts.fixtures import APP, MINUTE, Fixture, InputSeries, gauge, sel
 from alerts.model import AlertDef, Custom, Doc, F, Params
 from alerts.promql import number
 from alerts.shapes import GaugeDown
@@ -14,7 +14,6 @@ from alerts.targets import ANY_TARGET, MonitoredConfig, api_targets
 if TYPE_CHECKING:  # alerts.config imports the catalog
     from alerts.config import AlertingSettings
 
-APP = {"target": "app"}
 
 STALE_METRIC = "vecmon_collector_last_success_timestamp_seconds"
 INTERVAL_METRIC = "vecmon_collector_interval_seconds"
