@@ -1,11 +1,11 @@
 """``promtool test rules`` files for the generated rules: every alert fires just past its
 threshold (with its exact labels and rendered annotations) and stays silent on the other side.
 
-Threshold alerts (:mod:`alerts.rules`): for each rule, the catalog's fixture turns a value into
-input series; the test checks "pending before ``for`` has passed" (when ``for`` is at least a
+Threshold alerts (:mod:`alerts.rules`): for each rule, the catalog's fixture (:mod:`alerts.fixtures`)
+turns a value into input series; the test checks "pending before ``for`` has passed" (when ``for`` is at least a
 minute), "firing after it" at a value just past the threshold (5%, or for ratios 10% of the way
 to 1) with every label and the rendered annotations, and "silent" just on the other side
-(:meth:`alerts.rules.Rule.test_values`), silent exactly at the threshold (gauges) and silent without
+(:meth:`alerts.model.Rule.test_values`), silent exactly at the threshold (gauges) and silent without
 its series. SLO alerts (:mod:`alerts.slo`): for each burn window, an
 error ratio 10% above and 10% below its threshold, evaluated when the window's ``for`` has passed;
 every other window's expected state is computed the same way, so the test pins the whole set.

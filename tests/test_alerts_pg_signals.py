@@ -1,4 +1,4 @@
-"""The operator-signal alerts (alerts/rules_pg_signals.py) and dashboard panels (dashboards/pg_signals.py),
+"""The operator-signal alerts (alerts/catalog/pg_signals.py) and dashboard panels (dashboards/pg_signals.py),
 checked directly: rules built as ``vecmon generate`` builds them, ``promtool check rules --lint=all
 --lint-fatal`` and their generated ``promtool test rules`` cases (fires just past the threshold, silent
 on the other side), every metric they read declared by a collector, and the panels' queries too.
