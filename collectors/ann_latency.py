@@ -85,23 +85,33 @@ class LatencyState:
     vectors: dict[str, tuple[float, list[QueryVector]]] = field(default_factory=dict)  # probe_key -> (at, set)
 
 
+ANN_QUERY_DURATION_SECONDS = MetricSpec(
+    "vecmon_ann_query_duration_seconds", "histogram",
+    "Duration of approximate k-NN probe queries with the application's settings "
+    "(client-side, cumulative), for p50/p99 latency SLOs; queries that hit their timeout are "
+    "counted in the +Inf bucket only.", LABELS)
+ANN_QUERIES_TOTAL = MetricSpec("vecmon_ann_queries_total", "counter",
+                               "Approximate k-NN probe queries attempted (succeeded, timed out or failed).", LABELS)
+ANN_QUERY_ERRORS_TOTAL = MetricSpec(
+    "vecmon_ann_query_errors_total", "counter",
+    "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason"))
+ANN_QUERY_RETURNED_ROWS = MetricSpec(
+    "vecmon_ann_query_returned_rows", "gauge",
+    "Mean number of rows the latency probe queries returned in the last run (k at most).", LABELS)
+
+
 class AnnLatencyCollector:
     """Latency histogram of approximate k-NN queries with the application's settings."""
 
     name = "ann_latency"
     scope = "database"
     needs_connection = True
+    runs_config_sql = True  # filters[].where from the config: the session is reset (DISCARD ALL) after each run
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_ann_query_duration_seconds", "histogram",
-                   "Duration of approximate k-NN probe queries with the application's settings "
-                   "(client-side, cumulative), for p50/p99 latency SLOs; queries that hit their timeout are "
-                   "counted in the +Inf bucket only.", LABELS),
-        MetricSpec("vecmon_ann_queries_total", "counter",
-                   "Approximate k-NN probe queries attempted (succeeded, timed out or failed).", LABELS),
-        MetricSpec("vecmon_ann_query_errors_total", "counter",
-                   "Approximate k-NN probe queries that failed, by reason (timeout, error).", (*LABELS, "reason")),
-        MetricSpec("vecmon_ann_query_returned_rows", "gauge",
-                   "Mean number of rows the latency probe queries returned in the last run (k at most).", LABELS),
+        ANN_QUERY_DURATION_SECONDS,
+        ANN_QUERIES_TOTAL,
+        ANN_QUERY_ERRORS_TOTAL,
+        ANN_QUERY_RETURNED_ROWS,
         MISCONFIGURED,
     )
 
@@ -136,16 +146,16 @@ class AnnLatencyCollector:
             if key[:3] in current:
                 buckets = [(repr(b), hist.counts[i]) for i, b in enumerate(LATENCY_BUCKETS)]
                 buckets.append(("+Inf", hist.counts[-1]))
-                em.histogram("vecmon_ann_query_duration_seconds", buckets, hist.total, *key)
+                em.histogram(ANN_QUERY_DURATION_SECONDS.name, buckets, hist.total, *key)
         for key, count in state.attempts.items():
             if key[:3] in current:
-                em.add("vecmon_ann_queries_total", count, *key)
+                em.add(ANN_QUERIES_TOTAL.name, count, *key)
         for key, count in state.errors.items():
             if key[:3] in current:
-                em.add("vecmon_ann_query_errors_total", count, *key)
+                em.add(ANN_QUERY_ERRORS_TOTAL.name, count, *key)
         for key, rows in state.returned.items():
             if key[:3] in current:
-                em.add("vecmon_ann_query_returned_rows", rows, *key)
+                em.add(ANN_QUERY_RETURNED_ROWS.name, rows, *key)
         return em.families()
 
     def _vectors(self, conn: psycopg.Connection, idx: VectorIndex, vs: Any, cfg: Any,

@@ -59,25 +59,38 @@ log = logging.getLogger(__name__)
 APP_OUTCOMES = ("success", "http_4xx", "http_5xx", "unexpected_status", "timeout", "connection_error", "tls_error",
                 "bad_response", "body_mismatch", "json_mismatch")
 
+APP_PROBE_SUCCESS = MetricSpec("vecmon_app_probe_success", "gauge",
+                               "Whether the last check of the application endpoint passed (1) or not (0).", ())
+APP_PROBE_DURATION_SECONDS = MetricSpec(
+    "vecmon_app_probe_duration_seconds", "histogram",
+    "Round-trip time of application checks (request start to last body byte) by outcome.",
+    ("outcome",))
+APP_PROBE_REQUESTS_TOTAL = MetricSpec(
+    "vecmon_app_probe_requests_total", "counter",
+    "Application checks by outcome: success, http_4xx, http_5xx, unexpected_status, timeout, "
+    "connection_error, tls_error, bad_response, body_mismatch, json_mismatch.", ("outcome",))
+APP_PROBE_LAST_DURATION_SECONDS = MetricSpec("vecmon_app_probe_last_duration_seconds", "gauge",
+                                             "Round-trip time of the last application check, whatever its outcome.", ())
+APP_PROBE_HTTP_STATUS_CODE = MetricSpec("vecmon_app_probe_http_status_code", "gauge",
+                                        "HTTP status of the last application check (0 when no response arrived).", ())
+APP_PROBE_ASSERTION_FAILURES_TOTAL = MetricSpec(
+    "vecmon_app_probe_assertion_failures_total", "counter",
+    "Checks that failed a configured body or JSON assertion, by assertion (body_matches[i], "
+    "body_not_matches[i], json[i]).", ("assertion",))
+APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS = MetricSpec(
+    "vecmon_app_tls_cert_expiry_timestamp_seconds", "gauge",
+    "Expiry (notAfter, Unix time) of the certificate the server presented in the last check (verified or "
+    "not); absent when the last check got no answer over TLS.", ())
+
+
 APP_METRICS = (
-    MetricSpec("vecmon_app_probe_success", "gauge",
-               "Whether the last check of the application endpoint passed (1) or not (0).", ()),
-    MetricSpec("vecmon_app_probe_duration_seconds", "histogram",
-               "Round-trip time of application checks (request start to last body byte) by outcome.",
-               ("outcome",)),
-    MetricSpec("vecmon_app_probe_requests_total", "counter",
-               "Application checks by outcome: success, http_4xx, http_5xx, unexpected_status, timeout, "
-               "connection_error, tls_error, bad_response, body_mismatch, json_mismatch.", ("outcome",)),
-    MetricSpec("vecmon_app_probe_last_duration_seconds", "gauge",
-               "Round-trip time of the last application check, whatever its outcome.", ()),
-    MetricSpec("vecmon_app_probe_http_status_code", "gauge",
-               "HTTP status of the last application check (0 when no response arrived).", ()),
-    MetricSpec("vecmon_app_probe_assertion_failures_total", "counter",
-               "Checks that failed a configured body or JSON assertion, by assertion (body_matches[i], "
-               "body_not_matches[i], json[i]).", ("assertion",)),
-    MetricSpec("vecmon_app_tls_cert_expiry_timestamp_seconds", "gauge",
-               "Expiry (notAfter, Unix time) of the certificate the server presented in the last check (verified or "
-               "not); absent when the last check got no answer over TLS.", ()),
+    APP_PROBE_SUCCESS,
+    APP_PROBE_DURATION_SECONDS,
+    APP_PROBE_REQUESTS_TOTAL,
+    APP_PROBE_LAST_DURATION_SECONDS,
+    APP_PROBE_HTTP_STATUS_CODE,
+    APP_PROBE_ASSERTION_FAILURES_TOTAL,
+    APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
 )
 
 
@@ -252,18 +265,18 @@ class AppProbeCollector:
     def _emit(self, app: ApplicationTarget, state: dict) -> list[Metric]:
         out = Emitter(app.name, self.METRICS)
         last = state["last"]
-        out.add("vecmon_app_probe_success", 1 if last["success"] else 0)
+        out.add(APP_PROBE_SUCCESS.name, 1 if last["success"] else 0)
         for outcome in APP_OUTCOMES:
             hist = state.get("hist", {}).get(outcome)
             if hist is not None:
-                out.histogram("vecmon_app_probe_duration_seconds", cumulative(hist), hist["sum"], outcome)
-            out.add("vecmon_app_probe_requests_total", state["requests"][outcome], outcome)
-        out.add("vecmon_app_probe_last_duration_seconds", last["duration"])
-        out.add("vecmon_app_probe_http_status_code", last["status"])
+                out.histogram(APP_PROBE_DURATION_SECONDS.name, cumulative(hist), hist["sum"], outcome)
+            out.add(APP_PROBE_REQUESTS_TOTAL.name, state["requests"][outcome], outcome)
+        out.add(APP_PROBE_LAST_DURATION_SECONDS.name, last["duration"])
+        out.add(APP_PROBE_HTTP_STATUS_CODE.name, last["status"])
         for name in assertion_names(app):
-            out.add("vecmon_app_probe_assertion_failures_total", state["assertions"].get(name, 0), name)
+            out.add(APP_PROBE_ASSERTION_FAILURES_TOTAL.name, state["assertions"].get(name, 0), name)
         if last["not_after"] is not None and math.isfinite(last["not_after"]):
-            out.add("vecmon_app_tls_cert_expiry_timestamp_seconds", last["not_after"])
+            out.add(APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS.name, last["not_after"])
         return out.families()
 
 

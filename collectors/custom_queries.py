@@ -39,15 +39,21 @@ log = logging.getLogger(__name__)
 
 QUERY_COLLECTOR_PREFIX = "query:"
 # What every custom query job reports about its own last result, next to the query's metrics.
+QUERY_ROWS = MetricSpec("vecmon_query_rows", "gauge",
+                        "Rows the custom query returned in its last run (at most its row_limit).", ("query",))
+QUERY_TRUNCATED = MetricSpec("vecmon_query_truncated", "gauge",
+                             "Whether the custom query's last result had more rows than its row_limit (1) or not (0).",
+                             ("query",))
+QUERY_SKIPPED_VALUES = MetricSpec(
+    "vecmon_query_skipped_values", "gauge",
+    "Cells of the custom query's last result not exported because they were NULL, not a number "
+    "or unmapped, by metric column.", ("query", "column"))
+
+
 QUERY_METRICS = (
-    MetricSpec("vecmon_query_rows", "gauge",
-               "Rows the custom query returned in its last run (at most its row_limit).", ("query",)),
-    MetricSpec("vecmon_query_truncated", "gauge",
-               "Whether the custom query's last result had more rows than its row_limit (1) or not (0).",
-               ("query",)),
-    MetricSpec("vecmon_query_skipped_values", "gauge",
-               "Cells of the custom query's last result not exported because they were NULL, not a number "
-               "or unmapped, by metric column.", ("query", "column")),
+    QUERY_ROWS,
+    QUERY_TRUNCATED,
+    QUERY_SKIPPED_VALUES,
 )
 # A version range: alternatives (OR) of conditions (AND), each (operator, server_version_num).
 VersionRange = tuple[tuple[tuple[str, int], ...], ...]
@@ -235,6 +241,7 @@ class CustomQueryCollector:
     """Runs one :class:`QueryPlan`; its name is ``query:<name>`` and its METRICS come from the plan."""
 
     needs_connection = True
+    runs_config_sql = True  # the connector resets the session (DISCARD ALL) after each run
 
     def __init__(self, plan: QueryPlan):
         self.plan = plan
@@ -280,10 +287,10 @@ class CustomQueryCollector:
                 else:
                     keys.add(labels)
         self._report(ctx, len(rows), truncated, skips, duplicates)
-        emitter.add("vecmon_query_rows", len(rows), plan.name)
-        emitter.add("vecmon_query_truncated", 1 if truncated else 0, plan.name)
+        emitter.add(QUERY_ROWS.name, len(rows), plan.name)
+        emitter.add(QUERY_TRUNCATED.name, 1 if truncated else 0, plan.name)
         for column in plan.metrics:
-            emitter.add("vecmon_query_skipped_values", sum(skips.reasons.get(column.column, {}).values()),
+            emitter.add(QUERY_SKIPPED_VALUES.name, sum(skips.reasons.get(column.column, {}).values()),
                         plan.name, column.column)
         return emitter.families()
 

@@ -76,59 +76,94 @@ DimensionSource = Callable[[DimensionsFrom], "int | None"]
 
 
 PMK = ("provider", "model", "kind")
+MODEL_API_REQUEST_DURATION_SECONDS = MetricSpec(
+    "vecmon_model_api_request_duration_seconds", "histogram",
+    "Round-trip time of probe requests (request start to last body byte) by outcome.", PMK + ("outcome",))
+MODEL_API_REQUESTS_TOTAL = MetricSpec(
+    "vecmon_model_api_requests_total", "counter",
+    "Probe HTTP attempts by outcome: success, http_4xx, http_5xx, rate_limited, timeout, "
+    "connection_error, bad_response.", PMK + ("outcome",))
+MODEL_API_RETRIES_TOTAL = MetricSpec(
+    "vecmon_model_api_retries_total", "counter",
+    "Second attempts made because the provider sent Retry-After or retry-after-ms (at most one per "
+    "probe).", PMK)
+MODEL_API_PROBE_SUCCESS = MetricSpec("vecmon_model_api_probe_success", "gauge",
+                                     "Whether the last probe got a valid answer (1) or not (0).", PMK)
+MODEL_API_PROBE_DURATION_SECONDS = MetricSpec("vecmon_model_api_probe_duration_seconds", "gauge",
+                                              "Wall time of the last probe, Retry-After wait included.", PMK)
+MODEL_API_LAST_STATUS_CODE = MetricSpec("vecmon_model_api_last_status_code", "gauge",
+                                        "HTTP status of the last probe attempt (0 when no response arrived).", PMK)
+MODEL_API_TOKENS_TOTAL = MetricSpec(
+    "vecmon_model_api_tokens_total", "counter",
+    "Tokens the provider reported for probe requests (usage fields, TEI x-compute-tokens, Ollama "
+    "prompt_eval_count).", PMK)
+MODEL_API_COST_USD_TOTAL = MetricSpec("vecmon_model_api_cost_usd_total", "counter",
+                                      "Probe spend computed from reported usage and the price table.", PMK)
+MODEL_API_PRICE_USD = MetricSpec("vecmon_model_api_price_usd", "gauge",
+                                 "Price applied to the probe's usage, per unit (million_tokens or thousand_searches).",
+                                 PMK + ("unit",))
+MODEL_API_SERVER_DURATION_SECONDS = MetricSpec(
+    "vecmon_model_api_server_duration_seconds", "gauge",
+    "Server-side time of the last answer as the provider reports it (TEI x-*-time headers, Ollama "
+    "total/load durations, OpenAI openai-processing-ms).", PMK + ("phase",))
+MODEL_API_RATE_LIMIT_LIMIT = MetricSpec(
+    "vecmon_model_api_rate_limit_limit", "gauge",
+    "Rate limit from x-ratelimit-limit-* headers of the last response that had them.",
+    PMK + ("resource",))
+MODEL_API_RATE_LIMIT_REMAINING = MetricSpec(
+    "vecmon_model_api_rate_limit_remaining", "gauge",
+    "Remaining quota from x-ratelimit-remaining-* headers.", PMK + ("resource",))
+MODEL_API_RATE_LIMIT_RESET_SECONDS = MetricSpec(
+    "vecmon_model_api_rate_limit_reset_seconds", "gauge",
+    "Time until the quota resets, from x-ratelimit-reset-* headers.", PMK + ("resource",))
+MODEL_API_RATE_LIMIT_HEADROOM_RATIO = MetricSpec("vecmon_model_api_rate_limit_headroom_ratio", "gauge",
+                                                 "Remaining divided by limit (0 = exhausted).", PMK + ("resource",))
+MODEL_API_VALIDATION_FAILURES_TOTAL = MetricSpec(
+    "vecmon_model_api_validation_failures_total", "counter",
+    "Answers that failed validation, by reason (malformed, count_mismatch, dimension_mismatch, "
+    "non_finite, zero_vector, score_count_mismatch, invalid_index, wrong_top_document).",
+    PMK + ("reason",))
+EMBEDDING_DIMENSIONS = MetricSpec("vecmon_embedding_dimensions", "gauge",
+                                  "Dimension of the vectors in the last embedding answer.", ("provider", "model"))
+EMBEDDING_EXPECTED_DIMENSIONS = MetricSpec(
+    "vecmon_embedding_expected_dimensions", "gauge",
+    "Dimension the embeddings must have (config, or the pgvector column named by dimensions_from).",
+    ("provider", "model"))
+EMBEDDING_DIMENSION_MISMATCH = MetricSpec(
+    "vecmon_embedding_dimension_mismatch", "gauge",
+    "Whether the last embedding answer's dimension differs from the expected one (1: a model change "
+    "the index does not match) or not (0).", ("provider", "model"))
+RERANK_SEARCH_UNITS_TOTAL = MetricSpec(
+    "vecmon_rerank_search_units_total", "counter",
+    "Search units billed for probe re-rank requests (Cohere meta.billed_units.search_units).",
+    ("provider", "model"))
+RERANK_RELEVANT_DOCUMENT_RANK = MetricSpec(
+    "vecmon_rerank_relevant_document_rank", "gauge",
+    "Rank (1 = first) of the known relevant document in the last re-rank answer; 0 if missing.",
+    ("provider", "model"))
+
+
 PROBE_METRICS = (
-    MetricSpec("vecmon_model_api_request_duration_seconds", "histogram",
-               "Round-trip time of probe requests (request start to last body byte) by outcome.", PMK + ("outcome",)),
-    MetricSpec("vecmon_model_api_requests_total", "counter",
-               "Probe HTTP attempts by outcome: success, http_4xx, http_5xx, rate_limited, timeout, "
-               "connection_error, bad_response.", PMK + ("outcome",)),
-    MetricSpec("vecmon_model_api_retries_total", "counter",
-               "Second attempts made because the provider sent Retry-After or retry-after-ms (at most one per "
-               "probe).", PMK),
-    MetricSpec("vecmon_model_api_probe_success", "gauge",
-               "Whether the last probe got a valid answer (1) or not (0).", PMK),
-    MetricSpec("vecmon_model_api_probe_duration_seconds", "gauge",
-               "Wall time of the last probe, Retry-After wait included.", PMK),
-    MetricSpec("vecmon_model_api_last_status_code", "gauge",
-               "HTTP status of the last probe attempt (0 when no response arrived).", PMK),
-    MetricSpec("vecmon_model_api_tokens_total", "counter",
-               "Tokens the provider reported for probe requests (usage fields, TEI x-compute-tokens, Ollama "
-               "prompt_eval_count).", PMK),
-    MetricSpec("vecmon_model_api_cost_usd_total", "counter",
-               "Probe spend computed from reported usage and the price table.", PMK),
-    MetricSpec("vecmon_model_api_price_usd", "gauge",
-               "Price applied to the probe's usage, per unit (million_tokens or thousand_searches).",
-               PMK + ("unit",)),
-    MetricSpec("vecmon_model_api_server_duration_seconds", "gauge",
-               "Server-side time of the last answer as the provider reports it (TEI x-*-time headers, Ollama "
-               "total/load durations, OpenAI openai-processing-ms).", PMK + ("phase",)),
-    MetricSpec("vecmon_model_api_rate_limit_limit", "gauge",
-               "Rate limit from x-ratelimit-limit-* headers of the last response that had them.",
-               PMK + ("resource",)),
-    MetricSpec("vecmon_model_api_rate_limit_remaining", "gauge",
-               "Remaining quota from x-ratelimit-remaining-* headers.", PMK + ("resource",)),
-    MetricSpec("vecmon_model_api_rate_limit_reset_seconds", "gauge",
-               "Time until the quota resets, from x-ratelimit-reset-* headers.", PMK + ("resource",)),
-    MetricSpec("vecmon_model_api_rate_limit_headroom_ratio", "gauge",
-               "Remaining divided by limit (0 = exhausted).", PMK + ("resource",)),
-    MetricSpec("vecmon_model_api_validation_failures_total", "counter",
-               "Answers that failed validation, by reason (malformed, count_mismatch, dimension_mismatch, "
-               "non_finite, zero_vector, score_count_mismatch, invalid_index, wrong_top_document).",
-               PMK + ("reason",)),
-    MetricSpec("vecmon_embedding_dimensions", "gauge",
-               "Dimension of the vectors in the last embedding answer.", ("provider", "model")),
-    MetricSpec("vecmon_embedding_expected_dimensions", "gauge",
-               "Dimension the embeddings must have (config, or the pgvector column named by dimensions_from).",
-               ("provider", "model")),
-    MetricSpec("vecmon_embedding_dimension_mismatch", "gauge",
-               "Whether the last embedding answer's dimension differs from the expected one (1: a model change "
-               "the index does not match) or not (0).", ("provider", "model")),
-    MetricSpec("vecmon_rerank_search_units_total", "counter",
-               "Search units billed for probe re-rank requests (Cohere meta.billed_units.search_units).",
-               ("provider", "model")),
-    MetricSpec("vecmon_rerank_relevant_document_rank", "gauge",
-               "Rank (1 = first) of the known relevant document in the last re-rank answer; 0 if missing.",
-               ("provider", "model")),
+    MODEL_API_REQUEST_DURATION_SECONDS,
+    MODEL_API_REQUESTS_TOTAL,
+    MODEL_API_RETRIES_TOTAL,
+    MODEL_API_PROBE_SUCCESS,
+    MODEL_API_PROBE_DURATION_SECONDS,
+    MODEL_API_LAST_STATUS_CODE,
+    MODEL_API_TOKENS_TOTAL,
+    MODEL_API_COST_USD_TOTAL,
+    MODEL_API_PRICE_USD,
+    MODEL_API_SERVER_DURATION_SECONDS,
+    MODEL_API_RATE_LIMIT_LIMIT,
+    MODEL_API_RATE_LIMIT_REMAINING,
+    MODEL_API_RATE_LIMIT_RESET_SECONDS,
+    MODEL_API_RATE_LIMIT_HEADROOM_RATIO,
+    MODEL_API_VALIDATION_FAILURES_TOTAL,
+    EMBEDDING_DIMENSIONS,
+    EMBEDDING_EXPECTED_DIMENSIONS,
+    EMBEDDING_DIMENSION_MISMATCH,
+    RERANK_SEARCH_UNITS_TOTAL,
+    RERANK_RELEVANT_DOCUMENT_RANK,
 )
 
 
@@ -349,50 +384,50 @@ class ModelProbeCollector:
         for outcome in OUTCOMES:
             hist = state.get("hist", {}).get(outcome)
             if hist is not None:
-                out.histogram("vecmon_model_api_request_duration_seconds", cumulative(hist), hist["sum"], *pmk,
+                out.histogram(MODEL_API_REQUEST_DURATION_SECONDS.name, cumulative(hist), hist["sum"], *pmk,
                               outcome)
-            out.add("vecmon_model_api_requests_total", state["requests"][outcome], *pmk, outcome)
-        out.add("vecmon_model_api_retries_total", state.get("retries", 0), *pmk)
+            out.add(MODEL_API_REQUESTS_TOTAL.name, state["requests"][outcome], *pmk, outcome)
+        out.add(MODEL_API_RETRIES_TOTAL.name, state.get("retries", 0), *pmk)
         last = state["last"]
-        out.add("vecmon_model_api_probe_success", 1 if last["success"] else 0, *pmk)
-        out.add("vecmon_model_api_probe_duration_seconds", last["duration"], *pmk)
-        out.add("vecmon_model_api_last_status_code", last["status"], *pmk)
-        out.add("vecmon_model_api_tokens_total", state.get("tokens", 0), *pmk)
+        out.add(MODEL_API_PROBE_SUCCESS.name, 1 if last["success"] else 0, *pmk)
+        out.add(MODEL_API_PROBE_DURATION_SECONDS.name, last["duration"], *pmk)
+        out.add(MODEL_API_LAST_STATUS_CODE.name, last["status"], *pmk)
+        out.add(MODEL_API_TOKENS_TOTAL.name, state.get("tokens", 0), *pmk)
         for reason, count in state["validation"].items():
-            out.add("vecmon_model_api_validation_failures_total", count, *pmk, reason)
+            out.add(MODEL_API_VALIDATION_FAILURES_TOTAL.name, count, *pmk, reason)
         entry = state.get("price") or self.prices.lookup(endpoint.pricing_provider or endpoint.provider,
                                                          endpoint.model)
         if entry is not None:
-            out.add("vecmon_model_api_cost_usd_total", state.get("cost", 0.0), *pmk)
+            out.add(MODEL_API_COST_USD_TOTAL.name, state.get("cost", 0.0), *pmk)
             if entry.usd_per_1m_tokens is not None:
-                out.add("vecmon_model_api_price_usd", entry.usd_per_1m_tokens, *pmk, "million_tokens")
+                out.add(MODEL_API_PRICE_USD.name, entry.usd_per_1m_tokens, *pmk, "million_tokens")
             else:
-                out.add("vecmon_model_api_price_usd", entry.usd_per_1k_searches, *pmk, "thousand_searches")
+                out.add(MODEL_API_PRICE_USD.name, entry.usd_per_1k_searches, *pmk, "thousand_searches")
         for phase, seconds in sorted(state.get("server_timings", {}).items()):
-            out.add("vecmon_model_api_server_duration_seconds", seconds, *pmk, phase)
+            out.add(MODEL_API_SERVER_DURATION_SECONDS.name, seconds, *pmk, phase)
         for resource, values in sorted(state.get("rate_limits", {}).items()):
             if "limit" in values:
-                out.add("vecmon_model_api_rate_limit_limit", values["limit"], *pmk, resource)
+                out.add(MODEL_API_RATE_LIMIT_LIMIT.name, values["limit"], *pmk, resource)
             if "remaining" in values:
-                out.add("vecmon_model_api_rate_limit_remaining", values["remaining"], *pmk, resource)
+                out.add(MODEL_API_RATE_LIMIT_REMAINING.name, values["remaining"], *pmk, resource)
             if "reset" in values:
-                out.add("vecmon_model_api_rate_limit_reset_seconds", values["reset"], *pmk, resource)
+                out.add(MODEL_API_RATE_LIMIT_RESET_SECONDS.name, values["reset"], *pmk, resource)
             if values.get("limit", 0) > 0 and "remaining" in values:
-                out.add("vecmon_model_api_rate_limit_headroom_ratio", values["remaining"] / values["limit"], *pmk,
+                out.add(MODEL_API_RATE_LIMIT_HEADROOM_RATIO.name, values["remaining"] / values["limit"], *pmk,
                         resource)
         if endpoint.kind == EMBEDDING:
             observed, expected = state.get("observed_dims"), state.get("expected_dims")
             if observed is not None:
-                out.add("vecmon_embedding_dimensions", observed, *pm)
+                out.add(EMBEDDING_DIMENSIONS.name, observed, *pm)
             if expected is not None:
-                out.add("vecmon_embedding_expected_dimensions", expected, *pm)
+                out.add(EMBEDDING_EXPECTED_DIMENSIONS.name, expected, *pm)
                 if observed is not None:
-                    out.add("vecmon_embedding_dimension_mismatch", 1 if observed != expected else 0, *pm)
+                    out.add(EMBEDDING_DIMENSION_MISMATCH.name, 1 if observed != expected else 0, *pm)
         else:
             if "search_units" in state or endpoint.provider == "cohere":
-                out.add("vecmon_rerank_search_units_total", state.get("search_units", 0.0), *pm)
+                out.add(RERANK_SEARCH_UNITS_TOTAL.name, state.get("search_units", 0.0), *pm)
             if "relevant_rank" in state:
-                out.add("vecmon_rerank_relevant_document_rank", state["relevant_rank"], *pm)
+                out.add(RERANK_RELEVANT_DOCUMENT_RANK.name, state["relevant_rank"], *pm)
         return out.families()
 
 

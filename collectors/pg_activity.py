@@ -53,6 +53,22 @@ SELECT mode, count(*) AS waiting FROM pg_locks WHERE NOT granted GROUP BY mode O
 """
 
 
+PG_LONG_RUNNING_QUERIES = MetricSpec(
+    "vecmon_pg_long_running_queries", "gauge",
+    "Client statements running longer than the target's long_running_threshold, by database "
+    "(vecmon's own sessions excluded).", ("datname",))
+PG_OLDEST_QUERY_AGE_SECONDS = MetricSpec(
+    "vecmon_pg_oldest_query_age_seconds", "gauge",
+    "Seconds the longest-running active client statement in the database has been running (0 "
+    "when none runs).", ("datname",))
+PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS = MetricSpec(
+    "vecmon_pg_long_running_query_threshold_seconds", "gauge",
+    "The long_running_threshold the long-running query count uses, in seconds.")
+PG_LOCK_WAITS = MetricSpec("vecmon_pg_lock_waits", "gauge",
+                           "Heavyweight lock requests waiting to be granted, server-wide, by lock mode (pg_locks with "
+                           "granted = false).", ("mode",))
+
+
 class ActivityCollector:
     """Queries running longer than a threshold (count and oldest, per database) and lock waits by mode.
 
@@ -63,23 +79,16 @@ class ActivityCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_long_running_queries", "gauge",
-                   "Client statements running longer than the target's long_running_threshold, by database "
-                   "(vecmon's own sessions excluded).", ("datname",)),
-        MetricSpec("vecmon_pg_oldest_query_age_seconds", "gauge",
-                   "Seconds the longest-running active client statement in the database has been running (0 "
-                   "when none runs).", ("datname",)),
-        MetricSpec("vecmon_pg_long_running_query_threshold_seconds", "gauge",
-                   "The long_running_threshold the long-running query count uses, in seconds."),
-        MetricSpec("vecmon_pg_lock_waits", "gauge",
-                   "Heavyweight lock requests waiting to be granted, server-wide, by lock mode (pg_locks with "
-                   "granted = false).", ("mode",)),
+        PG_LONG_RUNNING_QUERIES,
+        PG_OLDEST_QUERY_AGE_SECONDS,
+        PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS,
+        PG_LOCK_WAITS,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         threshold = float(getattr(ctx.settings, "long_running_threshold", DEFAULT_THRESHOLD))
-        emitter.add("vecmon_pg_long_running_query_threshold_seconds", threshold)
+        emitter.add(PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS.name, threshold)
 
         counts = {row["datname"]: 0 for row in fetch(ctx.conn, DATABASES_SQL)}
         oldest = dict.fromkeys(counts, 0.0)
@@ -87,12 +96,12 @@ class ActivityCollector:
             counts[row["datname"]] = int(row["long_running"])
             oldest[row["datname"]] = float(row["oldest_seconds"] or 0.0)
         for datname in sorted(counts):
-            emitter.add("vecmon_pg_long_running_queries", counts[datname], datname)
-            emitter.add("vecmon_pg_oldest_query_age_seconds", oldest[datname], datname)
+            emitter.add(PG_LONG_RUNNING_QUERIES.name, counts[datname], datname)
+            emitter.add(PG_OLDEST_QUERY_AGE_SECONDS.name, oldest[datname], datname)
 
         waits = dict.fromkeys(LOCK_MODES, 0)
         for row in fetch(ctx.conn, LOCK_WAITS_SQL):
             waits[row["mode"]] = int(row["waiting"])
         for mode, count in waits.items():
-            emitter.add("vecmon_pg_lock_waits", count, mode)
+            emitter.add(PG_LOCK_WAITS.name, count, mode)
         return emitter.families()

@@ -49,6 +49,35 @@ WHERE name LIKE '%.ready'
 """
 
 
+PG_ARCHIVER_ENABLED = MetricSpec(
+    "vecmon_pg_archiver_enabled", "gauge",
+    "Whether WAL archiving runs on this server: 1 when archive_mode is on (always, on a standby) and "
+    "an archive_command or archive_library is set, else 0.")
+PG_ARCHIVER_ARCHIVED_TOTAL = MetricSpec("vecmon_pg_archiver_archived_total", "counter",
+                                        "WAL files archived successfully (pg_stat_archiver.archived_count).")
+PG_ARCHIVER_FAILED_TOTAL = MetricSpec("vecmon_pg_archiver_failed_total", "counter",
+                                      "Failed attempts to archive a WAL file (pg_stat_archiver.failed_count).")
+PG_ARCHIVER_FAILING = MetricSpec(
+    "vecmon_pg_archiver_failing", "gauge",
+    "Whether the archiver's most recent attempt failed (last failure newer than the last success): "
+    "1 if so, else 0.")
+PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS = MetricSpec(
+    "vecmon_pg_archiver_last_archived_age_seconds", "gauge",
+    "Seconds since the last WAL file was archived successfully. Absent when none was since the "
+    "last stats reset.")
+PG_ARCHIVER_LAST_FAILED_AGE_SECONDS = MetricSpec(
+    "vecmon_pg_archiver_last_failed_age_seconds", "gauge",
+    "Seconds since the last failed archiving attempt. Absent when none failed since the last "
+    "stats reset.")
+PG_ARCHIVER_PENDING_FILES = MetricSpec(
+    "vecmon_pg_archiver_pending_files", "gauge",
+    "Completed WAL segments waiting to be archived (.ready files in pg_wal/archive_status).")
+PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS = MetricSpec(
+    "vecmon_pg_archiver_oldest_pending_age_seconds", "gauge",
+    "Seconds the oldest WAL segment waiting to be archived has been ready (0 when none waits): "
+    "how far point-in-time recovery is behind.")
+
+
 class ArchiverCollector:
     """WAL archiver health: enabled, failing, pending segments, ages of the last success and failure.
 
@@ -59,42 +88,29 @@ class ArchiverCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_archiver_enabled", "gauge",
-                   "Whether WAL archiving runs on this server: 1 when archive_mode is on (always, on a standby) and "
-                   "an archive_command or archive_library is set, else 0."),
-        MetricSpec("vecmon_pg_archiver_archived_total", "counter",
-                   "WAL files archived successfully (pg_stat_archiver.archived_count)."),
-        MetricSpec("vecmon_pg_archiver_failed_total", "counter",
-                   "Failed attempts to archive a WAL file (pg_stat_archiver.failed_count)."),
-        MetricSpec("vecmon_pg_archiver_failing", "gauge",
-                   "Whether the archiver's most recent attempt failed (last failure newer than the last success): "
-                   "1 if so, else 0."),
-        MetricSpec("vecmon_pg_archiver_last_archived_age_seconds", "gauge",
-                   "Seconds since the last WAL file was archived successfully. Absent when none was since the "
-                   "last stats reset."),
-        MetricSpec("vecmon_pg_archiver_last_failed_age_seconds", "gauge",
-                   "Seconds since the last failed archiving attempt. Absent when none failed since the last "
-                   "stats reset."),
-        MetricSpec("vecmon_pg_archiver_pending_files", "gauge",
-                   "Completed WAL segments waiting to be archived (.ready files in pg_wal/archive_status)."),
-        MetricSpec("vecmon_pg_archiver_oldest_pending_age_seconds", "gauge",
-                   "Seconds the oldest WAL segment waiting to be archived has been ready (0 when none waits): "
-                   "how far point-in-time recovery is behind."),
+        PG_ARCHIVER_ENABLED,
+        PG_ARCHIVER_ARCHIVED_TOTAL,
+        PG_ARCHIVER_FAILED_TOTAL,
+        PG_ARCHIVER_FAILING,
+        PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS,
+        PG_ARCHIVER_LAST_FAILED_AGE_SECONDS,
+        PG_ARCHIVER_PENDING_FILES,
+        PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         row = fetch_one(ctx.conn, ARCHIVER_SQL)
-        emitter.add("vecmon_pg_archiver_enabled", bool(row["enabled"]))
-        emitter.add("vecmon_pg_archiver_archived_total", row["archived_count"])
-        emitter.add("vecmon_pg_archiver_failed_total", row["failed_count"])
-        emitter.add("vecmon_pg_archiver_failing", bool(row["failing"]))
-        for metric, column in (("vecmon_pg_archiver_last_archived_age_seconds", "last_archived_age"),
-                               ("vecmon_pg_archiver_last_failed_age_seconds", "last_failed_age")):
+        emitter.add(PG_ARCHIVER_ENABLED.name, bool(row["enabled"]))
+        emitter.add(PG_ARCHIVER_ARCHIVED_TOTAL.name, row["archived_count"])
+        emitter.add(PG_ARCHIVER_FAILED_TOTAL.name, row["failed_count"])
+        emitter.add(PG_ARCHIVER_FAILING.name, bool(row["failing"]))
+        for metric, column in ((PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS.name, "last_archived_age"),
+                               (PG_ARCHIVER_LAST_FAILED_AGE_SECONDS.name, "last_failed_age")):
             if row[column] is not None:
                 emitter.add(metric, max(0.0, float(row[column])))
         if row["can_list_status"]:
             pending = fetch_one(ctx.conn, PENDING_SQL)
-            emitter.add("vecmon_pg_archiver_pending_files", pending["files"])
-            emitter.add("vecmon_pg_archiver_oldest_pending_age_seconds", max(0.0, float(pending["oldest_age"])))
+            emitter.add(PG_ARCHIVER_PENDING_FILES.name, pending["files"])
+            emitter.add(PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name, max(0.0, float(pending["oldest_age"])))
         return emitter.families()

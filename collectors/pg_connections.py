@@ -48,6 +48,30 @@ SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backe
 """
 
 
+PG_CONNECTIONS = MetricSpec(
+    "vecmon_pg_connections", "gauge",
+    "Client connections by database and state (pg_stat_activity), excluding vecmon's own sessions.",
+    ("datname", "state"))
+PG_CONNECTIONS_LOCK_WAITING = MetricSpec(
+    "vecmon_pg_connections_lock_waiting", "gauge",
+    "Client sessions currently waiting for a heavyweight lock (wait_event_type = 'Lock'), by database.",
+    ("datname",))
+PG_OLDEST_TRANSACTION_AGE_SECONDS = MetricSpec(
+    "vecmon_pg_oldest_transaction_age_seconds", "gauge",
+    "Age of the oldest open transaction of a client session in the database, in seconds "
+    "(0 when no transaction is open); long-open transactions hold back vacuum.",
+    ("datname",))
+PG_CONNECTIONS_USED = MetricSpec(
+    "vecmon_pg_connections_used", "gauge",
+    "All client connections to the server, including vecmon's own (they occupy slots too).")
+PG_CONNECTIONS_MAX = MetricSpec(
+    "vecmon_pg_connections_max", "gauge",
+    "The server's max_connections setting.")
+PG_CONNECTIONS_USED_RATIO = MetricSpec(
+    "vecmon_pg_connections_used_ratio", "gauge",
+    "Client connections divided by max_connections (0..1); new connections fail near 1.")
+
+
 class ConnectionsCollector:
     """Connection counts and connection-level health signals for the whole server."""
 
@@ -55,28 +79,12 @@ class ConnectionsCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec(
-            "vecmon_pg_connections", "gauge",
-            "Client connections by database and state (pg_stat_activity), excluding vecmon's own sessions.",
-            ("datname", "state")),
-        MetricSpec(
-            "vecmon_pg_connections_lock_waiting", "gauge",
-            "Client sessions currently waiting for a heavyweight lock (wait_event_type = 'Lock'), by database.",
-            ("datname",)),
-        MetricSpec(
-            "vecmon_pg_oldest_transaction_age_seconds", "gauge",
-            "Age of the oldest open transaction of a client session in the database, in seconds "
-            "(0 when no transaction is open); long-open transactions hold back vacuum.",
-            ("datname",)),
-        MetricSpec(
-            "vecmon_pg_connections_used", "gauge",
-            "All client connections to the server, including vecmon's own (they occupy slots too)."),
-        MetricSpec(
-            "vecmon_pg_connections_max", "gauge",
-            "The server's max_connections setting."),
-        MetricSpec(
-            "vecmon_pg_connections_used_ratio", "gauge",
-            "Client connections divided by max_connections (0..1); new connections fail near 1."),
+        PG_CONNECTIONS,
+        PG_CONNECTIONS_LOCK_WAITING,
+        PG_OLDEST_TRANSACTION_AGE_SECONDS,
+        PG_CONNECTIONS_USED,
+        PG_CONNECTIONS_MAX,
+        PG_CONNECTIONS_USED_RATIO,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -86,9 +94,9 @@ class ConnectionsCollector:
         self._emit_activity(emitter, rows, databases)
 
         usage = fetch_one(ctx.conn, USAGE_SQL)
-        emitter.add("vecmon_pg_connections_used", usage.get("used"))
-        emitter.add("vecmon_pg_connections_max", usage.get("max_connections"))
-        emitter.add("vecmon_pg_connections_used_ratio", ratio(usage.get("used"), usage.get("max_connections")))
+        emitter.add(PG_CONNECTIONS_USED.name, usage.get("used"))
+        emitter.add(PG_CONNECTIONS_MAX.name, usage.get("max_connections"))
+        emitter.add(PG_CONNECTIONS_USED_RATIO.name, ratio(usage.get("used"), usage.get("max_connections")))
         return emitter.families()
 
     @staticmethod
@@ -104,7 +112,7 @@ class ConnectionsCollector:
             current = oldest.get(db, 0.0)
             oldest[db] = max(current, float(age)) if age is not None else current
         for (db, state), count in sorted(counts.items()):
-            emitter.add("vecmon_pg_connections", count, db, state)
+            emitter.add(PG_CONNECTIONS.name, count, db, state)
         for db in sorted(waiting):
-            emitter.add("vecmon_pg_connections_lock_waiting", waiting[db], db)
-            emitter.add("vecmon_pg_oldest_transaction_age_seconds", oldest[db], db)
+            emitter.add(PG_CONNECTIONS_LOCK_WAITING.name, waiting[db], db)
+            emitter.add(PG_OLDEST_TRANSACTION_AGE_SECONDS.name, oldest[db], db)

@@ -36,35 +36,73 @@ ORDER BY s.datname
 SIZE_INTERVAL = 300.0  # seconds between two computations of the database sizes
 SIZES_STATE_KEY = "database_sizes"  # ctx.state: (monotonic time computed, {datname: bytes})
 
-# (metric name, pg_stat_database column, help) for the plain counters.
-COUNTERS: tuple[tuple[str, str, str], ...] = (
-    ("vecmon_pg_database_xact_commit_total", "xact_commit",
-     "Transactions committed in the database (xact_commit)."),
-    ("vecmon_pg_database_xact_rollback_total", "xact_rollback",
-     "Transactions rolled back in the database (xact_rollback)."),
-    ("vecmon_pg_database_blks_hit_total", "blks_hit",
-     "Block reads served from shared buffers (buffer-cache hits)."),
-    ("vecmon_pg_database_blks_read_total", "blks_read",
-     "Blocks read from the OS (page cache or disk) because they were not in shared buffers."),
-    ("vecmon_pg_database_tup_returned_total", "tup_returned",
-     "Rows returned by sequential scans and index entries read by index scans."),
-    ("vecmon_pg_database_tup_fetched_total", "tup_fetched",
-     "Live rows fetched by index scans in the database (tup_fetched)."),
-    ("vecmon_pg_database_tup_inserted_total", "tup_inserted",
-     "Rows inserted by queries in the database (tup_inserted)."),
-    ("vecmon_pg_database_tup_updated_total", "tup_updated",
-     "Rows updated by queries in the database, HOT updates included (tup_updated)."),
-    ("vecmon_pg_database_tup_deleted_total", "tup_deleted",
-     "Rows deleted by queries in the database (tup_deleted)."),
-    ("vecmon_pg_database_temp_files_total", "temp_files",
-     "Temporary files created by queries (sorts and hashes spilling past work_mem)."),
-    ("vecmon_pg_database_temp_bytes_total", "temp_bytes",
-     "Bytes written to temporary files by queries."),
-    ("vecmon_pg_database_deadlocks_total", "deadlocks",
-     "Deadlocks detected in the database (each aborts one of the transactions)."),
-    ("vecmon_pg_database_conflicts_total", "conflicts",
-     "Queries cancelled by recovery conflicts (standbys only; 0 on a primary)."),
+PG_DATABASE_XACT_COMMIT_TOTAL = MetricSpec(
+    "vecmon_pg_database_xact_commit_total", "counter",
+    "Transactions committed in the database (xact_commit).", ("datname",))
+PG_DATABASE_XACT_ROLLBACK_TOTAL = MetricSpec(
+    "vecmon_pg_database_xact_rollback_total", "counter",
+    "Transactions rolled back in the database (xact_rollback).", ("datname",))
+PG_DATABASE_BLKS_HIT_TOTAL = MetricSpec(
+    "vecmon_pg_database_blks_hit_total", "counter",
+    "Block reads served from shared buffers (buffer-cache hits).", ("datname",))
+PG_DATABASE_BLKS_READ_TOTAL = MetricSpec(
+    "vecmon_pg_database_blks_read_total", "counter",
+    "Blocks read from the OS (page cache or disk) because they were not in shared buffers.", ("datname",))
+PG_DATABASE_TUP_RETURNED_TOTAL = MetricSpec(
+    "vecmon_pg_database_tup_returned_total", "counter",
+    "Rows returned by sequential scans and index entries read by index scans.", ("datname",))
+PG_DATABASE_TUP_FETCHED_TOTAL = MetricSpec(
+    "vecmon_pg_database_tup_fetched_total", "counter",
+    "Live rows fetched by index scans in the database (tup_fetched).", ("datname",))
+PG_DATABASE_TUP_INSERTED_TOTAL = MetricSpec(
+    "vecmon_pg_database_tup_inserted_total", "counter",
+    "Rows inserted by queries in the database (tup_inserted).", ("datname",))
+PG_DATABASE_TUP_UPDATED_TOTAL = MetricSpec(
+    "vecmon_pg_database_tup_updated_total", "counter",
+    "Rows updated by queries in the database, HOT updates included (tup_updated).", ("datname",))
+PG_DATABASE_TUP_DELETED_TOTAL = MetricSpec(
+    "vecmon_pg_database_tup_deleted_total", "counter",
+    "Rows deleted by queries in the database (tup_deleted).", ("datname",))
+PG_DATABASE_TEMP_FILES_TOTAL = MetricSpec(
+    "vecmon_pg_database_temp_files_total", "counter",
+    "Temporary files created by queries (sorts and hashes spilling past work_mem).", ("datname",))
+PG_DATABASE_TEMP_BYTES_TOTAL = MetricSpec(
+    "vecmon_pg_database_temp_bytes_total", "counter",
+    "Bytes written to temporary files by queries.", ("datname",))
+PG_DATABASE_DEADLOCKS_TOTAL = MetricSpec(
+    "vecmon_pg_database_deadlocks_total", "counter",
+    "Deadlocks detected in the database (each aborts one of the transactions).", ("datname",))
+PG_DATABASE_CONFLICTS_TOTAL = MetricSpec(
+    "vecmon_pg_database_conflicts_total", "counter",
+    "Queries cancelled by recovery conflicts (standbys only; 0 on a primary).", ("datname",))
+
+# (declared counter, pg_stat_database column) for the plain counters.
+COUNTERS: tuple[tuple[MetricSpec, str], ...] = (
+    (PG_DATABASE_XACT_COMMIT_TOTAL, "xact_commit"),
+    (PG_DATABASE_XACT_ROLLBACK_TOTAL, "xact_rollback"),
+    (PG_DATABASE_BLKS_HIT_TOTAL, "blks_hit"),
+    (PG_DATABASE_BLKS_READ_TOTAL, "blks_read"),
+    (PG_DATABASE_TUP_RETURNED_TOTAL, "tup_returned"),
+    (PG_DATABASE_TUP_FETCHED_TOTAL, "tup_fetched"),
+    (PG_DATABASE_TUP_INSERTED_TOTAL, "tup_inserted"),
+    (PG_DATABASE_TUP_UPDATED_TOTAL, "tup_updated"),
+    (PG_DATABASE_TUP_DELETED_TOTAL, "tup_deleted"),
+    (PG_DATABASE_TEMP_FILES_TOTAL, "temp_files"),
+    (PG_DATABASE_TEMP_BYTES_TOTAL, "temp_bytes"),
+    (PG_DATABASE_DEADLOCKS_TOTAL, "deadlocks"),
+    (PG_DATABASE_CONFLICTS_TOTAL, "conflicts"),
 )
+
+
+PG_DATABASE_SIZE_BYTES = MetricSpec(
+    "vecmon_pg_database_size_bytes", "gauge",
+    "Disk space used by the database (pg_database_size), in bytes; computed at most every 5 minutes.",
+    ("datname",))
+PG_DATABASE_CACHE_HIT_RATIO = MetricSpec(
+    "vecmon_pg_database_cache_hit_ratio", "gauge",
+    "Buffer-cache hit ratio since the last stats reset: blks_hit / (blks_hit + blks_read), 0..1. "
+    "Absent while the database has read no blocks.",
+    ("datname",))
 
 
 class DatabasesCollector:
@@ -74,16 +112,9 @@ class DatabasesCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        *(MetricSpec(metric, "counter", text, ("datname",)) for metric, _, text in COUNTERS),
-        MetricSpec(
-            "vecmon_pg_database_size_bytes", "gauge",
-            "Disk space used by the database (pg_database_size), in bytes; computed at most every 5 minutes.",
-            ("datname",)),
-        MetricSpec(
-            "vecmon_pg_database_cache_hit_ratio", "gauge",
-            "Buffer-cache hit ratio since the last stats reset: blks_hit / (blks_hit + blks_read), 0..1. "
-            "Absent while the database has read no blocks.",
-            ("datname",)),
+        *(spec for spec, _ in COUNTERS),
+        PG_DATABASE_SIZE_BYTES,
+        PG_DATABASE_CACHE_HIT_RATIO,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -100,10 +131,10 @@ class DatabasesCollector:
             ctx.state[SIZES_STATE_KEY] = (None, sizes)  # a new database: sizes again on the next run
         for row in rows:
             datname = row["datname"]
-            for metric, column, _ in COUNTERS:
-                emitter.add(metric, row[column], datname)
-            emitter.add("vecmon_pg_database_size_bytes", sizes.get(datname), datname)
+            for spec, column in COUNTERS:
+                emitter.add(spec.name, row[column], datname)
+            emitter.add(PG_DATABASE_SIZE_BYTES.name, sizes.get(datname), datname)
             hits, reads = row["blks_hit"], row["blks_read"]
             total = None if hits is None or reads is None else hits + reads
-            emitter.add("vecmon_pg_database_cache_hit_ratio", ratio(hits, total), datname)
+            emitter.add(PG_DATABASE_CACHE_HIT_RATIO.name, ratio(hits, total), datname)
         return emitter.families()

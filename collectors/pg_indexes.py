@@ -57,6 +57,25 @@ ORDER BY size_bytes DESC NULLS LAST, schemaname, relname, indexrelname
 LABELS = ("schema", "table", "index", "am")
 
 
+PG_INDEX_SCANS_TOTAL = MetricSpec("vecmon_pg_index_scans_total", "counter",
+                                  "Index scans initiated on the index (pg_stat_user_indexes.idx_scan).", LABELS)
+PG_INDEX_TUP_READ_TOTAL = MetricSpec("vecmon_pg_index_tup_read_total", "counter",
+                                     "Index entries returned by scans of the index (idx_tup_read).", LABELS)
+PG_INDEX_TUP_FETCH_TOTAL = MetricSpec(
+    "vecmon_pg_index_tup_fetch_total", "counter",
+    "Live table rows fetched by simple index scans using the index (idx_tup_fetch).", LABELS)
+PG_INDEX_SIZE_BYTES = MetricSpec("vecmon_pg_index_size_bytes", "gauge",
+                                 "On-disk size of the index in bytes (pg_relation_size).", LABELS)
+PG_INDEX_UNUSED = MetricSpec(
+    "vecmon_pg_index_unused", "gauge",
+    "Whether the index looks unused: 1 if it was never scanned since the last stats reset and does not "
+    "enforce a primary key, unique or exclusion constraint (a candidate for dropping), else 0.", LABELS)
+PG_INDEX_INVALID = MetricSpec(
+    "vecmon_pg_index_invalid", "gauge",
+    "Whether the index is invalid: 1 if pg_index.indisvalid is false (e.g. after a failed CREATE INDEX "
+    "CONCURRENTLY; it is maintained on writes but never used by queries), else 0.", LABELS)
+
+
 class IndexesCollector:
     """Usage counters, size and unused/invalid flags for the largest (and every invalid) user index."""
 
@@ -64,20 +83,12 @@ class IndexesCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_index_scans_total", "counter",
-                   "Index scans initiated on the index (pg_stat_user_indexes.idx_scan).", LABELS),
-        MetricSpec("vecmon_pg_index_tup_read_total", "counter",
-                   "Index entries returned by scans of the index (idx_tup_read).", LABELS),
-        MetricSpec("vecmon_pg_index_tup_fetch_total", "counter",
-                   "Live table rows fetched by simple index scans using the index (idx_tup_fetch).", LABELS),
-        MetricSpec("vecmon_pg_index_size_bytes", "gauge",
-                   "On-disk size of the index in bytes (pg_relation_size).", LABELS),
-        MetricSpec("vecmon_pg_index_unused", "gauge",
-                   "Whether the index looks unused: 1 if it was never scanned since the last stats reset and does not "
-                   "enforce a primary key, unique or exclusion constraint (a candidate for dropping), else 0.", LABELS),
-        MetricSpec("vecmon_pg_index_invalid", "gauge",
-                   "Whether the index is invalid: 1 if pg_index.indisvalid is false (e.g. after a failed CREATE INDEX "
-                   "CONCURRENTLY; it is maintained on writes but never used by queries), else 0.", LABELS),
+        PG_INDEX_SCANS_TOTAL,
+        PG_INDEX_TUP_READ_TOTAL,
+        PG_INDEX_TUP_FETCH_TOTAL,
+        PG_INDEX_SIZE_BYTES,
+        PG_INDEX_UNUSED,
+        PG_INDEX_INVALID,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -89,9 +100,9 @@ class IndexesCollector:
     @staticmethod
     def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["schemaname"], row["relname"], row["indexrelname"], row["amname"])
-        emitter.add("vecmon_pg_index_scans_total", row["idx_scan"], *labels)
-        emitter.add("vecmon_pg_index_tup_read_total", row["idx_tup_read"], *labels)
-        emitter.add("vecmon_pg_index_tup_fetch_total", row["idx_tup_fetch"], *labels)
-        emitter.add("vecmon_pg_index_size_bytes", row["size_bytes"], *labels)
-        emitter.add("vecmon_pg_index_unused", row["unused"], *labels)
-        emitter.add("vecmon_pg_index_invalid", row["invalid"], *labels)
+        emitter.add(PG_INDEX_SCANS_TOTAL.name, row["idx_scan"], *labels)
+        emitter.add(PG_INDEX_TUP_READ_TOTAL.name, row["idx_tup_read"], *labels)
+        emitter.add(PG_INDEX_TUP_FETCH_TOTAL.name, row["idx_tup_fetch"], *labels)
+        emitter.add(PG_INDEX_SIZE_BYTES.name, row["size_bytes"], *labels)
+        emitter.add(PG_INDEX_UNUSED.name, row["unused"], *labels)
+        emitter.add(PG_INDEX_INVALID.name, row["invalid"], *labels)

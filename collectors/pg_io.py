@@ -71,6 +71,21 @@ SELECT current_setting('track_io_timing')::bool AS io_timing,
 LABELS = ("backend_type", "object", "context")
 
 
+PG_IO_OPERATIONS_TOTAL = MetricSpec(
+    "vecmon_pg_io_operations_total", "counter",
+    "Buffer and file operations by backend type, object (relation, temp relation, wal on 18+), "
+    "context (normal, vacuum, bulkread, bulkwrite, init) and op (hit, eviction, reuse, writeback, "
+    "fsync), from pg_stat_io.", (*LABELS, "op"))
+PG_IO_BYTES_TOTAL = MetricSpec(
+    "vecmon_pg_io_bytes_total", "counter",
+    "Bytes read, written or extended (op) by backend type, object and context, from pg_stat_io.",
+    (*LABELS, "op"))
+PG_IO_TIME_SECONDS_TOTAL = MetricSpec(
+    "vecmon_pg_io_time_seconds_total", "counter",
+    "Time spent in reads, writes, writebacks, extends and fsyncs (op), in seconds; only while "
+    "track_io_timing (track_wal_io_timing for object wal) is on.", (*LABELS, "op"))
+
+
 class IoCollector:
     """I/O operations, bytes and (with track_io_timing) time per backend type, object and context.
 
@@ -81,16 +96,9 @@ class IoCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_io_operations_total", "counter",
-                   "Buffer and file operations by backend type, object (relation, temp relation, wal on 18+), "
-                   "context (normal, vacuum, bulkread, bulkwrite, init) and op (hit, eviction, reuse, writeback, "
-                   "fsync), from pg_stat_io.", (*LABELS, "op")),
-        MetricSpec("vecmon_pg_io_bytes_total", "counter",
-                   "Bytes read, written or extended (op) by backend type, object and context, from pg_stat_io.",
-                   (*LABELS, "op")),
-        MetricSpec("vecmon_pg_io_time_seconds_total", "counter",
-                   "Time spent in reads, writes, writebacks, extends and fsyncs (op), in seconds; only while "
-                   "track_io_timing (track_wal_io_timing for object wal) is on.", (*LABELS, "op")),
+        PG_IO_OPERATIONS_TOTAL,
+        PG_IO_BYTES_TOTAL,
+        PG_IO_TIME_SECONDS_TOTAL,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -108,12 +116,12 @@ class IoCollector:
     def _emit(emitter: Emitter, row: dict[str, Any], timing: dict[str, Any]) -> None:
         labels = (row["backend_type"], row["object"], row["context"])
         for op, column in OPERATIONS:
-            emitter.add("vecmon_pg_io_operations_total", row[column], *labels, op)
+            emitter.add(PG_IO_OPERATIONS_TOTAL.name, row[column], *labels, op)
         for op in BYTE_OPS:
-            emitter.add("vecmon_pg_io_bytes_total", row[f"{op}_bytes"], *labels, op)
+            emitter.add(PG_IO_BYTES_TOTAL.name, row[f"{op}_bytes"], *labels, op)
         timed = timing["wal_io_timing"] if row["object"] == "wal" else timing["io_timing"]
         if timed:
             for op in TIMED_OPS:
                 value = row[f"{op}_time"]
-                emitter.add("vecmon_pg_io_time_seconds_total", None if value is None else value / 1000.0,
+                emitter.add(PG_IO_TIME_SECONDS_TOTAL.name, None if value is None else value / 1000.0,
                             *labels, op)

@@ -94,6 +94,34 @@ def _flag(value: Any) -> str:
     return "true" if value else "false"
 
 
+PG_MAINTENANCE_OPERATIONS = MetricSpec(
+    "vecmon_pg_maintenance_operations", "gauge",
+    "Running maintenance operations in the database by command (vacuum: VACUUM and autovacuum; "
+    "create_index: CREATE INDEX and REINDEX) and whether the table is a vector table (0 when none).",
+    ("command", "vector"))
+PG_VACUUM_HEAP_SCANNED_RATIO = MetricSpec(
+    "vecmon_pg_vacuum_heap_scanned_ratio", "gauge",
+    "Fraction of the table's heap a running VACUUM has scanned (heap_blks_scanned / "
+    "heap_blks_total, 0..1), with its current phase.", (*VACUUM_LABELS, "phase"))
+PG_VACUUM_INDEX_PASSES = MetricSpec(
+    "vecmon_pg_vacuum_index_passes", "gauge",
+    "Completed passes of a running VACUUM over the table's indexes (index_vacuum_count); more than "
+    "one means the dead-row memory filled up and every index is scanned again.", VACUUM_LABELS)
+PG_VACUUM_DEAD_TUPLE_MEMORY_RATIO = MetricSpec(
+    "vecmon_pg_vacuum_dead_tuple_memory_ratio", "gauge",
+    "How full the dead-row memory of a running VACUUM is (0..1); at 1 it must pass over the "
+    "indexes before scanning on.", VACUUM_LABELS)
+PG_VACUUM_RUNNING_SECONDS = MetricSpec(
+    "vecmon_pg_vacuum_running_seconds", "gauge",
+    "Seconds since a running VACUUM (or autovacuum worker) started on the table.", VACUUM_LABELS)
+PG_CREATE_INDEX_PROGRESS_RATIO = MetricSpec(
+    "vecmon_pg_create_index_progress_ratio", "gauge",
+    "Fraction done of a running CREATE INDEX/REINDEX (blocks, else tuples; 0 while unknown), 0..1, "
+    "with its current phase.", (*INDEX_LABELS, "phase"))
+PG_CREATE_INDEX_RUNNING_SECONDS = MetricSpec("vecmon_pg_create_index_running_seconds", "gauge",
+                                             "Seconds since a running CREATE INDEX/REINDEX started.", INDEX_LABELS)
+
+
 class ProgressCollector:
     """Running VACUUM and CREATE INDEX/REINDEX operations of this database: progress, passes, run time.
 
@@ -104,26 +132,13 @@ class ProgressCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_maintenance_operations", "gauge",
-                   "Running maintenance operations in the database by command (vacuum: VACUUM and autovacuum; "
-                   "create_index: CREATE INDEX and REINDEX) and whether the table is a vector table (0 when none).",
-                   ("command", "vector")),
-        MetricSpec("vecmon_pg_vacuum_heap_scanned_ratio", "gauge",
-                   "Fraction of the table's heap a running VACUUM has scanned (heap_blks_scanned / "
-                   "heap_blks_total, 0..1), with its current phase.", (*VACUUM_LABELS, "phase")),
-        MetricSpec("vecmon_pg_vacuum_index_passes", "gauge",
-                   "Completed passes of a running VACUUM over the table's indexes (index_vacuum_count); more than "
-                   "one means the dead-row memory filled up and every index is scanned again.", VACUUM_LABELS),
-        MetricSpec("vecmon_pg_vacuum_dead_tuple_memory_ratio", "gauge",
-                   "How full the dead-row memory of a running VACUUM is (0..1); at 1 it must pass over the "
-                   "indexes before scanning on.", VACUUM_LABELS),
-        MetricSpec("vecmon_pg_vacuum_running_seconds", "gauge",
-                   "Seconds since a running VACUUM (or autovacuum worker) started on the table.", VACUUM_LABELS),
-        MetricSpec("vecmon_pg_create_index_progress_ratio", "gauge",
-                   "Fraction done of a running CREATE INDEX/REINDEX (blocks, else tuples; 0 while unknown), 0..1, "
-                   "with its current phase.", (*INDEX_LABELS, "phase")),
-        MetricSpec("vecmon_pg_create_index_running_seconds", "gauge",
-                   "Seconds since a running CREATE INDEX/REINDEX started.", INDEX_LABELS),
+        PG_MAINTENANCE_OPERATIONS,
+        PG_VACUUM_HEAP_SCANNED_RATIO,
+        PG_VACUUM_INDEX_PASSES,
+        PG_VACUUM_DEAD_TUPLE_MEMORY_RATIO,
+        PG_VACUUM_RUNNING_SECONDS,
+        PG_CREATE_INDEX_PROGRESS_RATIO,
+        PG_CREATE_INDEX_RUNNING_SECONDS,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -138,19 +153,19 @@ class ProgressCollector:
             counts[("create_index", _flag(row["vector"]))] += 1
             self._emit_create_index(emitter, row)
         for (command, vector), count in counts.items():
-            emitter.add("vecmon_pg_maintenance_operations", count, command, vector)
+            emitter.add(PG_MAINTENANCE_OPERATIONS.name, count, command, vector)
         return emitter.families()
 
     @staticmethod
     def _emit_vacuum(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["schema"], row["table"], _flag(row["vector"]), _flag(row["autovacuum"]))
         scanned = ratio(row["heap_blks_scanned"], row["heap_blks_total"])
-        emitter.add("vecmon_pg_vacuum_heap_scanned_ratio", None if scanned is None else min(1.0, scanned),
+        emitter.add(PG_VACUUM_HEAP_SCANNED_RATIO.name, None if scanned is None else min(1.0, scanned),
                     *labels, row["phase"])
-        emitter.add("vecmon_pg_vacuum_index_passes", row["index_vacuum_count"], *labels)
+        emitter.add(PG_VACUUM_INDEX_PASSES.name, row["index_vacuum_count"], *labels)
         memory = ratio(row["dead_used"], row["dead_max"])
-        emitter.add("vecmon_pg_vacuum_dead_tuple_memory_ratio", None if memory is None else min(1.0, memory), *labels)
-        emitter.add("vecmon_pg_vacuum_running_seconds", row["running_seconds"], *labels)
+        emitter.add(PG_VACUUM_DEAD_TUPLE_MEMORY_RATIO.name, None if memory is None else min(1.0, memory), *labels)
+        emitter.add(PG_VACUUM_RUNNING_SECONDS.name, row["running_seconds"], *labels)
 
     @staticmethod
     def _emit_create_index(emitter: Emitter, row: dict[str, Any]) -> None:
@@ -160,5 +175,5 @@ class ProgressCollector:
             done = min(1.0, row["blocks_done"] / row["blocks_total"])
         elif row["tuples_total"]:
             done = min(1.0, row["tuples_done"] / row["tuples_total"])
-        emitter.add("vecmon_pg_create_index_progress_ratio", done, *labels, row["phase"])
-        emitter.add("vecmon_pg_create_index_running_seconds", row["running_seconds"], *labels)
+        emitter.add(PG_CREATE_INDEX_PROGRESS_RATIO.name, done, *labels, row["phase"])
+        emitter.add(PG_CREATE_INDEX_RUNNING_SECONDS.name, row["running_seconds"], *labels)

@@ -97,6 +97,63 @@ STANDBY_LABELS = ("application_name", "client_addr")
 SLOT_LABELS = ("slot_name", "slot_type")
 
 
+PG_SERVER_INFO = MetricSpec("vecmon_pg_server_info", "gauge",
+                            "Always 1; labels carry the PostgreSQL version (short form) and server_version_num.",
+                            ("version", "version_num"))
+PG_SERVER_VERSION_NUM = MetricSpec("vecmon_pg_server_version_num", "gauge",
+                                   "The server_version_num of the server, e.g. 180001 for 18.1.")
+PG_UPTIME_SECONDS = MetricSpec("vecmon_pg_uptime_seconds", "gauge",
+                               "Seconds since the postmaster started (pg_postmaster_start_time).")
+PG_IN_RECOVERY = MetricSpec(
+    "vecmon_pg_in_recovery", "gauge",
+    "Whether the server is a standby or in recovery (pg_is_in_recovery): 1 if so, 0 on a primary.")
+PG_SETTING_BYTES = MetricSpec(
+    "vecmon_pg_setting_bytes", "gauge",
+    "Selected memory and WAL-size settings in bytes (shared_buffers, work_mem, max_wal_size...).",
+    ("name",))
+PG_SETTING_SECONDS = MetricSpec("vecmon_pg_setting_seconds", "gauge",
+                                "Selected duration settings in seconds (checkpoint_timeout).", ("name",))
+PG_SETTING = MetricSpec("vecmon_pg_setting", "gauge",
+                        "Selected settings that are plain counts (max_connections, max_worker_processes...).",
+                        ("name",))
+PG_REPLICATION_LAG_SECONDS = MetricSpec(
+    "vecmon_pg_replication_lag_seconds", "gauge",
+    "Replay lag of a standby streaming from this server, in seconds (pg_stat_replication.replay_lag; "
+    "absent when the standby reported no recent activity).", STANDBY_LABELS)
+PG_REPLICATION_LAG_BYTES = MetricSpec(
+    "vecmon_pg_replication_lag_bytes", "gauge",
+    "WAL bytes a standby streaming from this server has not replayed yet.", STANDBY_LABELS)
+PG_REPLICATION_SLOT_ACTIVE = MetricSpec(
+    "vecmon_pg_replication_slot_active", "gauge",
+    "Whether a client is currently connected to the replication slot: 1 if so, else 0.", SLOT_LABELS)
+PG_REPLICATION_SLOT_RETAINED_WAL_BYTES = MetricSpec(
+    "vecmon_pg_replication_slot_retained_wal_bytes", "gauge",
+    "WAL bytes the replication slot keeps from being removed (current LSN - restart_lsn); an "
+    "inactive slot retains WAL without bound.", SLOT_LABELS)
+PG_STANDBY_REPLAY_LAG_SECONDS = MetricSpec(
+    "vecmon_pg_standby_replay_lag_seconds", "gauge",
+    "On a standby: seconds since the last replayed transaction was committed on the primary, 0 when "
+    "everything received has been replayed. Absent on a primary.")
+PG_WAL_WRITTEN_BYTES_TOTAL = MetricSpec(
+    "vecmon_pg_wal_written_bytes_total", "counter",
+    "Current WAL write position (pg_current_wal_lsn) as bytes since 0/0: rate() is the WAL "
+    "generation rate. Absent on a standby.")
+PG_WAL_DIRECTORY_BYTES = MetricSpec("vecmon_pg_wal_directory_bytes", "gauge",
+                                    "Total size of the files in the WAL directory (pg_ls_waldir), in bytes.")
+PG_WAL_DIRECTORY_FILES = MetricSpec("vecmon_pg_wal_directory_files", "gauge",
+                                    "Number of files in the WAL directory (pg_ls_waldir).")
+PG_CHECKPOINTS_TOTAL = MetricSpec(
+    "vecmon_pg_checkpoints_total", "counter",
+    "Checkpoints (or restartpoints on a standby) by trigger: kind=timed (checkpoint_timeout) or "
+    "kind=requested (WAL volume, CHECKPOINT command, ...).", ("kind",))
+PG_CHECKPOINT_WRITE_SECONDS_TOTAL = MetricSpec("vecmon_pg_checkpoint_write_seconds_total", "counter",
+                                               "Time checkpoints spent writing dirty buffers to disk, in seconds.")
+PG_CHECKPOINT_SYNC_SECONDS_TOTAL = MetricSpec("vecmon_pg_checkpoint_sync_seconds_total", "counter",
+                                              "Time checkpoints spent syncing files to disk, in seconds.")
+PG_CHECKPOINT_BUFFERS_WRITTEN_TOTAL = MetricSpec("vecmon_pg_checkpoint_buffers_written_total", "counter",
+                                                 "Shared buffers written by checkpoints and restartpoints.")
+
+
 class ServerCollector:
     """Version, uptime, recovery state, settings, replication, WAL and checkpoint statistics."""
 
@@ -104,91 +161,64 @@ class ServerCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_server_info", "gauge",
-                   "Always 1; labels carry the PostgreSQL version (short form) and server_version_num.",
-                   ("version", "version_num")),
-        MetricSpec("vecmon_pg_server_version_num", "gauge",
-                   "The server_version_num of the server, e.g. 180001 for 18.1."),
-        MetricSpec("vecmon_pg_uptime_seconds", "gauge",
-                   "Seconds since the postmaster started (pg_postmaster_start_time)."),
-        MetricSpec("vecmon_pg_in_recovery", "gauge",
-                   "Whether the server is a standby or in recovery (pg_is_in_recovery): 1 if so, 0 on a primary."),
-        MetricSpec("vecmon_pg_setting_bytes", "gauge",
-                   "Selected memory and WAL-size settings in bytes (shared_buffers, work_mem, max_wal_size...).",
-                   ("name",)),
-        MetricSpec("vecmon_pg_setting_seconds", "gauge",
-                   "Selected duration settings in seconds (checkpoint_timeout).", ("name",)),
-        MetricSpec("vecmon_pg_setting", "gauge",
-                   "Selected settings that are plain counts (max_connections, max_worker_processes...).",
-                   ("name",)),
-        MetricSpec("vecmon_pg_replication_lag_seconds", "gauge",
-                   "Replay lag of a standby streaming from this server, in seconds (pg_stat_replication.replay_lag; "
-                   "absent when the standby reported no recent activity).", STANDBY_LABELS),
-        MetricSpec("vecmon_pg_replication_lag_bytes", "gauge",
-                   "WAL bytes a standby streaming from this server has not replayed yet.", STANDBY_LABELS),
-        MetricSpec("vecmon_pg_replication_slot_active", "gauge",
-                   "Whether a client is currently connected to the replication slot: 1 if so, else 0.", SLOT_LABELS),
-        MetricSpec("vecmon_pg_replication_slot_retained_wal_bytes", "gauge",
-                   "WAL bytes the replication slot keeps from being removed (current LSN - restart_lsn); an "
-                   "inactive slot retains WAL without bound.", SLOT_LABELS),
-        MetricSpec("vecmon_pg_standby_replay_lag_seconds", "gauge",
-                   "On a standby: seconds since the last replayed transaction was committed on the primary, 0 when "
-                   "everything received has been replayed. Absent on a primary."),
-        MetricSpec("vecmon_pg_wal_written_bytes_total", "counter",
-                   "Current WAL write position (pg_current_wal_lsn) as bytes since 0/0: rate() is the WAL "
-                   "generation rate. Absent on a standby."),
-        MetricSpec("vecmon_pg_wal_directory_bytes", "gauge",
-                   "Total size of the files in the WAL directory (pg_ls_waldir), in bytes."),
-        MetricSpec("vecmon_pg_wal_directory_files", "gauge",
-                   "Number of files in the WAL directory (pg_ls_waldir)."),
-        MetricSpec("vecmon_pg_checkpoints_total", "counter",
-                   "Checkpoints (or restartpoints on a standby) by trigger: kind=timed (checkpoint_timeout) or "
-                   "kind=requested (WAL volume, CHECKPOINT command, ...).", ("kind",)),
-        MetricSpec("vecmon_pg_checkpoint_write_seconds_total", "counter",
-                   "Time checkpoints spent writing dirty buffers to disk, in seconds."),
-        MetricSpec("vecmon_pg_checkpoint_sync_seconds_total", "counter",
-                   "Time checkpoints spent syncing files to disk, in seconds."),
-        MetricSpec("vecmon_pg_checkpoint_buffers_written_total", "counter",
-                   "Shared buffers written by checkpoints and restartpoints."),
+        PG_SERVER_INFO,
+        PG_SERVER_VERSION_NUM,
+        PG_UPTIME_SECONDS,
+        PG_IN_RECOVERY,
+        PG_SETTING_BYTES,
+        PG_SETTING_SECONDS,
+        PG_SETTING,
+        PG_REPLICATION_LAG_SECONDS,
+        PG_REPLICATION_LAG_BYTES,
+        PG_REPLICATION_SLOT_ACTIVE,
+        PG_REPLICATION_SLOT_RETAINED_WAL_BYTES,
+        PG_STANDBY_REPLAY_LAG_SECONDS,
+        PG_WAL_WRITTEN_BYTES_TOTAL,
+        PG_WAL_DIRECTORY_BYTES,
+        PG_WAL_DIRECTORY_FILES,
+        PG_CHECKPOINTS_TOTAL,
+        PG_CHECKPOINT_WRITE_SECONDS_TOTAL,
+        PG_CHECKPOINT_SYNC_SECONDS_TOTAL,
+        PG_CHECKPOINT_BUFFERS_WRITTEN_TOTAL,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         conn, facts = ctx.conn, ctx.facts
-        emitter.add("vecmon_pg_server_info", 1, facts.version.split(" ")[0], facts.version_num)
-        emitter.add("vecmon_pg_server_version_num", facts.version_num)
+        emitter.add(PG_SERVER_INFO.name, 1, facts.version.split(" ")[0], facts.version_num)
+        emitter.add(PG_SERVER_VERSION_NUM.name, facts.version_num)
 
         status = fetch_one(conn, STATUS_SQL)
-        emitter.add("vecmon_pg_uptime_seconds", status["uptime_seconds"])
-        emitter.add("vecmon_pg_in_recovery", status["in_recovery"])
-        emitter.add("vecmon_pg_standby_replay_lag_seconds", status["standby_replay_lag_seconds"])
-        emitter.add("vecmon_pg_wal_written_bytes_total", status["wal_lsn_bytes"])
+        emitter.add(PG_UPTIME_SECONDS.name, status["uptime_seconds"])
+        emitter.add(PG_IN_RECOVERY.name, status["in_recovery"])
+        emitter.add(PG_STANDBY_REPLAY_LAG_SECONDS.name, status["standby_replay_lag_seconds"])
+        emitter.add(PG_WAL_WRITTEN_BYTES_TOTAL.name, status["wal_lsn_bytes"])
 
         settings = every(ctx.state, "settings", lambda: fetch(conn, SETTINGS_SQL, {"names": list(SETTINGS)}))
         for row in settings:  # read again every 5 minutes: they change only on a reload or restart
-            metric = {"bytes": "vecmon_pg_setting_bytes", "seconds": "vecmon_pg_setting_seconds"}.get(
-                setting_unit_kind(row["unit"]), "vecmon_pg_setting")
+            metric = {"bytes": PG_SETTING_BYTES.name, "seconds": PG_SETTING_SECONDS.name}.get(
+                setting_unit_kind(row["unit"]), PG_SETTING.name)
             emitter.add(metric, setting_in_base_units(row["setting"], row["unit"]), row["name"])
 
         for row in fetch(conn, REPLICATION_SQL):
             labels = (row["application_name"], row["client_addr"])
-            emitter.add("vecmon_pg_replication_lag_seconds", row["lag_seconds"], *labels)
-            emitter.add("vecmon_pg_replication_lag_bytes", row["lag_bytes"], *labels)
+            emitter.add(PG_REPLICATION_LAG_SECONDS.name, row["lag_seconds"], *labels)
+            emitter.add(PG_REPLICATION_LAG_BYTES.name, row["lag_bytes"], *labels)
 
         for row in fetch(conn, SLOTS_SQL):
             labels = (row["slot_name"], row["slot_type"])
-            emitter.add("vecmon_pg_replication_slot_active", row["active"], *labels)
-            emitter.add("vecmon_pg_replication_slot_retained_wal_bytes", row["retained_bytes"], *labels)
+            emitter.add(PG_REPLICATION_SLOT_ACTIVE.name, row["active"], *labels)
+            emitter.add(PG_REPLICATION_SLOT_RETAINED_WAL_BYTES.name, row["retained_bytes"], *labels)
 
         if status["can_list_waldir"]:
             waldir = fetch_one(conn, WALDIR_SQL)
-            emitter.add("vecmon_pg_wal_directory_bytes", waldir["bytes"])
-            emitter.add("vecmon_pg_wal_directory_files", waldir["files"])
+            emitter.add(PG_WAL_DIRECTORY_BYTES.name, waldir["bytes"])
+            emitter.add(PG_WAL_DIRECTORY_FILES.name, waldir["files"])
 
         checkpoints = fetch_one(conn, CHECKPOINTS_SQL_PG17 if facts.version_num >= PG17 else CHECKPOINTS_SQL_PRE17)
-        emitter.add("vecmon_pg_checkpoints_total", checkpoints["timed"], "timed")
-        emitter.add("vecmon_pg_checkpoints_total", checkpoints["requested"], "requested")
-        emitter.add("vecmon_pg_checkpoint_write_seconds_total", checkpoints["write_seconds"])
-        emitter.add("vecmon_pg_checkpoint_sync_seconds_total", checkpoints["sync_seconds"])
-        emitter.add("vecmon_pg_checkpoint_buffers_written_total", checkpoints["buffers_written"])
+        emitter.add(PG_CHECKPOINTS_TOTAL.name, checkpoints["timed"], "timed")
+        emitter.add(PG_CHECKPOINTS_TOTAL.name, checkpoints["requested"], "requested")
+        emitter.add(PG_CHECKPOINT_WRITE_SECONDS_TOTAL.name, checkpoints["write_seconds"])
+        emitter.add(PG_CHECKPOINT_SYNC_SECONDS_TOTAL.name, checkpoints["sync_seconds"])
+        emitter.add(PG_CHECKPOINT_BUFFERS_WRITTEN_TOTAL.name, checkpoints["buffers_written"])
         return emitter.families()

@@ -77,6 +77,22 @@ def statements_query(schema: str, extension_version: str) -> sql.Composed:
     return sql.SQL(STATEMENTS_SQL).format(schema=sql.Identifier(schema), total_time=sql.Identifier(total_time))
 
 
+PG_STATEMENT_CALLS_TOTAL = MetricSpec("vecmon_pg_statement_calls_total", "counter",
+                                      "Times the statement was executed (pg_stat_statements.calls).", LABELS)
+PG_STATEMENT_EXEC_SECONDS_TOTAL = MetricSpec(
+    "vecmon_pg_statement_exec_seconds_total", "counter",
+    "Total time spent executing the statement, in seconds (planning excluded on PG13+).", LABELS)
+PG_STATEMENT_MEAN_EXEC_SECONDS = MetricSpec(
+    "vecmon_pg_statement_mean_exec_seconds", "gauge",
+    "Mean execution time per call since the entry was created, in seconds.", LABELS)
+PG_STATEMENT_ROWS_TOTAL = MetricSpec("vecmon_pg_statement_rows_total", "counter",
+                                     "Rows retrieved or affected by the statement.", LABELS)
+PG_STATEMENT_SHARED_BLKS_HIT_TOTAL = MetricSpec("vecmon_pg_statement_shared_blks_hit_total", "counter",
+                                                "Shared buffer-cache hits by the statement.", LABELS)
+PG_STATEMENT_SHARED_BLKS_READ_TOTAL = MetricSpec("vecmon_pg_statement_shared_blks_read_total", "counter",
+                                                 "Shared blocks the statement read from the OS (cache misses).", LABELS)
+
+
 class StatementsCollector:
     """Per-statement call, time, row and buffer counters for the top statements of the database."""
 
@@ -84,18 +100,12 @@ class StatementsCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_statement_calls_total", "counter",
-                   "Times the statement was executed (pg_stat_statements.calls).", LABELS),
-        MetricSpec("vecmon_pg_statement_exec_seconds_total", "counter",
-                   "Total time spent executing the statement, in seconds (planning excluded on PG13+).", LABELS),
-        MetricSpec("vecmon_pg_statement_mean_exec_seconds", "gauge",
-                   "Mean execution time per call since the entry was created, in seconds.", LABELS),
-        MetricSpec("vecmon_pg_statement_rows_total", "counter",
-                   "Rows retrieved or affected by the statement.", LABELS),
-        MetricSpec("vecmon_pg_statement_shared_blks_hit_total", "counter",
-                   "Shared buffer-cache hits by the statement.", LABELS),
-        MetricSpec("vecmon_pg_statement_shared_blks_read_total", "counter",
-                   "Shared blocks the statement read from the OS (cache misses).", LABELS),
+        PG_STATEMENT_CALLS_TOTAL,
+        PG_STATEMENT_EXEC_SECONDS_TOTAL,
+        PG_STATEMENT_MEAN_EXEC_SECONDS,
+        PG_STATEMENT_ROWS_TOTAL,
+        PG_STATEMENT_SHARED_BLKS_HIT_TOTAL,
+        PG_STATEMENT_SHARED_BLKS_READ_TOTAL,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -131,9 +141,9 @@ class StatementsCollector:
     @staticmethod
     def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["queryid"], row["username"], row["vector_op"])
-        emitter.add("vecmon_pg_statement_calls_total", row["calls"], *labels)
-        emitter.add("vecmon_pg_statement_exec_seconds_total", row["exec_seconds"], *labels)
-        emitter.add("vecmon_pg_statement_mean_exec_seconds", ratio(row["exec_seconds"], row["calls"]), *labels)
-        emitter.add("vecmon_pg_statement_rows_total", row["rows"], *labels)
-        emitter.add("vecmon_pg_statement_shared_blks_hit_total", row["shared_blks_hit"], *labels)
-        emitter.add("vecmon_pg_statement_shared_blks_read_total", row["shared_blks_read"], *labels)
+        emitter.add(PG_STATEMENT_CALLS_TOTAL.name, row["calls"], *labels)
+        emitter.add(PG_STATEMENT_EXEC_SECONDS_TOTAL.name, row["exec_seconds"], *labels)
+        emitter.add(PG_STATEMENT_MEAN_EXEC_SECONDS.name, ratio(row["exec_seconds"], row["calls"]), *labels)
+        emitter.add(PG_STATEMENT_ROWS_TOTAL.name, row["rows"], *labels)
+        emitter.add(PG_STATEMENT_SHARED_BLKS_HIT_TOTAL.name, row["shared_blks_hit"], *labels)
+        emitter.add(PG_STATEMENT_SHARED_BLKS_READ_TOTAL.name, row["shared_blks_read"], *labels)

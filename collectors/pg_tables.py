@@ -80,6 +80,42 @@ MAINTENANCE_KINDS = ("vacuum", "autovacuum", "analyze", "autoanalyze")
 SIZE_PARTS = ("heap", "indexes", "toast")
 
 
+PG_TABLE_SEQ_SCAN_TOTAL = MetricSpec("vecmon_pg_table_seq_scan_total", "counter",
+                                     "Sequential scans started on the table.", LABELS)
+PG_TABLE_IDX_SCAN_TOTAL = MetricSpec(
+    "vecmon_pg_table_idx_scan_total", "counter",
+    "Index scans started on the table's indexes (absent for a table without indexes).", LABELS)
+PG_TABLE_INDEX_SCAN_RATIO = MetricSpec(
+    "vecmon_pg_table_index_scan_ratio", "gauge",
+    "Share of scans that used an index: idx_scan / (seq_scan + idx_scan), 0..1, since the last "
+    "stats reset. Absent while the table has not been scanned.", LABELS)
+PG_TABLE_LIVE_TUPLES = MetricSpec("vecmon_pg_table_live_tuples", "gauge",
+                                  "Estimated number of live rows (n_live_tup).", LABELS)
+PG_TABLE_DEAD_TUPLES = MetricSpec("vecmon_pg_table_dead_tuples", "gauge",
+                                  "Estimated number of dead rows not yet removed by vacuum (n_dead_tup).", LABELS)
+PG_TABLE_DEAD_TUPLE_RATIO = MetricSpec("vecmon_pg_table_dead_tuple_ratio", "gauge",
+                                       "Dead rows / (live + dead rows), 0..1. Absent for an empty table.", LABELS)
+PG_TABLE_TUP_INSERTED_TOTAL = MetricSpec("vecmon_pg_table_tup_inserted_total", "counter",
+                                         "Rows inserted into the table (n_tup_ins).", LABELS)
+PG_TABLE_TUP_UPDATED_TOTAL = MetricSpec("vecmon_pg_table_tup_updated_total", "counter",
+                                        "Rows updated in the table, HOT updates included (n_tup_upd).", LABELS)
+PG_TABLE_TUP_DELETED_TOTAL = MetricSpec("vecmon_pg_table_tup_deleted_total", "counter",
+                                        "Rows deleted from the table (n_tup_del).", LABELS)
+PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS = MetricSpec(
+    "vecmon_pg_table_last_maintenance_age_seconds", "gauge",
+    "Seconds since the last vacuum, autovacuum, analyze or autoanalyze (kind label) of the table. "
+    "Absent for a kind that never ran since the last stats reset.", (*LABELS, "kind"))
+PG_TABLE_SIZE_BYTES = MetricSpec(
+    "vecmon_pg_table_size_bytes", "gauge",
+    "On-disk size of the table in bytes by part: heap (main fork + free space and visibility maps), "
+    "indexes (all indexes), toast (TOAST table and its index). The parts sum to the total "
+    "relation size.", (*LABELS, "part"))
+PG_TABLE_CACHE_HIT_RATIO = MetricSpec(
+    "vecmon_pg_table_cache_hit_ratio", "gauge",
+    "Heap buffer-cache hit ratio of the table: heap_blks_hit / (heap_blks_hit + heap_blks_read), "
+    "0..1. Absent while no heap block has been read.", LABELS)
+
+
 class TablesCollector:
     """Scan, tuple, maintenance, size and cache statistics for the largest user tables."""
 
@@ -87,35 +123,18 @@ class TablesCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_table_seq_scan_total", "counter",
-                   "Sequential scans started on the table.", LABELS),
-        MetricSpec("vecmon_pg_table_idx_scan_total", "counter",
-                   "Index scans started on the table's indexes (absent for a table without indexes).", LABELS),
-        MetricSpec("vecmon_pg_table_index_scan_ratio", "gauge",
-                   "Share of scans that used an index: idx_scan / (seq_scan + idx_scan), 0..1, since the last "
-                   "stats reset. Absent while the table has not been scanned.", LABELS),
-        MetricSpec("vecmon_pg_table_live_tuples", "gauge",
-                   "Estimated number of live rows (n_live_tup).", LABELS),
-        MetricSpec("vecmon_pg_table_dead_tuples", "gauge",
-                   "Estimated number of dead rows not yet removed by vacuum (n_dead_tup).", LABELS),
-        MetricSpec("vecmon_pg_table_dead_tuple_ratio", "gauge",
-                   "Dead rows / (live + dead rows), 0..1. Absent for an empty table.", LABELS),
-        MetricSpec("vecmon_pg_table_tup_inserted_total", "counter",
-                   "Rows inserted into the table (n_tup_ins).", LABELS),
-        MetricSpec("vecmon_pg_table_tup_updated_total", "counter",
-                   "Rows updated in the table, HOT updates included (n_tup_upd).", LABELS),
-        MetricSpec("vecmon_pg_table_tup_deleted_total", "counter",
-                   "Rows deleted from the table (n_tup_del).", LABELS),
-        MetricSpec("vecmon_pg_table_last_maintenance_age_seconds", "gauge",
-                   "Seconds since the last vacuum, autovacuum, analyze or autoanalyze (kind label) of the table. "
-                   "Absent for a kind that never ran since the last stats reset.", (*LABELS, "kind")),
-        MetricSpec("vecmon_pg_table_size_bytes", "gauge",
-                   "On-disk size of the table in bytes by part: heap (main fork + free space and visibility maps), "
-                   "indexes (all indexes), toast (TOAST table and its index). The parts sum to the total "
-                   "relation size.", (*LABELS, "part")),
-        MetricSpec("vecmon_pg_table_cache_hit_ratio", "gauge",
-                   "Heap buffer-cache hit ratio of the table: heap_blks_hit / (heap_blks_hit + heap_blks_read), "
-                   "0..1. Absent while no heap block has been read.", LABELS),
+        PG_TABLE_SEQ_SCAN_TOTAL,
+        PG_TABLE_IDX_SCAN_TOTAL,
+        PG_TABLE_INDEX_SCAN_RATIO,
+        PG_TABLE_LIVE_TUPLES,
+        PG_TABLE_DEAD_TUPLES,
+        PG_TABLE_DEAD_TUPLE_RATIO,
+        PG_TABLE_TUP_INSERTED_TOTAL,
+        PG_TABLE_TUP_UPDATED_TOTAL,
+        PG_TABLE_TUP_DELETED_TOTAL,
+        PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS,
+        PG_TABLE_SIZE_BYTES,
+        PG_TABLE_CACHE_HIT_RATIO,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -128,29 +147,29 @@ class TablesCollector:
     def _emit(emitter: Emitter, row: dict[str, Any]) -> None:
         labels = (row["schemaname"], row["relname"])
         seq, idx = row["seq_scan"], row["idx_scan"]
-        emitter.add("vecmon_pg_table_seq_scan_total", seq, *labels)
-        emitter.add("vecmon_pg_table_idx_scan_total", idx, *labels)
+        emitter.add(PG_TABLE_SEQ_SCAN_TOTAL.name, seq, *labels)
+        emitter.add(PG_TABLE_IDX_SCAN_TOTAL.name, idx, *labels)
         if seq is not None:
-            emitter.add("vecmon_pg_table_index_scan_ratio", ratio(idx or 0, seq + (idx or 0)), *labels)
+            emitter.add(PG_TABLE_INDEX_SCAN_RATIO.name, ratio(idx or 0, seq + (idx or 0)), *labels)
 
         live, dead = row["n_live_tup"], row["n_dead_tup"]
-        emitter.add("vecmon_pg_table_live_tuples", live, *labels)
-        emitter.add("vecmon_pg_table_dead_tuples", dead, *labels)
+        emitter.add(PG_TABLE_LIVE_TUPLES.name, live, *labels)
+        emitter.add(PG_TABLE_DEAD_TUPLES.name, dead, *labels)
         if live is not None and dead is not None:
-            emitter.add("vecmon_pg_table_dead_tuple_ratio", ratio(dead, live + dead), *labels)
+            emitter.add(PG_TABLE_DEAD_TUPLE_RATIO.name, ratio(dead, live + dead), *labels)
 
-        emitter.add("vecmon_pg_table_tup_inserted_total", row["n_tup_ins"], *labels)
-        emitter.add("vecmon_pg_table_tup_updated_total", row["n_tup_upd"], *labels)
-        emitter.add("vecmon_pg_table_tup_deleted_total", row["n_tup_del"], *labels)
+        emitter.add(PG_TABLE_TUP_INSERTED_TOTAL.name, row["n_tup_ins"], *labels)
+        emitter.add(PG_TABLE_TUP_UPDATED_TOTAL.name, row["n_tup_upd"], *labels)
+        emitter.add(PG_TABLE_TUP_DELETED_TOTAL.name, row["n_tup_del"], *labels)
 
         for kind in MAINTENANCE_KINDS:
             age = row[f"{kind}_age"]  # NULL: never ran (since the last stats reset)
             if age is not None:
-                emitter.add("vecmon_pg_table_last_maintenance_age_seconds", max(0.0, float(age)), *labels, kind)
+                emitter.add(PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, max(0.0, float(age)), *labels, kind)
 
         for part in SIZE_PARTS:
-            emitter.add("vecmon_pg_table_size_bytes", row[f"{part}_bytes"], *labels, part)
+            emitter.add(PG_TABLE_SIZE_BYTES.name, row[f"{part}_bytes"], *labels, part)
 
         hits, reads = row["heap_blks_hit"], row["heap_blks_read"]
         if hits is not None and reads is not None:
-            emitter.add("vecmon_pg_table_cache_hit_ratio", ratio(hits, hits + reads), *labels)
+            emitter.add(PG_TABLE_CACHE_HIT_RATIO.name, ratio(hits, hits + reads), *labels)

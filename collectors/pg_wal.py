@@ -28,6 +28,21 @@ SELECT wal_records, wal_fpi, wal_bytes, wal_buffers_full FROM pg_stat_wal
 """
 
 
+PG_WAL_RECORDS_TOTAL = MetricSpec("vecmon_pg_wal_records_total", "counter",
+                                  "WAL records generated (pg_stat_wal.wal_records).")
+PG_WAL_FULL_PAGE_IMAGES_TOTAL = MetricSpec(
+    "vecmon_pg_wal_full_page_images_total", "counter",
+    "Full-page images written to WAL (pg_stat_wal.wal_fpi): the first change of a page after "
+    "each checkpoint writes the whole page.")
+PG_WAL_BYTES_TOTAL = MetricSpec("vecmon_pg_wal_bytes_total", "counter",
+                                "WAL generated in bytes as counted by pg_stat_wal (wal_bytes; reset by "
+                                "pg_stat_reset_shared('wal')).")
+PG_WAL_BUFFERS_FULL_TOTAL = MetricSpec(
+    "vecmon_pg_wal_buffers_full_total", "counter",
+    "Times WAL had to be written to disk because the WAL buffers were full (wal_buffers_full); a "
+    "steady rate suggests raising wal_buffers.")
+
+
 class WalCollector:
     """WAL records, full-page images, bytes and buffers-full events (pg_stat_wal, PostgreSQL 14+).
 
@@ -38,17 +53,10 @@ class WalCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_wal_records_total", "counter",
-                   "WAL records generated (pg_stat_wal.wal_records)."),
-        MetricSpec("vecmon_pg_wal_full_page_images_total", "counter",
-                   "Full-page images written to WAL (pg_stat_wal.wal_fpi): the first change of a page after "
-                   "each checkpoint writes the whole page."),
-        MetricSpec("vecmon_pg_wal_bytes_total", "counter",
-                   "WAL generated in bytes as counted by pg_stat_wal (wal_bytes; reset by "
-                   "pg_stat_reset_shared('wal'))."),
-        MetricSpec("vecmon_pg_wal_buffers_full_total", "counter",
-                   "Times WAL had to be written to disk because the WAL buffers were full (wal_buffers_full); a "
-                   "steady rate suggests raising wal_buffers."),
+        PG_WAL_RECORDS_TOTAL,
+        PG_WAL_FULL_PAGE_IMAGES_TOTAL,
+        PG_WAL_BYTES_TOTAL,
+        PG_WAL_BUFFERS_FULL_TOTAL,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -56,8 +64,8 @@ class WalCollector:
             raise CollectorDisabled(f"pg_stat_wal needs PostgreSQL 14 or later (server is {ctx.facts.version})")
         emitter = Emitter(ctx.target, self.METRICS)
         row = fetch_one(ctx.conn, WAL_SQL)
-        emitter.add("vecmon_pg_wal_records_total", row["wal_records"])
-        emitter.add("vecmon_pg_wal_full_page_images_total", row["wal_fpi"])
-        emitter.add("vecmon_pg_wal_bytes_total", row["wal_bytes"])
-        emitter.add("vecmon_pg_wal_buffers_full_total", row["wal_buffers_full"])
+        emitter.add(PG_WAL_RECORDS_TOTAL.name, row["wal_records"])
+        emitter.add(PG_WAL_FULL_PAGE_IMAGES_TOTAL.name, row["wal_fpi"])
+        emitter.add(PG_WAL_BYTES_TOTAL.name, row["wal_bytes"])
+        emitter.add(PG_WAL_BUFFERS_FULL_TOTAL.name, row["wal_buffers_full"])
         return emitter.families()

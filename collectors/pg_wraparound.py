@@ -53,6 +53,20 @@ LIMIT %(limit)s
 """
 
 
+PG_DATABASE_FREEZE_AGE = MetricSpec(
+    "vecmon_pg_database_freeze_age", "gauge",
+    "Age of the database's oldest unfrozen transaction ID (kind=xid: age(datfrozenxid)) or "
+    "multixact ID (kind=multixact: mxid_age(datminmxid)), in IDs.", ("datname", "kind"))
+PG_DATABASE_WRAPAROUND_RATIO = MetricSpec(
+    "vecmon_pg_database_wraparound_ratio", "gauge",
+    "Freeze age of the database divided by the wraparound limit of 2^31 IDs (0..1); PostgreSQL "
+    "refuses new transactions shortly before 1.", ("datname", "kind"))
+PG_AUTOVACUUM_FREEZE_MAX_AGE = MetricSpec(
+    "vecmon_pg_autovacuum_freeze_max_age", "gauge",
+    "Freeze age at which autovacuum forces an anti-wraparound vacuum: autovacuum_freeze_max_age "
+    "(kind=xid) or autovacuum_multixact_freeze_max_age (kind=multixact).", ("kind",))
+
+
 class WraparoundCollector:
     """Age of datfrozenxid/datminmxid per database, as transactions and as a share of the wraparound limit.
 
@@ -63,15 +77,9 @@ class WraparoundCollector:
     scope = "server"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_database_freeze_age", "gauge",
-                   "Age of the database's oldest unfrozen transaction ID (kind=xid: age(datfrozenxid)) or "
-                   "multixact ID (kind=multixact: mxid_age(datminmxid)), in IDs.", ("datname", "kind")),
-        MetricSpec("vecmon_pg_database_wraparound_ratio", "gauge",
-                   "Freeze age of the database divided by the wraparound limit of 2^31 IDs (0..1); PostgreSQL "
-                   "refuses new transactions shortly before 1.", ("datname", "kind")),
-        MetricSpec("vecmon_pg_autovacuum_freeze_max_age", "gauge",
-                   "Freeze age at which autovacuum forces an anti-wraparound vacuum: autovacuum_freeze_max_age "
-                   "(kind=xid) or autovacuum_multixact_freeze_max_age (kind=multixact).", ("kind",)),
+        PG_DATABASE_FREEZE_AGE,
+        PG_DATABASE_WRAPAROUND_RATIO,
+        PG_AUTOVACUUM_FREEZE_MAX_AGE,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -79,13 +87,20 @@ class WraparoundCollector:
         for row in fetch(ctx.conn, DATABASES_SQL):
             for kind in KINDS:
                 age = row[f"{kind}_age"]
-                emitter.add("vecmon_pg_database_freeze_age", age, row["datname"], kind)
-                emitter.add("vecmon_pg_database_wraparound_ratio",
+                emitter.add(PG_DATABASE_FREEZE_AGE.name, age, row["datname"], kind)
+                emitter.add(PG_DATABASE_WRAPAROUND_RATIO.name,
                             None if age is None else min(1.0, max(0.0, age / WRAPAROUND_LIMIT)), row["datname"], kind)
         settings = fetch_one(ctx.conn, FREEZE_SETTINGS_SQL)
         for kind in KINDS:
-            emitter.add("vecmon_pg_autovacuum_freeze_max_age", settings[kind], kind)
+            emitter.add(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, settings[kind], kind)
         return emitter.families()
+
+
+PG_TABLE_FREEZE_AGE = MetricSpec(
+    "vecmon_pg_table_freeze_age", "gauge",
+    "Age of the oldest unfrozen transaction ID (kind=xid) or multixact ID (kind=multixact) of the "
+    "table or its TOAST table, for the limits.tables tables with the oldest relfrozenxid.",
+    ("schema", "table", "kind"))
 
 
 class WraparoundTablesCollector:
@@ -98,15 +113,12 @@ class WraparoundTablesCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_pg_table_freeze_age", "gauge",
-                   "Age of the oldest unfrozen transaction ID (kind=xid) or multixact ID (kind=multixact) of the "
-                   "table or its TOAST table, for the limits.tables tables with the oldest relfrozenxid.",
-                   ("schema", "table", "kind")),
+        PG_TABLE_FREEZE_AGE,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         emitter = Emitter(ctx.target, self.METRICS)
         for row in fetch(ctx.conn, TABLES_SQL, {"limit": ctx.settings.limits.tables}):
             for kind in KINDS:
-                emitter.add("vecmon_pg_table_freeze_age", row[f"{kind}_age"], row["schema"], row["table"], kind)
+                emitter.add(PG_TABLE_FREEZE_AGE.name, row[f"{kind}_age"], row["schema"], row["table"], kind)
         return emitter.families()

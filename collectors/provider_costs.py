@@ -114,24 +114,38 @@ def utc_today(clock: Callable[[], float] = time.time) -> date:
 
 # --------------------------------------------------------------------------- OpenAI cost/usage poller
 
+COST_PROVIDER_SPEND_USD = MetricSpec(
+    "vecmon_cost_provider_spend_usd", "gauge",
+    "Spend reported by the provider's cost API for the current UTC day or month (restated days "
+    "replaced).", ("provider", "period"))
+COST_PROVIDER_LINE_ITEM_SPEND_USD = MetricSpec(
+    "vecmon_cost_provider_line_item_spend_usd", "gauge",
+    "Provider-reported spend per line item for the current UTC day or month (top max_series).",
+    ("provider", "period", "line_item"))
+COST_PROVIDER_EMBEDDING_TOKENS = MetricSpec(
+    "vecmon_cost_provider_embedding_tokens", "gauge",
+    "Embedding input tokens reported by the provider's usage API for the current UTC day or month.",
+    ("provider", "period", "model"))
+COST_PROVIDER_EMBEDDING_REQUESTS = MetricSpec(
+    "vecmon_cost_provider_embedding_requests", "gauge",
+    "Embedding requests reported by the provider's usage API for the current UTC day or month.",
+    ("provider", "period", "model"))
+COST_API_POLLS_TOTAL = MetricSpec(
+    "vecmon_cost_api_polls_total", "counter",
+    "Polls of a provider cost/usage API by outcome (success, http_4xx, http_5xx, rate_limited, "
+    "timeout, connection_error, bad_response).", ("provider", "api", "outcome"))
+COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS = MetricSpec(
+    "vecmon_cost_api_last_success_timestamp_seconds", "gauge",
+    "Unix time of the last successful poll of a provider cost/usage API.", ("provider", "api"))
+
+
 COST_METRICS = (
-    MetricSpec("vecmon_cost_provider_spend_usd", "gauge",
-               "Spend reported by the provider's cost API for the current UTC day or month (restated days "
-               "replaced).", ("provider", "period")),
-    MetricSpec("vecmon_cost_provider_line_item_spend_usd", "gauge",
-               "Provider-reported spend per line item for the current UTC day or month (top max_series).",
-               ("provider", "period", "line_item")),
-    MetricSpec("vecmon_cost_provider_embedding_tokens", "gauge",
-               "Embedding input tokens reported by the provider's usage API for the current UTC day or month.",
-               ("provider", "period", "model")),
-    MetricSpec("vecmon_cost_provider_embedding_requests", "gauge",
-               "Embedding requests reported by the provider's usage API for the current UTC day or month.",
-               ("provider", "period", "model")),
-    MetricSpec("vecmon_cost_api_polls_total", "counter",
-               "Polls of a provider cost/usage API by outcome (success, http_4xx, http_5xx, rate_limited, "
-               "timeout, connection_error, bad_response).", ("provider", "api", "outcome")),
-    MetricSpec("vecmon_cost_api_last_success_timestamp_seconds", "gauge",
-               "Unix time of the last successful poll of a provider cost/usage API.", ("provider", "api")),
+    COST_PROVIDER_SPEND_USD,
+    COST_PROVIDER_LINE_ITEM_SPEND_USD,
+    COST_PROVIDER_EMBEDDING_TOKENS,
+    COST_PROVIDER_EMBEDDING_REQUESTS,
+    COST_API_POLLS_TOTAL,
+    COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS,
 )
 
 POLL_OUTCOMES = ("success", "http_4xx", "http_5xx", "rate_limited", "timeout", "connection_error", "bad_response")
@@ -292,11 +306,11 @@ class ProviderCostsCollector:
                     if in_period(day, period):
                         for item, usd in rows.items():
                             per_item[item] = per_item.get(item, 0.0) + usd
-                out.add("vecmon_cost_provider_spend_usd", sum(per_item.values()), provider, period)
+                out.add(COST_PROVIDER_SPEND_USD.name, sum(per_item.values()), provider, period)
                 if target.line_items:
                     top = sorted(per_item.items(), key=lambda kv: -kv[1])[:target.max_series]
                     for item, usd in top:
-                        out.add("vecmon_cost_provider_line_item_spend_usd", usd, provider, period, item)
+                        out.add(COST_PROVIDER_LINE_ITEM_SPEND_USD.name, usd, provider, period, item)
         if "usage" in state:
             for period in PERIODS:
                 per_model: dict[str, list[float]] = {}
@@ -307,28 +321,38 @@ class ProviderCostsCollector:
                             acc[0] += tokens
                             acc[1] += reqs
                 for model, (tokens, reqs) in sorted(per_model.items(), key=lambda kv: -kv[1][0])[:target.max_series]:
-                    out.add("vecmon_cost_provider_embedding_tokens", tokens, provider, period, model)
-                    out.add("vecmon_cost_provider_embedding_requests", reqs, provider, period, model)
+                    out.add(COST_PROVIDER_EMBEDDING_TOKENS.name, tokens, provider, period, model)
+                    out.add(COST_PROVIDER_EMBEDDING_REQUESTS.name, reqs, provider, period, model)
         for api, counts in state.get("polls", {}).items():
             for outcome, count in counts.items():
-                out.add("vecmon_cost_api_polls_total", count, provider, api, outcome)
+                out.add(COST_API_POLLS_TOTAL.name, count, provider, api, outcome)
         for api, when in state.get("last_success", {}).items():
-            out.add("vecmon_cost_api_last_success_timestamp_seconds", when, provider, api)
+            out.add(COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS.name, when, provider, api)
         return out.families()
 
 
 # --------------------------------------------------------------------------- budgets
 
+COST_BUDGET_SPEND_USD = MetricSpec(
+    "vecmon_cost_budget_spend_usd", "gauge",
+    "Spend of the budget's sources in the current UTC day or month (probe spend is counted since "
+    "vecmon started; cost APIs are authoritative).", ("period",))
+COST_BUDGET_LIMIT_USD = MetricSpec(
+    "vecmon_cost_budget_limit_usd", "gauge", "The budget's configured limit for the period.",
+    ("period",))
+COST_BUDGET_USED_RATIO = MetricSpec(
+    "vecmon_cost_budget_used_ratio", "gauge", "Spend divided by the limit for the period (1 = exhausted).",
+    ("period",))
+COST_BUDGET_SOURCES_MISSING = MetricSpec(
+    "vecmon_cost_budget_sources_missing", "gauge",
+    "Sources of the budget that have reported no spend data yet (their spend counts as 0).")
+
+
 BUDGET_METRICS = (
-    MetricSpec("vecmon_cost_budget_spend_usd", "gauge",
-               "Spend of the budget's sources in the current UTC day or month (probe spend is counted since "
-               "vecmon started; cost APIs are authoritative).", ("period",)),
-    MetricSpec("vecmon_cost_budget_limit_usd", "gauge", "The budget's configured limit for the period.",
-               ("period",)),
-    MetricSpec("vecmon_cost_budget_used_ratio", "gauge", "Spend divided by the limit for the period (1 = exhausted).",
-               ("period",)),
-    MetricSpec("vecmon_cost_budget_sources_missing", "gauge",
-               "Sources of the budget that have reported no spend data yet (their spend counts as 0)."),
+    COST_BUDGET_SPEND_USD,
+    COST_BUDGET_LIMIT_USD,
+    COST_BUDGET_USED_RATIO,
+    COST_BUDGET_SOURCES_MISSING,
 )
 
 
@@ -347,9 +371,9 @@ class BudgetCollector:
         spend = self.ledger.spend(budget.sources, utc_today(self.clock))
         limits = {"day": budget.daily_usd, "month": budget.monthly_usd}
         for period in PERIODS:
-            out.add("vecmon_cost_budget_spend_usd", spend[period], period)
+            out.add(COST_BUDGET_SPEND_USD.name, spend[period], period)
             if limits[period] is not None:
-                out.add("vecmon_cost_budget_limit_usd", limits[period], period)
-                out.add("vecmon_cost_budget_used_ratio", spend[period] / limits[period], period)
-        out.add("vecmon_cost_budget_sources_missing", sum(not self.ledger.known(s) for s in budget.sources))
+                out.add(COST_BUDGET_LIMIT_USD.name, limits[period], period)
+                out.add(COST_BUDGET_USED_RATIO.name, spend[period] / limits[period], period)
+        out.add(COST_BUDGET_SOURCES_MISSING.name, sum(not self.ledger.known(s) for s in budget.sources))
         return out.families()

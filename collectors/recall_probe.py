@@ -553,6 +553,7 @@ class RecallCollector:
     name = "recall"
     scope = "database"
     needs_connection = True
+    runs_config_sql = True  # filters[].where from the config: the session is reset (DISCARD ALL) after each run
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_index_used", "gauge",
                    "Whether EXPLAIN shows the approximate probe query scanning the index (or its partitions) at "

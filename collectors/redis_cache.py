@@ -34,29 +34,56 @@ from collectors.base import CollectContext, CollectorError, ConnectionUnavailabl
 from monitor.config_apis import RedisTarget
 from monitor.pg import CollectionTimeout
 
+REDIS_KEYSPACE_HITS_TOTAL = MetricSpec(
+    "vecmon_redis_keyspace_hits_total", "counter", "Successful key lookups (INFO keyspace_hits).")
+REDIS_KEYSPACE_MISSES_TOTAL = MetricSpec(
+    "vecmon_redis_keyspace_misses_total", "counter", "Failed key lookups (INFO keyspace_misses).")
+REDIS_KEYSPACE_HIT_RATIO = MetricSpec(
+    "vecmon_redis_keyspace_hit_ratio", "gauge",
+    "Hits / (hits + misses) since the previous collection (since server start on the first run).")
+REDIS_MEMORY_USED_BYTES = MetricSpec(
+    "vecmon_redis_memory_used_bytes", "gauge", "Memory allocated by Redis (INFO used_memory).")
+REDIS_MEMORY_MAX_BYTES = MetricSpec("vecmon_redis_memory_max_bytes", "gauge", "The maxmemory setting (0 = no limit).")
+REDIS_MEMORY_USED_RATIO = MetricSpec("vecmon_redis_memory_used_ratio", "gauge",
+                                     "Memory used divided by maxmemory; absent when maxmemory is 0 (no limit).")
+REDIS_EVICTED_KEYS_TOTAL = MetricSpec(
+    "vecmon_redis_evicted_keys_total", "counter", "Keys evicted because of the maxmemory limit.")
+REDIS_EXPIRED_KEYS_TOTAL = MetricSpec(
+    "vecmon_redis_expired_keys_total", "counter", "Keys removed because their TTL expired.")
+REDIS_CONNECTED_CLIENTS = MetricSpec(
+    "vecmon_redis_connected_clients", "gauge", "Client connections (INFO connected_clients).")
+REDIS_UPTIME_SECONDS = MetricSpec("vecmon_redis_uptime_seconds", "gauge", "Seconds since the Redis server started.")
+REDIS_DB_KEYS = MetricSpec("vecmon_redis_db_keys", "gauge", "Keys per database (INFO keyspace).", ("db",))
+REDIS_DB_EXPIRING_KEYS = MetricSpec(
+    "vecmon_redis_db_expiring_keys", "gauge", "Keys with a TTL per database (INFO keyspace).", ("db",))
+REDIS_PREFIX_KEYS = MetricSpec(
+    "vecmon_redis_prefix_keys", "gauge",
+    "Keys under a configured prefix in the configured database (SCAN; a lower bound when the scan "
+    "was cut short).", ("prefix",))
+REDIS_PREFIX_SCAN_COMPLETE = MetricSpec(
+    "vecmon_redis_prefix_scan_complete", "gauge",
+    "Whether the last SCAN of the prefix covered the whole keyspace (1) or max_scan_keys or the "
+    "time budget cut it short (0).", ("prefix",))
+REDIS_SERVER = MetricSpec("vecmon_redis_server", "info", "Redis server version, mode and eviction policy.",
+                          ("version", "mode", "maxmemory_policy"))
+
+
 REDIS_METRICS = (
-    MetricSpec("vecmon_redis_keyspace_hits_total", "counter", "Successful key lookups (INFO keyspace_hits)."),
-    MetricSpec("vecmon_redis_keyspace_misses_total", "counter", "Failed key lookups (INFO keyspace_misses)."),
-    MetricSpec("vecmon_redis_keyspace_hit_ratio", "gauge",
-               "Hits / (hits + misses) since the previous collection (since server start on the first run)."),
-    MetricSpec("vecmon_redis_memory_used_bytes", "gauge", "Memory allocated by Redis (INFO used_memory)."),
-    MetricSpec("vecmon_redis_memory_max_bytes", "gauge", "The maxmemory setting (0 = no limit)."),
-    MetricSpec("vecmon_redis_memory_used_ratio", "gauge",
-               "Memory used divided by maxmemory; absent when maxmemory is 0 (no limit)."),
-    MetricSpec("vecmon_redis_evicted_keys_total", "counter", "Keys evicted because of the maxmemory limit."),
-    MetricSpec("vecmon_redis_expired_keys_total", "counter", "Keys removed because their TTL expired."),
-    MetricSpec("vecmon_redis_connected_clients", "gauge", "Client connections (INFO connected_clients)."),
-    MetricSpec("vecmon_redis_uptime_seconds", "gauge", "Seconds since the Redis server started."),
-    MetricSpec("vecmon_redis_db_keys", "gauge", "Keys per database (INFO keyspace).", ("db",)),
-    MetricSpec("vecmon_redis_db_expiring_keys", "gauge", "Keys with a TTL per database (INFO keyspace).", ("db",)),
-    MetricSpec("vecmon_redis_prefix_keys", "gauge",
-               "Keys under a configured prefix in the configured database (SCAN; a lower bound when the scan "
-               "was cut short).", ("prefix",)),
-    MetricSpec("vecmon_redis_prefix_scan_complete", "gauge",
-               "Whether the last SCAN of the prefix covered the whole keyspace (1) or max_scan_keys or the "
-               "time budget cut it short (0).", ("prefix",)),
-    MetricSpec("vecmon_redis_server", "info", "Redis server version, mode and eviction policy.",
-               ("version", "mode", "maxmemory_policy")),
+    REDIS_KEYSPACE_HITS_TOTAL,
+    REDIS_KEYSPACE_MISSES_TOTAL,
+    REDIS_KEYSPACE_HIT_RATIO,
+    REDIS_MEMORY_USED_BYTES,
+    REDIS_MEMORY_MAX_BYTES,
+    REDIS_MEMORY_USED_RATIO,
+    REDIS_EVICTED_KEYS_TOTAL,
+    REDIS_EXPIRED_KEYS_TOTAL,
+    REDIS_CONNECTED_CLIENTS,
+    REDIS_UPTIME_SECONDS,
+    REDIS_DB_KEYS,
+    REDIS_DB_EXPIRING_KEYS,
+    REDIS_PREFIX_KEYS,
+    REDIS_PREFIX_SCAN_COMPLETE,
+    REDIS_SERVER,
 )
 
 
@@ -289,8 +316,8 @@ class RedisCacheCollector:
 
         hits, misses = _int(info, "keyspace_hits"), _int(info, "keyspace_misses")
         if hits is not None and misses is not None:
-            out.add("vecmon_redis_keyspace_hits_total", hits)
-            out.add("vecmon_redis_keyspace_misses_total", misses)
+            out.add(REDIS_KEYSPACE_HITS_TOTAL.name, hits)
+            out.add(REDIS_KEYSPACE_MISSES_TOTAL.name, misses)
             previous = state.get("lookups")
             run_id = info.get("run_id")
             if previous and previous[2] == run_id and hits >= previous[0] and misses >= previous[1]:
@@ -298,21 +325,21 @@ class RedisCacheCollector:
             else:
                 d_hits, d_misses = hits, misses
             if d_hits + d_misses > 0:
-                out.add("vecmon_redis_keyspace_hit_ratio", d_hits / (d_hits + d_misses))
+                out.add(REDIS_KEYSPACE_HIT_RATIO.name, d_hits / (d_hits + d_misses))
             state["lookups"] = (hits, misses, run_id)
         used, maxmemory = _int(info, "used_memory"), _int(info, "maxmemory")
-        out.add("vecmon_redis_memory_used_bytes", used)
-        out.add("vecmon_redis_memory_max_bytes", maxmemory)
+        out.add(REDIS_MEMORY_USED_BYTES.name, used)
+        out.add(REDIS_MEMORY_MAX_BYTES.name, maxmemory)
         if used is not None and maxmemory:
-            out.add("vecmon_redis_memory_used_ratio", used / maxmemory)
-        out.add("vecmon_redis_evicted_keys_total", _int(info, "evicted_keys"))
-        out.add("vecmon_redis_expired_keys_total", _int(info, "expired_keys"))
-        out.add("vecmon_redis_connected_clients", _int(info, "connected_clients"))
-        out.add("vecmon_redis_uptime_seconds", _int(info, "uptime_in_seconds"))
+            out.add(REDIS_MEMORY_USED_RATIO.name, used / maxmemory)
+        out.add(REDIS_EVICTED_KEYS_TOTAL.name, _int(info, "evicted_keys"))
+        out.add(REDIS_EXPIRED_KEYS_TOTAL.name, _int(info, "expired_keys"))
+        out.add(REDIS_CONNECTED_CLIENTS.name, _int(info, "connected_clients"))
+        out.add(REDIS_UPTIME_SECONDS.name, _int(info, "uptime_in_seconds"))
         for db, fields in sorted(parse_keyspace(info).items(), key=lambda kv: int(kv[0])):
-            out.add("vecmon_redis_db_keys", fields.get("keys"), db)
-            out.add("vecmon_redis_db_expiring_keys", fields.get("expires"), db)
-        out.info("vecmon_redis_server", {}, info.get("redis_version", ""), info.get("redis_mode", ""),
+            out.add(REDIS_DB_KEYS.name, fields.get("keys"), db)
+            out.add(REDIS_DB_EXPIRING_KEYS.name, fields.get("expires"), db)
+        out.info(REDIS_SERVER.name, {}, info.get("redis_version", ""), info.get("redis_mode", ""),
                  info.get("maxmemory_policy", ""))
 
         if target.key_prefixes:
@@ -324,8 +351,8 @@ class RedisCacheCollector:
                 count, complete = 0, False
                 if not late:  # after a late reply the connection is unusable: the rest stay uncounted
                     count, complete, late = self._scan(conn, prefix, target, scan_deadline)
-                out.add("vecmon_redis_prefix_keys", count, prefix)
-                out.add("vecmon_redis_prefix_scan_complete", 1 if complete else 0, prefix)
+                out.add(REDIS_PREFIX_KEYS.name, count, prefix)
+                out.add(REDIS_PREFIX_SCAN_COMPLETE.name, 1 if complete else 0, prefix)
         return out.families()
 
     @staticmethod

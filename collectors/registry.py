@@ -37,8 +37,10 @@ DATABASE_COLLECTORS: dict[str, str] = {
 
 # Collectors whose natural period differs from the database's ``interval``; a
 # ``collectors.<name>.interval`` in the config still wins.
+# Freeze ages move by at most a few million IDs an hour against limits of 200 million and more:
+# every 5 minutes is plenty, and the per-table query is the costliest per-database one (issue 17).
 DEFAULT_INTERVALS: dict[str, float] = {"vector_indexes": 60, "recall": 600, "ann_latency": 30,
-                                     "vector_freshness": 60, "vector_bloat": 600}
+                                     "vector_freshness": 60, "vector_bloat": 600, "wraparound_tables": 300}
 # Likewise for collectors that legitimately need longer than the database's ``timeout``.
 DEFAULT_TIMEOUTS: dict[str, float] = {"recall": 120, "vector_freshness": 30, "vector_bloat": 60}
 

@@ -142,6 +142,14 @@ def expected_heap_bytes(table: Table) -> float | None:
     return math.ceil(table.reltuples / per_page) * float(table.block_size)
 
 
+VECTOR_TABLE_BLOAT_BYTES = MetricSpec(
+    "vecmon_vector_table_bloat_bytes", "gauge",
+    "Estimated heap bytes of a vector table beyond what its live rows need at its fillfactor "
+    "(method: pgstattuple_approx or statistics, see the collector docs).", LABELS)
+VECTOR_TABLE_BLOAT_RATIO = MetricSpec("vecmon_vector_table_bloat_ratio", "gauge",
+                                      "Estimated bloat as a share of the vector table's heap size (0..1).", LABELS)
+
+
 class VectorBloatCollector:
     """Estimated reclaimable heap space of the tables with a vector column (pgstattuple_approx or statistics).
 
@@ -152,11 +160,8 @@ class VectorBloatCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_table_bloat_bytes", "gauge",
-                   "Estimated heap bytes of a vector table beyond what its live rows need at its fillfactor "
-                   "(method: pgstattuple_approx or statistics, see the collector docs).", LABELS),
-        MetricSpec("vecmon_vector_table_bloat_ratio", "gauge",
-                   "Estimated bloat as a share of the vector table's heap size (0..1).", LABELS),
+        VECTOR_TABLE_BLOAT_BYTES,
+        VECTOR_TABLE_BLOAT_RATIO,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -184,8 +189,8 @@ class VectorBloatCollector:
                 continue
             bloat = max(0.0, actual - expected)
             labels = (table.schema, table.table, "statistics")
-            emitter.add("vecmon_vector_table_bloat_bytes", bloat, *labels)
-            emitter.add("vecmon_vector_table_bloat_ratio", bloat / actual, *labels)
+            emitter.add(VECTOR_TABLE_BLOAT_BYTES.name, bloat, *labels)
+            emitter.add(VECTOR_TABLE_BLOAT_RATIO.name, bloat / actual, *labels)
         return emitter.families()
 
     @staticmethod
@@ -196,5 +201,5 @@ class VectorBloatCollector:
         reserved = size * (100 - table.fillfactor) / 100.0
         bloat = max(0.0, float(row["approx_free_space"]) + float(row["dead_tuple_len"]) - reserved)
         labels = (table.schema, table.table, "pgstattuple_approx")
-        emitter.add("vecmon_vector_table_bloat_bytes", bloat, *labels)
-        emitter.add("vecmon_vector_table_bloat_ratio", min(1.0, bloat / size), *labels)
+        emitter.add(VECTOR_TABLE_BLOAT_BYTES.name, bloat, *labels)
+        emitter.add(VECTOR_TABLE_BLOAT_RATIO.name, min(1.0, bloat / size), *labels)

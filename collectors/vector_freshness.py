@@ -43,6 +43,27 @@ NULL_VERSION = "__null__"
 OTHER_VERSIONS = "__other__"
 
 
+VECTOR_NEWEST_ROW_TIMESTAMP_SECONDS = MetricSpec(
+    "vecmon_vector_newest_row_timestamp_seconds", "gauge",
+    "Unix time of the newest row by the configured timestamp column.", (*T, "column"))
+VECTOR_NEWEST_ROW_AGE_SECONDS = MetricSpec(
+    "vecmon_vector_newest_row_age_seconds", "gauge",
+    "Age of the newest row by the configured timestamp column (server clock).", (*T, "column"))
+VECTOR_MODEL_VERSION_ROWS = MetricSpec(
+    "vecmon_vector_model_version_rows", "gauge",
+    "Rows per value of the embedding-model version column: the largest groups by name, the "
+    "rest summed as '__other__' and NULL as '__null__' (reserved values).", (*T, "version"))
+VECTOR_EMBEDDING_PENDING_ROWS = MetricSpec(
+    "vecmon_vector_embedding_pending_rows", "gauge",
+    "Rows whose embedding column is NULL (waiting for an embedding).", (*T, "column"))
+VECTOR_FRESHNESS_ERRORS_TOTAL = MetricSpec(
+    "vecmon_vector_freshness_errors_total", "counter",
+    "Freshness queries that failed for the table (missing column, privilege...); the run's own "
+    "timeout is reported as the collector's, not here.", T)
+VECTOR_FRESHNESS_QUERY_DURATION_SECONDS = MetricSpec("vecmon_vector_freshness_query_duration_seconds", "gauge",
+                                                     "Time the table's freshness queries took in the last run.", T)
+
+
 class VectorFreshnessCollector:
     """Newest-row age, rows per embedding-model version and rows waiting for an embedding."""
 
@@ -50,20 +71,12 @@ class VectorFreshnessCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_newest_row_timestamp_seconds", "gauge",
-                   "Unix time of the newest row by the configured timestamp column.", (*T, "column")),
-        MetricSpec("vecmon_vector_newest_row_age_seconds", "gauge",
-                   "Age of the newest row by the configured timestamp column (server clock).", (*T, "column")),
-        MetricSpec("vecmon_vector_model_version_rows", "gauge",
-                   "Rows per value of the embedding-model version column: the largest groups by name, the "
-                   "rest summed as '__other__' and NULL as '__null__' (reserved values).", (*T, "version")),
-        MetricSpec("vecmon_vector_embedding_pending_rows", "gauge",
-                   "Rows whose embedding column is NULL (waiting for an embedding).", (*T, "column")),
-        MetricSpec("vecmon_vector_freshness_errors_total", "counter",
-                   "Freshness queries that failed for the table (missing column, privilege...); the run's own "
-                   "timeout is reported as the collector's, not here.", T),
-        MetricSpec("vecmon_vector_freshness_query_duration_seconds", "gauge",
-                   "Time the table's freshness queries took in the last run.", T),
+        VECTOR_NEWEST_ROW_TIMESTAMP_SECONDS,
+        VECTOR_NEWEST_ROW_AGE_SECONDS,
+        VECTOR_MODEL_VERSION_ROWS,
+        VECTOR_EMBEDDING_PENDING_ROWS,
+        VECTOR_FRESHNESS_ERRORS_TOTAL,
+        VECTOR_FRESHNESS_QUERY_DURATION_SECONDS,
     )
 
     def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry, schema: str, table: str
@@ -93,7 +106,7 @@ class VectorFreshnessCollector:
             query = pending_sql.format(col=emb, t=target)
             if _indexed(ctx, deadline, query, (schema, table, "pending", entry.embedding_column)):
                 deadline.set_statement_timeout(conn)
-                samples.append(("vecmon_vector_embedding_pending_rows", conn.execute(query).fetchone()[0],
+                samples.append((VECTOR_EMBEDDING_PENDING_ROWS.name, conn.execute(query).fetchone()[0],
                                 entry.embedding_column))
             else:
                 scan_emb = True
@@ -125,15 +138,15 @@ class VectorFreshnessCollector:
             if scan_ts:
                 samples += self._newest(total[2], total[3], entry.timestamp_column)
             if scan_emb:
-                samples.append(("vecmon_vector_embedding_pending_rows", total[4], entry.embedding_column))
+                samples.append((VECTOR_EMBEDDING_PENDING_ROWS.name, total[4], entry.embedding_column))
         if entry.model_version_column:
             versions = _version_counts([(row[0], row[1]) for row in rows if row[5] == 0], entry.max_versions)
         return samples, versions
 
     @staticmethod
     def _newest(newest: float | None, age: float | None, column: str) -> list[tuple[str, float | None, str]]:
-        return [("vecmon_vector_newest_row_timestamp_seconds", newest, column),
-                ("vecmon_vector_newest_row_age_seconds", max(0.0, age) if age is not None else None, column)]
+        return [(VECTOR_NEWEST_ROW_TIMESTAMP_SECONDS.name, newest, column),
+                (VECTOR_NEWEST_ROW_AGE_SECONDS.name, max(0.0, age) if age is not None else None, column)]
 
     @staticmethod
     def _warn_once(ctx: CollectContext, schema: str, table: str, column: str, remedy: str) -> None:
@@ -173,10 +186,10 @@ class VectorFreshnessCollector:
             for name, value, column in samples:
                 em.add(name, value, *labels, column)
             for version, count in versions:
-                em.add("vecmon_vector_model_version_rows", count, *labels, version)
-            em.add("vecmon_vector_freshness_query_duration_seconds", time.perf_counter() - started, *labels)
+                em.add(VECTOR_MODEL_VERSION_ROWS.name, count, *labels, version)
+            em.add(VECTOR_FRESHNESS_QUERY_DURATION_SECONDS.name, time.perf_counter() - started, *labels)
         for labels, count in errors.items():
-            em.add("vecmon_vector_freshness_errors_total", count, *labels)
+            em.add(VECTOR_FRESHNESS_ERRORS_TOTAL.name, count, *labels)
         return em.families()
 
 

@@ -91,6 +91,83 @@ WHERE name IN ('shared_buffers', 'maintenance_work_mem', 'effective_cache_size',
 """
 
 
+VECTOR_EXTENSION = MetricSpec("vecmon_vector_extension", "info",
+                              "Installed pgvector version and schema.", ("version", "schema"))
+VECTOR_COLUMN_DIMENSIONS = MetricSpec(
+    "vecmon_vector_column_dimensions", "gauge",
+    "Declared dimensions of a vector/halfvec/sparsevec column (bits for an indexed bit column); "
+    "absent for an unconstrained column.", ("schema", "table", "column", "type"))
+VECTOR_TABLE_ROWS = MetricSpec(
+    "vecmon_vector_table_rows", "gauge",
+    "Estimated live rows of a table with a vector column (n_live_tup; reltuples while there are no "
+    "statistics).", T)
+VECTOR_TABLE_DEAD_ROWS = MetricSpec("vecmon_vector_table_dead_rows", "gauge",
+                                    "Dead rows not yet vacuumed (they occupy HNSW search slots until VACUUM).", T)
+VECTOR_TABLE_SIZE_BYTES = MetricSpec("vecmon_vector_table_size_bytes", "gauge",
+                                     "Total size of the table (heap, TOAST and indexes; leaf partitions summed).", T)
+VECTOR_COLUMN_NULL_ROWS = MetricSpec(
+    "vecmon_vector_column_null_rows", "gauge",
+    "Estimated rows whose vector column is NULL (pg_stats null_frac x rows): the embedding "
+    "backlog, as of the last ANALYZE.", ("schema", "table", "column"))
+VECTOR_INDEX = MetricSpec("vecmon_vector_index", "info",
+                          "An HNSW or IVFFlat index: key column (or expression:<first 8 hex digits of the SHA-1 of "
+                          "the expression>), access method, operator class and distance operator, whether it is a "
+                          "partial index (partial, and predicate_hash: first 8 hex digits of the SHA-1 of its "
+                          "predicate) and parent partitioned index.",
+                          (*P, "key", "method", "opclass", "operator", "partial", "predicate_hash", "parent"))
+VECTOR_INDEX_BUILD_OPTION = MetricSpec(
+    "vecmon_vector_index_build_option", "gauge",
+    "Build option of the index (m, ef_construction, lists) with pgvector's defaults filled in.",
+    (*P, "option"))
+VECTOR_INDEX_DIMENSIONS = MetricSpec("vecmon_vector_index_dimensions", "gauge",
+                                     "Dimensions of the indexed values (after an expression's cast).", P)
+VECTOR_INDEX_VALID = MetricSpec(
+    "vecmon_vector_index_valid", "gauge",
+    "Whether the index is valid and ready (1) or not (0: during or after a failed CREATE INDEX "
+    "CONCURRENTLY).", P)
+VECTOR_INDEX_SIZE_BYTES = MetricSpec("vecmon_vector_index_size_bytes", "gauge",
+                                     "Size of the index (pg_relation_size); 0 for a partitioned parent index.", P)
+VECTOR_INDEX_SCANS_TOTAL = MetricSpec("vecmon_vector_index_scans_total", "counter",
+                                      "Index scans started on the index (idx_scan).", P)
+VECTOR_INDEX_TUPLES_READ_TOTAL = MetricSpec("vecmon_vector_index_tuples_read_total", "counter",
+                                            "Index entries returned by scans of the index (idx_tup_read).", P)
+VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO = MetricSpec(
+    "vecmon_vector_index_size_to_shared_buffers_ratio", "gauge",
+    "Index size divided by shared_buffers; above 1 the index cannot be cached in shared "
+    "buffers and searches read from the OS cache or disk.", P)
+VECTOR_INDEX_MEMORY_ESTIMATE_BYTES = MetricSpec(
+    "vecmon_vector_index_memory_estimate_bytes", "gauge",
+    "Estimated HNSW graph size for the table's current rows (element and neighbour tuples); "
+    "compare with maintenance_work_mem for a fast rebuild and with memory for fast search.", P)
+VECTOR_INDEX_ROWS_AT_BUILD = MetricSpec(
+    "vecmon_vector_index_rows_at_build", "gauge",
+    "Table rows when vecmon first saw the current build of the index (a new relfilenode after "
+    "CREATE INDEX, REINDEX or VACUUM FULL); IVFFlat lists were computed for about this many rows.",
+    P)
+VECTOR_INDEX_BUILD_PROGRESS_RATIO = MetricSpec(
+    "vecmon_vector_index_build_progress_ratio", "gauge",
+    "Fraction done of a running CREATE INDEX/REINDEX on a vector table, 0..1 (blocks for HNSW, "
+    "tuples for IVFFlat while loading; 0 while unknown).",
+    (*P, "command", "phase"))
+VECTOR_MEMORY_SETTING_BYTES = MetricSpec("vecmon_vector_memory_setting_bytes", "gauge",
+                                         "Memory settings that decide whether vector indexes fit (shared_buffers, "
+                                         "maintenance_work_mem, effective_cache_size, work_mem).", ("setting",))
+VECTOR_SETTING = MetricSpec("vecmon_vector_setting", "gauge",
+                            "Numeric hnsw.*/ivfflat.* value the application's sessions get (database and app_role "
+                            "overrides applied).", ("setting",))
+VECTOR_SETTING_VALUE = MetricSpec(
+    "vecmon_vector_setting_value", "info",
+    "Value of an hnsw.*/ivfflat.* setting the application's sessions get, with where it comes from.",
+    ("setting", "value", "source"))
+VECTOR_SETTING_OVERRIDE = MetricSpec(
+    "vecmon_vector_setting_override", "info",
+    "An ALTER DATABASE/ROLE ... SET of an hnsw.*/ivfflat.* setting for this database ('*' = all).",
+    ("setting", "value", "database", "role"))
+VECTOR_CATALOG_REFRESHES_TOTAL = MetricSpec(
+    "vecmon_vector_catalog_refreshes_total", "counter",
+    "Times the vector catalog was rediscovered because it changed (first run included).", ())
+
+
 class VectorIndexesCollector:
     """Vector columns and indexes: dimensions, build options, sizes, memory fit, settings, build progress."""
 
@@ -98,69 +175,28 @@ class VectorIndexesCollector:
     scope = "database"
     needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
-        MetricSpec("vecmon_vector_extension", "info",
-                   "Installed pgvector version and schema.", ("version", "schema")),
-        MetricSpec("vecmon_vector_column_dimensions", "gauge",
-                   "Declared dimensions of a vector/halfvec/sparsevec column (bits for an indexed bit column); "
-                   "absent for an unconstrained column.", ("schema", "table", "column", "type")),
-        MetricSpec("vecmon_vector_table_rows", "gauge",
-                   "Estimated live rows of a table with a vector column (n_live_tup; reltuples while there are no "
-                   "statistics).", T),
-        MetricSpec("vecmon_vector_table_dead_rows", "gauge",
-                   "Dead rows not yet vacuumed (they occupy HNSW search slots until VACUUM).", T),
-        MetricSpec("vecmon_vector_table_size_bytes", "gauge",
-                   "Total size of the table (heap, TOAST and indexes; leaf partitions summed).", T),
-        MetricSpec("vecmon_vector_column_null_rows", "gauge",
-                   "Estimated rows whose vector column is NULL (pg_stats null_frac x rows): the embedding "
-                   "backlog, as of the last ANALYZE.", ("schema", "table", "column")),
-        MetricSpec("vecmon_vector_index", "info",
-                   "An HNSW or IVFFlat index: key column (or expression:<first 8 hex digits of the SHA-1 of "
-                   "the expression>), access method, operator class and distance operator, whether it is a "
-                   "partial index (partial, and predicate_hash: first 8 hex digits of the SHA-1 of its "
-                   "predicate) and parent partitioned index.",
-                   (*P, "key", "method", "opclass", "operator", "partial", "predicate_hash", "parent")),
-        MetricSpec("vecmon_vector_index_build_option", "gauge",
-                   "Build option of the index (m, ef_construction, lists) with pgvector's defaults filled in.",
-                   (*P, "option")),
-        MetricSpec("vecmon_vector_index_dimensions", "gauge",
-                   "Dimensions of the indexed values (after an expression's cast).", P),
-        MetricSpec("vecmon_vector_index_valid", "gauge",
-                   "Whether the index is valid and ready (1) or not (0: during or after a failed CREATE INDEX "
-                   "CONCURRENTLY).", P),
-        MetricSpec("vecmon_vector_index_size_bytes", "gauge",
-                   "Size of the index (pg_relation_size); 0 for a partitioned parent index.", P),
-        MetricSpec("vecmon_vector_index_scans_total", "counter",
-                   "Index scans started on the index (idx_scan).", P),
-        MetricSpec("vecmon_vector_index_tuples_read_total", "counter",
-                   "Index entries returned by scans of the index (idx_tup_read).", P),
-        MetricSpec("vecmon_vector_index_size_to_shared_buffers_ratio", "gauge",
-                   "Index size divided by shared_buffers; above 1 the index cannot be cached in shared "
-                   "buffers and searches read from the OS cache or disk.", P),
-        MetricSpec("vecmon_vector_index_memory_estimate_bytes", "gauge",
-                   "Estimated HNSW graph size for the table's current rows (element and neighbour tuples); "
-                   "compare with maintenance_work_mem for a fast rebuild and with memory for fast search.", P),
-        MetricSpec("vecmon_vector_index_rows_at_build", "gauge",
-                   "Table rows when vecmon first saw the current build of the index (a new relfilenode after "
-                   "CREATE INDEX, REINDEX or VACUUM FULL); IVFFlat lists were computed for about this many rows.",
-                   P),
-        MetricSpec("vecmon_vector_index_build_progress_ratio", "gauge",
-                   "Fraction done of a running CREATE INDEX/REINDEX on a vector table, 0..1 (blocks for HNSW, "
-                   "tuples for IVFFlat while loading; 0 while unknown).",
-                   (*P, "command", "phase")),
-        MetricSpec("vecmon_vector_memory_setting_bytes", "gauge",
-                   "Memory settings that decide whether vector indexes fit (shared_buffers, "
-                   "maintenance_work_mem, effective_cache_size, work_mem).", ("setting",)),
-        MetricSpec("vecmon_vector_setting", "gauge",
-                   "Numeric hnsw.*/ivfflat.* value the application's sessions get (database and app_role "
-                   "overrides applied).", ("setting",)),
-        MetricSpec("vecmon_vector_setting_value", "info",
-                   "Value of an hnsw.*/ivfflat.* setting the application's sessions get, with where it comes from.",
-                   ("setting", "value", "source")),
-        MetricSpec("vecmon_vector_setting_override", "info",
-                   "An ALTER DATABASE/ROLE ... SET of an hnsw.*/ivfflat.* setting for this database ('*' = all).",
-                   ("setting", "value", "database", "role")),
-        MetricSpec("vecmon_vector_catalog_refreshes_total", "counter",
-                   "Times the vector catalog was rediscovered because it changed (first run included).", ()),
+        VECTOR_EXTENSION,
+        VECTOR_COLUMN_DIMENSIONS,
+        VECTOR_TABLE_ROWS,
+        VECTOR_TABLE_DEAD_ROWS,
+        VECTOR_TABLE_SIZE_BYTES,
+        VECTOR_COLUMN_NULL_ROWS,
+        VECTOR_INDEX,
+        VECTOR_INDEX_BUILD_OPTION,
+        VECTOR_INDEX_DIMENSIONS,
+        VECTOR_INDEX_VALID,
+        VECTOR_INDEX_SIZE_BYTES,
+        VECTOR_INDEX_SCANS_TOTAL,
+        VECTOR_INDEX_TUPLES_READ_TOTAL,
+        VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO,
+        VECTOR_INDEX_MEMORY_ESTIMATE_BYTES,
+        VECTOR_INDEX_ROWS_AT_BUILD,
+        VECTOR_INDEX_BUILD_PROGRESS_RATIO,
+        VECTOR_MEMORY_SETTING_BYTES,
+        VECTOR_SETTING,
+        VECTOR_SETTING_VALUE,
+        VECTOR_SETTING_OVERRIDE,
+        VECTOR_CATALOG_REFRESHES_TOTAL,
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
@@ -170,14 +206,14 @@ class VectorIndexesCollector:
         if refreshed:
             ctx.state["refreshes"] = ctx.state.get("refreshes", 0) + 1
         em = Emitter(ctx.target, self.METRICS)
-        em.add("vecmon_vector_catalog_refreshes_total", ctx.state.get("refreshes", 0))
-        em.info("vecmon_vector_extension", {}, catalog.extension_version, catalog.extension_schema)
+        em.add(VECTOR_CATALOG_REFRESHES_TOTAL.name, ctx.state.get("refreshes", 0))
+        em.info(VECTOR_EXTENSION.name, {}, catalog.extension_version, catalog.extension_schema)
         self._settings(em, catalog, ctx.settings.vector)
 
         memory = every(ctx.state, "memory_settings", lambda: {  # pg_settings: read again every 5 minutes
             r["name"]: setting_in_base_units(r["setting"], r["unit"]) for r in fetch(conn, _MEMORY_SQL)})
         for name, value in sorted(memory.items()):
-            em.add("vecmon_vector_memory_setting_bytes", value, name)
+            em.add(VECTOR_MEMORY_SETTING_BYTES.name, value, name)
 
         tables = {c.table_oid: (c.schema, c.table) for c in catalog.columns}
         for idx in catalog.indexes:
@@ -192,7 +228,7 @@ class VectorIndexesCollector:
                 ratio = min(1.0, r["blocks_done"] / r["blocks_total"])
             elif r["tuples_total"]:
                 ratio = min(1.0, r["tuples_done"] / r["tuples_total"])
-            em.add("vecmon_vector_index_build_progress_ratio", ratio, r["schema"], r["table"], r["index"],
+            em.add(VECTOR_INDEX_BUILD_PROGRESS_RATIO.name, ratio, r["schema"], r["table"], r["index"],
                    r["command"], r["phase"])
 
         table_stats = {r["oid"]: r for r in fetch(conn, _TABLE_STATS_SQL,
@@ -204,9 +240,9 @@ class VectorIndexesCollector:
                 continue
             rows = _rows(stats)
             rows_by_table[oid] = rows
-            em.add("vecmon_vector_table_rows", rows, schema, table)
-            em.add("vecmon_vector_table_dead_rows", stats["dead"], schema, table)
-            em.add("vecmon_vector_table_size_bytes", stats["bytes"], schema, table)
+            em.add(VECTOR_TABLE_ROWS.name, rows, schema, table)
+            em.add(VECTOR_TABLE_DEAD_ROWS.name, stats["dead"], schema, table)
+            em.add(VECTOR_TABLE_SIZE_BYTES.name, stats["bytes"], schema, table)
 
         null_fracs: dict[tuple[str, str, str], float] = {}
         if catalog.columns:
@@ -217,10 +253,10 @@ class VectorIndexesCollector:
                     null_fracs[(r["schema"], r["table"], r["column"])] = r["null_frac"]
         for c in catalog.columns:
             if c.dims is not None:
-                em.add("vecmon_vector_column_dimensions", c.dims, c.schema, c.table, c.column, c.type)
+                em.add(VECTOR_COLUMN_DIMENSIONS.name, c.dims, c.schema, c.table, c.column, c.type)
             frac = null_fracs.get((c.schema, c.table, c.column))
             if frac is not None and c.table_oid in rows_by_table:
-                em.add("vecmon_vector_column_null_rows", round(frac * rows_by_table[c.table_oid]), c.schema,
+                em.add(VECTOR_COLUMN_NULL_ROWS.name, round(frac * rows_by_table[c.table_oid]), c.schema,
                        c.table, c.column)
 
         index_stats = {r["oid"]: r for r in fetch(conn, _INDEX_STATS_SQL, {
@@ -231,26 +267,26 @@ class VectorIndexesCollector:
         for idx in catalog.indexes:
             labels = idx.labels
             parent = by_oid.get(idx.parent_oid) if idx.parent_oid else None
-            em.info("vecmon_vector_index", {}, *labels, idx.key_label, idx.method, idx.opclass, idx.operator or "",
+            em.info(VECTOR_INDEX.name, {}, *labels, idx.key_label, idx.method, idx.opclass, idx.operator or "",
                     "true" if idx.predicate else "false", idx.predicate_hash, parent.name if parent else "")
             for option, value in sorted(idx.options.items()):
-                em.add("vecmon_vector_index_build_option", value, *labels, option)
+                em.add(VECTOR_INDEX_BUILD_OPTION.name, value, *labels, option)
             if idx.dims is not None:
-                em.add("vecmon_vector_index_dimensions", idx.dims, *labels)
-            em.add("vecmon_vector_index_valid", 1 if idx.valid and idx.ready else 0, *labels)
+                em.add(VECTOR_INDEX_DIMENSIONS.name, idx.dims, *labels)
+            em.add(VECTOR_INDEX_VALID.name, 1 if idx.valid and idx.ready else 0, *labels)
             stats = index_stats.get(idx.oid) or {}
             size = stats.get("bytes")
-            em.add("vecmon_vector_index_size_bytes", size, *labels)
-            em.add("vecmon_vector_index_scans_total", stats.get("idx_scan"), *labels)
-            em.add("vecmon_vector_index_tuples_read_total", stats.get("idx_tup_read"), *labels)
-            em.add("vecmon_vector_index_rows_at_build", build_rows.get(idx.oid), *labels)
+            em.add(VECTOR_INDEX_SIZE_BYTES.name, size, *labels)
+            em.add(VECTOR_INDEX_SCANS_TOTAL.name, stats.get("idx_scan"), *labels)
+            em.add(VECTOR_INDEX_TUPLES_READ_TOTAL.name, stats.get("idx_tup_read"), *labels)
+            em.add(VECTOR_INDEX_ROWS_AT_BUILD.name, build_rows.get(idx.oid), *labels)
             if size is not None and shared_buffers and idx.relkind == "i":
-                em.add("vecmon_vector_index_size_to_shared_buffers_ratio", size / shared_buffers, *labels)
+                em.add(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name, size / shared_buffers, *labels)
             if idx.method == "hnsw":
                 value_bytes = vector_bytes(idx.key_typname, idx.dims)
                 rows = self._indexed_rows(idx, rows_by_table, table_stats, null_fracs)
                 if value_bytes is not None and rows is not None:
-                    em.add("vecmon_vector_index_memory_estimate_bytes",
+                    em.add(VECTOR_INDEX_MEMORY_ESTIMATE_BYTES.name,
                            hnsw_memory_estimate(rows, idx.options.get("m", 16), value_bytes), *labels)
         return em.families()
 
@@ -305,12 +341,12 @@ class VectorIndexesCollector:
     def _settings(em: Emitter, catalog: VectorCatalog, vector_settings: Any) -> None:
         app = catalog.app_settings(getattr(vector_settings, "app_role", None))
         for name, (value, source) in sorted(app.items()):
-            em.info("vecmon_vector_setting_value", {}, name, value, source)
+            em.info(VECTOR_SETTING_VALUE.name, {}, name, value, source)
             number = numeric(value)
             if number is not None:
-                em.add("vecmon_vector_setting", number, name)
+                em.add(VECTOR_SETTING.name, number, name)
         for override in catalog.overrides:
-            em.info("vecmon_vector_setting_override", {}, override.name, override.value, override.database,
+            em.info(VECTOR_SETTING_OVERRIDE.name, {}, override.name, override.value, override.database,
                     override.role)
 
 

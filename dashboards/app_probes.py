@@ -1,8 +1,9 @@
 """Application checks (collectors.app_probe): panels for the RAG application's own endpoints.
 
 :func:`build` is the dashboard ``vecmon generate`` writes when the config has ``applications:``
-(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts' (:mod:`alerts.catalog.applications`), so a panel
-turns red where an alert fires. The checks' targets are selected with ``$application``.
+(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts'
+(:mod:`alerts.catalog.applications`), so a panel turns red where an alert fires. The checks' targets
+are selected with ``$application``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.catalog.applications import APP_ALERTS
+from collectors.app_probe import (
+    APP_PROBE_ASSERTION_FAILURES_TOTAL,
+    APP_PROBE_DURATION_SECONDS,
+    APP_PROBE_HTTP_STATUS_CODE,
+    APP_PROBE_REQUESTS_TOTAL,
+    APP_PROBE_SUCCESS,
+    APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
+)
+from collectors.self_metrics import BUILD_INFO
 from dashboards.facade import (
     dashboard,
     higher_is_better,
@@ -26,8 +36,8 @@ from dashboards.facade import (
 )
 
 UID = "vecmon-applications"
-REQUESTS = "vecmon_app_probe_requests_total"
-HIST = "vecmon_app_probe_duration_seconds_bucket"
+REQUESTS = APP_PROBE_REQUESTS_TOTAL.name
+HIST = f"{APP_PROBE_DURATION_SECONDS.name}_bucket"
 OK_MAPPINGS = [{"type": "value", "options": {"0": {"text": "FAILING", "color": "red", "index": 0},
                                              "1": {"text": "OK", "color": "green", "index": 1}}}]
 APP = 'target=~"$application"'
@@ -50,9 +60,9 @@ def _applications(config: Any) -> list[Any]:
 
 
 def variables() -> list[Any]:
-    return [*standard_vars("vecmon_build_info"),
+    return [*standard_vars(BUILD_INFO.name),
             query_var("application", "Application check",
-                      'label_values(vecmon_app_probe_success{job=~"$job", instance=~"$instance"}, target)')]
+                      f'label_values({APP_PROBE_SUCCESS.name}{{job=~"$job", instance=~"$instance"}}, target)')]
 
 
 def panels(config: Any) -> list[Any]:
@@ -71,19 +81,19 @@ def panels(config: Any) -> list[Any]:
         row("Application checks"),
         stat("Last check", "Whether each application check (health, readiness, search) passed last time: status, "
              "body and JSON assertions, within its timeout.", "none",
-             [q(f"min by (target) ({a('vecmon_app_probe_success')})", "{{target}}")], mappings=OK_MAPPINGS,
+             [q(f"min by (target) ({a(APP_PROBE_SUCCESS.name)})", "{{target}}")], mappings=OK_MAPPINGS,
              thresholds=steps(("red", None), ("green", 1)), color_mode="background", w=w),
         stat("Check success ratio", f"Share of checks that passed over the rate interval (the error-ratio alert "
              f"fires below {1 - errors:.0%}).", "percentunit", [q(f"{success} / {total}", "{{target}}")],
              thresholds=higher_is_better(1 - errors, 1 - errors / 5), decimals=2, w=w),
         stat("Last HTTP status", "HTTP status of each check's last answer (0: no answer).", "none",
-             [q(f"max by (target) ({a('vecmon_app_probe_http_status_code')})", "{{target}}")],
+             [q(f"max by (target) ({a(APP_PROBE_HTTP_STATUS_CODE.name)})", "{{target}}")],
              thresholds=steps(("red", None), ("green", 200), ("red", 300)), w=w),
     ]
     if tls:
         out.append(stat("Certificate expires in", "Time until the notAfter of the certificate each HTTPS check's "
                         f"server presented (the alert fires under {expiry / 86400:.0f} days).", "s",
-                        [q(f"min by (target) ({a('vecmon_app_tls_cert_expiry_timestamp_seconds')}) - time()",
+                        [q(f"min by (target) ({a(APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS.name)}) - time()",
                            "{{target}}")],
                         thresholds=higher_is_better(expiry, 2 * expiry), w=w))
     out += [
@@ -102,7 +112,7 @@ def panels(config: Any) -> list[Any]:
                    thresholds=lower_is_better(errors / 5, errors), threshold_style="line", min=0, w=12),
         timeseries("Assertion failures", "Checks per second that failed a configured body regex or JSON "
                    "assertion, by assertion (body_matches[i], body_not_matches[i], json[i]).", "ops",
-                   [q(f"sum by (target, assertion) ({rate(a('vecmon_app_probe_assertion_failures_total'))}) > 0",
+                   [q(f"sum by (target, assertion) ({rate(a(APP_PROBE_ASSERTION_FAILURES_TOTAL.name))}) > 0",
                       "{{target}} {{assertion}}")], w=12),
     ]
     return out

@@ -27,11 +27,10 @@ def _specs_in(value: Any) -> Iterable[MetricSpec]:
 
 def declared_specs() -> dict[str, MetricSpec]:
     """Every MetricSpec found in the ``collectors`` package (module globals and collector classes)
-    plus :data:`monitor.exposition.SELF_METRICS`."""
+    (vecmon's self-metrics among them, in :mod:`collectors.self_metrics`)."""
     import collectors
-    from monitor.exposition import SELF_METRICS
 
-    specs: dict[str, MetricSpec] = {spec.name: spec for spec in SELF_METRICS}
+    specs: dict[str, MetricSpec] = {}
     for info in sorted(pkgutil.walk_packages(collectors.__path__, "collectors."), key=lambda i: i.name):
         module = importlib.import_module(info.name)
         for value in vars(module).values():

@@ -46,6 +46,8 @@ from grafanalib.core import (
     TimeSeries,
 )
 
+from collectors.self_metrics import COLLECTOR_DISABLED
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24
 PANEL_TYPES = ("timeseries", "stat", "gauge", "bargauge", "table", "heatmap", "row")
@@ -295,7 +297,7 @@ def missing_capability(what: str, collector: str) -> str:
     """The text a panel shows instead of "No data" when it needs ``what`` on the target: the
     collector then reports itself disabled, which the message names so the reader can check."""
     return (f"no data: {what} is not installed on this target "
-            f'(vecmon_collector_disabled{{collector="{collector}"}} == 1)')
+            f'({COLLECTOR_DISABLED.name}{{collector="{collector}"}} == 1)')
 
 
 def explain_empty(panels: Sequence[Panel], message: str) -> list[Panel]:

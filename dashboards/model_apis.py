@@ -9,6 +9,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from collectors.model_probe import (
+    EMBEDDING_DIMENSION_MISMATCH,
+    EMBEDDING_DIMENSIONS,
+    EMBEDDING_EXPECTED_DIMENSIONS,
+    MODEL_API_COST_USD_TOTAL,
+    MODEL_API_LAST_STATUS_CODE,
+    MODEL_API_PROBE_DURATION_SECONDS,
+    MODEL_API_PROBE_SUCCESS,
+    MODEL_API_RATE_LIMIT_HEADROOM_RATIO,
+    MODEL_API_REQUEST_DURATION_SECONDS,
+    MODEL_API_REQUESTS_TOTAL,
+    MODEL_API_RETRIES_TOTAL,
+    MODEL_API_SERVER_DURATION_SECONDS,
+    MODEL_API_TOKENS_TOTAL,
+    MODEL_API_VALIDATION_FAILURES_TOTAL,
+    RERANK_RELEVANT_DOCUMENT_RANK,
+    RERANK_SEARCH_UNITS_TOTAL,
+)
+from collectors.provider_costs import (
+    COST_API_POLLS_TOTAL,
+    COST_BUDGET_LIMIT_USD,
+    COST_BUDGET_SPEND_USD,
+    COST_BUDGET_USED_RATIO,
+    COST_PROVIDER_SPEND_USD,
+)
+from collectors.redis_cache import (
+    REDIS_EVICTED_KEYS_TOTAL,
+    REDIS_EXPIRED_KEYS_TOTAL,
+    REDIS_KEYSPACE_HITS_TOTAL,
+    REDIS_KEYSPACE_MISSES_TOTAL,
+    REDIS_MEMORY_MAX_BYTES,
+    REDIS_MEMORY_USED_BYTES,
+    REDIS_PREFIX_KEYS,
+)
+from collectors.self_metrics import BUILD_INFO
 from dashboards.facade import (
     bargauge,
     dashboard,
@@ -28,8 +63,8 @@ from dashboards.facade import (
 from dashboards.targets import Targets
 
 UID = "vecmon-model-apis"
-HIST = "vecmon_model_api_request_duration_seconds_bucket"
-REQUESTS = "vecmon_model_api_requests_total"
+HIST = f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_bucket"
+REQUESTS = MODEL_API_REQUESTS_TOTAL.name
 SUCCESS, NOT_SUCCESS = 'outcome="success"', 'outcome!="success"'
 # Probes run every minute or so: a ratio over $__rate_interval (one or two probes) reads 0, 100% or
 # nothing. Ratios use the error-ratio alert's window instead.
@@ -47,8 +82,8 @@ KIND_VARS = {"embedding": ("embedding", "Embedding endpoint"), "rerank": ("reran
 def variables(config: Any) -> list[Any]:
     """One endpoint variable per kind configured, so a kind's panels never filter on the other kind's endpoints."""
     kinds = _kinds(config)
-    return [*standard_vars("vecmon_build_info"),
-            *(query_var(name, label, f'label_values(vecmon_model_api_probe_success{{job=~"$job", '
+    return [*standard_vars(BUILD_INFO.name),
+            *(query_var(name, label, f'label_values({MODEL_API_PROBE_SUCCESS.name}{{job=~"$job", '
                                      f'instance=~"$instance", kind="{kind}"}}, target)')
               for kind, (name, label) in KIND_VARS.items() if kind in kinds)]
 
@@ -89,7 +124,7 @@ def _status(config: Any, t: Targets) -> list:
     panels = [
         row("Probes"),
         stat("Last probe", "Whether each endpoint's last probe got a valid answer.", "none",
-             [q(f"min by (target) ({e('vecmon_model_api_probe_success')})", "{{target}}")], mappings=OK_MAPPINGS,
+             [q(f"min by (target) ({e(MODEL_API_PROBE_SUCCESS.name)})", "{{target}}")], mappings=OK_MAPPINGS,
              thresholds=steps(("red", None), ("green", 1)), color_mode="background", w=6),
         stat("Probe success ratio", f"Share of probe requests with a valid answer over the last {PROBE_WINDOW} "
              f"(the error-ratio alert fires below {1 - t.model_error_ratio.bad:.0%}).", "percentunit",
@@ -97,20 +132,20 @@ def _status(config: Any, t: Targets) -> list:
              thresholds=higher_is_better(1 - t.model_error_ratio.bad, 1 - t.model_error_ratio.good), decimals=2,
              w=6),
         stat("Last HTTP status", "HTTP status of each endpoint's last probe attempt (0: no response).", "none",
-             [q(f"max by (target) ({e('vecmon_model_api_last_status_code')})", "{{target}}")],
+             [q(f"max by (target) ({e(MODEL_API_LAST_STATUS_CODE.name)})", "{{target}}")],
              thresholds=steps(("red", None), ("green", 200), ("red", 300)), w=6 if "rerank" in kinds else 12),
     ]
     if "rerank" in kinds:
         panels.append(stat("Relevant document rank", "Rank of the known relevant document in the last re-rank "
                            "answer (1 = first, 0 = missing).", "none",
-                           [q(f"max by (target) ({e('vecmon_rerank_relevant_document_rank', kind='rerank')})",
+                           [q(f"max by (target) ({e(RERANK_RELEVANT_DOCUMENT_RANK.name, kind='rerank')})",
                               "{{target}}")],
                            thresholds=steps(("red", None), ("green", 1), ("red", 2)), w=6))
     if "embedding" in kinds:
         expected = any(x.kind == "embedding" and (x.dimensions or x.dimensions_from) for x in _endpoints(config))
-        dims = [q(f"max by (target) ({e('vecmon_embedding_dimensions', kind='embedding')})", "{{target}}")]
+        dims = [q(f"max by (target) ({e(EMBEDDING_DIMENSIONS.name, kind='embedding')})", "{{target}}")]
         if expected:
-            dims.append(q(f"max by (target) ({e('vecmon_embedding_expected_dimensions', kind='embedding')})",
+            dims.append(q(f"max by (target) ({e(EMBEDDING_EXPECTED_DIMENSIONS.name, kind='embedding')})",
                           "{{target}} expected"))
         panels.append(stat("Embedding dimensions", "Dimension of the vectors in each embedding endpoint's last "
                            "answer" + (", and the dimension expected (config or pgvector column)." if expected
@@ -119,7 +154,7 @@ def _status(config: Any, t: Targets) -> list:
             panels.append(stat("Dimension mismatch", "1 when the embeddings' dimension differs from the expected one "
                                "(the configured dimensions or the pgvector column): a model change the index does "
                                "not match.", "bool_yes_no",
-                               [q(f"max by (target) ({e('vecmon_embedding_dimension_mismatch', kind='embedding')})",
+                               [q(f"max by (target) ({e(EMBEDDING_DIMENSION_MISMATCH.name, kind='embedding')})",
                                   "{{target}}")],
                                thresholds=steps(("green", None), ("red", 1)), color_mode="background", w=12))
     return panels
@@ -144,13 +179,13 @@ def _latency(config: Any, t: Targets) -> list:
                           w=12 if len(kinds) > 1 else 8))
     panels.append(timeseries("Probe wall time", "Wall time of each endpoint's last probe, including a "
                              "Retry-After wait.", "s",
-                             [q(f"max by (target) ({e('vecmon_model_api_probe_duration_seconds')})", "{{target}}")],
+                             [q(f"max by (target) ({e(MODEL_API_PROBE_DURATION_SECONDS.name)})", "{{target}}")],
                              w=12 if len(kinds) > 1 else 8))
     if any(e.provider in TIMING_PROVIDERS for e in endpoints):
         panels.append(timeseries("Server-side time", "Time the provider reports spending on the last answer, by "
                                  "phase (queue, inference, tokenization...); the rest of the round trip is "
                                  "network and queueing in front of the model.", "s",
-                                 [q(f"max by (target, phase) ({e('vecmon_model_api_server_duration_seconds')})",
+                                 [q(f"max by (target, phase) ({e(MODEL_API_SERVER_DURATION_SECONDS.name)})",
                                     "{{target}} {{phase}}")], w=12))
     return panels
 
@@ -158,7 +193,7 @@ def _latency(config: Any, t: Targets) -> list:
 def _outcomes(config: Any, t: Targets) -> list:
     e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
     failed = f"sum by (target) (increase({e(REQUESTS, NOT_SUCCESS)}[{PROBE_WINDOW}]))"
-    validation = f"sum by (target, reason) ({rate(e('vecmon_model_api_validation_failures_total'))})"
+    validation = f"sum by (target, reason) ({rate(e(MODEL_API_VALIDATION_FAILURES_TOTAL.name))})"
     panels = [
         row("Outcomes and answer checks"),
         timeseries("Requests by outcome", f"Probe attempts over the last {PROBE_WINDOW} by outcome: success, "
@@ -173,15 +208,15 @@ def _outcomes(config: Any, t: Targets) -> list:
                    threshold_style="line", min=0, w=8),
         timeseries("Answer check failures", "Answers that failed validation per second, by reason (wrong count or "
                    "dimension, NaN, zero vector, wrong top document...).", "ops",
-                   [q(f"{validation} > 0 or sum by (target) ({rate(e('vecmon_model_api_validation_failures_total'))})"
+                   [q(f"{validation} > 0 or sum by (target) ({rate(e(MODEL_API_VALIDATION_FAILURES_TOTAL.name))})"
                       " * 0", "{{target}} {{reason}}")], w=8),
         timeseries("Retries", "Second attempts per second made because the provider sent Retry-After.", "ops",
-                   [q(f"sum by (target) ({rate(e('vecmon_model_api_retries_total'))})", "{{target}}")], w=12),
+                   [q(f"sum by (target) ({rate(e(MODEL_API_RETRIES_TOTAL.name))})", "{{target}}")], w=12),
     ]
     if any(e.provider in RATE_LIMIT_PROVIDERS for e in _endpoints(config)):
         panels.append(timeseries("Rate-limit headroom", "Remaining / limit of the provider's request and token "
                                  "quotas (x-ratelimit-* headers); 0 means throttling is next.", "percentunit",
-                                 [q(f"min by (target, resource) ({e('vecmon_model_api_rate_limit_headroom_ratio')})",
+                                 [q(f"min by (target, resource) ({e(MODEL_API_RATE_LIMIT_HEADROOM_RATIO.name)})",
                                     "{{target}} {{resource}}")],
                                  thresholds=higher_is_better(0.1, 0.25), threshold_style="line", min=0, max=1, w=12))
     else:
@@ -195,31 +230,31 @@ def _spend(config: Any, t: Targets) -> list:
     panels = [
         row("Usage and spend"),
         timeseries("Probe tokens", "Tokens per hour the providers reported for probe requests.", "short",
-                   [q(f"sum by (target) ({rate(e('vecmon_model_api_tokens_total'))}) * 3600", "{{target}}")], w=12),
+                   [q(f"sum by (target) ({rate(e(MODEL_API_TOKENS_TOTAL.name))}) * 3600", "{{target}}")], w=12),
         timeseries("Probe spend", "Probe spend per hour at list prices (price table); 0 for endpoints without a "
                    "price (self-hosted models).", "currencyUSD",
-                   [q(f"sum by (target) ({rate(e('vecmon_model_api_cost_usd_total'))}) * 3600 "
+                   [q(f"sum by (target) ({rate(e(MODEL_API_COST_USD_TOTAL.name))}) * 3600 "
                       f"or sum by (target) (increase({e(REQUESTS)}[{PROBE_WINDOW}])) * 0", "{{target}}")], w=12),
     ]
     if any(e.kind == "rerank" and e.provider == "cohere" for e in endpoints):
         panels.append(timeseries("Re-rank search units", "Cohere search units billed per hour for probe "
                                  "re-rank requests.", "short",
                                  [q(f"sum by (target) "
-                                    f"({rate(e('vecmon_rerank_search_units_total', kind='rerank'))}) * 3600",
+                                    f"({rate(e(RERANK_SEARCH_UNITS_TOTAL.name, kind='rerank'))}) * 3600",
                                     "{{target}}")], w=24))
     if getattr(config, "budgets", None):
         budget = lambda name: m(name, target=False)  # noqa: E731 - budgets are their own targets
         panels += [
             bargauge("Budget used", "Spend of each budget's sources in the current UTC day and month divided by "
                      "its limit (1 = exhausted).", "percentunit",
-                     [q(f"max by (target, period) ({budget('vecmon_cost_budget_used_ratio')})",
+                     [q(f"max by (target, period) ({budget(COST_BUDGET_USED_RATIO.name)})",
                         "{{target}} {{period}}")],
                      thresholds=lower_is_better(t.budget_used.good, t.budget_used.bad), max=1, w=12),
             timeseries("Spend against budget", "Spend in the current UTC day and month against each budget's "
                        "limit.", "currencyUSD",
-                       [q(f"max by (target, period) ({budget('vecmon_cost_budget_spend_usd')})",
+                       [q(f"max by (target, period) ({budget(COST_BUDGET_SPEND_USD.name)})",
                           "{{target}} {{period}} spend"),
-                        q(f"max by (target, period) ({budget('vecmon_cost_budget_limit_usd')})",
+                        q(f"max by (target, period) ({budget(COST_BUDGET_LIMIT_USD.name)})",
                           "{{target}} {{period}} limit")], w=12),
         ]
     if getattr(config, "cost_apis", None):
@@ -227,10 +262,10 @@ def _spend(config: Any, t: Targets) -> list:
         panels += [
             timeseries("Provider-reported spend", "Spend the provider's cost API reports for the current UTC day "
                        "and month (authoritative; restated days replaced).", "currencyUSD",
-                       [q(f"max by (target, provider, period) ({cost('vecmon_cost_provider_spend_usd')})",
+                       [q(f"max by (target, provider, period) ({cost(COST_PROVIDER_SPEND_USD.name)})",
                           "{{target}} {{period}}")], w=12),
             timeseries("Cost API polls", "Polls of the provider cost/usage APIs per second by outcome.", "ops",
-                       [q(f"sum by (target, api, outcome) ({rate(cost('vecmon_cost_api_polls_total'))})",
+                       [q(f"sum by (target, api, outcome) ({rate(cost(COST_API_POLLS_TOTAL.name))})",
                           "{{target}} {{api}} {{outcome}}")], w=12),
         ]
     return panels
@@ -241,26 +276,26 @@ def _cache(config: Any, t: Targets) -> list:
     if not redis:
         return []
     r = lambda name: m(name, target=False)  # noqa: E731 - Redis servers are their own targets
-    hits = f"sum by (target) ({rate(r('vecmon_redis_keyspace_hits_total'))})"
-    misses = f"sum by (target) ({rate(r('vecmon_redis_keyspace_misses_total'))})"
+    hits = f"sum by (target) ({rate(r(REDIS_KEYSPACE_HITS_TOTAL.name))})"
+    misses = f"sum by (target) ({rate(r(REDIS_KEYSPACE_MISSES_TOTAL.name))})"
     panels = [
         row("Embedding cache (Redis)"),
         timeseries("Cache hit ratio", "Keyspace hits / lookups over the rate interval; every miss is an "
                    "embedding API call.", "percentunit", [q(f"{hits} / ({hits} + {misses} > 0)", "{{target}}")],
                    thresholds=higher_is_better(0.1, 0.3), min=0, max=1, w=8),
         timeseries("Cache memory", "Memory Redis uses, and its maxmemory (0 = no limit).", "bytes",
-                   [q(f"max by (target) ({r('vecmon_redis_memory_used_bytes')})", "{{target}} used"),
-                    q(f"max by (target) ({r('vecmon_redis_memory_max_bytes')})", "{{target}} max")], w=8),
+                   [q(f"max by (target) ({r(REDIS_MEMORY_USED_BYTES.name)})", "{{target}} used"),
+                    q(f"max by (target) ({r(REDIS_MEMORY_MAX_BYTES.name)})", "{{target}} max")], w=8),
         timeseries("Evicted and expired keys", "Keys evicted for maxmemory and keys expired per second; "
                    "evictions drop cached embeddings.", "ops",
-                   [q(f"sum by (target) ({rate(r('vecmon_redis_evicted_keys_total'))})", "{{target}} evicted"),
-                    q(f"sum by (target) ({rate(r('vecmon_redis_expired_keys_total'))})", "{{target}} expired")],
+                   [q(f"sum by (target) ({rate(r(REDIS_EVICTED_KEYS_TOTAL.name))})", "{{target}} evicted"),
+                    q(f"sum by (target) ({rate(r(REDIS_EXPIRED_KEYS_TOTAL.name))})", "{{target}} expired")],
                    w=8),
     ]
     if any(x.key_prefixes for x in redis):
         panels.append(timeseries("Cached keys by prefix", "Keys under each configured prefix (a lower bound when "
                                  "the scan was cut short).", "short",
-                                 [q(f"max by (target, prefix) ({r('vecmon_redis_prefix_keys')})",
+                                 [q(f"max by (target, prefix) ({r(REDIS_PREFIX_KEYS.name)})",
                                     "{{target}} {{prefix}}")], w=24))
     return panels
 

@@ -6,6 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from collectors.model_probe import MODEL_API_COST_USD_TOTAL
+from collectors.pg_connections import PG_CONNECTIONS_USED_RATIO
+from collectors.pg_databases import (
+    PG_DATABASE_BLKS_HIT_TOTAL,
+    PG_DATABASE_BLKS_READ_TOTAL,
+    PG_DATABASE_XACT_COMMIT_TOTAL,
+    PG_DATABASE_XACT_ROLLBACK_TOTAL,
+)
+from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL, PG_STATEMENT_EXEC_SECONDS_TOTAL
+from collectors.self_metrics import BUILD_INFO, COLLECTOR_RUNS_TOTAL, COLLECTOR_STALE, COLLECTOR_UP, UP
 from dashboards import model_apis, slos, vector
 from dashboards.facade import (
     dashboard,
@@ -40,8 +50,8 @@ def _slo_section(config: Any, t: Targets) -> list:
 
 
 def _search(config: Any, t: Targets) -> list:
-    calls = f"sum({rate(s('vecmon_pg_statement_calls_total', VECTOR_OP))})"
-    seconds = f"sum({rate(s('vecmon_pg_statement_exec_seconds_total', VECTOR_OP))})"
+    calls = f"sum({rate(s(PG_STATEMENT_CALLS_TOTAL.name, VECTOR_OP))})"
+    seconds = f"sum({rate(s(PG_STATEMENT_EXEC_SECONDS_TOTAL.name, VECTOR_OP))})"
     panels = [
         row("Search"),
         stat("Vector queries", "Statements using a pgvector distance operator, per second (pg_stat_statements).",
@@ -78,7 +88,7 @@ def _models(config: Any, t: Targets) -> list:
                  f"{limits.good * 1000:.0f} ms).", "s", [q(f"histogram_quantile(0.95, {hist})", "p95")], graph=True,
                  thresholds=lower_is_better(limits.good, limits.bad), w=6),
             stat(f"{title} probe spend", f"Spend per hour of {kind} probes at list prices (0 when unpriced).",
-                 "currencyUSD", [q(f"sum({rate(s('vecmon_model_api_cost_usd_total', k))}) * 3600 "
+                 "currencyUSD", [q(f"sum({rate(s(MODEL_API_COST_USD_TOTAL.name, k))}) * 3600 "
                                    f"or {total} * 0", "USD/h")], decimals=4, w=6),
         ]
     return panels
@@ -87,16 +97,16 @@ def _models(config: Any, t: Targets) -> list:
 def _database(config: Any, t: Targets) -> list:
     if not [db for db in getattr(config, "databases", []) or [] if db.enabled]:
         return []
-    hits = f"sum by (target) ({rate(s('vecmon_pg_database_blks_hit_total'))})"
-    reads = f"sum by (target) ({rate(s('vecmon_pg_database_blks_read_total'))})"
+    hits = f"sum by (target) ({rate(s(PG_DATABASE_BLKS_HIT_TOTAL.name))})"
+    reads = f"sum by (target) ({rate(s(PG_DATABASE_BLKS_READ_TOTAL.name))})"
     return [
         row("Database"),
         stat("Databases reachable", "Database targets vecmon reached on its last attempt, out of all.", "short",
-             [q(f"sum({s('vecmon_up')} and on (target) {s('vecmon_collector_up', CONNECTIONS)})", "reachable"),
-              q(f"count({s('vecmon_collector_up', CONNECTIONS)})", "targets")], thresholds=steps(("text", None)), w=6),
+             [q(f"sum({s(UP.name)} and on (target) {s(COLLECTOR_UP.name, CONNECTIONS)})", "reachable"),
+              q(f"count({s(COLLECTOR_UP.name, CONNECTIONS)})", "targets")], thresholds=steps(("text", None)), w=6),
         stat("Transactions", "Commits and rollbacks per second across the monitored servers.", "ops",
-             [q(f"sum({rate(s('vecmon_pg_database_xact_commit_total'))}) + "
-                f"sum({rate(s('vecmon_pg_database_xact_rollback_total'))})", "tx/s")], graph=True,
+             [q(f"sum({rate(s(PG_DATABASE_XACT_COMMIT_TOTAL.name))}) + "
+                f"sum({rate(s(PG_DATABASE_XACT_ROLLBACK_TOTAL.name))})", "tx/s")], graph=True,
              thresholds=steps(("text", None)), w=6),
         stat("Buffer cache hit ratio", "Worst buffer-cache hit ratio among the targets over the rate interval "
              f"(target > {t.cache_hit_ratio.good:.0%}).", "percentunit",
@@ -104,7 +114,7 @@ def _database(config: Any, t: Targets) -> list:
              thresholds=higher_is_better(t.cache_hit_ratio.bad, t.cache_hit_ratio.good), w=6),
         stat("Connections used", "Highest share of max_connections in use among the targets "
              f"(alert above {t.connections_used.bad:.0%}).", "percentunit",
-             [q(f"max({s('vecmon_pg_connections_used_ratio')})", "worst")], decimals=1,
+             [q(f"max({s(PG_CONNECTIONS_USED_RATIO.name)})", "worst")], decimals=1,
              thresholds=lower_is_better(t.connections_used.good, t.connections_used.bad), w=6),
     ]
 
@@ -114,10 +124,10 @@ def _vecmon(config: Any, t: Targets) -> list:
         row("vecmon"),
         timeseries("Failed collector runs", "Failed or timed-out collector runs per second across all targets "
                    "(0 while everything succeeds).", "ops",
-                   [q(f"sum by (target) ({rate(s('vecmon_collector_runs_total', FAILED))})", "{{target}}")],
+                   [q(f"sum by (target) ({rate(s(COLLECTOR_RUNS_TOTAL.name, FAILED))})", "{{target}}")],
                    thresholds=steps(("green", None), ("red", 0.001)), threshold_style="area", w=12, h=6),
         timeseries("Stale collectors", "Collectors serving an earlier run's series because their last run failed.",
-                   "short", [q(f"sum by (target) ({s('vecmon_collector_stale')})", "{{target}}")],
+                   "short", [q(f"sum by (target) ({s(COLLECTOR_STALE.name)})", "{{target}}")],
                    thresholds=steps(("green", None), ("orange", 1)), threshold_style="area", w=12, h=6),
     ]
 
@@ -127,7 +137,7 @@ def build(config: Any, t: Targets) -> dict:
               *_database(config, t), *_vecmon(config, t)]
     return dashboard(UID, "vecmon / Overview", "RAG stack at a glance: SLOs and error budgets, and the golden "
                      "signals of search, embedding, re-ranking and the database.",
-                     standard_vars("vecmon_build_info"), panels, tags=["overview"])
+                     standard_vars(BUILD_INFO.name), panels, tags=["overview"])
 
 
 def _has_db(config: Any) -> bool:

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from collectors.self_metrics import (
+    BUILD_INFO,
+    COLLECTOR_DISABLED,
+    COLLECTOR_DURATION_SECONDS,
+    COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    COLLECTOR_RUNS_TOTAL,
+    COLLECTOR_SERIES,
+    COLLECTOR_SKIPPED_RUNS_TOTAL,
+    COLLECTOR_STALE,
+    COLLECTOR_UP,
+    UP,
+)
 from dashboards.facade import (
     dashboard,
     lower_is_better,
@@ -21,13 +33,13 @@ from dashboards.facade import (
 from dashboards.targets import Targets
 
 UID = "vecmon-self"
-RUNS = "vecmon_collector_runs_total"
+RUNS = COLLECTOR_RUNS_TOTAL.name
 
 
 def variables() -> list[Any]:
-    return [*standard_vars("vecmon_build_info"),
-            query_var("target", "Target", 'label_values(vecmon_up{job=~"$job", instance=~"$instance"}, target)'),
-            query_var("collector", "Collector", 'label_values(vecmon_collector_runs_total{job=~"$job", '
+    return [*standard_vars(BUILD_INFO.name),
+            query_var("target", "Target", f'label_values({UP.name}{{job=~"$job", instance=~"$instance"}}, target)'),
+            query_var("collector", "Collector", f'label_values({COLLECTOR_RUNS_TOTAL.name}{{job=~"$job", '
                                                 'instance=~"$instance", target=~"$target"}, collector)')]
 
 
@@ -39,32 +51,32 @@ def _status(t: Targets) -> list:
     return [
         row("Status"),
         stat("Targets reachable", "Targets vecmon reached on its last attempt, out of all targets.", "short",
-             [q(f"sum({m('vecmon_up')})", "reachable"), q(f"count({m('vecmon_up')})", "targets")],
+             [q(f"sum({m(UP.name)})", "reachable"), q(f"count({m(UP.name)})", "targets")],
              thresholds=steps(("text", None)), w=5),
         stat("Collectors failing", "Collectors whose last run failed (error or timeout).", "short",
-             [q(f"sum(1 - {sel('vecmon_collector_up')})", "failing")],
+             [q(f"sum(1 - {sel(COLLECTOR_UP.name)})", "failing")],
              thresholds=steps(("green", None), ("red", 1)), color_mode="background", w=5),
         stat("Collectors stale", "Collectors serving series from an earlier run because the last run failed.",
-             "short", [q(f"sum({sel('vecmon_collector_stale')})", "stale")],
+             "short", [q(f"sum({sel(COLLECTOR_STALE.name)})", "stale")],
              thresholds=steps(("green", None), ("orange", 1)), color_mode="background", w=5),
         stat("Collectors disabled", "Collectors that cannot run on their target (e.g. an extension is missing); "
              "the status page names the reason.", "short",
-             [q(f"sum({sel('vecmon_collector_disabled')})", "disabled")],
+             [q(f"sum({sel(COLLECTOR_DISABLED.name)})", "disabled")],
              thresholds=steps(("green", None), ("blue", 1)), w=5),
-        stat("vecmon version", "Version of each vecmon instance (vecmon_build_info).", "none",
-             [q(f"max by (instance, version, python_version) ({m('vecmon_build_info', target=False)})",
+        stat("vecmon version", f"Version of each vecmon instance ({BUILD_INFO.name}).", "none",
+             [q(f"max by (instance, version, python_version) ({m(BUILD_INFO.name, target=False)})",
                 "{{version}} (Python {{python_version}})")], text_mode="name", w=4),
     ]
 
 
 def _runs(t: Targets) -> list:
     failed = rate(sel(RUNS, 'result=~"error|timeout"'))
-    skipped = rate(sel("vecmon_collector_skipped_runs_total"))
+    skipped = rate(sel(COLLECTOR_SKIPPED_RUNS_TOTAL.name))
     return [
         row("Collection"),
         timeseries("Collection duration", "Duration of each collector's last run; a run is cancelled at its "
                    "timeout.", "s",
-                   [q(f"max by (target, collector) ({sel('vecmon_collector_duration_seconds')})",
+                   [q(f"max by (target, collector) ({sel(COLLECTOR_DURATION_SECONDS.name)})",
                       "{{target}}/{{collector}}")], w=12),
         timeseries("Runs by result", "Collector runs per second by result (success, error, timeout, disabled).",
                    "ops", [q(f"sum by (result) ({rate(sel(RUNS))})", "{{result}}")], stack=True, w=12),
@@ -80,7 +92,7 @@ def _runs(t: Targets) -> list:
 
 
 def _freshness(t: Targets) -> list:
-    age = f"time() - max by (target, collector) ({sel('vecmon_collector_last_success_timestamp_seconds')})"
+    age = f"time() - max by (target, collector) ({sel(COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS.name)})"
     by = "by (target, collector)"
     return [
         row("Freshness"),
@@ -90,14 +102,14 @@ def _freshness(t: Targets) -> list:
                    threshold_style="line", w=12),
         timeseries("Series exported", "Series each collector currently exports; a sudden change means "
                    "objects appeared or disappeared (or a limit was hit).", "short",
-                   [q(f"sum {by} ({sel('vecmon_collector_series')})", "{{target}}/{{collector}}")], w=12),
+                   [q(f"sum {by} ({sel(COLLECTOR_SERIES.name)})", "{{target}}/{{collector}}")], w=12),
         table("Collectors", "Every collector on every target: last result, staleness, last duration, time "
               "since the last success and series exported.", "short",
-              [q(f"max {by} ({sel('vecmon_collector_up')})"),
-               q(f"max {by} ({sel('vecmon_collector_stale')})"),
-               q(f"max {by} ({sel('vecmon_collector_duration_seconds')})"),
+              [q(f"max {by} ({sel(COLLECTOR_UP.name)})"),
+               q(f"max {by} ({sel(COLLECTOR_STALE.name)})"),
+               q(f"max {by} ({sel(COLLECTOR_DURATION_SECONDS.name)})"),
                q(age),
-               q(f"sum {by} ({sel('vecmon_collector_series')})")],
+               q(f"sum {by} ({sel(COLLECTOR_SERIES.name)})")],
               rename={"Value #A": "Up", "Value #B": "Stale", "Value #C": "Duration", "Value #D": "Since success",
                       "Value #E": "Series"},
               column_units={"Up": "bool_yes_no", "Stale": "bool_yes_no", "Duration": "s", "Since success": "s"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts import conventions as names
+from collectors.self_metrics import BUILD_INFO
 from dashboards.facade import (
     bargauge,
     dashboard,
@@ -53,7 +54,7 @@ def r(name: str, *extra: str) -> str:
 
 
 def variables() -> list[Any]:
-    return [*standard_vars("vecmon_build_info"),
+    return [*standard_vars(BUILD_INFO.name),
             query_var("service", "Service", f"label_values({names.SLO_INFO}, {names.SERVICE_LABEL})"),
             query_var("slo", "SLO", f'label_values({names.SLO_INFO}{{{names.SERVICE_LABEL}=~"$service"}}, '
                                     f'{names.SLO_LABEL})')]

@@ -8,6 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
+from collectors.self_metrics import BUILD_INFO
+from collectors.vector_freshness import (
+    VECTOR_EMBEDDING_PENDING_ROWS,
+    VECTOR_MODEL_VERSION_ROWS,
+    VECTOR_NEWEST_ROW_AGE_SECONDS,
+)
+from collectors.vector_indexes import (
+    VECTOR_INDEX_BUILD_OPTION,
+    VECTOR_INDEX_BUILD_PROGRESS_RATIO,
+    VECTOR_INDEX_DIMENSIONS,
+    VECTOR_INDEX_MEMORY_ESTIMATE_BYTES,
+    VECTOR_INDEX_SCANS_TOTAL,
+    VECTOR_INDEX_SIZE_BYTES,
+    VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO,
+    VECTOR_INDEX_VALID,
+    VECTOR_MEMORY_SETTING_BYTES,
+    VECTOR_TABLE_DEAD_ROWS,
+    VECTOR_TABLE_ROWS,
+)
 from dashboards.facade import (
     bargauge,
     dashboard,
@@ -34,7 +54,7 @@ VECTOR_COLLECTORS = frozenset({"vector_indexes", "recall", "ann_latency", "vecto
 INDEX = 'index=~"$index"'
 NO_FILTER, FILTERED = 'filter=""', 'filter!=""'
 IDX = "target, schema, table, index"
-ANN = "vecmon_ann_query_duration_seconds_bucket"
+ANN = f"{ANN_QUERY_DURATION_SECONDS.name}_bucket"
 YES_NO = [{"type": "value", "options": {"0": {"text": "NO", "color": "red", "index": 0},
                                         "1": {"text": "YES", "color": "green", "index": 1}}}]
 
@@ -61,8 +81,8 @@ def _vector_dbs(config: Any) -> list:
 
 
 def variables() -> list[Any]:
-    anchor = "vecmon_vector_index_size_bytes"
-    return [*standard_vars("vecmon_build_info"),
+    anchor = VECTOR_INDEX_SIZE_BYTES.name
+    return [*standard_vars(BUILD_INFO.name),
             query_var("target", "Database", f'label_values({anchor}{{job=~"$job", instance=~"$instance"}}, target)'),
             query_var("index", "Index", f'label_values({anchor}{{job=~"$job", instance=~"$instance", '
                                         f'target=~"$target"}}, index)')]
@@ -161,13 +181,13 @@ def _latency(config: Any, t: Targets) -> list:
             [q(f"histogram_quantile(0.95, sum by (le, target, index, filter) ({rate(v(ANN, FILTERED))}))",
                "{{index}} {{filter}}")],
             thresholds=lower_is_better(t.ann_latency_p99.good, t.ann_latency_p99.bad), threshold_style="line", w=8))
-    errors = f"sum by (target, index, reason) ({rate(v('vecmon_ann_query_errors_total'))})"
+    errors = f"sum by (target, index, reason) ({rate(v(ANN_QUERY_ERRORS_TOTAL.name))})"
     panels += [
         timeseries("ANN query errors", "Latency probe queries failing per second, by reason (timeout, error).", "ops",
                    [q(errors, "{{index}} {{reason}}")], w=8 if latency_filters else 12),
         timeseries("Rows returned by latency probes", "Mean rows the latency probe queries returned (k at most); "
                    "fewer means overfiltering or ef_search below k.", "short",
-                   [q(f"max by (target, index, filter) ({v('vecmon_ann_query_returned_rows')})",
+                   [q(f"max by (target, index, filter) ({v(ANN_QUERY_RETURNED_ROWS.name)})",
                       "{{index}} {{filter}}")], w=8 if latency_filters else 12),
     ]
     return panels
@@ -176,37 +196,37 @@ def _latency(config: Any, t: Targets) -> list:
 def _indexes(config: Any, t: Targets) -> list:
     if "vector_indexes" not in enabled(config):
         return []
-    setting = lambda name: m("vecmon_vector_memory_setting_bytes", f'setting="{name}"')  # noqa: E731
+    setting = lambda name: m(VECTOR_MEMORY_SETTING_BYTES.name, f'setting="{name}"')  # noqa: E731
     return [
         row("Index size, memory and builds"),
         timeseries("Index size against shared_buffers", "On-disk size of each vector index and the server's "
                    "shared_buffers: an HNSW index larger than the cache makes searches read from disk.", "bytes",
-                   [q(f"max by (target, index) ({v('vecmon_vector_index_size_bytes')})", "{{index}}"),
+                   [q(f"max by (target, index) ({v(VECTOR_INDEX_SIZE_BYTES.name)})", "{{index}}"),
                     q(f"max by (target) ({setting('shared_buffers')})", "shared_buffers {{target}}")], w=8),
         bargauge("Index size / shared_buffers", "Index size divided by shared_buffers; above 1 the index cannot "
                  "stay cached.", "percentunit",
-                 [q(f"max by (target, index) ({v('vecmon_vector_index_size_to_shared_buffers_ratio')})", "{{index}}")],
+                 [q(f"max by (target, index) ({v(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name)})", "{{index}}")],
                  thresholds=lower_is_better(0.5, 1.0), max=None, w=8),
         timeseries("HNSW memory estimate", "Estimated HNSW graph size for the table's current rows against "
                    "maintenance_work_mem: a build that does not fit is much slower.", "bytes",
-                   [q(f"max by (target, index) ({v('vecmon_vector_index_memory_estimate_bytes')})", "{{index}}"),
+                   [q(f"max by (target, index) ({v(VECTOR_INDEX_MEMORY_ESTIMATE_BYTES.name)})", "{{index}}"),
                     q(f"max by (target) ({setting('maintenance_work_mem')})", "maintenance_work_mem {{target}}")],
                    w=8),
         bargauge("Build progress", "Running CREATE INDEX / REINDEX of vector indexes (fraction done, by phase); "
                  "an index with no build running shows 1 when valid and 0 when invalid.", "percentunit",
-                 [q(f"max by (target, index, phase) ({v('vecmon_vector_index_build_progress_ratio')}) "
-                    f"or max by (target, index) ({v('vecmon_vector_index_valid')})", "{{index}} {{phase}}")],
+                 [q(f"max by (target, index, phase) ({v(VECTOR_INDEX_BUILD_PROGRESS_RATIO.name)}) "
+                    f"or max by (target, index) ({v(VECTOR_INDEX_VALID.name)})", "{{index}} {{phase}}")],
                  thresholds=higher_is_better(0.5, 1.0), w=8),
         timeseries("Index scans", "Scans per second started on each vector index (idx_scan).", "ops",
-                   [q(f"sum by (target, index) ({rate(v('vecmon_vector_index_scans_total'))})", "{{index}}")], w=8),
+                   [q(f"sum by (target, index) ({rate(v(VECTOR_INDEX_SCANS_TOTAL.name))})", "{{index}}")], w=8),
         table("Indexes", "Each vector index: dimensions of the indexed values and size.", "short",
-              [q(f"max by ({IDX}) ({v('vecmon_vector_index_dimensions')})"),
-               q(f"max by ({IDX}) ({v('vecmon_vector_index_size_bytes')})")],
+              [q(f"max by ({IDX}) ({v(VECTOR_INDEX_DIMENSIONS.name)})"),
+               q(f"max by ({IDX}) ({v(VECTOR_INDEX_SIZE_BYTES.name)})")],
               rename={"Value #A": "Dimensions", "Value #B": "Size"}, column_units={"Size": "bytes"},
               sort_by="Size", w=8),
         table("Build options", "Build options of each index (m and ef_construction for HNSW, lists for IVFFlat) "
               "with pgvector's defaults filled in.", "short",
-              [q(f"max by ({IDX}, option) ({v('vecmon_vector_index_build_option')})")],
+              [q(f"max by ({IDX}, option) ({v(VECTOR_INDEX_BUILD_OPTION.name)})")],
               rename={"Value": "Setting"}, w=8),
     ]
 
@@ -218,9 +238,9 @@ def _freshness(config: Any, t: Targets) -> list:
     if "vector_indexes" in enabled(config):
         panels.append(timeseries("Rows and dead rows", "Live and dead rows of tables with vector columns; dead "
                                  "rows take HNSW search slots (lower recall) until VACUUM.", "short",
-                                 [q(f"max by (target, schema, table) ({tables('vecmon_vector_table_rows')})",
+                                 [q(f"max by (target, schema, table) ({tables(VECTOR_TABLE_ROWS.name)})",
                                     "{{schema}}.{{table}} rows"),
-                                  q(f"max by (target, schema, table) ({tables('vecmon_vector_table_dead_rows')})",
+                                  q(f"max by (target, schema, table) ({tables(VECTOR_TABLE_DEAD_ROWS.name)})",
                                     "{{schema}}.{{table}} dead")], w=8))
     if "vector_freshness" in enabled(config):
         entries = [f for db in dbs for f in db.vector.freshness]
@@ -228,19 +248,19 @@ def _freshness(config: Any, t: Targets) -> list:
             panels.append(timeseries("Newest row age", "Age of the newest row by the configured timestamp column: "
                                      "how stale the newest indexed content is.", "s",
                                      [q(f"max by (target, schema, table) "
-                                        f"({tables('vecmon_vector_newest_row_age_seconds')})", "{{schema}}.{{table}}")],
+                                        f"({tables(VECTOR_NEWEST_ROW_AGE_SECONDS.name)})", "{{schema}}.{{table}}")],
                                      w=8))
         if any(f.embedding_column for f in entries):
             panels.append(timeseries("Rows waiting for an embedding", "Rows whose embedding column is NULL: the "
                                      "ingest backlog.", "short",
                                      [q(f"max by (target, schema, table) "
-                                        f"({tables('vecmon_vector_embedding_pending_rows')})", "{{schema}}.{{table}}")],
+                                        f"({tables(VECTOR_EMBEDDING_PENDING_ROWS.name)})", "{{schema}}.{{table}}")],
                                      w=8))
         if any(f.model_version_column for f in entries):
             panels.append(timeseries("Rows by embedding model", "Rows per embedding-model version: follow a "
                                      "re-embedding until the old version reaches 0.", "short",
                                      [q(f"max by (target, schema, table, version) "
-                                        f"({tables('vecmon_vector_model_version_rows')})",
+                                        f"({tables(VECTOR_MODEL_VERSION_ROWS.name)})",
                                         "{{schema}}.{{table}} {{version}}")], stack=True, w=8))
     return [row("Tables and freshness"), *panels] if panels else []
 
@@ -283,13 +303,13 @@ def overview_panels(config: Any, t: Targets) -> list:
                            [q(f"histogram_quantile(0.95, sum by (le) ({rate(selector)}))", "p95")], graph=True,
                            thresholds=lower_is_better(t.ann_latency_p99.good, t.ann_latency_p99.bad), w=6))
     if "vector_indexes" in collectors:
-        ratio = m("vecmon_vector_index_size_to_shared_buffers_ratio", target=False)
+        ratio = m(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name, target=False)
         panels.append(stat("Largest index / shared_buffers", "Size of the largest vector index relative to "
                            "shared_buffers; above 100 % it cannot stay cached and searches read from disk.",
                            "percentunit", [q(f"max({ratio})", "largest")], decimals=1,
                            thresholds=lower_is_better(0.5, 1.0), w=6))
     if "ann_latency" in collectors:
-        errors = m("vecmon_ann_query_errors_total", target=False)
+        errors = m(ANN_QUERY_ERRORS_TOTAL.name, target=False)
         panels.append(stat("ANN probe errors", "Latency probe queries failing per second (timeouts, errors) "
                            "across indexes.", "ops", [q(f"sum({rate(errors)})", "errors/s")],
                            thresholds=steps(("green", None), ("red", 0.001)), w=6))

@@ -151,8 +151,8 @@ def vecmon_metric_names() -> set[str]:
     """Every metric name vecmon itself declares (collectors and self-metrics)."""
     from collectors.custom_queries import QUERY_METRICS
     from collectors.registry import all_collector_classes
+    from collectors.self_metrics import SELF_METRICS
     from monitor.api_jobs import api_collector_classes
-    from monitor.exposition import SELF_METRICS
 
     specs = [*SELF_METRICS, *QUERY_METRICS, *(spec for cls in [*all_collector_classes(), *api_collector_classes()]
                               for spec in cls.METRICS)]

@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 
 from collectors.registry import all_collector_classes
+from collectors.self_metrics import BUILD_INFO, SELF_METRICS
 from monitor.config import Config
-from monitor.exposition import SELF_METRICS
 
 
 def metric_reference() -> str:
@@ -30,7 +30,7 @@ def metric_reference() -> str:
     sources.append(("query:&lt;name&gt;", QUERY_METRICS))  # custom queries (their own metrics come from the config)
     for source, specs in sources:
         for spec in specs:
-            labels = ", ".join(["target", *spec.labels]) if spec.name != "vecmon_build_info" else ", ".join(
+            labels = ", ".join(["target", *spec.labels]) if spec.name != BUILD_INFO.name else ", ".join(
                 spec.labels)
             lines.append(f"| `{spec.exposed_name}` | {spec.kind} | {labels} | {source} | {spec.help} |")
     return "\n".join(lines)

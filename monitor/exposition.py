@@ -27,40 +27,25 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from collectors.base import Emitter, MetricSpec
+from collectors.base import Emitter
+from collectors.self_metrics import (
+    BUILD_INFO,
+    COLLECTOR_DISABLED,
+    COLLECTOR_DURATION_SECONDS,
+    COLLECTOR_INTERVAL_SECONDS,
+    COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    COLLECTOR_POOL_WAIT_SECONDS,
+    COLLECTOR_RUNS_TOTAL,
+    COLLECTOR_SERIES,
+    COLLECTOR_SKIPPED_RUNS_TOTAL,
+    COLLECTOR_STALE,
+    COLLECTOR_UP,
+    SELF_METRICS,
+    TARGET_UNREACHABLE_REASON,
+    UP,
+)
 from monitor import __version__
 from monitor.snapshot import DISABLED, FAILED, OK, TARGET_DOWN, SnapshotStore
-
-SELF_METRICS = (
-    MetricSpec("vecmon_build_info", "gauge", "Version of the running vecmon and its Python; always 1.", ("version", "python_version")),
-    MetricSpec("vecmon_up", "gauge", "Whether vecmon reached the target on its last attempt (1) or not (0)."),
-    MetricSpec("vecmon_target_unreachable_reason", "gauge",
-               "Why vecmon could not reach the database target on its last attempt: 1 for the reason (auth_failed, "
-               "refused, dns, timeout, database_missing, tls, other); absent while the target is up.", ("reason",)),
-    MetricSpec("vecmon_collector_up", "gauge",
-               "Whether the collector's last run succeeded (1) or failed (0); absent while disabled; while the "
-               "target is down (vecmon_up 0), the value from before.", ("collector",)),
-    MetricSpec("vecmon_collector_disabled", "gauge",
-               "Whether the collector reported it cannot run on this target, e.g. an extension is missing.", ("collector",)),
-    MetricSpec("vecmon_collector_duration_seconds", "gauge", "Duration of the collector's last run, from "
-               "the moment it had its database connection (the wait for it is not counted).", ("collector",)),
-    MetricSpec("vecmon_collector_pool_wait_seconds", "gauge",
-               "How long the collector's last run waited for a worker and a pooled database connection before "
-               "it started.", ("collector",)),
-    MetricSpec("vecmon_collector_runs_total", "counter",
-               "Collector runs by result (success, error, timeout, disabled).", ("collector", "result")),
-    MetricSpec("vecmon_collector_skipped_runs_total", "counter",
-               "Scheduled runs skipped because the previous run was still going (overlap) or late (missed).",
-               ("collector", "reason")),
-    MetricSpec("vecmon_collector_last_success_timestamp_seconds", "gauge",
-               "Unix time of the collector's last successful run.", ("collector",)),
-    MetricSpec("vecmon_collector_series", "gauge", "Series the collector currently exports.", ("collector",)),
-    MetricSpec("vecmon_collector_interval_seconds", "gauge",
-               "Configured interval between the collector's scheduled runs.", ("collector",)),
-    MetricSpec("vecmon_collector_stale", "gauge",
-               "Whether the exported series come from an earlier run because the last run failed.",
-               ("collector",)),
-)
 
 
 def _merge(into: dict[str, Metric], family: Metric) -> None:
@@ -94,7 +79,7 @@ class SnapshotCollector:
         valid_until = math.inf
         families: dict[str, Metric] = {}
         build = Emitter("", SELF_METRICS)
-        build.add("vecmon_build_info", 1, __version__, platform.python_version())
+        build.add(BUILD_INFO.name, 1, __version__, platform.python_version())
         for family in build.families():
             # build info has no target; drop the implicit empty target label
             for sample in family.samples:
@@ -103,29 +88,29 @@ class SnapshotCollector:
         by_target: dict[str, Emitter] = {}
         for target, up in sorted(self.store.target_up().items()):
             emitter = by_target.setdefault(target, Emitter(target, SELF_METRICS))
-            emitter.add("vecmon_up", 1 if up else 0)
+            emitter.add(UP.name, 1 if up else 0)
         for target, reason in sorted(self.store.target_reasons().items()):
-            by_target.setdefault(target, Emitter(target, SELF_METRICS)).add("vecmon_target_unreachable_reason", 1, reason)
+            by_target.setdefault(target, Emitter(target, SELF_METRICS)).add(TARGET_UNREACHABLE_REASON.name, 1, reason)
         for entry in sorted(self.store.entries(), key=lambda e: (e.target, e.collector)):
             emitter = by_target.setdefault(entry.target, Emitter(entry.target, SELF_METRICS))
             name = entry.collector
             interval = entry.interval
             for result, count in entry.runs:
-                emitter.add("vecmon_collector_runs_total", count, name, result)
+                emitter.add(COLLECTOR_RUNS_TOTAL.name, count, name, result)
             for reason, count in entry.skipped:
-                emitter.add("vecmon_collector_skipped_runs_total", count, name, reason)
+                emitter.add(COLLECTOR_SKIPPED_RUNS_TOTAL.name, count, name, reason)
             state = entry.effective_state  # while the target is down, the collector's state before
-            emitter.add("vecmon_collector_disabled", 1 if state == DISABLED else 0, name)
+            emitter.add(COLLECTOR_DISABLED.name, 1 if state == DISABLED else 0, name)
             if state in (OK, FAILED):
-                emitter.add("vecmon_collector_up", 1 if state == OK else 0, name)
+                emitter.add(COLLECTOR_UP.name, 1 if state == OK else 0, name)
             if entry.last_duration is not None:
-                emitter.add("vecmon_collector_duration_seconds", entry.last_duration, name)
+                emitter.add(COLLECTOR_DURATION_SECONDS.name, entry.last_duration, name)
             if entry.last_wait is not None:
-                emitter.add("vecmon_collector_pool_wait_seconds", entry.last_wait, name)
+                emitter.add(COLLECTOR_POOL_WAIT_SECONDS.name, entry.last_wait, name)
             if entry.last_success is not None:
-                emitter.add("vecmon_collector_last_success_timestamp_seconds", entry.last_success, name)
+                emitter.add(COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS.name, entry.last_success, name)
             if interval:
-                emitter.add("vecmon_collector_interval_seconds", interval, name)
+                emitter.add(COLLECTOR_INTERVAL_SECONDS.name, interval, name)
             served = entry.families
             failed = entry.state in (FAILED, TARGET_DOWN)
             if failed and entry.last_success is not None and served:
@@ -134,8 +119,8 @@ class SnapshotCollector:
                     served = ()
                 else:
                     valid_until = min(valid_until, stale_at)
-            emitter.add("vecmon_collector_stale", 1 if failed and served else 0, name)
-            emitter.add("vecmon_collector_series", sum(len(f.samples) for f in served), name)
+            emitter.add(COLLECTOR_STALE.name, 1 if failed and served else 0, name)
+            emitter.add(COLLECTOR_SERIES.name, sum(len(f.samples) for f in served), name)
             for family in served:
                 _merge(families, family)
         for emitter in by_target.values():

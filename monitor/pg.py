@@ -1,16 +1,17 @@
 """Connections to monitored PostgreSQL databases.
 
-One :class:`DatabaseConnector` per target owns a bounded psycopg_pool pool while the target is
-up, and finds out itself when it is back (see the class). Every session is identified as
-``application_name=vecmon`` and bounded by ``statement_timeout`` and ``lock_timeout``; every
-transaction is read-only by itself (``BEGIN READ ONLY``, not only the session default, which a
-query could change), is rolled back at its end, and a session handed back to the pool is reset
-(``DISCARD ALL``). Each collector run happens in one transaction with its own
+One :class:`DatabaseConnector` per target keeps its sessions between runs while the target is
+up (monitor.sessions, no background threads), and finds out itself when it is back (see the
+class). Every session is identified as ``application_name=vecmon`` and bounded by
+``statement_timeout`` and ``lock_timeout``; every transaction is read-only by itself (``BEGIN READ ONLY``, not only the session default, which a
+query could change), is rolled back at its end, and a session that ran SQL from the config is reset
+(``DISCARD ALL``) before it is kept. Each collector run happens in one transaction with its own
 ``statement_timeout``, and a watchdog cancels the run on the server when its total time is up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,10 +21,10 @@ from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from collectors.base import CollectContext, CollectorError, ConnectionUnavailable, ServerFacts
 from monitor.config import DatabaseTarget
+from monitor.sessions import IdleSessions, SessionBudget
 
 APPLICATION_NAME = "vecmon"
 log = logging.getLogger(__name__)
@@ -92,6 +93,10 @@ SELECT current_setting('server_version_num')::int,
        pg_is_in_recovery(),
        coalesce((SELECT json_object_agg(extname, extversion) FROM pg_extension), '{}'::json)
 """
+
+# A run's first statement: its timeouts (local to the transaction) and the server's facts, in one round trip.
+OPEN_RUN_SQL = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)," + \
+    FACTS_SQL.strip().removeprefix("SELECT")
 
 # Why a target could not be reached: the bounded values of vecmon_target_unreachable_reason's label.
 REASONS = ("auth_failed", "refused", "dns", "timeout", "database_missing", "tls", "other")
@@ -252,28 +257,38 @@ def _reset_session(conn: psycopg.Connection) -> None:
     _configure_session(conn)  # DISCARD ALL also reset the client encoding
 
 
-class DatabaseConnector:
-    """Bounded, reconnecting connections to one target, and the run wrapper for collectors.
+class _StaleSession(Exception):
+    """A kept session failed at the run's first statement (vecmon's own): the server closed it."""
 
-    Connections come from a psycopg_pool pool (bounded, reused, checked before use, reset when
-    returned) while the target is up. The pool's own reconnection backs off without a cap, so
-    vecmon manages reachability itself: the first run, and every run while the target is down,
-    makes one direct connection attempt bounded by ``connect_timeout`` (concurrent runs share
-    it). Its failure gives the cause (``TargetUnreachable``); its success brings a fresh pool.
-    Recovery therefore comes with the first run after the server is back, whatever the outage's
-    length, and the pool's background retries never run while the target is down.
+
+class DatabaseConnector:
+    """Bounded, reconnecting sessions of one target, and the run wrapper for collectors.
+
+    Sessions are reused between runs (:class:`monitor.sessions.IdleSessions`: at most
+    ``keep_idle`` kept, no background threads) while the target is up; a kept session the server
+    closed is replaced before the collector runs. vecmon manages reachability itself: the first
+    run, and every run while the target is down, makes one direct connection attempt bounded by
+    ``connect_timeout`` (concurrent runs share it); its failure gives the cause
+    (``TargetUnreachable``), its success the run's session. Recovery therefore comes with the first
+    run after the server is back, whatever the outage's length. At most ``max_connections`` runs of
+    the target hold a session at a time, and every session holds a slot of the server's
+    :class:`monitor.sessions.SessionBudget` from connect to close.
     """
 
-    def __init__(self, target: DatabaseTarget, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, target: DatabaseTarget, clock: Callable[[], float] = time.monotonic,
+                 budget: SessionBudget | None = None, keep_idle: int | None = None):
         self.target = target
         self.clock = clock
+        self.budget = budget if budget is not None else SessionBudget(None)
         self._secrets = secrets_of(target)
         self._conninfo = build_conninfo(target)
         self.health = TargetHealth(target.name, describe_target(target), clock)
+        self._runs = threading.BoundedSemaphore(max(1, target.max_connections))
+        keep = target.max_connections if keep_idle is None else keep_idle
+        self._sessions = IdleSessions(keep, self._close_session, clock)
         self._active: set[psycopg.Connection] = set()
-        self._lock = threading.Lock()  # _active and _pool
+        self._lock = threading.Lock()  # _active
         self._attempt_lock = threading.Lock()  # one direct connection attempt at a time
-        self._pool: ConnectionPool | None = None
         self._last_failure: tuple[float, TargetUnreachable] | None = None
         self._privileges_checked = False
         self._closed = False
@@ -286,51 +301,21 @@ class DatabaseConnector:
     def close(self, timeout: float = 2.0) -> None:
         self._closed = True
         self.cancel_all()
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close(timeout=timeout)
+        self._sessions.close_all()
 
     def cancel_all(self) -> None:
         with self._lock:
             active = list(self._active)
         for conn in active:
-            try:
+            with contextlib.suppress(Exception):  # best effort on shutdown
                 conn.cancel_safe(timeout=1.0)
-            except Exception:  # noqa: BLE001 - best effort on shutdown
-                pass
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    # -- reachability ---------------------------------------------------------------------
-    def _new_pool(self) -> ConnectionPool:
-        pool = ConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self.target.max_connections,
-            num_workers=1,  # at most a few sessions: one background worker, not 3 (100 targets: 200 threads fewer)
-            open=False,
-            name=f"vecmon-{self.target.name}",
-            timeout=self.target.connect_timeout,
-            max_idle=300,
-            max_lifetime=1800,
-            configure=_configure_session,
-            check=ConnectionPool.check_connection,  # a session broken by a restart is replaced, not used
-            reset=_reset_session,
-        )
-        pool.open(wait=False)
-        return pool
-
-    def _discard_pool(self, pool: ConnectionPool) -> None:
-        with self._lock:
-            if self._pool is not pool:
-                return
-            self._pool = None
-        threading.Thread(target=pool.close, kwargs={"timeout": 1.0}, name=f"{pool.name}-close", daemon=True).start()
-
+    # -- sessions ---------------------------------------------------------------------------
     def _connect_directly(self) -> psycopg.Connection:
-        """One connection attempt outside the pool, bounded by connect_timeout (in the conninfo)."""
+        """One connection attempt, bounded by connect_timeout (in the conninfo); no budget slot."""
         conn = psycopg.connect(self._conninfo)
         try:
             _configure_session(conn)
@@ -339,46 +324,76 @@ class DatabaseConnector:
             raise
         return conn
 
+    def _connect(self) -> psycopg.Connection:
+        """A new session within the server's budget; raises TargetUnreachable with the cause."""
+        if not self.budget.acquire(self.target.connect_timeout):
+            raise CollectorError(f"all {self.budget.limit} sessions of the server's connection budget "
+                                 f"(server_max_connections) are busy")
+        try:
+            conn = self._connect_directly()
+        except psycopg.Error as exc:
+            self.budget.release()
+            failure = self._failure(exc)
+            self._last_failure = (self.clock(), failure)
+            self.health.down(failure.reason, str(failure))
+            raise failure from None
+        except BaseException:
+            self.budget.release()
+            raise
+        self._sessions.opened(conn)
+        return conn
+
+    def _close_session(self, conn: psycopg.Connection) -> None:
+        try:
+            conn.close()
+        finally:
+            self.budget.release()
+
     def _failure(self, exc: psycopg.Error) -> TargetUnreachable:
         reason = unreachable_reason(exc)
         message = self.redact(f"cannot connect to {self.health.where}: {one_line(exc)}")
         return TargetUnreachable(message, reason)
 
-    def _reach(self) -> None:
-        """Make sure the target is reachable (one shared direct attempt), else raise TargetUnreachable."""
+    def _reach(self) -> psycopg.Connection | None:
+        """While the target is not known up: one shared direct attempt, whose session the run uses.
+        None when another run has just reached it (the caller takes a session as usual)."""
         with self._attempt_lock:
-            with self._lock:
-                if self._pool is not None and self.health.is_up:
-                    return  # another run just reached it
+            if self.health.is_up:
+                return None
             recent = self._last_failure
             if recent is not None and self.clock() - recent[0] < FAILURE_REUSE:
                 raise TargetUnreachable(str(recent[1]), recent[1].reason)
-            try:
-                conn = self._connect_directly()
-            except psycopg.Error as exc:
-                failure = self._failure(exc)
-                self._last_failure = (self.clock(), failure)
-                self.health.down(failure.reason, str(failure))
-                raise failure from None
-            try:
-                self._check_privileges_once(conn)
-            finally:
-                conn.close()
+            conn = self._connect()
             self._last_failure = None
-            with self._lock:
-                if self._pool is None and not self._closed:
-                    self._pool = self._new_pool()
+            self._check_privileges_once(conn)
             self.health.up()
+            return conn
 
-    def _lost(self, pool: ConnectionPool, text: str) -> CollectorError:
-        """A pooled connection failed: is the target down (TargetUnreachable) or was it the session?"""
-        self._discard_pool(pool)
+    def _session(self) -> tuple[psycopg.Connection, bool]:
+        """A session for a run, and whether it was kept from an earlier run."""
+        if self._closed:
+            raise CollectorError("connections closed (stop or reload)")
+        if not self.health.is_up:
+            conn = self._reach()
+            if conn is not None:
+                return conn, False
+        kept = self._sessions.take()
+        if kept is not None:
+            return kept, True
+        return self._connect(), False
+
+    def _lost(self, text: str) -> CollectorError:
+        """A session failed during a run: is the target down (TargetUnreachable) or was it the session?"""
+        self._sessions.close_all()  # a restart closed them all
         if self._closed:
             return CollectorError("connections closed (stop or reload)")
+        self.health.state = "unknown"  # the next attempt decides, and logs a change
         try:
-            self._reach()
+            conn = self._reach()
         except TargetUnreachable as exc:
             return exc
+        if conn is not None:
+            self._sessions.give(conn)
         return CollectorError(self.redact(text))
 
     def _check_privileges_once(self, conn: psycopg.Connection) -> None:
@@ -415,63 +430,103 @@ class DatabaseConnector:
         return AccessReport(True, f"PostgreSQL {facts.version}, database {facts.database}", None, writes)
 
     # -- runs -----------------------------------------------------------------------------
-    def _pool_for_run(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is not None and self.health.is_up:
-                return self._pool
-        if self._closed:
-            raise CollectorError("connections closed (stop or reload)")
-        self._reach()
-        with self._lock:
-            if self._pool is None:
-                raise CollectorError("connections closed (stop or reload)")
-            return self._pool
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float,
+            reset: bool = True) -> Any:
+        """Run ``collect`` in one read-only transaction bounded by ``timeout`` seconds.
 
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
-        """Run ``collect`` in one read-only transaction bounded by ``timeout`` seconds."""
-        pool = self._pool_for_run()
+        ``reset``: the run may execute SQL from the config (custom queries, filters), so the session
+        is reset with ``DISCARD ALL`` before it is kept (advisory locks, prepared statements...);
+        vecmon's own SQL leaves nothing behind that the transaction's rollback does not undo."""
         asked = time.monotonic()
-        try:
-            with pool.connection(timeout=self.target.connect_timeout) as conn:
-                ctx.pool_wait = time.monotonic() - asked  # exported on its own, not in the run's duration
-                with self._lock:
-                    self._active.add(conn)
-                disarm = self._arm_watchdog(timeout + 0.5, conn)
-                try:
-                    return self._run_read_only(conn, collect, ctx, timeout)
-                finally:
-                    disarm()
-                    ctx.conn = None
-                    with self._lock:
-                        self._active.discard(conn)
-        except PoolTimeout:
+        if not self._runs.acquire(timeout=self.target.connect_timeout):
             ctx.pool_wait = time.monotonic() - asked
-            with self._lock:
-                busy = len(self._active)
-            if busy >= self.target.max_connections:
-                raise CollectorError(f"all {self.target.max_connections} connections are busy") from None
-            raise self._lost(pool, f"no connection from the pool within {self.target.connect_timeout:g}s") from None
+            raise CollectorError(f"all {self.target.max_connections} connections are busy")
+        try:
+            conn, kept = self._session()
+            ctx.pool_wait = time.monotonic() - asked  # exported on its own, not in the run's duration
+            try:
+                result = self._run_on(conn, collect, ctx, timeout)
+            except _StaleSession:
+                self._sessions.discard(conn)
+                conn = self._connect()
+                result = self._run_on(conn, collect, ctx, timeout, kept=False)
+            self._hand_back(conn, reset)
+            return result
+        finally:
+            self._runs.release()
+
+    def _hand_back(self, conn: psycopg.Connection, reset: bool) -> None:
+        if self._closed:
+            self._sessions.discard(conn)
+            return
+        if reset and not conn.closed:
+            try:
+                _reset_session(conn)
+            except psycopg.Error:
+                self._sessions.discard(conn)
+                return
+        self._sessions.give(conn)
+
+    def _run_on(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any], ctx: CollectContext,
+                timeout: float, kept: bool = True) -> Any:
+        with self._lock:
+            self._active.add(conn)
+        disarm = self._arm_watchdog(timeout + 0.5, conn)
+        try:
+            return self._run_read_only(conn, collect, ctx, timeout, kept)
+        except _StaleSession:
+            raise
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            self._end(conn)
             raise CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}")) from None
         except psycopg.OperationalError as exc:
-            raise self._lost(pool, f"connection lost: {one_line(exc)}") from None
+            self._sessions.discard(conn)
+            raise self._lost(f"connection lost: {one_line(exc)}") from None
         except psycopg.Error as exc:
+            self._end(conn)
             raise CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}")) from None
+        except BaseException:
+            self._end(conn)
+            raise
+        finally:
+            disarm()
+            ctx.conn = None
+            with self._lock:
+                self._active.discard(conn)
+
+    def _end(self, conn: psycopg.Connection) -> None:
+        """After a failed run: the session back to the cache if it is still sound, else closed."""
+        if self._closed:
+            self._sessions.discard(conn)
+            return
+        try:
+            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            _reset_session(conn)
+        except psycopg.Error:
+            self._sessions.discard(conn)
+            return
+        self._sessions.give(conn)
 
     def _run_read_only(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any],
-                       ctx: CollectContext, timeout: float) -> Any:
+                       ctx: CollectContext, timeout: float, kept: bool) -> Any:
         conn.autocommit = False
         conn.read_only = True  # BEGIN READ ONLY: whatever the session's default has become
-        result = None
-        with conn.transaction() as tx:
-            conn.execute("SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
-                         (_ms(timeout), _ms(min(self.target.lock_timeout, timeout))))
+        try:  # the run's first statement: vecmon's own, before any of the collector's
+            row = conn.execute(OPEN_RUN_SQL, (_ms(timeout), _ms(min(self.target.lock_timeout, timeout)))).fetchone()
+        except psycopg.OperationalError:
+            if kept:
+                raise _StaleSession() from None
+            raise
+        try:
             ctx.conn = conn
-            ctx.facts = fetch_facts(conn)
+            ctx.facts = facts_from_row(row)
             result = collect(ctx)
             if conn.info.parameter_status("server_encoding") == LEGACY_ENCODING:
                 result = legacy_labels(result)
-            raise psycopg.Rollback(tx)  # nothing to commit; undoes session settings changed by the run
+        finally:
+            if not conn.closed:
+                conn.rollback()  # nothing to commit; undoes session settings changed by the run
         return result
 
     def _arm_watchdog(self, seconds: float, conn: psycopg.Connection) -> Callable[[], None]:
@@ -487,14 +542,16 @@ class DatabaseConnector:
 
     @staticmethod
     def _cancel(conn: psycopg.Connection) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the run reports the timeout itself
             conn.cancel_safe(timeout=1.0)
-        except Exception:  # noqa: BLE001 - the run reports the timeout itself
-            pass
 
 
 def fetch_facts(conn: psycopg.Connection) -> ServerFacts:
-    version_num, version, database, in_recovery, extensions = conn.execute(FACTS_SQL).fetchone()
+    return facts_from_row(conn.execute(FACTS_SQL).fetchone())
+
+
+def facts_from_row(row: Any) -> ServerFacts:
+    version_num, version, database, in_recovery, extensions = row[-5:]
     return ServerFacts(version_num=version_num, version=version, database=legacy_text(database),
                        in_recovery=in_recovery, extensions=dict(extensions or {}))
 

@@ -36,9 +36,18 @@ from pydantic import SecretStr, ValidationError
 
 from collectors.base import CollectContext, CollectorDisabled, Emitter
 from collectors.registry import database_collector
+from collectors.self_metrics import (
+    COLLECTOR_DISABLED,
+    COLLECTOR_DURATION_SECONDS,
+    COLLECTOR_SERIES,
+    COLLECTOR_UP,
+    SELF_METRICS,
+    TARGET_UNREACHABLE_REASON,
+    UP,
+)
 from monitor.config import NAME_PATTERN, Config, DatabaseTarget
 from monitor.config_probe import URL_PARAMETERS, AuthModule, ProbeSettings
-from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, SELF_METRICS, ExpositionCache, _Families
+from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, ExpositionCache, _Families
 from monitor.http import Response
 from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable
 from monitor.shared import SharedState
@@ -227,7 +236,7 @@ class DsnProbes:
             log.warning("probe %s: collection failed: %s", entry.dsn.label, entry.connector.redact(
                 f"{type(exc).__name__}: {exc}"))
             emitter = Emitter(entry.dsn.label, SELF_METRICS)
-            emitter.add("vecmon_up", 0)
+            emitter.add(UP.name, 0)
             families = emitter.families()
         with self._lock:
             entry.result = _Result(families, self.clock())
@@ -244,7 +253,7 @@ class DsnProbes:
         for name in entry.collectors:
             remaining = deadline - self.clock()
             if remaining < 0.05:
-                own.add("vecmon_collector_up", 0, name)
+                own.add(COLLECTOR_UP.name, 0, name)
                 late.append(name)
                 continue
             collector = database_collector(name)()
@@ -254,28 +263,28 @@ class DsnProbes:
             try:
                 out = entry.connector.run(collector.collect, ctx, min(remaining, entry.target.timeout_for(name)))
             except CollectorDisabled:
-                own.add("vecmon_collector_disabled", 1, name)
+                own.add(COLLECTOR_DISABLED.name, 1, name)
                 continue
             except TargetUnreachable as exc:
                 up, reason = False, exc.reason  # the connector logs the target going down and back
                 log.debug("probe %s (auth module %s): %s", label, entry.module_name, exc)
                 break
             except Exception as exc:  # noqa: BLE001 - one collector's failure leaves the others
-                own.add("vecmon_collector_up", 0, name)
+                own.add(COLLECTOR_UP.name, 0, name)
                 kind = "timed out" if isinstance(exc, CollectionTimeout) else "failed"
                 log.warning("probe %s: collector %s %s: %s", label, name, kind, entry.connector.redact(str(exc)))
                 continue
             finally:
-                own.add("vecmon_collector_duration_seconds", self.clock() - started, name)
+                own.add(COLLECTOR_DURATION_SECONDS.name, self.clock() - started, name)
             families.extend(out)
-            own.add("vecmon_collector_up", 1, name)
-            own.add("vecmon_collector_disabled", 0, name)
-            own.add("vecmon_collector_series", sum(len(f.samples) for f in out), name)
+            own.add(COLLECTOR_UP.name, 1, name)
+            own.add(COLLECTOR_DISABLED.name, 0, name)
+            own.add(COLLECTOR_SERIES.name, sum(len(f.samples) for f in out), name)
         if late:
             log.warning("probe %s: the deadline passed before collectors %s", label, ", ".join(late))
-        own.add("vecmon_up", 1 if up else 0)
+        own.add(UP.name, 1 if up else 0)
         if reason is not None:
-            own.add("vecmon_target_unreachable_reason", 1, reason)
+            own.add(TARGET_UNREACHABLE_REASON.name, 1, reason)
         return families + own.families()
 
 

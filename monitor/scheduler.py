@@ -31,14 +31,16 @@ from monitor.discovery import cluster_wide_settings
 from monitor.discovery import expand as expand_discovery
 from monitor.leader import gate_leader_only, leader_elector
 from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
-from monitor.servers import BudgetedConnector, ServerRunner, SessionBudget, collector_scope, group_servers
+from monitor.servers import ServerRunner, collector_scope, group_servers
+from monitor.sessions import SessionBudget
 from monitor.shard import effective_shard, for_shard
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
 from monitor.workers import TargetExecutor, TargetWorkers, Watchdog
 
 log = logging.getLogger(__name__)
-FIRST_RUN_SPREAD = 2.0  # seconds over which one target's first runs are staggered
+FIRST_RUN_SPREAD = 2.0  # seconds over which one target's first runs are staggered, at least
+FIRST_RUN_GAP = 0.01  # and at most 100 first runs a second in all (1,000 jobs: over 10 s, within their interval)
 
 
 class Runner(Protocol):
@@ -167,7 +169,11 @@ class CollectionJob:
         waited, self.waited = self.waited, 0.0
         start = time.monotonic()
         try:
-            families = self.connector.run(self.collector.collect, ctx, timeout)
+            if isinstance(self.connector, (DatabaseConnector, ServerRunner)):
+                families = self.connector.run(self.collector.collect, ctx, timeout,
+                                              reset=getattr(self.collector, "runs_config_sql", False))
+            else:
+                families = self.connector.run(self.collector.collect, ctx, timeout)
         except CollectorDisabled as exc:
             if not self.gate.open:
                 return "cancelled"
@@ -214,11 +220,12 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
     connectors: list[Runner] = []
     shard = effective_shard(config)
     elector = leader_elector(config, shard)  # None without daemon.ha
-    config, discovery_jobs = expand_discovery(config, shared.rediscovery)  # discover: entries -> one target per database
+    # discover: entries -> one target per database
+    config, discovery_jobs = expand_discovery(config, shared.rediscovery)
     config = for_shard(config, shard)  # only this instance's targets (monitor.shard)
     jobs.extend(database_jobs(config, store, shared, gate, connectors))
     for settings, collector, entry in discovery_jobs:
-        runner = BudgetedConnector(entry, SessionBudget(1), pooled=False)  # one short session per refresh
+        runner = DatabaseConnector(entry, budget=SessionBudget(1), keep_idle=0)  # one short session per refresh
         connectors.append(runner)
         jobs.append(CollectionJob(settings, collector, runner, store, shared, gate))
     if has_api_targets(config):  # the provider clients (requests, ...) are loaded only when configured
@@ -240,7 +247,7 @@ def database_jobs(config: Config, store: SnapshotStore, shared: SharedState, gat
     jobs: list[CollectionJob] = []
     for server in group_servers(config.enabled_databases()):
         runner = ServerRunner(server)
-        for target, connector in zip(server.targets, server.connectors):
+        for target, connector in zip(server.targets, server.connectors, strict=True):
             connectors.append(connector)
             for name in target.enabled_collectors():
                 collector = database_collector(name)()
@@ -312,9 +319,10 @@ class Runtime:
         for job in self.jobs:
             members.setdefault(self._groups[job.job_id], []).append(job)
         firsts: dict[str, datetime] = {}
+        widest = max(FIRST_RUN_SPREAD, FIRST_RUN_GAP * len(self.jobs))
         for rank, jobs in enumerate(members.values()):
             for position, job in enumerate(jobs):
-                spread = min(FIRST_RUN_SPREAD, job.target.interval_for(job.collector.name))
+                spread = min(widest, job.target.interval_for(job.collector.name))
                 offset = spread * (position + rank / len(members)) / len(jobs)
                 firsts[job.job_id] = now + timedelta(seconds=offset)
         return firsts

@@ -15,9 +15,10 @@ later one's cluster-wide jobs report themselves disabled.
 - **Database-local collectors** (``scope = "database"``) run per target, on its own connector.
 - **Connection budget**: ``server_max_connections`` (the smallest value the server's targets
   give; default one session per target, at least 2) bounds vecmon's sessions on the server.
-  When the budget allows each target a session of its own, each target's pool holds
-  ``budget // targets`` sessions (at most its ``max_connections``); when it does not, each run
-  opens its session and closes it at the end, and at most ``budget`` runs hold one at a time.
+  Every session holds a slot of the budget from connect to close. When the budget allows each
+  target a session of its own, each target keeps ``budget // targets`` sessions between runs (at
+  most its ``max_connections``); when it does not, each run opens its session and closes it at the
+  end, and at most ``budget`` runs hold one at a time.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from typing import Any
 
 import psycopg
 
-from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
+from collectors.base import CollectContext, CollectorDisabled, ConnectionUnavailable
 from monitor.config import DatabaseTarget
-from monitor.pg import CollectionTimeout, DatabaseConnector, describe_target, one_line
+from monitor.pg import DatabaseConnector, describe_target, one_line
+from monitor.sessions import SessionBudget
 
 log = logging.getLogger(__name__)
 
@@ -51,72 +53,6 @@ def collector_scope(collector: Any) -> str:
     if scope not in ("server", "database"):
         raise ValueError(f"collector {getattr(collector, 'name', collector)!r}: unknown scope {scope!r}")
     return scope
-
-
-class SessionBudget:
-    """At most ``limit`` runs of one server's targets hold a session at a time."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
-
-    def acquire(self, timeout: float) -> bool:
-        return self._slots.acquire(timeout=max(0.0, timeout))
-
-    def release(self) -> None:
-        self._slots.release()
-
-
-class BudgetedConnector(DatabaseConnector):
-    """A target's connector within its server's :class:`SessionBudget`.
-
-    ``pooled``: the target keeps its own pool (sized by :func:`group_servers`); otherwise every
-    run opens one session and closes it, so idle targets hold none."""
-
-    def __init__(self, target: DatabaseTarget, budget: SessionBudget, pooled: bool):
-        super().__init__(target)
-        self.budget = budget
-        self.pooled = pooled
-
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
-        if self.pooled:  # the pools' sizes add up to the budget already
-            return super().run(collect, ctx, timeout)
-        if not self.budget.acquire(self.target.connect_timeout):
-            raise CollectorError(f"all {self.budget.limit} sessions of the server's connection budget "
-                                 f"(server_max_connections) are busy")
-        try:
-            return self._run_unpooled(collect, ctx, timeout)
-        finally:
-            self.budget.release()
-
-    def _run_unpooled(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
-        if self._closed:
-            raise CollectorError("connections closed (stop or reload)")
-        try:
-            conn = self._connect_directly()
-        except psycopg.Error as exc:
-            failure = self._failure(exc)
-            self.health.down(failure.reason, str(failure))
-            raise failure from None
-        self.health.up()
-        with self._lock:
-            self._active.add(conn)
-        watchdog = threading.Timer(timeout + 0.5, self._cancel, args=(conn,))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            self._check_privileges_once(conn)
-            return self._run_read_only(conn, collect, ctx, timeout)
-        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            raise CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}")) from None
-        except psycopg.Error as exc:
-            raise CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}")) from None
-        finally:
-            watchdog.cancel()
-            ctx.conn = None
-            with self._lock:
-                self._active.discard(conn)
-            conn.close()
 
 
 @dataclass
@@ -138,7 +74,7 @@ class Server:
 
     name: str  # host:port
     targets: list[DatabaseTarget]
-    connectors: list[BudgetedConnector]
+    connectors: list[DatabaseConnector]
     budget: SessionBudget
     identifiers: SystemIdentifiers
     system_identifier: str | None = None
@@ -173,7 +109,8 @@ class ServerRunner:
             text = connector.redact(text)
         return text
 
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float,
+            reset: bool = True) -> Any:
         connectors = self.server.connectors
         with self._lock:
             start = self._preferred
@@ -182,7 +119,7 @@ class ServerRunner:
             index = (start + step) % len(connectors)
             ctx.state["_ran_on"] = connectors[index].target.name  # the job marks its target up only if there
             try:
-                families = connectors[index].run(lambda c: self._collect(collect, c), ctx, timeout)
+                families = connectors[index].run(lambda c: self._collect(collect, c), ctx, timeout, reset)
             except ConnectionUnavailable as exc:  # that database is gone or down: try the next one
                 failure = failure or exc
                 continue
@@ -242,11 +179,11 @@ def group_servers(targets: list[DatabaseTarget]) -> list[Server]:
         share = limit // len(members)
         connectors = []
         for target in members:
-            if share >= 1:
+            if share >= 1:  # each target keeps its share of sessions between runs
                 sized = target.model_copy(update={"max_connections": min(target.max_connections, share)})
-                connectors.append(BudgetedConnector(sized, budget, pooled=True))
-            else:
-                connectors.append(BudgetedConnector(target, budget, pooled=False))
+                connectors.append(DatabaseConnector(sized, budget=budget, keep_idle=sized.max_connections))
+            else:  # each run opens a session within the budget and closes it
+                connectors.append(DatabaseConnector(target, budget=budget, keep_idle=0))
         if share < 1:
             log.info("server %s: %d targets share %d sessions (server_max_connections); each run opens its own",
                      name, len(members), limit)

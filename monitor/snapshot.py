@@ -63,6 +63,7 @@ class SnapshotStore:
     _entries: dict[Key, Entry] = field(default_factory=dict)
     _target_up: dict[str, bool] = field(default_factory=dict)
     _target_reason: dict[str, str] = field(default_factory=dict)  # why a down target is unreachable
+    _targets: frozenset[str] = frozenset()  # the targets of the expected jobs
     _lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 0  # bumped by every change: /metrics re-renders when it moves
 
@@ -72,7 +73,7 @@ class SnapshotStore:
         with self._lock:
             self.version += 1
             self._entries = {k: replace(self._entries.get(k, Entry(*k)), interval=intervals.get(k)) for k in keys}
-            targets = {k[0] for k in keys}
+            targets = self._targets = frozenset(k[0] for k in keys)
             self._target_up = {t: up for t, up in self._target_up.items() if t in targets}
             self._target_reason = {t: r for t, r in self._target_reason.items() if t in targets}
 
@@ -127,7 +128,7 @@ class SnapshotStore:
 
     def set_target_up(self, target: str, up: bool, reason: str | None = None) -> None:
         with self._lock:
-            if any(key[0] == target for key in self._entries):  # not for a target a reload removed
+            if target in self._targets:  # not for a target a reload removed
                 if self._target_up.get(target) is not up:
                     self.version += 1
                 self._target_up[target] = up

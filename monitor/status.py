@@ -15,6 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.promql import split_selector
+from collectors.model_probe import (
+    MODEL_API_COST_USD_TOTAL,
+    MODEL_API_LAST_STATUS_CODE,
+    MODEL_API_PROBE_DURATION_SECONDS,
+    MODEL_API_PROBE_SUCCESS,
+    MODEL_API_REQUESTS_TOTAL,
+)
+from collectors.pgvector_catalog import MISCONFIGURED
+from collectors.provider_costs import COST_BUDGET_LIMIT_USD, COST_BUDGET_SPEND_USD, COST_BUDGET_USED_RATIO
+from collectors.vector_freshness import VECTOR_EMBEDDING_PENDING_ROWS, VECTOR_NEWEST_ROW_AGE_SECONDS
+from collectors.vector_indexes import VECTOR_INDEX_SIZE_BYTES, VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO
 from monitor import __version__
 from monitor.snapshot import FAILED, TARGET_DOWN, SnapshotStore
 
@@ -75,7 +86,7 @@ def _finite(value: float | None) -> float | None:
 def _misconfigured(entry: Any) -> list[dict[str, str]]:
     """Config entries the collector found naming what its target lacks (vecmon_collector_misconfigured)."""
     return sorted(({"path": x.labels["path"], "reason": x.labels["reason"]} for f in entry.families
-                   for x in f.samples if x.name == "vecmon_collector_misconfigured" and x.value),
+                   for x in f.samples if x.name == MISCONFIGURED.name and x.value),
                   key=lambda p: (p["path"], p["reason"]))
 
 
@@ -117,7 +128,7 @@ def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: 
 
 def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
     keys = sorted({(x.labels["target"], *(x.labels.get(k, "") for k in INDEX_LABELS))
-                   for name in ("vecmon_vector_index_size_bytes", "vecmon_recall_mean_ratio")
+                   for name in (VECTOR_INDEX_SIZE_BYTES.name, "vecmon_recall_mean_ratio")
                    for x in s.by_name.get(name, [])})
     k_by_target = {x.labels["target"]: x.value for x in s.get("vecmon_recall_k")}
     goal_by_target = {x.labels["target"]: x.value for x in s.get("vecmon_recall_target")}
@@ -146,8 +157,8 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
             filters.append({"name": name, "iterative": iterative, "recall": at_app("vecmon_recall_mean_ratio"),
                             "shortfall_ratio": at_app("vecmon_recall_shortfall_ratio")})
         freshness = [{"column": x.labels.get("column", ""), "newest_row_age_seconds": x.value}
-                     for x in s.get("vecmon_vector_newest_row_age_seconds", target=target, schema=schema, table=table)]
-        pending = s.one("vecmon_vector_embedding_pending_rows", target=target, schema=schema, table=table)
+                     for x in s.get(VECTOR_NEWEST_ROW_AGE_SECONDS.name, target=target, schema=schema, table=table)]
+        pending = s.one(VECTOR_EMBEDDING_PENDING_ROWS.name, target=target, schema=schema, table=table)
         out.append({
             **labels,
             "k": k_by_target.get(target),
@@ -158,8 +169,8 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
             "recommended_setting": s.one("vecmon_recall_recommended_setting", **labels, filter="", iterative="off"),
             "curve": curve,
             "filters": filters,
-            "size_bytes": s.one("vecmon_vector_index_size_bytes", **labels),
-            "size_to_shared_buffers_ratio": s.one("vecmon_vector_index_size_to_shared_buffers_ratio", **labels),
+            "size_bytes": s.one(VECTOR_INDEX_SIZE_BYTES.name, **labels),
+            "size_to_shared_buffers_ratio": s.one(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name, **labels),
             "freshness": freshness,
             "pending_rows": pending,
         })
@@ -168,25 +179,25 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
 
 def _endpoints(s: Samples) -> list[dict[str, Any]]:
     out = []
-    for probe in sorted(s.get("vecmon_model_api_probe_success"), key=lambda x: x.labels["target"]):
+    for probe in sorted(s.get(MODEL_API_PROBE_SUCCESS.name), key=lambda x: x.labels["target"]):
         labels = probe.labels
         key = {k: labels[k] for k in ("target", "provider", "model", "kind")}
-        outcomes = {x.labels["outcome"]: x.value for x in s.get("vecmon_model_api_requests_total", **key)}
+        outcomes = {x.labels["outcome"]: x.value for x in s.get(MODEL_API_REQUESTS_TOTAL.name, **key)}
         out.append({**key,
                     "success": bool(probe.value),
-                    "last_duration_seconds": s.one("vecmon_model_api_probe_duration_seconds", **key),
-                    "last_status_code": s.one("vecmon_model_api_last_status_code", **key),
+                    "last_duration_seconds": s.one(MODEL_API_PROBE_DURATION_SECONDS.name, **key),
+                    "last_status_code": s.one(MODEL_API_LAST_STATUS_CODE.name, **key),
                     "requests_by_outcome": outcomes,
-                    "probe_spend_usd": s.one("vecmon_model_api_cost_usd_total", **key)})
+                    "probe_spend_usd": s.one(MODEL_API_COST_USD_TOTAL.name, **key)})
     return out
 
 
 def _budgets(s: Samples) -> list[dict[str, Any]]:
     out = []
-    for spend in sorted(s.get("vecmon_cost_budget_spend_usd"), key=lambda x: (x.labels["target"], x.labels["period"])):
+    for spend in sorted(s.get(COST_BUDGET_SPEND_USD.name), key=lambda x: (x.labels["target"], x.labels["period"])):
         key = {"target": spend.labels["target"], "period": spend.labels["period"]}
-        out.append({**key, "spend_usd": spend.value, "limit_usd": s.one("vecmon_cost_budget_limit_usd", **key),
-                    "used_ratio": s.one("vecmon_cost_budget_used_ratio", **key)})
+        out.append({**key, "spend_usd": spend.value, "limit_usd": s.one(COST_BUDGET_LIMIT_USD.name, **key),
+                    "used_ratio": s.one(COST_BUDGET_USED_RATIO.name, **key)})
     return out
 
 

@@ -3,10 +3,10 @@
 Each target gets a bound (a database target: its ``max_connections``, so a run never waits for
 a connection its own target's other runs hold); runs beyond it wait in the target's queue, not
 on a thread. The shared pool has the largest bound plus one thread per other target (at most all
-bounds together), so a target whose runs all hang holds only its own share and every other
-target still runs; threads are started only when runs overlap. :class:`Watchdog` is the one
-thread that cancels runs past their time, instead of a timer thread per run. How long a run waited for its turn is handed to
-it (exported as ``vecmon_collector_pool_wait_seconds``, not counted in its duration).
+bounds together, and at most :data:`THREAD_CAP`), so a target whose runs all hang holds only its
+own share; threads are started only when runs overlap. :class:`Watchdog` is the one thread
+that cancels runs past their time, instead of a timer thread per run. How long a run waited for
+its turn is handed to it (exported as ``vecmon_collector_pool_wait_seconds``, not counted in its duration).
 
 :class:`TargetExecutor` plugs this into APScheduler 3 as an executor (its documented extension
 point, ``_do_submit_job``), so ``max_instances``, ``coalesce`` and misfires work as before.
@@ -15,6 +15,7 @@ point, ``_do_submit_job``), so ``max_instances``, ``coalesce`` and misfires work
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections import deque
@@ -23,14 +24,21 @@ from typing import Any
 
 from apscheduler.executors.base import BaseExecutor, run_job
 
+# Worker threads at most, however many targets: a run holds a thread for at most its timeout (the
+# watchdog cancels it on the server), so beyond this, more threads buy memory, not throughput.
+# 100 databases used to take 100 threads here; runs past the cap wait in the pool's queue (FIFO).
+THREAD_CAP = 16
+
 Work = Callable[[float], None]  # called with the seconds the run waited for a worker
 
 
 class TargetWorkers:
     """A shared thread pool where each group (target) runs at most its limit of works at a time."""
 
-    def __init__(self, limits: dict[str, int], clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limits: dict[str, int], clock: Callable[[], float] = time.monotonic,
+                 cap: int = THREAD_CAP):
         self._limits = {group: max(1, limit) for group, limit in limits.items()}
+        self._cap = max(1, cap)
         self._clock = clock
         self._running = {group: 0 for group in self._limits}
         self._queues: dict[str, deque[tuple[Work, float]]] = {group: deque() for group in self._limits}
@@ -41,9 +49,9 @@ class TargetWorkers:
     @property
     def max_threads(self) -> int:
         """Enough for the largest group to be busy (or hung) with every other group still running one
-        at a time, and never more than all groups at their limit."""
+        at a time, never more than all groups at their limit, and at most ``cap``."""
         limits = self._limits.values()
-        return max(1, min(sum(limits), max(limits, default=1) + len(self._limits) - 1))
+        return max(1, min(sum(limits), max(limits, default=1) + len(self._limits) - 1, self._cap))
 
     def submit(self, group: str, work: Work) -> None:
         queued = self._clock()
@@ -57,10 +65,8 @@ class TargetWorkers:
     def _drain(self, group: str, work: Work, queued: float) -> None:
         """Run ``work``, then whatever queued behind it for the same group, on this thread."""
         while True:
-            try:
+            with contextlib.suppress(BaseException):  # a work reports its own failures; keep draining
                 work(max(0.0, self._clock() - queued))
-            except BaseException:  # noqa: BLE001 - a work reports its own failures; keep draining
-                pass
             with self._lock:
                 if not self._queues[group]:
                     self._running[group] -= 1
@@ -150,7 +156,5 @@ class Watchdog:
                     self._cond.wait(timeout=max(0.01, upcoming - now))
                     continue
             for callback in callbacks:
-                try:
+                with contextlib.suppress(Exception):  # a cancel is best effort
                     callback()
-                except Exception:  # noqa: BLE001 - a cancel is best effort
-                    pass

@@ -34,6 +34,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from collectors.model_probe import (
+    MODEL_API_REQUEST_DURATION_SECONDS,
+    MODEL_API_REQUESTS_TOTAL,
+    MODEL_API_VALIDATION_FAILURES_TOTAL,
+)
+
 SHAPES = Path(__file__).resolve().parent / "shapes"
 
 
@@ -621,7 +627,7 @@ class ProbeRun:
         return self.families.value(name, {**pm, **labels})
 
     def requests(self, outcome: str) -> float | None:
-        return self.value("vecmon_model_api_requests_total", outcome=outcome)
+        return self.value(MODEL_API_REQUESTS_TOTAL.name, outcome=outcome)
 
     def outcomes(self) -> dict[str, float]:
         from collectors.providers.common import OUTCOMES
@@ -629,13 +635,13 @@ class ProbeRun:
         return {o: self.requests(o) for o in OUTCOMES if self.requests(o)}
 
     def latency_sum(self, outcome: str = "success") -> float | None:
-        return self.value("vecmon_model_api_request_duration_seconds_sum", outcome=outcome)
+        return self.value(f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_sum", outcome=outcome)
 
     def latency_count(self, outcome: str = "success") -> float | None:
-        return self.value("vecmon_model_api_request_duration_seconds_count", outcome=outcome)
+        return self.value(f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_count", outcome=outcome)
 
     def failures(self, reason: str) -> float | None:
-        return self.value("vecmon_model_api_validation_failures_total", reason=reason)
+        return self.value(MODEL_API_VALIDATION_FAILURES_TOTAL.name, reason=reason)
 
     def text(self) -> str:
         return self.families.text()

@@ -33,7 +33,18 @@ from alerts.catalog.applications import APP_ALERTS
 from alerts.promtool_tests import threshold_tests, unit_test_file
 from alerts.rules import build_rule
 from alerts.yamlout import dump
-from collectors.app_probe import APP_OUTCOMES, AppProbeCollector, certificate_not_after, json_equal
+from collectors.app_probe import (
+    APP_OUTCOMES,
+    APP_PROBE_ASSERTION_FAILURES_TOTAL,
+    APP_PROBE_DURATION_SECONDS,
+    APP_PROBE_HTTP_STATUS_CODE,
+    APP_PROBE_REQUESTS_TOTAL,
+    APP_PROBE_SUCCESS,
+    APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
+    AppProbeCollector,
+    certificate_not_after,
+    json_equal,
+)
 from collectors.base import CollectContext
 from monitor.config_apps import ApplicationTarget
 from monitor.exposition import build_registry
@@ -186,27 +197,27 @@ class Run:
         return self.families.value(name, {"target": self.target, **labels})
 
     def outcomes(self) -> dict[str, float]:
-        counts = {o: self.value("vecmon_app_probe_requests_total", outcome=o) for o in APP_OUTCOMES}
+        counts = {o: self.value(APP_PROBE_REQUESTS_TOTAL.name, outcome=o) for o in APP_OUTCOMES}
         assert all(c is not None for c in counts.values()), "every outcome counter is exported from the start"
         return {o: c for o, c in counts.items() if c}
 
     @property
     def success(self) -> float | None:
-        return self.value("vecmon_app_probe_success")
+        return self.value(APP_PROBE_SUCCESS.name)
 
     @property
     def status(self) -> float | None:
-        return self.value("vecmon_app_probe_http_status_code")
+        return self.value(APP_PROBE_HTTP_STATUS_CODE.name)
 
     def latency_sum(self, outcome: str) -> float | None:
-        return self.value("vecmon_app_probe_duration_seconds_sum", outcome=outcome)
+        return self.value(f"{APP_PROBE_DURATION_SECONDS.name}_sum", outcome=outcome)
 
     @property
     def expiry(self) -> float | None:
-        return self.value("vecmon_app_tls_cert_expiry_timestamp_seconds")
+        return self.value(APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS.name)
 
     def failures(self, assertion: str) -> float | None:
-        return self.value("vecmon_app_probe_assertion_failures_total", assertion=assertion)
+        return self.value(APP_PROBE_ASSERTION_FAILURES_TOTAL.name, assertion=assertion)
 
 
 def bounded(call: Callable[[], Any]) -> tuple[Any, float]:
@@ -266,14 +277,14 @@ def test_a_healthy_endpoint_passes_and_is_measured():
         assert run.success == 1 and run.status == 200
         assert run.outcomes() == {"success": 1}
         assert 0 < run.latency_sum("success") < 1.0  # seeds: < 1 s for health
-        assert run.value("vecmon_app_probe_duration_seconds_count", outcome="success") == 1
+        assert run.value(f"{APP_PROBE_DURATION_SECONDS.name}_count", outcome="success") == 1
         assert run.failures("json[0]") == 0 and run.failures("body_matches[0]") == 0
         assert run.expiry is None  # plain HTTP: no certificate
         seen = app.seen[-1]
         assert (seen.method, seen.path, seen.headers["authorization"]) == ("GET", "/health", TOKEN)
         run = check.run()  # counters and the histogram accumulate across runs
         assert run.outcomes() == {"success": 2}
-        assert run.value("vecmon_app_probe_duration_seconds_count", outcome="success") == 2
+        assert run.value(f"{APP_PROBE_DURATION_SECONDS.name}_count", outcome="success") == 2
 
 
 def test_a_search_request_must_return_the_expected_result():
@@ -549,10 +560,10 @@ def test_the_daemon_runs_application_checks_and_keeps_secrets_out(caplog):
             runtime.stop()
         assert set(results.values()) == {"success"}  # a failing check is data, not a failed collection
         text = generate_latest(build_registry(store, 300)).decode()
-    assert 'vecmon_app_probe_success{target="rag-health"} 1.0' in text
-    assert 'vecmon_app_probe_success{target="rag-ready"} 0.0' in text
-    assert 'vecmon_app_probe_http_status_code{target="rag-ready"} 503.0' in text
-    assert 'vecmon_app_probe_requests_total{outcome="http_5xx",target="rag-ready"} 1.0' in text
+    assert f'{APP_PROBE_SUCCESS.name}{{target="rag-health"}} 1.0' in text
+    assert f'{APP_PROBE_SUCCESS.name}{{target="rag-ready"}} 0.0' in text
+    assert f'{APP_PROBE_HTTP_STATUS_CODE.name}{{target="rag-ready"}} 503.0' in text
+    assert f'{APP_PROBE_REQUESTS_TOTAL.name}{{outcome="http_5xx",target="rag-ready"}} 1.0' in text
     assert "rag-off" not in text
     assert healthy.seen[0].headers["authorization"] == TOKEN and failing.seen[0].path.endswith(QUERY_KEY)
     logs = "\n".join(r.getMessage() for r in caplog.records)

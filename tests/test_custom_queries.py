@@ -21,7 +21,15 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.custom_queries import CustomQueryCollector, go_duration_ms, version_in
+from collectors.custom_queries import (
+    QUERY_ROWS,
+    QUERY_SKIPPED_VALUES,
+    QUERY_TRUNCATED,
+    CustomQueryCollector,
+    go_duration_ms,
+    version_in,
+)
+from collectors.self_metrics import COLLECTOR_UP, UP
 from monitor.cli_overrides import ConfigOverrides, UsageError, split_collector_switches
 from monitor.config_queries import plans_for_target, query_target, version_bound
 from monitor.loader import ConfigError, load_config, parse_config
@@ -105,8 +113,8 @@ def test_bad_values_are_skipped_with_a_warning_and_other_rows_served(any_db, cap
         == [10.5, 4.5, 7.0, 1.0]  # the other column of the same rows is still served
     warning = " ".join(r.getMessage() for r in caplog.records)
     assert "queries[0] (notes)" in warning and "column value: skipped 2 value(s)" in warning
-    assert families.value("vecmon_query_skipped_values", {"target": "app", "query": "notes", "column": "value"}) == 2
-    assert families.value("vecmon_query_skipped_values", {"target": "app", "query": "notes", "column": "total"}) == 0
+    assert families.value(QUERY_SKIPPED_VALUES.name, {"target": "app", "query": "notes", "column": "value"}) == 2
+    assert families.value(QUERY_SKIPPED_VALUES.name, {"target": "app", "query": "notes", "column": "total"}) == 0
     assert "NULL: 1" in warning and "text: 1" in warning and "'x'" not in warning  # values are not logged
 
 
@@ -127,8 +135,8 @@ def test_100k_rows_are_capped_at_the_row_limit(any_db, caplog):
           f"(job {entries['query:big'].last_duration:.3f}s)")
     assert results == {"query:big": "success"}
     assert len(families.samples("vecmon_custom_big_v")) == 500
-    assert families.value("vecmon_query_rows", {"target": "app", "query": "big"}) == 500
-    assert families.value("vecmon_query_truncated", {"target": "app", "query": "big"}) == 1
+    assert families.value(QUERY_ROWS.name, {"target": "app", "query": "big"}) == 500
+    assert families.value(QUERY_TRUNCATED.name, {"target": "app", "query": "big"}) == 1
     assert "more than 500 rows (row_limit)" in caplog.text
     assert elapsed < 10
 
@@ -273,7 +281,7 @@ queries:
     text = str(caught.value)
     assert "queries[0] (a): unknown database target(s) nope" in text
     assert "queries[1] (a): query name 'a' is already used by queries[0] (a)" in text
-    assert "q.yaml: vecmon: metric vecmon_up collides with vecmon's own metrics" in text
+    assert f"q.yaml: vecmon: metric {UP.name} collides with vecmon's own metrics" in text
 
 
 def test_queries_yaml_errors_name_file_and_line(tmp_path):
@@ -378,7 +386,7 @@ def test_queries_yaml_unchanged_with_extend_query_path(any_db, tmp_path):
     assert samples[("pg_settings_custom_fsync_mode", (("target", "app"),))] == 1
     assert families["pg_orders_amount"].type == "unknown"  # untyped: a counter type would add _total
     assert "# TYPE pg_orders_amount untyped" in result.stdout
-    assert 'vecmon_collector_up{collector="query:pg_orders",target="app"} 1.0' in result.stdout
+    assert f'{COLLECTOR_UP.name}{{collector="query:pg_orders",target="app"}} 1.0' in result.stdout
     print("postgres_exporter names produced:", sorted(n for n in families if n.startswith("pg_")))
 
 

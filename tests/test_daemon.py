@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectors.pg_connections import PG_CONNECTIONS_MAX
+from collectors.self_metrics import COLLECTOR_INTERVAL_SECONDS, COLLECTOR_UP, UP
 from monitor.daemon import Daemon
 from monitor.loader import parse_config
 from monitor.scheduler import Runtime
@@ -81,9 +83,9 @@ def test_ready_status_page_and_metrics(db18):
         wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
         status, text = get(f"{daemon.url}/metrics")
         assert status == 200
-        assert sample(text, "vecmon_up", {"target": "main"}) == 1
-        assert sample(text, "vecmon_collector_up", {"target": "main", "collector": "databases"}) == 1
-        assert sample(text, "vecmon_pg_connections_max", {"target": "main"}) == 100
+        assert sample(text, UP.name, {"target": "main"}) == 1
+        assert sample(text, COLLECTOR_UP.name, {"target": "main", "collector": "databases"}) == 1
+        assert sample(text, PG_CONNECTIONS_MAX.name, {"target": "main"}) == 100
         status, page = get(f"{daemon.url}/")
         assert status == 200 and "connections" in page and f"/{db18.name}" in page
         assert get(f"{daemon.url}/nope")[0] == 404
@@ -115,11 +117,11 @@ def test_metrics_over_keep_alive_head_and_gzip(db18):
         assert zipped.getheader("Content-Encoding") == "gzip" and conn.sock is sock
         assert zipped.getheader("Content-Type").startswith("application/openmetrics-text; version=1.0.0")
         text = gzip.decompress(zipped.read()).decode()
-        assert text.endswith("# EOF\n") and "vecmon_collector_interval_seconds" in text
+        assert text.endswith("# EOF\n") and COLLECTOR_INTERVAL_SECONDS.name in text
         conn.request("POST", "/metrics", body=b"x")
         assert conn.getresponse().status == 501
         conn.close()
-        assert sample(get(f"{daemon.url}/metrics")[1], "vecmon_collector_interval_seconds",
+        assert sample(get(f"{daemon.url}/metrics")[1], COLLECTOR_INTERVAL_SECONDS.name,
                       {"target": "main", "collector": "connections"}) == 1
     finally:
         daemon.stop()
@@ -205,11 +207,11 @@ def test_sighup_reloads_and_rejects_invalid_config_then_sigterm_stops(db18, tmp_
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.5)
         assert proc.poll() is None
-        assert sample(get(f"{url}/metrics")[1], "vecmon_up", {"target": "first"}) == 1
+        assert sample(get(f"{url}/metrics")[1], UP.name, {"target": "first"}) == 1
         config_path.write_text(db_config(db18, "second", listen=f"127.0.0.1:{unused_port}"))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: sample(get(f"{url}/metrics")[1], "vecmon_up", {"target": "second"}) == 1)
-        assert sample(get(f"{url}/metrics")[1], "vecmon_up", {"target": "first"}) is None
+        wait_for(lambda: sample(get(f"{url}/metrics")[1], UP.name, {"target": "second"}) == 1)
+        assert sample(get(f"{url}/metrics")[1], UP.name, {"target": "first"}) is None
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
@@ -292,7 +294,7 @@ def test_collect_prints_exposition_that_promtool_accepts(db18, tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     parsed = Families(list(text_string_to_metric_families(result.stdout)))
-    assert parsed.samples("vecmon_pg_connections_max")
+    assert parsed.samples(PG_CONNECTIONS_MAX.name)
     check = subprocess.run([require_tool("promtool", "prometheus"), "check", "metrics"], input=result.stdout, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == "" and check.stderr.strip() == "", check.stdout + check.stderr
@@ -312,8 +314,8 @@ def test_collect_exits_1_and_keeps_what_succeeded(db18, tmp_path, unused_port):
     result = subprocess.run([sys.executable, "-m", "monitor", "collect", "-c", str(config_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert sample(result.stdout, "vecmon_up", {"target": "good"}) == 1
-    assert sample(result.stdout, "vecmon_up", {"target": "bad"}) == 0
+    assert sample(result.stdout, UP.name, {"target": "good"}) == 1
+    assert sample(result.stdout, UP.name, {"target": "bad"}) == 0
     assert "bad/connections failed" in result.stderr
     assert "hunter2-secret" not in result.stdout + result.stderr
 
@@ -353,6 +355,6 @@ def test_listens_on_an_ipv6_address(db18):
         assert daemon.url.startswith("http://[::1]:")
         wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
         status, text = get(f"{daemon.url}/metrics")
-        assert status == 200 and sample(text, "vecmon_up", {"target": "main"}) == 1
+        assert status == 200 and sample(text, UP.name, {"target": "main"}) == 1
     finally:
         daemon.stop()

@@ -14,6 +14,9 @@ import pytest
 import yaml
 
 from alerts import conventions as names
+from collectors.model_probe import MODEL_API_REQUEST_DURATION_SECONDS, MODEL_API_REQUESTS_TOTAL
+from collectors.pg_tables import PG_TABLE_SEQ_SCAN_TOTAL
+from collectors.self_metrics import BUILD_INFO, UP
 from dashboards import facade, lint
 from dashboards.catalog import declared_series, recording_rules
 from dashboards.render import build_dashboards, lint_exclusions, write_dashboards
@@ -107,9 +110,9 @@ def test_minimal_config_dashboards_pass_the_linter():
 def _good() -> dict:
     """A small dashboard that passes every rule; the tests below break one thing at a time."""
     panel = facade.timeseries("Scans", "Scans per second.", "ops",
-                              [facade.q(f"sum({facade.rate(facade.m('vecmon_pg_table_seq_scan_total'))})")])
-    return facade.dashboard("t", "T", "d", [*facade.standard_vars("vecmon_build_info"),
-                                            facade.query_var("target", "Target", "label_values(vecmon_up, target)")],
+                              [facade.q(f"sum({facade.rate(facade.m(PG_TABLE_SEQ_SCAN_TOTAL.name))})")])
+    return facade.dashboard("t", "T", "d", [*facade.standard_vars(BUILD_INFO.name),
+                                            facade.query_var("target", "Target", f"label_values({UP.name}, target)")],
                             [panel])
 
 
@@ -143,19 +146,19 @@ def test_the_linter_accepts_the_reference_dashboard():
     ("panel-type-rule", lambda b: b["panels"][0].update(type="singlestat")),
     ("target-promql-rule", lambda b: b["panels"][0]["targets"][0].update(expr="sum(rate(x[5m])")),
     ("target-rate-interval-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='sum(rate(vecmon_pg_table_seq_scan_total{job=~"$job", instance=~"$instance"}[5m]))')),
+        expr=f'sum(rate({PG_TABLE_SEQ_SCAN_TOTAL.name}{{job=~"$job", instance=~"$instance"}}[5m]))')),
     ("target-rate-interval-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='sum(irate(vecmon_pg_table_seq_scan_total{job=~"$job", instance=~"$instance"}[$__interval]))')),
+        expr=f'sum(irate({PG_TABLE_SEQ_SCAN_TOTAL.name}{{job=~"$job", instance=~"$instance"}}[$__interval]))')),
     ("target-job-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='sum(rate(vecmon_pg_table_seq_scan_total{instance=~"$instance"}[$__rate_interval]))')),
+        expr=f'sum(rate({PG_TABLE_SEQ_SCAN_TOTAL.name}{{instance=~"$instance"}}[$__rate_interval]))')),
     ("target-job-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='sum(rate(vecmon_pg_table_seq_scan_total{job="$job", instance=~"$instance"}[$__rate_interval]))')),
+        expr=f'sum(rate({PG_TABLE_SEQ_SCAN_TOTAL.name}{{job="$job", instance=~"$instance"}}[$__rate_interval]))')),
     ("target-instance-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='vecmon_up{job=~"$job"} / vecmon_up{job=~"$job", instance=~"$instance"}')),
+        expr=f'{UP.name}{{job=~"$job"}} / {UP.name}{{job=~"$job", instance=~"$instance"}}')),
     ("target-counter-agg-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='vecmon_pg_table_seq_scan_total{job=~"$job", instance=~"$instance"}')),
+        expr=f'{PG_TABLE_SEQ_SCAN_TOTAL.name}{{job=~"$job", instance=~"$instance"}}')),
     ("target-variables-rule", lambda b: b["panels"][0]["targets"][0].update(
-        expr='vecmon_up{job=~"$job", instance=~"$instance", target=~"$index"}')),
+        expr=f'{UP.name}{{job=~"$job", instance=~"$instance", target=~"$index"}}')),
 ])
 def test_the_linter_catches(rule, breakage):
     board = _good()
@@ -245,7 +248,7 @@ def test_panels_use_current_types_units_descriptions_and_fit_the_grid(boards):
 # Counters of probes that move once a minute or once per 10-minute cycle: $__rate_interval (a few
 # scrapes) holds one probe or none, so their panels use increase() over a window of many probes.
 PROBE_COUNTERS = {"vecmon_recall_probe_runs_total": 3600, "vecmon_recall_exact_queries_total": 3600,
-                  "vecmon_recall_exact_reused_total": 3600, "vecmon_model_api_requests_total": 1800}
+                  "vecmon_recall_exact_reused_total": 3600, MODEL_API_REQUESTS_TOTAL.name: 1800}
 
 
 def test_every_rate_uses_rate_interval_except_probe_counters(boards):
@@ -270,7 +273,7 @@ def test_every_rate_uses_rate_interval_except_probe_counters(boards):
 def test_probe_latency_panels_count_successful_probes_only(boards):
     board = boards["vecmon-model-apis"]
     latency = [t["expr"] for panel, t in lint.targets(board)
-               if "vecmon_model_api_request_duration_seconds_bucket" in t["expr"]]
+               if f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_bucket" in t["expr"]]
     assert len(latency) >= 4
     assert all('outcome="success"' in expr for expr in latency), latency
 
@@ -319,7 +322,7 @@ def test_grafanalib_quirks_are_fixed(boards):
 
 def test_facade_rejects_panels_without_description_or_bad_thresholds():
     with pytest.raises(ValueError, match="description"):
-        facade.stat("x", "", "none", [facade.q("vecmon_up")])
+        facade.stat("x", "", "none", [facade.q(UP.name)])
     with pytest.raises(ValueError, match="base step"):
         facade.steps(("red", 1))
     with pytest.raises(ValueError, match="query"):

@@ -4,6 +4,7 @@ capability is only known at run time (pgvector, pg_stat_statements)."""
 
 from __future__ import annotations
 
+from collectors.self_metrics import COLLECTOR_DISABLED
 from dashboards.lint import lint
 from dashboards.render import build_dashboards, lint_exclusions
 from monitor.loader import parse_config
@@ -47,13 +48,14 @@ def test_panels_that_depend_on_an_extension_say_why_they_are_empty():
     for panel in vector:
         no_value = panel["fieldConfig"]["defaults"].get("noValue", "")
         assert "pgvector is not installed" in no_value, panel["title"]
-        assert 'vecmon_collector_disabled{collector="vector_indexes"} == 1' in no_value, panel["title"]
+        assert f'{COLLECTOR_DISABLED.name}{{collector="vector_indexes"}} == 1' in no_value, panel["title"]
     statements = [p for p in _panels(boards["vecmon-postgres"])
                   if any("vecmon_pg_statement_" in t["expr"] for t in p.get("targets", []))]
     assert statements
     for panel in statements:
-        assert "pg_stat_statements is not installed" in panel["fieldConfig"]["defaults"]["noValue"], panel["title"]
-        assert 'vecmon_collector_disabled{collector="statements"} == 1' in panel["fieldConfig"]["defaults"]["noValue"]
+        no_value = panel["fieldConfig"]["defaults"]["noValue"]
+        assert "pg_stat_statements is not installed" in no_value, panel["title"]
+        assert f'{COLLECTOR_DISABLED.name}{{collector="statements"}} == 1' in no_value
     others = [p for p in _panels(boards["vecmon-postgres"]) if p not in statements]
     assert not [p["title"] for p in others if "pg_stat_statements" in p["fieldConfig"]["defaults"].get("noValue", "")]
     for board in boards.values():

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from collectors.vector_indexes import VECTOR_INDEX
 from monitor.docs import render
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -15,8 +16,8 @@ def test_readme_references_are_up_to_date():
 def test_every_declared_metric_follows_conventions():
     from collectors.pgvector_catalog import MISCONFIGURED
     from collectors.registry import all_collector_classes
+    from collectors.self_metrics import SELF_METRICS
     from monitor.api_jobs import api_collector_classes
-    from monitor.exposition import SELF_METRICS
 
     names = set()
     for specs in [SELF_METRICS] + [cls.METRICS for cls in all_collector_classes() + api_collector_classes()]:
@@ -84,6 +85,6 @@ databases:
         runtime.stop()
     exposed = _exposed_families(generate_latest(build_registry(store, 300)).decode())
     listed = _reference_names(README.read_text())
-    assert "vecmon_vector_index_info" in exposed  # the probe really ran on pgvector
+    assert VECTOR_INDEX.exposed_name in exposed  # the probe really ran on pgvector
     missing = sorted(name for name in exposed if name not in listed and f"{name}_total" not in listed)
     assert not missing, f"exposed but not in the README's metric reference under that name: {missing}"

@@ -27,12 +27,18 @@ from fake_providers import FakeProvider, Fault, Probe
 from helpers import Families, require_tool
 from prometheus_client import generate_latest
 from test_providers_cost import ADMIN, NOW, cost_fake
-from test_redis_cache import PASSWORD, REDIS_SERVER, RedisServer
+from test_redis_cache import PASSWORD, REDIS_SERVER_BINARY, RedisServer
 
 from collectors.base import CollectContext, CollectorError
-from collectors.provider_costs import ProviderCostsCollector, SpendLedger
+from collectors.model_probe import MODEL_API_LAST_STATUS_CODE, MODEL_API_PROBE_SUCCESS, MODEL_API_REQUESTS_TOTAL
+from collectors.provider_costs import COST_API_POLLS_TOTAL, COST_PROVIDER_SPEND_USD, ProviderCostsCollector, SpendLedger
 from collectors.providers.common import MAX_BODY_BYTES
-from collectors.redis_cache import RedisCacheCollector
+from collectors.redis_cache import (
+    REDIS_KEYSPACE_HITS_TOTAL,
+    REDIS_PREFIX_KEYS,
+    REDIS_PREFIX_SCAN_COMPLETE,
+    RedisCacheCollector,
+)
 from monitor.config import Config
 from monitor.config_apis import CostApiTarget, RedisTarget
 from monitor.exposition import build_registry
@@ -103,8 +109,8 @@ def test_a_hostile_model_api_is_bounded_by_the_probe_timeout(provider, kind, nam
         assert not isinstance(run, Exception), run  # a hostile peer is data, never a collector failure
         assert elapsed <= TIMEOUT + MARGIN, f"{name}: held {elapsed:.2f}s"
         assert run.outcomes() == {outcome: 1}, name
-        assert run.value("vecmon_model_api_probe_success") == 0
-        assert run.value("vecmon_model_api_last_status_code") == status
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 0
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == status
         if outcome == "timeout":  # only the deadline ended it
             assert run.latency_sum("timeout") >= TIMEOUT - 0.05
         if name == "50MB-body":  # the Content-Length alone is enough to refuse it
@@ -135,7 +141,7 @@ def test_a_trickling_https_peer_is_bounded_too(certificate, name):
         assert not isinstance(run, Exception), run
         assert elapsed <= TIMEOUT + MARGIN, f"{name}: held {elapsed:.2f}s"
         assert run.outcomes() == {"success": 1, outcome: 1}
-        assert run.value("vecmon_model_api_last_status_code") == status
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == status
 
 
 def test_a_trickling_peer_behind_an_http_proxy_is_bounded_too():
@@ -195,7 +201,7 @@ class CostPoll:
 
 
 def polls(families: Families, api: str, outcome: str) -> float | None:
-    return families.value("vecmon_cost_api_polls_total",
+    return families.value(COST_API_POLLS_TOTAL.name,
                           {"target": "org", "provider": "openai", "api": api, "outcome": outcome})
 
 
@@ -211,7 +217,7 @@ def test_a_hostile_cost_api_is_bounded_by_the_poll_timeout(name):
         # the whole collection (costs pages, then usage pages) shares one deadline
         assert elapsed <= TIMEOUT + MARGIN, f"{name}: held {elapsed:.2f}s"
         assert polls(families, "costs", outcome) == 1 and polls(families, "costs", "success") == 1
-        spend = families.value("vecmon_cost_provider_spend_usd", {"target": "org", "provider": "openai",
+        spend = families.value(COST_PROVIDER_SPEND_USD.name, {"target": "org", "provider": "openai",
                                                                   "period": "month"})
         assert spend == pytest.approx(2.875)  # the last good values are still served
 
@@ -334,15 +340,15 @@ def test_a_scan_reply_that_comes_too_late_keeps_the_info_metrics():
                                                                                                 state={}))))
     assert not isinstance(result, Exception), result
     assert elapsed <= TIMEOUT + MARGIN
-    assert result.value("vecmon_redis_keyspace_hits_total", {"target": "cache"}) == 1
+    assert result.value(REDIS_KEYSPACE_HITS_TOTAL.name, {"target": "cache"}) == 1
     for prefix in ("emb:", "rerank:"):
-        assert result.value("vecmon_redis_prefix_scan_complete", {"target": "cache", "prefix": prefix}) == 0
-        assert result.value("vecmon_redis_prefix_keys", {"target": "cache", "prefix": prefix}) == 0
+        assert result.value(REDIS_PREFIX_SCAN_COMPLETE.name, {"target": "cache", "prefix": prefix}) == 0
+        assert result.value(REDIS_PREFIX_KEYS.name, {"target": "cache", "prefix": prefix}) == 0
     assert b"SCAN" in peer.received and peer.received.count(b"SCAN") == 1  # no second SCAN on a late connection
 
 
 def test_a_paused_real_redis_server_is_a_timeout_and_then_recovers(tmp_path):
-    require_tool(REDIS_SERVER, "redis-server")
+    require_tool(REDIS_SERVER_BINARY, "redis-server")
     server = RedisServer(tmp_path)
     server.start()
     try:
@@ -357,7 +363,7 @@ def test_a_paused_real_redis_server_is_a_timeout_and_then_recovers(tmp_path):
             server.proc.send_signal(signal.SIGCONT)
         assert type(result) is CollectionTimeout and elapsed <= TIMEOUT + MARGIN, (result, elapsed)
         families = Families(RedisCacheCollector().collect(CollectContext("cache", target, state={})))
-        assert families.value("vecmon_redis_prefix_scan_complete", {"target": "cache", "prefix": "emb:"}) == 1
+        assert families.value(REDIS_PREFIX_SCAN_COMPLETE.name, {"target": "cache", "prefix": "emb:"}) == 1
     finally:
         server.stop()
 
@@ -420,13 +426,13 @@ def test_hostile_peers_never_hold_the_daemon_and_never_see_a_secret_leak(caplog)
                 fake.stopping.set()
             runtime.stop()
     labels = 'kind="{kind}",model="{model}",outcome="{outcome}",provider="{provider}",target="{target}"'
-    assert "vecmon_model_api_requests_total{" + labels.format(
+    assert f"{MODEL_API_REQUESTS_TOTAL.name}{{" + labels.format(
         kind="embedding", model="text-embedding-3-small", outcome="timeout", provider="openai",
         target="trickling") + "} 1.0" in text
-    assert "vecmon_model_api_requests_total{" + labels.format(
+    assert f"{MODEL_API_REQUESTS_TOTAL.name}{{" + labels.format(
         kind="rerank", model="rerank-v3.5", outcome="bad_response", provider="cohere", target="huge") + "} 1.0" in text
-    assert 'vecmon_cost_api_polls_total{api="costs",outcome="timeout",provider="openai",target="org"} 1.0' in text
-    assert "vecmon_model_api_requests_total{" + labels.format(
+    assert f'{COST_API_POLLS_TOTAL.name}{{api="costs",outcome="timeout",provider="openai",target="org"}} 1.0' in text
+    assert f"{MODEL_API_REQUESTS_TOTAL.name}{{" + labels.format(
         kind="embedding", model="voyage-3.5", outcome="bad_response", provider="voyage", target="garbled") \
         + "} 1.0" in text
     assert "Failed to parse headers" in caplog.text  # urllib3 did log the URL, redacted

@@ -15,7 +15,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from collectors.base import CollectContext
+from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL
 from collectors.registry import database_collector
+from collectors.self_metrics import COLLECTOR_DISABLED, COLLECTOR_UP, TARGET_UNREACHABLE_REASON, UP
 from monitor.config import Config
 from monitor.embedded import LocalPostgres, free_port
 from monitor.exposition import build_registry
@@ -194,7 +196,7 @@ def test_outage_recovery_within_one_interval(own_server, outage, warnings_log):
     runtime.start()
     try:
         assert wait_for(lambda: up() and not store.not_ready(), 30) is not None
-        assert registry.get_sample_value("vecmon_collector_disabled", {"target": "db", "collector": "statements"}) == 1
+        assert registry.get_sample_value(COLLECTOR_DISABLED.name, {"target": "db", "collector": "statements"}) == 1
         warnings_log.records.clear()
         own_server.stop(mode="fast")
         stopped = time.monotonic()
@@ -203,22 +205,22 @@ def test_outage_recovery_within_one_interval(own_server, outage, warnings_log):
         # while down: only the target is down; collectors keep their state (asserted below, after the
         # recovery figure, so the test prints it on any code)
         sample = lambda name, **labels: registry.get_sample_value(name, {"target": "db", **labels})  # noqa: E731
-        seen = {"up": sample("vecmon_up"), "reason": sample("vecmon_target_unreachable_reason", reason="refused"),
-                "statements_disabled": sample("vecmon_collector_disabled", collector="statements"),
-                "statements_up": sample("vecmon_collector_up", collector="statements"),
-                "connections_up": sample("vecmon_collector_up", collector="connections")}
+        seen = {"up": sample(UP.name), "reason": sample(TARGET_UNREACHABLE_REASON.name, reason="refused"),
+                "statements_disabled": sample(COLLECTOR_DISABLED.name, collector="statements"),
+                "statements_up": sample(COLLECTOR_UP.name, collector="statements"),
+                "connections_up": sample(COLLECTOR_UP.name, collector="connections")}
         entry = {e.collector: e for e in store.entries()}["connections"]
         down_warnings = len(warnings_log.records)
         own_server.start()
         returned = time.monotonic()
         lag = wait_for(up, 4 * INTERVAL + 120)
-        print(f"outage {outage:.0f}s: vecmon_up=1 {lag}s after the database returned; "
+        print(f"outage {outage:.0f}s: {UP.name}=1 {lag}s after the database returned; "
               f"{down_warnings} warnings while down ({down_warnings / (returned - stopped) * 60:.1f}/min)")
-        assert lag is not None and lag <= INTERVAL + 1.5, f"vecmon_up=1 only {lag}s after the database returned"
+        assert lag is not None and lag <= INTERVAL + 1.5, f"{UP.name}=1 only {lag}s after the database returned"
         assert down_warnings <= 2, [r.getMessage() for r in warnings_log.records]
         assert seen == {"up": 0, "reason": 1, "statements_disabled": 1, "statements_up": None, "connections_up": 1}
         assert entry.state == "target-down" and "Connection refused" in entry.last_error, entry
-        assert wait_for(lambda: sample("vecmon_target_unreachable_reason", reason="refused") is None, 1) is not None
+        assert wait_for(lambda: sample(TARGET_UNREACHABLE_REASON.name, reason="refused") is None, 1) is not None
     finally:
         runtime.stop()
         if not own_server.running():
@@ -363,7 +365,7 @@ def test_cause_of_a_failed_connection_is_shown(own_server, case, warnings_log):
     assert result == "error" and seconds < 4
     assert phrase in entry.last_error and "couldn't get a connection" not in entry.last_error
     assert phrase in logged
-    assert registry.get_sample_value("vecmon_target_unreachable_reason", {"target": "db", "reason": reason}) == 1
+    assert registry.get_sample_value(TARGET_UNREACHABLE_REASON.name, {"target": "db", "reason": reason}) == 1
     assert PASSWORD not in entry.last_error and PASSWORD not in logged
     assert PASSWORD.encode() not in generate_latest(registry)
 
@@ -457,7 +459,7 @@ def test_statements_of_a_utf8_database_beside_a_sql_ascii_one(legacy_db, own_ser
     with pytest.raises(psycopg.errors.CharacterNotInRepertoire), psycopg.connect(own_server.dsn(name)) as conn:
         conn.execute("SELECT query FROM pg_stat_statements").fetchall()
     families = run_collector(own_server.dsn(name, user=MONITOR_ROLE), "statements")
-    assert families.samples("vecmon_pg_statement_calls_total")
+    assert families.samples(PG_STATEMENT_CALLS_TOTAL.name)
 
 
 # -- what the monitoring role could write ----------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors.self_metrics import COLLECTOR_RUNS_TOTAL
 from monitor.daemon import Daemon
 from monitor.loader import ConfigError, load_config
 from tests.test_daemon import db_config, get, sample, start_daemon, wait_for
@@ -36,7 +37,7 @@ def half_written(good: str) -> str:
 
 
 def runs(text: str, target: str, collector: str = "connections") -> float:
-    return sample(text, "vecmon_collector_runs_total", {"target": target, "collector": collector,
+    return sample(text, COLLECTOR_RUNS_TOTAL.name, {"target": target, "collector": collector,
                                                         "result": "success"}) or 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from collectors.self_metrics import UP
 from tests.conftest import new_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +142,7 @@ def test_installed_wheel_runs_version_collect_and_generate(venv, pg18, tmp_path)
                       f"databases:\n  - name: packaged\n    dsn: \"{db.monitor_dsn}\"\n")
     collect = _run(venv, "vecmon", "collect", "-c", str(config), cwd=tmp_path)
     assert collect.returncode == 0, collect.stderr[-3000:]
-    assert 'vecmon_up{target="packaged"} 1.0' in collect.stdout, collect.stdout[:2000]
+    assert f'{UP.name}{{target="packaged"}} 1.0' in collect.stdout, collect.stdout[:2000]
     assert "price table" not in collect.stderr
 
     generate = _run(venv, "vecmon", "generate", "-c", str(config), "-o", str(tmp_path / "out"), cwd=tmp_path)

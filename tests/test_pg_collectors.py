@@ -15,6 +15,73 @@ import psycopg
 import pytest
 
 from collectors.base import CollectorDisabled
+from collectors.pg_connections import (
+    PG_CONNECTIONS,
+    PG_CONNECTIONS_LOCK_WAITING,
+    PG_CONNECTIONS_MAX,
+    PG_CONNECTIONS_USED,
+    PG_CONNECTIONS_USED_RATIO,
+    PG_OLDEST_TRANSACTION_AGE_SECONDS,
+)
+from collectors.pg_databases import (
+    PG_DATABASE_BLKS_HIT_TOTAL,
+    PG_DATABASE_CACHE_HIT_RATIO,
+    PG_DATABASE_DEADLOCKS_TOTAL,
+    PG_DATABASE_SIZE_BYTES,
+    PG_DATABASE_TUP_INSERTED_TOTAL,
+    PG_DATABASE_XACT_COMMIT_TOTAL,
+    PG_DATABASE_XACT_ROLLBACK_TOTAL,
+)
+from collectors.pg_indexes import (
+    PG_INDEX_INVALID,
+    PG_INDEX_SCANS_TOTAL,
+    PG_INDEX_SIZE_BYTES,
+    PG_INDEX_TUP_FETCH_TOTAL,
+    PG_INDEX_TUP_READ_TOTAL,
+    PG_INDEX_UNUSED,
+)
+from collectors.pg_server import (
+    PG_CHECKPOINT_BUFFERS_WRITTEN_TOTAL,
+    PG_CHECKPOINT_SYNC_SECONDS_TOTAL,
+    PG_CHECKPOINT_WRITE_SECONDS_TOTAL,
+    PG_CHECKPOINTS_TOTAL,
+    PG_IN_RECOVERY,
+    PG_REPLICATION_LAG_SECONDS,
+    PG_REPLICATION_SLOT_ACTIVE,
+    PG_REPLICATION_SLOT_RETAINED_WAL_BYTES,
+    PG_SERVER_INFO,
+    PG_SERVER_VERSION_NUM,
+    PG_SETTING,
+    PG_SETTING_BYTES,
+    PG_SETTING_SECONDS,
+    PG_STANDBY_REPLAY_LAG_SECONDS,
+    PG_UPTIME_SECONDS,
+    PG_WAL_DIRECTORY_BYTES,
+    PG_WAL_DIRECTORY_FILES,
+    PG_WAL_WRITTEN_BYTES_TOTAL,
+)
+from collectors.pg_statements import (
+    PG_STATEMENT_CALLS_TOTAL,
+    PG_STATEMENT_EXEC_SECONDS_TOTAL,
+    PG_STATEMENT_MEAN_EXEC_SECONDS,
+    PG_STATEMENT_ROWS_TOTAL,
+    PG_STATEMENT_SHARED_BLKS_HIT_TOTAL,
+    PG_STATEMENT_SHARED_BLKS_READ_TOTAL,
+)
+from collectors.pg_tables import (
+    PG_TABLE_CACHE_HIT_RATIO,
+    PG_TABLE_DEAD_TUPLE_RATIO,
+    PG_TABLE_DEAD_TUPLES,
+    PG_TABLE_IDX_SCAN_TOTAL,
+    PG_TABLE_INDEX_SCAN_RATIO,
+    PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS,
+    PG_TABLE_LIVE_TUPLES,
+    PG_TABLE_SEQ_SCAN_TOTAL,
+    PG_TABLE_SIZE_BYTES,
+    PG_TABLE_TUP_DELETED_TOTAL,
+    PG_TABLE_TUP_INSERTED_TOTAL,
+    PG_TABLE_TUP_UPDATED_TOTAL,
+)
 from tests.conftest import Database, new_database
 from tests.helpers import Families, run_collector
 
@@ -62,8 +129,8 @@ def test_connections_counts_idle_sessions_and_not_vecmon(any_db):
     settle(any_db)
     before = run_collector(any_db.monitor_dsn, "connections")
     # The collector's own (active) session and other vecmon sessions are not counted.
-    assert val(before, "vecmon_pg_connections", datname=any_db.name, state="active") == 0
-    assert val(before, "vecmon_pg_connections", datname=any_db.name, state="idle") == 0
+    assert val(before, PG_CONNECTIONS.name, datname=any_db.name, state="active") == 0
+    assert val(before, PG_CONNECTIONS.name, datname=any_db.name, state="idle") == 0
 
     idle = [psycopg.connect(any_db.admin_dsn, autocommit=True, application_name="vecmon-test-idle")
             for _ in range(3)]
@@ -76,14 +143,14 @@ def test_connections_counts_idle_sessions_and_not_vecmon(any_db):
         for conn in idle + [other_vecmon]:
             conn.close()
 
-    assert val(after, "vecmon_pg_connections", datname=any_db.name, state="idle") == 3
-    assert val(after, "vecmon_pg_connections", datname=any_db.name, state="active") == 0
-    assert val(after, "vecmon_pg_connections_lock_waiting", datname=any_db.name) == 0
-    assert val(after, "vecmon_pg_oldest_transaction_age_seconds", datname=any_db.name) == 0
-    used, limit = val(after, "vecmon_pg_connections_used"), val(after, "vecmon_pg_connections_max")
+    assert val(after, PG_CONNECTIONS.name, datname=any_db.name, state="idle") == 3
+    assert val(after, PG_CONNECTIONS.name, datname=any_db.name, state="active") == 0
+    assert val(after, PG_CONNECTIONS_LOCK_WAITING.name, datname=any_db.name) == 0
+    assert val(after, PG_OLDEST_TRANSACTION_AGE_SECONDS.name, datname=any_db.name) == 0
+    used, limit = val(after, PG_CONNECTIONS_USED.name), val(after, PG_CONNECTIONS_MAX.name)
     assert limit == 100  # monitor.embedded sets max_connections = 100
     assert used >= 3 + 1 + 1  # the three idle sessions, the other vecmon session and the collector's own
-    assert val(after, "vecmon_pg_connections_used_ratio") == pytest.approx(used / limit)
+    assert val(after, PG_CONNECTIONS_USED_RATIO.name) == pytest.approx(used / limit)
 
 
 def test_connections_lock_wait_and_oldest_transaction(any_db):
@@ -115,10 +182,10 @@ def test_connections_lock_wait_and_oldest_transaction(any_db):
         holder.close()
         waiter.join(timeout=10)
     assert not errors
-    assert val(families, "vecmon_pg_connections_lock_waiting", datname=any_db.name) == 1
-    assert val(families, "vecmon_pg_oldest_transaction_age_seconds", datname=any_db.name) >= 1.0
-    assert val(families, "vecmon_pg_connections", datname=any_db.name, state="idle in transaction") == 1
-    assert val(families, "vecmon_pg_connections", datname=any_db.name, state="active") == 1
+    assert val(families, PG_CONNECTIONS_LOCK_WAITING.name, datname=any_db.name) == 1
+    assert val(families, PG_OLDEST_TRANSACTION_AGE_SECONDS.name, datname=any_db.name) >= 1.0
+    assert val(families, PG_CONNECTIONS.name, datname=any_db.name, state="idle in transaction") == 1
+    assert val(families, PG_CONNECTIONS.name, datname=any_db.name, state="active") == 1
 
 
 # -- databases ------------------------------------------------------------------------------------
@@ -141,14 +208,14 @@ def test_databases_counters_size_and_hit_ratio(any_db):
     def delta(name):
         return val(after, name, datname=any_db.name) - val(before, name, datname=any_db.name)
 
-    assert delta("vecmon_pg_database_tup_inserted_total") == 25
-    assert delta("vecmon_pg_database_xact_rollback_total") >= 4
-    assert delta("vecmon_pg_database_xact_commit_total") >= 1
-    assert delta("vecmon_pg_database_blks_hit_total") > 0
-    assert val(after, "vecmon_pg_database_deadlocks_total", datname=any_db.name) == 0
-    assert val(after, "vecmon_pg_database_size_bytes", datname=any_db.name) == pytest.approx(size, rel=0.05)
-    assert 0 < val(after, "vecmon_pg_database_cache_hit_ratio", datname=any_db.name) <= 1
-    datnames = {labels["datname"] for labels in labelsets(after, "vecmon_pg_database_xact_commit_total")}
+    assert delta(PG_DATABASE_TUP_INSERTED_TOTAL.name) == 25
+    assert delta(PG_DATABASE_XACT_ROLLBACK_TOTAL.name) >= 4
+    assert delta(PG_DATABASE_XACT_COMMIT_TOTAL.name) >= 1
+    assert delta(PG_DATABASE_BLKS_HIT_TOTAL.name) > 0
+    assert val(after, PG_DATABASE_DEADLOCKS_TOTAL.name, datname=any_db.name) == 0
+    assert val(after, PG_DATABASE_SIZE_BYTES.name, datname=any_db.name) == pytest.approx(size, rel=0.05)
+    assert 0 < val(after, PG_DATABASE_CACHE_HIT_RATIO.name, datname=any_db.name) <= 1
+    datnames = {labels["datname"] for labels in labelsets(after, PG_DATABASE_XACT_COMMIT_TOTAL.name)}
     assert {any_db.name, "postgres"} <= datnames
     assert "" not in datnames  # the shared-objects row (datid 0) is skipped
 
@@ -160,13 +227,13 @@ def test_databases_leave_out_templates_unless_asked(any_db):
     with psycopg.connect(any_db.server.dsn("template1"), autocommit=True) as conn:
         conn.execute("SELECT count(*) FROM pg_class").fetchone()  # template1 has stats of its own now
     default = run_collector(any_db.monitor_dsn, "databases")
-    datnames = {labels["datname"] for labels in labelsets(default, "vecmon_pg_database_xact_commit_total")}
+    datnames = {labels["datname"] for labels in labelsets(default, PG_DATABASE_XACT_COMMIT_TOTAL.name)}
     assert any_db.name in datnames and not datnames & {"template0", "template1"}
     everything = run_collector(any_db.monitor_dsn, "databases", exclude_databases=[])
-    datnames = {labels["datname"] for labels in labelsets(everything, "vecmon_pg_database_xact_commit_total")}
+    datnames = {labels["datname"] for labels in labelsets(everything, PG_DATABASE_XACT_COMMIT_TOTAL.name)}
     assert "template1" in datnames
     only_others = run_collector(any_db.monitor_dsn, "databases", exclude_databases=[any_db.name])
-    datnames = {labels["datname"] for labels in labelsets(only_others, "vecmon_pg_database_xact_commit_total")}
+    datnames = {labels["datname"] for labels in labelsets(only_others, PG_DATABASE_XACT_COMMIT_TOTAL.name)}
     assert any_db.name not in datnames and "postgres" in datnames
 
 
@@ -185,17 +252,17 @@ def test_tables_scans_tuples_maintenance_and_sizes(any_db):
         flush(conn)
     after = run_collector(any_db.monitor_dsn, "tables")
 
-    seq_before = val(before, "vecmon_pg_table_seq_scan_total", **table)
-    assert val(after, "vecmon_pg_table_seq_scan_total", **table) - seq_before == 7
-    assert val(after, "vecmon_pg_table_idx_scan_total", **table) is None  # no index yet
-    assert val(after, "vecmon_pg_table_index_scan_ratio", **table) == 0
-    assert val(after, "vecmon_pg_table_live_tuples", **table) == 40
-    assert val(after, "vecmon_pg_table_dead_tuples", **table) == 0
-    assert val(after, "vecmon_pg_table_tup_inserted_total", **table) == 40
-    assert 0 <= val(after, "vecmon_pg_table_last_maintenance_age_seconds", kind="analyze", **table) < 60
-    assert val(after, "vecmon_pg_table_last_maintenance_age_seconds", kind="vacuum", **table) is None  # never
-    assert val(after, "vecmon_pg_table_last_maintenance_age_seconds", kind="autovacuum", **table) is None
-    assert 0 <= val(after, "vecmon_pg_table_cache_hit_ratio", **table) <= 1
+    seq_before = val(before, PG_TABLE_SEQ_SCAN_TOTAL.name, **table)
+    assert val(after, PG_TABLE_SEQ_SCAN_TOTAL.name, **table) - seq_before == 7
+    assert val(after, PG_TABLE_IDX_SCAN_TOTAL.name, **table) is None  # no index yet
+    assert val(after, PG_TABLE_INDEX_SCAN_RATIO.name, **table) == 0
+    assert val(after, PG_TABLE_LIVE_TUPLES.name, **table) == 40
+    assert val(after, PG_TABLE_DEAD_TUPLES.name, **table) == 0
+    assert val(after, PG_TABLE_TUP_INSERTED_TOTAL.name, **table) == 40
+    assert 0 <= val(after, PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, kind="analyze", **table) < 60
+    assert val(after, PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, kind="vacuum", **table) is None  # never
+    assert val(after, PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, kind="autovacuum", **table) is None
+    assert 0 <= val(after, PG_TABLE_CACHE_HIT_RATIO.name, **table) <= 1
 
     with any_db.admin() as conn:
         conn.execute("DELETE FROM items WHERE id <= 10")
@@ -212,16 +279,16 @@ def test_tables_scans_tuples_maintenance_and_sizes(any_db):
             "SELECT pg_total_relation_size('items'), pg_table_size('items'),"
             " pg_total_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'items'::regclass").fetchone()
     final = run_collector(any_db.monitor_dsn, "tables")
-    assert val(final, "vecmon_pg_table_tup_deleted_total", **table) == 10
-    assert val(final, "vecmon_pg_table_tup_updated_total", **table) == 5
-    assert val(final, "vecmon_pg_table_idx_scan_total", **table) == 4
-    seq = val(final, "vecmon_pg_table_seq_scan_total", **table)
-    assert val(final, "vecmon_pg_table_index_scan_ratio", **table) == pytest.approx(4 / (seq + 4))
-    live, dead = val(final, "vecmon_pg_table_live_tuples", **table), val(final, "vecmon_pg_table_dead_tuples", **table)
+    assert val(final, PG_TABLE_TUP_DELETED_TOTAL.name, **table) == 10
+    assert val(final, PG_TABLE_TUP_UPDATED_TOTAL.name, **table) == 5
+    assert val(final, PG_TABLE_IDX_SCAN_TOTAL.name, **table) == 4
+    seq = val(final, PG_TABLE_SEQ_SCAN_TOTAL.name, **table)
+    assert val(final, PG_TABLE_INDEX_SCAN_RATIO.name, **table) == pytest.approx(4 / (seq + 4))
+    live, dead = val(final, PG_TABLE_LIVE_TUPLES.name, **table), val(final, PG_TABLE_DEAD_TUPLES.name, **table)
     assert live == 30
-    assert val(final, "vecmon_pg_table_dead_tuple_ratio", **table) == pytest.approx(dead / (live + dead))
-    assert 0 <= val(final, "vecmon_pg_table_last_maintenance_age_seconds", kind="vacuum", **table) < 60
-    parts = {part: val(final, "vecmon_pg_table_size_bytes", part=part, **table)
+    assert val(final, PG_TABLE_DEAD_TUPLE_RATIO.name, **table) == pytest.approx(dead / (live + dead))
+    assert 0 <= val(final, PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, kind="vacuum", **table) < 60
+    parts = {part: val(final, PG_TABLE_SIZE_BYTES.name, part=part, **table)
              for part in ("heap", "indexes", "toast")}
     assert parts["heap"] == table_size - toast
     assert parts["toast"] == toast
@@ -236,9 +303,9 @@ def test_tables_top_n_by_total_size(any_db):
             conn.execute(f"INSERT INTO sized_{i} SELECT g, repeat('s', 100) FROM generate_series(1, %s) g", (rows,))
         conn.execute("ANALYZE")  # the ranking reads the pages recorded by VACUUM/ANALYZE (as autovacuum would)
     families = run_collector(any_db.monitor_dsn, "tables", limits={"tables": 2})
-    for name in ("vecmon_pg_table_seq_scan_total", "vecmon_pg_table_live_tuples"):
+    for name in (PG_TABLE_SEQ_SCAN_TOTAL.name, PG_TABLE_LIVE_TUPLES.name):
         assert {labels["table"] for labels in labelsets(families, name)} == {"sized_1", "sized_3"}
-    assert len(labelsets(families, "vecmon_pg_table_size_bytes")) == 2 * 3  # two tables x three parts
+    assert len(labelsets(families, PG_TABLE_SIZE_BYTES.name)) == 2 * 3  # two tables x three parts
 
 
 # -- indexes --------------------------------------------------------------------------------------
@@ -264,18 +331,18 @@ def test_indexes_usage_size_and_flags(any_db):
                                   " WHERE relkind = 'i' AND starts_with(relname, 'docs_')").fetchall())
     families = run_collector(any_db.monitor_dsn, "indexes")
 
-    assert val(families, "vecmon_pg_index_scans_total", **index("docs_tag")) == 5
-    assert val(families, "vecmon_pg_index_tup_read_total", **index("docs_tag")) == 200
-    assert val(families, "vecmon_pg_index_tup_fetch_total", **index("docs_tag")) == 200
+    assert val(families, PG_INDEX_SCANS_TOTAL.name, **index("docs_tag")) == 5
+    assert val(families, PG_INDEX_TUP_READ_TOTAL.name, **index("docs_tag")) == 200
+    assert val(families, PG_INDEX_TUP_FETCH_TOTAL.name, **index("docs_tag")) == 200
     for name in ("docs_tag", "docs_body", "docs_pkey", "docs_tag_unique"):
-        assert val(families, "vecmon_pg_index_size_bytes", **index(name)) == sizes[name]
-    assert val(families, "vecmon_pg_index_unused", **index("docs_body")) == 1
-    assert val(families, "vecmon_pg_index_unused", **index("docs_tag")) == 0
-    assert val(families, "vecmon_pg_index_unused", **index("docs_pkey")) == 0  # enforces the primary key
-    assert val(families, "vecmon_pg_index_unused", **index("docs_tag_unique")) == 0  # unique
-    assert val(families, "vecmon_pg_index_invalid", **index("docs_tag_unique")) == 1
+        assert val(families, PG_INDEX_SIZE_BYTES.name, **index(name)) == sizes[name]
+    assert val(families, PG_INDEX_UNUSED.name, **index("docs_body")) == 1
+    assert val(families, PG_INDEX_UNUSED.name, **index("docs_tag")) == 0
+    assert val(families, PG_INDEX_UNUSED.name, **index("docs_pkey")) == 0  # enforces the primary key
+    assert val(families, PG_INDEX_UNUSED.name, **index("docs_tag_unique")) == 0  # unique
+    assert val(families, PG_INDEX_INVALID.name, **index("docs_tag_unique")) == 1
     for name in ("docs_tag", "docs_body", "docs_pkey"):
-        assert val(families, "vecmon_pg_index_invalid", **index(name)) == 0
+        assert val(families, PG_INDEX_INVALID.name, **index(name)) == 0
 
 
 def test_indexes_top_n_by_size_always_includes_invalid(any_db):
@@ -290,7 +357,7 @@ def test_indexes_top_n_by_size_always_includes_invalid(any_db):
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("CREATE UNIQUE INDEX CONCURRENTLY wide_d_unique ON wide (d) WHERE d < 3")
     families = run_collector(any_db.monitor_dsn, "indexes", limits={"indexes": 2})
-    for name in ("vecmon_pg_index_size_bytes", "vecmon_pg_index_scans_total", "vecmon_pg_index_invalid"):
+    for name in (PG_INDEX_SIZE_BYTES.name, PG_INDEX_SCANS_TOTAL.name, PG_INDEX_INVALID.name):
         assert {labels["index"] for labels in labelsets(families, name)} == {"wide_b", "wide_c", "wide_d_unique"}
 
 
@@ -301,9 +368,9 @@ def test_indexes_access_method_label_for_vector_indexes(db18):
         conn.execute("CREATE INDEX emb_hnsw ON emb USING hnsw (v vector_l2_ops)")
         conn.execute("CREATE INDEX emb_ivf ON emb USING ivfflat (v vector_cosine_ops) WITH (lists = 1)")
     families = run_collector(db18.monitor_dsn, "indexes")
-    ams = {labels["index"]: labels["am"] for labels in labelsets(families, "vecmon_pg_index_size_bytes")}
+    ams = {labels["index"]: labels["am"] for labels in labelsets(families, PG_INDEX_SIZE_BYTES.name)}
     assert ams == {"emb_pkey": "btree", "emb_hnsw": "hnsw", "emb_ivf": "ivfflat"}
-    assert val(families, "vecmon_pg_index_unused", schema="public", table="emb", index="emb_hnsw", am="hnsw") == 1
+    assert val(families, PG_INDEX_UNUSED.name, schema="public", table="emb", index="emb_hnsw", am="hnsw") == 1
 
 
 # -- statements -----------------------------------------------------------------------------------
@@ -325,13 +392,13 @@ def test_statements_counters(any_db):
         queryid = queryid_of(conn, "SELECT id FROM plain WHERE x >%")
     families = run_collector(any_db.monitor_dsn, "statements")
     labels = {"queryid": queryid, "user": "postgres", "vector_op": "false"}
-    assert val(families, "vecmon_pg_statement_calls_total", **labels) == 6
-    assert val(families, "vecmon_pg_statement_rows_total", **labels) == 6 * 3
-    seconds = val(families, "vecmon_pg_statement_exec_seconds_total", **labels)
+    assert val(families, PG_STATEMENT_CALLS_TOTAL.name, **labels) == 6
+    assert val(families, PG_STATEMENT_ROWS_TOTAL.name, **labels) == 6 * 3
+    seconds = val(families, PG_STATEMENT_EXEC_SECONDS_TOTAL.name, **labels)
     assert 0 < seconds < 5
-    assert val(families, "vecmon_pg_statement_mean_exec_seconds", **labels) == pytest.approx(seconds / 6)
-    assert val(families, "vecmon_pg_statement_shared_blks_hit_total", **labels) >= 6
-    assert val(families, "vecmon_pg_statement_shared_blks_read_total", **labels) >= 0
+    assert val(families, PG_STATEMENT_MEAN_EXEC_SECONDS.name, **labels) == pytest.approx(seconds / 6)
+    assert val(families, PG_STATEMENT_SHARED_BLKS_HIT_TOTAL.name, **labels) >= 6
+    assert val(families, PG_STATEMENT_SHARED_BLKS_READ_TOTAL.name, **labels) >= 0
 
 
 def test_statements_flags_pgvector_distance_operators(db18):
@@ -345,10 +412,10 @@ def test_statements_flags_pgvector_distance_operators(db18):
         vector_cos = queryid_of(conn, "%<=>%")
         plain = queryid_of(conn, "INSERT INTO emb%")
     families = run_collector(db18.monitor_dsn, "statements")
-    assert val(families, "vecmon_pg_statement_calls_total", queryid=vector_l2, user="postgres", vector_op="true") == 4
-    assert val(families, "vecmon_pg_statement_rows_total", queryid=vector_l2, user="postgres", vector_op="true") == 12
-    assert val(families, "vecmon_pg_statement_calls_total", queryid=vector_cos, user="postgres", vector_op="true") == 1
-    assert val(families, "vecmon_pg_statement_calls_total", queryid=plain, user="postgres", vector_op="false") == 1
+    assert val(families, PG_STATEMENT_CALLS_TOTAL.name, queryid=vector_l2, user="postgres", vector_op="true") == 4
+    assert val(families, PG_STATEMENT_ROWS_TOTAL.name, queryid=vector_l2, user="postgres", vector_op="true") == 12
+    assert val(families, PG_STATEMENT_CALLS_TOTAL.name, queryid=vector_cos, user="postgres", vector_op="true") == 1
+    assert val(families, PG_STATEMENT_CALLS_TOTAL.name, queryid=plain, user="postgres", vector_op="false") == 1
 
 
 def test_statements_top_n_by_total_time(any_db):
@@ -358,7 +425,7 @@ def test_statements_top_n_by_total_time(any_db):
         conn.execute("SELECT pg_sleep(0.1)")
         slowest = queryid_of(conn, "SELECT pg_sleep%")
     families = run_collector(any_db.monitor_dsn, "statements", limits={"statements": 3})
-    for name in ("vecmon_pg_statement_calls_total", "vecmon_pg_statement_exec_seconds_total"):
+    for name in (PG_STATEMENT_CALLS_TOTAL.name, PG_STATEMENT_EXEC_SECONDS_TOTAL.name):
         queryids = {labels["queryid"] for labels in labelsets(families, name)}
         assert len(queryids) == 3
         assert slowest in queryids
@@ -376,7 +443,7 @@ def test_statements_role_without_pg_read_all_stats_sees_only_its_own(any_db):
     finally:
         any_db.execute(f"REVOKE CONNECT ON DATABASE {any_db.name} FROM {role}")
         any_db.execute(f"DROP ROLE {role}")
-    samples = families.samples("vecmon_pg_statement_calls_total")
+    samples = families.samples(PG_STATEMENT_CALLS_TOTAL.name)
     assert samples  # the collector's own earlier statements are visible to it
     assert {s.labels["user"] for s in samples} == {role}
     assert all(s.labels["queryid"] and s.labels["vector_op"] in ("true", "false") for s in samples)
@@ -404,8 +471,8 @@ def test_server_version_settings_wal_slots_and_checkpoints(any_db):
 
         def requested_moved():
             fams = run_collector(any_db.monitor_dsn, "server")
-            moved = (val(fams, "vecmon_pg_checkpoints_total", kind="requested")
-                     > val(before, "vecmon_pg_checkpoints_total", kind="requested"))
+            moved = (val(fams, PG_CHECKPOINTS_TOTAL.name, kind="requested")
+                     > val(before, PG_CHECKPOINTS_TOTAL.name, kind="requested"))
             return fams if moved else None
 
         after = wait_for(requested_moved, timeout=5, interval=0.2)
@@ -413,38 +480,38 @@ def test_server_version_settings_wal_slots_and_checkpoints(any_db):
     finally:
         any_db.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
 
-    assert val(after, "vecmon_pg_server_version_num") == version_num
-    infos = labelsets(after, "vecmon_pg_server_info")
+    assert val(after, PG_SERVER_VERSION_NUM.name) == version_num
+    infos = labelsets(after, PG_SERVER_INFO.name)
     assert len(infos) == 1 and infos[0]["version_num"] == str(version_num)
     assert infos[0]["version"].split(".")[0] == str(version_num // 10000)
-    assert 0 < val(after, "vecmon_pg_uptime_seconds") < 24 * 3600
-    assert val(after, "vecmon_pg_in_recovery") == 0
-    assert val(after, "vecmon_pg_standby_replay_lag_seconds") is None  # a primary
-    assert families_empty(after, "vecmon_pg_replication_lag_seconds")  # no standby streams from it
+    assert 0 < val(after, PG_UPTIME_SECONDS.name) < 24 * 3600
+    assert val(after, PG_IN_RECOVERY.name) == 0
+    assert val(after, PG_STANDBY_REPLAY_LAG_SECONDS.name) is None  # a primary
+    assert families_empty(after, PG_REPLICATION_LAG_SECONDS.name)  # no standby streams from it
     settings = {
-        ("vecmon_pg_setting_bytes", "shared_buffers"): 128 * 2**20,
-        ("vecmon_pg_setting_bytes", "maintenance_work_mem"): 256 * 2**20,
-        ("vecmon_pg_setting_bytes", "work_mem"): 4 * 2**20,
-        ("vecmon_pg_setting_bytes", "max_wal_size"): 2**30,
-        ("vecmon_pg_setting", "max_connections"): 100,
-        ("vecmon_pg_setting_seconds", "checkpoint_timeout"): 300,
+        (PG_SETTING_BYTES.name, "shared_buffers"): 128 * 2**20,
+        (PG_SETTING_BYTES.name, "maintenance_work_mem"): 256 * 2**20,
+        (PG_SETTING_BYTES.name, "work_mem"): 4 * 2**20,
+        (PG_SETTING_BYTES.name, "max_wal_size"): 2**30,
+        (PG_SETTING.name, "max_connections"): 100,
+        (PG_SETTING_SECONDS.name, "checkpoint_timeout"): 300,
     }
     for (metric, name), expected in settings.items():
         assert val(after, metric, name=name) == expected, name
-    assert val(after, "vecmon_pg_setting_bytes", name="effective_cache_size") > 0
-    assert val(after, "vecmon_pg_setting", name="shared_buffers") is None  # one metric per unit
+    assert val(after, PG_SETTING_BYTES.name, name="effective_cache_size") > 0
+    assert val(after, PG_SETTING.name, name="shared_buffers") is None  # one metric per unit
 
-    wal_before, wal_after = (val(f, "vecmon_pg_wal_written_bytes_total") for f in (before, after))
+    wal_before, wal_after = (val(f, PG_WAL_WRITTEN_BYTES_TOTAL.name) for f in (before, after))
     assert 0 < wal_before < wal_after
     assert lsn <= wal_after
-    assert val(after, "vecmon_pg_wal_directory_bytes") >= 16 * 2**20  # at least one segment
-    assert val(after, "vecmon_pg_wal_directory_files") >= 1
-    assert val(after, "vecmon_pg_replication_slot_active", slot_name=slot, slot_type="physical") == 0
-    assert val(after, "vecmon_pg_replication_slot_retained_wal_bytes", slot_name=slot, slot_type="physical") > 0
-    for name in ("vecmon_pg_checkpoint_write_seconds_total", "vecmon_pg_checkpoint_sync_seconds_total",
-                 "vecmon_pg_checkpoint_buffers_written_total"):
+    assert val(after, PG_WAL_DIRECTORY_BYTES.name) >= 16 * 2**20  # at least one segment
+    assert val(after, PG_WAL_DIRECTORY_FILES.name) >= 1
+    assert val(after, PG_REPLICATION_SLOT_ACTIVE.name, slot_name=slot, slot_type="physical") == 0
+    assert val(after, PG_REPLICATION_SLOT_RETAINED_WAL_BYTES.name, slot_name=slot, slot_type="physical") > 0
+    for name in (PG_CHECKPOINT_WRITE_SECONDS_TOTAL.name, PG_CHECKPOINT_SYNC_SECONDS_TOTAL.name,
+                 PG_CHECKPOINT_BUFFERS_WRITTEN_TOTAL.name):
         assert val(after, name) >= val(before, name) >= 0
-    assert val(after, "vecmon_pg_checkpoints_total", kind="timed") >= 0
+    assert val(after, PG_CHECKPOINTS_TOTAL.name, kind="timed") >= 0
 
 
 def families_empty(families: Families, name: str) -> bool:
@@ -455,13 +522,13 @@ def test_database_sizes_are_computed_at_most_every_five_minutes(any_db):
     """pg_database_size walks the database's files: the collector computes it on its own, slower period."""
     state: dict = {}
     labels = {"datname": any_db.name}
-    first = val(run_collector(any_db.monitor_dsn, "databases", state=state), "vecmon_pg_database_size_bytes", **labels)
+    first = val(run_collector(any_db.monitor_dsn, "databases", state=state), PG_DATABASE_SIZE_BYTES.name, **labels)
     with any_db.admin() as conn:
         conn.execute("CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 20000) g")
     within = run_collector(any_db.monitor_dsn, "databases", state=state)
-    assert val(within, "vecmon_pg_database_size_bytes", **labels) == first  # the last size, not walked again
-    assert val(within, "vecmon_pg_database_tup_inserted_total", **labels) is not None  # counters every run
+    assert val(within, PG_DATABASE_SIZE_BYTES.name, **labels) == first  # the last size, not walked again
+    assert val(within, PG_DATABASE_TUP_INSERTED_TOTAL.name, **labels) is not None  # counters every run
     computed, sizes = state["database_sizes"]
     state["database_sizes"] = (computed - 301, sizes)  # five minutes later
-    later = val(run_collector(any_db.monitor_dsn, "databases", state=state), "vecmon_pg_database_size_bytes", **labels)
+    later = val(run_collector(any_db.monitor_dsn, "databases", state=state), PG_DATABASE_SIZE_BYTES.name, **labels)
     assert later > first + 5_000_000

@@ -13,6 +13,12 @@ import math
 import pytest
 
 from collectors.base import Collector
+from collectors.pg_connections import PG_CONNECTIONS
+from collectors.pg_databases import PG_DATABASE_XACT_COMMIT_TOTAL
+from collectors.pg_indexes import PG_INDEX_SCANS_TOTAL
+from collectors.pg_server import PG_CHECKPOINTS_TOTAL, PG_REPLICATION_SLOT_RETAINED_WAL_BYTES, PG_WAL_DIRECTORY_BYTES
+from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL
+from collectors.pg_tables import PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS, PG_TABLE_SEQ_SCAN_TOTAL
 from collectors.pgvector_catalog import MISCONFIGURED
 from collectors.registry import database_collector
 from tests.conftest import Database, new_database
@@ -99,10 +105,10 @@ def test_workload_covers_the_main_families(collected):
         emitted = set()
         for collector in COLLECTORS:
             emitted |= {s.name for f in collected[(server_name, collector)].families for s in f.samples}
-        for name in ("vecmon_pg_connections", "vecmon_pg_database_xact_commit_total", "vecmon_pg_table_seq_scan_total",
-                     "vecmon_pg_table_last_maintenance_age_seconds", "vecmon_pg_index_scans_total",
-                     "vecmon_pg_statement_calls_total", "vecmon_pg_checkpoints_total",
-                     "vecmon_pg_replication_slot_retained_wal_bytes", "vecmon_pg_wal_directory_bytes"):
+        for name in (PG_CONNECTIONS.name, PG_DATABASE_XACT_COMMIT_TOTAL.name, PG_TABLE_SEQ_SCAN_TOTAL.name,
+                     PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS.name, PG_INDEX_SCANS_TOTAL.name,
+                     PG_STATEMENT_CALLS_TOTAL.name, PG_CHECKPOINTS_TOTAL.name,
+                     PG_REPLICATION_SLOT_RETAINED_WAL_BYTES.name, PG_WAL_DIRECTORY_BYTES.name):
             assert name in emitted, (server_name, name)
 
 

@@ -23,7 +23,46 @@ import pytest
 from psycopg import sql
 
 from collectors.base import CollectorDisabled
+from collectors.pg_activity import (
+    PG_LOCK_WAITS,
+    PG_LONG_RUNNING_QUERIES,
+    PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS,
+    PG_OLDEST_QUERY_AGE_SECONDS,
+)
+from collectors.pg_archiver import (
+    PG_ARCHIVER_ARCHIVED_TOTAL,
+    PG_ARCHIVER_ENABLED,
+    PG_ARCHIVER_FAILED_TOTAL,
+    PG_ARCHIVER_FAILING,
+    PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS,
+    PG_ARCHIVER_LAST_FAILED_AGE_SECONDS,
+    PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS,
+    PG_ARCHIVER_PENDING_FILES,
+)
+from collectors.pg_io import PG_IO_BYTES_TOTAL, PG_IO_OPERATIONS_TOTAL, PG_IO_TIME_SECONDS_TOTAL
+from collectors.pg_progress import (
+    PG_CREATE_INDEX_PROGRESS_RATIO,
+    PG_CREATE_INDEX_RUNNING_SECONDS,
+    PG_MAINTENANCE_OPERATIONS,
+    PG_VACUUM_DEAD_TUPLE_MEMORY_RATIO,
+    PG_VACUUM_HEAP_SCANNED_RATIO,
+    PG_VACUUM_INDEX_PASSES,
+    PG_VACUUM_RUNNING_SECONDS,
+)
+from collectors.pg_wal import (
+    PG_WAL_BUFFERS_FULL_TOTAL,
+    PG_WAL_BYTES_TOTAL,
+    PG_WAL_FULL_PAGE_IMAGES_TOTAL,
+    PG_WAL_RECORDS_TOTAL,
+)
+from collectors.pg_wraparound import (
+    PG_AUTOVACUUM_FREEZE_MAX_AGE,
+    PG_DATABASE_FREEZE_AGE,
+    PG_DATABASE_WRAPAROUND_RATIO,
+    PG_TABLE_FREEZE_AGE,
+)
 from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, database_collector
+from collectors.vector_bloat import VECTOR_TABLE_BLOAT_BYTES, VECTOR_TABLE_BLOAT_RATIO
 from monitor.embedded import LocalPostgres
 from tests.conftest import MONITOR_ROLE, PG15_BIN, Database, new_database
 from tests.helpers import Families, make_target, require_tool, run_collector
@@ -118,15 +157,15 @@ def test_archiver_reports_failing_then_recovered_archiving(archiving_db):
     db = archiving_db
     switch_wal(db)
     failing = wait_for(lambda: (f := run_collector(db.monitor_dsn, "archiver"))
-                       and val(f, "vecmon_pg_archiver_failed_total") and f)
+                       and val(f, PG_ARCHIVER_FAILED_TOTAL.name) and f)
     assert failing, "the failing archive_command was never reported"
-    assert val(failing, "vecmon_pg_archiver_enabled") == 1
-    assert val(failing, "vecmon_pg_archiver_failing") == 1
-    assert val(failing, "vecmon_pg_archiver_archived_total") == 0
-    assert val(failing, "vecmon_pg_archiver_pending_files") >= 1
-    assert 0 <= val(failing, "vecmon_pg_archiver_oldest_pending_age_seconds") < 60
-    assert 0 <= val(failing, "vecmon_pg_archiver_last_failed_age_seconds") < 60
-    assert val(failing, "vecmon_pg_archiver_last_archived_age_seconds") is None  # never archived
+    assert val(failing, PG_ARCHIVER_ENABLED.name) == 1
+    assert val(failing, PG_ARCHIVER_FAILING.name) == 1
+    assert val(failing, PG_ARCHIVER_ARCHIVED_TOTAL.name) == 0
+    assert val(failing, PG_ARCHIVER_PENDING_FILES.name) >= 1
+    assert 0 <= val(failing, PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name) < 60
+    assert 0 <= val(failing, PG_ARCHIVER_LAST_FAILED_AGE_SECONDS.name) < 60
+    assert val(failing, PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS.name) is None  # never archived
     assert "exit 1" not in failing.text()  # the archive command is never exported
 
     archive = Path(db.server.data_dir).parent / f"{db.server.data_dir.name}-wal-archive"
@@ -137,20 +176,20 @@ def test_archiver_reports_failing_then_recovered_archiving(archiving_db):
         conn.execute("SELECT pg_reload_conf()")
     switch_wal(db)
     recovered = wait_for(lambda: (f := run_collector(db.monitor_dsn, "archiver"))
-                         and val(f, "vecmon_pg_archiver_pending_files") == 0
-                         and val(f, "vecmon_pg_archiver_failing") == 0 and f, timeout=30)
+                         and val(f, PG_ARCHIVER_PENDING_FILES.name) == 0
+                         and val(f, PG_ARCHIVER_FAILING.name) == 0 and f, timeout=30)
     assert recovered, "archiving did not recover after fixing archive_command"
-    assert val(recovered, "vecmon_pg_archiver_archived_total") >= 2
-    assert 0 <= val(recovered, "vecmon_pg_archiver_last_archived_age_seconds") < 60
-    assert val(recovered, "vecmon_pg_archiver_oldest_pending_age_seconds") == 0
-    assert val(recovered, "vecmon_pg_archiver_failed_total") >= val(failing, "vecmon_pg_archiver_failed_total")
+    assert val(recovered, PG_ARCHIVER_ARCHIVED_TOTAL.name) >= 2
+    assert 0 <= val(recovered, PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS.name) < 60
+    assert val(recovered, PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name) == 0
+    assert val(recovered, PG_ARCHIVER_FAILED_TOTAL.name) >= val(failing, PG_ARCHIVER_FAILED_TOTAL.name)
 
 
 def test_archiver_disabled_archiving_reads_zero(any_db):
     families = run_collector(any_db.monitor_dsn, "archiver")
-    assert val(families, "vecmon_pg_archiver_enabled") == 0  # the shared test servers do not archive
-    assert val(families, "vecmon_pg_archiver_failing") == 0
-    assert val(families, "vecmon_pg_archiver_pending_files") == 0
+    assert val(families, PG_ARCHIVER_ENABLED.name) == 0  # the shared test servers do not archive
+    assert val(families, PG_ARCHIVER_FAILING.name) == 0
+    assert val(families, PG_ARCHIVER_PENDING_FILES.name) == 0
 
 
 # -- pg_stat_wal and pg_stat_io -------------------------------------------------------------------
@@ -165,10 +204,10 @@ def test_wal_counters_grow_with_writes(any_db):
         conn.execute("UPDATE w SET id = id + 1")  # first change after a checkpoint: full-page images
         conn.execute("SELECT pg_stat_force_next_flush()")
     after = run_collector(any_db.monitor_dsn, "wal")
-    for metric in ("vecmon_pg_wal_records_total", "vecmon_pg_wal_full_page_images_total"):
+    for metric in (PG_WAL_RECORDS_TOTAL.name, PG_WAL_FULL_PAGE_IMAGES_TOTAL.name):
         assert val(after, metric) > val(before, metric), metric
-    assert val(after, "vecmon_pg_wal_bytes_total") - val(before, "vecmon_pg_wal_bytes_total") > 2000 * 100
-    assert val(after, "vecmon_pg_wal_buffers_full_total") >= val(before, "vecmon_pg_wal_buffers_full_total")
+    assert val(after, PG_WAL_BYTES_TOTAL.name) - val(before, PG_WAL_BYTES_TOTAL.name) > 2000 * 100
+    assert val(after, PG_WAL_BUFFERS_FULL_TOTAL.name) >= val(before, PG_WAL_BUFFERS_FULL_TOTAL.name)
 
 
 def test_io_operations_bytes_and_time_on_pg18(pg18):
@@ -180,23 +219,23 @@ def test_io_operations_bytes_and_time_on_pg18(pg18):
         conn.execute("SELECT pg_stat_force_next_flush()")
     families = run_collector(db.monitor_dsn, "io")
     client = {"backend_type": "client backend", "object": "relation", "context": "normal"}
-    assert val(families, "vecmon_pg_io_operations_total", **client, op="hit") > 0
+    assert val(families, PG_IO_OPERATIONS_TOTAL.name, **client, op="hit") > 0
     with db.admin() as conn:
         pages = conn.execute("SELECT pg_relation_size('r') / 8192").fetchone()[0]
-    assert val(families, "vecmon_pg_io_bytes_total", **client, op="extend") >= pages * 8192
+    assert val(families, PG_IO_BYTES_TOTAL.name, **client, op="extend") >= pages * 8192
     # reads, writes and extends count blocks before 18 and calls from 18: bytes only
-    assert {s.labels["op"] for s in families.samples("vecmon_pg_io_operations_total")} <= {
+    assert {s.labels["op"] for s in families.samples(PG_IO_OPERATIONS_TOTAL.name)} <= {
         "hit", "eviction", "reuse", "writeback", "fsync"}
     # track_io_timing is on in the test servers, track_wal_io_timing is off: no WAL times
-    assert val(families, "vecmon_pg_io_time_seconds_total", **client, op="extend") is not None
-    wal_times = [s for s in families.samples("vecmon_pg_io_time_seconds_total") if s.labels["object"] == "wal"]
+    assert val(families, PG_IO_TIME_SECONDS_TOTAL.name, **client, op="extend") is not None
+    wal_times = [s for s in families.samples(PG_IO_TIME_SECONDS_TOTAL.name) if s.labels["object"] == "wal"]
     assert wal_times == []
-    assert any(s.labels["object"] == "wal" for s in families.samples("vecmon_pg_io_operations_total"))
+    assert any(s.labels["object"] == "wal" for s in families.samples(PG_IO_OPERATIONS_TOTAL.name))
     # rows with no I/O at all are left out
     with db.admin() as conn:
         possible = conn.execute("SELECT count(*) FROM pg_stat_io").fetchone()[0]
     emitted = {(s.labels["backend_type"], s.labels["object"], s.labels["context"])
-               for s in families.samples("vecmon_pg_io_operations_total")}
+               for s in families.samples(PG_IO_OPERATIONS_TOTAL.name)}
     assert 0 < len(emitted) < possible
 
 
@@ -217,13 +256,13 @@ def test_wraparound_database_ages_and_limits(any_db):
     with any_db.admin() as conn:
         later = conn.execute("SELECT age(datfrozenxid) FROM pg_database WHERE datname = %s",
                              (any_db.name,)).fetchone()[0]
-    age = val(families, "vecmon_pg_database_freeze_age", datname=any_db.name, kind="xid")
+    age = val(families, PG_DATABASE_FREEZE_AGE.name, datname=any_db.name, kind="xid")
     assert earlier <= age <= later
-    assert val(families, "vecmon_pg_database_wraparound_ratio", datname=any_db.name, kind="xid") == \
+    assert val(families, PG_DATABASE_WRAPAROUND_RATIO.name, datname=any_db.name, kind="xid") == \
         pytest.approx(age / 2 ** 31)
-    assert val(families, "vecmon_pg_database_freeze_age", datname="template0", kind="multixact") is not None
-    assert val(families, "vecmon_pg_autovacuum_freeze_max_age", kind="xid") == 200_000_000
-    assert val(families, "vecmon_pg_autovacuum_freeze_max_age", kind="multixact") == 400_000_000
+    assert val(families, PG_DATABASE_FREEZE_AGE.name, datname="template0", kind="multixact") is not None
+    assert val(families, PG_AUTOVACUUM_FREEZE_MAX_AGE.name, kind="xid") == 200_000_000
+    assert val(families, PG_AUTOVACUUM_FREEZE_MAX_AGE.name, kind="multixact") == 400_000_000
 
 
 def test_wraparound_tables_ranks_the_oldest_unfrozen_table_first(any_db):
@@ -246,12 +285,12 @@ def test_wraparound_tables_ranks_the_oldest_unfrozen_table_first(any_db):
     families = run_collector(any_db.monitor_dsn, "wraparound_tables", limits={"tables": 3})
     with any_db.admin() as conn:
         after = age_of(conn, "old_rows")
-    xid = [s for s in families.samples("vecmon_pg_table_freeze_age") if s.labels["kind"] == "xid"]
+    xid = [s for s in families.samples(PG_TABLE_FREEZE_AGE.name) if s.labels["kind"] == "xid"]
     assert len(xid) == 3  # bounded by limits.tables
     top = max(xid, key=lambda s: s.value)
     assert (top.labels["schema"], top.labels["table"]) == ("public", "old_rows"), [(s.labels, s.value) for s in xid]
     assert before >= 30 and before <= top.value <= after
-    young = val(families, "vecmon_pg_table_freeze_age", schema="public", table="young_rows", kind="xid")
+    young = val(families, PG_TABLE_FREEZE_AGE.name, schema="public", table="young_rows", kind="xid")
     assert young is None or young < 30
 
 
@@ -265,14 +304,14 @@ def test_activity_counts_long_running_queries_over_the_threshold(any_db):
         time.sleep(1.3)
         families = run_collector(any_db.monitor_dsn, "activity", long_running_threshold="1s")
         relaxed = run_collector(any_db.monitor_dsn, "activity", long_running_threshold="1m")
-    assert val(families, "vecmon_pg_long_running_query_threshold_seconds") == 1
-    assert val(families, "vecmon_pg_long_running_queries", datname=any_db.name) == 1
-    assert 1.3 <= val(families, "vecmon_pg_oldest_query_age_seconds", datname=any_db.name) < 20
-    assert val(relaxed, "vecmon_pg_long_running_queries", datname=any_db.name) == 0
-    assert val(relaxed, "vecmon_pg_long_running_query_threshold_seconds") == 60
+    assert val(families, PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS.name) == 1
+    assert val(families, PG_LONG_RUNNING_QUERIES.name, datname=any_db.name) == 1
+    assert 1.3 <= val(families, PG_OLDEST_QUERY_AGE_SECONDS.name, datname=any_db.name) < 20
+    assert val(relaxed, PG_LONG_RUNNING_QUERIES.name, datname=any_db.name) == 0
+    assert val(relaxed, PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS.name) == 60
     after = run_collector(any_db.monitor_dsn, "activity", long_running_threshold="1s")
-    assert val(after, "vecmon_pg_long_running_queries", datname=any_db.name) == 0
-    assert val(after, "vecmon_pg_oldest_query_age_seconds", datname=any_db.name) == 0
+    assert val(after, PG_LONG_RUNNING_QUERIES.name, datname=any_db.name) == 0
+    assert val(after, PG_OLDEST_QUERY_AGE_SECONDS.name, datname=any_db.name) == 0
 
 
 def test_activity_lock_waits_by_mode(any_db):
@@ -283,11 +322,11 @@ def test_activity_lock_waits_by_mode(any_db):
             assert wait_for(lambda: activity(any_db, pid).get("wait_event_type") == "Lock")
             families = run_collector(any_db.monitor_dsn, "activity")
         holder.rollback()
-    assert val(families, "vecmon_pg_lock_waits", mode="AccessShareLock") == 1
-    modes = {s.labels["mode"]: s.value for s in families.samples("vecmon_pg_lock_waits")}
+    assert val(families, PG_LOCK_WAITS.name, mode="AccessShareLock") == 1
+    modes = {s.labels["mode"]: s.value for s in families.samples(PG_LOCK_WAITS.name)}
     assert len(modes) == 8 and sum(modes.values()) == 1
     after = run_collector(any_db.monitor_dsn, "activity")
-    assert val(after, "vecmon_pg_lock_waits", mode="AccessShareLock") == 0
+    assert val(after, PG_LOCK_WAITS.name, mode="AccessShareLock") == 0
 
 
 def test_long_running_threshold_is_a_typed_setting():
@@ -316,17 +355,17 @@ def test_progress_of_a_throttled_vacuum(any_db):
         time.sleep(1.1)
         families = run_collector(any_db.monitor_dsn, "progress")
     labels = {"schema": "public", "table": "churn", "vector": "false", "autovacuum": "false"}
-    assert val(families, "vecmon_pg_maintenance_operations", command="vacuum", vector="false") == 1
-    assert val(families, "vecmon_pg_maintenance_operations", command="create_index", vector="false") == 0
-    scanned = [s for s in families.samples("vecmon_pg_vacuum_heap_scanned_ratio")]
+    assert val(families, PG_MAINTENANCE_OPERATIONS.name, command="vacuum", vector="false") == 1
+    assert val(families, PG_MAINTENANCE_OPERATIONS.name, command="create_index", vector="false") == 0
+    scanned = [s for s in families.samples(PG_VACUUM_HEAP_SCANNED_RATIO.name)]
     assert len(scanned) == 1 and scanned[0].labels["phase"] == "scanning heap"
     assert 0 < scanned[0].value < 0.5
-    assert val(families, "vecmon_pg_vacuum_index_passes", **labels) == 0
-    assert 0 <= val(families, "vecmon_pg_vacuum_dead_tuple_memory_ratio", **labels) < 1
-    assert 1.1 <= val(families, "vecmon_pg_vacuum_running_seconds", **labels) < 60
+    assert val(families, PG_VACUUM_INDEX_PASSES.name, **labels) == 0
+    assert 0 <= val(families, PG_VACUUM_DEAD_TUPLE_MEMORY_RATIO.name, **labels) < 1
+    assert 1.1 <= val(families, PG_VACUUM_RUNNING_SECONDS.name, **labels) < 60
     after = run_collector(any_db.monitor_dsn, "progress")
-    assert val(after, "vecmon_pg_maintenance_operations", command="vacuum", vector="false") == 0
-    assert after.samples("vecmon_pg_vacuum_running_seconds") == []
+    assert val(after, PG_MAINTENANCE_OPERATIONS.name, command="vacuum", vector="false") == 0
+    assert after.samples(PG_VACUUM_RUNNING_SECONDS.name) == []
 
 
 @contextmanager
@@ -344,14 +383,14 @@ def test_progress_of_create_index_concurrently(any_db):
     any_db.execute("CREATE TABLE items (id int, body text)")
     with concurrent_index_waiting(any_db, "CREATE INDEX CONCURRENTLY items_body ON items (body)"):
         families = run_collector(any_db.monitor_dsn, "progress")
-    ratio = families.samples("vecmon_pg_create_index_progress_ratio")
+    ratio = families.samples(PG_CREATE_INDEX_PROGRESS_RATIO.name)
     assert len(ratio) == 1
     assert ratio[0].labels["command"] == "CREATE INDEX CONCURRENTLY"
     assert ratio[0].labels["phase"].startswith("waiting for")
     assert ratio[0].labels["vector"] == "false"
     assert ratio[0].labels["index"] in ("items_body",) or ratio[0].labels["index"].startswith("oid ")
-    assert val(families, "vecmon_pg_maintenance_operations", command="create_index", vector="false") == 1
-    assert [s.value >= 0 for s in families.samples("vecmon_pg_create_index_running_seconds")] == [True]
+    assert val(families, PG_MAINTENANCE_OPERATIONS.name, command="create_index", vector="false") == 1
+    assert [s.value >= 0 for s in families.samples(PG_CREATE_INDEX_RUNNING_SECONDS.name)] == [True]
 
 
 def test_progress_marks_vector_tables(db18):
@@ -360,9 +399,9 @@ def test_progress_marks_vector_tables(db18):
     with concurrent_index_waiting(db18, "CREATE INDEX CONCURRENTLY items_hnsw ON items USING hnsw "
                                         "(embedding vector_l2_ops)"):
         families = run_collector(db18.monitor_dsn, "progress")
-    assert val(families, "vecmon_pg_maintenance_operations", command="create_index", vector="true") == 1
-    assert val(families, "vecmon_pg_maintenance_operations", command="create_index", vector="false") == 0
-    assert [s.labels["vector"] for s in families.samples("vecmon_pg_create_index_progress_ratio")] == ["true"]
+    assert val(families, PG_MAINTENANCE_OPERATIONS.name, command="create_index", vector="true") == 1
+    assert val(families, PG_MAINTENANCE_OPERATIONS.name, command="create_index", vector="false") == 0
+    assert [s.labels["vector"] for s in families.samples(PG_CREATE_INDEX_PROGRESS_RATIO.name)] == ["true"]
 
 
 # -- vector bloat ---------------------------------------------------------------------------------
@@ -370,9 +409,9 @@ def test_progress_marks_vector_tables(db18):
 
 def bloat(families: Families) -> dict[tuple[str, str], tuple[str, float, float]]:
     result = {}
-    for sample in families.samples("vecmon_vector_table_bloat_ratio"):
+    for sample in families.samples(VECTOR_TABLE_BLOAT_RATIO.name):
         key = (sample.labels["schema"], sample.labels["table"])
-        size = val(families, "vecmon_vector_table_bloat_bytes", **{k: v for k, v in sample.labels.items()
+        size = val(families, VECTOR_TABLE_BLOAT_BYTES.name, **{k: v for k, v in sample.labels.items()
                                                                    if k != "target"})
         result[key] = (sample.labels["method"], sample.value, size)
     return result
@@ -446,7 +485,7 @@ def test_exposition_passes_promtool_check_metrics(db18, tmp_path):
     db18.execute("INSERT INTO items SELECT g, array_fill(1::real, ARRAY[16])::vector FROM generate_series(1, 100) g")
     db18.execute("ANALYZE items")
     text = "".join(run_collector(db18.monitor_dsn, name).text() for name in SIGNAL_COLLECTORS)
-    assert "vecmon_vector_table_bloat_ratio" in text and "vecmon_pg_io_operations_total" in text
+    assert VECTOR_TABLE_BLOAT_RATIO.name in text and PG_IO_OPERATIONS_TOTAL.name in text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (result.stdout + result.stderr).strip() == ""

@@ -19,10 +19,35 @@ import psycopg
 import pytest
 
 import collectors.recall_probe as recall_probe
+from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
 from collectors.base import CollectorDisabled
 from collectors.pgvector_catalog import short_hash
 from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
-from collectors.vector_freshness import _version_counts
+from collectors.vector_freshness import (
+    VECTOR_EMBEDDING_PENDING_ROWS,
+    VECTOR_FRESHNESS_ERRORS_TOTAL,
+    VECTOR_MODEL_VERSION_ROWS,
+    VECTOR_NEWEST_ROW_AGE_SECONDS,
+    _version_counts,
+)
+from collectors.vector_indexes import (
+    VECTOR_CATALOG_REFRESHES_TOTAL,
+    VECTOR_COLUMN_DIMENSIONS,
+    VECTOR_COLUMN_NULL_ROWS,
+    VECTOR_INDEX,
+    VECTOR_INDEX_BUILD_OPTION,
+    VECTOR_INDEX_BUILD_PROGRESS_RATIO,
+    VECTOR_INDEX_DIMENSIONS,
+    VECTOR_INDEX_MEMORY_ESTIMATE_BYTES,
+    VECTOR_INDEX_ROWS_AT_BUILD,
+    VECTOR_INDEX_SIZE_BYTES,
+    VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO,
+    VECTOR_INDEX_VALID,
+    VECTOR_SETTING,
+    VECTOR_SETTING_OVERRIDE,
+    VECTOR_SETTING_VALUE,
+    VECTOR_TABLE_ROWS,
+)
 from monitor.config import DatabaseTarget
 from monitor.pg import CollectionTimeout, build_conninfo
 from monitor.shared import SharedState
@@ -229,21 +254,21 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
     def idx(name, table="docs", schema="app", **extra):
         return {"target": "t", "schema": schema, "table": table, "index": name, **extra}
 
-    assert v("vecmon_vector_column_dimensions", {"target": "t", "schema": "app", "table": "docs",
+    assert v(VECTOR_COLUMN_DIMENSIONS.name, {"target": "t", "schema": "app", "table": "docs",
                                                  "column": "embedding", "type": "vector"}) == 3
-    assert v("vecmon_vector_column_dimensions", {"target": "t", "schema": "app", "table": "docs", "column": "h",
+    assert v(VECTOR_COLUMN_DIMENSIONS.name, {"target": "t", "schema": "app", "table": "docs", "column": "h",
                                                  "type": "halfvec"}) == 4
-    assert v("vecmon_vector_column_dimensions", {"target": "t", "schema": "app", "table": "docs", "column": "b",
+    assert v(VECTOR_COLUMN_DIMENSIONS.name, {"target": "t", "schema": "app", "table": "docs", "column": "b",
                                                  "type": "bit"}) == 8
     # emb_any is unconstrained: no dimensions sample
-    assert not [s for s in fam.samples("vecmon_vector_column_dimensions") if s.labels["column"] == "emb_any"]
+    assert not [s for s in fam.samples(VECTOR_COLUMN_DIMENSIONS.name) if s.labels["column"] == "emb_any"]
     # defaults filled in when reloptions is NULL
-    assert v("vecmon_vector_index_build_option", idx("docs_default", option="m")) == 16
-    assert v("vecmon_vector_index_build_option", idx("docs_default", option="ef_construction")) == 64
-    assert v("vecmon_vector_index_build_option", idx("docs_cos", option="m")) == 24
-    assert v("vecmon_vector_index_build_option", idx("docs_ivf", option="lists")) == 100
-    assert v("vecmon_vector_index_build_option", idx("parts_hnsw", "parts", "public", option="m")) == 8
-    info = {s.labels["index"]: s.labels for s in fam.samples("vecmon_vector_index_info")}
+    assert v(VECTOR_INDEX_BUILD_OPTION.name, idx("docs_default", option="m")) == 16
+    assert v(VECTOR_INDEX_BUILD_OPTION.name, idx("docs_default", option="ef_construction")) == 64
+    assert v(VECTOR_INDEX_BUILD_OPTION.name, idx("docs_cos", option="m")) == 24
+    assert v(VECTOR_INDEX_BUILD_OPTION.name, idx("docs_ivf", option="lists")) == 100
+    assert v(VECTOR_INDEX_BUILD_OPTION.name, idx("parts_hnsw", "parts", "public", option="m")) == 8
+    info = {s.labels["index"]: s.labels for s in fam.samples(VECTOR_INDEX.exposed_name)}
     assert info["docs_ivf"]["operator"] == "<#>" and info["docs_ivf"]["method"] == "ivfflat"
     assert info["docs_bits"]["operator"] == "<~>"
     # label values are bounded: a plain column by name, expressions and predicates only as hashes
@@ -255,23 +280,23 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
     assert "predicate" not in info["docs_partial"]
     assert all(len(value) <= 63 for labels_ in info.values() for value in labels_.values())
     assert info["parts_1_e_idx"]["parent"] == "parts_hnsw"
-    assert v("vecmon_vector_index_dimensions", idx("docs_half_expr")) == 3
-    assert v("vecmon_vector_index_size_bytes", idx("docs_default")) > 0
-    assert v("vecmon_vector_index_size_to_shared_buffers_ratio", idx("docs_default")) > 0
-    assert v("vecmon_vector_index_memory_estimate_bytes", idx("docs_default")) > 0
-    assert v("vecmon_vector_index_valid", idx("docs_default")) == 1
-    assert v("vecmon_vector_table_rows", {"target": "t", "schema": "app", "table": "docs"}) == 400
+    assert v(VECTOR_INDEX_DIMENSIONS.name, idx("docs_half_expr")) == 3
+    assert v(VECTOR_INDEX_SIZE_BYTES.name, idx("docs_default")) > 0
+    assert v(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name, idx("docs_default")) > 0
+    assert v(VECTOR_INDEX_MEMORY_ESTIMATE_BYTES.name, idx("docs_default")) > 0
+    assert v(VECTOR_INDEX_VALID.name, idx("docs_default")) == 1
+    assert v(VECTOR_TABLE_ROWS.name, {"target": "t", "schema": "app", "table": "docs"}) == 400
     # a quarter of the embeddings are NULL (pg_stats estimate, visible with SELECT on the table)
-    assert v("vecmon_vector_column_null_rows", {"target": "t", "schema": "app", "table": "docs",
+    assert v(VECTOR_COLUMN_NULL_ROWS.name, {"target": "t", "schema": "app", "table": "docs",
                                                 "column": "embedding"}) == pytest.approx(100, abs=5)
     # the settings the application gets: database override + app_role override, sources named
-    assert v("vecmon_vector_setting", {"target": "t", "setting": "hnsw.ef_search"}) == 100
-    assert v("vecmon_vector_setting_value_info", {"target": "t", "setting": "hnsw.iterative_scan",
+    assert v(VECTOR_SETTING.name, {"target": "t", "setting": "hnsw.ef_search"}) == 100
+    assert v(VECTOR_SETTING_VALUE.exposed_name, {"target": "t", "setting": "hnsw.iterative_scan",
                                                   "value": "relaxed_order", "source": "database role"}) == 1
-    assert v("vecmon_vector_setting_override_info", {"target": "t", "setting": "hnsw.iterative_scan",
+    assert v(VECTOR_SETTING_OVERRIDE.exposed_name, {"target": "t", "setting": "hnsw.iterative_scan",
                                                      "value": "relaxed_order", "database": db.name,
                                                      "role": "app_reader"}) == 1
-    assert v("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 1
+    assert v(VECTOR_CATALOG_REFRESHES_TOTAL.name, {"target": "t"}) == 1
     # the embedding-API probes read the declared dimensions from the same cache
     ref = SimpleNamespace(database="t", table="app.docs", column="embedding")
     dimensions = shared.vector_columns.dimensions
@@ -279,21 +304,21 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
     assert dimensions(SimpleNamespace(database="t", table="docs", column="h")) == 4
     assert dimensions(SimpleNamespace(database="t", table="docs", column="emb_any")) is None
     shared.close()
-    assert v("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 400
+    assert v(VECTOR_INDEX_ROWS_AT_BUILD.name, idx("docs_ivf")) == 400
     # cached while the catalog is unchanged, rediscovered when it changes
     with db.admin() as conn:
         conn.execute("INSERT INTO app.docs SELECT i, 1, '[1,2,3]' FROM generate_series(401, 800) i")
         flush_stats(conn)
     fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, vector=vector)
-    assert fam.value("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 1
-    assert fam.value("vecmon_vector_table_rows", {"target": "t", "schema": "app", "table": "docs"}) == 800
-    assert fam.value("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 400  # the lists are for 400 rows
+    assert fam.value(VECTOR_CATALOG_REFRESHES_TOTAL.name, {"target": "t"}) == 1
+    assert fam.value(VECTOR_TABLE_ROWS.name, {"target": "t", "schema": "app", "table": "docs"}) == 800
+    assert fam.value(VECTOR_INDEX_ROWS_AT_BUILD.name, idx("docs_ivf")) == 400  # the lists are for 400 rows
     db.execute("CREATE INDEX docs_h ON app.docs USING hnsw (h halfvec_cosine_ops)")
     db.execute("REINDEX INDEX app.docs_ivf")
     fam = run_collector(db.monitor_dsn, "vector_indexes", state=state, vector=vector)
-    assert fam.value("vecmon_vector_catalog_refreshes_total", {"target": "t"}) == 2
-    assert fam.value("vecmon_vector_index_valid", idx("docs_h")) == 1
-    assert fam.value("vecmon_vector_index_rows_at_build", idx("docs_ivf")) == 800  # rebuilt
+    assert fam.value(VECTOR_CATALOG_REFRESHES_TOTAL.name, {"target": "t"}) == 2
+    assert fam.value(VECTOR_INDEX_VALID.name, idx("docs_h")) == 1
+    assert fam.value(VECTOR_INDEX_ROWS_AT_BUILD.name, idx("docs_ivf")) == 800  # rebuilt
 
     # every kind of index can be probed: expression, partial, bit, halfvec, IVFFlat (the table is
     # small, so the index is measured with force_index)
@@ -471,12 +496,12 @@ def test_ann_latency_histogram(vdb, tmp_path):
     state: dict = {}
     run_collector(vdb.monitor_dsn, "ann_latency", state=state, **overrides)
     fam = run_collector(vdb.monitor_dsn, "ann_latency", state=state, **overrides)
-    assert fam.value("vecmon_ann_query_duration_seconds_count", labels(filter="")) == 8
-    assert fam.value("vecmon_ann_query_duration_seconds_count", labels(filter="tenant_4")) == 8
-    assert fam.value("vecmon_ann_query_duration_seconds_sum", labels(filter="")) > 0
-    assert fam.value("vecmon_ann_query_errors_total", labels(filter="", reason="error")) == 0
-    assert fam.value("vecmon_ann_query_returned_rows", labels(filter="")) == K
-    assert fam.value("vecmon_ann_query_returned_rows", labels(filter="tenant_4")) < K
+    assert fam.value(f"{ANN_QUERY_DURATION_SECONDS.name}_count", labels(filter="")) == 8
+    assert fam.value(f"{ANN_QUERY_DURATION_SECONDS.name}_count", labels(filter="tenant_4")) == 8
+    assert fam.value(f"{ANN_QUERY_DURATION_SECONDS.name}_sum", labels(filter="")) > 0
+    assert fam.value(ANN_QUERY_ERRORS_TOTAL.name, labels(filter="", reason="error")) == 0
+    assert fam.value(ANN_QUERY_RETURNED_ROWS.name, labels(filter="")) == K
+    assert fam.value(ANN_QUERY_RETURNED_ROWS.name, labels(filter="tenant_4")) < K
 
 
 def test_freshness_model_versions_and_backlog(pg18):
@@ -492,13 +517,13 @@ def test_freshness_model_versions_and_backlog(pg18):
          "embedding_column": "embedding", "max_versions": 2},
         {"table": "missing_table", "timestamp_column": "updated_at"}]})
     t = {"target": "t", "schema": "public", "table": "docs"}
-    age = fam.value("vecmon_vector_newest_row_age_seconds", {**t, "column": "updated_at"})
+    age = fam.value(VECTOR_NEWEST_ROW_AGE_SECONDS.name, {**t, "column": "updated_at"})
     assert 3600 < age < 3600 + 120
-    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "v1"}) == 100
-    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "v2"}) == 100
-    assert fam.value("vecmon_vector_model_version_rows", {**t, "version": "__other__"}) == 100  # the NULL group
-    assert fam.value("vecmon_vector_embedding_pending_rows", {**t, "column": "embedding"}) == 30
-    assert fam.value("vecmon_vector_freshness_errors_total", {"target": "t", "schema": "public",
+    assert fam.value(VECTOR_MODEL_VERSION_ROWS.name, {**t, "version": "v1"}) == 100
+    assert fam.value(VECTOR_MODEL_VERSION_ROWS.name, {**t, "version": "v2"}) == 100
+    assert fam.value(VECTOR_MODEL_VERSION_ROWS.name, {**t, "version": "__other__"}) == 100  # the NULL group
+    assert fam.value(VECTOR_EMBEDDING_PENDING_ROWS.name, {**t, "column": "embedding"}) == 30
+    assert fam.value(VECTOR_FRESHNESS_ERRORS_TOTAL.name, {"target": "t", "schema": "public",
                                                               "table": "missing_table"}) == 1
 
 
@@ -534,11 +559,11 @@ def test_freshness_scans_a_table_once_and_uses_indexes_where_they_exist(pg18, ca
     assert after["indexed"] - before["indexed"] == 0
     for table in ("plain", "indexed"):
         t = {"target": "t", "schema": "public", "table": table}
-        assert 3600 < fam.value("vecmon_vector_newest_row_age_seconds", {**t, "column": "updated_at"}) < 3600 + 120
-        assert fam.value("vecmon_vector_embedding_pending_rows", {**t, "column": "embedding"}) == 200
+        assert 3600 < fam.value(VECTOR_NEWEST_ROW_AGE_SECONDS.name, {**t, "column": "updated_at"}) < 3600 + 120
+        assert fam.value(VECTOR_EMBEDDING_PENDING_ROWS.name, {**t, "column": "embedding"}) == 200
     plain = {"target": "t", "schema": "public", "table": "plain"}
-    assert fam.value("vecmon_vector_model_version_rows", {**plain, "version": "v1"}) == 10000
-    assert fam.value("vecmon_vector_model_version_rows", {**plain, "version": "v2"}) == 10000
+    assert fam.value(VECTOR_MODEL_VERSION_ROWS.name, {**plain, "version": "v1"}) == 10000
+    assert fam.value(VECTOR_MODEL_VERSION_ROWS.name, {**plain, "version": "v2"}) == 10000
     warnings = [r.getMessage() for r in caplog.records if "no index serves" in r.getMessage()]
     assert len(warnings) == 2 and all("public.plain" in w for w in warnings), warnings
     assert any("column updated_at" in w for w in warnings) and any("column embedding" in w for w in warnings)
@@ -571,7 +596,7 @@ def test_build_progress_is_reported(pg18):
     deadline = time.monotonic() + 60
     while not done.is_set() and time.monotonic() < deadline:
         fam = run_collector(db.monitor_dsn, "vector_indexes")
-        samples = fam.samples("vecmon_vector_index_build_progress_ratio")
+        samples = fam.samples(VECTOR_INDEX_BUILD_PROGRESS_RATIO.name)
         if samples and samples[0].labels["phase"].startswith("building index"):
             seen.append(fam)
             break
@@ -579,7 +604,7 @@ def test_build_progress_is_reported(pg18):
     db.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index WHERE relid = 'big'::regclass")
     thread.join(timeout=120)
     assert seen, "no build progress observed"
-    sample = seen[0].samples("vecmon_vector_index_build_progress_ratio")[0]
+    sample = seen[0].samples(VECTOR_INDEX_BUILD_PROGRESS_RATIO.name)[0]
     assert sample.labels["table"] == "big" and sample.labels["command"] == "CREATE INDEX"
     assert 0 <= sample.value <= 1
 
@@ -613,8 +638,8 @@ def test_ann_latency_query_timeout_within_the_run_is_counted(vdb, tmp_path):
     overrides["vector"]["indexes"] = ["items_hnsw"]
     overrides["vector"]["ann_latency"] = {"queries": 3, "timeout": "100ms"}
     fam = run_collector(vdb.monitor_dsn, "ann_latency", state={}, timeout=10, **overrides)
-    assert fam.value("vecmon_ann_query_errors_total", labels(filter="slow", reason="timeout")) == 3
-    assert fam.value("vecmon_ann_query_duration_seconds_count", labels(filter="")) == 3
+    assert fam.value(ANN_QUERY_ERRORS_TOTAL.name, labels(filter="slow", reason="timeout")) == 3
+    assert fam.value(f"{ANN_QUERY_DURATION_SECONDS.name}_count", labels(filter="")) == 3
 
 
 def test_freshness_run_ends_at_its_timeout_as_a_timeout(pg18):
@@ -702,8 +727,8 @@ def test_an_unusable_state_store_only_costs_rows_at_build(vdb, tmp_path):
     shared.state_stores.open = broken
     fam = run_collector(vdb.monitor_dsn, "vector_indexes", state={}, shared=shared,
                         **recall_overrides(tmp_path))
-    assert fam.value("vecmon_vector_index_valid", labels()) == 1
-    assert not fam.samples("vecmon_vector_index_rows_at_build")
+    assert fam.value(VECTOR_INDEX_VALID.name, labels()) == 1
+    assert not fam.samples(VECTOR_INDEX_ROWS_AT_BUILD.name)
 
 
 def test_probes_apply_every_override_of_the_app_role(pg18, tmp_path):

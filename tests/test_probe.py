@@ -20,6 +20,9 @@ import urllib.request
 import pytest
 import yaml
 
+from collectors.pg_connections import PG_CONNECTIONS_MAX
+from collectors.pg_databases import PG_DATABASE_SIZE_BYTES
+from collectors.self_metrics import COLLECTOR_DURATION_SECONDS, COLLECTOR_UP, TARGET_UNREACHABLE_REASON, UP
 from monitor.daemon import Daemon
 from monitor.loader import ConfigError, parse_config
 from tests.conftest import MONITOR_ROLE, new_database
@@ -131,9 +134,9 @@ def test_configured_target_serves_only_its_own_series(pg18, daemons):
     families = parse(body)
     targets = {s.labels.get("target") for f in families.families for s in f.samples}
     assert targets == {"alpha"}, targets
-    assert families.value("vecmon_up", {"target": "alpha"}) == 1
-    assert families.value("vecmon_collector_up", {"target": "alpha", "collector": "connections"}) == 1
-    sizes = [x.value for x in families.samples("vecmon_pg_database_size_bytes")
+    assert families.value(UP.name, {"target": "alpha"}) == 1
+    assert families.value(COLLECTOR_UP.name, {"target": "alpha", "collector": "connections"}) == 1
+    sizes = [x.value for x in families.samples(PG_DATABASE_SIZE_BYTES.name)
              if x.labels["target"] == "alpha" and x.labels["datname"] == a.name]
     assert sizes and sizes[0] > 0  # cluster-wide series also carry the server label
     assert "beta" not in body.decode()
@@ -202,13 +205,13 @@ def test_dsn_target_values(any_pg, daemons):
     assert status == 200, body
     families = parse(body)
     label = {"target": dsn_of(db)}
-    assert families.value("vecmon_up", label) == 1
+    assert families.value(UP.name, label) == 1
     max_connections = int(db.execute("SHOW max_connections")[0][0])
-    assert families.value("vecmon_pg_connections_max", label) == max_connections
+    assert families.value(PG_CONNECTIONS_MAX.name, label) == max_connections
     size = db.execute("SELECT pg_database_size(current_database())")[0][0]
-    assert abs(families.value("vecmon_pg_database_size_bytes", {**label, "datname": db.name}) - size) < 1e6
+    assert abs(families.value(PG_DATABASE_SIZE_BYTES.name, {**label, "datname": db.name}) - size) < 1e6
     for name in ("connections", "server", "databases"):
-        assert families.value("vecmon_collector_up", {**label, "collector": name}) == 1
+        assert families.value(COLLECTOR_UP.name, {**label, "collector": name}) == 1
     assert {s.labels["target"] for f in families.families for s in f.samples} == {dsn_of(db)}
     # the session it used is vecmon's, read-only and bounded like a configured target's
     settings = db.execute("SELECT application_name FROM pg_stat_activity WHERE datname = %s AND usename = %s",
@@ -325,9 +328,9 @@ def test_a_locked_table_ends_that_collector_not_the_probe(pg18, daemons):
     assert status == 200 and seconds < 3.0, seconds
     families = parse(body)
     label = {"target": dsn_of(db)}
-    assert families.value("vecmon_up", label) == 1
-    assert families.value("vecmon_collector_up", {**label, "collector": "tables"}) == 0
-    assert families.value("vecmon_collector_up", {**label, "collector": "connections"}) == 1
+    assert families.value(UP.name, label) == 1
+    assert families.value(COLLECTOR_UP.name, {**label, "collector": "tables"}) == 0
+    assert families.value(COLLECTOR_UP.name, {**label, "collector": "connections"}) == 1
 
 
 def test_the_deadline_bounds_the_whole_collection_not_each_collector(pg18, daemons, caplog):
@@ -348,9 +351,9 @@ def test_the_deadline_bounds_the_whole_collection_not_each_collector(pg18, daemo
                  5, "the late result cached")
         families = parse(get(probe_url(daemon, dsn_of(db), "mon"))[2])
     label = {"target": dsn_of(db)}
-    assert families.value("vecmon_collector_up", {**label, "collector": "tables"}) == 0
-    assert families.value("vecmon_collector_up", {**label, "collector": "connections"}) == 0
-    assert families.value("vecmon_collector_duration_seconds", {**label, "collector": "connections"}) is None
+    assert families.value(COLLECTOR_UP.name, {**label, "collector": "tables"}) == 0
+    assert families.value(COLLECTOR_UP.name, {**label, "collector": "connections"}) == 0
+    assert families.value(COLLECTOR_DURATION_SECONDS.name, {**label, "collector": "connections"}) is None
     assert daemon.probe.dsn.collections == 1
     assert "the deadline passed before collectors connections" in caplog.text
 
@@ -362,8 +365,8 @@ def test_unreachable_dsn_target_reports_the_reason(pg18, daemons):
     assert status == 200
     families = parse(body)
     label = {"target": f"127.0.0.1:{db.server.port}/no_such_db"}
-    assert families.value("vecmon_up", label) == 0
-    assert families.value("vecmon_target_unreachable_reason", {**label, "reason": "database_missing"}) == 1
+    assert families.value(UP.name, label) == 0
+    assert families.value(TARGET_UNREACHABLE_REASON.name, {**label, "reason": "database_missing"}) == 1
 
 
 @pytest.mark.parametrize("target", [
@@ -409,7 +412,7 @@ def test_secrets_stay_out_of_logs_and_exposition(pg18, daemons, caplog):
               get(probe_url(daemon, "127.0.0.1:1/x", "mon"))[2]]
     wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "target collected")
     bodies += [get(probe_url(daemon, "alpha"))[2], get(f"{daemon.url}/metrics")[2], get(f"{daemon.url}/api/status")[2]]
-    assert any(b"vecmon_up" in b for b in bodies)
+    assert any(UP.name.encode() in b for b in bodies)
     for body in bodies:
         assert PASSWORD.encode() not in body
     assert PASSWORD not in caplog.text
@@ -429,8 +432,8 @@ def test_a_reload_that_changes_the_auth_modules_drops_kept_targets(pg18, write_c
         assert daemon.reload() and len(daemon.probe.dsn) == 0
         wait_for(lambda: vecmon_sessions(db) == 0, 10, "the dropped target's session closed")
         families = parse(get(probe_url(daemon, dsn_of(db), "mon"))[2])
-        assert families.value("vecmon_collector_up", {"target": dsn_of(db), "collector": "connections"}) == 1
-        assert families.value("vecmon_collector_up", {"target": dsn_of(db), "collector": "server"}) is None
+        assert families.value(COLLECTOR_UP.name, {"target": dsn_of(db), "collector": "connections"}) == 1
+        assert families.value(COLLECTOR_UP.name, {"target": dsn_of(db), "collector": "server"}) is None
     finally:
         daemon.stop()
 
@@ -481,15 +484,15 @@ def test_prometheus_scrapes_probe_for_both_kinds(pg18, daemons, tmp_path):
             return prometheus.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))["data"]["result"]
 
         wait_for(lambda: query('up{job="vecmon-targets", instance="alpha"} == 1')
-                 and query('vecmon_pg_connections_max{job="vecmon-targets", instance="alpha", target="alpha"}'),
+                 and query(f'{PG_CONNECTIONS_MAX.name}{{job="vecmon-targets", instance="alpha", target="alpha"}}'),
                  60, "the configured target scraped through /probe")
         wait_for(lambda: query(f'up{{job="vecmon-dsn", instance="{dsn}"}} == 1')
-                 and query(f'vecmon_up{{job="vecmon-dsn", instance="{dsn}", target="{dsn_of(other)}"}} == 1')
-                 and query(f'vecmon_pg_database_size_bytes{{job="vecmon-dsn", datname="{other.name}"}}'),
+                 and query(f'{UP.name}{{job="vecmon-dsn", instance="{dsn}", target="{dsn_of(other)}"}} == 1')
+                 and query(f'{PG_DATABASE_SIZE_BYTES.name}{{job="vecmon-dsn", datname="{other.name}"}}'),
                  60, "the DSN target scraped through /probe")
         # each job saw only its own target's series
-        assert not query('vecmon_up{job="vecmon-targets", target!="alpha"}')
-        assert not query(f'vecmon_up{{job="vecmon-dsn", target!="{dsn_of(other)}"}}')
+        assert not query(f'{UP.name}{{job="vecmon-targets", target!="alpha"}}')
+        assert not query(f'{UP.name}{{job="vecmon-dsn", target!="{dsn_of(other)}"}}')
         assert not query('up{job=~"vecmon-.*"} == 0')
     finally:
         prometheus.stop()

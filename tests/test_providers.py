@@ -12,6 +12,19 @@ import pytest
 from fake_providers import COMBOS, MODELS, SHAPES, FakeProvider, Fault, Probe
 
 from collectors import providers
+from collectors.model_probe import (
+    EMBEDDING_DIMENSIONS,
+    MODEL_API_LAST_STATUS_CODE,
+    MODEL_API_PROBE_SUCCESS,
+    MODEL_API_RATE_LIMIT_HEADROOM_RATIO,
+    MODEL_API_RATE_LIMIT_LIMIT,
+    MODEL_API_RATE_LIMIT_REMAINING,
+    MODEL_API_RATE_LIMIT_RESET_SECONDS,
+    MODEL_API_SERVER_DURATION_SECONDS,
+    MODEL_API_TOKENS_TOTAL,
+    RERANK_RELEVANT_DOCUMENT_RANK,
+    RERANK_SEARCH_UNITS_TOTAL,
+)
 from collectors.providers import cohere, ollama, openai, tei, voyage
 from collectors.providers.common import (
     MAX_COUNT,
@@ -65,8 +78,8 @@ def test_probe_speaks_each_providers_wire_format(provider, kind):
         probe = Probe(fake, kind)
         run = probe.run()
         assert run.outcomes() == {"success": 1}, probe.state
-        assert run.value("vecmon_model_api_probe_success") == 1
-        assert run.value("vecmon_model_api_last_status_code") == 200
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 1
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 200
         assert run.latency_count() == 1
 
         (request,) = fake.requests
@@ -84,13 +97,13 @@ def test_probe_speaks_each_providers_wire_format(provider, kind):
         # usage as the server reported it
         (billed,) = fake.billed
         if "tokens" in billed:
-            assert run.value("vecmon_model_api_tokens_total") == billed["tokens"]
+            assert run.value(MODEL_API_TOKENS_TOTAL.name) == billed["tokens"]
         if "search_units" in billed:
-            assert run.value("vecmon_rerank_search_units_total") == billed["search_units"]
+            assert run.value(RERANK_SEARCH_UNITS_TOTAL.name) == billed["search_units"]
         if kind == "embedding":
-            assert run.value("vecmon_embedding_dimensions") == fake.dims
+            assert run.value(EMBEDDING_DIMENSIONS.name) == fake.dims
         else:
-            assert run.value("vecmon_rerank_relevant_document_rank") == 1
+            assert run.value(RERANK_RELEVANT_DOCUMENT_RANK.name) == 1
 
 
 def test_openai_compatible_without_key_sends_no_authorization():
@@ -104,7 +117,7 @@ def test_wrong_key_is_http_4xx_and_cohere_input_type_is_sent():
     with FakeProvider("cohere", api_key=KEY) as fake:
         run = Probe(fake, api_key="wrong-key", input_type="search_document").run()
         assert run.outcomes() == {"http_4xx": 1}
-        assert run.value("vecmon_model_api_last_status_code") == 401
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 401
         assert fake.requests[0].body["input_type"] == "search_document"
 
 
@@ -227,24 +240,24 @@ def test_rate_limit_headers_and_server_timings_become_metrics():
         fake.push(Fault(delay=0.05))
         run = Probe(fake).run()
         tokens = fake.billed[0]["tokens"]
-        assert run.value("vecmon_model_api_rate_limit_limit", resource="requests") == 3000
-        assert run.value("vecmon_model_api_rate_limit_remaining", resource="requests") == 2999
-        assert run.value("vecmon_model_api_rate_limit_reset_seconds", resource="requests") == pytest.approx(0.02)
-        assert run.value("vecmon_model_api_rate_limit_reset_seconds", resource="tokens") == 360
-        assert run.value("vecmon_model_api_rate_limit_headroom_ratio", resource="tokens") == pytest.approx(
+        assert run.value(MODEL_API_RATE_LIMIT_LIMIT.name, resource="requests") == 3000
+        assert run.value(MODEL_API_RATE_LIMIT_REMAINING.name, resource="requests") == 2999
+        assert run.value(MODEL_API_RATE_LIMIT_RESET_SECONDS.name, resource="requests") == pytest.approx(0.02)
+        assert run.value(MODEL_API_RATE_LIMIT_RESET_SECONDS.name, resource="tokens") == 360
+        assert run.value(MODEL_API_RATE_LIMIT_HEADROOM_RATIO.name, resource="tokens") == pytest.approx(
             (1_000_000 - tokens) / 1_000_000)
-        assert run.value("vecmon_model_api_server_duration_seconds", phase="processing") == pytest.approx(0.051)
+        assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="processing") == pytest.approx(0.051)
     with FakeProvider("tei") as fake:
         fake.push(Fault(delay=0.05))
         run = Probe(fake).run()
-        assert run.value("vecmon_model_api_server_duration_seconds", phase="total") == pytest.approx(0.052)
-        assert run.value("vecmon_model_api_server_duration_seconds", phase="inference") == pytest.approx(0.051)
-        assert run.value("vecmon_model_api_server_duration_seconds", phase="queue") == 0
-        assert run.value("vecmon_model_api_tokens_total") == fake.billed[0]["tokens"]
+        assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="total") == pytest.approx(0.052)
+        assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="inference") == pytest.approx(0.051)
+        assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="queue") == 0
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == fake.billed[0]["tokens"]
     with FakeProvider("ollama") as fake:
         run = Probe(fake).run()
-        assert run.value("vecmon_model_api_server_duration_seconds", phase="load") == pytest.approx(0.0010195)
-        assert run.value("vecmon_model_api_server_duration_seconds", phase="total") == pytest.approx(0.002)
+        assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="load") == pytest.approx(0.0010195)
+        assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="total") == pytest.approx(0.002)
 
 
 def test_azure_rate_limit_placeholders_are_not_reported_as_headroom():
@@ -255,7 +268,7 @@ def test_azure_rate_limit_placeholders_are_not_reported_as_headroom():
         assert fake.requests and run.outcomes() == {"success": 1}
         for name in ("headroom_ratio", "limit", "remaining", "reset_seconds"):
             assert run.value(f"vecmon_model_api_rate_limit_{name}", resource="tokens") is None, name
-        assert run.value("vecmon_model_api_rate_limit_headroom_ratio", resource="requests") == pytest.approx(
+        assert run.value(MODEL_API_RATE_LIMIT_HEADROOM_RATIO.name, resource="requests") == pytest.approx(
             2999 / 3000)
     assert parse_rate_limits({"x-ratelimit-limit-tokens": "-1", "x-ratelimit-remaining-tokens": "-1",
                               "x-ratelimit-reset-tokens": "0", "x-ratelimit-limit-requests": "0",
@@ -300,8 +313,8 @@ def test_accessors_never_raise_on_numbers_a_server_can_send():
 
 
 def test_model_api_metric_declarations_follow_conventions():
+    from collectors.self_metrics import SELF_METRICS
     from monitor.api_jobs import api_collector_classes
-    from monitor.exposition import SELF_METRICS
 
     names = {spec.name for spec in SELF_METRICS}
     allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_", "vecmon_app_")

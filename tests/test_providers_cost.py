@@ -13,7 +13,24 @@ from fake_providers import MODELS, FakeProvider, Fault, Probe
 from helpers import Families, run_collector
 
 from collectors.base import CollectContext
-from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector, SpendLedger, price_cost
+from collectors.model_probe import MODEL_API_COST_USD_TOTAL, MODEL_API_PRICE_USD, RERANK_SEARCH_UNITS_TOTAL
+from collectors.provider_costs import (
+    COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    COST_API_POLLS_TOTAL,
+    COST_BUDGET_LIMIT_USD,
+    COST_BUDGET_SOURCES_MISSING,
+    COST_BUDGET_SPEND_USD,
+    COST_BUDGET_USED_RATIO,
+    COST_PROVIDER_EMBEDDING_REQUESTS,
+    COST_PROVIDER_EMBEDDING_TOKENS,
+    COST_PROVIDER_LINE_ITEM_SPEND_USD,
+    COST_PROVIDER_SPEND_USD,
+    BudgetCollector,
+    PriceTable,
+    ProviderCostsCollector,
+    SpendLedger,
+    price_cost,
+)
 from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.config_apis import DimensionsFrom, PriceEntry, Pricing
@@ -101,12 +118,12 @@ def test_probe_cost_counters_match_the_price_table(provider, kind):
         assert len(fake.billed) == 4 and len(readable) == 3  # the 500 is not billed; malformed JSON unreadable
         if price.usd_per_1m_tokens is not None:
             expected = tokens * price.usd_per_1m_tokens / 1e6
-            assert run.value("vecmon_model_api_price_usd", unit="million_tokens") == price.usd_per_1m_tokens
+            assert run.value(MODEL_API_PRICE_USD.name, unit="million_tokens") == price.usd_per_1m_tokens
         else:
             expected = searches * price.usd_per_1k_searches / 1e3
-            assert run.value("vecmon_model_api_price_usd", unit="thousand_searches") == price.usd_per_1k_searches
-            assert run.value("vecmon_rerank_search_units_total") == searches == 3
-        assert run.value("vecmon_model_api_cost_usd_total") == pytest.approx(expected, rel=1e-12)
+            assert run.value(MODEL_API_PRICE_USD.name, unit="thousand_searches") == price.usd_per_1k_searches
+            assert run.value(RERANK_SEARCH_UNITS_TOTAL.name) == searches == 3
+        assert run.value(MODEL_API_COST_USD_TOTAL.name) == pytest.approx(expected, rel=1e-12)
         today = datetime.now(UTC).date()
         assert ledger.spend(["ep"], today)["day"] == pytest.approx(expected, rel=1e-12)
 
@@ -117,10 +134,10 @@ def test_price_overrides_and_pricing_provider():
     with FakeProvider("openai_compatible") as fake:
         probe = Probe(fake, prices=PriceTable(PriceTable.load().entries, overrides), pricing_provider="openai")
         run = probe.run()
-        assert run.value("vecmon_model_api_cost_usd_total") == pytest.approx(fake.billed[0]["tokens"] * 1.0 / 1e6)
+        assert run.value(MODEL_API_COST_USD_TOTAL.name) == pytest.approx(fake.billed[0]["tokens"] * 1.0 / 1e6)
     with FakeProvider("openai_compatible") as fake:
         run = Probe(fake).run()  # unpriced: no cost series rather than a wrong 0
-        assert run.value("vecmon_model_api_cost_usd_total") is None
+        assert run.value(MODEL_API_COST_USD_TOTAL.name) is None
 
 
 # --------------------------------------------------------------------------- OpenAI costs / usage API
@@ -159,9 +176,9 @@ class CostPoller:
 
 def spend(families: Families, period: str, line_item: str | None = None) -> float | None:
     if line_item is None:
-        return families.value("vecmon_cost_provider_spend_usd",
+        return families.value(COST_PROVIDER_SPEND_USD.name,
                               {"target": "org", "provider": "openai", "period": period})
-    return families.value("vecmon_cost_provider_line_item_spend_usd",
+    return families.value(COST_PROVIDER_LINE_ITEM_SPEND_USD.name,
                           {"target": "org", "provider": "openai", "period": period, "line_item": line_item})
 
 
@@ -184,11 +201,11 @@ def test_cost_api_poll_reads_daily_buckets_with_pagination():
     assert spend(families, "month", EMBED) == pytest.approx(0.875)
     assert spend(families, "month", "gpt-4o-2024-08-06, input") == pytest.approx(2.0)
     labels = {"target": "org", "provider": "openai", "model": "text-embedding-3-small"}
-    assert families.value("vecmon_cost_provider_embedding_tokens", {**labels, "period": "month"}) == 1500
-    assert families.value("vecmon_cost_provider_embedding_requests", {**labels, "period": "day"}) == 5
-    assert families.value("vecmon_cost_api_polls_total",
+    assert families.value(COST_PROVIDER_EMBEDDING_TOKENS.name, {**labels, "period": "month"}) == 1500
+    assert families.value(COST_PROVIDER_EMBEDDING_REQUESTS.name, {**labels, "period": "day"}) == 5
+    assert families.value(COST_API_POLLS_TOTAL.name,
                           {"target": "org", "provider": "openai", "api": "costs", "outcome": "success"}) == 1
-    assert families.value("vecmon_cost_api_last_success_timestamp_seconds",
+    assert families.value(COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS.name,
                           {"target": "org", "provider": "openai", "api": "usage"}) == NOW
     assert ledger.spend(["org"], TODAY) == pytest.approx({"day": 0.125, "month": 2.875})
 
@@ -203,12 +220,12 @@ def test_restated_days_replace_earlier_values_and_failures_keep_the_last_good_on
         assert spend(families, "month") == pytest.approx(3.375)  # replaced, not added
         fake.push(Fault(status=500))
         families = poller.run()
-        assert families.value("vecmon_cost_api_polls_total",
+        assert families.value(COST_API_POLLS_TOTAL.name,
                               {"target": "org", "provider": "openai", "api": "costs", "outcome": "http_5xx"}) == 1
         assert spend(families, "month") == pytest.approx(3.375)  # still served
         fake.push(Fault(status=401))
         families = poller.run()
-        assert families.value("vecmon_cost_api_polls_total",
+        assert families.value(COST_API_POLLS_TOTAL.name,
                               {"target": "org", "provider": "openai", "api": "costs", "outcome": "http_4xx"}) == 1
     assert ledger.spend(["org"], TODAY)["month"] == pytest.approx(3.375)
 
@@ -241,13 +258,13 @@ def test_an_unparseable_cost_answer_is_a_failed_poll_not_a_collector_failure(fau
         families = poller.run()  # does not raise
 
         def polls(api, outcome):
-            return families.value("vecmon_cost_api_polls_total",
+            return families.value(COST_API_POLLS_TOTAL.name,
                                   {"target": "org", "provider": "openai", "api": api, "outcome": outcome})
 
         assert polls("costs", "bad_response") == 1 and polls("costs", "success") == 1
         assert polls("usage", "success") == 2  # the other API is polled as usual
         assert spend(families, "month") == pytest.approx(2.875)  # the last good values are still served
-        assert families.value("vecmon_cost_api_last_success_timestamp_seconds",
+        assert families.value(COST_API_LAST_SUCCESS_TIMESTAMP_SECONDS.name,
                               {"target": "org", "provider": "openai", "api": "costs"}) == NOW
     assert ledger.spend(["org"], TODAY) == pytest.approx({"day": 0.125, "month": 2.875})
 
@@ -263,8 +280,8 @@ def test_an_unparseable_usage_answer_is_a_failed_usage_poll():
         families = poller.run()
         labels = {"target": "org", "provider": "openai"}
         for api, outcome in (("usage", "bad_response"), ("costs", "success")):
-            assert families.value("vecmon_cost_api_polls_total", {**labels, "api": api, "outcome": outcome}) == 1
-        assert families.samples("vecmon_cost_provider_embedding_tokens") == []  # nothing good to serve yet
+            assert families.value(COST_API_POLLS_TOTAL.name, {**labels, "api": api, "outcome": outcome}) == 1
+        assert families.samples(COST_PROVIDER_EMBEDDING_TOKENS.name) == []  # nothing good to serve yet
         assert spend(families, "month") == pytest.approx(2.875)
 
 
@@ -280,7 +297,7 @@ def test_amounts_sent_as_numeric_strings_are_read_like_numbers():
         assert [r["amount"]["value"] for r in page["data"][0]["results"]] == ["0.125", "12.50", "0E-6176"]
         poller = CostPoller(fake, ledger)
         families = poller.run()
-    assert families.value("vecmon_cost_api_polls_total",
+    assert families.value(COST_API_POLLS_TOTAL.name,
                           {"target": "org", "provider": "openai", "api": "costs", "outcome": "success"}) == 1
     assert spend(families, "day") == pytest.approx(12.625)
     assert spend(families, "month") == pytest.approx(2.75 + 12.625)
@@ -300,7 +317,7 @@ def test_a_rate_limited_cost_poll_honours_retry_after_ms_first(headers, waited):
         fake.push(Fault(status=429, **headers))
         families = poller.run()
     assert sleeps == [waited]
-    assert families.value("vecmon_cost_api_polls_total",
+    assert families.value(COST_API_POLLS_TOTAL.name,
                           {"target": "org", "provider": "openai", "api": "costs", "outcome": "success"}) == 1
     assert spend(families, "month") == pytest.approx(2.875)
 
@@ -312,7 +329,7 @@ def test_cost_api_without_line_items_or_usage():
         assert "group_by" not in fake.requests[0].query
         assert fake.requests[0].query["limit"] == ["3"]  # the month so far
         assert spend(families, "month") == pytest.approx(2.875)
-        assert families.samples("vecmon_cost_provider_line_item_spend_usd") == []
+        assert families.samples(COST_PROVIDER_LINE_ITEM_SPEND_USD.name) == []
 
 
 # --------------------------------------------------------------------------- budgets
@@ -332,12 +349,12 @@ def test_budgets_combine_cost_api_and_probe_spend():
     def value(name, period=None):
         return families.value(name, {"target": "b", **({"period": period} if period else {})})
 
-    assert value("vecmon_cost_budget_spend_usd", "day") == pytest.approx(0.75)
-    assert value("vecmon_cost_budget_spend_usd", "month") == pytest.approx(2.75)
-    assert value("vecmon_cost_budget_limit_usd", "month") == 10
-    assert value("vecmon_cost_budget_used_ratio", "day") == pytest.approx(0.75)
-    assert value("vecmon_cost_budget_used_ratio", "month") == pytest.approx(0.275)
-    assert value("vecmon_cost_budget_sources_missing") == 1
+    assert value(COST_BUDGET_SPEND_USD.name, "day") == pytest.approx(0.75)
+    assert value(COST_BUDGET_SPEND_USD.name, "month") == pytest.approx(2.75)
+    assert value(COST_BUDGET_LIMIT_USD.name, "month") == 10
+    assert value(COST_BUDGET_USED_RATIO.name, "day") == pytest.approx(0.75)
+    assert value(COST_BUDGET_USED_RATIO.name, "month") == pytest.approx(0.275)
+    assert value(COST_BUDGET_SOURCES_MISSING.name) == 1
 
 
 # --------------------------------------------------------------------------- config and wiring

@@ -15,7 +15,22 @@ from fake_providers import FakeProvider, Fault, Probe
 from helpers import Families
 from prometheus_client import generate_latest
 
-from collectors.model_probe import BUCKETS
+from collectors.model_probe import (
+    BUCKETS,
+    EMBEDDING_DIMENSION_MISMATCH,
+    EMBEDDING_DIMENSIONS,
+    EMBEDDING_EXPECTED_DIMENSIONS,
+    MODEL_API_COST_USD_TOTAL,
+    MODEL_API_LAST_STATUS_CODE,
+    MODEL_API_PROBE_DURATION_SECONDS,
+    MODEL_API_PROBE_SUCCESS,
+    MODEL_API_REQUEST_DURATION_SECONDS,
+    MODEL_API_REQUESTS_TOTAL,
+    MODEL_API_RETRIES_TOTAL,
+    MODEL_API_TOKENS_TOTAL,
+    RERANK_RELEVANT_DOCUMENT_RANK,
+    RERANK_SEARCH_UNITS_TOTAL,
+)
 from collectors.provider_costs import SpendLedger
 from collectors.providers.common import OUTCOMES
 from monitor.api_jobs import build_api_jobs
@@ -78,9 +93,9 @@ def test_measured_latency_is_within_10ms_of_the_injected_delay(provider, kind, d
         assert run.latency_count() == len(observed) + 2
         # the observation landed in the first bucket whose bound is >= it
         bound = next(b for b in BUCKETS if last <= b)
-        assert run.value("vecmon_model_api_request_duration_seconds_bucket", outcome="success",
+        assert run.value(f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_bucket", outcome="success",
                          le=str(float(bound))) >= 1
-        assert run.value("vecmon_model_api_request_duration_seconds_bucket", outcome="success",
+        assert run.value(f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_bucket", outcome="success",
                          le="+Inf") == len(observed) + 2
 
 
@@ -91,7 +106,7 @@ def test_cold_connection_latency_is_within_10ms_too():
             fake.push(Fault(delay=0.2))
             run = Probe(fake).run()  # a new session: TCP connect included
             errors.append(run.latency_sum() - 0.2)
-            assert run.value("vecmon_model_api_probe_duration_seconds") >= run.latency_sum()
+            assert run.value(MODEL_API_PROBE_DURATION_SECONDS.name) >= run.latency_sum()
         if errors[-1] < TOLERANCE:
             break
     assert all(e >= 0 for e in errors) and min(errors) < TOLERANCE, errors
@@ -105,8 +120,8 @@ def test_histogram_and_counters_accumulate_across_runs():
             run = probe.run()
         assert run.outcomes() == {"success": 2, "http_5xx": 1}
         assert run.latency_count("success") == 2 and run.latency_count("http_5xx") == 1
-        assert run.value("vecmon_model_api_request_duration_seconds_bucket", outcome="success", le="+Inf") == 2
-        assert run.value("vecmon_model_api_tokens_total") == sum(b["tokens"] for b in fake.billed)
+        assert run.value(f"{MODEL_API_REQUEST_DURATION_SECONDS.name}_bucket", outcome="success", le="+Inf") == 2
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == sum(b["tokens"] for b in fake.billed)
         # every outcome series exists from the first run, so rate() works without gaps
         assert run.requests("timeout") == 0 and run.requests("connection_error") == 0
 
@@ -121,8 +136,8 @@ def test_429_with_retry_after_is_retried_once_when_it_fits():
         run = probe.run()
         assert probe.sleeps == [1.0]
         assert run.outcomes() == {"rate_limited": 1, "success": 1}
-        assert run.value("vecmon_model_api_retries_total") == 1
-        assert run.value("vecmon_model_api_probe_success") == 1
+        assert run.value(MODEL_API_RETRIES_TOTAL.name) == 1
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 1
         assert len(fake.requests) == 2
 
 
@@ -135,9 +150,9 @@ def test_429_whose_retry_after_does_not_fit_the_timeout_is_not_retried():
         assert time.perf_counter() - started < 1.5  # no wait, not even until the 2 s deadline
         assert probe.sleeps == []
         assert run.outcomes() == {"rate_limited": 1}
-        assert run.value("vecmon_model_api_last_status_code") == 429
-        assert run.value("vecmon_model_api_probe_success") == 0
-        assert run.value("vecmon_model_api_retries_total") == 0
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 429
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 0
+        assert run.value(MODEL_API_RETRIES_TOTAL.name) == 0
 
 
 @pytest.mark.parametrize("provider", ["openai", "azure_openai"])
@@ -151,10 +166,10 @@ def test_429_with_only_retry_after_ms_is_retried(provider):
         assert probe.sleeps == [1.0]
         fake.push(Fault(status=429, retry_after_ms="250", retry_after="30"))
         run = probe.run()  # both headers: the milliseconds win
-        assert probe.sleeps == [1.0, 0.25] and run.value("vecmon_model_api_retries_total") == 2
+        assert probe.sleeps == [1.0, 0.25] and run.value(MODEL_API_RETRIES_TOTAL.name) == 2
         fake.push(Fault(status=429, retry_after_ms="30000"))
         run = probe.run()  # 30 s does not fit a 5 s timeout
-        assert probe.sleeps == [1.0, 0.25] and run.value("vecmon_model_api_probe_success") == 0
+        assert probe.sleeps == [1.0, 0.25] and run.value(MODEL_API_PROBE_SUCCESS.name) == 0
         assert len(fake.requests) == 5
 
 
@@ -183,7 +198,7 @@ def test_http_4xx_and_5xx():
         for _ in range(3):
             run = probe.run()
         assert run.outcomes() == {"http_4xx": 2, "http_5xx": 1}
-        assert run.value("vecmon_model_api_last_status_code") == 502
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 502
 
 
 def test_timeout_is_bounded_by_the_configured_timeout():
@@ -194,7 +209,7 @@ def test_timeout_is_bounded_by_the_configured_timeout():
         run = probe.run()
         elapsed = time.perf_counter() - started
         assert run.outcomes() == {"timeout": 1}
-        assert run.value("vecmon_model_api_last_status_code") == 0
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 0
         assert 0.3 <= run.latency_sum("timeout") < 0.3 + SLACK
         assert elapsed < 0.3 + SLACK
 
@@ -205,7 +220,7 @@ def test_a_stalled_body_is_a_timeout_not_a_connection_error():
         started = time.perf_counter()
         run = Probe(fake, "rerank", timeout="300ms").run()
         assert run.outcomes() == {"timeout": 1}
-        assert run.value("vecmon_model_api_last_status_code") == 200  # the headers had arrived
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 200  # the headers had arrived
         assert time.perf_counter() - started < 0.3 + SLACK
 
 
@@ -214,7 +229,7 @@ def test_connection_refused_is_connection_error():
         probe = Probe(fake, url=f"http://127.0.0.1:{free_port()}")
         run = probe.run()
         assert run.outcomes() == {"connection_error": 1}
-        assert run.value("vecmon_model_api_probe_success") == 0
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 0
 
 
 # --------------------------------------------------------------------------- bad answers
@@ -226,8 +241,8 @@ def test_malformed_json_is_bad_response():
         run = Probe(fake).run()
         assert run.outcomes() == {"bad_response": 1}
         assert run.failures("malformed") == 1
-        assert run.value("vecmon_model_api_last_status_code") == 200
-        assert run.value("vecmon_model_api_tokens_total") == 0
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 200
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == 0
 
 
 def test_wrong_dimensions_are_bad_response_and_their_own_metric():
@@ -237,14 +252,14 @@ def test_wrong_dimensions_are_bad_response_and_their_own_metric():
         run = probe.run()
         assert run.outcomes() == {"bad_response": 1}
         assert run.failures("dimension_mismatch") == 1
-        assert run.value("vecmon_embedding_dimensions") == 4
-        assert run.value("vecmon_embedding_expected_dimensions") == 8
-        assert run.value("vecmon_embedding_dimension_mismatch") == 1
+        assert run.value(EMBEDDING_DIMENSIONS.name) == 4
+        assert run.value(EMBEDDING_EXPECTED_DIMENSIONS.name) == 8
+        assert run.value(EMBEDDING_DIMENSION_MISMATCH.name) == 1
         run = probe.run()  # the model is back
         assert run.outcomes() == {"bad_response": 1, "success": 1}
-        assert run.value("vecmon_embedding_dimension_mismatch") == 0
+        assert run.value(EMBEDDING_DIMENSION_MISMATCH.name) == 0
         # the provider billed the bad answer too
-        assert run.value("vecmon_model_api_tokens_total") == sum(b["tokens"] for b in fake.billed)
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == sum(b["tokens"] for b in fake.billed)
 
 
 def test_expected_dimensions_from_a_pgvector_column():
@@ -260,8 +275,8 @@ def test_expected_dimensions_from_a_pgvector_column():
         run = probe.run()
         assert seen == [("app", "public.chunks", "embedding")]
         assert run.outcomes() == {"bad_response": 1}
-        assert run.value("vecmon_embedding_expected_dimensions") == 1536
-        assert run.value("vecmon_embedding_dimension_mismatch") == 1
+        assert run.value(EMBEDDING_EXPECTED_DIMENSIONS.name) == 1536
+        assert run.value(EMBEDDING_DIMENSION_MISMATCH.name) == 1
 
 
 def test_a_failing_dimension_source_does_not_stop_the_probe(caplog):
@@ -273,7 +288,7 @@ def test_a_failing_dimension_source_does_not_stop_the_probe(caplog):
                       dimensions_from={"database": "app", "table": "chunks", "column": "embedding"})
         run = probe.run()
         assert run.outcomes() == {"success": 1}
-        assert run.value("vecmon_embedding_expected_dimensions") is None
+        assert run.value(EMBEDDING_EXPECTED_DIMENSIONS.name) is None
         assert "cannot read dimensions" in caplog.text
 
 
@@ -289,7 +304,7 @@ def test_invalid_vectors_are_bad_response(fault, reason):
         run = Probe(fake).run()
         assert run.outcomes() == {"bad_response": 1}
         assert run.failures(reason) == 1
-        assert run.value("vecmon_model_api_probe_success") == 0
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 0
 
 
 @pytest.mark.parametrize("provider", ["cohere", "voyage", "jina", "tei"])
@@ -300,14 +315,14 @@ def test_reranker_must_rank_the_relevant_document_first(provider):
         run = probe.run()
         assert run.outcomes() == {"bad_response": 1}
         assert run.failures("wrong_top_document") == 1
-        assert run.value("vecmon_rerank_relevant_document_rank") == 3
+        assert run.value(RERANK_RELEVANT_DOCUMENT_RANK.name) == 3
         run = probe.run()
         assert run.failures("score_count_mismatch") == 1
         run = probe.run()
         assert run.failures("non_finite") == 1
         run = probe.run()
         assert run.outcomes() == {"bad_response": 3, "success": 1}
-        assert run.value("vecmon_rerank_relevant_document_rank") == 1
+        assert run.value(RERANK_RELEVANT_DOCUMENT_RANK.name) == 1
 
 
 HUGE = 10 ** 400  # sent as a 401-digit JSON integer: no float can hold it (the decoder keeps an int)
@@ -344,8 +359,8 @@ def test_a_number_too_big_for_a_float_is_bad_response(provider, kind):
         run = probe.run()
         assert run.outcomes() == {"bad_response": 1}  # counted, not a collector failure
         assert run.failures("non_finite") == 1  # like the float literal 1e400, it is +inf
-        assert run.value("vecmon_model_api_probe_success") == 0
-        assert run.value("vecmon_model_api_last_status_code") == 200
+        assert run.value(MODEL_API_PROBE_SUCCESS.name) == 0
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 200
         run = probe.run()
         assert run.outcomes() == {"bad_response": 2} and run.failures("non_finite") == 2
         run = probe.run()
@@ -361,8 +376,8 @@ def test_deeply_nested_json_is_bad_response(raw):
         run = probe.run()
         assert run.outcomes() == {"bad_response": 1}
         assert run.failures("malformed") == 1
-        assert run.value("vecmon_model_api_last_status_code") == 200
-        assert run.value("vecmon_model_api_tokens_total") == 0
+        assert run.value(MODEL_API_LAST_STATUS_CODE.name) == 200
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == 0
         assert probe.run().outcomes() == {"bad_response": 1, "success": 1}
 
 
@@ -385,20 +400,20 @@ def test_negative_or_absurd_usage_never_moves_the_counters(provider, kind, fault
     with FakeProvider(provider) as fake:
         probe = Probe(fake, kind, ledger=ledger)
         run = probe.run()
-        tokens, cost = run.value("vecmon_model_api_tokens_total"), run.value("vecmon_model_api_cost_usd_total")
+        tokens, cost = run.value(MODEL_API_TOKENS_TOTAL.name), run.value(MODEL_API_COST_USD_TOTAL.name)
         assert tokens == fake.billed[0]["tokens"] > 0
         fake.push(*faults)
         for _ in faults:
             run = probe.run()
             # the answer itself is fine; only the usage is unusable, so it counts as not reported
             assert set(run.outcomes()) == {"success"}
-            assert run.value("vecmon_model_api_tokens_total") == tokens
-            assert run.value("vecmon_model_api_cost_usd_total") == cost
+            assert run.value(MODEL_API_TOKENS_TOTAL.name) == tokens
+            assert run.value(MODEL_API_COST_USD_TOTAL.name) == cost
         assert run.requests("success") == 1 + len(faults)
         run = probe.run()  # a sane answer counts again
-        assert run.value("vecmon_model_api_tokens_total") == tokens + fake.billed[-1]["tokens"]
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == tokens + fake.billed[-1]["tokens"]
         spent = ledger.spend(["ep"], datetime.now(UTC).date())["day"]
-        assert spent >= 0 and spent == pytest.approx(run.value("vecmon_model_api_cost_usd_total") or 0.0)
+        assert spent >= 0 and spent == pytest.approx(run.value(MODEL_API_COST_USD_TOTAL.name) or 0.0)
 
 
 def test_negative_search_units_are_ignored_and_openai_needs_sane_usage():
@@ -408,7 +423,7 @@ def test_negative_search_units_are_ignored_and_openai_needs_sane_usage():
         fake.push(Fault(edit=lambda b: b["meta"].update(billed_units={"search_units": -1})))
         run = probe.run()
         assert run.outcomes() == {"success": 2}
-        assert run.value("vecmon_rerank_search_units_total") == 1
+        assert run.value(RERANK_SEARCH_UNITS_TOTAL.name) == 1
     with FakeProvider("openai") as fake:  # OpenAI documents usage as required: unusable usage is a bad answer
         probe = Probe(fake)
         fake.push(Fault(edit=_usage(prompt_tokens=-5, total_tokens=-5)),
@@ -417,10 +432,10 @@ def test_negative_search_units_are_ignored_and_openai_needs_sane_usage():
         run = probe.run()
         assert run.outcomes() == {"bad_response": 1} and run.failures("malformed") == 1
         run = probe.run()
-        assert run.outcomes() == {"bad_response": 2} and run.value("vecmon_model_api_tokens_total") == 0
+        assert run.outcomes() == {"bad_response": 2} and run.value(MODEL_API_TOKENS_TOTAL.name) == 0
         run = probe.run()  # total_tokens unusable, prompt_tokens fine
         assert run.outcomes() == {"bad_response": 2, "success": 1}
-        assert run.value("vecmon_model_api_tokens_total") == 7
+        assert run.value(MODEL_API_TOKENS_TOTAL.name) == 7
 
 
 # --------------------------------------------------------------------------- the daemon keeps serving
@@ -446,7 +461,7 @@ def test_every_fault_is_data_not_a_collector_failure():
         assert entry.last_error is None
         families = Families(entry.families)
         labels = {"target": "ep", "provider": "openai", "model": "text-embedding-3-small", "kind": "embedding"}
-        counted = {o: families.value("vecmon_model_api_requests_total", {**labels, "outcome": o})
+        counted = {o: families.value(MODEL_API_REQUESTS_TOTAL.name, {**labels, "outcome": o})
                    for o in OUTCOMES}
         assert counted == {"success": 1, "rate_limited": 1, "http_5xx": 1, "http_4xx": 1, "timeout": 1,
                            "connection_error": 0, "bad_response": 7}  # every attempt counted
@@ -481,7 +496,7 @@ def test_a_hanging_endpoint_never_delays_the_others(monkeypatch):
             text = generate_latest(registry).decode()
             # a scrape that waited for the in-flight probe would take several seconds
             assert time.perf_counter() - started < 1.5
-            assert 'vecmon_model_api_probe_success{kind="embedding",model="m",provider="tei",target="fast"} 1.0' \
+            assert f'{MODEL_API_PROBE_SUCCESS.name}{{kind="embedding",model="m",provider="tei",target="fast"}} 1.0' \
                 in text
         finally:
             slow.stopping.set()  # let the slow answer go, so stopping does not wait for its timeout

@@ -21,14 +21,34 @@ from helpers import Families, require_tool
 from prometheus_client import generate_latest
 
 from collectors.base import CollectContext, CollectorError, ConnectionUnavailable
-from collectors.redis_cache import RedisCacheCollector, RespConnection, glob_escape, parse_keyspace
+from collectors.redis_cache import (
+    REDIS_DB_EXPIRING_KEYS,
+    REDIS_DB_KEYS,
+    REDIS_EVICTED_KEYS_TOTAL,
+    REDIS_KEYSPACE_HIT_RATIO,
+    REDIS_KEYSPACE_HITS_TOTAL,
+    REDIS_KEYSPACE_MISSES_TOTAL,
+    REDIS_MEMORY_MAX_BYTES,
+    REDIS_MEMORY_USED_BYTES,
+    REDIS_MEMORY_USED_RATIO,
+    REDIS_PREFIX_KEYS,
+    REDIS_PREFIX_SCAN_COMPLETE,
+    REDIS_SERVER,
+    REDIS_UPTIME_SECONDS,
+    RedisCacheCollector,
+    RespConnection,
+    glob_escape,
+    parse_keyspace,
+)
+from collectors.self_metrics import UP
 from monitor.config import Config
 from monitor.config_apis import RedisTarget
 from monitor.exposition import build_registry
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 
-REDIS_SERVER = Path(os.environ.get("VECMON_REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server"))
+REDIS_SERVER_BINARY = Path(os.environ.get("VECMON_REDIS_SERVER",
+                                          shutil.which("redis-server") or "/usr/bin/redis-server"))
 PASSWORD = "redis-SECRET-pw-31337"
 MAXMEMORY = 64 * 1024 * 1024
 
@@ -49,7 +69,7 @@ class RedisServer:
         for _ in range(3):  # the free port can be taken between bind and start: retry
             self.port = free_port()
             self.proc = subprocess.Popen(
-                [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
+                [str(REDIS_SERVER_BINARY), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
                  "--save", "", "--appendonly", "no", "--requirepass", PASSWORD, "--maxmemory", str(MAXMEMORY),
                  "--maxmemory-policy", "allkeys-lru", "--logfile", str(self.root / "redis.log")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,7 +110,7 @@ class RedisServer:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    require_tool(REDIS_SERVER, "redis-server")
+    require_tool(REDIS_SERVER_BINARY, "redis-server")
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -126,30 +146,30 @@ def test_hits_misses_ratio_memory_and_prefix_counts(redis):
     redis.run(*commands)
     state: dict = {}
     families = collect(redis, state)
-    assert value(families, "vecmon_redis_keyspace_hits_total") == 10
-    assert value(families, "vecmon_redis_keyspace_misses_total") == 4
-    assert value(families, "vecmon_redis_keyspace_hit_ratio") == pytest.approx(10 / 14)
-    assert value(families, "vecmon_redis_prefix_keys", prefix="emb:") == 25
-    assert value(families, "vecmon_redis_prefix_keys", prefix="rerank:") == 3
-    assert value(families, "vecmon_redis_prefix_scan_complete", prefix="emb:") == 1
-    assert value(families, "vecmon_redis_db_keys", db="0") == 33
-    assert value(families, "vecmon_redis_db_expiring_keys", db="0") == 3
-    assert value(families, "vecmon_redis_memory_max_bytes") == MAXMEMORY
-    used = value(families, "vecmon_redis_memory_used_bytes")
+    assert value(families, REDIS_KEYSPACE_HITS_TOTAL.name) == 10
+    assert value(families, REDIS_KEYSPACE_MISSES_TOTAL.name) == 4
+    assert value(families, REDIS_KEYSPACE_HIT_RATIO.name) == pytest.approx(10 / 14)
+    assert value(families, REDIS_PREFIX_KEYS.name, prefix="emb:") == 25
+    assert value(families, REDIS_PREFIX_KEYS.name, prefix="rerank:") == 3
+    assert value(families, REDIS_PREFIX_SCAN_COMPLETE.name, prefix="emb:") == 1
+    assert value(families, REDIS_DB_KEYS.name, db="0") == 33
+    assert value(families, REDIS_DB_EXPIRING_KEYS.name, db="0") == 3
+    assert value(families, REDIS_MEMORY_MAX_BYTES.name) == MAXMEMORY
+    used = value(families, REDIS_MEMORY_USED_BYTES.name)
     assert 0 < used < MAXMEMORY
-    assert value(families, "vecmon_redis_memory_used_ratio") == pytest.approx(used / MAXMEMORY)
-    assert value(families, "vecmon_redis_evicted_keys_total") == 0
-    assert value(families, "vecmon_redis_uptime_seconds") >= 0
-    (info,) = families.samples("vecmon_redis_server_info")
+    assert value(families, REDIS_MEMORY_USED_RATIO.name) == pytest.approx(used / MAXMEMORY)
+    assert value(families, REDIS_EVICTED_KEYS_TOTAL.name) == 0
+    assert value(families, REDIS_UPTIME_SECONDS.name) >= 0
+    (info,) = families.samples(REDIS_SERVER.exposed_name)
     assert info.labels["version"].split(".")[0].isdigit() and info.labels["maxmemory_policy"] == "allkeys-lru"
 
     # the ratio covers the lookups since the previous run only
     redis.run(*[("GET", f"emb:{i:03d}") for i in range(3)], ("GET", "nope"))
     families = collect(redis, state)
-    assert value(families, "vecmon_redis_keyspace_hits_total") == 13
-    assert value(families, "vecmon_redis_keyspace_hit_ratio") == pytest.approx(0.75)
+    assert value(families, REDIS_KEYSPACE_HITS_TOTAL.name) == 13
+    assert value(families, REDIS_KEYSPACE_HIT_RATIO.name) == pytest.approx(0.75)
     families = collect(redis, state)  # no lookups in between: no ratio rather than a made-up one
-    assert value(families, "vecmon_redis_keyspace_hit_ratio") is None
+    assert value(families, REDIS_KEYSPACE_HIT_RATIO.name) is None
 
 
 def test_evictions_under_maxmemory(redis):
@@ -158,22 +178,22 @@ def test_evictions_under_maxmemory(redis):
     redis.run(("CONFIG", "SET", "maxmemory", str(used + 256 * 1024)))
     redis.run(*[("SET", f"emb:{i}", "v" * 1024) for i in range(1500)])
     families = collect(redis)
-    assert value(families, "vecmon_redis_evicted_keys_total") > 0
-    assert value(families, "vecmon_redis_memory_max_bytes") == used + 256 * 1024
-    assert 0.5 < value(families, "vecmon_redis_memory_used_ratio") <= 1.05
-    assert value(families, "vecmon_redis_prefix_keys", prefix="emb:") < 1500
+    assert value(families, REDIS_EVICTED_KEYS_TOTAL.name) > 0
+    assert value(families, REDIS_MEMORY_MAX_BYTES.name) == used + 256 * 1024
+    assert 0.5 < value(families, REDIS_MEMORY_USED_RATIO.name) <= 1.05
+    assert value(families, REDIS_PREFIX_KEYS.name, prefix="emb:") < 1500
 
 
 def test_prefix_scan_is_bounded_escaped_and_uses_the_configured_db(redis):
     redis.run(*[("SET", f"emb:{i}", "1") for i in range(40)])
     redis.run(("SET", "a*b[1", "1"), ("SET", "axb[2", "1"), ("SET", "emb:in-db-2", "1"), db=2)
     families = collect(redis, max_scan_keys=10, scan_count=10)
-    assert value(families, "vecmon_redis_prefix_keys", prefix="emb:") == 10
-    assert value(families, "vecmon_redis_prefix_scan_complete", prefix="emb:") == 0
+    assert value(families, REDIS_PREFIX_KEYS.name, prefix="emb:") == 10
+    assert value(families, REDIS_PREFIX_SCAN_COMPLETE.name, prefix="emb:") == 0
     families = collect(redis, db=2, key_prefixes=["a*b[", "emb:"])
-    assert value(families, "vecmon_redis_prefix_keys", prefix="a*b[") == 1  # not "axb[2": * is literal
-    assert value(families, "vecmon_redis_prefix_keys", prefix="emb:") == 1
-    assert value(families, "vecmon_redis_db_keys", db="2") == 3
+    assert value(families, REDIS_PREFIX_KEYS.name, prefix="a*b[") == 1  # not "axb[2": * is literal
+    assert value(families, REDIS_PREFIX_KEYS.name, prefix="emb:") == 1
+    assert value(families, REDIS_DB_KEYS.name, db="2") == 3
     assert glob_escape("a*b?[c]\\") == "a\\*b\\?\\[c\\]\\\\"
     assert parse_keyspace({"db0": "keys=3,expires=1,avg_ttl=0", "db12": "keys=1,expires=0,avg_ttl=0"}) == {
         "0": {"keys": 3, "expires": 1, "avg_ttl": 0}, "12": {"keys": 1, "expires": 0, "avg_ttl": 0}}
@@ -191,7 +211,7 @@ def test_auth_failures_and_unreachable_server_never_show_the_password(redis, tmp
     secret = tmp_path / "redis.pw"
     secret.write_text(PASSWORD + "\n")
     families = collect(redis, password=None, password_file=str(secret))
-    assert value(families, "vecmon_redis_memory_max_bytes") == MAXMEMORY
+    assert value(families, REDIS_MEMORY_MAX_BYTES.name) == MAXMEMORY
 
 
 def test_redis_target_through_the_scheduler(redis, caplog):
@@ -204,8 +224,8 @@ def test_redis_target_through_the_scheduler(redis, caplog):
     results = runtime.run_once()
     assert results == {("cache", "redis_cache"): "success", ("gone", "redis_cache"): "error"}
     text = generate_latest(build_registry(store, 300)).decode()
-    assert 'vecmon_redis_keyspace_hit_ratio{target="cache"} 0.5' in text
-    assert 'vecmon_up{target="gone"} 0.0' in text
+    assert f'{REDIS_KEYSPACE_HIT_RATIO.name}{{target="cache"}} 0.5' in text
+    assert f'{UP.name}{{target="gone"}} 0.0' in text
     assert PASSWORD not in text and PASSWORD not in caplog.text
     assert all(PASSWORD not in (e.last_error or "") for e in store.entries())
     runtime.stop()

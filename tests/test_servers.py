@@ -8,6 +8,9 @@ import time
 import psycopg
 import pytest
 
+from collectors.pg_connections import PG_CONNECTIONS_MAX
+from collectors.pg_databases import PG_DATABASE_XACT_COMMIT_TOTAL
+from collectors.pg_tables import PG_TABLE_LIVE_TUPLES
 from monitor.daemon import Daemon
 from monitor.exposition import SnapshotCollector
 from monitor.loader import parse_config
@@ -52,14 +55,14 @@ def test_cluster_wide_series_once_per_server(any_pg):
                if isinstance(job.connector, ServerRunner)}.values()
     assert len(servers) == 1 and next(iter(servers)).system_identifier.isdigit()  # pg_monitor may read it
     assert ("t1", "databases") not in results and ("t2", "connections") not in results
-    commits = _samples(store, "vecmon_pg_database_xact_commit_total")
+    commits = _samples(store, PG_DATABASE_XACT_COMMIT_TOTAL.name)
     keys = [(s.labels["datname"], s.labels.get("server")) for s in commits]
     assert len(keys) == len(set(keys)), "a cluster-wide series is served twice"
     assert {s.labels["target"] for s in commits} == {"t0"}
     assert {s.labels["server"] for s in commits} == {f"127.0.0.1:{any_pg.port}"}
     assert {d.name for d in dbs} <= {s.labels["datname"] for s in commits}
-    assert {s.labels["target"] for s in _samples(store, "vecmon_pg_table_live_tuples")} == {"t1"}
-    assert "server" not in _samples(store, "vecmon_pg_table_live_tuples")[0].labels
+    assert {s.labels["target"] for s in _samples(store, PG_TABLE_LIVE_TUPLES.name)} == {"t1"}
+    assert "server" not in _samples(store, PG_TABLE_LIVE_TUPLES.name)[0].labels
     assert store.target_up() == {"t0": True, "t1": True, "t2": True}
 
 
@@ -78,7 +81,7 @@ def test_cluster_wide_jobs_move_when_their_database_is_dropped(pg15):
     assert results[("a", "connections")] == "success"  # ran on b's database
     assert results[("a", "tables")] == "error"  # a's own database is gone
     assert store.target_up() == {"a": False, "b": True}
-    datnames = {s.labels["datname"] for s in _samples(store, "vecmon_pg_database_xact_commit_total")}
+    datnames = {s.labels["datname"] for s in _samples(store, PG_DATABASE_XACT_COMMIT_TOTAL.name)}
     assert first.name not in datnames and second.name in datnames
 
 
@@ -164,8 +167,8 @@ databases:
         gone = _wait(lambda: f"fleet/{prefix}_0" not in targets(), 10)
         assert f"fleet/{prefix}_9" not in targets()
         assert appeared < 2 + 2 and gone < 2 + 2  # within one refresh interval (+ the rebuild)
-        _wait(lambda: _samples(daemon.store, "vecmon_pg_connections_max"), 10)
-        servers = {(s.labels["target"], s.labels["server"]) for s in _samples(daemon.store, "vecmon_pg_connections_max")}
+        _wait(lambda: _samples(daemon.store, PG_CONNECTIONS_MAX.name), 10)
+        servers = {(s.labels["target"], s.labels["server"]) for s in _samples(daemon.store, PG_CONNECTIONS_MAX.name)}
         assert servers == {("fleet", f"127.0.0.1:{any_pg.port}")}  # the entry's name: stable while databases change
         print(f"discovery: created database appeared after {appeared:.1f}s, dropped one gone after {gone:.1f}s")
     finally:

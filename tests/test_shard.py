@@ -21,6 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
 
+from collectors.self_metrics import COLLECTOR_DISABLED, COLLECTOR_RUNS_TOTAL, UP
 from monitor.embedded import free_port
 from monitor.leader import lock_key
 from monitor.loader import parse_config
@@ -40,7 +41,7 @@ def _db_yaml(db, name: str, extra: str = "") -> str:
 
 def _targets(exposition: str) -> set[str]:
     return {s.labels["target"] for family in text_string_to_metric_families(exposition)
-            for s in family.samples if s.name == "vecmon_up"}
+            for s in family.samples if s.name == UP.name}
 
 
 def _value(exposition: str, name: str, **labels: str) -> float | None:
@@ -94,7 +95,7 @@ def test_two_collect_processes_cover_six_targets_exactly_once(pg18, tmp_path):
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-3000:]
         seen.append(_targets(proc.stdout))
-        assert all(_value(proc.stdout, "vecmon_up", target=t) == 1 for t in seen[-1])
+        assert all(_value(proc.stdout, UP.name, target=t) == 1 for t in seen[-1])
     assert seen[0] and seen[1], seen
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] == set(NAMES)
@@ -176,7 +177,7 @@ def _scrape(port: int) -> str:
 
 
 def _runs(exposition: str, collector: str, result: str = "success") -> float:
-    return _value(exposition, "vecmon_collector_runs_total", collector=collector, result=result) or 0.0
+    return _value(exposition, COLLECTOR_RUNS_TOTAL.name, collector=collector, result=result) or 0.0
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -215,8 +216,8 @@ def test_ha_pair_runs_paid_and_recall_probes_on_the_leader_only_and_fails_over(v
             assert _runs(leader_text, "model_probe") >= 1 and _runs(leader_text, "recall") >= 1
             assert _runs(standby_text, "model_probe") == 0 and _runs(standby_text, "recall") == 0
             assert _runs(standby_text, "model_probe", "disabled") >= 1
-            assert _value(standby_text, "vecmon_collector_disabled", target="embed", collector="model_probe") == 1
-            assert _value(leader_text, "vecmon_collector_disabled", target="embed", collector="model_probe") == 0
+            assert _value(standby_text, COLLECTOR_DISABLED.name, target="embed", collector="model_probe") == 1
+            assert _value(leader_text, COLLECTOR_DISABLED.name, target="embed", collector="model_probe") == 0
             assert _value(leader_text, "vecmon_recall_mean_ratio", index="items_hnsw") is not None
             assert _value(standby_text, "vecmon_recall_mean_ratio", index="items_hnsw") is None
 
@@ -238,7 +239,7 @@ def test_ha_pair_runs_paid_and_recall_probes_on_the_leader_only_and_fails_over(v
                 return text if _runs(text, "recall") >= 1 else None
 
             after = _wait(recall_ran, 10, "recall on the new leader")
-            assert _value(after, "vecmon_collector_disabled", target="embed", collector="model_probe") == 0
+            assert _value(after, COLLECTOR_DISABLED.name, target="embed", collector="model_probe") == 0
             assert len(fake.requests) > billed_before
         finally:
             for proc in procs:

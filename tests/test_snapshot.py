@@ -5,6 +5,18 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 
 from collectors.base import Emitter, MetricSpec
+from collectors.self_metrics import (
+    BUILD_INFO,
+    COLLECTOR_DISABLED,
+    COLLECTOR_INTERVAL_SECONDS,
+    COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    COLLECTOR_RUNS_TOTAL,
+    COLLECTOR_SERIES,
+    COLLECTOR_STALE,
+    COLLECTOR_UP,
+    TARGET_UNREACHABLE_REASON,
+    UP,
+)
 from monitor.exposition import build_registry
 from monitor.snapshot import SnapshotStore
 
@@ -39,9 +51,9 @@ def test_families_from_targets_merge_into_one_family():
     assert registry.get_sample_value("vecmon_test_events_total", {"target": "b"}) == 1
     text = generate_latest(registry).decode()
     assert text.count("# TYPE vecmon_test_rows gauge") == 1
-    assert registry.get_sample_value("vecmon_collector_series", {"target": "a", "collector": "rows"}) == 3
-    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 1
-    assert registry.get_sample_value("vecmon_build_info", {"version": "0.1.0",
+    assert registry.get_sample_value(COLLECTOR_SERIES.name, {"target": "a", "collector": "rows"}) == 3
+    assert registry.get_sample_value(UP.name, {"target": "a"}) == 1
+    assert registry.get_sample_value(BUILD_INFO.name, {"version": "0.1.0",
                                                            "python_version": __import__("platform").python_version()})
 
 
@@ -53,7 +65,7 @@ def test_a_new_result_replaces_the_old_one_whole():
     registry = build_registry(store, stale_after=60)
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 3
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "gone"}) is None
-    assert registry.get_sample_value("vecmon_collector_runs_total",
+    assert registry.get_sample_value(COLLECTOR_RUNS_TOTAL.name,
                                      {"target": "a", "collector": "rows", "result": "success"}) == 2
 
 
@@ -67,17 +79,17 @@ def test_failing_collector_is_marked_stale_then_dropped():
     registry = build_registry(store, stale_after=60)
     labels = {"target": "a", "collector": "rows"}
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 1
-    assert registry.get_sample_value("vecmon_collector_stale", labels) == 1
-    assert registry.get_sample_value("vecmon_collector_up", labels) == 0
-    assert registry.get_sample_value("vecmon_collector_last_success_timestamp_seconds", labels) == 1000
-    assert registry.get_sample_value("vecmon_collector_runs_total", {**labels, "result": "error"}) == 1
+    assert registry.get_sample_value(COLLECTOR_STALE.name, labels) == 1
+    assert registry.get_sample_value(COLLECTOR_UP.name, labels) == 0
+    assert registry.get_sample_value(COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS.name, labels) == 1000
+    assert registry.get_sample_value(COLLECTOR_RUNS_TOTAL.name, {**labels, "result": "error"}) == 1
     clock.now += 31  # 61 s after the last success
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) is None
-    assert registry.get_sample_value("vecmon_collector_stale", labels) == 0
-    assert registry.get_sample_value("vecmon_collector_series", labels) == 0
+    assert registry.get_sample_value(COLLECTOR_STALE.name, labels) == 0
+    assert registry.get_sample_value(COLLECTOR_SERIES.name, labels) == 0
     store.record_success(("a", "rows"), families("a", {"t1": 7}), 0.01)
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 7
-    assert registry.get_sample_value("vecmon_collector_up", labels) == 1
+    assert registry.get_sample_value(COLLECTOR_UP.name, labels) == 1
 
 
 def test_target_down_and_disabled_and_readiness():
@@ -89,10 +101,10 @@ def test_target_down_and_disabled_and_readiness():
     store.record_success(("a", "rows"), families("a", {}), 0.01)
     assert store.not_ready() == []
     registry = build_registry(store, stale_after=60)
-    assert registry.get_sample_value("vecmon_up", {"target": "b"}) == 0
-    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 1
-    assert registry.get_sample_value("vecmon_collector_disabled", {"target": "a", "collector": "statements"}) == 1
-    assert registry.get_sample_value("vecmon_collector_up", {"target": "a", "collector": "statements"}) is None
+    assert registry.get_sample_value(UP.name, {"target": "b"}) == 0
+    assert registry.get_sample_value(UP.name, {"target": "a"}) == 1
+    assert registry.get_sample_value(COLLECTOR_DISABLED.name, {"target": "a", "collector": "statements"}) == 1
+    assert registry.get_sample_value(COLLECTOR_UP.name, {"target": "a", "collector": "statements"}) is None
 
 
 def test_results_of_a_replaced_config_are_ignored():
@@ -103,7 +115,7 @@ def test_results_of_a_replaced_config_are_ignored():
     store.record_failure(("old", "rows"), "cannot connect", 1.0, target_down=True)
     registry = build_registry(store, stale_after=60)
     assert registry.get_sample_value("vecmon_test_rows", {"target": "old", "table": "t"}) is None
-    assert registry.get_sample_value("vecmon_up", {"target": "old"}) is None
+    assert registry.get_sample_value(UP.name, {"target": "old"}) is None
 
 
 def test_emitter_rejects_undeclared_metrics_and_skips_bad_values(caplog):
@@ -132,19 +144,19 @@ def test_one_failed_run_of_a_slow_collector_keeps_its_series_for_two_intervals()
     store.record_success(("a", "recall"), families("a", {"t1": 1}), 0.01)
     store.record_success(("a", "rows"), families("a", {"t2": 2}), 0.01)
     registry = build_registry(store, stale_after=300)
-    assert registry.get_sample_value("vecmon_collector_interval_seconds", {"target": "a", "collector": "recall"}) == 600
-    assert registry.get_sample_value("vecmon_collector_interval_seconds", {"target": "a", "collector": "rows"}) == 30
+    assert registry.get_sample_value(COLLECTOR_INTERVAL_SECONDS.name, {"target": "a", "collector": "recall"}) == 600
+    assert registry.get_sample_value(COLLECTOR_INTERVAL_SECONDS.name, {"target": "a", "collector": "rows"}) == 30
     clock.now += 600
     store.record_failure(("a", "recall"), "timeout", 60.0, timeout=True)  # the next run fails
     store.record_failure(("a", "rows"), "boom", 0.1)
     clock.now += 300  # 900 s after the last success: past stale_after, within two recall intervals
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 1
-    assert registry.get_sample_value("vecmon_collector_stale", {"target": "a", "collector": "recall"}) == 1
+    assert registry.get_sample_value(COLLECTOR_STALE.name, {"target": "a", "collector": "recall"}) == 1
     # a fast collector keeps the stale_after limit
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t2"}) is None
     clock.now += 301  # 1201 s: more than two intervals
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) is None
-    assert registry.get_sample_value("vecmon_collector_stale", {"target": "a", "collector": "recall"}) == 0
+    assert registry.get_sample_value(COLLECTOR_STALE.name, {"target": "a", "collector": "recall"}) == 0
 
 
 def _cache(store, stale_after=60):
@@ -181,7 +193,7 @@ def test_metrics_are_rendered_once_per_change_and_match_prometheus_client():
     assert b'vecmon_test_rows{table="t1",target="a"} 5.0' in cache.body(None, None)[0]
     assert cache.renders == 2
     only, _, _ = cache.body(None, None, ["vecmon_test_rows"])
-    assert b"vecmon_test_rows{" in only and b"vecmon_up" not in only
+    assert b"vecmon_test_rows{" in only and UP.name.encode() not in only
 
 
 def test_the_cache_follows_time_based_transitions():
@@ -216,14 +228,14 @@ def test_collectors_keep_their_state_while_the_target_is_down():
                                  reason="refused")
     registry = build_registry(store, stale_after=60)
     value = lambda name, collector: registry.get_sample_value(name, {"target": "a", "collector": collector})  # noqa: E731
-    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 0
-    assert registry.get_sample_value("vecmon_target_unreachable_reason", {"target": "a", "reason": "refused"}) == 1
-    assert value("vecmon_collector_up", "rows") == 1 and value("vecmon_collector_stale", "rows") == 1
+    assert registry.get_sample_value(UP.name, {"target": "a"}) == 0
+    assert registry.get_sample_value(TARGET_UNREACHABLE_REASON.name, {"target": "a", "reason": "refused"}) == 1
+    assert value(COLLECTOR_UP.name, "rows") == 1 and value(COLLECTOR_STALE.name, "rows") == 1
     assert registry.get_sample_value("vecmon_test_rows", {"target": "a", "table": "t1"}) == 1
-    assert value("vecmon_collector_disabled", "statements") == 1 and value("vecmon_collector_up", "statements") is None
-    assert value("vecmon_collector_up", "broken") == 0
+    assert value(COLLECTOR_DISABLED.name, "statements") == 1 and value(COLLECTOR_UP.name, "statements") is None
+    assert value(COLLECTOR_UP.name, "broken") == 0
     assert {e.collector: e.state for e in store.entries()} == dict.fromkeys(("rows", "statements", "broken"),
                                                                             "target-down")
     store.record_disabled(("a", "statements"), "pg_stat_statements is not installed", 0.01)
-    assert registry.get_sample_value("vecmon_up", {"target": "a"}) == 1
-    assert registry.get_sample_value("vecmon_target_unreachable_reason", {"target": "a", "reason": "refused"}) is None
+    assert registry.get_sample_value(UP.name, {"target": "a"}) == 1
+    assert registry.get_sample_value(TARGET_UNREACHABLE_REASON.name, {"target": "a", "reason": "refused"}) is None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collectors.base import Emitter, MetricSpec
+from collectors.model_probe import MODEL_API_REQUESTS_TOTAL
 from monitor.loader import parse_config
 from monitor.snapshot import SnapshotStore
 from monitor.status import Sample, Samples, build_status
 
-REQUESTS = MetricSpec("vecmon_model_api_requests_total", "counter", "Requests.", ("outcome",))
+REQUESTS = MetricSpec(MODEL_API_REQUESTS_TOTAL.name, "counter", "Requests.", ("outcome",))
 RECALL = MetricSpec("vecmon_recall_mean_ratio", "gauge", "Recall.",
                     ("schema", "table", "index", "filter", "param", "value", "iterative"))
 APP = MetricSpec("vecmon_recall_app_setting", "gauge", "App.", ("schema", "table", "index", "param"))
@@ -39,8 +40,8 @@ slos:
     store = SnapshotStore()
     store.expect([("openai", "model_probe"), ("db", "recall")])
     api = Emitter("openai", [REQUESTS])
-    api.add("vecmon_model_api_requests_total", 995, "success")
-    api.add("vecmon_model_api_requests_total", 5, "timeout")
+    api.add(REQUESTS.name, 995, "success")
+    api.add(REQUESTS.name, 5, "timeout")
     store.record_success(("openai", "model_probe"), api.families(), 0.1)
     rec = Emitter("db", [RECALL, APP])
     for value, recall in ((10, 0.5), (40, 0.9), (20, 0.8)):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from collectors.ann_latency import ANN_QUERIES_TOTAL
 from collectors.base import CollectContext
+from collectors.pgvector_catalog import MISCONFIGURED
 from collectors.registry import database_collector
 from monitor.config import Config
 from monitor.console import render_console
@@ -76,11 +78,11 @@ def test_unknown_index_and_filter_table_are_reported_with_their_config_path(pg18
                 f"{collector} on docs: databases[1].vector.filters[1].index: no index no_such_hnsw on target docs",
             ]), warnings
             flagged = {(s.labels["reason"], s.labels["path"]): s.value
-                       for s in fam.samples("vecmon_collector_misconfigured")}
+                       for s in fam.samples(MISCONFIGURED.name)}
             assert flagged == {("unknown_index", "databases[1].vector.indexes[1]"): 1,
                                ("unknown_filter_table", "databases[1].vector.filters[0].table"): 1,
                                ("unknown_filter_index", "databases[1].vector.filters[1].index"): 1}
-            assert {s.labels["collector"] for s in fam.samples("vecmon_collector_misconfigured")} == {collector}
+            assert {s.labels["collector"] for s in fam.samples(MISCONFIGURED.name)} == {collector}
             store.expect([("docs", collector)])
             store.record_success(("docs", collector), fam.families, 0.1)
             status = build_status(store, lambda: {"docs": "db"}, (), now=0)
@@ -94,7 +96,7 @@ def test_unknown_index_and_filter_table_are_reported_with_their_config_path(pg18
             assert "databases[1].vector.indexes[1]: unknown_index" in page
 
         # the existing index was still probed
-        assert fam.value("vecmon_ann_queries_total", {"target": "docs", "schema": "public", "table": "items",
+        assert fam.value(ANN_QUERIES_TOTAL.name, {"target": "docs", "schema": "public", "table": "items",
                                                       "index": "items_hnsw", "filter": ""}) >= 1
     finally:
         shared.close()
@@ -109,5 +111,5 @@ def test_a_config_naming_only_what_exists_is_not_flagged(pg18, tmp_path, caplog)
             fam = _run(config.databases[1], "recall", {}, shared)
     finally:
         shared.close()
-    assert fam.samples("vecmon_collector_misconfigured") == []
+    assert fam.samples(MISCONFIGURED.name) == []
     assert not [r for r in caplog.records if "vector." in r.getMessage()]

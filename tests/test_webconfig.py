@@ -21,6 +21,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from collectors.self_metrics import UP
 from monitor.daemon import Daemon
 from monitor.loader import ConfigError, parse_config
 from monitor.webconfig import WebConfig
@@ -135,13 +136,13 @@ def test_tls_and_basic_auth_guard_metrics_and_the_status_page(pki, daemon_factor
     caplog.set_level(logging.DEBUG)
     wait_for(lambda: request(port, "/ready", context, "prometheus", PASSWORD)[0] == 200)
     status, headers, body = request(port, "/metrics", context, "prometheus", PASSWORD)
-    assert status == 200 and sample(body.decode(), "vecmon_up", {"target": "main"}) == 1
+    assert status == 200 and sample(body.decode(), UP.name, {"target": "main"}) == 1
     for path in ("/metrics", "/", "/ready"):
         for creds in [(None,), ("prometheus", WRONG), ("nobody", PASSWORD), ("prometheus", "")]:
             status, headers, body = request(port, path, context, *creds)
             assert status == 401, (path, creds)
             assert headers["WWW-Authenticate"] == 'Basic realm="vecmon"'
-            assert b"vecmon_up" not in body
+            assert UP.name.encode() not in body
     # /health stays open: a liveness probe learns nothing about the targets
     assert request(port, "/health", context)[0] == 200
     with pytest.raises(ssl.SSLError):  # plain HTTP on the TLS port gets no answer
@@ -320,7 +321,7 @@ def test_prometheus_scrapes_over_mutual_tls_with_basic_auth(pki, daemon_factory,
         assert "401" in errors["wrong-password"] and errors["good"] == ""
         assert "certificate" in errors["no-client-cert"] or "tls" in errors["no-client-cert"].lower()
         scraped = prometheus.get_json("/api/v1/query?" + urllib.parse.urlencode(
-            {"query": 'vecmon_up{job="good", target="main"}'}))["data"]["result"]
+            {"query": f'{UP.name}{{job="good", target="main"}}'}))["data"]["result"]
         assert scraped and scraped[0]["value"][1] == "1"
     finally:
         prometheus.stop()

@@ -8,6 +8,7 @@ import time
 
 import psycopg
 
+from collectors.self_metrics import COLLECTOR_DURATION_SECONDS, COLLECTOR_POOL_WAIT_SECONDS
 from monitor.exposition import build_registry
 from monitor.loader import parse_config
 from monitor.scheduler import Runtime
@@ -84,9 +85,9 @@ def test_pool_wait_is_exported_apart_from_the_duration(pg18):
         runtime.stop()
     assert results[("one", "tables")] == "timeout"
     families = Families(list(build_registry(store, 60).collect()))
-    waits = {c: families.value("vecmon_collector_pool_wait_seconds", {"target": "one", "collector": c})
+    waits = {c: families.value(COLLECTOR_POOL_WAIT_SECONDS.name, {"target": "one", "collector": c})
              for c in ("connections", "databases", "indexes", "server")}
-    durations = {c: families.value("vecmon_collector_duration_seconds", {"target": "one", "collector": c})
+    durations = {c: families.value(COLLECTOR_DURATION_SECONDS.name, {"target": "one", "collector": c})
                  for c in waits}
     # one connection: whatever ran after the hung tables query waited about its timeout for it
     assert max(waits.values()) > 2.0, waits
