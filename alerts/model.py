@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from alerts.fixtures import Fixture
 from alerts.promql import duration, number
 from alerts.targets import ALWAYS, MonitoredConfig, When
+from collectors.pg_indexes import PG_INDEX_SIZE_BYTES
 
 if TYPE_CHECKING:  # alerts.config imports the catalog, which imports this module
     from alerts.config import AlertingSettings
@@ -57,7 +58,7 @@ class Params:
     @property
     def vector_tables(self) -> str:
         """``count by (target, schema, table)`` of tables having a vector index (an ``and on`` filter)."""
-        return f'count by (target, schema, table) (vecmon_pg_index_size_bytes{{am=~"{self.methods}"}})'
+        return f'count by (target, schema, table) ({PG_INDEX_SIZE_BYTES.name}{{am=~"{self.methods}"}})'
 
 
 class Shape(Protocol):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from alerts.fixtures import MINUTE, Fixture, InputSeries, above, counter, gauge, split
 from alerts.model import Params
 from alerts.promql import number
+from collectors.pg_indexes import PG_INDEX_SIZE_BYTES
 
 
 def ratio(numerator: str, denominator: str, guard: str = "0") -> str:
@@ -28,7 +29,7 @@ def matchers(labels: dict[str, str]) -> str:
 def vector_table(p: Params, labels: dict[str, str]) -> InputSeries:
     """A vector index on the fixture's table, for the ``and on`` filter of :attr:`Params.vector_tables`."""
     index_labels = dict(labels, index="items_embedding_idx", am=p.settings.vector_index_methods[0])
-    return gauge("vecmon_pg_index_size_bytes", index_labels, 1048576)
+    return gauge(PG_INDEX_SIZE_BYTES.name, index_labels, 1048576)
 
 
 @dataclass(frozen=True)

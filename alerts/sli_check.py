@@ -19,7 +19,9 @@ import difflib
 import re
 from typing import Any
 
+from alerts.metric_specs import declared_specs
 from alerts.promql import split_selector
+from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, LATENCY_BUCKETS
 
 # Prometheus adds these to every scraped series; vecmon adds target to every family.
 _ALWAYS = {"job", "instance", "target"}
@@ -28,18 +30,17 @@ _MATCHER_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"(?
 
 def bucket_bounds() -> dict[str, tuple[float, ...]]:
     """Histogram family -> its bucket bounds (the collectors' own constants)."""
-    from collectors.ann_latency import LATENCY_BUCKETS
+    # deferred while collectors.model_probe and recall_probe import monitor (monitor.config imports
+    # alerts.config, which imports this module): a cycle at import time
     from collectors.model_probe import BUCKETS
     from collectors.recall_probe import RECALL_BUCKETS
 
-    return {"vecmon_ann_query_duration_seconds": tuple(LATENCY_BUCKETS),
+    return {ANN_QUERY_DURATION_SECONDS.name: tuple(LATENCY_BUCKETS),
             "vecmon_model_api_request_duration_seconds": tuple(BUCKETS),
             "vecmon_recall_query_recall_ratio": tuple(RECALL_BUCKETS)}
 
 
 def _spec(name: str, kind: str, field: str) -> Any:
-    from dashboards.catalog import declared_specs
-
     specs = declared_specs()
     spec = specs.get(name)
     if spec is None:

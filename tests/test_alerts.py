@@ -265,7 +265,8 @@ alertmanager:
 
 def _declared() -> set[str]:
     """Every declared family name and every sample name it exposes (``_bucket``, ``_info``...)."""
-    from dashboards.catalog import declared_series, declared_specs
+    from alerts.metric_specs import declared_specs
+    from dashboards.catalog import declared_series
 
     return set(declared_specs()) | declared_series()
 

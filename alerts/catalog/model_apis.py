@@ -7,6 +7,7 @@ from alerts.fixtures import MINUTE, Fixture, gauge
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.shapes import FailedOutcomes, GaugeOver, MeanLatency
 from alerts.targets import DAILY_BUDGET, endpoints
+from collectors.provider_costs import COST_BUDGET_USED_RATIO
 
 PROBE = {"target": "openai-embed", "provider": "openai", "model": "text-embedding-3-small"}
 
@@ -95,7 +96,7 @@ COST = [
         summary="Budget {{ $labels.target }} has spent <threshold> of its daily limit.",
         description="Budget {{ $labels.target }} has spent " + V + " of its daily limit today (UTC; threshold " + T +
                     ").",
-        shape=GaugeOver("vecmon_cost_budget_used_ratio", {"target": "embeddings", "period": "day"},
+        shape=GaugeOver(COST_BUDGET_USED_RATIO.name, {"target": "embeddings", "period": "day"},
                         match={"period": "day"}),
         applies=DAILY_BUDGET,
         doc=Doc("Spend of the budget's sources today (UTC), from the probes' computed cost and the providers' cost "
@@ -106,5 +107,5 @@ COST = [
                  "Look for a re-embedding job or a retry loop in the application; a cache miss storm shows in "
                  "`vecmon_redis_keyspace_misses_total`.",
                  "Set a hard limit at the provider if the spend must stop.")),
-        metrics=("vecmon_cost_budget_used_ratio",)),
+        metrics=(COST_BUDGET_USED_RATIO.name,)),
 ]

@@ -8,12 +8,15 @@ from alerts.fixtures import APP, DATABASE, MINUTE, Fixture, InputSeries, gauge
 from alerts.model import AlertDef, Custom, Doc, F, T, V
 from alerts.shapes import GaugeOver
 from alerts.targets import collectors
+from collectors.pg_activity import PG_LONG_RUNNING_QUERIES
+from collectors.pg_archiver import PG_ARCHIVER_ENABLED, PG_ARCHIVER_FAILING, PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS
+from collectors.pg_wraparound import PG_AUTOVACUUM_FREEZE_MAX_AGE, PG_DATABASE_FREEZE_AGE, PG_DATABASE_WRAPAROUND_RATIO
 
 WRAPAROUND = {"target": "app", "datname": "app", "kind": "xid"}
 
 
 def _archiving(metric: str, value: float) -> tuple[InputSeries, ...]:
-    return (gauge(metric, APP, value), gauge("vecmon_pg_archiver_enabled", APP, 1))
+    return (gauge(metric, APP, value), gauge(PG_ARCHIVER_ENABLED.name, APP, 1))
 
 
 def _wraparound_alert(name: str, severity: str, threshold: float, source: str) -> AlertDef:
@@ -26,7 +29,7 @@ def _wraparound_alert(name: str, severity: str, threshold: float, source: str) -
                     "{{ $labels.target }} is " + V + " of the way to wraparound (threshold " + T + "); PostgreSQL "
                     "stops accepting writes shortly before 100%.",
         applies=collectors("wraparound"),
-        shape=GaugeOver("vecmon_pg_database_wraparound_ratio", WRAPAROUND),
+        shape=GaugeOver(PG_DATABASE_WRAPAROUND_RATIO.name, WRAPAROUND),
         doc=Doc("`age(datfrozenxid)` (kind `xid`) or `mxid_age(datminmxid)` (kind `multixact`) of the database "
                 "divided by 2^31. Autovacuum normally freezes tables long before (at "
                 "`autovacuum_freeze_max_age`, 200 million by default, about 9%); a database this old means "
@@ -40,7 +43,7 @@ def _wraparound_alert(name: str, severity: str, threshold: float, source: str) -
                  "of long-lived sessions.",
                  "Run `VACUUM (FREEZE, VERBOSE)` on the oldest tables (a large HNSW index makes it slow: watch "
                  "`vecmon_pg_vacuum_heap_scanned_ratio`).")),
-        metrics=("vecmon_pg_database_wraparound_ratio",))
+        metrics=(PG_DATABASE_WRAPAROUND_RATIO.name,))
 
 
 PG_SIGNALS = [
@@ -55,8 +58,8 @@ PG_SIGNALS = [
                     "piles up in pg_wal.",
         applies=collectors("archiver"),
         shape=Custom(
-            lambda p: "vecmon_pg_archiver_failing == 1\nand on (target)\nvecmon_pg_archiver_enabled == 1",
-            lambda p, v: Fixture(_archiving("vecmon_pg_archiver_failing", 1 if v else 0), dict(APP), 1)),
+            lambda p: f"{PG_ARCHIVER_FAILING.name} == 1\nand on (target)\n{PG_ARCHIVER_ENABLED.name} == 1",
+            lambda p, v: Fixture(_archiving(PG_ARCHIVER_FAILING.name, 1 if v else 0), dict(APP), 1)),
         doc=Doc("`pg_stat_archiver.last_failed_time` is newer than `last_archived_time`: the "
                 "`archive_command`/`archive_library` fails, and PostgreSQL keeps retrying the same segment. "
                 "Point-in-time recovery, which the seeds' backup procedures (continuous WAL archiving plus daily "
@@ -69,7 +72,7 @@ PG_SIGNALS = [
                  "(`SELECT last_failed_wal FROM pg_stat_archiver` names the segment).",
                  "Watch `vecmon_pg_archiver_pending_files` and `vecmon_pg_wal_directory_bytes`: a full disk stops "
                  "the server.")),
-        metrics=("vecmon_pg_archiver_failing", "vecmon_pg_archiver_enabled")),
+        metrics=(PG_ARCHIVER_FAILING.name, PG_ARCHIVER_ENABLED.name)),
     AlertDef(
         name="PgWalArchivingStalled", group="postgres", service="postgres", severity="warning", for_=5 * MINUTE,
         threshold=15 * MINUTE, fmt="duration",
@@ -78,9 +81,9 @@ PG_SIGNALS = [
                     "archived (threshold " + T + "); the archive is at least that far behind.",
         applies=collectors("archiver"),
         shape=Custom(
-            lambda p: (f"vecmon_pg_archiver_oldest_pending_age_seconds > {p.limit}\n"
-                       "and on (target)\nvecmon_pg_archiver_enabled == 1"),
-            lambda p, v: Fixture(_archiving("vecmon_pg_archiver_oldest_pending_age_seconds", v), dict(APP), v)),
+            lambda p: (f"{PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name} > {p.limit}\n"
+                       f"and on (target)\n{PG_ARCHIVER_ENABLED.name} == 1"),
+            lambda p, v: Fixture(_archiving(PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name, v), dict(APP), v)),
         doc=Doc("A completed segment (`.ready` in `pg_wal/archive_status`) has waited longer than the threshold. "
                 "This catches what failure counts miss: an `archive_command` that hangs, an archiver too slow "
                 "for the WAL rate (bulk embedding loads, index builds), an archiver that is not running. The age "
@@ -93,7 +96,7 @@ PG_SIGNALS = [
                  "Compare the WAL rate (`rate(vecmon_pg_wal_written_bytes_total[5m])`) with what the "
                  "destination takes; archive in parallel (`archive_library`, pgBackRest async archiving).",
                  "Check free space in `pg_wal` now (`vecmon_pg_wal_directory_bytes`).")),
-        metrics=("vecmon_pg_archiver_oldest_pending_age_seconds", "vecmon_pg_archiver_enabled")),
+        metrics=(PG_ARCHIVER_OLDEST_PENDING_AGE_SECONDS.name, PG_ARCHIVER_ENABLED.name)),
     _wraparound_alert("PgWraparoundAgeHigh", "warning", 0.5,
                       "Crunchy Data pgMonitor `PGXIDWraparound` (warning over 50% towards wraparound)."),
     _wraparound_alert("PgWraparoundAgeCritical", "critical", 0.75,
@@ -107,12 +110,12 @@ PG_SIGNALS = [
                     "autovacuums it forces are not finishing.",
         applies=collectors("wraparound"),
         shape=Custom(
-            lambda p: ("max by (target, datname, kind) (vecmon_pg_database_freeze_age)\n"
+            lambda p: (f"max by (target, datname, kind) ({PG_DATABASE_FREEZE_AGE.name})\n"
                        "/ on (target, kind) group_left\nvecmon_pg_autovacuum_freeze_max_age\n"
                        f"> {p.limit}"),
             lambda p, v: Fixture(
-                (gauge("vecmon_pg_database_freeze_age", WRAPAROUND, round(v * 200_000_000)),
-                 gauge("vecmon_pg_autovacuum_freeze_max_age", {"target": "app", "kind": "xid"}, 200_000_000)),
+                (gauge(PG_DATABASE_FREEZE_AGE.name, WRAPAROUND, round(v * 200_000_000)),
+                 gauge(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, {"target": "app", "kind": "xid"}, 200_000_000)),
                 dict(WRAPAROUND), round(v * 200_000_000) / 200_000_000)),
         doc=Doc("The database's freeze age (`age(datfrozenxid)` or `mxid_age(datminmxid)`) is past "
                 "`autovacuum_freeze_max_age` (`autovacuum_multixact_freeze_max_age`) by more than the threshold. "
@@ -126,7 +129,7 @@ PG_SIGNALS = [
                  "(long transactions, replication slots, prepared transactions).",
                  "Give autovacuum more room: `autovacuum_vacuum_cost_limit`, more `autovacuum_max_workers`, or a "
                  "manual `VACUUM (FREEZE)` off-peak.")),
-        metrics=("vecmon_pg_database_freeze_age", "vecmon_pg_autovacuum_freeze_max_age")),
+        metrics=(PG_DATABASE_FREEZE_AGE.name, PG_AUTOVACUUM_FREEZE_MAX_AGE.name)),
     AlertDef(
         name="PgLongRunningQueries", group="postgres", service="postgres", severity="warning", for_=5 * MINUTE,
         threshold=0.0,
@@ -134,7 +137,7 @@ PG_SIGNALS = [
         description=V + " statements in database {{ $labels.datname }} on {{ $labels.target }} have been "
                     "running longer than the long_running_threshold (more than " + T + " of them, for " + F + ").",
         applies=collectors("activity"),
-        shape=GaugeOver("vecmon_pg_long_running_queries", DATABASE),
+        shape=GaugeOver(PG_LONG_RUNNING_QUERIES.name, DATABASE),
         doc=Doc("Client statements (not vecmon's) have been running longer than the database target's "
                 "`long_running_threshold` (30 s by default) throughout the `for` period. For a vector-search "
                 "stack they are usually exact k-NN scans (no index used), a large re-embedding `UPDATE`, or "
@@ -147,5 +150,5 @@ PG_SIGNALS = [
                  "Check their plans (`EXPLAIN`): a vector search must use its HNSW/IVFFlat index.",
                  "Cancel with `pg_cancel_backend(pid)` if it is safe; set `statement_timeout` for application "
                  "roles.")),
-        metrics=("vecmon_pg_long_running_queries",)),
+        metrics=(PG_LONG_RUNNING_QUERIES.name,)),
 ]

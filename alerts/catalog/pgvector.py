@@ -10,6 +10,8 @@ from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.promql import go_float, number
 from alerts.shapes import ratio
 from alerts.targets import collectors
+from collectors.ann_latency import ANN_QUERIES_TOTAL, ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL
+from collectors.vector_indexes import VECTOR_INDEX, VECTOR_INDEX_ROWS_AT_BUILD, VECTOR_INDEX_VALID, VECTOR_TABLE_ROWS
 
 INDEX_BY = "target, schema, table, index, filter"
 FILTER = "{{ with $labels.filter }} (filter {{ . }}){{ end }}"
@@ -23,13 +25,13 @@ class AnnQuantile:
 
     def expr(self, p: Params) -> str:
         return (f"histogram_quantile({number(self.q)}, sum by ({INDEX_BY}, le) "
-                f"(rate(vecmon_ann_query_duration_seconds_bucket[{p.w}])))\n> {p.limit}")
+                f"(rate({ANN_QUERY_DURATION_SECONDS.name}_bucket[{p.w}])))\n> {p.limit}")
 
     def fixture(self, p: Params, value: float) -> Fixture:
         # all observations in the bucket (0, value]: with q of them counted up to `value`, the
         # quantile q lands exactly on the bucket's upper bound
         per_minute = 100
-        b = "vecmon_ann_query_duration_seconds_bucket"
+        b = f"{ANN_QUERY_DURATION_SECONDS.name}_bucket"
         return Fixture((counter(b, dict(INDEX, le=go_float(value)), round(self.q * per_minute)),
                         counter(b, dict(INDEX, le="+Inf"), per_minute)),
                        dict(INDEX), value, active_from=MINUTE, settle=p.window or 0)
@@ -58,12 +60,12 @@ def _ann_alert(q: float, name: str, threshold: float, source: str) -> AlertDef:
                  "`vecmon_recall_recommended_setting` is the smallest value meeting the recall target; CPU "
                  "saturation and concurrent index builds (`vecmon_vector_index_build_progress_ratio`) slow "
                  "every query.")),
-        metrics=("vecmon_ann_query_duration_seconds",))
+        metrics=(ANN_QUERY_DURATION_SECONDS.name,))
 
 
 def _ann_errors_expr(p: Params) -> str:
-    by, attempts = f"sum by ({INDEX_BY})", "vecmon_ann_queries_total"
-    expr = (ratio(f"{by} (increase(vecmon_ann_query_errors_total[{p.w}]))", f"{by} (increase({attempts}[{p.w}]))")
+    by, attempts = f"sum by ({INDEX_BY})", ANN_QUERIES_TOTAL.name
+    expr = (ratio(f"{by} (increase({ANN_QUERY_ERRORS_TOTAL.name}[{p.w}]))", f"{by} (increase({attempts}[{p.w}]))")
             + f" > {p.limit}")
     if p.minimum:
         expr += f"\nand on ({INDEX_BY})\n{by} (increase({attempts}[{p.w}])) >= {number(p.minimum)}"
@@ -73,9 +75,9 @@ def _ann_errors_expr(p: Params) -> str:
 def _ann_errors_fixture(p: Params, value: float) -> Fixture:
     total = above(p.minimum, 100, 1000)  # attempts per minute, above the guard
     errors, _ = split(value, total)
-    return Fixture((counter("vecmon_ann_queries_total", INDEX, total),
-                    counter("vecmon_ann_query_errors_total", dict(INDEX, reason="timeout"), errors),
-                    counter("vecmon_ann_query_errors_total", dict(INDEX, reason="error"), 0)),
+    return Fixture((counter(ANN_QUERIES_TOTAL.name, INDEX, total),
+                    counter(ANN_QUERY_ERRORS_TOTAL.name, dict(INDEX, reason="timeout"), errors),
+                    counter(ANN_QUERY_ERRORS_TOTAL.name, dict(INDEX, reason="error"), 0)),
                    dict(INDEX), errors / total, active_from=MINUTE, settle=p.window or 0)
 
 
@@ -111,21 +113,21 @@ def _shortfall_fixture(p: Params, value: float) -> Fixture:
 def _not_used_fixture(p: Params, value: float) -> Fixture:
     point = dict(INDEX, param="ef_search", value="40", iterative="off")
     return Fixture((gauge("vecmon_vector_index_used", point, 0 if value else 1),
-                    gauge("vecmon_vector_index_valid", INDEX, 1)), dict(INDEX), 0)
+                    gauge(VECTOR_INDEX_VALID.name, INDEX, 1)), dict(INDEX), 0)
 
 
 def _growth_expr(p: Params) -> str:
-    return ("(\n  vecmon_vector_table_rows\n  / on (target, schema, table) group_right ()\n"
-            "  (vecmon_vector_index_rows_at_build > 0)\n  - 1\n"
+    return (f"(\n  {VECTOR_TABLE_ROWS.name}\n  / on (target, schema, table) group_right ()\n"
+            f"  ({VECTOR_INDEX_ROWS_AT_BUILD.name} > 0)\n  - 1\n"
             f") > {p.limit}\nand on (target, schema, table, index)\n"
-            'vecmon_vector_index_info{method="ivfflat"}')
+            f'{VECTOR_INDEX.name}_info{{method="ivfflat"}}')
 
 
 def _growth_fixture(p: Params, value: float) -> Fixture:
     info = dict(INDEX, key="embedding", method="ivfflat", opclass="vector_l2_ops", operator="<->")
-    return Fixture((gauge("vecmon_vector_table_rows", TABLE, round((1 + value) * 100000)),
-                    gauge("vecmon_vector_index_rows_at_build", INDEX, 100000),
-                    gauge("vecmon_vector_index_info", info, 1)), dict(INDEX), round((1 + value) * 100000) / 100000 - 1)
+    return Fixture((gauge(VECTOR_TABLE_ROWS.name, TABLE, round((1 + value) * 100000)),
+                    gauge(VECTOR_INDEX_ROWS_AT_BUILD.name, INDEX, 100000),
+                    gauge(f"{VECTOR_INDEX.name}_info", info, 1)), dict(INDEX), round((1 + value) * 100000) / 100000 - 1)
 
 
 PGVECTOR = [
@@ -152,7 +154,7 @@ PGVECTOR = [
                  "`ef_search`), and whether `ann_latency.timeout` is realistic for the application.",
                  "Errors: the status page shows the collector's last error; check the configured filters and "
                  "that the monitoring role can still SELECT the table.")),
-        metrics=("vecmon_ann_query_errors_total", "vecmon_ann_queries_total")),
+        metrics=(ANN_QUERY_ERRORS_TOTAL.name, ANN_QUERIES_TOTAL.name)),
     AlertDef(
         name="VectorRecallBelowTarget", group="pgvector", service="pgvector", severity="warning", for_=15 * MINUTE,
         window=30 * MINUTE, compare="<", fmt="decimal", test_threshold=0.9,
@@ -210,7 +212,7 @@ PGVECTOR = [
                     "scans.",
         shape=Custom(
             lambda p: (f"max by ({INDEX_BY}) (vecmon_vector_index_used) == 0\nor\n"
-                       "vecmon_vector_index_valid == 0"),
+                       f"{VECTOR_INDEX_VALID.name} == 0"),
             _not_used_fixture),
         applies=collectors("recall", "vector_indexes", any_of=True),
         doc=Doc("The recall probe EXPLAINs the approximate query as the application writes it (index key, "
@@ -225,7 +227,7 @@ PGVECTOR = [
                  "A selective filter can make a btree plan cheaper: see `VectorFilteredQueryShortfall` and "
                  "consider a partial index.",
                  "Invalid index (`vecmon_vector_index_valid == 0`): `DROP INDEX CONCURRENTLY` and build it again.")),
-        metrics=("vecmon_vector_index_used", "vecmon_vector_index_valid")),
+        metrics=("vecmon_vector_index_used", VECTOR_INDEX_VALID.name)),
     AlertDef(
         name="IvfflatTableGrown", group="pgvector", service="pgvector", severity="warning", for_=30 * MINUTE,
         threshold=0.5, fmt="percent",
@@ -243,5 +245,5 @@ PGVECTOR = [
                  "`maintenance_work_mem` first).",
                  "Re-size `lists` for the new row count (rows / 1000 up to 1M rows, sqrt(rows) above).",
                  "For a table that keeps growing, consider HNSW, which needs no rebuild for inserts.")),
-        metrics=("vecmon_vector_table_rows", "vecmon_vector_index_rows_at_build", "vecmon_vector_index_info")),
+        metrics=(VECTOR_TABLE_ROWS.name, VECTOR_INDEX_ROWS_AT_BUILD.name, f"{VECTOR_INDEX.name}_info")),
 ]

@@ -10,13 +10,19 @@ from alerts.model import AlertDef, Custom, Doc, F, Params
 from alerts.promql import number
 from alerts.shapes import GaugeDown
 from alerts.targets import ANY_TARGET, MonitoredConfig, api_targets
+from collectors.self_metrics import (
+    COLLECTOR_INTERVAL_SECONDS,
+    COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    COLLECTOR_UP,
+    UP,
+)
 
 if TYPE_CHECKING:  # alerts.config imports the catalog
     from alerts.config import AlertingSettings
 
 
-STALE_METRIC = "vecmon_collector_last_success_timestamp_seconds"
-INTERVAL_METRIC = "vecmon_collector_interval_seconds"
+STALE_METRIC = COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS.name
+INTERVAL_METRIC = COLLECTOR_INTERVAL_SECONDS.name
 
 
 def _stale_expr(p: Params) -> str:
@@ -97,10 +103,10 @@ VECMON = [
         compare="event",
         condition="the target is unreachable (`vecmon_up == 0`)",
         summary="vecmon cannot reach target {{ $labels.target }}.",
-        description="vecmon's connection attempts to {{ $labels.target }} have failed for " + F + " (vecmon_up = "
+        description="vecmon's connection attempts to {{ $labels.target }} have failed for " + F + f" ({UP.name} = "
                     "{{ $value }}); all other alerts of this target are muted while it is down.",
         applies=ANY_TARGET,
-        shape=GaugeDown("vecmon_up", APP),
+        shape=GaugeDown(UP.name, APP),
         doc=Doc("vecmon could not connect to the target (database, model endpoint, cost API, Redis) on its last "
                 "attempt. Alertmanager inhibits every other alert of the same target while this one fires.",
                 "vecmon default.",
@@ -109,7 +115,7 @@ VECMON = [
                  "`curl` for HTTP targets).",
                  "Check credentials (`password_file`, `api_key_file`) and, for PostgreSQL, `max_connections` and "
                  "`pg_hba.conf`.")),
-        metrics=("vecmon_up",)),
+        metrics=(UP.name,)),
     AlertDef(
         name="VecmonCollectorFailing", group="self", service="vecmon", severity="warning", for_=5 * MINUTE,
         compare="event",
@@ -118,8 +124,8 @@ VECMON = [
         description="Every run of collector {{ $labels.collector }} on {{ $labels.target }} has failed for " + F +
                     " (vecmon_collector_up = {{ $value }}); its last error is on vecmon's status page.",
         applies=ANY_TARGET,
-        shape=GaugeDown("vecmon_collector_up", {"target": "app", "collector": "tables"},
-                        unless="\nunless on (target)\nvecmon_up == 0"),
+        shape=GaugeDown(COLLECTOR_UP.name, {"target": "app", "collector": "tables"},
+                        unless=f"\nunless on (target)\n{UP.name} == 0"),
         doc=Doc("The collector's runs fail (an error or a timeout) although the target is reachable: a missing "
                 "privilege, a query cancelled by `statement_timeout` or `lock_timeout` (e.g. a table locked by a "
                 "long `ALTER TABLE`), a provider answer that does not parse. Its last good series are served, "
@@ -130,7 +136,7 @@ VECMON = [
                  "Lock waits: `SELECT pid, wait_event_type, query FROM pg_stat_activity WHERE wait_event_type = "
                  "'Lock'`; timeouts: raise `collectors.<name>.timeout` only if the query is legitimately slow.",
                  "Privileges: the monitoring role needs only `pg_monitor`.")),
-        metrics=("vecmon_collector_up", "vecmon_up")),
+        metrics=(COLLECTOR_UP.name, UP.name)),
     AlertDef(
         name="VecmonCollectorStale", group="self", service="vecmon", severity="warning", for_=MINUTE,
         compare="event", fmt="duration",
@@ -151,5 +157,5 @@ VECMON = [
                 ("Check `vecmon_collector_skipped_runs_total` (runs overlapping: the interval is shorter than the "
                  "run takes) and the collector's last error on the status page.",
                  "If every collector of the daemon is stale, restart vecmon and report the bug with its log.")),
-        metrics=("vecmon_collector_last_success_timestamp_seconds", "vecmon_collector_interval_seconds")),
+        metrics=(COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS.name, COLLECTOR_INTERVAL_SECONDS.name)),
 ]
