@@ -136,7 +136,8 @@ daemon: {stale_after: 2m}
 databases:
   - {name: fast, dsn: postgresql://x@db/a, interval: 10s,
      collectors: {vector_indexes: {enabled: false}, recall: {enabled: false}, ann_latency: {enabled: false},
-                  vector_freshness: {enabled: false}, vector_bloat: {enabled: false}}}
+                  vector_freshness: {enabled: false}, vector_bloat: {enabled: false},
+                  wraparound_tables: {enabled: false}}}
   - {name: slow, dsn: postgresql://x@db/b, interval: 5m,
      collectors: {vector_indexes: {enabled: false}, recall: {enabled: false}, ann_latency: {enabled: false},
                   vector_freshness: {enabled: false}, vector_bloat: {enabled: false}}}
