@@ -1,7 +1,7 @@
 """Typed configuration of the alerting side: ``alerting:``, ``slos:`` and ``alertmanager:``.
 
 :mod:`monitor.config` imports this module for :class:`~monitor.config.Config`; both build on
-:mod:`monitor.config_base` (``ForDuration`` allows ``for: 0s`` where a duration must otherwise be
+:mod:`collectors.settings.base` (``ForDuration`` allows ``for: 0s`` where a duration must otherwise be
 positive).
 
 Example (``config/alerting-example.yaml`` has every key)::
@@ -39,7 +39,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from alerts.catalog import ALERTS
 from alerts.promql import LABEL_NAME, check_window_query, split_selector
 from alerts.sli_check import check_sli
-from monitor.config_base import NAME_PATTERN, Duration, ForDuration, Model, is_duration_text, parse_duration_or_zero
+from collectors.settings.base import (
+    NAME_PATTERN,
+    Duration,
+    ForDuration,
+    Model,
+    is_duration_text,
+    parse_duration_or_zero,
+)
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")

@@ -28,9 +28,9 @@ from alerts import conventions as names
 from alerts.config import SLO, AlertingSettings
 from alerts.conventions import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT
 from alerts.promql import at_window, duration, le_matcher, number, range_selector, split_selector, with_matchers
-from alerts.targets import MonitoredConfig, api_targets
-from collectors.registry import DATABASE_COLLECTORS, database_collector
-from monitor.config_base import parse_duration
+from alerts.targets import MonitoredConfig
+from collectors.registry import DATABASE_COLLECTORS, all_api_targets, database_collector
+from collectors.settings.base import parse_duration
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ def sli_interval(slo: SLO, config: MonitoredConfig) -> float:
             if (target is None or db.name == target) and collector in db.enabled_collectors():
                 intervals.append(db.interval_for(collector))
     elif metric.startswith("vecmon_"):
-        for api in api_targets(config):
+        for api in all_api_targets(config):
             if api.enabled and (target is None or api.name == target):
                 intervals.append(float(api.interval))
     return max(intervals) if intervals else DEFAULT_INTERVAL

@@ -3,7 +3,8 @@ alerts/ does not depend on the package that composes the config (``monitor``).
 
 :class:`MonitoredConfig` is the shape of the composed config the generators take: the alerting
 settings and SLOs, the daemon's ``stale_after``, and the targets (their names, intervals and
-collectors decide which alerts apply and how stale a collector may get). :class:`When` is a
+collectors decide which alerts apply and how stale a collector may get; every API target section is
+read through :func:`collectors.registry.all_api_targets`). :class:`When` is a
 condition on it, with the same in words for the README.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from collectors.registry import all_api_targets
 
 if TYPE_CHECKING:  # the settings models; alerts.config imports the catalog, which imports this module
     from alerts.config import SLO, AlertingSettings, AlertmanagerSettings
@@ -76,23 +79,12 @@ class MonitoredConfig(Protocol):
     def endpoints(self) -> Sequence[Endpoint]: ...
 
     @property
-    def cost_apis(self) -> Sequence[ScheduledTarget]: ...
-
-    @property
-    def redis(self) -> Sequence[ScheduledTarget]: ...
-
-    @property
     def budgets(self) -> Sequence[Budget]: ...
 
     @property
     def applications(self) -> Sequence[Application]: ...
 
     def enabled_databases(self) -> Sequence[DatabaseTarget]: ...
-
-
-def api_targets(config: MonitoredConfig) -> list[ScheduledTarget]:
-    """Every API target of the config, enabled or not (as ``monitor.config_apis.all_api_targets``)."""
-    return [*config.endpoints, *config.cost_apis, *config.redis, *config.budgets, *config.applications]
 
 
 def enabled_collectors(config: MonitoredConfig) -> set[str]:
@@ -124,7 +116,7 @@ def endpoints(kind: str | None = None) -> When:
 
 
 def _any_target(config: MonitoredConfig) -> bool:
-    return bool(config.enabled_databases()) or any(t.enabled for t in api_targets(config))
+    return bool(config.enabled_databases()) or any(t.enabled for t in all_api_targets(config))
 
 
 def _applications(config: MonitoredConfig) -> list[Application]:

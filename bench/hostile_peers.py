@@ -25,7 +25,7 @@ from test_providers_cost import cost_fake  # noqa: E402
 
 from collectors.base import CollectContext  # noqa: E402
 from collectors.redis_cache import RedisCacheCollector  # noqa: E402
-from monitor.config_apis import RedisTarget  # noqa: E402
+from collectors.settings.redis import RedisTarget  # noqa: E402
 
 
 def main() -> None:

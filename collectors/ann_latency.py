@@ -105,7 +105,6 @@ class AnnLatencyCollector:
 
     name = "ann_latency"
     scope = "database"
-    needs_connection = True
     runs_config_sql = True  # filters[].where from the config: the session is reset (DISCARD ALL) after each run
     METRICS: tuple[MetricSpec, ...] = (
         ANN_QUERY_DURATION_SECONDS,

@@ -1,6 +1,6 @@
 """HTTP(S) checks of the RAG application's own endpoints (collector name ``app_probe``).
 
-One job per ``applications[]`` entry (:class:`monitor.config_apps.ApplicationTarget`), in the
+One job per ``applications[]`` entry (:class:`collectors.settings.applications.ApplicationTarget`), in the
 manner of blackbox_exporter's ``http`` module: one request per run, sent by
 :func:`collectors.providers.common.send` (the model probes' sender: the whole request ends by the
 check's ``timeout`` whatever the server does, trickled headers or body included; an answer over
@@ -51,8 +51,8 @@ from prometheus_client.core import Metric
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.model_probe import cumulative, new_histogram, observe
 from collectors.providers.common import ApiRequest, Attempt, send
-from monitor.config_apps import ApplicationTarget, JsonAssertion
-from monitor.pg import redact
+from collectors.redaction import redact
+from collectors.settings.applications import ApplicationTarget, JsonAssertion
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,6 @@ class AppProbeCollector:
 
     name: ClassVar[str] = "app_probe"
     METRICS: ClassVar[tuple[MetricSpec, ...]] = APP_METRICS
-    needs_connection: ClassVar[bool] = False
 
     def __init__(self, session: requests.Session | None = None):
         self.session = session or requests.Session()

@@ -72,6 +72,10 @@ class ConnectionUnavailable(CollectorError):
     """The target could not be reached; the target is reported down."""
 
 
+class CollectionTimeout(CollectorError):
+    """The run was cancelled (on the server, or by the collector's own deadline) because it exceeded its timeout."""
+
+
 @dataclass
 class ServerFacts:
     """Facts about a PostgreSQL server gathered once per connection, used to pick SQL variants."""
@@ -101,7 +105,6 @@ class Collector(Protocol):
 
     name: ClassVar[str]
     METRICS: ClassVar[tuple[MetricSpec, ...]]
-    needs_connection: ClassVar[bool]
 
     def collect(self, ctx: CollectContext) -> list[Metric]: ...
 

@@ -240,7 +240,6 @@ class _Skips:
 class CustomQueryCollector:
     """Runs one :class:`QueryPlan`; its name is ``query:<name>`` and its METRICS come from the plan."""
 
-    needs_connection = True
     runs_config_sql = True  # the connector resets the session (DISCARD ALL) after each run
 
     def __init__(self, plan: QueryPlan):

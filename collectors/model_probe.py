@@ -28,7 +28,7 @@ server does (trickled headers or body included; see
 Counters and the latency histogram accumulate in ``ctx.state`` (per job, across runs).
 
 Expected dimensions from pgvector: ``default_dimension_source(ref) -> int | None`` (``ref`` is a
-:class:`monitor.config_apis.DimensionsFrom`); :func:`monitor.api_jobs.build_api_jobs` passes the
+:class:`collectors.settings.endpoints.DimensionsFrom`); :func:`monitor.scheduler.build_api_jobs` passes the
 vector columns that the ``vector_indexes`` discovery last found (``ctx.shared.vector_columns``),
 so the probe opens no database session of its own.
 """
@@ -61,8 +61,8 @@ from collectors.providers.common import (
     parse_rate_limits,
     send,
 )
-from monitor.config_apis import DimensionsFrom, EndpointTarget
-from monitor.pg import redact
+from collectors.redaction import redact
+from collectors.settings.endpoints import DimensionsFrom, EndpointTarget
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,6 @@ class ModelProbeCollector:
 
     name: ClassVar[str] = "model_probe"
     METRICS: ClassVar[tuple[MetricSpec, ...]] = PROBE_METRICS
-    needs_connection: ClassVar[bool] = False
 
     def __init__(self, session: requests.Session | None = None, prices: PriceTable | None = None,
                  ledger: SpendLedger | None = None, default_dimension_source: DimensionSource | None = None,

@@ -23,8 +23,8 @@ from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch
+from collectors.pg_session import APPLICATION_NAME
 
-APPLICATION_NAME = "vecmon"  # monitor.pg.APPLICATION_NAME; repeated to keep collectors free of monitor imports
 DEFAULT_THRESHOLD = 30.0  # seconds, used when the target's settings have none
 
 # The eight table-level lock modes (SIReadLock, the ninth in pg_locks, is never waited for).
@@ -77,7 +77,6 @@ class ActivityCollector:
 
     name = "activity"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_LONG_RUNNING_QUERIES,
         PG_OLDEST_QUERY_AGE_SECONDS,

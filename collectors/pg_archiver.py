@@ -86,7 +86,6 @@ class ArchiverCollector:
 
     name = "archiver"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_ARCHIVER_ENABLED,
         PG_ARCHIVER_ARCHIVED_TOTAL,

@@ -18,8 +18,7 @@ from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch, fetch_one, ratio
-
-APPLICATION_NAME = "vecmon"  # monitor.pg.APPLICATION_NAME; repeated to keep collectors free of monitor imports
+from collectors.pg_session import APPLICATION_NAME
 
 # States that always get a (possibly zero) sample per database; any other state reported
 # by the server (e.g. "fastpath function call", "disabled") is emitted when present.
@@ -77,7 +76,6 @@ class ConnectionsCollector:
 
     name = "connections"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_CONNECTIONS,
         PG_CONNECTIONS_LOCK_WAITING,

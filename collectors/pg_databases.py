@@ -110,7 +110,6 @@ class DatabasesCollector:
 
     name = "databases"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         *(spec for spec, _ in COUNTERS),
         PG_DATABASE_SIZE_BYTES,

@@ -81,7 +81,6 @@ class IndexesCollector:
 
     name = "indexes"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_INDEX_SCANS_TOTAL,
         PG_INDEX_TUP_READ_TOTAL,

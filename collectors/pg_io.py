@@ -94,7 +94,6 @@ class IoCollector:
 
     name = "io"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_IO_OPERATIONS_TOTAL,
         PG_IO_BYTES_TOTAL,

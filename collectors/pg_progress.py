@@ -130,7 +130,6 @@ class ProgressCollector:
 
     name = "progress"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_MAINTENANCE_OPERATIONS,
         PG_VACUUM_HEAP_SCANNED_RATIO,

@@ -159,7 +159,6 @@ class ServerCollector:
 
     name = "server"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_SERVER_INFO,
         PG_SERVER_VERSION_NUM,

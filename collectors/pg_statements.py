@@ -98,7 +98,6 @@ class StatementsCollector:
 
     name = "statements"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_STATEMENT_CALLS_TOTAL,
         PG_STATEMENT_EXEC_SECONDS_TOTAL,

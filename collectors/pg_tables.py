@@ -121,7 +121,6 @@ class TablesCollector:
 
     name = "tables"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_TABLE_SEQ_SCAN_TOTAL,
         PG_TABLE_IDX_SCAN_TOTAL,

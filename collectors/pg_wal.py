@@ -51,7 +51,6 @@ class WalCollector:
 
     name = "wal"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_WAL_RECORDS_TOTAL,
         PG_WAL_FULL_PAGE_IMAGES_TOTAL,

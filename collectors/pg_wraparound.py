@@ -75,7 +75,6 @@ class WraparoundCollector:
 
     name = "wraparound"
     scope = "server"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_DATABASE_FREEZE_AGE,
         PG_DATABASE_WRAPAROUND_RATIO,
@@ -111,7 +110,6 @@ class WraparoundTablesCollector:
 
     name = "wraparound_tables"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         PG_TABLE_FREEZE_AGE,
     )

@@ -46,8 +46,8 @@ from collectors.providers.common import (
     join_url,
     send,
 )
+from collectors.settings.cost_apis import Budget, CostApiTarget, PriceEntry, Pricing, load_price_file
 from collectors.spend_ledger import SpendLedger  # noqa: F401 - where callers have always found it
-from monitor.config_apis import Budget, CostApiTarget, PriceEntry, Pricing, load_price_file
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,6 @@ class ProviderCostsCollector:
 
     name: ClassVar[str] = "provider_costs"
     METRICS: ClassVar[tuple[MetricSpec, ...]] = COST_METRICS
-    needs_connection: ClassVar[bool] = False
 
     def __init__(self, session: requests.Session | None = None, ledger: SpendLedger | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
@@ -359,7 +358,6 @@ BUDGET_METRICS = (
 class BudgetCollector:
     name: ClassVar[str] = "budget"
     METRICS: ClassVar[tuple[MetricSpec, ...]] = BUDGET_METRICS
-    needs_connection: ClassVar[bool] = False
 
     def __init__(self, ledger: SpendLedger | None = None, clock: Callable[[], float] = time.time):
         self.ledger = ledger if ledger is not None else SpendLedger()

@@ -84,6 +84,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
+from collectors.pg_session import build_conninfo, secrets_of
 from collectors.pgvector_catalog import (
     GUC_DEFAULTS,
     GUC_MAXIMA,
@@ -107,7 +108,7 @@ from collectors.pgvector_catalog import (
     table_query_vectors,
 )
 from collectors.recall_state import ApproximateAnswer, ExactResult, RecallStateStore, TableSignature
-from monitor.pg import build_conninfo, redact, secrets_of
+from collectors.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ REPLICA_SESSION_KEYS = ("application_name", "connect_timeout", "options")
 
 def replica_conninfo(target: Any, replica_dsn: str) -> str:
     """The standby's conninfo: its own address and credentials from ``replica_dsn``, with exactly the
-    session settings :func:`monitor.pg.build_conninfo` gives the target's sessions (application_name,
+    session settings :func:`collectors.pg_session.build_conninfo` gives the target's sessions (application_name,
     connect_timeout, ``options``: read-only default, statement, lock and idle-in-transaction timeouts)."""
     session = pg_conninfo.conninfo_to_dict(build_conninfo(target))
     return pg_conninfo.make_conninfo(replica_dsn, **{k: session[k] for k in REPLICA_SESSION_KEYS if k in session})
@@ -552,7 +553,6 @@ class RecallCollector:
 
     name = "recall"
     scope = "database"
-    needs_connection = True
     runs_config_sql = True  # filters[].where from the config: the session is reset (DISCARD ALL) after each run
     METRICS: tuple[MetricSpec, ...] = (
         MetricSpec("vecmon_vector_index_used", "gauge",

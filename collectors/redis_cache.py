@@ -10,7 +10,7 @@ per run, so keep the interval reasonable on big caches. Redis Cluster is not sup
 
 The whole run ends by ``timeout``, whatever the server does: every socket operation gets only
 the time left (a server that trickles its reply or never answers fails the run as a
-``timeout``, :class:`monitor.pg.CollectionTimeout`; a SCAN reply that comes too late only
+``timeout``, :class:`collectors.base.CollectionTimeout`; a SCAN reply that comes too late only
 cuts the prefix counts short). Replies are bounded in size, so a peer that is not Redis, or
 sends an endless line or a 100 GB bulk length, fails the run with a clear error, in bounded
 memory.
@@ -30,9 +30,15 @@ from typing import Any, ClassVar
 
 from prometheus_client.core import Metric
 
-from collectors.base import CollectContext, CollectorError, ConnectionUnavailable, Emitter, MetricSpec
-from monitor.config_apis import RedisTarget
-from monitor.pg import CollectionTimeout
+from collectors.base import (
+    CollectContext,
+    CollectionTimeout,
+    CollectorError,
+    ConnectionUnavailable,
+    Emitter,
+    MetricSpec,
+)
+from collectors.settings.redis import RedisTarget
 
 REDIS_KEYSPACE_HITS_TOTAL = MetricSpec(
     "vecmon_redis_keyspace_hits_total", "counter", "Successful key lookups (INFO keyspace_hits).")
@@ -264,7 +270,6 @@ def _int(info: dict[str, str], key: str) -> int | None:
 class RedisCacheCollector:
     name: ClassVar[str] = "redis_cache"
     METRICS: ClassVar[tuple[MetricSpec, ...]] = REDIS_METRICS
-    needs_connection: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[..., RespConnection] = RespConnection.open):
         self.connect = connect

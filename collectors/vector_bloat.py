@@ -158,7 +158,6 @@ class VectorBloatCollector:
 
     name = "vector_bloat"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         VECTOR_TABLE_BLOAT_BYTES,
         VECTOR_TABLE_BLOAT_RATIO,

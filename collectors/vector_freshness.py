@@ -69,7 +69,6 @@ class VectorFreshnessCollector:
 
     name = "vector_freshness"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         VECTOR_NEWEST_ROW_TIMESTAMP_SECONDS,
         VECTOR_NEWEST_ROW_AGE_SECONDS,

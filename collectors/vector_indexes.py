@@ -173,7 +173,6 @@ class VectorIndexesCollector:
 
     name = "vector_indexes"
     scope = "database"
-    needs_connection = True
     METRICS: tuple[MetricSpec, ...] = (
         VECTOR_EXTENSION,
         VECTOR_COLUMN_DIMENSIONS,

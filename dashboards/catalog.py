@@ -6,12 +6,14 @@ Used by the tests: every metric a panel reads must be in here.
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from alerts.metric_specs import declared_specs
+from alerts.render import write_alerting
 from collectors.base import MetricSpec
 
 
@@ -29,19 +31,10 @@ def declared_series() -> set[str]:
 
 
 def recording_rules(config: Any) -> set[str]:
-    """Names recorded by the rule files ``alerts.render:write_alerting`` writes for ``config``
-    (empty when the alerting generator is not installed)."""
-    import yaml
-
-    try:
-        render = importlib.import_module("alerts.render")
-    except ModuleNotFoundError as exc:
-        if exc.name == "alerts.render":
-            return set()
-        raise
+    """Names recorded by the rule files :func:`alerts.render.write_alerting` writes for ``config``."""
     names: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for path in render.write_alerting(config, Path(tmp), ""):  # the names do not depend on the version
+        for path in write_alerting(config, Path(tmp), ""):  # the names do not depend on the version
             if path.suffix not in (".yml", ".yaml"):
                 continue
             document = yaml.safe_load(path.read_text()) or {}

@@ -46,7 +46,8 @@ class Targets:
 
 
 def alert_threshold(config: Any, name: str) -> float | None:
-    """The threshold alert ``name`` uses for this config (None without the alert)."""
+    """The threshold alert ``name`` uses for this config (None when the config has no alerting section or
+    no such alert)."""
     definition, settings = ALERTS.get(name), getattr(config, "alerting", None)
     if definition is None or settings is None:
         return None

@@ -1,106 +1,100 @@
-"""Scheduled jobs of the model-API side: endpoint probes, provider cost APIs, budgets, Redis.
+"""The collector and runner of one target of the kinds with their own targets: endpoint probes,
+provider cost APIs, budgets, Redis and application checks (:data:`collectors.registry.TARGET_KINDS`).
 
-:func:`build_api_jobs` is called by :func:`monitor.scheduler.build_jobs`. Each target gets its
-own job (so a slow endpoint never delays another collector) and its own runner; HTTP targets
-get their own ``requests.Session`` (keep-alive; adapters that enforce whole-request deadlines),
-closed with the runner. Every runner knows
-the target's secrets, so a failure message is redacted before it is logged or stored.
+:func:`monitor.scheduler.build_api_jobs` makes one job per enabled entry of their config sections,
+each with the collector and runner :func:`api_collector` returns (so a slow endpoint never delays
+another collector). HTTP targets get their own ``requests.Session`` (keep-alive; adapters that
+enforce whole-request deadlines, :mod:`collectors.http_session`), closed with the runner. Every
+runner knows the target's secrets, so a failure message is redacted before it is logged or stored.
+The collector classes and the HTTP session come from :mod:`collectors.registry`, which imports
+them (and ``requests``) only when such a target is configured.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
-from collectors.app_probe import AppProbeCollector
-from collectors.model_probe import DimensionSource, ModelProbeCollector
-from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector
-from collectors.providers.http_deadline import mount_deadline_adapters, redact_urllib3_urls
-from collectors.redis_cache import RedisCacheCollector
-from monitor.scheduler import CollectionJob, DirectRunner, JobGate, Runner
+from collectors.base import CollectContext
+from collectors.redaction import redact
+from collectors.registry import Registration, http_session, price_table
+from collectors.settings.endpoints import DimensionsFrom
+from collectors.settings.targets import ScheduledTarget
 from monitor.shared import SharedState
-from monitor.snapshot import SnapshotStore
 
-log = logging.getLogger(__name__)
+HTTP_KINDS = ("endpoint", "cost_api", "app")  # their collectors talk HTTP through the target's own session
 
-USER_AGENT = "vecmon-probe"
+
+@dataclass
+class DirectRunner:
+    """Runner for collectors that talk HTTP or compute things themselves; they bound their own time."""
+
+    secrets: list[str] = field(default_factory=list)
+
+    def open(self) -> None:
+        return None
+
+    def close(self, timeout: float = 2.0) -> None:
+        return None
+
+    def cancel_all(self) -> None:
+        return None
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+        return collect(ctx)
 
 
 @dataclass
 class HttpRunner(DirectRunner):
-    """A :class:`DirectRunner` that owns the target's HTTP session."""
+    """A :class:`DirectRunner` that owns the target's HTTP session (a ``requests.Session``)."""
 
-    session: requests.Session | None = None
+    session: Any = None
 
     def close(self, timeout: float = 2.0) -> None:
         if self.session is not None:
             self.session.close()
 
 
-def new_session(trust_env: bool = True) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = trust_env  # HTTP(S)_PROXY / NO_PROXY from the environment
-    session.headers["User-Agent"] = USER_AGENT
-    mount_deadline_adapters(session)  # whole-request deadlines (collectors.providers.http_deadline)
-    return session
+@dataclass
+class ApiContext:
+    """What the collectors of these kinds share within one runtime: the spend ledger, the price table,
+    where expected embedding dimensions come from, the proxy setting and the clock."""
+
+    shared: SharedState
+    prices: Any = None  # collectors.provider_costs.PriceTable; loaded with the first endpoint when None
+    dimension_source: Callable[[DimensionsFrom], int | None] | None = None
+    trust_env: bool = True
+    clock: Callable[[], float] = time.time
+    pricing: Any = None  # the config's pricing section, for the price table
+
+    def price_table(self) -> Any:
+        if self.prices is None:
+            self.prices = price_table(self.pricing)
+        return self.prices
+
+    def dimensions(self) -> Callable[[DimensionsFrom], int | None]:
+        return self.dimension_source if self.dimension_source is not None else self.shared.vector_columns.dimensions
 
 
-def build_api_jobs(config: Any, store: SnapshotStore, shared: SharedState, gate: JobGate | None = None, *,
-                   prices: PriceTable | None = None,
-                   dimension_source: DimensionSource | None = None, trust_env: bool = True,
-                   clock: Callable[[], float] = time.time) -> tuple[list[CollectionJob], list[Runner]]:
-    """One job and one runner per enabled endpoint, cost API, application check, budget and Redis target."""
-    jobs: list[CollectionJob] = []
-    runners: list[Runner] = []
-    ledger = shared.ledger
-    redact_urllib3_urls()  # a hostile peer makes urllib3 log the URL, query (API key?) included
-    gate = gate if gate is not None else JobGate()
-
-    def job(target: Any, collector: Any, runner: Runner) -> CollectionJob:
-        return CollectionJob(target, collector, runner, store, shared, gate)
-    endpoints = [e for e in getattr(config, "endpoints", []) if e.enabled]
-    if endpoints and prices is None:
-        prices = PriceTable.load(getattr(config, "pricing", None))
-    if dimension_source is None:
-        dimension_source = shared.vector_columns.dimensions
-
-    for endpoint in endpoints:
-        session = new_session(trust_env)
-        runner = HttpRunner(secrets=endpoint.secrets(), session=session)
-        collector = ModelProbeCollector(session=session, prices=prices, ledger=ledger,
-                                        default_dimension_source=dimension_source, clock=clock)
-        jobs.append(job(endpoint, collector, runner))
-        runners.append(runner)
-    for target in getattr(config, "cost_apis", []):
-        if target.enabled:
-            session = new_session(trust_env)
-            runner = HttpRunner(secrets=target.secrets(), session=session)
-            jobs.append(job(target, ProviderCostsCollector(session=session, ledger=ledger, clock=clock), runner))
-            runners.append(runner)
-    for app in getattr(config, "applications", []):
-        if app.enabled:
-            session = new_session(trust_env)
-            runner = HttpRunner(secrets=app.secrets(), session=session)
-            jobs.append(job(app, AppProbeCollector(session=session), runner))
-            runners.append(runner)
-    for budget in getattr(config, "budgets", []):
-        if budget.enabled:
-            runner = DirectRunner()
-            jobs.append(job(budget, BudgetCollector(ledger=ledger, clock=clock), runner))
-            runners.append(runner)
-    for target in getattr(config, "redis", []):
-        if target.enabled:
-            runner = DirectRunner(secrets=target.secrets())
-            jobs.append(job(target, RedisCacheCollector(), runner))
-            runners.append(runner)
-    return jobs, runners
-
-
-def api_collector_classes() -> list[type]:
-    """Every collector class of the model-API side (for the metric reference)."""
-    return [ModelProbeCollector, ProviderCostsCollector, BudgetCollector, RedisCacheCollector, AppProbeCollector]
+def api_collector(registration: Registration, target: ScheduledTarget,
+                  context: ApiContext) -> tuple[Any, DirectRunner]:
+    """A new collector of ``registration`` for ``target``, and the runner that runs it."""
+    cls, kind, ledger = registration.load(), registration.kind, context.shared.ledger
+    secrets = target.secrets()
+    if kind not in HTTP_KINDS:
+        collector = cls(ledger=ledger, clock=context.clock) if kind == "budget" else cls()
+        return collector, DirectRunner(secrets=secrets)
+    session = http_session(context.trust_env)
+    if kind == "endpoint":
+        collector = cls(session=session, prices=context.price_table(), ledger=ledger,
+                        default_dimension_source=context.dimensions(), clock=context.clock)
+    elif kind == "cost_api":
+        collector = cls(session=session, ledger=ledger, clock=context.clock)
+    else:
+        collector = cls(session=session)
+    return collector, HttpRunner(secrets=secrets, session=session)

@@ -1,48 +1,34 @@
 """Typed configuration: pydantic models for the vecmon YAML file.
 
 Loading (YAML, ``${VAR}`` interpolation, secret files, located errors) lives in
-:mod:`monitor.loader`; this module only says what a valid config looks like.
+:mod:`monitor.loader`; this module only says what a valid config looks like, composing the
+settings each collector owns (:mod:`collectors.settings`), the alerting sections (:mod:`alerts.config`)
+and the daemon's own.
 Durations are written as ``500ms``, ``15s``, ``5m``, ``1h`` or a plain number of seconds.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alerts.config import AlertingSettings, AlertmanagerSettings, SLOList
-from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS
-from monitor.config_apis import (
-    Budget,
-    CostApiTarget,
-    EndpointTarget,
-    Pricing,
-    RedisTarget,
-    all_api_targets,
-    check_references,
-)
-from monitor.config_apps import ApplicationTarget
-from monitor.config_base import (
-    NAME_PATTERN,
-    Duration,
-    ForDuration,
-    Model,
-    SecretFilePath,
-    check_dsn,
-    one_secret,
-    parse_duration,
-)
+from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, DEFAULT_TIMEOUTS, all_api_targets
+from collectors.settings.applications import ApplicationTarget
+from collectors.settings.base import NAME_PATTERN, Duration, ForDuration, Model, SecretFilePath, check_dsn, one_secret
+from collectors.settings.cost_apis import Budget, CostApiTarget, Pricing
+from collectors.settings.custom_queries import CustomQuery
+from collectors.settings.endpoints import EndpointTarget
+from collectors.settings.redis import RedisTarget
+from collectors.settings.targets import ScheduledTarget
 from monitor.config_probe import AuthModule, ProbeSettings
-from monitor.config_queries import CustomQuery, check_query_plans
+from monitor.config_queries import check_query_plans
 from monitor.config_vector import VECTOR_COLLECTORS, VectorSettings
 from monitor.discovery import DiscoverSettings
 from monitor.leader import HaSettings, check_ha
 from monitor.pgexporter_queries import QueriesYamlPath
 from monitor.shard import ShardText
-
-__all__ = ["Config", "DatabaseTarget", "DaemonSettings", "Duration", "Model", "NAME_PATTERN", "parse_duration"]
-
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -107,7 +93,10 @@ class Limits(Model):
 
 
 # Collector names as a type: an unknown name is reported beside every other error of the mapping.
-DatabaseCollectorName = Literal[tuple(DATABASE_COLLECTORS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # the names are the registry's, known at run time only
+    DatabaseCollectorName = str
+else:
+    DatabaseCollectorName = Literal[tuple(DATABASE_COLLECTORS)]
 
 
 class CollectorSettings(Model):
@@ -190,6 +179,23 @@ class DatabaseTarget(Model):
         return self.jitter if self.jitter is not None else round(self.interval_for(name) * 0.1, 3)
 
 
+def check_references(config: Config) -> None:
+    """Cross-references between the target sections; raises ValueError (reported at the top level)."""
+    databases = {db.name for db in config.databases}
+    endpoints = {e.name for e in config.endpoints}
+    cost_apis = {c.name for c in config.cost_apis}
+    for endpoint in config.endpoints:
+        ref = endpoint.dimensions_from
+        if ref is not None and ref.database not in databases:
+            raise ValueError(f"endpoint {endpoint.name!r}: dimensions_from.database {ref.database!r} "
+                             f"is not a databases[] target")
+    for budget in config.budgets:
+        unknown = [s for s in budget.sources if s not in endpoints | cost_apis]
+        if unknown:
+            raise ValueError(f"budget {budget.name!r}: unknown source(s) {', '.join(unknown)} "
+                             f"(sources are endpoint or cost_api names)")
+
+
 class Config(Model):
     """The whole vecmon configuration file."""
 
@@ -217,7 +223,8 @@ class Config(Model):
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         seen: set[str] = set()
-        for target in [*self.databases, *all_api_targets(self)]:
+        targets: list[DatabaseTarget | ScheduledTarget] = [*self.databases, *all_api_targets(self)]
+        for target in targets:
             if target.name in seen:
                 raise ValueError(f"duplicate target name {target.name!r}")
             seen.add(target.name)

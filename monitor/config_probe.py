@@ -8,12 +8,12 @@ targets. Secrets come from ``${ENV}`` or files like every other secret.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collectors.registry import DATABASE_COLLECTORS
-from monitor.config_base import Duration, Model, SecretFilePath, one_secret
+from collectors.settings.base import Duration, Model, SecretFilePath, one_secret
 
 # The cheap, cluster-level PostgreSQL collectors: a handful of small catalog queries per probe.
 # Per-relation collectors (tables, indexes, statements) and the pgvector probes are opt-in.
@@ -26,7 +26,10 @@ URL_PARAMETERS = ("sslmode", "target_session_attrs", "channel_binding", "gssencm
 OPTION_PARAMETERS = URL_PARAMETERS + ("sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "sslsni",
                                       "require_auth", "krbsrvname")
 
-ProbeCollectorName = Literal[tuple(DATABASE_COLLECTORS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # the names are the registry's, known at run time only
+    ProbeCollectorName = str
+else:
+    ProbeCollectorName = Literal[tuple(DATABASE_COLLECTORS)]
 
 
 class ProbeSettings(Model):

@@ -40,7 +40,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from collectors.pgvector_catalog import parse_qualified
-from monitor.config_base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
+from collectors.settings.base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
 
 __all__ = ["VECTOR_COLLECTORS", "VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
            "AnnLatencySettings", "default_state_dir", "parse_qualified"]

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from collectors.pg_session import describe_target
 from monitor.config import Config, DatabaseTarget
 from monitor.exposition import ExpositionCache, SnapshotCollector
 from monitor.http import App, HttpServer
 from monitor.loader import ConfigError, load_config
-from monitor.pg import describe_target
 from monitor.probe import Probe
 from monitor.scheduler import Runtime
 from monitor.shared import SharedState

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from collectors.base import CollectContext
-from monitor.config_base import Duration, Model
+from collectors.pg_session import build_conninfo, describe_target, secrets_of
+from collectors.redaction import redact
+from collectors.settings.base import Duration, Model
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import Config, DatabaseTarget
@@ -101,7 +103,6 @@ class DiscoveryCollector:
 
     name = "discovery"
     scope = "server"
-    needs_connection = True
     METRICS: tuple = ()
 
     def __init__(self, settings: DiscoverSettings, monitored: list[str] | None):
@@ -166,7 +167,7 @@ def expand(config: Config, rediscovery: Rediscovery | None = None,
 def _list_now(entry: DatabaseTarget) -> list[str] | None:
     import psycopg
 
-    from monitor.pg import build_conninfo, describe_target, one_line, redact, secrets_of
+    from monitor.pg import one_line
 
     try:
         with psycopg.connect(build_conninfo(entry)) as conn:

@@ -14,18 +14,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from collectors.registry import all_collector_classes
+from alerts.docs import alert_reference
+from collectors.custom_queries import QUERY_METRICS
+from collectors.registry import all_collector_classes, api_collector_classes
 from collectors.self_metrics import BUILD_INFO, SELF_METRICS
 from monitor.config import Config
 
 
 def metric_reference() -> str:
     lines = ["| metric | type | labels | collector | description |", "|---|---|---|---|---|"]
-    from monitor.api_jobs import api_collector_classes
-
     classes = all_collector_classes() + api_collector_classes()
-    from collectors.custom_queries import QUERY_METRICS
-
     sources = [("(self)", SELF_METRICS)] + [(cls.name, cls.METRICS) for cls in classes]
     sources.append(("query:&lt;name&gt;", QUERY_METRICS))  # custom queries (their own metrics come from the config)
     for source, specs in sources:
@@ -76,12 +74,6 @@ def config_reference() -> str:
     rows = ["| key | type | default | description |", "|---|---|---|---|"]
     _walk(Config, "", rows)
     return "\n".join(rows)
-
-
-def alert_reference() -> str:
-    from alerts.docs import alert_reference as reference
-
-    return reference()
 
 
 SECTIONS = {"config": config_reference, "metrics": metric_reference, "alerts": alert_reference}

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from monitor.config_queries import CUSTOM_PREFIX
+from collectors.settings.custom_queries import CUSTOM_PREFIX
 
 
 class ImportFailed(Exception):

@@ -39,10 +39,10 @@ from pydantic import BaseModel, SecretStr
 
 from alerts import yamlout
 from alerts.render import alerting_documents
+from collectors.settings.base import SecretFile
 from dashboards.facade import to_json
 from dashboards.render import build_dashboards
 from monitor import __version__
-from monitor.config_base import SecretFile
 from monitor.shard import Shard
 
 SUBDIR = "kubernetes"

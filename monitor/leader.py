@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from monitor.config_base import NAME_PATTERN, Duration, Model
+from collectors.pg_session import build_conninfo, secrets_of
+from collectors.redaction import redact
+from collectors.settings.base import NAME_PATTERN, Duration, Model
 
 if TYPE_CHECKING:
     from monitor.config import DatabaseTarget
@@ -70,7 +72,6 @@ class LeaderElector:
     def __init__(self, target: DatabaseTarget, key: int, interval: float):
         from psycopg import conninfo as pg_conninfo
 
-        from monitor.pg import build_conninfo, secrets_of
 
         self.key = key
         self.interval = interval
@@ -158,7 +159,6 @@ class LeaderElector:
         return None
 
     def redact(self, text: str) -> str:
-        from monitor.pg import redact
 
         return redact(text, self._secrets)
 

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from collectors.settings.base import SecretFile
 from monitor.config import Config
-from monitor.config_base import SecretFile
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

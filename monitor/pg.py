@@ -20,70 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import conninfo as pg_conninfo
 
-from collectors.base import CollectContext, CollectorError, ConnectionUnavailable, ServerFacts
+from collectors.base import CollectContext, CollectionTimeout, CollectorError, ConnectionUnavailable, ServerFacts
+from collectors.pg_session import build_conninfo, describe_target, secrets_of
+from collectors.pg_session import duration_setting as _ms
+from collectors.redaction import redact
 from monitor.config import DatabaseTarget
 from monitor.sessions import IdleSessions, SessionBudget
 
-APPLICATION_NAME = "vecmon"
 log = logging.getLogger(__name__)
-
-
-class CollectionTimeout(CollectorError):
-    """The run was cancelled on the server because it exceeded its timeout."""
-
-
-def _ms(seconds: float) -> str:
-    return f"{max(1, int(seconds * 1000))}ms"
-
-
-def build_conninfo(target: DatabaseTarget) -> str:
-    """libpq conninfo for a target, with vecmon's session settings; may contain the password."""
-    params: dict[str, Any] = {}
-    for key in ("host", "port", "user", "dbname", "sslmode"):
-        value = getattr(target, key)
-        if value is not None:
-            params[key] = value
-    if target.password_value() is not None:
-        params["password"] = target.password_value()
-    params["application_name"] = APPLICATION_NAME
-    params["connect_timeout"] = max(2, int(target.connect_timeout))
-    params["options"] = (f"-c default_transaction_read_only=on -c statement_timeout={_ms(target.timeout)}"
-                         f" -c lock_timeout={_ms(target.lock_timeout)} -c idle_in_transaction_session_timeout="
-                         f"{_ms(max(60.0, target.timeout * 2))}")
-    dsn = target.dsn.get_secret_value() if target.dsn is not None else ""
-    return pg_conninfo.make_conninfo(dsn, **params)
-
-
-def describe_target(target: DatabaseTarget) -> str:
-    """host:port/dbname without credentials, for logs and the status page."""
-    try:
-        info = pg_conninfo.conninfo_to_dict(build_conninfo(target))
-    except psycopg.ProgrammingError:
-        return "(invalid dsn)"
-    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', info.get('user', ''))}"
-
-
-def secrets_of(target: DatabaseTarget) -> list[str]:
-    """Values that must never appear in logs or metrics."""
-    secrets = []
-    if target.password_value():
-        secrets.append(target.password_value())
-    if target.dsn is not None:
-        try:
-            password = pg_conninfo.conninfo_to_dict(target.dsn.get_secret_value()).get("password")
-        except psycopg.ProgrammingError:
-            password = None
-        if password:
-            secrets.append(str(password))
-    return [s for s in secrets if s]
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 FACTS_SQL = """
@@ -445,21 +390,28 @@ class DatabaseConnector:
             conn, kept = self._session()
             ctx.pool_wait = time.monotonic() - asked  # exported on its own, not in the run's duration
             try:
-                result = self._run_on(conn, collect, ctx, timeout)
+                result = self._run_on(conn, collect, ctx, timeout, kept, reset)
             except _StaleSession:
                 self._sessions.discard(conn)
                 conn = self._connect()
-                result = self._run_on(conn, collect, ctx, timeout, kept=False)
+                result = self._run_on(conn, collect, ctx, timeout, False, reset)
             self._hand_back(conn, reset)
             return result
         finally:
             self._runs.release()
 
     def _hand_back(self, conn: psycopg.Connection, reset: bool) -> None:
-        if self._closed:
+        """The session back to the cache (reset first when asked), or closed if it is not sound."""
+        if self._closed or conn.closed:
             self._sessions.discard(conn)
             return
-        if reset and not conn.closed:
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+        except psycopg.Error:
+            self._sessions.discard(conn)
+            return
+        if reset:
             try:
                 _reset_session(conn)
             except psycopg.Error:
@@ -468,7 +420,8 @@ class DatabaseConnector:
         self._sessions.give(conn)
 
     def _run_on(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any], ctx: CollectContext,
-                timeout: float, kept: bool = True) -> Any:
+                timeout: float, kept: bool = True, reset: bool = True) -> Any:
+        """The run on ``conn``; on a failure the session is handed back (or closed) here."""
         with self._lock:
             self._active.add(conn)
         disarm = self._arm_watchdog(timeout + 0.5, conn)
@@ -477,36 +430,22 @@ class DatabaseConnector:
         except _StaleSession:
             raise
         except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            self._end(conn)
+            self._hand_back(conn, reset)
             raise CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}")) from None
         except psycopg.OperationalError as exc:
             self._sessions.discard(conn)
             raise self._lost(f"connection lost: {one_line(exc)}") from None
         except psycopg.Error as exc:
-            self._end(conn)
+            self._hand_back(conn, reset)
             raise CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}")) from None
-        except BaseException:
-            self._end(conn)
+        except BaseException:  # the collector's own (CollectorDisabled, a bad result...): the session is sound
+            self._hand_back(conn, reset)
             raise
         finally:
             disarm()
             ctx.conn = None
             with self._lock:
                 self._active.discard(conn)
-
-    def _end(self, conn: psycopg.Connection) -> None:
-        """After a failed run: the session back to the cache if it is still sound, else closed."""
-        if self._closed:
-            self._sessions.discard(conn)
-            return
-        try:
-            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.rollback()
-            _reset_session(conn)
-        except psycopg.Error:
-            self._sessions.discard(conn)
-            return
-        self._sessions.give(conn)
 
     def _run_read_only(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any],
                        ctx: CollectContext, timeout: float, kept: bool) -> Any:

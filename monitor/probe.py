@@ -34,7 +34,7 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from pydantic import SecretStr, ValidationError
 
-from collectors.base import CollectContext, CollectorDisabled, Emitter
+from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, Emitter
 from collectors.registry import database_collector
 from collectors.self_metrics import (
     COLLECTOR_DISABLED,
@@ -45,11 +45,12 @@ from collectors.self_metrics import (
     TARGET_UNREACHABLE_REASON,
     UP,
 )
-from monitor.config import NAME_PATTERN, Config, DatabaseTarget
+from collectors.settings.base import NAME_PATTERN
+from monitor.config import Config, DatabaseTarget
 from monitor.config_probe import URL_PARAMETERS, AuthModule, ProbeSettings
 from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, ExpositionCache, _Families
 from monitor.http import Response
-from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable
+from monitor.pg import DatabaseConnector, TargetUnreachable
 from monitor.shared import SharedState
 
 log = logging.getLogger(__name__)

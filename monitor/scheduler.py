@@ -22,16 +22,16 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collectors.base import CollectContext, CollectorDisabled, CollectorError, ConnectionUnavailable
-from collectors.custom_queries import CustomQueryCollector
-from collectors.registry import database_collector
+from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError, ConnectionUnavailable
+from collectors.registry import TARGET_KINDS, registration, registrations
+from monitor.api_jobs import ApiContext, api_collector
 from monitor.config import Config
 from monitor.config_queries import plans_for_target, query_target
 from monitor.discovery import cluster_wide_settings
 from monitor.discovery import expand as expand_discovery
 from monitor.leader import gate_leader_only, leader_elector
-from monitor.pg import CollectionTimeout, DatabaseConnector, TargetUnreachable, redact
-from monitor.servers import ServerRunner, collector_scope, group_servers
+from monitor.pg import DatabaseConnector, TargetUnreachable
+from monitor.servers import ServerRunner, group_servers
 from monitor.sessions import SessionBudget
 from monitor.shard import effective_shard, for_shard
 from monitor.shared import SharedState
@@ -45,7 +45,7 @@ FIRST_RUN_GAP = 0.01  # and at most 100 first runs a second in all (1,000 jobs: 
 
 class Runner(Protocol):
     """Runs a collector's ``collect`` for one target: :class:`monitor.pg.DatabaseConnector`
-    for databases, :class:`DirectRunner` for collectors that need no connection."""
+    for databases, :class:`monitor.api_jobs.DirectRunner` for collectors that need no connection."""
 
     def open(self) -> None: ...
     def close(self, timeout: float = 2.0) -> None: ...
@@ -62,28 +62,6 @@ class TargetSettings(Protocol):
     def interval_for(self, collector: str) -> float: ...
     def timeout_for(self, collector: str) -> float: ...
     def jitter_for(self, collector: str) -> float: ...
-
-
-@dataclass
-class DirectRunner:
-    """Runner for collectors that talk HTTP or compute things themselves; they bound their own time."""
-
-    secrets: list[str] = field(default_factory=list)
-
-    def open(self) -> None:
-        return None
-
-    def close(self, timeout: float = 2.0) -> None:
-        return None
-
-    def cancel_all(self) -> None:
-        return None
-
-    def redact(self, text: str) -> str:
-        return redact(text, self.secrets)
-
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
-        return collect(ctx)
 
 
 class JobGate:
@@ -210,8 +188,26 @@ class CollectionJob:
 
 def has_api_targets(config: Config) -> bool:
     """Whether the config has anything for :mod:`monitor.api_jobs`: endpoints, cost APIs, budgets, Redis, checks."""
-    return any(item.enabled for items in (config.endpoints, config.cost_apis, config.budgets, config.redis,
-                                          config.applications) for item in items)
+    return any(target.enabled for r in registrations(*TARGET_KINDS) for target in getattr(config, r.section))
+
+
+def build_api_jobs(config: Config, store: SnapshotStore, shared: SharedState, gate: JobGate | None = None, *,
+                   prices: Any = None, dimension_source: Callable[[Any], int | None] | None = None,
+                   trust_env: bool = True,
+                   clock: Callable[[], float] = time.time) -> tuple[list[CollectionJob], list[Runner]]:
+    """One job and one runner per enabled entry of every kind with its own targets (the registry's
+    TARGET_KINDS: endpoints, cost APIs, budgets, Redis, application checks)."""
+    gate = gate if gate is not None else JobGate()
+    context = ApiContext(shared, prices, dimension_source, trust_env, clock, pricing=config.pricing)
+    jobs: list[CollectionJob] = []
+    runners: list[Runner] = []
+    for kind in registrations(*TARGET_KINDS):
+        for target in getattr(config, kind.section):
+            if target.enabled:
+                collector, runner = api_collector(kind, target, context)
+                jobs.append(CollectionJob(target, collector, runner, store, shared, gate))
+                runners.append(runner)
+    return jobs, runners
 
 
 def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
@@ -229,8 +225,6 @@ def build_jobs(config: Config, store: SnapshotStore, shared: SharedState,
         connectors.append(runner)
         jobs.append(CollectionJob(settings, collector, runner, store, shared, gate))
     if has_api_targets(config):  # the provider clients (requests, ...) are loaded only when configured
-        from monitor.api_jobs import build_api_jobs  # imported here: api_jobs imports this module
-
         api_jobs, api_runners = build_api_jobs(config, store, shared, gate)
         jobs.extend(api_jobs)
         connectors.extend(api_runners)
@@ -245,22 +239,24 @@ def database_jobs(config: Config, store: SnapshotStore, shared: SharedState, gat
     """PostgreSQL jobs by server (monitor.servers): database-scope collectors and custom queries on
     every target, cluster-wide ones once per server, as a job of the first target enabling them."""
     jobs: list[CollectionJob] = []
+    query_collector = registration("query").load()  # collectors.custom_queries.CustomQueryCollector
     for server in group_servers(config.enabled_databases()):
         runner = ServerRunner(server)
         for target, connector in zip(server.targets, server.connectors, strict=True):
             connectors.append(connector)
             for name in target.enabled_collectors():
-                collector = database_collector(name)()
-                if collector_scope(collector) == "database":
+                database = registration(name)
+                collector = database.load()()
+                if database.scope == "database":
                     jobs.append(CollectionJob(target, collector, connector, store, shared, gate))
                 elif server.first_enabling(name) is target:
                     jobs.append(CollectionJob(cluster_wide_settings(target), collector, runner, store, shared, gate))
             for plan in plans_for_target(config, target):  # custom queries: one job each
                 if plan.scope == "server":
                     jobs.append(CollectionJob(cluster_wide_settings(query_target(target, plan)),
-                                              CustomQueryCollector(plan), runner, store, shared, gate))
+                                              query_collector(plan), runner, store, shared, gate))
                 else:
-                    jobs.append(CollectionJob(query_target(target, plan), CustomQueryCollector(plan), connector,
+                    jobs.append(CollectionJob(query_target(target, plan), query_collector(plan), connector,
                                               store, shared, gate))
     return jobs
 

@@ -32,8 +32,9 @@ from typing import Any
 import psycopg
 
 from collectors.base import CollectContext, CollectorDisabled, ConnectionUnavailable
+from collectors.pg_session import describe_target
 from monitor.config import DatabaseTarget
-from monitor.pg import DatabaseConnector, describe_target, one_line
+from monitor.pg import DatabaseConnector, one_line
 from monitor.sessions import SessionBudget
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,6 @@ def server_address(target: DatabaseTarget) -> str:
     return describe_target(target).rpartition("/")[0]
 
 
-def collector_scope(collector: Any) -> str:
-    """``server`` for cluster-wide collectors, ``database`` for the rest (the default)."""
-    scope = getattr(collector, "scope", "database")
-    if scope not in ("server", "database"):
-        raise ValueError(f"collector {getattr(collector, 'name', collector)!r}: unknown scope {scope!r}")
-    return scope
 
 
 @dataclass

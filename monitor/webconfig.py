@@ -44,7 +44,7 @@ import bcrypt
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from monitor.config_base import Model
+from collectors.settings.base import Model
 from monitor.loader import ConfigError, format_path
 
 log = logging.getLogger(__name__)

@@ -590,7 +590,7 @@ class Probe:
 
         from collectors.model_probe import ModelProbeCollector
         from collectors.provider_costs import PriceTable, SpendLedger
-        from monitor.config_apis import EndpointTarget
+        from collectors.settings.endpoints import EndpointTarget
 
         self.target = EndpointTarget.model_validate(endpoint_config(fake, kind, **overrides))
         self.session = requests.Session()

@@ -46,7 +46,7 @@ from collectors.app_probe import (
     json_equal,
 )
 from collectors.base import CollectContext
-from monitor.config_apps import ApplicationTarget
+from collectors.settings.applications import ApplicationTarget
 from monitor.exposition import build_registry
 from monitor.loader import ConfigError, parse_config
 from monitor.scheduler import Runtime

@@ -30,8 +30,9 @@ from collectors.custom_queries import (
     version_in,
 )
 from collectors.self_metrics import COLLECTOR_UP, UP
+from collectors.settings.custom_queries import version_bound
 from monitor.cli_overrides import ConfigOverrides, UsageError, split_collector_switches
-from monitor.config_queries import plans_for_target, query_target, version_bound
+from monitor.config_queries import plans_for_target, query_target
 from monitor.loader import ConfigError, load_config, parse_config
 from monitor.pg import DatabaseConnector
 from monitor.pgexporter_queries import parse_semver_range, plans_from_text
@@ -654,7 +655,8 @@ def test_duplicate_label_values_keep_the_first_row(any_db, caplog):
 
 
 def test_custom_prefix_is_not_used_by_vecmon():
-    from monitor.config_queries import CUSTOM_PREFIX, vecmon_metric_names
+    from collectors.settings.custom_queries import CUSTOM_PREFIX
+    from monitor.config_queries import vecmon_metric_names
 
     names = vecmon_metric_names()
     assert len(names) > 50 and not any(name.startswith(CUSTOM_PREFIX) for name in names)

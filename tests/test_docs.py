@@ -15,9 +15,8 @@ def test_readme_references_are_up_to_date():
 
 def test_every_declared_metric_follows_conventions():
     from collectors.pgvector_catalog import MISCONFIGURED
-    from collectors.registry import all_collector_classes
+    from collectors.registry import all_collector_classes, api_collector_classes
     from collectors.self_metrics import SELF_METRICS
-    from monitor.api_jobs import api_collector_classes
 
     names = set()
     for specs in [SELF_METRICS] + [cls.METRICS for cls in all_collector_classes() + api_collector_classes()]:

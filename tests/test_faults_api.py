@@ -29,7 +29,7 @@ from prometheus_client import generate_latest
 from test_providers_cost import ADMIN, NOW, cost_fake
 from test_redis_cache import PASSWORD, REDIS_SERVER_BINARY, RedisServer
 
-from collectors.base import CollectContext, CollectorError
+from collectors.base import CollectContext, CollectionTimeout, CollectorError
 from collectors.model_probe import MODEL_API_LAST_STATUS_CODE, MODEL_API_PROBE_SUCCESS, MODEL_API_REQUESTS_TOTAL
 from collectors.provider_costs import COST_API_POLLS_TOTAL, COST_PROVIDER_SPEND_USD, ProviderCostsCollector, SpendLedger
 from collectors.providers.common import MAX_BODY_BYTES
@@ -39,10 +39,10 @@ from collectors.redis_cache import (
     REDIS_PREFIX_SCAN_COMPLETE,
     RedisCacheCollector,
 )
+from collectors.settings.cost_apis import CostApiTarget
+from collectors.settings.redis import RedisTarget
 from monitor.config import Config
-from monitor.config_apis import CostApiTarget, RedisTarget
 from monitor.exposition import build_registry
-from monitor.pg import CollectionTimeout
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 

@@ -14,14 +14,14 @@ import psycopg
 import pytest
 from prometheus_client import generate_latest
 
-from collectors.base import CollectContext
+from collectors.base import CollectContext, CollectionTimeout
 from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL
 from collectors.registry import database_collector
 from collectors.self_metrics import COLLECTOR_DISABLED, COLLECTOR_UP, TARGET_UNREACHABLE_REASON, UP
 from monitor.config import Config
 from monitor.embedded import LocalPostgres, free_port
 from monitor.exposition import build_registry
-from monitor.pg import CollectionTimeout, DatabaseConnector
+from monitor.pg import DatabaseConnector
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE, new_database

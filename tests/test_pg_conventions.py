@@ -20,7 +20,7 @@ from collectors.pg_server import PG_CHECKPOINTS_TOTAL, PG_REPLICATION_SLOT_RETAI
 from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL
 from collectors.pg_tables import PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS, PG_TABLE_SEQ_SCAN_TOTAL
 from collectors.pgvector_catalog import MISCONFIGURED
-from collectors.registry import database_collector
+from collectors.registry import database_collector, registration
 from tests.conftest import Database, new_database
 from tests.helpers import Families, run_collector
 
@@ -116,7 +116,7 @@ def test_workload_covers_the_main_families(collected):
 def test_declarations_follow_naming_rules(collector):
     cls: Collector = database_collector(collector)
     assert cls.name == collector
-    assert cls.needs_connection is True
+    assert registration(collector).kind == "database" and registration(collector).scope in ("server", "database")
     names = [spec.name for spec in cls.METRICS]
     assert len(names) == len(set(names))
     for spec in cls.METRICS:

@@ -20,7 +20,8 @@ import pytest
 
 import collectors.recall_probe as recall_probe
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
-from collectors.base import CollectorDisabled
+from collectors.base import CollectionTimeout, CollectorDisabled
+from collectors.pg_session import build_conninfo
 from collectors.pgvector_catalog import short_hash
 from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
 from collectors.vector_freshness import (
@@ -49,7 +50,6 @@ from collectors.vector_indexes import (
     VECTOR_TABLE_ROWS,
 )
 from monitor.config import DatabaseTarget
-from monitor.pg import CollectionTimeout, build_conninfo
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, Database, new_database
 from tests.helpers import Families, run_collector

@@ -39,7 +39,7 @@ from collectors.providers.common import (
     parse_rate_limits,
     parse_retry_after,
 )
-from monitor.config_apis import RERANK_PROVIDERS, EndpointTarget, ProbeInputs
+from collectors.settings.endpoints import RERANK_PROVIDERS, EndpointTarget, ProbeInputs
 
 KEY = "sk-test-0123456789abcdef"
 TEXTS = ProbeInputs().texts
@@ -313,13 +313,12 @@ def test_accessors_never_raise_on_numbers_a_server_can_send():
 
 
 def test_model_api_metric_declarations_follow_conventions():
+    from collectors.registry import api_collector_classes
     from collectors.self_metrics import SELF_METRICS
-    from monitor.api_jobs import api_collector_classes
 
     names = {spec.name for spec in SELF_METRICS}
     allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_", "vecmon_app_")
     for cls in api_collector_classes():
-        assert cls.needs_connection is False
         for spec in cls.METRICS:
             assert spec.name.startswith(allowed), spec.name
             assert spec.name not in names, f"{spec.name} declared twice"

@@ -31,11 +31,11 @@ from collectors.provider_costs import (
     SpendLedger,
     price_cost,
 )
-from monitor.api_jobs import build_api_jobs
+from collectors.settings.cost_apis import PriceEntry, Pricing
+from collectors.settings.endpoints import DimensionsFrom
 from monitor.config import Config
-from monitor.config_apis import DimensionsFrom, PriceEntry, Pricing
 from monitor.loader import ConfigError, parse_config
-from monitor.scheduler import Runtime
+from monitor.scheduler import Runtime, build_api_jobs
 from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 
@@ -162,7 +162,7 @@ def cost_fake() -> FakeProvider:
 
 class CostPoller:
     def __init__(self, fake: FakeProvider, ledger: SpendLedger, **overrides):
-        from monitor.config_apis import CostApiTarget
+        from collectors.settings.cost_apis import CostApiTarget
 
         self.target = CostApiTarget.model_validate({"name": "org", "url": fake.url, "api_key": ADMIN, **overrides})
         session = requests.Session()
@@ -340,7 +340,7 @@ def test_budgets_combine_cost_api_and_probe_spend():
     ledger.replace("org", date(2026, 2, 25), {date(2026, 3, 1): 2.0, date(2026, 3, 3): 0.5}, TODAY)
     ledger.add("probe", 0.25, TODAY)
     ledger.add("probe", 9.0, date(2026, 2, 28))  # last month
-    from monitor.config_apis import Budget
+    from collectors.settings.cost_apis import Budget
 
     budget = Budget.model_validate({"name": "b", "sources": ["org", "probe", "never"], "daily_usd": 1.0,
                                     "monthly_usd": 10})

@@ -33,11 +33,10 @@ from collectors.model_probe import (
 )
 from collectors.provider_costs import SpendLedger
 from collectors.providers.common import OUTCOMES
-from monitor.api_jobs import build_api_jobs
 from monitor.config import Config
 from monitor.exposition import build_registry
 from monitor.loader import parse_config
-from monitor.scheduler import Runtime
+from monitor.scheduler import Runtime, build_api_jobs
 from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 

@@ -41,8 +41,8 @@ from collectors.redis_cache import (
     parse_keyspace,
 )
 from collectors.self_metrics import UP
+from collectors.settings.redis import RedisTarget
 from monitor.config import Config
-from monitor.config_apis import RedisTarget
 from monitor.exposition import build_registry
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore

@@ -12,15 +12,20 @@ from alerts.fixtures import MINUTE, Fixture, InputSeries, sel
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.shapes import FailedOutcomes, MeanLatency
 from alerts.targets import APPLICATIONS, HTTPS_APPLICATIONS
+from collectors.app_probe import (
+    APP_PROBE_DURATION_SECONDS,
+    APP_PROBE_REQUESTS_TOTAL,
+    APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
+)
 
 GROUP = "applications"
 SERVICE = "application"
 EXAMPLE = {"target": "rag-search"}
 DAY = 86400.0
 
-REQUESTS = "vecmon_app_probe_requests_total"
-DURATION = "vecmon_app_probe_duration_seconds"
-EXPIRY = "vecmon_app_tls_cert_expiry_timestamp_seconds"
+REQUESTS = APP_PROBE_REQUESTS_TOTAL.name
+DURATION = APP_PROBE_DURATION_SECONDS.name
+EXPIRY = APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS.name
 
 
 def _expiry_fixture(p: Params, value: float) -> Fixture:

@@ -7,6 +7,12 @@ from alerts.fixtures import MINUTE, Fixture, gauge
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.shapes import FailedOutcomes, GaugeOver, MeanLatency
 from alerts.targets import DAILY_BUDGET, endpoints
+from collectors.model_probe import (
+    EMBEDDING_DIMENSIONS,
+    EMBEDDING_EXPECTED_DIMENSIONS,
+    MODEL_API_REQUEST_DURATION_SECONDS,
+    MODEL_API_REQUESTS_TOTAL,
+)
 from collectors.provider_costs import COST_BUDGET_USED_RATIO
 
 PROBE = {"target": "openai-embed", "provider": "openai", "model": "text-embedding-3-small"}
@@ -19,7 +25,7 @@ def _latency_alert(kind: str, name: str, what: str) -> AlertDef:
         summary=what + " {{ $labels.target }} is slow.",
         description="Successful probes of {{ $labels.target }} ({{ $labels.model }}) took " + V + " on average over "
                     "the last " + W + " (threshold " + T + ").",
-        shape=MeanLatency("vecmon_model_api_request_duration_seconds", "target, provider, model", PROBE,
+        shape=MeanLatency(MODEL_API_REQUEST_DURATION_SECONDS.name, "target, provider, model", PROBE,
                           {"kind": kind, "outcome": "success"}),
         applies=endpoints(kind),
         doc=Doc(f"Mean round trip (request start to last body byte) of vecmon's successful {kind} probes over the "
@@ -32,14 +38,14 @@ def _latency_alert(kind: str, name: str, what: str) -> AlertDef:
                  "Rate limiting shows as `rate_limited` outcomes and `vecmon_model_api_retries_total`.",
                  "Self-hosted (TEI, Ollama): GPU/CPU saturation, a cold model load "
                  "(`vecmon_model_api_server_duration_seconds{phase=\"load\"}`), batch size.")),
-        metrics=("vecmon_model_api_request_duration_seconds",))
+        metrics=(MODEL_API_REQUEST_DURATION_SECONDS.name,))
 
 
 def _dims_fixture(p: Params, value: float) -> Fixture:
     labels = dict(PROBE)
     got = 768 if value else 1536
-    return Fixture((gauge("vecmon_embedding_dimensions", labels, got),
-                    gauge("vecmon_embedding_expected_dimensions", labels, 1536)), labels, got)
+    return Fixture((gauge(EMBEDDING_DIMENSIONS.name, labels, got),
+                    gauge(EMBEDDING_EXPECTED_DIMENSIONS.name, labels, 1536)), labels, got)
 
 
 MODEL_APIS = [
@@ -52,7 +58,7 @@ MODEL_APIS = [
         summary="Requests to {{ $labels.target }} fail.",
         description=V + " of the probe requests to {{ $labels.target }} ({{ $labels.kind }}, {{ $labels.model }}) "
                     "failed over the last " + W + " (threshold " + T + ").",
-        shape=FailedOutcomes("vecmon_model_api_requests_total", "target, provider, model, kind",
+        shape=FailedOutcomes(MODEL_API_REQUESTS_TOTAL.name, "target, provider, model, kind",
                              dict(PROBE, kind="embedding"), 10000),
         applies=endpoints(),
         doc=Doc("Share of vecmon's probe requests to an embedding or re-ranker endpoint whose outcome was not "
@@ -66,7 +72,7 @@ MODEL_APIS = [
                  "(`vecmon_model_api_rate_limit_headroom_ratio`); `http_5xx`/`timeout`: the provider's status "
                  "page.",
                  "Fail over to a second provider or a cached path if the application has one.")),
-        metrics=("vecmon_model_api_requests_total",)),
+        metrics=(MODEL_API_REQUESTS_TOTAL.name,)),
     AlertDef(
         name="EmbeddingDimensionMismatch", group="model-apis", service="model-api", severity="critical", for_=0.0,
         compare="event",
@@ -75,8 +81,8 @@ MODEL_APIS = [
         description="{{ $labels.target }} ({{ $labels.model }}) returned {{ $value }}-dimensional embeddings, which "
                     "is not the dimension the config or the pgvector column (dimensions_from) expects.",
         shape=Custom(
-            lambda p: ("vecmon_embedding_dimensions\n!= on (target, provider, model)\n"
-                       "vecmon_embedding_expected_dimensions"),
+            lambda p: (f"{EMBEDDING_DIMENSIONS.name}\n!= on (target, provider, model)\n"
+                       f"{EMBEDDING_EXPECTED_DIMENSIONS.name}"),
             _dims_fixture), applies=endpoints("embedding"),
         doc=Doc("The last embedding answer's vector length differs from the expected one (`dimensions`, or the "
                 "declared dimension of the `dimensions_from` column). Inserting such vectors fails, and querying "
@@ -86,7 +92,7 @@ MODEL_APIS = [
                  "application's config.",
                  "Stop writers that embed with the new model until the column and index are migrated "
                  "(new column, re-embed, rebuild the index).")),
-        metrics=("vecmon_embedding_dimensions", "vecmon_embedding_expected_dimensions")),
+        metrics=(EMBEDDING_DIMENSIONS.name, EMBEDDING_EXPECTED_DIMENSIONS.name)),
 ]
 
 COST = [

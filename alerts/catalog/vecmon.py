@@ -9,7 +9,8 @@ from alerts.fixtures import APP, MINUTE, Fixture, InputSeries, gauge, sel
 from alerts.model import AlertDef, Custom, Doc, F, Params
 from alerts.promql import number
 from alerts.shapes import GaugeDown
-from alerts.targets import ANY_TARGET, MonitoredConfig, api_targets
+from alerts.targets import ANY_TARGET, MonitoredConfig
+from collectors.registry import all_api_targets
 from collectors.self_metrics import (
     COLLECTOR_INTERVAL_SECONDS,
     COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
@@ -51,7 +52,7 @@ def stale_classes(config: MonitoredConfig, settings: AlertingSettings) -> dict[f
         intervals = [db.interval_for(name) for name in db.enabled_collectors()]
         if intervals:
             longest[db.name] = max(intervals)
-    for target in api_targets(config):
+    for target in all_api_targets(config):
         if target.enabled:
             longest[target.name] = float(target.interval)
     classes: dict[float, list[str]] = {}

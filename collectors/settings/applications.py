@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from monitor.config_apis import _Scheduled, check_http_url, url_secrets
-from monitor.config_base import Duration, Model
+from collectors.settings.base import Duration, Model
+from collectors.settings.targets import ScheduledTarget, check_http_url, url_secrets
 
 MAX_BODY_LIMIT = 32 * 1024 * 1024  # collectors.providers.common.MAX_BODY_BYTES
 
@@ -83,7 +83,7 @@ class JsonAssertion(Model):
         return next(n for n in ("equals", "min_length", "exists", "matches") if n in self.model_fields_set)
 
 
-class ApplicationTarget(_Scheduled):
+class ApplicationTarget(ScheduledTarget):
     """One HTTP(S) check of the application's own endpoint."""
 
     url: str = Field(repr=False, description="full URL of the endpoint (http or https)")

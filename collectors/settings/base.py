@@ -1,7 +1,7 @@
 """Building blocks shared by every config model: the base class, durations, names, secret files.
 
-The config sections live next to what they configure (:mod:`monitor.config`,
-:mod:`monitor.config_apis`, :mod:`monitor.config_vector`, :mod:`alerts.config`); they all build
+The config sections live next to what they configure (the collectors' own in :mod:`collectors.settings`,
+:mod:`alerts.config`, and :mod:`monitor.config`, which composes the whole file); they all build
 on this module, which imports none of them.
 """
 
