@@ -23,7 +23,8 @@ from alerts.metric_specs import declared_specs
 from alerts.promql import number, range_selector, split_selector
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, LATENCY_BUCKETS
 from collectors.model_probe import BUCKETS, MODEL_API_REQUEST_DURATION_SECONDS
-from collectors.recall_probe import RECALL_BUCKETS
+from collectors.recall_metrics import RECALL_QUERY_RECALL_RATIO
+from collectors.recall_scoring import RECALL_BUCKETS
 
 # Prometheus adds these to every scraped series; vecmon adds target to every family.
 _ALWAYS = {"job", "instance", "target"}
@@ -34,7 +35,7 @@ def bucket_bounds() -> dict[str, tuple[float, ...]]:
     """Histogram family -> its bucket bounds (the collectors' own constants)."""
     return {ANN_QUERY_DURATION_SECONDS.name: tuple(LATENCY_BUCKETS),
             MODEL_API_REQUEST_DURATION_SECONDS.name: tuple(BUCKETS),
-            "vecmon_recall_query_recall_ratio": tuple(RECALL_BUCKETS)}
+            RECALL_QUERY_RECALL_RATIO.name: tuple(RECALL_BUCKETS)}
 
 
 def _spec(name: str, kind: str, field: str) -> Any:

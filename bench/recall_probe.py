@@ -30,8 +30,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collectors.base import CollectContext  # noqa: E402
-from collectors.pgvector_catalog import hnsw_memory_estimate  # noqa: E402
 from collectors.recall_probe import RecallCollector  # noqa: E402
+from collectors.vector_memory import hnsw_memory_estimate  # noqa: E402
 from monitor.config import DatabaseTarget  # noqa: E402
 from monitor.embedded import LocalPostgres  # noqa: E402
 from monitor.pg import DatabaseConnector  # noqa: E402

@@ -29,20 +29,12 @@ import psycopg
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pgvector_catalog import (
-    MISCONFIGURED,
-    QueryVector,
-    RunDeadline,
-    VectorIndex,
-    ann_query,
-    filters_for,
-    get_catalog,
-    local_settings,
-    report_config_problems,
-    sample_query_vectors,
-    selected_indexes,
-    table_query_vectors,
-)
+from collectors.query_vectors import QueryVector, sample_query_vectors, table_query_vectors
+from collectors.run_deadline import RunDeadline
+from collectors.vector_catalog import get_catalog
+from collectors.vector_model import VectorIndex
+from collectors.vector_plans import ann_query, local_settings
+from collectors.vector_selection import MISCONFIGURED, filters_for, report_config_problems, selected_indexes
 
 log = logging.getLogger(__name__)
 

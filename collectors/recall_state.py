@@ -33,140 +33,42 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    create_engine,
-    delete,
-    event,
-    insert,
-    select,
-)
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+
+from collectors.recall_records import ApproximateAnswer, ExactResult, StoredQuerySet, TableSignature
+from collectors.recall_store_files import (
+    DELETED,
+    FileIdentity,
+    describe_error,
+    file_identity,
+    make_engine,
+    memory_engine,
+    move_aside,
+    run_on,
+    sqlite_file_health,
+    unwritable_note,
+)
+from collectors.recall_store_tables import (
+    ann_answers,
+    chunks,
+    exact_results,
+    index_builds,
+    json_floats,
+    metadata,
+    query_sets,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STORE_RETRY_SECONDS = 300.0  # how often an unusable configured store is tried again
-STORE_CONNECT_TIMEOUT = 10  # seconds, for a store on a PostgreSQL server
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-metadata = MetaData()
-
-exact_results = Table(
-    "vecmon_recall_exact", metadata,
-    Column("database", String(200), primary_key=True),
-    Column("index_key", String(400), primary_key=True),
-    Column("filter_key", String(200), primary_key=True),
-    Column("k", Integer, primary_key=True),
-    Column("query_id", String(64), primary_key=True),
-    Column("table_files", Text, nullable=False),
-    Column("table_changes", BigInteger, nullable=False),
-    Column("distances", Text, nullable=False),  # JSON list of floats, ascending
-    Column("row_ids", Text, nullable=False),  # JSON list of "tableoid:ctid"
-    Column("duration_seconds", Float, nullable=False),
-    Column("computed_at", Float, nullable=False),
-)
-
-query_sets = Table(
-    "vecmon_recall_queries", metadata,
-    Column("database", String(200), primary_key=True),
-    Column("index_key", String(400), primary_key=True),
-    Column("requested", Integer, nullable=False),
-    Column("table_files", Text, nullable=False),
-    Column("table_changes", BigInteger, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("queries", Text, nullable=False),  # JSON [[qid, self_id, vector], ...]
-)
-
-# Approximate answers per (query, setting): reused while the table, its counters, its vacuums and
-# the index are unchanged (``marker``) and the returned rows are still there (checked by the probe).
-ann_answers = Table(
-    "vecmon_recall_ann", metadata,
-    Column("database", String(200), primary_key=True),
-    Column("index_key", String(400), primary_key=True),
-    Column("filter_key", String(200), primary_key=True),
-    Column("settings_key", String(64), primary_key=True),  # hash of the settings and LIMIT the query ran with
-    Column("query_id", String(64), primary_key=True),
-    Column("marker", Text, nullable=False),
-    Column("distances", Text, nullable=False),  # JSON list of floats, in answer order
-    Column("row_ids", Text, nullable=False),  # JSON list of "tableoid:ctid"
-    Column("duration_seconds", Float, nullable=False),
-    Column("computed_at", Float, nullable=False),
-)
-
-index_builds = Table(
-    "vecmon_index_builds", metadata,
-    Column("database", String(200), primary_key=True),
-    Column("index_key", String(400), primary_key=True),
-    Column("relfilenode", BigInteger, nullable=False),
-    Column("rows", Float, nullable=False),
-    Column("seen_at", Float, nullable=False),
-)
-
-
-@dataclass(frozen=True)
-class TableSignature:
-    files: str
-    changes: int
-    rows: float
-    vacuums: int = 0  # vacuum_count + autovacuum_count: a vacuum changes an HNSW graph, not exact results
-
-    def allows_reuse(self, stored_files: str, stored_changes: int, tolerance: float) -> bool:
-        """True when results computed at (stored_files, stored_changes) still describe the table."""
-        if stored_files != self.files:
-            return False
-        delta = self.changes - int(stored_changes)
-        if delta < 0:  # statistics reset: unknown, recompute
-            return False
-        if tolerance <= 0:
-            return delta == 0
-        return delta <= tolerance * max(self.rows, 1.0)
-
-
-@dataclass(frozen=True)
-class ExactResult:
-    distances: tuple[float, ...]
-    row_ids: tuple[str, ...]
-    duration: float
-
-
-@dataclass(frozen=True)
-class ApproximateAnswer:
-    rows: tuple[tuple[str, float], ...]  # (row id, distance) in answer order, the query's own row dropped
-    duration: float
-
-
-@dataclass(frozen=True)
-class StoredQuerySet:
-    requested: int
-    files: str
-    changes: int
-    created_at: float
-    queries: tuple[tuple[str, str | None, str], ...]
-
-
-def _json_floats(values: Iterable[float]) -> str:
-    # NaN is excluded before storing; repr keeps float8 values exact.
-    return json.dumps([float(v) for v in values])
 
 
 class RecallStateStore:
@@ -225,7 +127,7 @@ class RecallStateStore:
 
         def load(conn: Connection) -> dict[str, ExactResult]:
             found: dict[str, ExactResult] = {}
-            for chunk in _chunks(ids, 500):
+            for chunk in chunks(ids, 500):
                 rows = conn.execute(select(t.c.query_id, t.c.table_files, t.c.table_changes, t.c.distances,
                                            t.c.row_ids, t.c.duration_seconds).where(and_(
                     t.c.database == database, t.c.index_key == index_key, t.c.filter_key == filter_key,
@@ -246,14 +148,14 @@ class RecallStateStore:
         now = time.time()
 
         def save(conn: Connection) -> None:
-            for chunk in _chunks(list(results), 500):
+            for chunk in chunks(list(results), 500):
                 conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key,
                                                   t.c.filter_key == filter_key, t.c.k == k,
                                                   t.c.query_id.in_(chunk))))
             conn.execute(insert(t), [
                 {"database": database, "index_key": index_key, "filter_key": filter_key, "k": k, "query_id": qid,
                  "table_files": signature.files, "table_changes": signature.changes,
-                 "distances": _json_floats(r.distances), "row_ids": json.dumps(list(r.row_ids)),
+                 "distances": json_floats(r.distances), "row_ids": json.dumps(list(r.row_ids)),
                  "duration_seconds": r.duration, "computed_at": now}
                 for qid, r in results.items()])
 
@@ -270,14 +172,15 @@ class RecallStateStore:
 
         def load(conn: Connection) -> dict[tuple[str, str], ApproximateAnswer]:
             found: dict[tuple[str, str], ApproximateAnswer] = {}
-            for chunk in _chunks(ids, 500):
+            for chunk in chunks(ids, 500):
                 rows = conn.execute(select(t.c.settings_key, t.c.query_id, t.c.distances, t.c.row_ids,
                                            t.c.duration_seconds).where(and_(
                     t.c.database == database, t.c.index_key == index_key, t.c.filter_key == filter_key,
                     t.c.marker == marker, t.c.query_id.in_(chunk))))
                 for settings_key, qid, distances, row_ids, duration in rows:
                     found[(settings_key, qid)] = ApproximateAnswer(
-                        tuple(zip(json.loads(row_ids), (float(d) for d in json.loads(distances)))), float(duration))
+                        tuple(zip(json.loads(row_ids), (float(d) for d in json.loads(distances)), strict=False)),
+                        float(duration))
             return found
 
         return self._run(load)
@@ -293,7 +196,7 @@ class RecallStateStore:
         def save(conn: Connection) -> None:
             for settings_key in sorted({s for s, _ in keys}):
                 qids = [q for s, q in keys if s == settings_key]
-                for chunk in _chunks(qids, 500):
+                for chunk in chunks(qids, 500):
                     conn.execute(delete(t).where(and_(t.c.database == database, t.c.index_key == index_key,
                                                       t.c.filter_key == filter_key,
                                                       t.c.settings_key == settings_key, t.c.query_id.in_(chunk))))
@@ -380,7 +283,7 @@ class RecallStateStore:
             engine = None
             try:
                 engine = self._engine_for_use()
-                result = _on(engine, operation, write)
+                result = run_on(engine, operation, write)
             except (SQLAlchemyError, OSError) as exc:
                 if engine is not None and engine is self._memory:
                     raise  # the in-memory store failed: a bug, not a fault of the store
@@ -388,28 +291,28 @@ class RecallStateStore:
                 engine = None
                 try:
                     engine = self._engine_for_use()
-                    result = _on(engine, operation, write)
+                    result = run_on(engine, operation, write)
                 except (SQLAlchemyError, OSError) as again:
                     if engine is not None and engine is self._memory:
                         raise
-                    self._fall_back(f"{_describe(again, self._password)} (again, after a repair)")
+                    self._fall_back(f"{describe_error(again, self._password)} (again, after a repair)")
                     engine = self._engine_for_use()
-                    result = _on(engine, operation, write)
+                    result = run_on(engine, operation, write)
             if engine is self._engine:
-                self._seen = _identity(self._path)
+                self._seen = file_identity(self._path)
             return result
 
     def _open(self) -> None:
         """(Re)open the configured store and create its tables."""
         self._close_engine()
-        engine = _make_engine(self.url)
+        engine = make_engine(self.url)
         try:
             metadata.create_all(engine)
         except BaseException:
             engine.dispose()
             raise
         self._engine = engine
-        self._seen = _identity(self._path)
+        self._seen = file_identity(self._path)
 
     def _close_engine(self) -> None:
         if self._engine is not None:
@@ -432,7 +335,7 @@ class RecallStateStore:
             if self._degraded_at is not None:
                 assert self._memory is not None
                 return self._memory
-        if self._path is not None and _identity(self._path) != self._seen:
+        if self._path is not None and file_identity(self._path) != self._seen:
             self._check_file()
         if self._engine is None:
             raise OSError("the store is closed")
@@ -448,17 +351,17 @@ class RecallStateStore:
         if health == "damaged":
             self._rebuild(f"the file is damaged ({reason})", move=True)
         elif health == "ok":
-            now = _identity(self._path)
+            now = file_identity(self._path)
             if self._seen is None or now is None or now[:2] != self._seen[:2]:
                 self._open()  # replaced by a healthy file: use it, not the old inode
-            self._seen = _identity(self._path)
+            self._seen = file_identity(self._path)
         else:
             raise OSError(reason)
 
     def _recover(self, exc: BaseException) -> None:
         """After a failed operation (or open): repair a deleted or damaged SQLite file, else fall back
         to memory. Logs the fault's one error."""
-        problem = _describe(exc, self._password)
+        problem = describe_error(exc, self._password)
         if self._path is not None:
             if not self._path.exists() and self._seen is not None:
                 self._rebuild(DELETED, move=False)
@@ -479,140 +382,18 @@ class RecallStateStore:
             moved = move_aside(self._path, include_main=move)
             self._open()
         except (SQLAlchemyError, OSError) as exc:
-            self._fall_back(f"{problem}; it cannot be rebuilt: {_describe(exc, self._password)}")
+            self._fall_back(f"{problem}; it cannot be rebuilt: {describe_error(exc, self._password)}")
             return
         done = f"moved it aside to {moved[0]}, started an empty store" if move and moved else "started an empty store"
         log.error("recall state store %s: %s; %s (exact results are recomputed)", self.where, problem, done)
 
     def _fall_back(self, problem: str) -> None:
         if self._path is not None:
-            problem += _unwritable(self._path.parent)
+            problem += unwritable_note(self._path.parent)
         self._close_engine()
         if self._memory is None:
-            self._memory = _memory_engine()
+            self._memory = memory_engine()
         self._degraded_at = time.monotonic()
         log.error("recall state store %s: %s; using an in-memory store instead, the configured one is tried "
                   "again every %gs", self.where, problem, self.retry_after)
 
-
-DELETED = "the file was deleted while running"
-FileIdentity = tuple[int, int, int, int]
-
-
-def _identity(path: Path | None) -> FileIdentity | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _describe(exc: BaseException, password: str | None) -> str:
-    """One line naming the error (the driver's, without SQLAlchemy's SQL and links), password redacted."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    text = f"{lines[0] if lines else ''} ({type(orig).__name__})".strip()
-    return text.replace(password, "***") if password else text
-
-
-def _unwritable(directory: Path) -> str:
-    """`` (the directory ... is not writable: ...)`` when no file can be created in ``directory``
-    (tried, not judged by its mode: root ignores modes, not a read-only mount or attribute)."""
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            return ""
-    except OSError as exc:
-        return f" (the directory {directory} is not writable: {exc.strerror or exc})"
-
-
-def _on(engine: Engine, operation: Callable[[Connection], T], write: bool) -> T:
-    with (engine.begin() if write else engine.connect()) as conn:
-        return operation(conn)
-
-
-def sqlite_file_health(path: Path) -> tuple[str, str]:
-    """``("ok" | "damaged" | "unusable", reason)`` of a SQLite file, read by a fresh read-only
-    connection: its header, then ``PRAGMA quick_check`` (through the WAL, as SQLite reads it)."""
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        return "unusable", f"{exc.strerror or exc} ({type(exc).__name__})"
-    if not header:
-        return "damaged", "it is empty"
-    if header != SQLITE_HEADER:
-        return "damaged", "not an SQLite file: bad header"
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as exc:
-        return "unusable", f"{exc} ({type(exc).__name__})"
-    try:
-        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
-    except sqlite3.OperationalError as exc:  # cannot open, locked, I/O error: not proof of damage
-        return "unusable", f"{exc} ({type(exc).__name__})"
-    except sqlite3.DatabaseError as exc:  # not a database, malformed
-        return "damaged", f"{exc} ({type(exc).__name__})"
-    finally:
-        conn.close()
-    first = str(rows[0][0]) if rows else "no answer"
-    if first != "ok":
-        detail = [line for line in first.splitlines() if not line.startswith("***")]
-        return "damaged", f"quick_check: {(detail or [first])[0]}"
-    return "ok", ""
-
-
-def move_aside(path: Path, include_main: bool = True) -> list[Path]:
-    """Rename ``path`` (if ``include_main``) and its ``-wal``/``-shm`` files to ``<name>.bad-<UTC time>``;
-    returns the new paths, the main file's first. A WAL left beside a new file must not be replayed."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    moved = []
-    for suffix in ("", "-wal", "-shm"):
-        if not suffix and not include_main:
-            continue
-        source = path.with_name(path.name + suffix)
-        if not source.exists():
-            continue
-        target = source.with_name(f"{source.name}.bad-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = source.with_name(f"{source.name}.bad-{stamp}-{n}")
-        source.rename(target)
-        moved.append(target)
-    return moved
-
-
-def _memory_engine() -> Engine:
-    """A private in-memory SQLite database shared by every thread (one connection, used under the
-    store's lock)."""
-    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-    metadata.create_all(engine)
-    return engine
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
-    connect_args: dict[str, Any] = {}
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = STORE_CONNECT_TIMEOUT  # an unreachable store must not stall a probe
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)

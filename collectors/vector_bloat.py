@@ -33,7 +33,7 @@ from psycopg import sql
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import fetch, fetch_one
-from collectors.pgvector_catalog import require_pgvector
+from collectors.vector_catalog import require_pgvector
 
 PAGE_HEADER = 24
 LINE_POINTER = 4

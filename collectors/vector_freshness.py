@@ -33,7 +33,9 @@ from prometheus_client.core import Metric
 from psycopg import sql
 
 from collectors.base import CollectContext, CollectorDisabled, Emitter, MetricSpec
-from collectors.pgvector_catalog import RunDeadline, parse_qualified, require_pgvector
+from collectors.run_deadline import RunDeadline
+from collectors.vector_catalog import require_pgvector
+from collectors.vector_names import parse_qualified
 
 log = logging.getLogger(__name__)
 T = ("schema", "table")

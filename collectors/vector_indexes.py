@@ -1,6 +1,6 @@
 """pgvector inventory: vector columns, HNSW/IVFFlat indexes, query settings, build progress.
 
-Discovery comes from :mod:`collectors.pgvector_catalog` (cached until the catalog changes);
+Discovery comes from :mod:`collectors.vector_catalog` (cached until the catalog changes);
 sizes, counters and progress are read on every run:
 
 * ``pg_relation_size`` of each vector index (skipped for an index that a CREATE INDEX/REINDEX
@@ -29,14 +29,10 @@ from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
 from collectors.pg_common import every, fetch, setting_in_base_units
-from collectors.pgvector_catalog import (
-    VectorCatalog,
-    database_key,
-    get_catalog,
-    hnsw_memory_estimate,
-    numeric,
-    vector_bytes,
-)
+from collectors.vector_catalog import database_key, get_catalog
+from collectors.vector_memory import hnsw_memory_estimate, vector_bytes
+from collectors.vector_model import VectorCatalog
+from collectors.vector_plans import numeric
 
 log = logging.getLogger(__name__)
 

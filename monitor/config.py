@@ -231,7 +231,7 @@ class Config(Model):
         check_references(self)
         check_ha(self)
         check_query_plans(self)
-        for i, db in enumerate(self.databases):  # for warnings found at run time (collectors.pgvector_catalog)
+        for i, db in enumerate(self.databases):  # for warnings found at run time (collectors.vector_selection)
             db.vector.place(f"databases[{i}].vector")
         return self
 

@@ -39,8 +39,8 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from collectors.pgvector_catalog import parse_qualified
 from collectors.settings.base import NAME_PATTERN, Duration, Model, check_dsn, check_sqlalchemy_url
+from collectors.vector_names import parse_qualified
 
 __all__ = ["VECTOR_COLLECTORS", "VectorSettings", "RecallSettings", "RecallQueries", "VectorFilter", "FreshnessTable",
            "AnnLatencySettings", "default_state_dir", "parse_qualified"]

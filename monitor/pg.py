@@ -3,10 +3,12 @@
 One :class:`DatabaseConnector` per target keeps its sessions between runs while the target is
 up (monitor.sessions, no background threads), and finds out itself when it is back (see the
 class). Every session is identified as ``application_name=vecmon`` and bounded by
-``statement_timeout`` and ``lock_timeout``; every transaction is read-only by itself (``BEGIN READ ONLY``, not only the session default, which a
-query could change), is rolled back at its end, and a session that ran SQL from the config is reset
-(``DISCARD ALL``) before it is kept. Each collector run happens in one transaction with its own
-``statement_timeout``, and a watchdog cancels the run on the server when its total time is up.
+``statement_timeout`` and ``lock_timeout``; every transaction is read-only by itself (``BEGIN READ
+ONLY``, not only the session default, which a query could change) and rolled back at its end, and
+a session that ran SQL from the config is reset (``DISCARD ALL``) before it is kept. A collector
+run, or a batch of a target's collectors of vecmon's own SQL (:meth:`DatabaseConnector.run_batch`),
+happens in one transaction; each collector has its own ``statement_timeout``, and a watchdog
+cancels it on the server when its total time is up.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ SELECT current_setting('server_version_num')::int,
        coalesce((SELECT json_object_agg(extname, extversion) FROM pg_extension), '{}'::json)
 """
 
+TIMEOUTS_SQL = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
 # A run's first statement: its timeouts (local to the transaction) and the server's facts, in one round trip.
-OPEN_RUN_SQL = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)," + \
-    FACTS_SQL.strip().removeprefix("SELECT")
+OPEN_RUN_SQL = TIMEOUTS_SQL + "," + FACTS_SQL.strip().removeprefix("SELECT")
 
 # Why a target could not be reached: the bounded values of vecmon_target_unreachable_reason's label.
 REASONS = ("auth_failed", "refused", "dns", "timeout", "database_missing", "tls", "other")
@@ -200,6 +202,10 @@ def _reset_session(conn: psycopg.Connection) -> None:
     finally:
         conn.autocommit = False
     _configure_session(conn)  # DISCARD ALL also reset the client encoding
+
+
+BatchItem = tuple[Callable[[CollectContext], Any], CollectContext, float]  # collect, its context, its timeout
+BatchOutcome = tuple[Any, float]  # families or the exception the run ended with, and its duration
 
 
 class _StaleSession(Exception):
@@ -400,6 +406,109 @@ class DatabaseConnector:
         finally:
             self._runs.release()
 
+    def run_batch(self, items: list[BatchItem]) -> list[BatchOutcome]:
+        """Run several collectors of vecmon's own SQL (no ``reset`` needed) one after the other in
+        one read-only transaction: one session, one ``BEGIN``/facts/``ROLLBACK`` for all of them.
+        Each gets its own ``statement_timeout`` and watchdog; one that fails (a timeout, an SQL error)
+        costs only itself: the transaction is rolled back and the next one starts a new one.
+        Returns (families or the exception, duration in seconds) per item, in order."""
+        asked = time.monotonic()
+        if not self._runs.acquire(timeout=self.target.connect_timeout):
+            busy = CollectorError(f"all {self.target.max_connections} connections are busy")
+            return self._all(items, busy, asked)
+        try:
+            try:
+                conn, kept = self._session()
+            except Exception as exc:  # noqa: BLE001 - every item reports the target's failure
+                return self._all(items, exc, asked)
+            for _, ctx, _ in items:
+                ctx.pool_wait = time.monotonic() - asked
+            try:
+                outcomes, conn_left = self._batch_on(conn, items, kept)
+            except _StaleSession:
+                self._sessions.discard(conn)
+                try:
+                    conn = self._connect()
+                except Exception as exc:  # noqa: BLE001
+                    return self._all(items, exc, asked)
+                outcomes, conn_left = self._batch_on(conn, items, False)
+            if conn_left is not None:
+                self._hand_back(conn_left, reset=False)
+            return outcomes
+        finally:
+            self._runs.release()
+
+    @staticmethod
+    def _all(items: list[BatchItem], exc: Exception, asked: float) -> list[BatchOutcome]:
+        for _, ctx, _ in items:
+            ctx.pool_wait = time.monotonic() - asked
+        return [(exc, 0.0) for _ in items]
+
+    def _batch_on(self, conn: psycopg.Connection, items: list[BatchItem],
+                  kept: bool) -> tuple[list[BatchOutcome], psycopg.Connection | None]:
+        outcomes: list[BatchOutcome] = []
+        facts: ServerFacts | None = None
+        current: float | None = None  # the transaction's statement_timeout; None: no transaction open
+        with self._lock:
+            self._active.add(conn)
+        try:
+            for index, (collect, ctx, timeout) in enumerate(items):
+                start = time.monotonic()
+                disarm = self._arm_watchdog(timeout + 0.5, conn)
+                try:
+                    if current is None:
+                        facts = facts_from_row(self._open_run(conn, timeout, kept and index == 0))
+                    elif current != timeout:
+                        conn.execute(TIMEOUTS_SQL, self._timeouts(timeout))
+                    current = timeout
+                    ctx.conn, ctx.facts = conn, facts
+                    result = collect(ctx)
+                    if conn.info.parameter_status("server_encoding") == LEGACY_ENCODING:
+                        result = legacy_labels(result)
+                    outcome: Any = result
+                except _StaleSession:
+                    raise
+                except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+                    outcome = CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}"))
+                except psycopg.OperationalError as exc:
+                    self._sessions.discard(conn)
+                    lost = self._lost(f"connection lost: {one_line(exc)}")
+                    outcomes.append((lost, time.monotonic() - start))
+                    outcomes.extend((lost, 0.0) for _ in items[index + 1:])
+                    return outcomes, None
+                except psycopg.Error as exc:
+                    outcome = CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}"))
+                except Exception as exc:  # noqa: BLE001 - the collector's own (disabled, a bad result...)
+                    outcome = exc
+                finally:
+                    disarm()
+                    ctx.conn = None
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    conn.rollback()  # the next item starts a new transaction
+                    current = None
+                outcomes.append((outcome, time.monotonic() - start))
+            if current is not None:
+                conn.rollback()
+            return outcomes, conn
+        finally:
+            with self._lock:
+                self._active.discard(conn)
+
+    def _timeouts(self, timeout: float) -> tuple[str, str]:
+        return _ms(timeout), _ms(min(self.target.lock_timeout, timeout))
+
+    def _open_run(self, conn: psycopg.Connection, timeout: float, kept: bool) -> Any:
+        """The run's first statement (BEGIN READ ONLY, its timeouts and the server's facts), vecmon's
+        own, before any of the collector's: a kept session the server closed fails here."""
+        conn.autocommit = False
+        conn.read_only = True  # BEGIN READ ONLY: whatever the session's default has become
+        try:
+            return conn.execute(OPEN_RUN_SQL, self._timeouts(timeout)).fetchone()
+        except psycopg.OperationalError:
+            if kept:
+                raise _StaleSession() from None
+            raise
+
     def _hand_back(self, conn: psycopg.Connection, reset: bool) -> None:
         """The session back to the cache (reset first when asked), or closed if it is not sound."""
         if self._closed or conn.closed:
@@ -449,14 +558,7 @@ class DatabaseConnector:
 
     def _run_read_only(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any],
                        ctx: CollectContext, timeout: float, kept: bool) -> Any:
-        conn.autocommit = False
-        conn.read_only = True  # BEGIN READ ONLY: whatever the session's default has become
-        try:  # the run's first statement: vecmon's own, before any of the collector's
-            row = conn.execute(OPEN_RUN_SQL, (_ms(timeout), _ms(min(self.target.lock_timeout, timeout)))).fetchone()
-        except psycopg.OperationalError:
-            if kept:
-                raise _StaleSession() from None
-            raise
+        row = self._open_run(conn, timeout, kept)
         try:
             ctx.conn = conn
             ctx.facts = facts_from_row(row)

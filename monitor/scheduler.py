@@ -14,23 +14,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError, ConnectionUnavailable
 from collectors.registry import TARGET_KINDS, registration, registrations
 from monitor.api_jobs import ApiContext, api_collector
+from monitor.batches import BatchJob, form_batches
 from monitor.config import Config
 from monitor.config_queries import plans_for_target, query_target
 from monitor.discovery import cluster_wide_settings
 from monitor.discovery import expand as expand_discovery
+from monitor.jobs import CollectionJob, JobGate, Runner
 from monitor.leader import gate_leader_only, leader_elector
-from monitor.pg import DatabaseConnector, TargetUnreachable
+from monitor.pg import DatabaseConnector
 from monitor.servers import ServerRunner, group_servers
 from monitor.sessions import SessionBudget
 from monitor.shard import effective_shard, for_shard
@@ -41,149 +41,6 @@ from monitor.workers import TargetExecutor, TargetWorkers, Watchdog
 log = logging.getLogger(__name__)
 FIRST_RUN_SPREAD = 2.0  # seconds over which one target's first runs are staggered, at least
 FIRST_RUN_GAP = 0.01  # and at most 100 first runs a second in all (1,000 jobs: over 10 s, within their interval)
-
-
-class Runner(Protocol):
-    """Runs a collector's ``collect`` for one target: :class:`monitor.pg.DatabaseConnector`
-    for databases, :class:`monitor.api_jobs.DirectRunner` for collectors that need no connection."""
-
-    def open(self) -> None: ...
-    def close(self, timeout: float = 2.0) -> None: ...
-    def cancel_all(self) -> None: ...
-    def redact(self, text: str) -> str: ...
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any: ...
-
-
-class TargetSettings(Protocol):
-    """What the scheduler reads from a target's config object."""
-
-    name: str
-
-    def interval_for(self, collector: str) -> float: ...
-    def timeout_for(self, collector: str) -> float: ...
-    def jitter_for(self, collector: str) -> float: ...
-
-
-class JobGate:
-    """Lets a runtime's jobs record results until the runtime stops, and counts runs in flight.
-
-    After a reload or stop, a run that was cancelled or cut off must not record a failure in
-    the store under a key the new config still has."""
-
-    def __init__(self) -> None:
-        self._open = True
-        self._inflight = 0
-        self._cond = threading.Condition()
-
-    def enter(self) -> bool:
-        with self._cond:
-            if not self._open:
-                return False
-            self._inflight += 1
-            return True
-
-    def leave(self) -> None:
-        with self._cond:
-            self._inflight -= 1
-            self._cond.notify_all()
-
-    @property
-    def open(self) -> bool:
-        return self._open
-
-    def close(self) -> None:
-        with self._cond:
-            self._open = False
-
-    def wait_idle(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self._inflight == 0, timeout=max(0.0, timeout))
-
-
-@dataclass
-class CollectionJob:
-    """One collector on one target."""
-
-    target: TargetSettings
-    collector: Any
-    connector: Runner
-    store: SnapshotStore
-    shared: SharedState = field(default_factory=SharedState)
-    gate: JobGate = field(default_factory=JobGate)
-    state: dict[str, Any] = field(default_factory=dict)
-    standby: Callable[[], str | None] | None = None  # a reason not to run here (monitor.leader)
-    waited: float = 0.0  # how long the current run waited for a worker (monitor.workers)
-
-    @property
-    def key(self) -> Key:
-        return (self.target.name, self.collector.name)
-
-    @property
-    def job_id(self) -> str:
-        return f"{self.target.name}/{self.collector.name}"
-
-    def run(self) -> str:
-        """Run once and record the outcome; never raises. Returns the result (see snapshot.RESULTS)."""
-        if not self.gate.enter():
-            return "cancelled"
-        try:
-            reason = self.standby() if self.standby is not None else None
-            if reason:
-                self.store.record_disabled(self.key, reason, 0.0)
-                return "disabled"
-            result = self._run()
-        finally:
-            self.gate.leave()
-        return result
-
-    def _ran_here(self) -> bool:
-        """Whether the run used the target's own database (monitor.servers.ServerRunner says where it ran)."""
-        return self.state.pop("_ran_on", self.target.name) == self.target.name
-
-    def _run(self) -> str:
-        name = self.collector.name
-        timeout = self.target.timeout_for(name)
-        ctx = CollectContext(target=self.target.name, settings=self.target, state=self.state, shared=self.shared)
-        waited, self.waited = self.waited, 0.0
-        start = time.monotonic()
-        try:
-            if isinstance(self.connector, (DatabaseConnector, ServerRunner)):
-                families = self.connector.run(self.collector.collect, ctx, timeout,
-                                              reset=getattr(self.collector, "runs_config_sql", False))
-            else:
-                families = self.connector.run(self.collector.collect, ctx, timeout)
-        except CollectorDisabled as exc:
-            if not self.gate.open:
-                return "cancelled"
-            self.store.record_wait(self.key, waited + ctx.pool_wait)
-            self.store.record_disabled(self.key, str(exc), time.monotonic() - start - ctx.pool_wait,
-                                       here=self._ran_here())
-            if not self.state.get("_disabled_logged"):
-                log.info("collector %s disabled on %s: %s", name, self.target.name, exc)
-                self.state["_disabled_logged"] = True
-            return "disabled"
-        except Exception as exc:  # noqa: BLE001 - a collector must never kill the scheduler
-            if not self.gate.open:
-                return "cancelled"  # cut off by a stop or reload: not the target's fault
-            duration = time.monotonic() - start - ctx.pool_wait
-            self.store.record_wait(self.key, waited + ctx.pool_wait)
-            message = self.connector.redact(str(exc) if isinstance(exc, CollectorError)
-                                            else f"{type(exc).__name__}: {exc}")
-            self.store.record_failure(self.key, message, duration, timeout=isinstance(exc, CollectionTimeout),
-                                      target_down=isinstance(exc, ConnectionUnavailable),
-                                      reason=getattr(exc, "reason", None), here=self._ran_here())
-            if isinstance(exc, TargetUnreachable):  # the connector logs the target going down and coming back
-                log.debug("collector %s on %s: target down: %s", name, self.target.name, message)
-            else:
-                log.warning("collector %s on %s failed after %.2fs: %s", name, self.target.name, duration, message)
-            return "timeout" if isinstance(exc, CollectionTimeout) else "error"
-        self.state.pop("_disabled_logged", None)
-        if not self.gate.open:
-            return "cancelled"
-        self.store.record_wait(self.key, waited + ctx.pool_wait)
-        self.store.record_success(self.key, families, time.monotonic() - start - ctx.pool_wait,
-                                  here=self._ran_here())
-        return "success"
 
 
 def has_api_targets(config: Config) -> bool:
@@ -271,7 +128,8 @@ class Runtime:
         self.shared = shared if shared is not None else SharedState()
         self.gate = JobGate()
         self.jobs, self.connectors = build_jobs(config, store, self.shared, self.gate)
-        self._by_id = {job.job_id: job for job in self.jobs}
+        self.units = form_batches(self.jobs)  # what is scheduled: batches of a target's jobs, other jobs alone
+        self._by_id: dict[str, CollectionJob | BatchJob] = {unit.job_id: unit for unit in self.units}
         self._groups = self._group_jobs()
         self.workers = TargetWorkers(self._group_limits())
         self.watchdog = Watchdog()  # one thread cancels overdue runs on every target
@@ -288,17 +146,17 @@ class Runtime:
         self._stopped = threading.Event()
 
     def _group_jobs(self) -> dict[str, str]:
-        """Job id -> its worker group: one per runner (a database target's connector, an endpoint's runner)."""
+        """Unit id -> its worker group: one per runner (a database target's connector, an endpoint's runner)."""
         index = {id(runner): f"runner-{n}" for n, runner in enumerate(self.connectors)}
-        return {job.job_id: index.setdefault(id(job.connector), f"runner-{len(index)}") for job in self.jobs}
+        return {unit.job_id: index.setdefault(id(unit.connector), f"runner-{len(index)}") for unit in self.units}
 
     def _group_limits(self) -> dict[str, int]:
         """Runs at once per group: a database target's max_connections; an HTTP runner's job count."""
         limits: dict[str, int] = {}
-        for job in self.jobs:
-            group = self._groups[job.job_id]
-            if isinstance(job.connector, DatabaseConnector):
-                limits[group] = job.connector.target.max_connections
+        for unit in self.units:
+            group = self._groups[unit.job_id]
+            if isinstance(unit.connector, DatabaseConnector):
+                limits[group] = unit.connector.target.max_connections
             else:
                 limits[group] = limits.get(group, 0) + 1
         return limits
@@ -311,16 +169,16 @@ class Runtime:
     def first_runs(self, now: datetime) -> dict[str, datetime]:
         """When each job first runs: a group's jobs spread over FIRST_RUN_SPREAD seconds (at most
         their interval), groups interleaved, so the collectors of a target do not all start at once."""
-        members: dict[str, list[CollectionJob]] = {}
-        for job in self.jobs:
-            members.setdefault(self._groups[job.job_id], []).append(job)
+        members: dict[str, list[CollectionJob | BatchJob]] = {}
+        for unit in self.units:
+            members.setdefault(self._groups[unit.job_id], []).append(unit)
         firsts: dict[str, datetime] = {}
-        widest = max(FIRST_RUN_SPREAD, FIRST_RUN_GAP * len(self.jobs))
-        for rank, jobs in enumerate(members.values()):
-            for position, job in enumerate(jobs):
-                spread = min(widest, job.target.interval_for(job.collector.name))
-                offset = spread * (position + rank / len(members)) / len(jobs)
-                firsts[job.job_id] = now + timedelta(seconds=offset)
+        widest = max(FIRST_RUN_SPREAD, FIRST_RUN_GAP * len(self.units))
+        for rank, units in enumerate(members.values()):
+            for position, unit in enumerate(units):
+                spread = min(widest, unit.schedule[0])
+                offset = spread * (position + rank / len(members)) / len(units)
+                firsts[unit.job_id] = now + timedelta(seconds=offset)
         return firsts
 
     def keys(self) -> list[Key]:
@@ -334,20 +192,21 @@ class Runtime:
         for connector in self.connectors:
             connector.open()
         firsts = self.first_runs(datetime.now(UTC))
-        for job in self.jobs:
-            interval = job.target.interval_for(job.collector.name)
+        for unit in self.units:
+            interval, jitter = unit.schedule
             self.scheduler.add_job(
-                job.run, IntervalTrigger(seconds=interval, jitter=job.target.jitter_for(job.collector.name)),
-                id=job.job_id, name=job.job_id, next_run_time=firsts[job.job_id],
+                unit.run, IntervalTrigger(seconds=interval, jitter=jitter),
+                id=unit.job_id, name=unit.job_id, next_run_time=firsts[unit.job_id],
                 misfire_grace_time=max(1, int(interval)))
         self.scheduler.start()
         log.info("scheduled %d collection jobs on %d targets", len(self.jobs), len(self.connectors))
 
     def _on_skip(self, event: JobEvent) -> None:
-        job = self._by_id.get(event.job_id)
-        if job is not None:
+        unit = self._by_id.get(event.job_id)
+        if unit is not None:
             reason = "overlap" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
-            self.store.record_skip(job.key, reason)
+            for key in unit.member_keys:
+                self.store.record_skip(key, reason)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop scheduling, cancel running queries on the servers, close the pools.
@@ -380,15 +239,19 @@ class Runtime:
         results: dict[Key, str] = {}
         done = threading.Semaphore(0)
 
-        def work(job: CollectionJob, waited: float) -> None:
-            job.waited = waited
+        def work(unit: CollectionJob | BatchJob, waited: float) -> None:
+            unit.waited = waited
             try:
-                results[job.key] = job.run()
+                result = unit.run()
+                if isinstance(unit, BatchJob):
+                    results.update(unit.results)
+                else:
+                    results[unit.key] = result
             finally:
                 done.release()
 
-        for job in self.jobs:
-            self.workers.submit(self._groups[job.job_id], lambda waited, j=job: work(j, waited))
-        for _ in self.jobs:
+        for unit in self.units:
+            self.workers.submit(self._groups[unit.job_id], lambda waited, u=unit: work(u, waited))
+        for _ in self.units:
             done.acquire()
         return results

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collectors.pgvector_catalog import VectorColumns
 from collectors.spend_ledger import SpendLedger
 from collectors.state_stores import StateStores
+from collectors.vector_catalog import VectorColumns
 from monitor.discovery import Rediscovery
 
 

@@ -22,10 +22,10 @@ from collectors.model_probe import (
     MODEL_API_PROBE_SUCCESS,
     MODEL_API_REQUESTS_TOTAL,
 )
-from collectors.pgvector_catalog import MISCONFIGURED
 from collectors.provider_costs import COST_BUDGET_LIMIT_USD, COST_BUDGET_SPEND_USD, COST_BUDGET_USED_RATIO
 from collectors.vector_freshness import VECTOR_EMBEDDING_PENDING_ROWS, VECTOR_NEWEST_ROW_AGE_SECONDS
 from collectors.vector_indexes import VECTOR_INDEX_SIZE_BYTES, VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO
+from collectors.vector_selection import MISCONFIGURED
 from monitor import __version__
 from monitor.snapshot import FAILED, TARGET_DOWN, SnapshotStore
 

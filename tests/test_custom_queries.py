@@ -36,7 +36,7 @@ from monitor.config_queries import plans_for_target, query_target
 from monitor.loader import ConfigError, load_config, parse_config
 from monitor.pg import DatabaseConnector
 from monitor.pgexporter_queries import parse_semver_range, plans_from_text
-from monitor.scheduler import CollectionJob
+from monitor.jobs import CollectionJob
 from monitor.snapshot import SnapshotStore
 from tests.conftest import Database, new_database
 from tests.helpers import Families, require_tool

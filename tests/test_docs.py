@@ -14,9 +14,9 @@ def test_readme_references_are_up_to_date():
 
 
 def test_every_declared_metric_follows_conventions():
-    from collectors.pgvector_catalog import MISCONFIGURED
     from collectors.registry import all_collector_classes, api_collector_classes
     from collectors.self_metrics import SELF_METRICS
+    from collectors.vector_selection import MISCONFIGURED
 
     names = set()
     for specs in [SELF_METRICS] + [cls.METRICS for cls in all_collector_classes() + api_collector_classes()]:

@@ -22,8 +22,18 @@ import numpy as np
 import psycopg
 import pytest
 
-from collectors.recall_probe import contradicts
-from collectors.recall_state import ExactResult
+from collectors.recall_metrics import (
+    RECALL_ANN_QUERIES_TOTAL,
+    RECALL_ANN_REUSED_TOTAL,
+    RECALL_EXACT_CHECK_QUERIES_TOTAL,
+    RECALL_EXACT_QUERIES_TOTAL,
+    RECALL_EXACT_REUSED_TOTAL,
+    RECALL_EXACT_STALE_TOTAL,
+    RECALL_MEAN_RATIO,
+    RECALL_PROBE_RUNS_TOTAL,
+)
+from collectors.recall_records import ExactResult
+from collectors.recall_scoring import contradicts
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, new_database
 from tests.helpers import Families, require_tool, run_collector
@@ -154,8 +164,8 @@ def store_errors(caplog) -> list[logging.LogRecord]:
 
 
 def assert_correct(fam: Families, db) -> None:
-    assert fam.value("vecmon_recall_probe_runs_total", {**INDEX, "result": "ok"}) is not None
-    assert fam.value("vecmon_recall_mean_ratio", POINT) == pytest.approx(db.truth, abs=0.01)
+    assert fam.value(RECALL_PROBE_RUNS_TOTAL.name, {**INDEX, "result": "ok"}) is not None
+    assert fam.value(RECALL_MEAN_RATIO.name, POINT) == pytest.approx(db.truth, abs=0.01)
 
 
 def stored_exact_rows(path: Path) -> int:
@@ -179,7 +189,7 @@ def test_garbled_store_at_start_is_moved_aside_and_rebuilt(cycles, store_db, tmp
     assert_correct(first, store_db)
     assert_correct(second, store_db)
     assert [p.name for p in path.parent.glob("recall.sqlite.bad-*")], list(path.parent.iterdir())
-    assert second.value("vecmon_recall_exact_reused_total", INDEX) == QUERIES  # the rebuilt store caches
+    assert second.value(RECALL_EXACT_REUSED_TOTAL.name, INDEX) == QUERIES  # the rebuilt store caches
     assert stored_exact_rows(path) == QUERIES
 
 
@@ -204,7 +214,7 @@ def test_store_damaged_while_running_is_rebuilt(cycles, store_db, tmp_path, capl
     assert str(path) in errors[0].getMessage()
     assert_correct(second, store_db)
     assert_correct(third, store_db)
-    assert third.value("vecmon_recall_exact_reused_total", INDEX) >= QUERIES
+    assert third.value(RECALL_EXACT_REUSED_TOTAL.name, INDEX) >= QUERIES
     assert stored_exact_rows(path) == QUERIES
 
 
@@ -223,7 +233,7 @@ def test_store_deleted_while_running_is_recreated(cycles, store_db, tmp_path, ca
     assert_correct(third, store_db)
     assert path.exists()  # written to a real file again, not to the unlinked one
     assert stored_exact_rows(path) == QUERIES
-    assert third.value("vecmon_recall_exact_reused_total", INDEX) >= QUERIES
+    assert third.value(RECALL_EXACT_REUSED_TOTAL.name, INDEX) >= QUERIES
 
 
 def _make_read_only(directory: Path) -> list[str]:
@@ -256,7 +266,7 @@ def test_read_only_state_directory_falls_back_to_memory(cycles, store_db, tmp_pa
     assert str(directory / "recall.sqlite") in message and "memory" in message, message
     assert_correct(first, store_db)
     assert_correct(second, store_db)
-    assert second.value("vecmon_recall_exact_reused_total", INDEX) == QUERIES  # memory still caches
+    assert second.value(RECALL_EXACT_REUSED_TOTAL.name, INDEX) == QUERIES  # memory still caches
     assert not (directory / "recall.sqlite").exists()
 
 
@@ -322,7 +332,7 @@ def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg
     c.overrides["vector"]["recall"]["reuse_approximate"] = change == "delete"
     try:
         first = c.run()
-        assert first.value("vecmon_recall_exact_queries_total", INDEX) == QUERIES
+        assert first.value(RECALL_EXACT_QUERIES_TOTAL.name, INDEX) == QUERIES
         alive = np.ones(ROWS, bool)
         if change == "delete":
             distances = np.linalg.norm(items[None, :, :].astype(np.float64) - golden[:, None, :], axis=2)
@@ -342,15 +352,15 @@ def test_changes_not_yet_in_the_statistics_are_not_scored_against_stale_truth(pg
             write.still_lagging()
         truth = mean_brute_force(db, items, alive, golden, app_ef)
         assert truth > 0.5
-        reported = second.value("vecmon_recall_mean_ratio", point(app_ef))
+        reported = second.value(RECALL_MEAN_RATIO.name, point(app_ef))
         assert reported == pytest.approx(truth, abs=0.02), (reported, truth)
-        assert second.value("vecmon_recall_exact_stale_total", INDEX) == QUERIES
-        assert second.value("vecmon_recall_exact_queries_total", INDEX) == 2 * QUERIES
-        assert second.value("vecmon_recall_exact_check_queries_total", INDEX) == 1  # one statement per cycle
+        assert second.value(RECALL_EXACT_STALE_TOTAL.name, INDEX) == QUERIES
+        assert second.value(RECALL_EXACT_QUERIES_TOTAL.name, INDEX) == 2 * QUERIES
+        assert second.value(RECALL_EXACT_CHECK_QUERIES_TOTAL.name, INDEX) == 1  # one statement per cycle
         # the recomputed truth is reused in the next cycle (nothing changed since)
         third = c.run()
-        assert third.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(truth, abs=0.02)
-        assert third.value("vecmon_recall_exact_stale_total", INDEX) == QUERIES
+        assert third.value(RECALL_MEAN_RATIO.name, point(app_ef)) == pytest.approx(truth, abs=0.02)
+        assert third.value(RECALL_EXACT_STALE_TOTAL.name, INDEX) == QUERIES
     finally:
         c.close()
 
@@ -369,27 +379,27 @@ def test_approximate_answers_are_reused_while_the_table_and_index_are_unchanged(
     alive = np.ones(ROWS, bool)
     try:
         first = c.run()
-        ran = first.value("vecmon_recall_ann_queries_total", INDEX)
-        assert ran == 2 * QUERIES and first.value("vecmon_recall_ann_reused_total", INDEX) == 0
+        ran = first.value(RECALL_ANN_QUERIES_TOTAL.name, INDEX)
+        assert ran == 2 * QUERIES and first.value(RECALL_ANN_REUSED_TOTAL.name, INDEX) == 0
         second = c.run()
-        assert second.value("vecmon_recall_ann_queries_total", INDEX) == ran  # none rerun
-        assert second.value("vecmon_recall_ann_reused_total", INDEX) == 2 * QUERIES
+        assert second.value(RECALL_ANN_QUERIES_TOTAL.name, INDEX) == ran  # none rerun
+        assert second.value(RECALL_ANN_REUSED_TOTAL.name, INDEX) == 2 * QUERIES
         for value in (10, app_ef):
-            assert second.value("vecmon_recall_mean_ratio", point(value)) == first.value(
-                "vecmon_recall_mean_ratio", point(value))
+            assert second.value(RECALL_MEAN_RATIO.name, point(value)) == first.value(
+                RECALL_MEAN_RATIO.name, point(value))
         # delete the nearest answer row of every query: those answers are rerun at once
         nearest = sorted({int(np.argmin(np.linalg.norm(items - q, axis=1))) for q in golden})
         alive[nearest] = False
         with lagging_write(db, "DELETE FROM items WHERE id = ANY(%s)", [nearest], "n_tup_del") as write:
             third = c.run()
             write.still_lagging()
-        rerun = third.value("vecmon_recall_ann_queries_total", INDEX) - ran
+        rerun = third.value(RECALL_ANN_QUERIES_TOTAL.name, INDEX) - ran
         assert 0 < rerun <= 2 * QUERIES
-        assert third.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(
+        assert third.value(RECALL_MEAN_RATIO.name, point(app_ef)) == pytest.approx(
             mean_brute_force(db, items, alive, golden, app_ef), abs=0.02)
         wait_counted(db, "n_tup_del", len(nearest))  # the writer has exited: the delete is counted
         settled = c.run()  # the counters moved: everything is rerun once
-        ran = settled.value("vecmon_recall_ann_queries_total", INDEX)
+        ran = settled.value(RECALL_ANN_QUERIES_TOTAL.name, INDEX)
         # an insert not yet counted: the stored answers still stand (the traded freshness) ...
         nearer = (golden + np.float32(1e-3)).astype(np.float32)
         insert = "INSERT INTO items (id, embedding) SELECT * FROM unnest(%s::int[], %s::vector[])"
@@ -397,14 +407,14 @@ def test_approximate_answers_are_reused_while_the_table_and_index_are_unchanged(
                            "n_tup_ins") as write:
             fourth = c.run()
             write.still_lagging()
-        assert fourth.value("vecmon_recall_ann_queries_total", INDEX) == ran
+        assert fourth.value(RECALL_ANN_QUERIES_TOTAL.name, INDEX) == ran
         # ... until the statistics count it: then everything is rerun
         wait_counted(db, "n_tup_ins", ROWS + QUERIES)
         fifth = c.run()
-        assert fifth.value("vecmon_recall_ann_queries_total", INDEX) == ran + 2 * QUERIES
+        assert fifth.value(RECALL_ANN_QUERIES_TOTAL.name, INDEX) == ran + 2 * QUERIES
         items = np.concatenate([items, nearer])
         alive = np.concatenate([alive, np.ones(QUERIES, bool)])
-        assert fifth.value("vecmon_recall_mean_ratio", point(app_ef)) == pytest.approx(
+        assert fifth.value(RECALL_MEAN_RATIO.name, point(app_ef)) == pytest.approx(
             mean_brute_force(db, items, alive, golden, app_ef), abs=0.02)
     finally:
         c.close()

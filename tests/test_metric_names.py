@@ -4,9 +4,8 @@
 from pathlib import Path
 
 from collectors.custom_queries import QUERY_METRICS
-from collectors.registry import all_collector_classes
+from collectors.registry import all_collector_classes, api_collector_classes
 from collectors.self_metrics import BUILD_INFO, COLLECTOR_UP, SELF_METRICS, UP
-from monitor.api_jobs import api_collector_classes
 
 NAMES_FILE = Path(__file__).resolve().parent / "metric_names.txt"
 

@@ -19,8 +19,8 @@ from collectors.pg_indexes import PG_INDEX_SCANS_TOTAL
 from collectors.pg_server import PG_CHECKPOINTS_TOTAL, PG_REPLICATION_SLOT_RETAINED_WAL_BYTES, PG_WAL_DIRECTORY_BYTES
 from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL
 from collectors.pg_tables import PG_TABLE_LAST_MAINTENANCE_AGE_SECONDS, PG_TABLE_SEQ_SCAN_TOTAL
-from collectors.pgvector_catalog import MISCONFIGURED
 from collectors.registry import database_collector, registration
+from collectors.vector_selection import MISCONFIGURED
 from tests.conftest import Database, new_database
 from tests.helpers import Families, run_collector
 

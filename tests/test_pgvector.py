@@ -18,12 +18,32 @@ import numpy as np
 import psycopg
 import pytest
 
-import collectors.recall_probe as recall_probe
+import collectors.recall_replica as recall_replica
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
 from collectors.base import CollectionTimeout, CollectorDisabled
 from collectors.pg_session import build_conninfo
-from collectors.pgvector_catalog import short_hash
-from collectors.recall_probe import recall_at_k, recall_lock_key, replica_conninfo, result_rows
+from collectors.recall_metrics import (
+    RECALL_ANN_QUERIES_TOTAL,
+    RECALL_ANN_QUERY_DURATION_SECONDS,
+    RECALL_APP_SETTING,
+    RECALL_EXACT_QUERIES_TOTAL,
+    RECALL_EXACT_QUERY_DURATION_SECONDS,
+    RECALL_EXACT_REUSED_TOTAL,
+    RECALL_EXPECTED_ROWS,
+    RECALL_MEAN_RATIO,
+    RECALL_PROBE_RUNS_TOTAL,
+    RECALL_PROBE_SKIPPED,
+    RECALL_QUERIES_TOTAL,
+    RECALL_QUERY_ERRORS_TOTAL,
+    RECALL_QUERY_RECALL_RATIO,
+    RECALL_RETURNED_ROWS,
+    RECALL_SHORTFALL_RATIO,
+    VECTOR_INDEX_USED,
+)
+from collectors.recall_probe import recall_lock_key
+from collectors.recall_replica import replica_conninfo
+from collectors.recall_results import Point
+from collectors.recall_scoring import reaches, recall_at_k, result_rows
 from collectors.vector_freshness import (
     VECTOR_EMBEDDING_PENDING_ROWS,
     VECTOR_FRESHNESS_ERRORS_TOTAL,
@@ -49,6 +69,7 @@ from collectors.vector_indexes import (
     VECTOR_SETTING_VALUE,
     VECTOR_TABLE_ROWS,
 )
+from collectors.vector_names import short_hash
 from monitor.config import DatabaseTarget
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, Database, new_database
@@ -325,38 +346,38 @@ def test_discovery_options_settings_and_caching(pg18, tmp_path):
     fam = run_collector(db.monitor_dsn, "recall", state={}, timeout=30, vector={"recall": {
         "state_url": f"sqlite:///{tmp_path / 'kinds.sqlite'}", "sample_size": 5, "force_index": True,
         "ef_search_values": [40], "probes_values": [1, 10]}})
-    runs = {s.labels["index"]: s.labels["result"] for s in fam.samples("vecmon_recall_probe_runs_total")}
+    runs = {s.labels["index"]: s.labels["result"] for s in fam.samples(RECALL_PROBE_RUNS_TOTAL.name)}
     assert runs == {"docs_default": "ok", "docs_cos": "ok", "docs_ivf": "ok", "docs_bits": "ok",
                     "docs_half_expr": "ok", "docs_partial": "ok", "docs_h": "ok", "parts_hnsw": "no_privilege"}
-    used = {s.labels["index"] for s in fam.samples("vecmon_vector_index_used") if s.value == 1}
+    used = {s.labels["index"] for s in fam.samples(VECTOR_INDEX_USED.name) if s.value == 1}
     assert {"docs_default", "docs_cos", "docs_ivf", "docs_bits", "docs_half_expr", "docs_h"} <= used
-    means = {s.labels["index"]: s.value for s in fam.samples("vecmon_recall_mean_ratio")}
+    means = {s.labels["index"]: s.value for s in fam.samples(RECALL_MEAN_RATIO.name)}
     assert all(0 <= value <= 1 for value in means.values()) and "docs_ivf" in means and "docs_bits" in means
-    assert fam.value("vecmon_recall_app_setting", idx("docs_ivf", param="probes")) == 1
-    assert fam.value("vecmon_recall_app_setting", idx("docs_cos", param="ef_search")) == 100
+    assert fam.value(RECALL_APP_SETTING.name, idx("docs_ivf", param="probes")) == 1
+    assert fam.value(RECALL_APP_SETTING.name, idx("docs_cos", param="ef_search")) == 100
 
 
 def test_recall_matches_numpy_with_fixed_query_set(vdb, tmp_path):
     overrides = recall_overrides(tmp_path, queries={"source": "table", "table": "golden", "column": "embedding",
                                                     "order_by": "id"})
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
-    assert fam.value("vecmon_recall_app_setting", labels(param="ef_search")) == APP_EF
+    assert fam.value(RECALL_APP_SETTING.name, labels(param="ef_search")) == APP_EF
     queries = [vec_text(v) for v in vdb.golden[:20]]
     for ef in (APP_EF, 40, 100):
-        assert fam.value("vecmon_vector_index_used", point(ef)) == 1
+        assert fam.value(VECTOR_INDEX_USED.name, point(ef)) == 1
         ours = np.mean([numpy_recall(vdb.items, vdb.golden[i], ann_ids(vdb, q, ef, K)) for i, q in enumerate(queries)])
-        theirs = fam.value("vecmon_recall_mean_ratio", point(ef))
+        theirs = fam.value(RECALL_MEAN_RATIO.name, point(ef))
         assert abs(theirs - ours) <= 0.01, (ef, theirs, ours)
         if ef == APP_EF:
             assert theirs < 0.9  # the weak index really misses neighbours
-    curve = [fam.value("vecmon_recall_mean_ratio", point(ef)) for ef in (10, 40, 100)]
+    curve = [fam.value(RECALL_MEAN_RATIO.name, point(ef)) for ef in (10, 40, 100)]
     assert curve == sorted(curve)
-    assert fam.value("vecmon_recall_query_recall_ratio_count", labels(filter="")) == 20
-    assert fam.value("vecmon_recall_queries_total", labels(filter="")) == 20
-    hist_le_09 = fam.value("vecmon_recall_query_recall_ratio_bucket", labels(filter="", le="0.9"))
+    assert fam.value(f"{RECALL_QUERY_RECALL_RATIO.name}_count", labels(filter="")) == 20
+    assert fam.value(RECALL_QUERIES_TOTAL.name, labels(filter="")) == 20
+    hist_le_09 = fam.value(f"{RECALL_QUERY_RECALL_RATIO.name}_bucket", labels(filter="", le="0.9"))
     assert hist_le_09 <= 20
-    assert fam.value("vecmon_recall_ann_query_duration_seconds", point(APP_EF)) > 0
-    assert fam.value("vecmon_recall_exact_query_duration_seconds", labels(filter="")) > 0
+    assert fam.value(RECALL_ANN_QUERY_DURATION_SECONDS.name, point(APP_EF)) > 0
+    assert fam.value(RECALL_EXACT_QUERY_DURATION_SECONDS.name, labels(filter="")) > 0
 
 
 def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tmp_path):
@@ -371,7 +392,7 @@ def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tm
 
     before = exact_calls()
     first = run_collector(vdb.monitor_dsn, "recall", state=state, timeout=30, **overrides)
-    exact_first = first.value("vecmon_recall_exact_queries_total", labels())
+    exact_first = first.value(RECALL_EXACT_QUERIES_TOTAL.name, labels())
     assert exact_first == 40  # 20 queries, unfiltered + tenant_4
     assert exact_calls() - before == 40
 
@@ -384,37 +405,37 @@ def test_sampled_queries_exclude_themselves_and_exact_results_are_reused(vdb, tm
         own_id = vdb.execute("SELECT id FROM items WHERE ctid = %s::tid", [ctid])[0][0]
         ours.append(numpy_recall(vdb.items, vdb.items[own_id], ann_ids(vdb, q.vector, APP_EF + 1, K + 1),
                                   exclude=own_id))  # one more candidate for the own row
-    theirs = first.value("vecmon_recall_mean_ratio", point(APP_EF))
+    theirs = first.value(RECALL_MEAN_RATIO.name, point(APP_EF))
     assert abs(theirs - float(np.mean(ours))) <= 0.01
 
     # unchanged table: no exact query at all in the second cycle
     before = exact_calls()
     second = run_collector(vdb.monitor_dsn, "recall", state=state, timeout=30, **overrides)
-    assert second.value("vecmon_recall_exact_queries_total", labels()) == exact_first
-    assert second.value("vecmon_recall_exact_reused_total", labels()) == 40
+    assert second.value(RECALL_EXACT_QUERIES_TOTAL.name, labels()) == exact_first
+    assert second.value(RECALL_EXACT_REUSED_TOTAL.name, labels()) == 40
     assert exact_calls() == before
-    assert second.value("vecmon_recall_mean_ratio", point(APP_EF)) == theirs
-    assert second.value("vecmon_recall_query_recall_ratio_count", labels(filter="")) == 40  # cumulative
+    assert second.value(RECALL_MEAN_RATIO.name, point(APP_EF)) == theirs
+    assert second.value(f"{RECALL_QUERY_RECALL_RATIO.name}_count", labels(filter="")) == 40  # cumulative
 
     # a write changes the table's signature: the truth is recomputed
     with vdb.admin() as conn:
         conn.execute("UPDATE items SET tenant_id = tenant_id WHERE id = 1")
         flush_stats(conn)
     third = run_collector(vdb.monitor_dsn, "recall", state=state, timeout=30, **overrides)
-    assert third.value("vecmon_recall_exact_queries_total", labels()) > exact_first
+    assert third.value(RECALL_EXACT_QUERIES_TOTAL.name, labels()) > exact_first
 
 
 def test_filter_shortfall_and_iterative_scan(vdb, tmp_path):
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **recall_overrides(tmp_path))
     plain = point(APP_EF, "tenant_4")
     iterative = point(APP_EF, "tenant_4", iterative="relaxed_order")
-    assert fam.value("vecmon_vector_index_used", plain) == 1
-    assert fam.value("vecmon_recall_expected_rows", labels(filter="tenant_4")) == K
-    returned = fam.value("vecmon_recall_returned_rows", plain)
+    assert fam.value(VECTOR_INDEX_USED.name, plain) == 1
+    assert fam.value(RECALL_EXPECTED_ROWS.name, labels(filter="tenant_4")) == K
+    returned = fam.value(RECALL_RETURNED_ROWS.name, plain)
     assert returned < K / 2  # a 10% filter after ef_search=10 candidates: about one row comes back
-    assert fam.value("vecmon_recall_shortfall_ratio", plain) > 0.5
-    assert fam.value("vecmon_recall_returned_rows", iterative) > returned + 5
-    assert fam.value("vecmon_recall_mean_ratio", iterative) > fam.value("vecmon_recall_mean_ratio", plain)
+    assert fam.value(RECALL_SHORTFALL_RATIO.name, plain) > 0.5
+    assert fam.value(RECALL_RETURNED_ROWS.name, iterative) > returned + 5
+    assert fam.value(RECALL_MEAN_RATIO.name, iterative) > fam.value(RECALL_MEAN_RATIO.name, plain)
     # independent check of the shortfall at the application's setting
     counts = [len(ann_ids(vdb, vec_text(v), APP_EF, K, "WHERE tenant_id = 4")) for v in vdb.golden[:10]]
     assert np.mean(counts) < K / 2
@@ -424,24 +445,24 @@ def test_a_broken_filter_is_counted_and_does_not_stop_the_probe(vdb, tmp_path):
     overrides = recall_overrides(tmp_path, sample_size=5)
     overrides["vector"]["filters"].append({"name": "broken", "table": "items", "where": "no_such_column = 1"})
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
-    assert fam.value("vecmon_recall_query_errors_total", labels(filter="broken", side="explain")) == 1
-    assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
-    assert fam.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None
-    assert fam.value("vecmon_recall_mean_ratio", point(APP_EF, "tenant_4")) is not None
+    assert fam.value(RECALL_QUERY_ERRORS_TOTAL.name, labels(filter="broken", side="explain")) == 1
+    assert fam.value(RECALL_PROBE_RUNS_TOTAL.name, labels(result="ok")) == 1
+    assert fam.value(RECALL_MEAN_RATIO.name, point(APP_EF)) is not None
+    assert fam.value(RECALL_MEAN_RATIO.name, point(APP_EF, "tenant_4")) is not None
 
 
 def test_index_not_used_is_reported_not_recall_one(vdb, tmp_path):
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **recall_overrides(tmp_path))
-    tiny = [s for s in fam.samples("vecmon_vector_index_used") if s.labels["index"] == "tiny_hnsw"]
+    tiny = [s for s in fam.samples(VECTOR_INDEX_USED.name) if s.labels["index"] == "tiny_hnsw"]
     assert tiny and all(s.value == 0 for s in tiny)
     assert not [s for f in fam.families for s in f.samples
-                if s.labels.get("index") == "tiny_hnsw" and s.name.startswith("vecmon_recall_mean_ratio")]
-    assert fam.value("vecmon_recall_exact_queries_total", labels("tiny_hnsw", "tiny")) == 0
+                if s.labels.get("index") == "tiny_hnsw" and s.name.startswith(RECALL_MEAN_RATIO.name)]
+    assert fam.value(RECALL_EXACT_QUERIES_TOTAL.name, labels("tiny_hnsw", "tiny")) == 0
     # force_index measures the index itself
     forced = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30,
                            **recall_overrides(tmp_path, force_index=True))
-    assert forced.value("vecmon_vector_index_used", point(APP_EF, index="tiny_hnsw", table="tiny")) == 1
-    assert forced.value("vecmon_recall_mean_ratio", point(APP_EF, index="tiny_hnsw", table="tiny")) is not None
+    assert forced.value(VECTOR_INDEX_USED.name, point(APP_EF, index="tiny_hnsw", table="tiny")) == 1
+    assert forced.value(RECALL_MEAN_RATIO.name, point(APP_EF, index="tiny_hnsw", table="tiny")) is not None
 
 
 def test_second_instance_skips_a_probe_held_by_the_first(vdb, tmp_path):
@@ -449,26 +470,26 @@ def test_second_instance_skips_a_probe_held_by_the_first(vdb, tmp_path):
     with psycopg.connect(vdb.admin_dsn, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", [recall_lock_key("public", "items_hnsw")])
         fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
-        assert fam.value("vecmon_recall_probe_skipped", labels(reason="locked")) == 1
-        assert fam.value("vecmon_recall_probe_runs_total", labels(result="locked")) == 1
-        assert fam.value("vecmon_recall_exact_queries_total", labels()) == 0
-        assert fam.value("vecmon_recall_ann_queries_total", labels()) == 0
-        assert fam.value("vecmon_recall_mean_ratio", point(APP_EF)) is None
+        assert fam.value(RECALL_PROBE_SKIPPED.name, labels(reason="locked")) == 1
+        assert fam.value(RECALL_PROBE_RUNS_TOTAL.name, labels(result="locked")) == 1
+        assert fam.value(RECALL_EXACT_QUERIES_TOTAL.name, labels()) == 0
+        assert fam.value(RECALL_ANN_QUERIES_TOTAL.name, labels()) == 0
+        assert fam.value(RECALL_MEAN_RATIO.name, point(APP_EF)) is None
         # the other index is not blocked
-        assert fam.value("vecmon_recall_probe_runs_total", labels("tiny_hnsw", "tiny", result="ok")) == 1
+        assert fam.value(RECALL_PROBE_RUNS_TOTAL.name, labels("tiny_hnsw", "tiny", result="ok")) == 1
         holder.execute("SELECT pg_advisory_unlock_all()")
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
-    assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
+    assert fam.value(RECALL_PROBE_RUNS_TOTAL.name, labels(result="ok")) == 1
 
 
 def test_probes_can_run_on_a_replica_connection(vdb, tmp_path):
     overrides = recall_overrides(tmp_path, replica_dsn=vdb.monitor_dsn, sample_size=5)
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
-    assert fam.value("vecmon_recall_probe_runs_total", labels(result="ok")) == 1
-    assert fam.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None
+    assert fam.value(RECALL_PROBE_RUNS_TOTAL.name, labels(result="ok")) == 1
+    assert fam.value(RECALL_MEAN_RATIO.name, point(APP_EF)) is not None
     bad = recall_overrides(tmp_path, replica_dsn="host=127.0.0.1 port=1 connect_timeout=1", sample_size=5)
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
-    assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
+    assert fam.value(RECALL_PROBE_SKIPPED.name, labels(reason="replica_unavailable")) == 1
 
 
 def test_an_unreachable_state_store_falls_back_to_memory_without_leaking_its_password(vdb, tmp_path, caplog):
@@ -486,8 +507,8 @@ def test_an_unreachable_state_store_falls_back_to_memory_without_leaking_its_pas
               and r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "127.0.0.1:1/state" in errors[0] and "in-memory" in errors[0], errors
     assert "s3cret" not in caplog.text and "s3cret" not in second.text()
-    assert first.value("vecmon_recall_mean_ratio", point(APP_EF)) is not None  # recall goes on
-    assert second.value("vecmon_recall_exact_reused_total", labels()) == 10  # cached in memory
+    assert first.value(RECALL_MEAN_RATIO.name, point(APP_EF)) is not None  # recall goes on
+    assert second.value(RECALL_EXACT_REUSED_TOTAL.name, labels()) == 10  # cached in memory
 
 
 def test_ann_latency_histogram(vdb, tmp_path):
@@ -678,14 +699,14 @@ def test_replica_password_never_reaches_logs_or_metrics(vdb, tmp_path, caplog):
     password = "Sup3rS3cretPw"
     bad = recall_overrides(tmp_path, sample_size=5,
                            replica_dsn=f"host=127.0.0.1 port=1 user=vecmon password={password} dbname=x")
-    with caplog.at_level(logging.WARNING, logger="collectors.recall_probe"):
+    with caplog.at_level(logging.WARNING, logger="collectors.recall_replica"):
         fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **bad)
-    assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
+    assert fam.value(RECALL_PROBE_SKIPPED.name, labels(reason="replica_unavailable")) == 1
     assert "replica unavailable" in caplog.text and "port 1" in caplog.text
     assert password not in caplog.text and password not in fam.text()
     # whatever a driver puts in its message, the password is redacted
     target = DatabaseTarget.model_validate({"name": "t", "dsn": "host=h", **bad})
-    text = recall_probe._error_text(psycopg.OperationalError(f"bad conninfo password={password}"), target)
+    text = recall_replica.error_text(psycopg.OperationalError(f"bad conninfo password={password}"), target)
     assert password not in text and "***" in text
 
 
@@ -696,13 +717,13 @@ def test_replica_session_is_cancelled_when_the_run_time_is_up(vdb, tmp_path, mon
         conn.execute("SELECT set_config('statement_timeout', '0', true)")
         conn.execute("SELECT pg_sleep(30)")
 
-    monkeypatch.setattr(recall_probe, "load_library", stuck)
+    monkeypatch.setattr(recall_replica, "load_library", stuck)
     overrides = recall_overrides(tmp_path, replica_dsn=vdb.monitor_dsn, sample_size=5)
     started = time.monotonic()
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=3, **overrides)
     elapsed = time.monotonic() - started
     assert elapsed < 3 + 1.5, elapsed
-    assert fam.value("vecmon_recall_probe_skipped", labels(reason="replica_unavailable")) == 1
+    assert fam.value(RECALL_PROBE_SKIPPED.name, labels(reason="replica_unavailable")) == 1
     with vdb.admin() as conn:  # nothing left running on the "standby"
         time.sleep(0.2)
         assert not conn.execute("SELECT pid FROM pg_stat_activity WHERE state = 'active' "
@@ -713,8 +734,8 @@ def test_filters_and_predicates_may_contain_percent_signs(vdb, tmp_path):
     overrides = recall_overrides(tmp_path, sample_size=5)
     overrides["vector"]["filters"] = [{"name": "like4", "table": "items", "where": "tenant_id::text LIKE '4%'"}]
     fam = run_collector(vdb.monitor_dsn, "recall", state={}, timeout=30, **overrides)
-    assert [s for s in fam.samples("vecmon_vector_index_used") if s.labels["filter"] == "like4"]
-    assert not [s for s in fam.samples("vecmon_recall_query_errors_total")
+    assert [s for s in fam.samples(VECTOR_INDEX_USED.name) if s.labels["filter"] == "like4"]
+    assert not [s for s in fam.samples(RECALL_QUERY_ERRORS_TOTAL.name)
                 if s.labels["filter"] == "like4" and s.value]
 
 
@@ -761,11 +782,11 @@ def test_probes_apply_every_override_of_the_app_role(pg18, tmp_path):
                                      "ef_search_values": [40], "probes_values": [1, 5]}})
 
     def used(index: str, param: str, value: int) -> float | None:
-        return fam.value("vecmon_vector_index_used", {"target": "t", "schema": "public", "table": "both_items",
+        return fam.value(VECTOR_INDEX_USED.name, {"target": "t", "schema": "public", "table": "both_items",
                                                       "index": index, "filter": "", "param": param,
                                                       "value": str(value), "iterative": "off"})
 
-    assert fam.value("vecmon_recall_app_setting", {"target": "t", "schema": "public", "table": "both_items",
+    assert fam.value(RECALL_APP_SETTING.name, {"target": "t", "schema": "public", "table": "both_items",
                                                    "index": "both_ivf", "param": "probes"}) == 5
     assert used("both_hnsw", "ef_search", 40) == 1  # the application's plan: HNSW
     assert used("both_ivf", "probes", 5) == 0  # at the application's probes the planner takes HNSW
@@ -793,7 +814,7 @@ def test_sampled_recall_at_the_defaults_is_not_capped_by_the_own_row(pg18, tmp_p
         "recall": {"state_url": f"sqlite:///{tmp_path / 'healthy.sqlite'}"}})
     at10 = {"target": "t", "schema": "public", "table": "healthy", "index": "healthy_hnsw", "filter": "",
             "param": "ef_search", "value": "10", "iterative": "off"}
-    sampled = fam.value("vecmon_recall_mean_ratio", at10)
+    sampled = fam.value(RECALL_MEAN_RATIO.name, at10)
     # the same index for queries that are not in the table (no own row), brute force here
     with db.admin() as conn:
         conn.execute("SET hnsw.ef_search = 10")
@@ -803,8 +824,8 @@ def test_sampled_recall_at_the_defaults_is_not_capped_by_the_own_row(pg18, tmp_p
                                               f"LIMIT {K}", [vec_text(q)]).fetchall()]
             external.append(numpy_recall(items, q, ids))
     assert np.mean(external) > 0.95  # a healthy index at ef_search = k
-    assert fam.value("vecmon_recall_returned_rows", at10) == K
-    assert fam.value("vecmon_recall_shortfall_ratio", at10) == 0
+    assert fam.value(RECALL_RETURNED_ROWS.name, at10) == K
+    assert fam.value(RECALL_SHORTFALL_RATIO.name, at10) == 0
     assert sampled > 0.92, sampled
     assert abs(sampled - np.mean(external)) < 0.05, (sampled, np.mean(external))
     # what vecmon measured, recomputed here: ef_search + 1 candidates, LIMIT k + 1, the own row dropped
@@ -821,8 +842,8 @@ def test_sampled_recall_at_the_defaults_is_not_capped_by_the_own_row(pg18, tmp_p
 
 
 def test_recall_comparisons_are_not_decided_by_float_rounding():
-    point_ = recall_probe.Point("", "off", "ef_search", 10, {}, used=True, recalls=[0.9] * 30)
+    point_ = Point("", "off", "ef_search", 10, {}, used=True, recalls=[0.9] * 30)
     assert point_.recall_mean == 0.9  # not 0.8999999999999996
     assert point_.meets(0.9, None) and point_.meets(0.9, 1.0) and point_.good_fraction(0.9) == 1.0
     assert not point_.meets(0.9 + 1e-6, None)
-    assert recall_probe.reaches(0.9 - 1e-12, 0.9) and not recall_probe.reaches(0.8999, 0.9)
+    assert reaches(0.9 - 1e-12, 0.9) and not reaches(0.8999, 0.9)

@@ -11,8 +11,8 @@ import logging
 
 from collectors.ann_latency import ANN_QUERIES_TOTAL
 from collectors.base import CollectContext
-from collectors.pgvector_catalog import MISCONFIGURED
 from collectors.registry import database_collector
+from collectors.vector_selection import MISCONFIGURED
 from monitor.config import Config
 from monitor.console import render_console
 from monitor.pg import DatabaseConnector

@@ -11,6 +11,13 @@ from alerts.promql import go_float, number
 from alerts.shapes import ratio
 from alerts.targets import collectors
 from collectors.ann_latency import ANN_QUERIES_TOTAL, ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL
+from collectors.recall_metrics import (
+    RECALL_APP_RETURNED_ROWS,
+    RECALL_EXPECTED_ROWS,
+    RECALL_QUERY_RECALL_RATIO,
+    RECALL_TARGET,
+    VECTOR_INDEX_USED,
+)
 from collectors.vector_indexes import VECTOR_INDEX, VECTOR_INDEX_ROWS_AT_BUILD, VECTOR_INDEX_VALID, VECTOR_TABLE_ROWS
 
 INDEX_BY = "target, schema, table, index, filter"
@@ -82,37 +89,37 @@ def _ann_errors_fixture(p: Params, value: float) -> Fixture:
 
 
 def _recall_expr(p: Params) -> str:
-    h, by = "vecmon_recall_query_recall_ratio", f"sum by ({INDEX_BY})"
+    h, by = RECALL_QUERY_RECALL_RATIO.name, f"sum by ({INDEX_BY})"
     mean = ratio(f"{by} (increase({h}_sum[{p.w}]))", f"{by} (increase({h}_count[{p.w}]))")
     if p.threshold is not None:
         return f"{mean} < {p.limit}"
-    return f"{mean}\n< on (target) group_left\nmax by (target) (vecmon_recall_target)"
+    return f"{mean}\n< on (target) group_left\nmax by (target) ({RECALL_TARGET.name})"
 
 
 def _recall_fixture(p: Params, value: float) -> Fixture:
     per_minute = 100  # probe queries per minute, each with recall `value`
-    h = "vecmon_recall_query_recall_ratio"
+    h = RECALL_QUERY_RECALL_RATIO.name
     series = [counter(f"{h}_sum", INDEX, value * per_minute), counter(f"{h}_count", INDEX, per_minute)]
     if p.threshold is None:
-        series.append(gauge("vecmon_recall_target", APP, 0.9))
+        series.append(gauge(RECALL_TARGET.name, APP, 0.9))
     return Fixture(tuple(series), dict(INDEX), value, active_from=MINUTE, settle=p.window or 0)
 
 
 def _shortfall_expr(p: Params) -> str:
     by = f"max by ({INDEX_BY})"
-    return (ratio(f'{by} (vecmon_recall_app_returned_rows{{filter!=""}})',
-                  f'{by} (vecmon_recall_expected_rows{{filter!=""}})') + f" < {p.limit}")
+    return (ratio(f'{by} ({RECALL_APP_RETURNED_ROWS.name}{{filter!=""}})',
+                  f'{by} ({RECALL_EXPECTED_ROWS.name}{{filter!=""}})') + f" < {p.limit}")
 
 
 def _shortfall_fixture(p: Params, value: float) -> Fixture:
     labels = dict(INDEX, filter="tenant_42")
-    return Fixture((gauge("vecmon_recall_app_returned_rows", labels, value * 10),
-                    gauge("vecmon_recall_expected_rows", labels, 10)), labels, value)
+    return Fixture((gauge(RECALL_APP_RETURNED_ROWS.name, labels, value * 10),
+                    gauge(RECALL_EXPECTED_ROWS.name, labels, 10)), labels, value)
 
 
 def _not_used_fixture(p: Params, value: float) -> Fixture:
     point = dict(INDEX, param="ef_search", value="40", iterative="off")
-    return Fixture((gauge("vecmon_vector_index_used", point, 0 if value else 1),
+    return Fixture((gauge(VECTOR_INDEX_USED.name, point, 0 if value else 1),
                     gauge(VECTOR_INDEX_VALID.name, INDEX, 1)), dict(INDEX), 0)
 
 
@@ -178,7 +185,7 @@ PGVECTOR = [
                  "(`IvfflatTableGrown`) lower recall: VACUUM, or REINDEX CONCURRENTLY.",
                  "Filtered queries: enable iterative scans (`hnsw.iterative_scan = relaxed_order`, pgvector >= "
                  "0.8) or use a partial index per frequent filter.")),
-        metrics=("vecmon_recall_query_recall_ratio", "vecmon_recall_target")),
+        metrics=(RECALL_QUERY_RECALL_RATIO.name, RECALL_TARGET.name)),
     AlertDef(
         name="VectorFilteredQueryShortfall", group="pgvector", service="pgvector", severity="warning",
         for_=15 * MINUTE, threshold=0.95, compare="<", fmt="percent",
@@ -200,7 +207,7 @@ PGVECTOR = [
                  "For a few large tenants or categories, a partial index per value (or partitioning) keeps "
                  "filtered queries exact and fast.",
                  "`vecmon_recall_shortfall_ratio` by `value`/`iterative` shows which setting would fix it.")),
-        metrics=("vecmon_recall_app_returned_rows", "vecmon_recall_expected_rows")),
+        metrics=(RECALL_APP_RETURNED_ROWS.name, RECALL_EXPECTED_ROWS.name)),
     AlertDef(
         name="VectorIndexNotUsed", group="pgvector", service="pgvector", severity="warning", for_=15 * MINUTE,
         compare="event",
@@ -211,7 +218,7 @@ PGVECTOR = [
                     "{{ $labels.index }} at any measured setting, or the index is invalid: queries run as exact "
                     "scans.",
         shape=Custom(
-            lambda p: (f"max by ({INDEX_BY}) (vecmon_vector_index_used) == 0\nor\n"
+            lambda p: (f"max by ({INDEX_BY}) ({VECTOR_INDEX_USED.name}) == 0\nor\n"
                        f"{VECTOR_INDEX_VALID.name} == 0"),
             _not_used_fixture),
         applies=collectors("recall", "vector_indexes", any_of=True),
@@ -227,7 +234,7 @@ PGVECTOR = [
                  "A selective filter can make a btree plan cheaper: see `VectorFilteredQueryShortfall` and "
                  "consider a partial index.",
                  "Invalid index (`vecmon_vector_index_valid == 0`): `DROP INDEX CONCURRENTLY` and build it again.")),
-        metrics=("vecmon_vector_index_used", VECTOR_INDEX_VALID.name)),
+        metrics=(VECTOR_INDEX_USED.name, VECTOR_INDEX_VALID.name)),
     AlertDef(
         name="IvfflatTableGrown", group="pgvector", service="pgvector", severity="warning", for_=30 * MINUTE,
         threshold=0.5, fmt="percent",
