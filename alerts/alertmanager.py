@@ -17,9 +17,10 @@ exists from 0.26, so webhook URLs are written as they are and are not secrets).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from alerts.config import SEVERITIES, AlertmanagerSettings, ServiceRoute
+from alerts.config import SEVERITIES, AlertmanagerSettings, ServiceRoute, Severity
 from alerts.promql import duration
 
 TARGET_DOWN = "VecmonTargetDown"
@@ -36,7 +37,7 @@ SLACK_TEXT = ('{{ range .Alerts }}{{ .Annotations.summary }} {{ .Annotations.des
               'Runbook: {{ .Annotations.runbook_url }}\n{{ end }}')
 
 
-def _severity_routes(receivers: dict[str, str], fallback: str | None) -> list[dict[str, Any]]:
+def _severity_routes(receivers: Mapping[Severity, str], fallback: str | None) -> list[dict[str, Any]]:
     routes = []
     for severity in SEVERITIES:
         receiver = receivers.get(severity)

@@ -36,7 +36,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from alerts.catalog import ALERTS
 from alerts.promql import LABEL_NAME, check_window_query, split_selector
+from alerts.sli_check import check_sli
 from collectors.settings.base import (
     NAME_PATTERN,
     Duration,
@@ -46,8 +48,8 @@ from collectors.settings.base import (
     parse_duration_or_zero,
 )
 
-SEVERITIES = ("critical", "warning", "info")
 Severity = Literal["critical", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 # Labels the generators set themselves; user labels must not override them.
 RESERVED_LABELS = frozenset({"alertname", "severity", "sloth_id", "sloth_service", "sloth_slo", "sloth_window",
                              "sloth_severity", "long_window", "short_window", "target", "le", "__name__"})
@@ -72,6 +74,9 @@ def _check_labels(value: dict[str, str]) -> dict[str, str]:
     return dict(sorted(value.items()))
 
 
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]  # extra alert labels, checked and sorted
+
+
 # --------------------------------------------------------------------------- threshold alerts
 
 
@@ -87,12 +92,7 @@ class AlertOverride(Model):
     window: Duration | None = Field(None, description="range of rate()/increase() for alerts computed over a window")
     minimum: float | None = Field(None, ge=0, description="volume guard of alerts that have one (e.g. requests "
                                                            "per window); see the alert's documentation")
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on this alert (e.g. service)")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+    labels: Labels = Field(default_factory=dict, description="extra labels on this alert (e.g. service)")
 
 
 class AlertingSettings(Model):
@@ -105,7 +105,7 @@ class AlertingSettings(Model):
                           "section per alert); `vecmon generate` refuses to write alert rules without it")
     scrape_job: str = Field("vecmon", pattern=r'^[^"\\]+$',
                             description="job label of the Prometheus scrape config of vecmon (VecmonDown)")
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every alert (e.g. team)")
+    labels: Labels = Field(default_factory=dict, description="extra labels on every alert (e.g. team)")
     vector_index_methods: list[str] = Field(
         default_factory=lambda: ["hnsw", "ivfflat"],
         description="index access methods that make a table a vector table")
@@ -118,8 +118,9 @@ class AlertingSettings(Model):
     @classmethod
     def _runbook_base_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"(https?://[^/\s]+|file:///)", value):
-            raise ValueError(f"{value[:80]!r} is not an absolute http(s) URL (file:/// only for a local demo): Alertmanager and Grafana open "
-                             "runbook_url as it is, so a relative link goes nowhere (e.g. "
+            raise ValueError(f"{value[:80]!r} is not an absolute http(s) URL (file:/// only for a local demo): "
+                             "Alertmanager and Grafana open runbook_url as it is, so a relative link goes nowhere "
+                             "(e.g. "
                              "https://git.example.org/search/vecmon/blob/main/README.md)")
         return value
 
@@ -128,10 +129,6 @@ class AlertingSettings(Model):
         (``write_alerting`` refuses to write rules while ``runbook_base_url`` is unset)."""
         return self.runbook_base_url or "README.md"
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
 
     @field_validator("vector_index_methods")
     @classmethod
@@ -143,8 +140,6 @@ class AlertingSettings(Model):
     @field_validator("alerts")
     @classmethod
     def _known_alerts(cls, value: dict[str, AlertOverride]) -> dict[str, AlertOverride]:
-        from alerts.rules import ALERTS  # the catalog imports this module
-
         unknown = sorted(set(value) - set(ALERTS))
         if unknown:
             raise ValueError(f"unknown alert(s) {', '.join(unknown)}; known: {', '.join(sorted(ALERTS))}")
@@ -265,8 +260,6 @@ class SLI(Model):
     def _one(self) -> SLI:
         if sum(x is not None for x in (self.events, self.latency, self.probe)) != 1:
             raise ValueError("give exactly one of events, latency, probe")
-        from alerts.sli_check import check_sli  # imports the collectors' declarations
-
         check_sli(self)
         return self
 
@@ -298,12 +291,7 @@ class SLOAlerting(Model):
     budget_exhausted: bool = Field(True, description="alert when the period's error budget is used up")
     budget_exhausted_for: ForDuration = Field(300.0, description="for: of the budget-exhausted alert")
     budget_exhausted_severity: Severity = "warning"
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on this SLO's alerts")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
+    labels: Labels = Field(default_factory=dict, description="extra labels on this SLO's alerts")
 
 
 class SLO(Model):
@@ -315,13 +303,9 @@ class SLO(Model):
     objective: float = Field(gt=0, lt=1, description="target ratio of good events, e.g. 0.999 for 99.9%")
     period: Duration = Field(30 * 86400.0, description="rolling window of the error budget (whole hours, >= 3d)")
     sli: SLI
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every rule of this SLO")
+    labels: Labels = Field(default_factory=dict, description="extra labels on every rule of this SLO")
     alerting: SLOAlerting = Field(default_factory=SLOAlerting)
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_labels(value)
 
     @field_validator("objective", mode="before")
     @classmethod

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from alerts.catalog import CATALOG
+from alerts.conventions import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT
+from alerts.model import AlertDef
 from alerts.promql import duration, number
-from alerts.rules import CATALOG, AlertDef, threshold_text
-from alerts.slo import BURN_ALERT, DAY, EXHAUSTED_ALERT, NO_DATA_ALERT, alert_windows, dec, lasts
+from alerts.rules import threshold_text
+from alerts.slo import DAY, alert_windows, dec, lasts
 
 _COMPARE = {">": "above", "<": "below"}
 
@@ -97,8 +100,9 @@ def _slo_sections() -> list[str]:
         "A shorter period scales the 30d windows by period / 30d and keeps the factors 14.4, 6, 3 and 1, so the "
         "budget is gone in period / factor whatever the period (a fixed budget share with fixed windows would "
         "give a 7d SLO ticket factors of 0.7 and 0.23: tickets while the SLO is met); a longer one keeps the 30d "
-        "windows and factors. A page factor below 1 is refused. Then the SLI's cadence: a short window holds at least 3 SLI intervals (`sli.interval`, "
-        "default the interval of the collector exporting the metric: the 10m recall probe gets 30m short "
+        "windows and factors. A page factor below 1 is refused. Then the SLI's cadence: a short window holds at "
+        "least 3 SLI intervals (`sli.interval`, default the interval of the collector exporting the metric: the "
+        "10m recall probe gets 30m short "
         "windows), a long window at least 2 short ones and enough SLI intervals that one bad interval stays under "
         "the threshold (a 10m probe at 99% pages on 70m, not 1h); the factor stays. Every rule has "
         "`keep_firing_for` (two short windows for a page, one for a ticket), so a sparse probe whose windows "

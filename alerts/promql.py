@@ -16,6 +16,8 @@ import math
 import re
 from decimal import Decimal
 
+from prometheus_client.utils import floatToGoString
+
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))  # no "w": periods read 28d, not 4w
 SELECTOR = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$", re.S)
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -50,7 +52,18 @@ def _g4(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    return "%.4g" % value
+    return f"{value:.4g}"
+
+
+def _prefixed(value: float, prefixes: tuple[str, ...], base: float, larger: bool) -> str:
+    """``value`` scaled by ``base`` per prefix until it is below ``base`` (``larger``) or at least 1."""
+    prefix = ""
+    for p in prefixes:
+        if (abs(value) < base) if larger else (abs(value) >= 1):
+            break
+        prefix = p
+        value = value / base if larger else value * base
+    return _g4(value) + prefix
 
 
 def humanize(value: float) -> str:
@@ -58,33 +71,15 @@ def humanize(value: float) -> str:
     if value == 0 or math.isnan(value) or math.isinf(value):
         return _g4(value)
     if abs(value) >= 1:
-        prefix = ""
-        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
-            if abs(value) < 1000:
-                break
-            prefix = p
-            value /= 1000
-        return _g4(value) + prefix
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(value) >= 1:
-            break
-        prefix = p
-        value *= 1000
-    return _g4(value) + prefix
+        return _prefixed(value, ("k", "M", "G", "T", "P", "E", "Z", "Y"), 1000, larger=True)
+    return _prefixed(value, ("m", "u", "n", "p", "f", "a", "z", "y"), 1000, larger=False)
 
 
 def humanize_1024(value: float) -> str:
     """Prometheus' ``humanize1024``: binary prefixes (``1Gi``)."""
     if abs(value) <= 1 or math.isnan(value) or math.isinf(value):
         return _g4(value)
-    prefix = ""
-    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
-        if abs(value) < 1024:
-            break
-        prefix = p
-        value /= 1024
-    return _g4(value) + prefix
+    return _prefixed(value, ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"), 1024, larger=True)
 
 
 def humanize_percentage(value: float) -> str:
@@ -124,13 +119,13 @@ FORMATS = {
     "duration": ("humanizeDuration", humanize_duration),
     "bytes": ("humanize1024", humanize_1024),
     "number": ("humanize", humanize),
-    "decimal": ('printf "%.3f"', lambda v: "%.3f" % v),
+    "decimal": ('printf "%.3f"', lambda v: f"{v:.3f}"),
 }
 
 
 def value_template(fmt: str) -> str:
     """The annotation template printing the alert's current value in ``fmt``."""
-    return "{{ $value | %s }}" % FORMATS[fmt][0]
+    return "{{ $value | " + FORMATS[fmt][0] + " }}"
 
 
 def render_value(fmt: str, value: float) -> str:
@@ -193,9 +188,7 @@ def with_matchers(selector: str, *matchers: str, suffix: str = "") -> str:
 
 def go_float(value: float) -> str:
     """How the Python and Go clients print a bucket bound (prometheus_client's floatToGoString)."""
-    from prometheus_client.utils import floatToGoString
-
-    return floatToGoString(value)
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 def le_matcher(bound: float) -> str:

@@ -1,11 +1,11 @@
 """``promtool test rules`` files for the generated rules: every alert fires just past its
 threshold (with its exact labels and rendered annotations) and stays silent on the other side.
 
-Threshold alerts (:mod:`alerts.rules`): for each rule, the catalog's fixture turns a value into
-input series; the test checks "pending before ``for`` has passed" (when ``for`` is at least a
+Threshold alerts (:mod:`alerts.rules`): for each rule, the catalog's fixture (:mod:`alerts.fixtures`)
+turns a value into input series; the test checks "pending before ``for`` has passed" (when ``for`` is at least a
 minute), "firing after it" at a value just past the threshold (5%, or for ratios 10% of the way
 to 1) with every label and the rendered annotations, and "silent" just on the other side
-(:meth:`alerts.rules.Rule.test_values`), silent exactly at the threshold (gauges) and silent without
+(:meth:`alerts.model.Rule.test_values`), silent exactly at the threshold (gauges) and silent without
 its series. SLO alerts (:mod:`alerts.slo`): for each burn window, an
 error ratio 10% above and 10% below its threshold, evaluated when the window's ``for`` has passed;
 every other window's expected state is computed the same way, so the test pins the whole set.
@@ -14,48 +14,20 @@ per rule file, so an SLO's tests never see another SLO's alerts.
 
 Prometheus 2.42's promtool compares floats exactly and renders ``$value`` from extrapolated
 rates, so fixtures use integer counts per minute whose ratios have few digits, and annotations are
-rendered with Python copies of Prometheus' humanize functions (``%.4g``).
+rendered with Python copies of Prometheus' humanize functions (``%.4g``, :mod:`alerts.templates`).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable
 from typing import Any
 
-from alerts.promql import FORMATS, duration
-from alerts.rules import MINUTE, Fixture, Rule
+from alerts.fixtures import MINUTE, Fixture
+from alerts.model import Rule
+from alerts.promql import duration
 from alerts.slo import SLORules
-
-_FUNCS: dict[str, Callable[[float], str]] = dict(FORMATS.values())
-_TEMPLATE = re.compile(r"\{\{\s*(\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)"
-                       r"|\$value(?:\s*\|\s*([a-zA-Z0-9]+(?: \"[^\"]*\")?))?)\s*\}\}")
-_WITH = re.compile(r"\{\{\s*with \$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}(.*?)\{\{\s*end\s*\}\}")
-
-
-def go_value(value: float) -> str:
-    """``{{ $value }}``: Go's %v of a float64."""
-    if value == int(value) and abs(value) < 1e21:
-        return str(int(value))
-    return repr(value)
-
-
-def render(template: str, labels: dict[str, str], value: float) -> str:
-    """Expand the subset of Go templates the generated annotations use: ``$labels.x``, ``$value``
-    (optionally piped into a humanize function or printf) and ``with $labels.x`` ... ``.`` ... ``end``."""
-    template = _WITH.sub(lambda m: m.group(2).replace("{{ . }}", labels[m.group(1)]) if labels.get(m.group(1))
-                         else "", template)
-
-    def substitute(match: re.Match) -> str:
-        if match.group(2):
-            return labels.get(match.group(2), "")
-        func = match.group(3)
-        return _FUNCS[func](value) if func else go_value(value)
-    rendered = _TEMPLATE.sub(substitute, template)
-    if "{{" in rendered:
-        raise ValueError(f"template not supported by the test generator: {template!r}")
-    return rendered
+from alerts.slo_tests import slo_cases
+from alerts.templates import expected_alert
 
 
 def _ceil_minute(seconds: float) -> float:
@@ -65,14 +37,6 @@ def _ceil_minute(seconds: float) -> float:
 def _series(fixture: Fixture, until: float) -> list[dict[str, str]]:
     points = int(until // MINUTE) + 2
     return [{"series": s.series, "values": s.values(points)} for s in fixture.series]
-
-
-def _expected(labels: dict[str, str], template_labels: dict[str, str], annotations: dict[str, str],
-              value: float) -> dict[str, Any]:
-    """An expected alert: all its labels, and its annotations rendered with the expression's labels."""
-    return {"exp_labels": dict(sorted(labels.items())),
-            "exp_annotations": {k: render(v, template_labels, value) for k, v in annotations.items()}}
-
 
 
 # --------------------------------------------------------------------------- threshold alerts
@@ -88,11 +52,11 @@ def threshold_tests(rules: list[Rule]) -> list[dict[str, Any]]:
         at = _ceil_minute(max(fire.active_from + rule.for_, fire.settle) + MINUTE)
         expr_labels = fire.labels
         labels = {**expr_labels, **rule.labels}
-        checks = []
+        checks: list[dict[str, Any]] = []
         if rule.for_ >= MINUTE:
             checks.append({"eval_time": duration(fire.active_from + rule.for_ - MINUTE), "alertname": rule.name,
                            "exp_alerts": []})
-        expected = _expected(labels, expr_labels, rule.annotations, fire.value_at(at))
+        expected = expected_alert(labels, expr_labels, rule.annotations, fire.value_at(at))
         checks.append({"eval_time": duration(at), "alertname": rule.name, "exp_alerts": [expected]})
         if definition.compare == "event":
             fires, silent = "when its condition holds", "when it does not"
@@ -129,8 +93,6 @@ def threshold_tests(rules: list[Rule]) -> list[dict[str, Any]]:
 
 def slo_tests(all_rules: list[SLORules]) -> list[dict[str, Any]]:
     """Each SLO's cases at the real cadence of its SLI (:mod:`alerts.slo_tests`)."""
-    from alerts.slo_tests import slo_cases
-
     return [case for rules in all_rules for case in slo_cases(rules)]
 
 

@@ -19,7 +19,13 @@ import difflib
 import re
 from typing import Any
 
-from alerts.promql import split_selector
+from alerts.metric_specs import declared_specs
+from alerts.promql import number, range_selector, split_selector
+from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, LATENCY_BUCKETS
+from collectors.model_metrics import MODEL_API_REQUEST_DURATION_SECONDS
+from collectors.model_probe import BUCKETS
+from collectors.recall_metrics import RECALL_QUERY_RECALL_RATIO
+from collectors.recall_scoring import RECALL_BUCKETS
 
 # Prometheus adds these to every scraped series; vecmon adds target to every family.
 _ALWAYS = {"job", "instance", "target"}
@@ -28,18 +34,12 @@ _MATCHER_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"(?
 
 def bucket_bounds() -> dict[str, tuple[float, ...]]:
     """Histogram family -> its bucket bounds (the collectors' own constants)."""
-    from collectors.ann_latency import LATENCY_BUCKETS
-    from collectors.model_probe import BUCKETS
-    from collectors.recall_scoring import RECALL_BUCKETS
-
-    return {"vecmon_ann_query_duration_seconds": tuple(LATENCY_BUCKETS),
-            "vecmon_model_api_request_duration_seconds": tuple(BUCKETS),
-            "vecmon_recall_query_recall_ratio": tuple(RECALL_BUCKETS)}
+    return {ANN_QUERY_DURATION_SECONDS.name: tuple(LATENCY_BUCKETS),
+            MODEL_API_REQUEST_DURATION_SECONDS.name: tuple(BUCKETS),
+            RECALL_QUERY_RECALL_RATIO.name: tuple(RECALL_BUCKETS)}
 
 
 def _spec(name: str, kind: str, field: str) -> Any:
-    from dashboards.catalog import declared_specs
-
     specs = declared_specs()
     spec = specs.get(name)
     if spec is None:
@@ -74,8 +74,6 @@ def _check(selector: str | None, kind: str, field: str, suffix: str = "") -> Any
 def check_sli(sli: Any) -> None:
     """Raise ValueError naming the field (``events.good``...) when the SLI cannot measure anything."""
     if sli.events is not None:
-        from alerts.promql import range_selector
-
         for field in ("good", "bad", "total", "error_query", "total_query"):
             selector = getattr(sli.events, field)
             _check(None if selector is None else range_selector(selector), "counter", f"events.{field}")
@@ -84,8 +82,6 @@ def check_sli(sli: Any) -> None:
         if spec is not None:
             bounds = bucket_bounds().get(spec.name)
             if bounds is not None and not any(abs(b - sli.latency.threshold) < 1e-9 for b in bounds):
-                from alerts.promql import number
-
                 raise ValueError(f"latency.threshold: {number(sli.latency.threshold)}s is not a bucket bound of "
                                  f"{spec.name} (bounds: {', '.join(number(b) + 's' for b in bounds)})")
     elif sli.probe is not None:

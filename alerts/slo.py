@@ -1,10 +1,8 @@
 """SLO rules: SLI recordings, Sloth-compatible metadata, multi-window multi-burn-rate alerts.
 
-Output follows Sloth's conventions (``slo:sli_error:ratio_rate<window>``, ``slo:objective:ratio``,
-``slo:error_budget:ratio``, ``slo:time_period:days``, ``slo:current_burn_rate:ratio``,
-``slo:period_burn_rate:ratio``, ``slo:period_error_budget_remaining:ratio``, ``sloth_slo_info``;
-labels ``sloth_id``, ``sloth_service``, ``sloth_slo``, ``sloth_window``), so Sloth's Grafana
-dashboards (grafana.com 14348 and 14643) work on vecmon's rules. Two things differ on purpose:
+Output follows Sloth's conventions (the names and labels are in :mod:`alerts.conventions`), so
+Sloth's Grafana dashboards (grafana.com 14348 and 14643) work on vecmon's rules. Two things differ
+on purpose:
 
 - the period SLI is event-weighted (the ratio of summed 5m event rates, recorded as
   ``slo:sli_error_events:rate5m`` and ``slo:sli_total_events:rate5m``) instead of Sloth's mean of
@@ -26,8 +24,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from alerts import conventions as names
 from alerts.config import SLO, AlertingSettings
+from alerts.conventions import BURN_ALERT, EXHAUSTED_ALERT, NO_DATA_ALERT
 from alerts.promql import at_window, duration, le_matcher, number, range_selector, split_selector, with_matchers
+from alerts.targets import MonitoredConfig
+from collectors.registry import DATABASE_COLLECTORS, all_api_targets, database_collector
 from collectors.settings.base import parse_duration
 
 
@@ -125,7 +127,6 @@ def alert_windows(period: float, interval: float = DEFAULT_INTERVAL, budget: Dec
 
 
 EVENTS_WINDOW = 300.0  # the 5m event rates the period SLI and the current burn rate are built on
-BURN_ALERT, NO_DATA_ALERT, EXHAUSTED_ALERT = "SLOErrorBudgetBurn", "SLOSLIDataMissing", "SLOErrorBudgetExhausted"
 
 
 def dec(value: Decimal) -> str:
@@ -190,8 +191,10 @@ def _parts(slo: SLO) -> tuple[str | None, str | None, str]:
     sli = slo.sli
     if sli.events is not None:
         return sli.events.bad_events, sli.events.good, sli.events.all_events
+    assert sli.latency is not None
     h = sli.latency.histogram
-    return None, with_matchers(h, le_matcher(sli.latency.threshold), suffix="_bucket"), with_matchers(h, suffix="_count")
+    good = with_matchers(h, le_matcher(sli.latency.threshold), suffix="_bucket")
+    return None, good, with_matchers(h, suffix="_count")
 
 
 def error_ratio(slo: SLO, w: str) -> str:
@@ -209,6 +212,7 @@ def error_ratio(slo: SLO, w: str) -> str:
     total = _rate(total_selector, w)
     if bad is not None:
         return f"({_rate(bad, w)} or vector(0))\n/\n({total} > 0)"
+    assert good is not None
     return f"(\n  {total}\n  -\n  {_rate(good, w)}\n)\n/\n({total} > 0)"
 
 
@@ -223,6 +227,7 @@ def event_rates(slo: SLO) -> tuple[str, str]:
     total = _rate(total_selector, w)
     if bad is not None:
         return f"{_rate(bad, w)} or vector(0)", total
+    assert good is not None
     return f"{total}\n-\n{_rate(good, w)}", total
 
 
@@ -264,7 +269,10 @@ def _selectors(slo: SLO) -> list[str]:
     sli = slo.sli
     if sli.events is not None:
         return [range_selector(s) for s in (sli.events.good, sli.events.bad_events, sli.events.all_events) if s]
-    return [sli.latency.histogram] if sli.latency is not None else [sli.probe.ratio]
+    if sli.latency is not None:
+        return [sli.latency.histogram]
+    assert sli.probe is not None
+    return [sli.probe.ratio]
 
 
 _TARGET = re.compile(r'(?:^|[{,\s])target\s*=\s*"([^"]*)"')
@@ -281,8 +289,6 @@ def sli_target(slo: SLO) -> str | None:
 
 def _collector_of(metric: str) -> str | None:
     """The database collector declaring ``metric`` (None: an API collector's or not vecmon's)."""
-    from collectors.registry import DATABASE_COLLECTORS, database_collector
-
     for name in DATABASE_COLLECTORS:
         if any(metric in (spec.name, f"{spec.name}_bucket", f"{spec.name}_count", f"{spec.name}_sum")
                for spec in database_collector(name).METRICS):
@@ -290,14 +296,12 @@ def _collector_of(metric: str) -> str | None:
     return None
 
 
-def sli_interval(slo: SLO, config: Any) -> float:
+def sli_interval(slo: SLO, config: MonitoredConfig) -> float:
     """Seconds between two updates of the SLI's events: ``sli.interval``, else the interval of the
     collector that exports its metric on the target the selectors name (the longest one when they
     name none), else 60s."""
     if slo.sli.interval is not None:
         return float(slo.sli.interval)
-    from collectors.registry import all_api_targets
-
     target = sli_target(slo)
     metric = split_selector(_selectors(slo)[0])[0]
     collector = _collector_of(metric)
@@ -343,7 +347,7 @@ def no_data_for(slo: SLO, interval: float) -> float:
 
 def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: float = DEFAULT_INTERVAL,
               scrape_job: str | None = None) -> SLORules:
-    ids = {"sloth_id": slo.id, "sloth_service": slo.service, "sloth_slo": slo.name}
+    ids = dict(zip(names.ID_LABELS, (slo.id, slo.service, slo.name), strict=True))
     labels = {**ids, **slo.labels}
     m = ", ".join(f'{k}="{v}"' for k, v in ids.items())
     period = duration(slo.period)
@@ -354,37 +358,37 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
 
     sli_rules: list[dict[str, Any]] = []
     errors, total = event_rates(slo)
-    sli_rules.append({"record": "slo:sli_error_events:rate5m", "expr": errors, "labels": labels})
-    sli_rules.append({"record": "slo:sli_total_events:rate5m", "expr": total, "labels": labels})
+    sli_rules.append({"record": names.ERROR_EVENTS_RATE5M, "expr": errors, "labels": labels})
+    sli_rules.append({"record": names.TOTAL_EVENTS_RATE5M, "expr": total, "labels": labels})
     for seconds in sli_windows(slo, interval):
         if seconds == slo.period:
             continue
         w = duration(seconds)
-        sli_rules.append({"record": f"slo:sli_error:ratio_rate{w}", "expr": error_ratio(slo, w),
-                          "labels": {**labels, "sloth_window": w}})
+        sli_rules.append({"record": names.error_ratio(w), "expr": error_ratio(slo, w),
+                          "labels": {**labels, names.WINDOW_LABEL: w}})
     for seconds in sorted({window.long for window in windows}):
         w = duration(seconds)
-        sli_rules.append({"record": f"slo:sli_total_events:increase{w}", "expr": total_events(slo, w),
-                          "labels": {**labels, "sloth_window": w}})
+        sli_rules.append({"record": names.total_events_increase(w), "expr": total_events(slo, w),
+                          "labels": {**labels, names.WINDOW_LABEL: w}})
     sli_rules.append({
-        "record": f"slo:sli_error:ratio_rate{period}",
-        "expr": (f"sum_over_time(slo:sli_error_events:rate5m{{{m}}}[{period}])\n/\n"
-                 f"(sum_over_time(slo:sli_total_events:rate5m{{{m}}}[{period}]) > 0)"),
-        "labels": {**labels, "sloth_window": period}})
+        "record": names.error_ratio(period),
+        "expr": (f"sum_over_time({names.ERROR_EVENTS_RATE5M}{{{m}}}[{period}])\n/\n"
+                 f"(sum_over_time({names.TOTAL_EVENTS_RATE5M}{{{m}}}[{period}]) > 0)"),
+        "labels": {**labels, names.WINDOW_LABEL: period}})
 
-    on = "on (sloth_id, sloth_slo, sloth_service) group_left"
+    on = f"on ({names.ID_LABEL}, {names.SLO_LABEL}, {names.SERVICE_LABEL}) group_left"
+    budget_ratio = f"{names.ERROR_BUDGET}{{{m}}}"
     meta_rules = [
-        {"record": "slo:objective:ratio", "expr": f"vector({dec(Decimal(1) - budget)})", "labels": labels},
-        {"record": "slo:error_budget:ratio", "expr": f"vector({dec(budget)})", "labels": labels},
-        {"record": "slo:time_period:days", "expr": f"vector({number(slo.period / 86400)})", "labels": labels},
-        {"record": "slo:current_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate{dw}{{{m}}}\n/ {on}\nslo:error_budget:ratio{{{m}}}", "labels": labels},
-        {"record": "slo:period_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate{period}{{{m}}}\n/ {on}\nslo:error_budget:ratio{{{m}}}",
+        {"record": names.OBJECTIVE, "expr": f"vector({dec(Decimal(1) - budget)})", "labels": labels},
+        {"record": names.ERROR_BUDGET, "expr": f"vector({dec(budget)})", "labels": labels},
+        {"record": names.TIME_PERIOD_DAYS, "expr": f"vector({number(slo.period / 86400)})", "labels": labels},
+        {"record": names.CURRENT_BURN_RATE,
+         "expr": f"{names.error_ratio(dw)}{{{m}}}\n/ {on}\n{budget_ratio}", "labels": labels},
+        {"record": names.PERIOD_BURN_RATE,
+         "expr": f"{names.error_ratio(period)}{{{m}}}\n/ {on}\n{budget_ratio}", "labels": labels},
+        {"record": names.PERIOD_ERROR_BUDGET_REMAINING, "expr": f"1 - {names.PERIOD_BURN_RATE}{{{m}}}",
          "labels": labels},
-        {"record": "slo:period_error_budget_remaining:ratio", "expr": f"1 - slo:period_burn_rate:ratio{{{m}}}",
-         "labels": labels},
-        {"record": "sloth_slo_info", "expr": "vector(1)",
+        {"record": names.SLO_INFO, "expr": "vector(1)",
          "labels": {**labels, "sloth_mode": "cli-gen-prom", "sloth_objective": dec((1 - budget) * 100),
                     "sloth_spec": "prometheus/v1", "sloth_version": f"vecmon-{version}"}},
     ]
@@ -401,18 +405,18 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
         long, short = duration(window.long), duration(window.short)
         severity = alerting.page_severity if window.tier == "page" else alerting.ticket_severity
         for_ = getattr(alerting, f"{window.tier}_{window.speed}_for")
-        expr = (f"max without (sloth_window) (slo:sli_error:ratio_rate{long}{{{m}}} > {threshold})\nand\n"
-                f"max without (sloth_window) (slo:sli_error:ratio_rate{short}{{{m}}} > {threshold})")
+        without = f"max without ({names.WINDOW_LABEL})"
+        expr = (f"{without} ({names.error_ratio(long)}{{{m}}} > {threshold})\nand\n"
+                f"{without} ({names.error_ratio(short)}{{{m}}} > {threshold})")
         minimum = min_events(slo, factor * budget)
         if minimum:
-            expr += (f"\nand\nmax without (sloth_window) (slo:sli_total_events:increase{long}{{{m}}} >= "
-                     f"{number(minimum)})")
+            expr += f"\nand\n{without} ({names.total_events_increase(long)}{{{m}}} >= {number(minimum)})"
         rule = {
             "alert": BURN_ALERT,
             "expr": expr,
             "for": duration(for_),
             "keep_firing_for": duration(window.keep_firing_for),
-            "labels": {"severity": severity, "service": slo.service, "sloth_severity": window.tier,
+            "labels": {"severity": severity, "service": slo.service, names.SEVERITY_LABEL: window.tier,
                        "long_window": long, "short_window": short, **ids, **where, **extra},
             "annotations": {
                 "summary": "{{ $labels.sloth_service }} SLO {{ $labels.sloth_slo }} burns its error budget "
@@ -435,7 +439,7 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
             split_selector(s)[0].startswith("vecmon_") for s in _selectors(slo)) else {}
         no_data = {
             "alert": NO_DATA_ALERT,
-            "expr": f"absent(slo:sli_error:ratio_rate{dw}{{{m}}})",
+            "expr": f"absent({names.error_ratio(dw)}{{{m}}})",
             "for": duration(wait),
             "labels": {"severity": alerting.no_data_severity, "service": slo.service, **labels, **where, **job,
                        **extra},
@@ -452,7 +456,7 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
     if alerting.enabled and alerting.budget_exhausted:
         exhausted = {
             "alert": EXHAUSTED_ALERT,
-            "expr": f"slo:period_error_budget_remaining:ratio{{{m}}} <= 0",
+            "expr": f"{names.PERIOD_ERROR_BUDGET_REMAINING}{{{m}}} <= 0",
             "for": duration(alerting.budget_exhausted_for),
             "labels": {"severity": alerting.budget_exhausted_severity, "service": slo.service, **ids, **where,
                        **extra},
@@ -467,16 +471,15 @@ def slo_rules(slo: SLO, settings: AlertingSettings, version: str, interval: floa
 
     return SLORules(
         slo=slo, ids=ids, labels=labels,
-        sli_group={"name": f"vecmon-slo-sli-recordings-{slo.id}", "rules": sli_rules},
-        meta_group={"name": f"vecmon-slo-meta-recordings-{slo.id}", "rules": meta_rules},
-        alert_group={"name": f"vecmon-slo-alerts-{slo.id}", "rules": alert_rules} if alert_rules else None,
+        sli_group={"name": names.sli_group(slo.id), "rules": sli_rules},
+        meta_group={"name": names.meta_group(slo.id), "rules": meta_rules},
+        alert_group={"name": names.alert_group(slo.id), "rules": alert_rules} if alert_rules else None,
         burn_alerts=tuple(burn_alerts), no_data=no_data, exhausted=exhausted, interval=interval, target=target)
 
 
-def all_slo_rules(config: Any) -> list[SLORules]:
-    from monitor import __version__
-
+def all_slo_rules(config: MonitoredConfig, version: str) -> list[SLORules]:
+    """The rules of every SLO of ``config``; ``version`` (vecmon's) goes into ``sloth_slo_info``."""
     settings = config.alerting
-    return [slo_rules(slo, settings, __version__, sli_interval(slo, config), settings.scrape_job)
+    return [slo_rules(slo, settings, version, sli_interval(slo, config), settings.scrape_job)
             for slo in config.slos]
 

@@ -1,15 +1,16 @@
 """Application checks (collectors.app_probe): panels for the RAG application's own endpoints.
 
 :func:`build` is the dashboard ``vecmon generate`` writes when the config has ``applications:``
-(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts' (:mod:`alerts.rules_app`), so a panel
-turns red where an alert fires. The checks' targets are selected with ``$application``.
+(dashboards.render); :func:`panels` returns its section. Thresholds are the alerts'
+(:mod:`alerts.catalog.applications`), so a panel turns red where an alert fires. The checks' targets
+are selected with ``$application``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from alerts.rules_app import APP_ALERTS
+from alerts.catalog.applications import APP_ALERTS
 from collectors.app_probe import (
     APP_PROBE_ASSERTION_FAILURES_TOTAL,
     APP_PROBE_DURATION_SECONDS,

@@ -3,7 +3,7 @@ maintenance progress and vector-table bloat, pg_stat_io and pg_stat_wal.
 
 :func:`pg_signal_panels` returns rows and panels for the PostgreSQL dashboard
 (:mod:`dashboards.postgres`, whose ``$job``, ``$instance`` and ``$target`` variables they use);
-thresholds follow the alerts in :mod:`alerts.rules_pg_signals`.
+thresholds follow the alerts in :mod:`alerts.catalog.pg_signals`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Dashboard thresholds, taken from the config.
 
-- Alert thresholds: the effective threshold of each generated alert (:mod:`alerts.rules`, with
+- Alert thresholds: the effective threshold of each generated alert (:mod:`alerts.catalog`, with
   the config's ``alerting.alerts.<Name>.threshold`` overrides applied) is the panel's red line,
   so a dashboard turns red exactly where the alert fires.
 - Targets: recall targets (``databases[].vector.recall.target``), SLO objectives (``slos[]``),
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.rules import ALERTS
+from alerts.catalog import ALERTS
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,15 @@ from pathlib import Path
 
 from alerts.render import check_runbook_base, write_alerting
 from dashboards.render import write_dashboards
+from monitor import __version__
 from monitor.config import Config
 
-GENERATORS = (write_alerting, write_dashboards)
+
+def _write_alerting(config: Config, out_dir: Path) -> list[Path]:
+    return write_alerting(config, out_dir, __version__)
+
+
+GENERATORS = (_write_alerting, write_dashboards)
 
 
 def generate_all(config: Config, out_dir: Path, kubernetes_from: Path | None = None) -> list[Path]:

@@ -250,7 +250,7 @@ def service_monitor(config: Any) -> dict:
 
 def prometheus_rule(config: Any) -> dict:
     groups = []
-    for relative, document in alerting_documents(config).items():
+    for relative, document in alerting_documents(config, __version__).items():
         if relative.endswith(".rules.yml"):
             groups.extend(document.get("groups", []))
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": _meta(APP),

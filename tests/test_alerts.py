@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts.catalog import ALERTS, CATALOG
 from alerts.docs import alert_reference
 from alerts.promql import duration, humanize, humanize_1024, humanize_duration, humanize_percentage, metric_names
 from alerts.render import write_alerting
-from alerts.rules import ALERTS, CATALOG, threshold_rules
+from alerts.rules import threshold_rules
 from alerts.slo import TIERS, all_slo_rules
+from monitor import __version__
 from monitor.loader import ConfigError, load_config, parse_config
 from tests.webhook import require_binary
 
@@ -38,7 +40,7 @@ databases:
 
 
 def generate(config, out: Path) -> dict[str, Path]:
-    return {str(p.relative_to(out)): p for p in write_alerting(config, out)}
+    return {str(p.relative_to(out)): p for p in write_alerting(config, out, __version__)}
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +136,8 @@ daemon: {stale_after: 2m}
 databases:
   - {name: fast, dsn: postgresql://x@db/a, interval: 10s,
      collectors: {vector_indexes: {enabled: false}, recall: {enabled: false}, ann_latency: {enabled: false},
-                  vector_freshness: {enabled: false}, vector_bloat: {enabled: false}}}
+                  vector_freshness: {enabled: false}, vector_bloat: {enabled: false},
+                  wraparound_tables: {enabled: false}}}
   - {name: slow, dsn: postgresql://x@db/b, interval: 5m,
      collectors: {vector_indexes: {enabled: false}, recall: {enabled: false}, ann_latency: {enabled: false},
                   vector_freshness: {enabled: false}, vector_bloat: {enabled: false}}}
@@ -263,7 +266,8 @@ alertmanager:
 
 def _declared() -> set[str]:
     """Every declared family name and every sample name it exposes (``_bucket``, ``_info``...)."""
-    from dashboards.catalog import declared_series, declared_specs
+    from alerts.metric_specs import declared_specs
+    from dashboards.catalog import declared_series
 
     return set(declared_specs()) | declared_series()
 
@@ -331,13 +335,13 @@ slos:
     period: {period}
     sli: {{events: {{bad: 'errors_total', total: 'requests_total'}}}}
 """
-    rules = all_slo_rules(parse_config(slo(0.999, "28d")))[0]
+    rules = all_slo_rules(parse_config(slo(0.999, "28d")), __version__)[0]
     assert [str(b.factor) for b in rules.burn_alerts] == ["13.44", "5.6", "2.8", "0.933333"]
     assert [b.threshold for b in rules.burn_alerts][0] == pytest.approx(0.01344)
-    rules = all_slo_rules(parse_config(slo(0.9, "30d")))[0]
+    rules = all_slo_rules(parse_config(slo(0.9, "30d")), __version__)[0]
     # 14.4 x 10% budget > 100% errors: the 1h/5m window can never fire and is left out
     assert [duration(b.window.long) for b in rules.burn_alerts] == ["6h", "1d", "3d"]
-    rules = all_slo_rules(parse_config(slo(0.99, "7d")))[0]
+    rules = all_slo_rules(parse_config(slo(0.99, "7d")), __version__)[0]
     # 7d: the 30d windows scaled by 7/30 (3 minutes at least for a 60s SLI), the workbook's factors
     assert [str(b.factor) for b in rules.burn_alerts] == ["14.4", "6", "3", "1"]
     assert [(duration(b.window.long), duration(b.window.short)) for b in rules.burn_alerts] == [
@@ -353,7 +357,7 @@ def test_latency_sli_matches_the_bucket_however_it_is_formatted(example):
 slos:
   - {name: l, service: s, objective: 0.99, sli: {latency: {histogram: 'h_seconds', threshold: 1s}}}
 """)
-    expr = all_slo_rules(config)[0].sli_group["rules"][2]["expr"]
+    expr = all_slo_rules(config, __version__)[0].sli_group["rules"][2]["expr"]
     assert 'h_seconds_bucket{le=~"1(\\\\.0)?"}' in expr  # Python client: 1.0, Go clients: 1
 
 

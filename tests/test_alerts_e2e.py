@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from alerts.render import write_alerting
+from monitor import __version__
 from monitor.daemon import Daemon
 from monitor.loader import parse_config
 from tests.conftest import MONITOR_ROLE, new_database
@@ -149,7 +150,7 @@ def stack(pg18, tmp_path_factory):
     token_file = tmp_path / "hook-token"
     token_file.write_text(TOKEN + "\n")
     config = parse_config(vecmon_config(db18, threshold, hook.url, token_file, tmp_path / "recall.sqlite"))
-    files = {p.name: p for p in write_alerting(config, tmp_path / "generated")}
+    files = {p.name: p for p in write_alerting(config, tmp_path / "generated", __version__)}
     daemon = Daemon(config)
     servers = []
     try:

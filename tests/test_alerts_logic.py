@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts import conventions as names
 from alerts import yamlout
 from alerts.alertmanager import alertmanager_config
 from alerts.promql import duration
 from alerts.render import write_alerting
 from alerts.rules import threshold_rules
 from alerts.slo import all_slo_rules
+from monitor import __version__
 from monitor.loader import ConfigError, parse_config
 from tests.helpers import require_tool
 from tests.webhook import start_alertmanager
@@ -44,7 +46,7 @@ slos:
 
 def promtool_test(tmp: Path, config_text: str, tests: list[dict]) -> subprocess.CompletedProcess:
     promtool = require_tool("promtool", "prometheus")
-    files = write_alerting(parse_config(config_text), tmp)
+    files = write_alerting(parse_config(config_text), tmp, __version__)
     rule_files = [p for p in files if p.name.endswith(".rules.yml")]
     groups = [g["name"] for p in rule_files for g in yaml.safe_load(p.read_text())["groups"]]
     document = {"rule_files": [str(p) for p in rule_files], "evaluation_interval": "1m",
@@ -65,7 +67,7 @@ def firing(alertname: str, at: str, expected: list[dict]) -> dict:
 def test_no_burn_window_fires_below_the_budget_and_pages_need_a_factor_of_at_least_one(period):
     """Before: a 7d SLO got factors 3.36, 1.4, 0.7 and 0.233 (tickets at 0.233x the budget, while the
     SLO is met), a 3d SLO a duplicate ratio_rate3d recording (promtool: duplicate sample)."""
-    rules = all_slo_rules(parse_config(slo(period)))[0]
+    rules = all_slo_rules(parse_config(slo(period)), __version__)[0]
     factors = {b.window.tier + " " + b.window.speed: float(b.factor) for b in rules.burn_alerts}
     assert factors["page fast"] >= 13.44 and factors["page slow"] >= 5.6
     assert min(factors.values()) >= 0.93, factors  # half the budget never crosses a threshold
@@ -75,7 +77,7 @@ def test_no_burn_window_fires_below_the_budget_and_pages_need_a_factor_of_at_lea
 
 def test_seven_day_descriptions_tell_the_truth():
     """Before: '... of the 7d objective: at this rate the budget is gone in 30d 0h 0m 3s' (factor 0.233)."""
-    rules = all_slo_rules(parse_config(slo("7d")))[0]
+    rules = all_slo_rules(parse_config(slo("7d")), __version__)[0]
     descriptions = [b.rule["annotations"]["description"] for b in rules.burn_alerts]
     assert "the whole budget lasts 11h 40m" in descriptions[0]
     assert "the whole budget lasts 7d" in descriptions[-1]
@@ -89,13 +91,14 @@ def test_windows_and_no_data_wait_follow_the_sli_interval():
     """Before: 1h/5m whatever the probe's interval and SLOSLIDataMissing for: 15m (a 30m probe
     leaves the 5m rate at 0 for 25 of every 30 minutes: a permanent warning)."""
     config = parse_config(slo(sli="{events: {bad: 'errors_total', total: 'requests_total'}, interval: 30m}"))
-    rules = all_slo_rules(config)[0]
+    rules = all_slo_rules(config, __version__)[0]
     assert [duration(b.window.short) for b in rules.burn_alerts] == ["90m", "90m", "2h", "6h"]
     assert all(b.window.long >= 2 * b.window.short for b in rules.burn_alerts)
     assert rules.no_data["for"] == "1h" and "ratio_rate90m" in rules.no_data["expr"]
     # the recall probe's own interval is found from the collector exporting the metric
-    recall = all_slo_rules(parse_config(slo(sli="{events: {good: 'vecmon_recall_good_cycles_total{target=\"app\"}', "
-                                                "total: 'vecmon_recall_cycles_total{target=\"app\"}'}}")))[0]
+    recall_config = parse_config(slo(sli="{events: {good: 'vecmon_recall_good_cycles_total{target=\"app\"}', "
+                                         "total: 'vecmon_recall_cycles_total{target=\"app\"}'}}"))
+    recall = all_slo_rules(recall_config, __version__)[0]
     assert recall.interval == 600 and duration(recall.burn_alerts[0].window.short) == "30m"
     assert recall.burn_alerts[0].rule["keep_firing_for"] == "1h"
 
@@ -117,8 +120,8 @@ def test_keep_firing_for_holds_a_page_across_a_quiet_short_window(tmp_path):
             {"expr": f"count(count_over_time({page}[105m]))", "eval_time": "105m",
              "exp_samples": [{"labels": "{}", "value": 1}]},
             # the short window really was clean during the pause
-            {"expr": 'slo:sli_error:ratio_rate5m{sloth_id="svc-s"}', "eval_time": "77m",
-             "exp_samples": [{"labels": 'slo:sli_error:ratio_rate5m{sloth_id="svc-s", sloth_service="svc", '
+            {"expr": names.error_ratio("5m") + '{sloth_id="svc-s"}', "eval_time": "77m",
+             "exp_samples": [{"labels": names.error_ratio("5m") + '{sloth_id="svc-s", sloth_service="svc", '
                                         'sloth_slo="s", sloth_window="5m"}', "value": 0}]}]}])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -263,7 +266,7 @@ alertmanager:
   receiver: hook
   receivers: [{name: hook, webhook: [{url: "http://127.0.0.1:9/hook"}]}]
 """)
-    rules = all_slo_rules(config)[0]
+    rules = all_slo_rules(config, __version__)[0]
     burn, no_data = rules.burn_alerts[0].rule, rules.no_data
     assert burn["labels"]["target"] == "app" and no_data["labels"]["job"] == "vecmon"
     path = tmp_path / "alertmanager.yml"

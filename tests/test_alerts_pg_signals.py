@@ -1,4 +1,4 @@
-"""The operator-signal alerts (alerts/rules_pg_signals.py) and dashboard panels (dashboards/pg_signals.py),
+"""The operator-signal alerts (alerts/catalog/pg_signals.py) and dashboard panels (dashboards/pg_signals.py),
 checked directly: rules built as ``vecmon generate`` builds them, ``promtool check rules --lint=all
 --lint-fatal`` and their generated ``promtool test rules`` cases (fires just past the threshold, silent
 on the other side), every metric they read declared by a collector, and the panels' queries too.
@@ -12,10 +12,11 @@ from pathlib import Path
 import yaml
 
 from alerts import yamlout
+from alerts.catalog import CATALOG
+from alerts.catalog.pg_signals import PG_SIGNALS
 from alerts.promql import metric_names
 from alerts.promtool_tests import threshold_tests, unit_test_file
-from alerts.rules import CATALOG, build_rule, rule_groups
-from alerts.rules_pg_signals import pg_signal_alerts
+from alerts.rules import build_rule, rule_groups
 from collectors.registry import all_collector_classes
 from dashboards.facade import dashboard
 from dashboards.lint import lint
@@ -30,7 +31,6 @@ databases:
   - name: app
     dsn: postgresql://vecmon@db/app
 """
-PG_SIGNALS = pg_signal_alerts()
 DECLARED = {spec.name for cls in all_collector_classes() for spec in cls.METRICS}
 
 

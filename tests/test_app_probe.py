@@ -29,9 +29,9 @@ import yaml
 from helpers import Families, require_tool
 from prometheus_client import generate_latest
 
+from alerts.catalog.applications import APP_ALERTS
 from alerts.promtool_tests import threshold_tests, unit_test_file
 from alerts.rules import build_rule
-from alerts.rules_app import APP_ALERTS
 from alerts.yamlout import dump
 from collectors.app_probe import (
     APP_OUTCOMES,

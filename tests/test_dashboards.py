@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts import conventions as names
 from collectors.model_metrics import MODEL_API_REQUEST_DURATION_SECONDS, MODEL_API_REQUESTS_TOTAL
 from collectors.pg_tables import PG_TABLE_SEQ_SCAN_TOTAL
 from collectors.self_metrics import BUILD_INFO, UP
@@ -196,7 +197,7 @@ def test_lint_command_line(tmp_path, boards):
 def test_every_referenced_metric_is_declared_or_recorded(full_config, boards):
     recorded = recording_rules(full_config)
     if HAS_SLOS:
-        assert "slo:period_error_budget_remaining:ratio" in recorded
+        assert names.PERIOD_ERROR_BUDGET_REMAINING in recorded
     known = declared_series() | recorded
     missing = {}
     for uid, board in boards.items():
@@ -281,8 +282,8 @@ def test_slo_dashboard_shows_a_one_hour_sli(boards):
     board = boards["vecmon-slos"]
     exprs = [(panel.get("title"), t["expr"]) for panel, t in lint.targets(board)]
     sli = [expr for title, expr in exprs if title == "SLI (1h) against objective"]
-    assert any("sum_over_time(slo:sli_error_events:rate5m" in expr and "[1h]" in expr for expr in sli), sli
-    assert not any("slo:sli_error:ratio_rate5m" in expr for _, expr in exprs)
+    assert any(f"sum_over_time({names.ERROR_EVENTS_RATE5M}" in expr and "[1h]" in expr for expr in sli), sli
+    assert not any(names.error_ratio("5m") in expr for _, expr in exprs)
 
 
 def test_stable_uids_and_titles(boards):

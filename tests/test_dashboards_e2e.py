@@ -41,6 +41,7 @@ import yaml
 
 from dashboards import lint
 from dashboards.render import write_dashboards
+from monitor import __version__
 from monitor.daemon import Daemon
 from monitor.embedded import free_port
 from monitor.loader import parse_config
@@ -306,7 +307,7 @@ def stack(pg18, tmp_path_factory):
         if HAS_ALERTS:
             from alerts.render import write_alerting
 
-            rule_files = [p for p in write_alerting(config, out) if p.name.endswith(".rules.yml")]
+            rule_files = [p for p in write_alerting(config, out, __version__) if p.name.endswith(".rules.yml")]
         proc, url, log = start_prometheus(prometheus_bin, workdir, scrape_target, rule_files)
         cleanups.append(lambda: (proc.terminate(), proc.wait(10), log.close()))
         wait_for_scrapes(url, 3)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from alerts.render import write_alerting
+from monitor import __version__
 from monitor.loader import ConfigError, parse_config
 from tests.helpers import require_tool
 
@@ -84,7 +85,7 @@ def _promtool_passes(files: list[Path]) -> None:
 
 def test_a_promql_sli_with_a_window_placeholder_gives_rules_that_pass_promtool(tmp_path):
     config = parse_config(RAW_SLO)
-    files = write_alerting(config, tmp_path)
+    files = write_alerting(config, tmp_path, __version__)
     rules = next(p for p in files if p.name.endswith(".rules.yml")).read_text()
     assert 'sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[5m]))' in rules
     assert "{{.window}}" not in rules
@@ -114,5 +115,5 @@ def test_import_sloth_writes_slo_config_that_generates(tmp_path):
     assert "pageteam" in done.stderr  # a severity vecmon does not have is named, not silently dropped
     assert len(imported["slos"]) == 1
     config = parse_config(HEAD + out.read_text())
-    files = write_alerting(config, tmp_path / "generated")
+    files = write_alerting(config, tmp_path / "generated", __version__)
     _promtool_passes(files)

@@ -1,71 +1,31 @@
-"""Threshold alerts on the application probes (:mod:`collectors.app_probe`), in the catalog's
-shape (:class:`alerts.rules.AlertDef`): :data:`APP_ALERTS`, rule group ``vecmon-applications``.
+"""Alerts on the application probes (:mod:`collectors.app_probe`): :data:`APP_ALERTS`, rule group
+``vecmon-applications``.
 
 Windows fit the probes' default cadence (one check every 30s): a 10-minute window holds 20 checks
 of each target, so the 5% error ratio of the seeds means "2 failed checks or more" there, and
 one failed check in 20 (exactly 5%) does not fire.
-
-Hooked into the catalog by ``alerts.rules`` (``CATALOG = [..., *APP_ALERTS]``, ``"applications"``
-in ``GROUP_ORDER``); this module imports ``alerts.rules``, so the import there sits after the
-definitions it uses.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from alerts.promql import number
-from alerts.rules import MINUTE, AlertDef, Doc, Fixture, InputSeries, Params, When, counter, sel, split
+from alerts.fixtures import MINUTE, Fixture, InputSeries, sel
+from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
+from alerts.shapes import FailedOutcomes, MeanLatency
+from alerts.targets import APPLICATIONS, HTTPS_APPLICATIONS
+from collectors.app_probe import (
+    APP_PROBE_DURATION_SECONDS,
+    APP_PROBE_REQUESTS_TOTAL,
+    APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
+)
 
 GROUP = "applications"
 SERVICE = "application"
 EXAMPLE = {"target": "rag-search"}
 DAY = 86400.0
 
-REQUESTS = "vecmon_app_probe_requests_total"
-DURATION = "vecmon_app_probe_duration_seconds"
-EXPIRY = "vecmon_app_tls_cert_expiry_timestamp_seconds"
-
-
-def _applications(config: Any) -> list[Any]:
-    return [a for a in getattr(config, "applications", []) if a.enabled]
-
-
-APPLICATIONS = When("an enabled application check is configured", lambda config: bool(_applications(config)))
-HTTPS_APPLICATIONS = When("an enabled application check has an https:// URL", lambda config: any(
-    a.url.lower().startswith("https://") for a in _applications(config)))
-
-V, T, W = "<value>", "<threshold>", "<window>"
-
-
-def _errors_expr(p: Params) -> str:
-    by = "sum by (target)"
-    expr = (f"(\n  {by} (rate({REQUESTS}{{outcome!=\"success\"}}[{p.w}]))\n  /\n"
-            f"  ({by} (rate({REQUESTS}[{p.w}])) > 0)\n) > {number(p.threshold)}")
-    if p.minimum:
-        expr += f"\nand on (target)\n{by} (increase({REQUESTS}[{p.w}])) >= {number(p.minimum)}"
-    return expr
-
-
-def _errors_fixture(p: Params, value: float) -> Fixture:
-    total = 1000 * max(1, int((p.minimum or 0) // 1000) + 1)  # checks per minute: above any minimum
-    errors, ok = split(value, total)
-    return Fixture((counter(REQUESTS, dict(EXAMPLE, outcome="success"), ok),
-                    counter(REQUESTS, dict(EXAMPLE, outcome="http_5xx"), errors)),
-                   dict(EXAMPLE), errors / total, active_from=MINUTE, settle=p.window or 0)
-
-
-def _latency_expr(p: Params) -> str:
-    by, selector = "sum by (target)", '{outcome="success"}'
-    return (f"(\n  {by} (rate({DURATION}_sum{selector}[{p.w}]))\n  /\n"
-            f"  ({by} (rate({DURATION}_count{selector}[{p.w}])) > 0)\n) > {number(p.threshold)}")
-
-
-def _latency_fixture(p: Params, value: float) -> Fixture:
-    labels, per_minute = dict(EXAMPLE, outcome="success"), 10  # observations per minute, `value` seconds each
-    return Fixture((counter(f"{DURATION}_sum", labels, value * per_minute),
-                    counter(f"{DURATION}_count", labels, per_minute)),
-                   dict(EXAMPLE), value, active_from=MINUTE, settle=p.window or 0)
+REQUESTS = APP_PROBE_REQUESTS_TOTAL.name
+DURATION = APP_PROBE_DURATION_SECONDS.name
+EXPIRY = APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS.name
 
 
 def _expiry_fixture(p: Params, value: float) -> Fixture:
@@ -81,7 +41,7 @@ APP_ALERTS: list[AlertDef] = [
         summary="Checks of {{ $labels.target }} fail.",
         description=V + " of vecmon's checks of {{ $labels.target }} failed over the last " + W +
                     " (threshold " + T + ").",
-        expr=_errors_expr, fixture=_errors_fixture, applies=APPLICATIONS,
+        shape=FailedOutcomes(REQUESTS, "target", EXAMPLE, 1000), applies=APPLICATIONS,
         doc=Doc("Share of vecmon's checks of an application endpoint (health, readiness, a search with a known "
                 "answer) whose outcome was not `success`: a status outside `valid_status_codes`, a timeout, a "
                 "connection or TLS error, or a failed body/JSON assertion, over the window, once the target had "
@@ -102,7 +62,7 @@ APP_ALERTS: list[AlertDef] = [
         summary="{{ $labels.target }} answers slowly.",
         description="Successful checks of {{ $labels.target }} took " + V + " on average over the last " + W +
                     " (threshold " + T + ").",
-        expr=_latency_expr, fixture=_latency_fixture, applies=APPLICATIONS,
+        shape=MeanLatency(DURATION, "target", EXAMPLE, {"outcome": "success"}), applies=APPLICATIONS,
         doc=Doc("Mean round trip (request start to last body byte) of the successful checks of an application "
                 "endpoint over the window. A check that takes longer than its `timeout` is a `timeout` and counts "
                 "in AppProbeErrorRatioHigh instead.",
@@ -117,8 +77,8 @@ APP_ALERTS: list[AlertDef] = [
         threshold=14 * DAY, fmt="duration", compare="<",
         summary="The TLS certificate of {{ $labels.target }} expires soon.",
         description="The certificate {{ $labels.target }} presents expires in " + V + " (threshold " + T + ").",
-        expr=lambda p: f"({EXPIRY} - time()) < {number(p.threshold)}",
-        fixture=_expiry_fixture, applies=HTTPS_APPLICATIONS,
+        shape=Custom(lambda p: f"({EXPIRY} - time()) < {p.limit}", _expiry_fixture),
+        applies=HTTPS_APPLICATIONS,
         doc=Doc("Time left until the `notAfter` of the certificate the application's server presented in the "
                 "last check (read also when `tls_verify` is false). Negative: already expired.",
                 "vecmon default (no seed gives one): 14 days. ACME clients (certbot, cert-manager) renew 30 days "
