@@ -8,6 +8,10 @@ jitter run together, as one :class:`BatchJob`, through :meth:`DatabaseConnector.
 still has its own timeout, its own outcome in the snapshot and its own log lines, and one that
 fails costs only itself.
 
+A batch takes as long as its members together (each bounded by its own timeout), so a slow
+database delays the later members of its batch; a batch still running when it is due again is
+skipped like any job (``vecmon_collector_skipped_runs_total{reason="overlap"}`` for each member).
+
 Not batched: collectors that run SQL from the config (``runs_config_sql``: custom queries, the
 recall probe and ANN latency with their filters), because their session is reset after each run;
 cluster-wide collectors (they run on a :class:`monitor.servers.ServerRunner`); anything else.

@@ -1,0 +1,77 @@
+"""Batches (monitor.batches): a target's collectors of vecmon's own SQL with one schedule run in
+one transaction, each with its own timeout and outcome. Real PostgreSQL."""
+
+from __future__ import annotations
+
+from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError
+from monitor.batches import BatchJob
+from monitor.loader import parse_config
+from monitor.pg import DatabaseConnector
+from monitor.scheduler import Runtime
+from monitor.snapshot import SnapshotStore
+from tests.conftest import MONITOR_ROLE, new_database
+from tests.helpers import make_target
+
+
+def _ctx(connector: DatabaseConnector) -> CollectContext:
+    return CollectContext(target="t", settings=connector.target, state={})
+
+
+def _transaction(ctx: CollectContext):
+    assert ctx.conn is not None
+    return ctx.conn.execute("SELECT pg_backend_pid(), now(), current_setting('statement_timeout')").fetchone()
+
+
+def test_a_batch_runs_in_one_transaction_and_a_failure_costs_only_itself(pg18):
+    db = new_database(pg18)
+    connector = DatabaseConnector(make_target(db.monitor_dsn))
+    connector.open()
+
+    def bad_sql(ctx: CollectContext):
+        ctx.conn.execute("SELECT * FROM no_such_table")
+
+    def disabled(ctx: CollectContext):
+        raise CollectorDisabled("not here")
+
+    def slow(ctx: CollectContext):
+        ctx.conn.execute("SELECT pg_sleep(5)")
+
+    try:
+        items = [(_transaction, _ctx(connector), 5.0), (_transaction, _ctx(connector), 7.0),
+                 (disabled, _ctx(connector), 5.0), (_transaction, _ctx(connector), 5.0),
+                 (bad_sql, _ctx(connector), 5.0), (_transaction, _ctx(connector), 5.0),
+                 (slow, _ctx(connector), 0.3), (_transaction, _ctx(connector), 5.0)]
+        outcomes = [outcome for outcome, _ in connector.run_batch(items)]
+    finally:
+        connector.close()
+    first, second, off, third, failed, fourth, cancelled, fifth = outcomes
+    assert first[0] == second[0] == third[0] == fourth[0] == fifth[0]  # one session
+    assert first[1] == second[1] == third[1]  # one transaction, until the SQL error
+    assert (first[2], second[2]) == ("5s", "7s")  # each its own statement_timeout
+    assert isinstance(off, CollectorDisabled)
+    assert isinstance(failed, CollectorError) and "no_such_table" in str(failed)
+    assert fourth[1] != third[1]  # the error ended that transaction; the next one started a new one
+    assert isinstance(cancelled, CollectionTimeout)
+    assert fifth[1] != fourth[1] and fifth[2] == "5s"
+
+
+def test_a_targets_collectors_with_one_schedule_are_one_job(pg15):
+    """Before: one job and one transaction per collector (statements, indexes, tables... each their
+    own BEGIN, timeouts, ROLLBACK and scheduler dispatch)."""
+    db = new_database(pg15)
+    off = ", ".join(f"{n}: {{enabled: false}}" for n in ("vector_indexes", "recall", "ann_latency",
+                                                          "vector_freshness", "vector_bloat"))
+    config = parse_config(f"databases:\n  - {{name: a, dsn: '{pg15.dsn(db.name, user=MONITOR_ROLE)}', "
+                          f"collectors: {{{off}}}}}\n")
+    store = SnapshotStore()
+    runtime = Runtime(config, store)
+    try:
+        batches = [u for u in runtime.units if isinstance(u, BatchJob)]
+        assert len(batches) == 1
+        names = {m.collector.name for m in batches[0].members}
+        assert {"tables", "indexes", "progress"} <= names and "wraparound_tables" not in names  # another schedule
+        results = runtime.run_once()
+    finally:
+        runtime.stop()
+    assert all(results[("a", name)] in ("success", "disabled") for name in names), results
+    assert store.entries() and all(e.last_run is not None for e in store.entries())
