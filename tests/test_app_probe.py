@@ -258,6 +258,7 @@ def certs(tmp_path_factory) -> dict[str, tuple[str, str]]:
 # --------------------------------------------------------------------------- healthy and failing answers
 
 
+@pytest.mark.integration
 def test_a_healthy_endpoint_passes_and_is_measured():
     with FakeApp() as app:
         check = Check(url=app.url(), headers={"Authorization": TOKEN}, body_matches=['"status": ?"healthy"'],
@@ -276,6 +277,7 @@ def test_a_healthy_endpoint_passes_and_is_measured():
         assert run.value("vecmon_app_probe_duration_seconds_count", outcome="success") == 2
 
 
+@pytest.mark.integration
 def test_a_search_request_must_return_the_expected_result():
     with FakeApp() as app:
         app.routes["/search"] = Answer(body={"results": [{"id": 42, "score": 0.91}], "took_ms": 12})
@@ -293,6 +295,7 @@ def test_a_search_request_must_return_the_expected_result():
         assert run.failures("json[0]") == 1 and run.failures("json[1]") == 1
 
 
+@pytest.mark.integration
 def test_a_raw_body_is_sent_as_given():
     with FakeApp() as app:
         app.routes["/ready"] = Answer(body=b"ready")
@@ -312,6 +315,7 @@ def test_a_raw_body_is_sent_as_given():
     (503, [503], "success"),  # e.g. a check that the maintenance page is up
     (204, [], "success"),
 ])
+@pytest.mark.integration
 def test_the_status_must_be_valid(status, valid, outcome):
     with FakeApp() as app:
         app.routes["/health"] = Answer(status, {"status": "unhealthy"} if status >= 400 else {},
@@ -323,6 +327,7 @@ def test_the_status_must_be_valid(status, valid, outcome):
         assert len(app.seen) == 1  # no redirect followed, no retry
 
 
+@pytest.mark.integration
 def test_a_wrong_body_fails_the_regex_assertions():
     with FakeApp() as app:
         app.routes["/health"] = Answer(body={"status": "degraded", "error": "database connection failed"})
@@ -351,6 +356,7 @@ def test_a_wrong_body_fails_the_regex_assertions():
     ({"version": 1.4}, {"path": "version", "matches": r"^1\."}, False),  # not a string
     ({"n": 3}, {"path": "length(n)", "equals": 1}, False),  # a JMESPath type error is a failed assertion
 ])
+@pytest.mark.integration
 def test_json_assertions(body, assertion, holds):
     with FakeApp() as app:
         app.routes["/health"] = Answer(body=body)
@@ -359,6 +365,7 @@ def test_json_assertions(body, assertion, holds):
         assert run.failures("json[0]") == (0 if holds else 1)
 
 
+@pytest.mark.integration
 def test_an_html_answer_to_a_json_check_is_a_bad_response():
     with FakeApp() as app:
         app.routes["/health"] = Answer(body=b"<html><body>502 Bad Gateway</body></html>",
@@ -367,6 +374,7 @@ def test_an_html_answer_to_a_json_check_is_a_bad_response():
         assert run.outcomes() == {"bad_response": 1} and run.status == 200
 
 
+@pytest.mark.integration
 def test_an_answer_over_the_size_limit_is_read_no_further():
     with FakeApp() as app:
         app.routes["/health"] = Answer(body=b" " * 200_000 + b'{"status": "healthy"}')
@@ -392,6 +400,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 @pytest.mark.parametrize("name", list(HOSTILE))
+@pytest.mark.integration
 def test_a_slow_or_trickling_application_fails_as_timeout_within_the_timeout(name, tls, certs):
     with FakeApp(tls=certs["long"] if tls else None) as app:
         app.routes["/health"] = HOSTILE[name]
@@ -411,6 +420,7 @@ def test_a_slow_or_trickling_application_fails_as_timeout_within_the_timeout(nam
         assert check.run().outcomes() == {"timeout": 1, "success": 1}, "the next check failed"
 
 
+@pytest.mark.integration
 def test_a_peer_that_never_completes_the_tls_handshake_is_bounded_too():
     """TCP accepted, then silence (or one byte now and then): the handshake is bounded by the time left."""
     import socket
@@ -448,6 +458,7 @@ def test_a_peer_that_never_completes_the_tls_handshake_is_bounded_too():
         listener.close()
 
 
+@pytest.mark.integration
 def test_a_refused_connection_is_a_connection_error():
     with FakeApp() as app:
         url = app.url()
@@ -458,6 +469,7 @@ def test_a_refused_connection_is_a_connection_error():
 # --------------------------------------------------------------------------- TLS
 
 
+@pytest.mark.integration
 def test_a_certificate_about_to_expire_is_reported(certs):
     cert, _ = certs["expiring"]
     with FakeApp(tls=certs["expiring"]) as app:
@@ -471,6 +483,7 @@ def test_a_certificate_about_to_expire_is_reported(certs):
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # tls_verify: false, on purpose
+@pytest.mark.integration
 def test_a_certificate_that_fails_verification(certs):
     cert, _ = certs["long"]
     with FakeApp(tls=certs["long"]) as app:
@@ -484,6 +497,7 @@ def test_a_certificate_that_fails_verification(certs):
         assert run.expiry > datetime(2050, 1, 1, tzinfo=UTC).timestamp()  # a GeneralizedTime notAfter
 
 
+@pytest.mark.integration
 def test_a_certificate_for_another_host_is_a_tls_error(certs):
     cert, _ = certs["other-host"]
     with FakeApp(tls=certs["other-host"]) as app:
@@ -491,6 +505,7 @@ def test_a_certificate_for_another_host_is_a_tls_error(certs):
         assert run.outcomes() == {"tls_error": 1} and run.expiry is None
 
 
+@pytest.mark.integration
 def test_certificate_not_after_parses_der_like_openssl(certs):
     for name in ("expiring", "long", "other-host"):
         cert = certs[name][0]
@@ -529,6 +544,7 @@ def test_application_names_are_unique_among_all_targets():
         parse_config(text)
 
 
+@pytest.mark.integration
 def test_the_daemon_runs_application_checks_and_keeps_secrets_out(caplog):
     """A job per enabled entry (build_api_jobs), run by the scheduler's Runtime and scraped: a
     healthy check and a trickling one side by side; the header value and URL key appear nowhere."""
@@ -592,6 +608,7 @@ def test_the_alerts_apply_to_what_is_configured():
     assert rules["AppTlsCertExpiringSoon"].expr.endswith("< 1209600")
 
 
+@pytest.mark.integration
 def test_the_alert_rules_pass_promtool_lint_and_unit_tests(tmp_path):
     promtool = require_tool("promtool", "prometheus")
     rule_file, test_file = write_rules(app_rules(HTTPS_CONFIG), tmp_path)
@@ -611,6 +628,7 @@ def test_the_alert_rules_pass_promtool_lint_and_unit_tests(tmp_path):
     ("> 0.05", "> 0.5"),  # error ratio threshold off by 10x
     ("< 1209600", "< 120960"),  # certificate threshold off by 10x
 ])
+@pytest.mark.integration
 def test_the_generated_unit_tests_catch_a_wrong_rule(tmp_path, before, after):
     promtool = require_tool("promtool", "prometheus")
     rule_file, test_file = write_rules(app_rules(HTTPS_CONFIG), tmp_path)
@@ -643,9 +661,9 @@ def test_the_application_panels_pass_the_dashboard_linter_and_read_declared_metr
     assert panels(parse_config("databases: []\n")) == []
 
 
-def test_the_readme_example_is_a_valid_config():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## Application probes", 1)[1]
+def test_the_documented_example_is_a_valid_config():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "applications.md").read_text()
+    section = page.split("# Application probes", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(example, env={"RAG_TOKEN": "t0ken-from-env"})
     search = {a.name: a for a in config.applications}["rag-search"]
