@@ -151,6 +151,7 @@ databases:
 # --------------------------------------------------------------------------- the real tools
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check_with_all_lints(example, tmp_path):
     promtool = require_binary("promtool")
     minimal = generate(parse_config(MINIMAL), tmp_path)
@@ -163,6 +164,7 @@ def test_rules_pass_promtool_check_with_all_lints(example, tmp_path):
     assert output == [], "promtool printed warnings:\n" + "\n".join(output)
 
 
+@pytest.mark.integration
 def test_generated_unit_tests_pass_promtool(example, tmp_path):
     promtool = require_binary("promtool")
     minimal = generate(parse_config(MINIMAL), tmp_path)
@@ -183,6 +185,7 @@ def test_generated_unit_tests_pass_promtool(example, tmp_path):
         assert any(n.startswith(f"{rule['alert']} stays silent") for n in names), rule["alert"]
 
 
+@pytest.mark.integration
 def test_generated_unit_tests_catch_a_wrong_rule(example, tmp_path):
     """A rule whose threshold is off makes its generated test fail: the tests are not vacuous."""
     promtool = require_binary("promtool")
@@ -201,6 +204,7 @@ def test_generated_unit_tests_catch_a_wrong_rule(example, tmp_path):
     assert "PgConnectionsHigh" in result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_alertmanager_config_passes_amtool_and_routes_by_severity_and_service(example):
     amtool = require_binary("amtool")
     path = example[2]["alertmanager/alertmanager.yml"]
@@ -421,6 +425,7 @@ def test_alert_reference_documents_every_alert_and_every_runbook_anchor(example)
     assert "above 500ms" in reference and "seeds: query latency p99 target < 100ms, alert > 500ms." in reference
 
 
+@pytest.mark.integration
 def test_vecmon_generate_cli_writes_the_alerting_files(tmp_path):
     result = subprocess.run([sys.executable, "-m", "monitor", "generate", "-c", str(EXAMPLE), "-o", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -430,6 +435,7 @@ def test_vecmon_generate_cli_writes_the_alerting_files(tmp_path):
     assert str(tmp_path / "alertmanager" / "alertmanager.yml") in printed
 
 
+@pytest.mark.integration
 def test_generated_slo_tests_catch_a_missing_short_window_or_guard(example, tmp_path):
     """Before, every SLO test fed one ratio into both windows: deleting the short-window clause (or
     a guard) still passed. The two-window and guard cases now fail on such a rule."""

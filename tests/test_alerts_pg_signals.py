@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from alerts import yamlout
@@ -94,6 +95,7 @@ def test_rules_render_severity_annotations_and_defaults():
         assert "<" not in rule["annotations"]["description"].replace("{{", "").replace("}}", "")
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check_and_their_unit_tests(tmp_path):
     promtool = require_tool("promtool", "prometheus")
     rule_file, test_file = write(build(), tmp_path)
@@ -110,6 +112,7 @@ def test_rules_pass_promtool_check_and_their_unit_tests(tmp_path):
         assert any(n.startswith(f"{definition.name} stays silent") for n in names)
 
 
+@pytest.mark.integration
 def test_unit_tests_catch_a_wrong_threshold(tmp_path):
     """A rule whose threshold is off makes its generated test fail: the tests are not vacuous."""
     promtool = require_tool("promtool", "prometheus")

@@ -33,6 +33,8 @@ from alerts.slo import slo_rules
 from monitor.loader import parse_config
 from tests.helpers import require_tool
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 STEP = 5  # minutes between scrapes (and rule evaluations)
 CYCLE = 10  # minutes between recall probe cycles
 QUERIES = 30  # per cycle

@@ -22,6 +22,8 @@ from monitor.snapshot import SnapshotStore
 from tests.conftest import new_database
 from tests.helpers import Families, require_tool
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

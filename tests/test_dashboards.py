@@ -409,6 +409,7 @@ def test_regenerating_removes_dashboards_the_config_no_longer_enables(full_confi
     assert sorted(p.name for p in (tmp_path / "grafana").iterdir()) == sorted(p.name for p in written)
 
 
+@pytest.mark.integration
 def test_vecmon_generate_writes_the_dashboards(tmp_path):
     config = tmp_path / "vecmon.yaml"
     config.write_text(full_config_text())

@@ -325,6 +325,7 @@ def run_job(dsn: str, collector: str = "connections", **target) -> tuple[str, fl
 
 
 @pytest.mark.parametrize("accept", [True, False], ids=["accepts-never-answers", "never-accepts"])
+@pytest.mark.integration
 def test_blackholed_target_fails_within_connect_timeout(accept):
     hole = Blackhole(accept)
     try:

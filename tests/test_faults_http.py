@@ -20,6 +20,8 @@ from monitor.daemon import Daemon
 from monitor.loader import ConfigError, load_config
 from tests.test_daemon import db_config, get, sample, start_daemon, wait_for
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 BAD_RELOADS = {
     "empty": "",
     "comment-only": "# vecmon config, being rewritten\n\n# databases: ...\n",

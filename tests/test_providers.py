@@ -60,6 +60,7 @@ def expected_request(provider: str, kind: str, model: str) -> tuple[str, dict]:
 
 
 @pytest.mark.parametrize("provider,kind", COMBOS, ids=[f"{p}-{k}" for p, k in COMBOS])
+@pytest.mark.integration
 def test_probe_speaks_each_providers_wire_format(provider, kind):
     with FakeProvider(provider, api_key=KEY) as fake:
         probe = Probe(fake, kind)
@@ -93,6 +94,7 @@ def test_probe_speaks_each_providers_wire_format(provider, kind):
             assert run.value("vecmon_rerank_relevant_document_rank") == 1
 
 
+@pytest.mark.integration
 def test_openai_compatible_without_key_sends_no_authorization():
     with FakeProvider("openai_compatible") as fake:
         run = Probe(fake).run()
@@ -100,6 +102,7 @@ def test_openai_compatible_without_key_sends_no_authorization():
         assert "authorization" not in fake.requests[0].headers
 
 
+@pytest.mark.integration
 def test_wrong_key_is_http_4xx_and_cohere_input_type_is_sent():
     with FakeProvider("cohere", api_key=KEY) as fake:
         run = Probe(fake, api_key="wrong-key", input_type="search_document").run()
@@ -127,6 +130,7 @@ def test_default_urls():
     assert ollama.default_url(Params("ollama", "m")) == "http://localhost:11434"
 
 
+@pytest.mark.integration
 def test_azure_deployment_and_api_version():
     with FakeProvider("azure_openai", api_key=KEY) as fake:
         run = Probe(fake, deployment="prod-embed", api_version="2024-02-01").run()
@@ -209,6 +213,7 @@ def test_parsers_reject_undocumented_shapes():
         ollama.parse_embed({"embedding": [0.1]}, {}, Params("ollama", "m"))  # legacy /api/embeddings shape
 
 
+@pytest.mark.integration
 def test_strict_openai_shape_violation_is_bad_response():
     with FakeProvider("openai") as fake:
         body = load("openai_embeddings")
@@ -222,6 +227,7 @@ def test_strict_openai_shape_violation_is_bad_response():
 # --------------------------------------------------------------------------- headers
 
 
+@pytest.mark.integration
 def test_rate_limit_headers_and_server_timings_become_metrics():
     with FakeProvider("openai", api_key=KEY) as fake:
         fake.push(Fault(delay=0.05))
@@ -247,6 +253,7 @@ def test_rate_limit_headers_and_server_timings_become_metrics():
         assert run.value("vecmon_model_api_server_duration_seconds", phase="total") == pytest.approx(0.002)
 
 
+@pytest.mark.integration
 def test_azure_rate_limit_placeholders_are_not_reported_as_headroom():
     """Azure OpenAI sends ``limit-tokens: -1, remaining-tokens: -1, reset-tokens: 0`` (MS Q&A
     5625878, openai-dotnet#838): no quota, not a full one."""

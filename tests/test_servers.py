@@ -181,6 +181,7 @@ def test_discover_needs_a_pattern():
         parse_config("databases:\n  - {name: x, dsn: 'host=h dbname=postgres', discover: {include: []}}")
 
 
+@pytest.mark.integration
 def test_discovery_keeps_the_databases_listed_before_while_the_server_is_unreachable():
     from monitor.embedded import free_port
     from monitor.shared import SharedState

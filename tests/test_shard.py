@@ -105,6 +105,7 @@ def test_two_collect_processes_cover_six_targets_exactly_once(pg18, tmp_path):
     assert bad.returncode == 2 and "the index must be below the count" in bad.stderr
 
 
+@pytest.mark.integration
 def test_shards_match_prometheus_hashmod_relabelling(tmp_path):
     """Prometheus places each target label in the same shard as vecmon does."""
     from tests.webhook import start_prometheus
