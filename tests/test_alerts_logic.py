@@ -265,7 +265,8 @@ def test_alertmanager_mutes_what_an_outage_explains(tmp_path):
     config = parse_config(DB + """
 slos:
   - {name: recall, service: search, objective: 0.99,
-     sli: {events: {good: 'vecmon_recall_good_cycles_total{target="app"}', total: 'vecmon_recall_cycles_total{target="app"}'}}}
+     sli: {events: {good: 'vecmon_recall_good_cycles_total{target="app"}',
+                    total: 'vecmon_recall_cycles_total{target="app"}'}}}
 alertmanager:
   receiver: hook
   receivers: [{name: hook, webhook: [{url: "http://127.0.0.1:9/hook"}]}]

@@ -13,18 +13,16 @@ import pytest
 import yaml
 
 from alerts import yamlout
-from alerts.promql import metric_names
 from alerts.promtool_tests import threshold_tests, unit_test_file
 from alerts.rules import CATALOG, build_rule, rule_groups
 from alerts.rules_pg_signals import pg_signal_alerts
 from collectors.registry import all_collector_classes
 from dashboards.facade import dashboard
 from dashboards.lint import lint
-from dashboards.lint import metric_names as panel_metric_names
 from dashboards.pg_signals import pg_signal_panels
 from dashboards.postgres import variables
 from monitor.loader import parse_config
-from tests.helpers import require_tool
+from tests.helpers import metric_names, require_tool
 
 CONFIG = """
 databases:
@@ -133,7 +131,7 @@ def test_panels_query_declared_metrics_and_pass_the_dashboard_linter():
     for panel in panels:
         assert panel.obj.title and panel.obj.description and panel.obj.targets
         for target in panel.obj.targets:
-            names = panel_metric_names(target.expr)
+            names = metric_names(target.expr)
             assert names and all(declared(n) for n in names), (panel.obj.title, target.expr)
             queried |= names
     # every alerted metric has a panel

@@ -153,7 +153,7 @@ def simulations(tmp_path_factory):
                          lambda cycle: 1 if cycle > HEALTHY else 0, 6 * 60))
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda job: run_queries(promtool, tmp, *job), jobs))
-    out = {job[0]: result for job, result in zip(jobs, results)}
+    out = {job[0]: result for job, result in zip(jobs, results, strict=True)}
     for name, values in out.items():
         if values["first_page"] is not None and not name.endswith("-half"):
             values["page_after_first_bad_cycle"] = values["first_page"] - FIRST_BAD

@@ -40,6 +40,7 @@ from monitor.exposition import build_registry
 from monitor.loader import ConfigError, parse_config
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
+from tests.helpers import metric_names
 
 TIMEOUT = 2.0  # the configured timeout of the hostile cases
 MARGIN = 1.0  # the bound: done within timeout + 1 s
@@ -654,7 +655,7 @@ def test_the_application_panels_pass_the_dashboard_linter_and_read_declared_metr
     assert [str(f) for f in lint.lint(board)] == []
     titles = [p["title"] for p in lint.panels(board)]
     assert "Certificate expires in" in titles and "Check latency" in titles
-    referenced = set().union(*(lint.metric_names(t["expr"]) for _, t in lint.targets(board)))
+    referenced = set().union(*(metric_names(t["expr"]) for _, t in lint.targets(board)))
     assert referenced and referenced <= declared_series(), referenced - declared_series()
     plain = parse_config(yaml.safe_dump({"applications": [{"name": "rag", "url": "http://rag:8000/health"}]}))
     assert "Certificate expires in" not in [p["title"] for p in lint.panels(build(plain))]  # no HTTPS check

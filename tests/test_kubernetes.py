@@ -64,7 +64,8 @@ def _generate(tmp_path: Path, config: Path) -> Path:
 
 
 def _objects(directory: Path) -> dict[str, list[dict]]:
-    return {path.name: [d for d in yaml.safe_load_all(path.read_text()) if d] for path in sorted(directory.glob("*.yaml"))}
+    return {path.name: [d for d in yaml.safe_load_all(path.read_text()) if d]
+            for path in sorted(directory.glob("*.yaml"))}
 
 
 def _validate(files: list[Path]) -> None:

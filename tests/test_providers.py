@@ -311,7 +311,8 @@ def test_model_api_metric_declarations_follow_conventions():
     from monitor.exposition import SELF_METRICS
 
     names = {spec.name for spec in SELF_METRICS}
-    allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_", "vecmon_app_")
+    allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_",
+               "vecmon_app_")
     for cls in api_collector_classes():
         assert cls.needs_connection is False
         for spec in cls.METRICS:

@@ -3,8 +3,9 @@
 A test is marked ``unit`` at collection unless it uses a server fixture (``SERVER_FIXTURES``, directly
 or through other fixtures) or carries ``@pytest.mark.integration``. While a unit test sets up and
 runs, in every run (the full suite included), it may not start a process (on any thread), and its own
-thread may not open a TCP/UDP socket or connect to PostgreSQL: a test that does fails and names what it did, so a test that needs a
-server either takes a server fixture or is marked ``integration``; it never slips into the fast tier.
+thread may not open a TCP/UDP socket or connect to PostgreSQL: a test that does fails and names what it
+did, so a test that needs a server either takes a server fixture or is marked ``integration``; it never
+slips into the fast tier.
 """
 
 from __future__ import annotations
