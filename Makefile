@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test docs bench bench-recall bench-db screenshots wheel image clean
+.PHONY: install demo test test-fast lint docs bench bench-recall bench-db screenshots wheel image clean
 
 $(BIN)/vecmon: pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -26,9 +26,18 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-## Regenerate the metric reference in README.md from the collectors' declarations.
+## The unit tier, in seconds: the tests that use no server fixture (tests/conftest.py marks them `unit`).
+test-fast: install
+	$(BIN)/python -m pytest -q -m unit -p no:cacheprovider
+
+## ruff (rules in pyproject.toml) over the tree, then mypy (strict on monitor/ and collectors/).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy monitor collectors
+
+## Regenerate docs/metrics.md, docs/config.md and docs/alerts.md from the code (tests/test_docs.py checks them).
 docs: install
-	$(BIN)/python -m monitor.docs README.md
+	$(BIN)/python -m monitor.docs
 
 ## The performance figures beside postgres_exporter's, in one run (about 10 minutes): a collection
 ## cycle, DB time per minute and catalog queries at 10k tables, footprint (RSS, threads, CPU, --version).

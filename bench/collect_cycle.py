@@ -91,7 +91,7 @@ def bench_daemon(config_text: str, cycles: int) -> None:
                 started = time.perf_counter()
                 urllib.request.urlopen(f"http://{listen}/metrics", timeout=10).read()
                 walls.append(time.perf_counter() - started)
-            rss = int(open(f"/proc/{proc.pid}/status").read().split("VmRSS:")[1].split()[0]) // 1024
+            rss = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]) // 1024
             print(f"vecmon daemon: scrape median {statistics.median(walls) * 1000:.1f} ms "
                   f"(no database work on the scrape path); RSS {rss} MiB")
         finally:
@@ -123,7 +123,7 @@ def bench_exporter(port: int, cycles: int) -> None:
             body = urllib.request.urlopen(f"http://{listen}/metrics", timeout=10).read().decode()
             walls.append(time.perf_counter() - started)
         samples = [line for line in body.splitlines() if line and not line.startswith("#")]
-        rss = int(open(f"/proc/{proc.pid}/status").read().split("VmRSS:")[1].split()[0]) // 1024
+        rss = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]) // 1024
         print(f"postgres_exporter 0.11.1: scrape median {statistics.median(walls) * 1000:.1f} ms, "
               f"min {min(walls) * 1000:.1f} ms, max {max(walls) * 1000:.1f} ms; {len(samples)} samples; "
               f"RSS {rss} MiB (no per-table, per-index or pgvector series by default)")

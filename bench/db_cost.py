@@ -108,8 +108,8 @@ def bench_catalog(server, tables: int, reps: int) -> None:
     for name in theirs:
         print(f"  postgres_exporter {name:<15} {spread(times[name])}")
     if theirs:
-        exporter_total = [sum(v) for v in zip(*(times[n] for n in theirs))]
-        vecmon_total = [sum(v) for v in zip(*(times[n] for n in ours))]
+        exporter_total = [sum(v) for v in zip(*(times[n] for n in theirs), strict=True)]
+        vecmon_total = [sum(v) for v in zip(*(times[n] for n in ours), strict=True)]
         print(f"  tables+indexes: vecmon {spread(vecmon_total)}, exporter {spread(exporter_total)}, "
               f"ratio {ratio(vecmon_total, exporter_total)}")
     else:
@@ -195,13 +195,14 @@ def bench_db_time(server, data_dir: Path, reps: int) -> None:
         interval = SCRAPE_INTERVAL if name != "recall" else target.interval_for(name)
         runs_per_minute = 60.0 / interval
         print(f"  vecmon {name:<18} per run {spread(per_run[name])}, x{runs_per_minute:g}/min")
-        per_minute = [total + value * runs_per_minute for total, value in zip(per_minute, per_run[name])]
+        per_minute = [total + value * runs_per_minute for total, value in zip(per_minute, per_run[name], strict=True)]
         if name in PGVECTOR:
             default = 60.0 / (DEFAULT_INTERVALS.get(name) or SCRAPE_INTERVAL)
-            vector_default = [total + value * default for total, value in zip(vector_default, per_run[name])]
+            vector_default = [total + value * default
+                              for total, value in zip(vector_default, per_run[name], strict=True)]
         else:
-            postgres_minute = [total + value * runs_per_minute for total, value in zip(postgres_minute,
-                                                                                        per_run[name])]
+            postgres_minute = [total + value * runs_per_minute
+                               for total, value in zip(postgres_minute, per_run[name], strict=True)]
     print(f"  vecmon, all collectors: {spread(per_minute)} per minute")
     print(f"  vecmon, PostgreSQL collectors (comparable coverage): {spread(postgres_minute)} per minute")
     print(f"  vecmon, pgvector probes at their default intervals: {spread(vector_default)} per minute")

@@ -73,7 +73,7 @@ def measure_vecmon(vecmon: list[str], config_path: Path, settle: float, window: 
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("vecmon did not start")
+                    raise RuntimeError("vecmon did not start") from None
                 time.sleep(0.2)
         time.sleep(settle)  # every collector has run (recall included) before the figures are taken
         cpu0, t0, peak_threads = cpu_seconds(proc.pid), time.monotonic(), 0

@@ -230,7 +230,8 @@ def main() -> int:
         if "one" in args.layouts:
             server = start_cluster(work, "one")
             clusters.append(server)
-            layouts[f"{args.databases} databases on one server"] = [(server, create_databases(server, "d", args.databases))]
+            databases = create_databases(server, "d", args.databases)
+            layouts[f"{args.databases} databases on one server"] = [(server, databases)]
         if "many" in args.layouts:
             layout = []
             for i in range(args.servers):

@@ -120,7 +120,8 @@ def main() -> int:
                 metrics.append(timed(f"{daemon.url}/metrics"))
                 probes.append(timed(f"{daemon.url}/probe?target={configured[i % len(configured)]}"))
             print(f"{args.targets} configured targets: /metrics {spread(metrics)}; /probe?target=NAME {spread(probes)}")
-            print(f"  ratio /probe?target=NAME / /metrics: {statistics.median(probes) / statistics.median(metrics):.2f}")
+            ratio = statistics.median(probes) / statistics.median(metrics)
+            print(f"  ratio /probe?target=NAME / /metrics: {ratio:.2f}")
 
             def dsn_url(db: str) -> str:
                 target = urllib.parse.quote(f"127.0.0.1:{server.port}/{db}", safe="")

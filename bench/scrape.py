@@ -83,9 +83,9 @@ def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> b
 
 def listen_overflows() -> int:
     lines = Path("/proc/net/netstat").read_text().splitlines()
-    for header, values in zip(lines[::2], lines[1::2]):
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
         if header.startswith("TcpExt:"):
-            return int(dict(zip(header.split()[1:], values.split()[1:]))["ListenOverflows"])
+            return int(dict(zip(header.split()[1:], values.split()[1:], strict=True))["ListenOverflows"])
     return 0
 
 
@@ -178,7 +178,7 @@ def main() -> int:
             print(f"{name:<9} req/s {summary([r['rps'] for r in runs])}   p99 ms "
                   f"{summary([r['p99'] for r in runs], 1000, '{:.1f}')}   dropped connections "
                   f"{sum(r['dropped'] for r in runs)}")
-        pairs = list(zip(results["vecmon"], results["exporter"], results["ceiling"]))
+        pairs = list(zip(results["vecmon"], results["exporter"], results["ceiling"], strict=True))
         print(f"req/s vecmon/exporter:  {summary([v['rps'] / e['rps'] for v, e, _ in pairs], fmt='{:.1f}x')}"
               "   (target >= 10x)")
         print(f"p99   vecmon/exporter:  {summary([v['p99'] / e['p99'] for v, e, _ in pairs], fmt='{:.3f}x')}"

@@ -178,9 +178,9 @@ def prepare(data_dir: Path, rows: int, dim: int, pg_port: int | None = None) -> 
 
 
 def demo_runbooks() -> str:
-    """The demo's runbook base: this checkout's README (its alert reference), opened locally."""
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    return readme.as_uri() if readme.exists() else "https://git.example.org/search/vecmon/blob/main/README.md"
+    """The demo's runbook base: this checkout's alert reference (docs/alerts.md), opened locally."""
+    reference = Path(__file__).resolve().parent.parent / "docs" / "alerts.md"
+    return reference.as_uri() if reference.exists() else "https://git.example.org/search/vecmon/blob/main/docs/alerts.md"
 
 
 def demo_config(server: LocalPostgres, listen: str, state_path: Path) -> str:
@@ -190,7 +190,7 @@ daemon:
   listen: {listen}
   stale_after: 2m
 alerting:
-  runbook_base_url: {runbooks}   # the README's alert reference; use your published copy
+  runbook_base_url: {runbooks}   # the alert reference (docs/alerts.md); use your published copy
 databases:
   - name: demo
     host: 127.0.0.1

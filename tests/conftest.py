@@ -7,6 +7,9 @@
 Each test that needs a database gets a fresh one from ``new_database(server)``; monitoring
 connects as ``vecmon_monitor``, a role with nothing but ``pg_monitor`` (plus CONNECT), so the
 tests prove the collectors need no more privilege than that.
+
+Every test that uses none of the server fixtures is marked ``unit`` (``make test-fast``) and may not
+open a socket, connect to PostgreSQL or start a process: see tests/unit_tier.py.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ import pytest
 
 from monitor.embedded import LocalPostgres
 from tests.helpers import require_tool
+from tests.unit_tier import classify, pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (pytest hooks)
 
 PG15_BIN = Path(os.environ.get("VECMON_PG15_BIN", "/usr/lib/postgresql/15/bin"))
 MONITOR_ROLE = "vecmon_monitor"
 _counter = itertools.count()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    classify(items)
 
 
 @dataclass

@@ -19,6 +19,7 @@ not HTTP at all.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -251,10 +252,8 @@ class FakeProvider:
         if fault.retry_after_ms is not None:
             headers["retry-after-ms"] = fault.retry_after_ms
         headers.update({**extra, **fault.headers})
-        try:
+        with contextlib.suppress(OSError):  # the client went away
             self._send(handler, fault, status, headers, data)
-        except OSError:
-            pass  # client went away
 
     def _send(self, handler: BaseHTTPRequestHandler, fault: Fault, status: int, headers: dict[str, str],
               data: bytes) -> None:

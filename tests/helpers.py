@@ -1,16 +1,21 @@
-"""Test helpers: run one collector against a real database and read its samples."""
+"""Test helpers: run one collector against a real database and read its samples, wait for a condition,
+list the metric names a PromQL expression reads."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from collectors.base import CollectContext
 from collectors.registry import database_collector
+from dashboards.lint import parse, selectors
 from monitor.config import DatabaseTarget
 from monitor.pg import DatabaseConnector
 from monitor.shared import SharedState
@@ -73,3 +78,33 @@ def require_tool(tool: str | Path, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 20.0, what: str = "the condition", *,
+               interval: float = 0.1) -> T:
+    """Call ``predicate`` every ``interval`` seconds until it returns a truthy value, and return that value;
+    after ``timeout`` seconds (the predicate is tried once more at the deadline) fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not within {timeout:g}s")
+        time.sleep(interval)
+
+
+def metric_names(expr: str) -> set[str]:
+    """Every metric name a PromQL expression reads (a rule's, or a panel's with Grafana variables), by its
+    selectors' names and ``__name__`` matchers."""
+    names = set()
+    for selector in selectors(parse(expr)):
+        if selector.name:
+            names.add(selector.name)
+        for matcher in selector.matchers.matchers:
+            if matcher.name == "__name__" and str(matcher.op).endswith("Equal"):
+                names.add(matcher.value)
+    return names

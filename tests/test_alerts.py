@@ -18,12 +18,13 @@ import yaml
 
 from alerts.catalog import ALERTS, CATALOG
 from alerts.docs import alert_reference
-from alerts.promql import duration, humanize, humanize_1024, humanize_duration, humanize_percentage, metric_names
+from alerts.promql import duration, humanize, humanize_1024, humanize_duration, humanize_percentage
 from alerts.render import write_alerting
 from alerts.rules import threshold_rules
 from alerts.slo import TIERS, all_slo_rules
 from monitor import __version__
 from monitor.loader import ConfigError, load_config, parse_config
+from tests.helpers import metric_names
 from tests.webhook import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,6 +155,7 @@ databases:
 # --------------------------------------------------------------------------- the real tools
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check_with_all_lints(example, tmp_path):
     promtool = require_binary("promtool")
     minimal = generate(parse_config(MINIMAL), tmp_path)
@@ -166,6 +168,7 @@ def test_rules_pass_promtool_check_with_all_lints(example, tmp_path):
     assert output == [], "promtool printed warnings:\n" + "\n".join(output)
 
 
+@pytest.mark.integration
 def test_generated_unit_tests_pass_promtool(example, tmp_path):
     promtool = require_binary("promtool")
     minimal = generate(parse_config(MINIMAL), tmp_path)
@@ -176,7 +179,8 @@ def test_generated_unit_tests_pass_promtool(example, tmp_path):
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(run, tests))
-    failures = [f"{path.name}:\n{r.stdout}{r.stderr}" for path, r in zip(tests, results) if r.returncode != 0]
+    failures = [f"{path.name}:\n{r.stdout}{r.stderr}" for path, r in zip(tests, results, strict=True)
+                if r.returncode != 0]
     assert not failures, "\n".join(failures)
     # the tests really test something: each alert has a "fires" and a "stays silent" case
     document = yaml.safe_load(example[2]["prometheus/vecmon-alerts_test.yml"].read_text())
@@ -186,6 +190,7 @@ def test_generated_unit_tests_pass_promtool(example, tmp_path):
         assert any(n.startswith(f"{rule['alert']} stays silent") for n in names), rule["alert"]
 
 
+@pytest.mark.integration
 def test_generated_unit_tests_catch_a_wrong_rule(example, tmp_path):
     """A rule whose threshold is off makes its generated test fail: the tests are not vacuous."""
     promtool = require_binary("promtool")
@@ -204,6 +209,7 @@ def test_generated_unit_tests_catch_a_wrong_rule(example, tmp_path):
     assert "PgConnectionsHigh" in result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_alertmanager_config_passes_amtool_and_routes_by_severity_and_service(example):
     amtool = require_binary("amtool")
     path = example[2]["alertmanager/alertmanager.yml"]
@@ -277,7 +283,7 @@ def _referenced(files: dict[str, Path]) -> set[str]:
     for name, path in files.items():
         if name.endswith(".rules.yml"):
             for rule in rules_of(path):
-                names |= metric_names(rule["expr"])
+                names |= {n for n in metric_names(rule["expr"]) if n.startswith("vecmon_")}
     return names
 
 
@@ -425,6 +431,7 @@ def test_alert_reference_documents_every_alert_and_every_runbook_anchor(example)
     assert "above 500ms" in reference and "seeds: query latency p99 target < 100ms, alert > 500ms." in reference
 
 
+@pytest.mark.integration
 def test_vecmon_generate_cli_writes_the_alerting_files(tmp_path):
     result = subprocess.run([sys.executable, "-m", "monitor", "generate", "-c", str(EXAMPLE), "-o", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -434,6 +441,7 @@ def test_vecmon_generate_cli_writes_the_alerting_files(tmp_path):
     assert str(tmp_path / "alertmanager" / "alertmanager.yml") in printed
 
 
+@pytest.mark.integration
 def test_generated_slo_tests_catch_a_missing_short_window_or_guard(example, tmp_path):
     """Before, every SLO test fed one ratio into both windows: deleting the short-window clause (or
     a guard) still passed. The two-window and guard cases now fail on such a rule."""

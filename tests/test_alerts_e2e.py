@@ -35,6 +35,7 @@ from monitor import __version__
 from monitor.daemon import Daemon
 from monitor.loader import parse_config
 from tests.conftest import MONITOR_ROLE, new_database
+from tests.helpers import wait_until
 from tests.webhook import WebhookReceiver, require_binary, start_alertmanager, start_prometheus
 
 RUNBOOKS = "https://runbooks.example.org/vecmon/README.md"
@@ -119,16 +120,6 @@ def prometheus_config(path: Path, rules: Path, vecmon: str, alertmanager: str) -
     return path
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout:.0f}s")
-
-
 def query(prometheus, expr: str) -> list:
     import urllib.parse
 
@@ -165,7 +156,8 @@ def stack(pg18, tmp_path_factory):
         prometheus.wait_ready()
         wait_until(lambda: query(prometheus, 'vecmon_pg_connections_used_ratio{target="main"}')
                    and query(prometheus, 'vecmon_collector_up{collector="tables"} == 1')
-                   and query(prometheus, "vecmon_recall_query_recall_ratio_count"), WAIT, "vecmon scraped by Prometheus")
+                   and query(prometheus, "vecmon_recall_query_recall_ratio_count"),
+                   WAIT, "vecmon scraped by Prometheus")
         yield type("Stack", (), {"db": db18, "threshold": threshold, "hook": hook, "prometheus": prometheus,
                                  "alertmanager": alertmanager, "max_connections": max_connections})
     finally:
@@ -240,7 +232,8 @@ def test_a_locked_table_fails_the_tables_collector_and_recovers(stack, capsys):
 
 
 def test_recall_degraded_by_a_low_ef_search_alerts_and_resolves(stack, capsys):
-    mean = ('sum(increase(vecmon_recall_query_recall_ratio_sum[6s])) / sum(increase(vecmon_recall_query_recall_ratio_count[6s]))')
+    mean = ('sum(increase(vecmon_recall_query_recall_ratio_sum[6s]))'
+            ' / sum(increase(vecmon_recall_query_recall_ratio_count[6s]))')
     healthy = wait_until(lambda: [r for r in query(stack.prometheus, mean) if float(r["value"][1]) >= 0.95], WAIT,
                          f"recall at ef_search={HEALTHY_EF} above the target")
     assert not query(stack.prometheus, 'ALERTS{alertname="VectorRecallBelowTarget"}')

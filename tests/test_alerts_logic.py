@@ -103,6 +103,7 @@ def test_windows_and_no_data_wait_follow_the_sli_interval():
     assert recall.burn_alerts[0].rule["keep_firing_for"] == "1h"
 
 
+@pytest.mark.integration
 def test_keep_firing_for_holds_a_page_across_a_quiet_short_window(tmp_path):
     """promtool 2.42 accepts keep_firing_for and honours it: a 1h/5m page whose 5m window is clean for
     a few minutes (errors pause for 7 minutes) stays firing. Before: no keep_firing_for, the page
@@ -162,6 +163,7 @@ def test_a_bucket_bound_and_foreign_metrics_are_accepted():
 # --------------------------------------------------------------------------- 6. staleness per collector
 
 
+@pytest.mark.integration
 def test_a_30s_collector_is_stale_after_90s_not_after_the_targets_30m(tmp_path):
     """Before: VecmonCollectorStale on target app fired after 1800 s (3 x the 10m recall interval),
     so a 30 s collector that stopped at t=0 was still not reported at 10m."""
@@ -178,6 +180,7 @@ def test_a_30s_collector_is_stale_after_90s_not_after_the_targets_30m(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_collector_failing_is_quiet_while_its_target_is_down(tmp_path):
     """Before: VecmonCollectorFailing fired for every collector of a target that was down, next to
     VecmonTargetDown."""
@@ -192,6 +195,7 @@ def test_collector_failing_is_quiet_while_its_target_is_down(tmp_path):
 # --------------------------------------------------------------------------- 7. shortfall from one probe
 
 
+@pytest.mark.integration
 def test_shortfall_reads_the_recall_probes_own_rows(tmp_path):
     """Before: the latency probe's 3 random queries (5 rows) over the recall probe's expected rows
     (10): VectorFilteredQueryShortfall fired at 50% while the recall probe's own queries got all 10."""
@@ -209,6 +213,7 @@ def test_shortfall_reads_the_recall_probes_own_rows(tmp_path):
 # --------------------------------------------------------------------------- 10. boundaries and guards
 
 
+@pytest.mark.integration
 def test_threshold_alerts_are_silent_exactly_at_their_threshold_and_under_their_traffic_guard(tmp_path):
     """Before: no test at == the threshold and none under the minimum-traffic guards."""
     result = promtool_test(tmp_path, DB, [
@@ -226,6 +231,7 @@ def test_threshold_alerts_are_silent_exactly_at_their_threshold_and_under_their_
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_model_api_error_guard_needs_ten_requests(tmp_path):
     config = """
 endpoints:
@@ -254,6 +260,7 @@ def _post(url: str, alerts: list[dict]) -> None:
         assert response.status == 200
 
 
+@pytest.mark.integration
 def test_alertmanager_mutes_what_an_outage_explains(tmp_path):
     """Real Alertmanager 0.25 with the generated config: VecmonDown mutes SLOSLIDataMissing and the
     collector alerts of its job; VecmonTargetDown mutes the SLO page of its target. Before:
@@ -261,7 +268,8 @@ def test_alertmanager_mutes_what_an_outage_explains(tmp_path):
     config = parse_config(DB + """
 slos:
   - {name: recall, service: search, objective: 0.99,
-     sli: {events: {good: 'vecmon_recall_good_cycles_total{target="app"}', total: 'vecmon_recall_cycles_total{target="app"}'}}}
+     sli: {events: {good: 'vecmon_recall_good_cycles_total{target="app"}',
+                    total: 'vecmon_recall_cycles_total{target="app"}'}}}
 alertmanager:
   receiver: hook
   receivers: [{name: hook, webhook: [{url: "http://127.0.0.1:9/hook"}]}]
@@ -303,6 +311,7 @@ alertmanager:
                       "PgConnectionsHigh": "active"}, states
 
 
+@pytest.mark.integration
 def test_titles_do_not_depend_on_a_common_summary(tmp_path):
     """Before: title '[FIRING] PgVectorTableDeadTuplesHigh: ' (empty) when a group holds two tables."""
     amtool = require_tool("amtool", "prometheus-alertmanager")

@@ -9,22 +9,21 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from alerts import yamlout
 from alerts.catalog import CATALOG
 from alerts.catalog.pg_signals import PG_SIGNALS
-from alerts.promql import metric_names
 from alerts.promtool_tests import threshold_tests, unit_test_file
 from alerts.rules import build_rule, rule_groups
 from collectors.registry import all_collector_classes
 from dashboards.facade import dashboard
 from dashboards.lint import lint
-from dashboards.lint import metric_names as panel_metric_names
 from dashboards.pg_signals import pg_signal_panels
 from dashboards.postgres import variables
 from monitor.loader import parse_config
-from tests.helpers import require_tool
+from tests.helpers import metric_names, require_tool
 
 CONFIG = """
 databases:
@@ -94,6 +93,7 @@ def test_rules_render_severity_annotations_and_defaults():
         assert "<" not in rule["annotations"]["description"].replace("{{", "").replace("}}", "")
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check_and_their_unit_tests(tmp_path):
     promtool = require_tool("promtool", "prometheus")
     rule_file, test_file = write(build(), tmp_path)
@@ -110,6 +110,7 @@ def test_rules_pass_promtool_check_and_their_unit_tests(tmp_path):
         assert any(n.startswith(f"{definition.name} stays silent") for n in names)
 
 
+@pytest.mark.integration
 def test_unit_tests_catch_a_wrong_threshold(tmp_path):
     """A rule whose threshold is off makes its generated test fail: the tests are not vacuous."""
     promtool = require_tool("promtool", "prometheus")
@@ -130,7 +131,7 @@ def test_panels_query_declared_metrics_and_pass_the_dashboard_linter():
     for panel in panels:
         assert panel.obj.title and panel.obj.description and panel.obj.targets
         for target in panel.obj.targets:
-            names = panel_metric_names(target.expr)
+            names = metric_names(target.expr)
             assert names and all(declared(n) for n in names), (panel.obj.title, target.expr)
             queried |= names
     # every alerted metric has a panel

@@ -33,6 +33,8 @@ from alerts.slo import slo_rules
 from monitor.loader import parse_config
 from tests.helpers import require_tool
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 STEP = 5  # minutes between scrapes (and rule evaluations)
 CYCLE = 10  # minutes between recall probe cycles
 QUERIES = 30  # per cycle
@@ -151,7 +153,7 @@ def simulations(tmp_path_factory):
                          lambda cycle: 1 if cycle > HEALTHY else 0, 6 * 60))
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda job: run_queries(promtool, tmp, *job), jobs))
-    out = {job[0]: result for job, result in zip(jobs, results)}
+    out = {job[0]: result for job, result in zip(jobs, results, strict=True)}
     for name, values in out.items():
         if values["first_page"] is not None and not name.endswith("-half"):
             values["page_after_first_bad_cycle"] = values["first_page"] - FIRST_BAD

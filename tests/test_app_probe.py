@@ -51,6 +51,7 @@ from monitor.exposition import build_registry
 from monitor.loader import ConfigError, parse_config
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
+from tests.helpers import metric_names
 
 TIMEOUT = 2.0  # the configured timeout of the hostile cases
 MARGIN = 1.0  # the issue's bound: done within timeout + 1 s
@@ -269,6 +270,7 @@ def certs(tmp_path_factory) -> dict[str, tuple[str, str]]:
 # --------------------------------------------------------------------------- healthy and failing answers
 
 
+@pytest.mark.integration
 def test_a_healthy_endpoint_passes_and_is_measured():
     with FakeApp() as app:
         check = Check(url=app.url(), headers={"Authorization": TOKEN}, body_matches=['"status": ?"healthy"'],
@@ -287,6 +289,7 @@ def test_a_healthy_endpoint_passes_and_is_measured():
         assert run.value(f"{APP_PROBE_DURATION_SECONDS.name}_count", outcome="success") == 2
 
 
+@pytest.mark.integration
 def test_a_search_request_must_return_the_expected_result():
     with FakeApp() as app:
         app.routes["/search"] = Answer(body={"results": [{"id": 42, "score": 0.91}], "took_ms": 12})
@@ -304,6 +307,7 @@ def test_a_search_request_must_return_the_expected_result():
         assert run.failures("json[0]") == 1 and run.failures("json[1]") == 1
 
 
+@pytest.mark.integration
 def test_a_raw_body_is_sent_as_given():
     with FakeApp() as app:
         app.routes["/ready"] = Answer(body=b"ready")
@@ -323,6 +327,7 @@ def test_a_raw_body_is_sent_as_given():
     (503, [503], "success"),  # e.g. a check that the maintenance page is up
     (204, [], "success"),
 ])
+@pytest.mark.integration
 def test_the_status_must_be_valid(status, valid, outcome):
     with FakeApp() as app:
         app.routes["/health"] = Answer(status, {"status": "unhealthy"} if status >= 400 else {},
@@ -334,6 +339,7 @@ def test_the_status_must_be_valid(status, valid, outcome):
         assert len(app.seen) == 1  # no redirect followed, no retry
 
 
+@pytest.mark.integration
 def test_a_wrong_body_fails_the_regex_assertions():
     with FakeApp() as app:
         app.routes["/health"] = Answer(body={"status": "degraded", "error": "database connection failed"})
@@ -362,6 +368,7 @@ def test_a_wrong_body_fails_the_regex_assertions():
     ({"version": 1.4}, {"path": "version", "matches": r"^1\."}, False),  # not a string
     ({"n": 3}, {"path": "length(n)", "equals": 1}, False),  # a JMESPath type error is a failed assertion
 ])
+@pytest.mark.integration
 def test_json_assertions(body, assertion, holds):
     with FakeApp() as app:
         app.routes["/health"] = Answer(body=body)
@@ -370,6 +377,7 @@ def test_json_assertions(body, assertion, holds):
         assert run.failures("json[0]") == (0 if holds else 1)
 
 
+@pytest.mark.integration
 def test_an_html_answer_to_a_json_check_is_a_bad_response():
     with FakeApp() as app:
         app.routes["/health"] = Answer(body=b"<html><body>502 Bad Gateway</body></html>",
@@ -378,6 +386,7 @@ def test_an_html_answer_to_a_json_check_is_a_bad_response():
         assert run.outcomes() == {"bad_response": 1} and run.status == 200
 
 
+@pytest.mark.integration
 def test_an_answer_over_the_size_limit_is_read_no_further():
     with FakeApp() as app:
         app.routes["/health"] = Answer(body=b" " * 200_000 + b'{"status": "healthy"}')
@@ -403,6 +412,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 @pytest.mark.parametrize("name", list(HOSTILE))
+@pytest.mark.integration
 def test_a_slow_or_trickling_application_fails_as_timeout_within_the_timeout(name, tls, certs):
     with FakeApp(tls=certs["long"] if tls else None) as app:
         app.routes["/health"] = HOSTILE[name]
@@ -422,6 +432,7 @@ def test_a_slow_or_trickling_application_fails_as_timeout_within_the_timeout(nam
         assert check.run().outcomes() == {"timeout": 1, "success": 1}, "the next check failed"
 
 
+@pytest.mark.integration
 def test_a_peer_that_never_completes_the_tls_handshake_is_bounded_too():
     """TCP accepted, then silence (or one byte now and then): the handshake is bounded by the time left."""
     import socket
@@ -459,6 +470,7 @@ def test_a_peer_that_never_completes_the_tls_handshake_is_bounded_too():
         listener.close()
 
 
+@pytest.mark.integration
 def test_a_refused_connection_is_a_connection_error():
     with FakeApp() as app:
         url = app.url()
@@ -469,6 +481,7 @@ def test_a_refused_connection_is_a_connection_error():
 # --------------------------------------------------------------------------- TLS
 
 
+@pytest.mark.integration
 def test_a_certificate_about_to_expire_is_reported(certs):
     cert, _ = certs["expiring"]
     with FakeApp(tls=certs["expiring"]) as app:
@@ -482,6 +495,7 @@ def test_a_certificate_about_to_expire_is_reported(certs):
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # tls_verify: false, on purpose
+@pytest.mark.integration
 def test_a_certificate_that_fails_verification(certs):
     cert, _ = certs["long"]
     with FakeApp(tls=certs["long"]) as app:
@@ -495,6 +509,7 @@ def test_a_certificate_that_fails_verification(certs):
         assert run.expiry > datetime(2050, 1, 1, tzinfo=UTC).timestamp()  # a GeneralizedTime notAfter
 
 
+@pytest.mark.integration
 def test_a_certificate_for_another_host_is_a_tls_error(certs):
     cert, _ = certs["other-host"]
     with FakeApp(tls=certs["other-host"]) as app:
@@ -502,6 +517,7 @@ def test_a_certificate_for_another_host_is_a_tls_error(certs):
         assert run.outcomes() == {"tls_error": 1} and run.expiry is None
 
 
+@pytest.mark.integration
 def test_certificate_not_after_parses_der_like_openssl(certs):
     for name in ("expiring", "long", "other-host"):
         cert = certs[name][0]
@@ -540,6 +556,7 @@ def test_application_names_are_unique_among_all_targets():
         parse_config(text)
 
 
+@pytest.mark.integration
 def test_the_daemon_runs_application_checks_and_keeps_secrets_out(caplog):
     """A job per enabled entry (build_api_jobs), run by the scheduler's Runtime and scraped: a
     healthy check and a trickling one side by side; the header value and URL key appear nowhere."""
@@ -603,6 +620,7 @@ def test_the_alerts_apply_to_what_is_configured():
     assert rules["AppTlsCertExpiringSoon"].expr.endswith("< 1209600")
 
 
+@pytest.mark.integration
 def test_the_alert_rules_pass_promtool_lint_and_unit_tests(tmp_path):
     promtool = require_tool("promtool", "prometheus")
     rule_file, test_file = write_rules(app_rules(HTTPS_CONFIG), tmp_path)
@@ -622,6 +640,7 @@ def test_the_alert_rules_pass_promtool_lint_and_unit_tests(tmp_path):
     ("> 0.05", "> 0.5"),  # error ratio threshold off by 10x
     ("< 1209600", "< 120960"),  # certificate threshold off by 10x
 ])
+@pytest.mark.integration
 def test_the_generated_unit_tests_catch_a_wrong_rule(tmp_path, before, after):
     promtool = require_tool("promtool", "prometheus")
     rule_file, test_file = write_rules(app_rules(HTTPS_CONFIG), tmp_path)
@@ -647,16 +666,16 @@ def test_the_application_panels_pass_the_dashboard_linter_and_read_declared_metr
     assert [str(f) for f in lint.lint(board)] == []
     titles = [p["title"] for p in lint.panels(board)]
     assert "Certificate expires in" in titles and "Check latency" in titles
-    referenced = set().union(*(lint.metric_names(t["expr"]) for _, t in lint.targets(board)))
+    referenced = set().union(*(metric_names(t["expr"]) for _, t in lint.targets(board)))
     assert referenced and referenced <= declared_series(), referenced - declared_series()
     plain = parse_config(yaml.safe_dump({"applications": [{"name": "rag", "url": "http://rag:8000/health"}]}))
     assert "Certificate expires in" not in [p["title"] for p in lint.panels(build(plain))]  # no HTTPS check
     assert panels(parse_config("databases: []\n")) == []
 
 
-def test_the_readme_example_is_a_valid_config():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## Application probes", 1)[1]
+def test_the_documented_example_is_a_valid_config():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "applications.md").read_text()
+    section = page.split("# Application probes", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(example, env={"RAG_TOKEN": "t0ken-from-env"})
     search = {a.name: a for a in config.applications}["rag-search"]

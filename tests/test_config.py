@@ -120,6 +120,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=60)
 
 
+@pytest.mark.integration
 def test_check_config_exit_codes(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("databases:\n  - {name: a, host: h, dbname: d}\n")
@@ -133,6 +134,7 @@ def test_check_config_exit_codes(tmp_path):
     assert "databases[0].timeout: invalid duration 'nope'" in result.stderr
 
 
+@pytest.mark.integration
 def test_vecmon_config_env_is_the_default(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("databases:\n  - {name: a, host: h, dbname: d}\n")
@@ -187,6 +189,7 @@ databases:
     assert len(err.value.errors) == 2
 
 
+@pytest.mark.integration
 def test_generate_needs_no_secrets(tmp_path):
     """A CI job that only writes rules and dashboards has no production secrets: `vecmon generate` on the
     example config works with none of its password/API-key variables set and no secret files present."""
@@ -217,6 +220,7 @@ def test_without_secrets_a_missing_non_secret_variable_is_still_an_error():
     assert config.databases[0].name == "main"
 
 
+@pytest.mark.integration
 def test_global_options_after_the_subcommand_and_endpoint_jobs_counted(write_config):
     path = write_config("endpoints:\n  - name: emb\n    provider: openai\n    model: text-embedding-3-small\n"
                         "    api_key: k\n")

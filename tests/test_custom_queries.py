@@ -474,6 +474,7 @@ def test_the_debian_example_queries_yaml_gives_postgres_exporters_names(pg15, tm
 
 # -- collector switches --------------------------------------------------------------------------------
 
+@pytest.mark.integration
 def test_collector_switches_override_the_config(tmp_path):
     path = tmp_path / "vecmon.yaml"
     path.write_text("databases:\n  - {name: a, host: h, dbname: d, collectors: {statements: {enabled: true},"
@@ -500,6 +501,7 @@ def test_collector_switches_override_the_config(tmp_path):
     assert wrong.returncode == 2 and "unknown collector 'nope'" in wrong.stderr
 
 
+@pytest.mark.integration
 def test_reload_keeps_command_line_overrides(tmp_path):
     from monitor.daemon import Daemon
 
@@ -588,6 +590,7 @@ def test_import_query_exporter(any_db, tmp_path):
     assert families.value("vecmon_custom_orders_amount_total", {"target": "app", "status": "open"}) == 15
 
 
+@pytest.mark.integration
 def test_import_moves_a_password_out_of_the_file(tmp_path):
     source = tmp_path / "qe.yaml"
     (tmp_path / "q.sql").write_text("SELECT 1 AS up\n")

@@ -22,7 +22,9 @@ from monitor.loader import parse_config
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 from tests.conftest import new_database
-from tests.helpers import Families, require_tool
+from tests.helpers import Families, require_tool, wait_until
+
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,16 +37,6 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
     except (urllib.error.URLError, ConnectionError):  # not listening (yet)
         return 0, ""
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def sample(text: str, name: str, labels: dict) -> float | None:
@@ -80,7 +72,7 @@ def test_ready_status_page_and_metrics(db18):
         assert {"target": "main", "collector": "connections"} in waiting
         assert get(f"{daemon.url}/health")[0] == 200
         daemon.runtime.start()
-        wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
+        wait_until(lambda: get(f"{daemon.url}/ready")[0] == 200)
         status, text = get(f"{daemon.url}/metrics")
         assert status == 200
         assert sample(text, UP.name, {"target": "main"}) == 1
@@ -100,7 +92,7 @@ def test_metrics_over_keep_alive_head_and_gzip(db18):
     daemon = Daemon(parse_config(db_config(db18, extra="    collectors: {recall: {enabled: false}}\n")))
     daemon.start()
     try:
-        wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
+        wait_until(lambda: get(f"{daemon.url}/ready")[0] == 200)
         conn = http.client.HTTPConnection("127.0.0.1", daemon.http.port, timeout=5)
         conn.request("GET", "/metrics")
         first = conn.getresponse()
@@ -142,7 +134,7 @@ def test_a_hung_target_does_not_delay_another(pg18):
     try:
         runtime.start()
         entries = lambda: {(e.target, e.collector): e for e in store.entries()}  # noqa: E731
-        wait_for(lambda: entries()[("blocked", "tables")].count("timeout") >= 1, timeout=15)
+        wait_until(lambda: entries()[("blocked", "tables")].count("timeout") >= 1, timeout=15)
         before = entries()[("healthy", "connections")].count("success")
         time.sleep(3.0)
         after = entries()[("healthy", "connections")]
@@ -150,7 +142,8 @@ def test_a_hung_target_does_not_delay_another(pg18):
         hung = entries()[("blocked", "tables")]
         assert hung.state == "failed" and "cancelled" in hung.last_error
         assert hung.last_duration < 3.5
-        assert entries()[("blocked", "statements")].state == "ok"  # only the blocked queries fail (connections runs once per server, on healthy)
+        # only the blocked queries fail (connections runs once per server, on healthy)
+        assert entries()[("blocked", "statements")].state == "ok"
         assert store.target_up()["blocked"] is True
     finally:
         holder.close()
@@ -202,7 +195,7 @@ def test_sighup_reloads_and_rejects_invalid_config_then_sigterm_stops(db18, tmp_
     config_path.write_text(db_config(db18, "first", listen=f"127.0.0.1:{unused_port}"))
     proc = start_daemon(config_path)
     try:
-        wait_for(lambda: get(f"{url}/ready")[0] == 200 if _alive(proc) else pytest.fail(_output(proc)))
+        wait_until(lambda: get(f"{url}/ready")[0] == 200 if _alive(proc) else pytest.fail(_output(proc)))
         config_path.write_text("databases:\n  - name: first\n    interval: fast\n")
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.5)
@@ -210,7 +203,7 @@ def test_sighup_reloads_and_rejects_invalid_config_then_sigterm_stops(db18, tmp_
         assert sample(get(f"{url}/metrics")[1], UP.name, {"target": "first"}) == 1
         config_path.write_text(db_config(db18, "second", listen=f"127.0.0.1:{unused_port}"))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: sample(get(f"{url}/metrics")[1], UP.name, {"target": "second"}) == 1)
+        wait_until(lambda: sample(get(f"{url}/metrics")[1], UP.name, {"target": "second"}) == 1)
         assert sample(get(f"{url}/metrics")[1], UP.name, {"target": "first"}) is None
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -236,11 +229,11 @@ def test_reloads_while_jobs_run_record_no_false_failures(db18, tmp_path):
     daemon = Daemon(load_config(config_path), config_path)
     daemon.start()
     try:
-        wait_for(lambda: not daemon.store.not_ready())
+        wait_until(lambda: not daemon.store.not_ready())
         for _ in range(5):
             assert daemon.reload()
             time.sleep(0.3)
-        wait_for(lambda: not daemon.store.not_ready())
+        wait_until(lambda: not daemon.store.not_ready())
         failures = {(e.target, e.collector): (e.count("error"), e.count("timeout"), e.last_error)
                     for e in daemon.store.entries() if e.count("error") or e.count("timeout")}
         assert failures == {}
@@ -264,7 +257,7 @@ def test_sigterm_during_a_hung_query_stops_within_5s(db18, tmp_path, unused_port
             rows = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vecmon' "
                                   "AND wait_event_type = 'Lock'").fetchone()
             return rows[0] > 0
-        wait_for(tables_waiting, timeout=20)
+        wait_until(tables_waiting, timeout=20)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=6)
@@ -295,7 +288,8 @@ def test_collect_prints_exposition_that_promtool_accepts(db18, tmp_path):
     assert result.returncode == 0, result.stderr
     parsed = Families(list(text_string_to_metric_families(result.stdout)))
     assert parsed.samples(PG_CONNECTIONS_MAX.name)
-    check = subprocess.run([require_tool("promtool", "prometheus"), "check", "metrics"], input=result.stdout, capture_output=True, text=True)
+    check = subprocess.run([require_tool("promtool", "prometheus"), "check", "metrics"], input=result.stdout,
+                           capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == "" and check.stderr.strip() == "", check.stdout + check.stderr
 
@@ -334,7 +328,7 @@ endpoints:
 """)
         proc = start_daemon(config_path)
         try:
-            wait_for(lambda: fake.requests, timeout=20)  # the probe is in flight
+            wait_until(lambda: fake.requests, timeout=20)  # the probe is in flight
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
@@ -353,7 +347,7 @@ def test_listens_on_an_ipv6_address(db18):
     daemon.start()
     try:
         assert daemon.url.startswith("http://[::1]:")
-        wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200)
+        wait_until(lambda: get(f"{daemon.url}/ready")[0] == 200)
         status, text = get(f"{daemon.url}/metrics")
         assert status == 200 and sample(text, UP.name, {"target": "main"}) == 1
     finally:

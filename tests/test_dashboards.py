@@ -22,6 +22,7 @@ from dashboards.catalog import declared_series, recording_rules
 from dashboards.render import build_dashboards, lint_exclusions, write_dashboards
 from monitor.config import Config
 from monitor.loader import parse_config
+from tests.helpers import metric_names
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_SLOS = "slos" in Config.model_fields
@@ -169,8 +170,8 @@ def test_the_linter_catches(rule, breakage):
 def test_linter_expands_variables_like_the_go_linter():
     assert lint.expand('rate(x{job=~"$job"}[$__rate_interval]) > ${threshold}') == \
         'rate(x{job=~"$job"}[98765s]) > var_threshold'
-    assert lint.metric_names('histogram_quantile(0.9, sum by (le) (rate(a_bucket{job=~"$job"}[$__rate_interval])))'
-                             ' / on() group_left b + {__name__="c"}') == {"a_bucket", "b", "c"}
+    assert metric_names('histogram_quantile(0.9, sum by (le) (rate(a_bucket{job=~"$job"}[$__rate_interval])))'
+                        ' / on() group_left b + {__name__="c"}') == {"a_bucket", "b", "c"}
 
 
 def test_exclusions_silence_one_rule_for_one_dashboard():
@@ -202,14 +203,14 @@ def test_every_referenced_metric_is_declared_or_recorded(full_config, boards):
     missing = {}
     for uid, board in boards.items():
         for panel, target in lint.targets(board):
-            unknown = lint.metric_names(target["expr"]) - known
+            unknown = metric_names(target["expr"]) - known
             unknown |= {f"{{__name__=~{p!r}}}" for p in lint.metric_name_patterns(target["expr"])
                         if not any(re.fullmatch(p, name) for name in known)}
             if unknown:
                 missing.setdefault(uid, []).append((panel["title"], sorted(unknown)))
         for var in board["templating"]["list"]:
             if var["type"] == "query":
-                unknown = {n for n in lint.metric_names(var["query"].split("(", 1)[1].rsplit(",", 1)[0])
+                unknown = {n for n in metric_names(var["query"].split("(", 1)[1].rsplit(",", 1)[0])
                            if n not in known}
                 if unknown:
                     missing.setdefault(uid, []).append((f"${var['name']}", sorted(unknown)))
@@ -400,7 +401,7 @@ def test_output_is_deterministic(full_config, tmp_path):
     first = write_dashboards(full_config, tmp_path / "a")
     second = write_dashboards(parse_config(full_config_text()), tmp_path / "b")
     assert [p.name for p in first] == [p.name for p in second]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes()
         assert a.read_text() == json.dumps(json.loads(a.read_text()), sort_keys=True, indent=2,
                                            ensure_ascii=False) + "\n"
@@ -413,6 +414,7 @@ def test_regenerating_removes_dashboards_the_config_no_longer_enables(full_confi
     assert sorted(p.name for p in (tmp_path / "grafana").iterdir()) == sorted(p.name for p in written)
 
 
+@pytest.mark.integration
 def test_vecmon_generate_writes_the_dashboards(tmp_path):
     config = tmp_path / "vecmon.yaml"
     config.write_text(full_config_text())

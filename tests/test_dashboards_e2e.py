@@ -20,6 +20,7 @@ In CI (``CI`` set) a missing ``prometheus`` or ``redis-server`` binary fails ins
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import random
@@ -46,7 +47,7 @@ from monitor.daemon import Daemon
 from monitor.embedded import free_port
 from monitor.loader import parse_config
 from tests.conftest import MONITOR_ROLE, new_database
-from tests.helpers import require_tool
+from tests.helpers import require_tool, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = "vecmon"
@@ -226,7 +227,7 @@ def start_prometheus(binary: str, workdir: Path, scrape_target: str, rule_files:
     }
     path = workdir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    log = open(workdir / "prometheus.log", "w")
+    log = open(workdir / "prometheus.log", "w")  # noqa: SIM115 - Prometheus writes to it until the module ends
     proc = subprocess.Popen([binary, f"--config.file={path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -249,11 +250,8 @@ def start_prometheus(binary: str, workdir: Path, scrape_target: str, rule_files:
 def wait_for_scrapes(prometheus: str, count: int, timeout: float = 20.0) -> None:
     """Until Prometheus has scraped vecmon ``count`` times (so rate() has samples to work with)."""
     query = urllib.parse.urlencode({"query": f'count_over_time(up{{job="{JOB}"}}[1m]) >= {count}'})
-    deadline = time.monotonic() + timeout
-    while not http_json(f"{prometheus}/api/v1/query?{query}")["data"]["result"]:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Prometheus did not scrape vecmon {count} times within {timeout}s")
-        time.sleep(0.5)
+    wait_until(lambda: http_json(f"{prometheus}/api/v1/query?{query}")["data"]["result"], timeout,
+               f"Prometheus scraping vecmon {count} times", interval=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -315,10 +313,8 @@ def stack(pg18, tmp_path_factory):
     finally:
         stop.set()
         for cleanup in reversed(cleanups):
-            try:
+            with contextlib.suppress(Exception):  # best effort; the next cleanup must still run
                 cleanup()
-            except Exception:  # noqa: BLE001 - best effort; the next cleanup must still run
-                pass
 
 
 # --------------------------------------------------------------------------- Grafana's side

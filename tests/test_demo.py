@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.embedded import free_port
@@ -59,6 +60,7 @@ def postgres_processes(data_dir: Path) -> list:
     return found
 
 
+@pytest.mark.integration
 def test_demo_serves_metrics_stops_cleanly_and_reuses_its_data(tmp_path):
     data_dir = tmp_path / "demo"
     port = free_port()
@@ -85,6 +87,7 @@ def test_demo_serves_metrics_stops_cleanly_and_reuses_its_data(tmp_path):
     assert postgres_processes(data_dir) == []
 
 
+@pytest.mark.integration
 def test_demo_port_clash_is_one_line_naming_the_address(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from monitor.cli import build_parser
 from tests.helpers import require_tool
 
@@ -41,6 +43,7 @@ def _unit_for_this_machine(tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.integration
 def test_unit_passes_systemd_analyze_verify(tmp_path):
     analyze = require_tool("systemd-analyze", "systemd")
     proc = subprocess.run([analyze, "verify", "--man=no", str(_unit_for_this_machine(tmp_path))],
@@ -48,6 +51,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
 
 
+@pytest.mark.integration
 def test_unit_security_exposure_is_low(tmp_path):
     analyze = require_tool("systemd-analyze", "systemd")
     proc = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(_unit_for_this_machine(tmp_path))],

@@ -47,6 +47,8 @@ from monitor.exposition import build_registry
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 TIMEOUT = 2.0  # the configured timeout of every call below
 MARGIN = 1.0  # the bound: done within timeout + 1 s
 TRICKLE = 0.5  # seconds between bytes: far below TIMEOUT, so no per-read timeout ever fires

@@ -5,6 +5,7 @@ Every case is bounded in time: outages are a few seconds to a minute, waits poll
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -25,7 +26,7 @@ from monitor.pg import DatabaseConnector
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE, new_database
-from tests.helpers import make_target, run_collector
+from tests.helpers import make_target, run_collector, wait_until
 
 HOSTILE_OFF = "set_config('default_transaction_read_only', 'off', false) IS NOT NULL"
 
@@ -66,10 +67,8 @@ def test_hostile_filter_cannot_switch_read_only_off(writable):
     try:
         for _ in range(3):  # the same pooled session every time (max_connections 1)
             ctx = CollectContext(target=target.name, settings=target, state={})
-            try:
+            with contextlib.suppress(Exception):  # the run may fail; what matters is what was written
                 connector.run(database_collector("ann_latency")().collect, ctx, 10.0)
-            except Exception:  # noqa: BLE001 - the run may fail; what matters is what was written
-                pass
     finally:
         connector.close()
     assert audit_rows(writable) == 0
@@ -151,16 +150,6 @@ def runtime_config(dsn: str, **target) -> Config:
         "jitter": 0, "collectors": collectors, **target}]})
 
 
-def wait_for(predicate, timeout: float, step: float = 0.05) -> float | None:
-    """Seconds until predicate() held, or None after timeout."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
-
-
 class WarningCounter(logging.Handler):
     def __init__(self):
         super().__init__(logging.WARNING)
@@ -195,12 +184,12 @@ def test_outage_recovery_within_one_interval(own_server, outage, warnings_log):
     down = lambda: store.target_up().get("db") is False  # noqa: E731
     runtime.start()
     try:
-        assert wait_for(lambda: up() and not store.not_ready(), 30) is not None
+        wait_until(lambda: up() and not store.not_ready(), 30, "the first runs", interval=0.05)
         assert registry.get_sample_value(COLLECTOR_DISABLED.name, {"target": "db", "collector": "statements"}) == 1
         warnings_log.records.clear()
         own_server.stop(mode="fast")
         stopped = time.monotonic()
-        assert wait_for(down, INTERVAL + 10) is not None
+        wait_until(down, INTERVAL + 10, "vecmon_up=0", interval=0.05)
         time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
         # while down: only the target is down; collectors keep their state (asserted below, after the
         # recovery figure, so the test prints it on any code)
@@ -213,14 +202,16 @@ def test_outage_recovery_within_one_interval(own_server, outage, warnings_log):
         down_warnings = len(warnings_log.records)
         own_server.start()
         returned = time.monotonic()
-        lag = wait_for(up, 4 * INTERVAL + 120)
+        wait_until(up, 4 * INTERVAL + 120, "vecmon_up=1 after the database returned", interval=0.05)
+        lag = time.monotonic() - returned
         print(f"outage {outage:.0f}s: {UP.name}=1 {lag}s after the database returned; "
               f"{down_warnings} warnings while down ({down_warnings / (returned - stopped) * 60:.1f}/min)")
         assert lag is not None and lag <= INTERVAL + 1.5, f"{UP.name}=1 only {lag}s after the database returned"
         assert down_warnings <= 2, [r.getMessage() for r in warnings_log.records]
         assert seen == {"up": 0, "reason": 1, "statements_disabled": 1, "statements_up": None, "connections_up": 1}
         assert entry.state == "target-down" and "Connection refused" in entry.last_error, entry
-        assert wait_for(lambda: sample(TARGET_UNREACHABLE_REASON.name, reason="refused") is None, 1) is not None
+        wait_until(lambda: sample(TARGET_UNREACHABLE_REASON.name, reason="refused") is None, 1,
+                   "the unreachable reason cleared", interval=0.05)
     finally:
         runtime.stop()
         if not own_server.running():
@@ -234,9 +225,11 @@ def test_target_down_at_start_comes_back(own_server):
     runtime.start()
     proxy = None
     try:
-        assert wait_for(lambda: store.target_up().get("db") is False, INTERVAL + 5) is not None
+        wait_until(lambda: store.target_up().get("db") is False, INTERVAL + 5, "vecmon_up=0", interval=0.05)
         proxy = TcpForwarder(port, own_server.port)  # the "server" appears on the port
-        lag = wait_for(lambda: store.target_up().get("db") is True, 4 * INTERVAL + 10)
+        appeared = time.monotonic()
+        wait_until(lambda: store.target_up().get("db") is True, 4 * INTERVAL + 10, "vecmon_up=1", interval=0.05)
+        lag = time.monotonic() - appeared
         assert lag is not None and lag <= INTERVAL + 1.5, lag
     finally:
         runtime.stop()
@@ -272,10 +265,8 @@ class TcpForwarder:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self):
         self.closed = True
@@ -327,6 +318,7 @@ def run_job(dsn: str, collector: str = "connections", **target) -> tuple[str, fl
 
 
 @pytest.mark.parametrize("accept", [True, False], ids=["accepts-never-answers", "never-accepts"])
+@pytest.mark.integration
 def test_blackholed_target_fails_within_connect_timeout(accept):
     hole = Blackhole(accept)
     try:
@@ -427,7 +419,8 @@ def legacy_db(own_server):
                           b'CREATE TABLE "' + NAIVE_UTF8 + b'" (id int PRIMARY KEY, emb vector(3), at timestamptz)',
                           b'INSERT INTO "' + NAIVE_UTF8 + b'" SELECT i, ARRAY[random(), random(), random()]::vector(3),'
                           b' now() FROM generate_series(1, 300) i',
-                          b'CREATE INDEX "' + NAIVE_UTF8 + b'_hnsw" ON "' + NAIVE_UTF8 + b'" USING hnsw (emb vector_l2_ops)',
+                          b'CREATE INDEX "' + NAIVE_UTF8 + b'_hnsw" ON "' + NAIVE_UTF8
+                          + b'" USING hnsw (emb vector_l2_ops)',
                           b'ANALYZE', f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {MONITOR_ROLE}".encode()):
             conn.execute(statement)
     return pg18.dsn(name, user=MONITOR_ROLE)
@@ -502,7 +495,8 @@ databases:
     out = capsys.readouterr().out
     assert "ok: connected: PostgreSQL 18" in out
     assert "admin: warning: the monitoring role could write: superuser" in out
-    assert "wrongpw: cannot connect (auth_failed):" in out and 'password authentication failed for user "pw_user"' in out
+    assert "wrongpw: cannot connect (auth_failed):" in out
+    assert 'password authentication failed for user "pw_user"' in out
     assert "gone: cannot connect (refused):" in out and "Connection refused" in out
     assert PASSWORD not in out and "ok: warning" not in out
 
@@ -538,6 +532,7 @@ def test_target_health_logs_state_changes_and_rare_reminders(caplog):
         health.up()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert REMINDER_INTERVAL == 300 and len(warnings) == 3, warnings  # down, one reminder (t=300 s), up
-    assert warnings[0] == "target app (db:5432/app) is down (refused): cannot connect to db:5432/app: Connection refused"
+    assert warnings[0] == ("target app (db:5432/app) is down (refused): "
+                           "cannot connect to db:5432/app: Connection refused")
     assert warnings[1].startswith("target app (db:5432/app) still down after 300s (refused)")
     assert warnings[-1] == "target app (db:5432/app) is up again after 599.0s down (last cause: refused)"

@@ -19,7 +19,10 @@ import pytest
 from collectors.self_metrics import COLLECTOR_RUNS_TOTAL
 from monitor.daemon import Daemon
 from monitor.loader import ConfigError, load_config
-from tests.test_daemon import db_config, get, sample, start_daemon, wait_for
+from tests.helpers import wait_until
+from tests.test_daemon import db_config, get, sample, start_daemon
+
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
 
 BAD_RELOADS = {
     "empty": "",
@@ -49,7 +52,7 @@ def test_a_bad_reload_keeps_the_running_config(db18, tmp_path, case, caplog):
     daemon = Daemon(load_config(config_path), config_path)
     daemon.start()
     try:
-        wait_for(lambda: not daemon.store.not_ready())
+        wait_until(lambda: not daemon.store.not_ready())
         config_path.write_text(half_written(good) if case == "half-written" else BAD_RELOADS[case])
         with caplog.at_level("INFO", logger="monitor.daemon"):
             applied = daemon.reload()
@@ -61,7 +64,7 @@ def test_a_bad_reload_keeps_the_running_config(db18, tmp_path, case, caplog):
         # the old targets keep being collected
         before = runs(get(f"{daemon.url}/metrics")[1], "main")
         assert before >= 1
-        wait_for(lambda: runs(get(f"{daemon.url}/metrics")[1], "main") >= before + 2, timeout=10)
+        wait_until(lambda: runs(get(f"{daemon.url}/metrics")[1], "main") >= before + 2, timeout=10)
         assert {e.target for e in daemon.store.entries()} == {"main"}
     finally:
         daemon.stop()
@@ -96,7 +99,7 @@ def test_sighup_with_an_empty_file_keeps_collecting(db18, tmp_path, free_port):
                                      listen=f"127.0.0.1:{free_port}"))
     proc = start_daemon(config_path)
     try:
-        wait_for(lambda: get(f"{url}/ready")[0] == 200 if proc.poll() is None else pytest.fail(proc.stderr.read()))
+        wait_until(lambda: get(f"{url}/ready")[0] == 200 if proc.poll() is None else pytest.fail(proc.stderr.read()))
         for bad in ("", "# comment only\n"):
             config_path.write_text(bad)
             proc.send_signal(signal.SIGHUP)
@@ -104,7 +107,7 @@ def test_sighup_with_an_empty_file_keeps_collecting(db18, tmp_path, free_port):
             assert proc.poll() is None
             before = runs(get(f"{url}/metrics")[1], "first")
             assert before >= 1
-            wait_for(lambda: runs(get(f"{url}/metrics")[1], "first") >= before + 2, timeout=10)
+            wait_until(lambda before=before: runs(get(f"{url}/metrics")[1], "first") >= before + 2, timeout=10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -128,9 +131,9 @@ def test_run_refuses_a_config_with_nothing_to_monitor(tmp_path, free_port):
 def listen_overflows() -> int:
     """TcpExt ListenOverflows: connection attempts the kernel dropped because a backlog was full."""
     lines = Path("/proc/net/netstat").read_text().splitlines()
-    for header, values in zip(lines[::2], lines[1::2]):
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
         if header.startswith("TcpExt:"):
-            return int(dict(zip(header.split()[1:], values.split()[1:]))["ListenOverflows"])
+            return int(dict(zip(header.split()[1:], values.split()[1:], strict=True))["ListenOverflows"])
     raise AssertionError("no TcpExt in /proc/net/netstat")
 
 
@@ -151,7 +154,7 @@ def running_daemon(db18, tmp_path, free_port):
                                      listen=f"127.0.0.1:{free_port}"))
     proc = start_daemon(config_path)
     try:
-        wait_for(lambda: get(f"http://127.0.0.1:{free_port}/ready")[0] == 200 if proc.poll() is None
+        wait_until(lambda: get(f"http://127.0.0.1:{free_port}/ready")[0] == 200 if proc.poll() is None
                  else pytest.fail(proc.stderr.read()))
         yield proc, free_port
     finally:

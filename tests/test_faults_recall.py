@@ -36,7 +36,7 @@ from collectors.recall_records import ExactResult
 from collectors.recall_scoring import contradicts
 from monitor.shared import SharedState
 from tests.conftest import MONITOR_ROLE, new_database
-from tests.helpers import Families, require_tool, run_collector
+from tests.helpers import Families, require_tool, run_collector, wait_until
 
 DIM = 32
 ROWS = 4000
@@ -272,12 +272,10 @@ def test_read_only_state_directory_falls_back_to_memory(cycles, store_db, tmp_pa
 
 # ----------------------------------------------------------------------------- stale ground truth
 def wait_counted(db, counter: str, at_least: int) -> None:
-    deadline = time.monotonic() + 15
     with db.admin() as observer:
-        while observer.execute(f"SELECT {counter} FROM pg_stat_user_tables WHERE relname = 'items'"
-                               ).fetchone()[0] < at_least:
-            assert time.monotonic() < deadline, f"{counter} never reached {at_least}"
-            time.sleep(0.2)
+        wait_until(lambda: observer.execute(f"SELECT {counter} FROM pg_stat_user_tables WHERE relname = 'items'"
+                                            ).fetchone()[0] >= at_least, 15, f"{counter} reaching {at_least}",
+                   interval=0.2)
 
 
 def lagging_write(db, statement: str, params: list, counter: str) -> LaggingWrite:

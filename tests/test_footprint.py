@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("pydantic", "psycopg", "prometheus_client", "sqlalchemy", "requests", "numpy", "apscheduler")
 
 
@@ -32,11 +34,13 @@ runtime = Runtime(parse_config({config!r}), SnapshotStore())
 """
 
 
+@pytest.mark.integration
 def test_version_imports_none_of_the_command_machinery():
     code = "from monitor.entry import main\nassert main(['--version']) == 0"
     assert loaded_after(code) == []
 
 
+@pytest.mark.integration
 def test_sqlalchemy_only_with_recall_and_provider_clients_only_with_endpoints():
     without = loaded_after(runtime_with("{recall: {enabled: false}}"))
     assert "sqlalchemy" not in without and "requests" not in without and "numpy" not in without

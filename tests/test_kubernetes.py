@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from monitor.cli import build_parser, main
@@ -63,7 +64,8 @@ def _generate(tmp_path: Path, config: Path) -> Path:
 
 
 def _objects(directory: Path) -> dict[str, list[dict]]:
-    return {path.name: [d for d in yaml.safe_load_all(path.read_text()) if d] for path in sorted(directory.glob("*.yaml"))}
+    return {path.name: [d for d in yaml.safe_load_all(path.read_text()) if d]
+            for path in sorted(directory.glob("*.yaml"))}
 
 
 def _validate(files: list[Path]) -> None:
@@ -73,6 +75,7 @@ def _validate(files: list[Path]) -> None:
     assert "passed" in proc.stdout and "failed" not in proc.stdout.lower(), proc.stdout[-3000:]
 
 
+@pytest.mark.integration
 def test_single_instance_deployment_is_valid_and_holds_no_secret(tmp_path):
     directory = _generate(tmp_path, _config(tmp_path))
     objects = _objects(directory)
@@ -113,6 +116,7 @@ def test_single_instance_deployment_is_valid_and_holds_no_secret(tmp_path):
     assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
 
 
+@pytest.mark.integration
 def test_file_secrets_come_from_the_mounted_secret(tmp_path):
     directory = _generate(tmp_path, _config(tmp_path, password_file=True))
     objects = _objects(directory)
@@ -126,6 +130,7 @@ def test_file_secrets_come_from_the_mounted_secret(tmp_path):
     _validate([directory / "workload.yaml"])
 
 
+@pytest.mark.integration
 def test_sharded_ha_statefulsets_servicemonitor_rules_and_dashboards(tmp_path):
     config = _config(tmp_path, daemon="  shard: 0/3\n  ha: {database: app, interval: 5s}\n")
     directory = _generate(tmp_path, config)

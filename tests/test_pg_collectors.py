@@ -83,7 +83,7 @@ from collectors.pg_tables import (
     PG_TABLE_TUP_UPDATED_TOTAL,
 )
 from tests.conftest import Database, new_database
-from tests.helpers import Families, run_collector
+from tests.helpers import Families, run_collector, wait_until
 
 TARGET = {"target": "t"}  # run_collector's default target name
 
@@ -100,16 +100,6 @@ def flush(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_stat_force_next_flush()")
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
-    """Poll ``predicate`` until it returns a truthy value; bounded by ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
-
-
 def other_sessions(db: Database) -> int:
     """Client sessions in ``db`` that are not vecmon's, seen from a connection to another database."""
     with psycopg.connect(db.server.dsn(), autocommit=True) as conn:
@@ -120,7 +110,7 @@ def other_sessions(db: Database) -> int:
 
 def settle(db: Database) -> None:
     """Wait until the backends of closed setup connections have exited (backend exit is asynchronous)."""
-    assert wait_for(lambda: other_sessions(db) == 0), "setup connections did not go away"
+    wait_until(lambda: other_sessions(db) == 0, 5, "the setup connections going away", interval=0.05)
 
 
 # -- connections ----------------------------------------------------------------------------------
@@ -172,9 +162,9 @@ def test_connections_lock_wait_and_oldest_transaction(any_db):
         started = time.monotonic()
         waiter.start()
         with psycopg.connect(any_db.server.dsn(), autocommit=True) as observer:
-            assert wait_for(lambda: observer.execute(
+            wait_until(lambda: observer.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-                (any_db.name,)).fetchone()[0] == 1)
+                (any_db.name,)).fetchone()[0] == 1, 5, "the lock wait", interval=0.05)
         time.sleep(max(0.0, 1.1 - (time.monotonic() - started)))
         families = run_collector(any_db.monitor_dsn, "connections")
     finally:
@@ -475,8 +465,7 @@ def test_server_version_settings_wal_slots_and_checkpoints(any_db):
                      > val(before, PG_CHECKPOINTS_TOTAL.name, kind="requested"))
             return fams if moved else None
 
-        after = wait_for(requested_moved, timeout=5, interval=0.2)
-        assert after is not None, "the CHECKPOINT was not counted"
+        after = wait_until(requested_moved, 5, "the CHECKPOINT counted", interval=0.2)
     finally:
         any_db.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
 

@@ -65,7 +65,7 @@ from collectors.registry import DATABASE_COLLECTORS, DEFAULT_INTERVALS, database
 from collectors.vector_bloat import VECTOR_TABLE_BLOAT_BYTES, VECTOR_TABLE_BLOAT_RATIO
 from monitor.embedded import LocalPostgres
 from tests.conftest import MONITOR_ROLE, PG15_BIN, Database, new_database
-from tests.helpers import Families, make_target, require_tool, run_collector
+from tests.helpers import Families, make_target, require_tool, run_collector, wait_until
 
 TARGET = {"target": "t"}
 SIGNAL_COLLECTORS = ("archiver", "wal", "io", "wraparound", "wraparound_tables", "activity", "progress",
@@ -74,16 +74,6 @@ SIGNAL_COLLECTORS = ("archiver", "wal", "io", "wraparound", "wraparound_tables",
 
 def val(families: Families, metric: str, /, **labels) -> float | None:
     return families.value(metric, {**TARGET, **labels})
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
-    """Poll ``predicate`` until it returns a truthy value; bounded by ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 @contextmanager
@@ -156,8 +146,8 @@ def switch_wal(db: Database) -> None:
 def test_archiver_reports_failing_then_recovered_archiving(archiving_db):
     db = archiving_db
     switch_wal(db)
-    failing = wait_for(lambda: (f := run_collector(db.monitor_dsn, "archiver"))
-                       and val(f, PG_ARCHIVER_FAILED_TOTAL.name) and f)
+    failing = wait_until(lambda: (f := run_collector(db.monitor_dsn, "archiver"))
+                         and val(f, PG_ARCHIVER_FAILED_TOTAL.name) and f)
     assert failing, "the failing archive_command was never reported"
     assert val(failing, PG_ARCHIVER_ENABLED.name) == 1
     assert val(failing, PG_ARCHIVER_FAILING.name) == 1
@@ -172,12 +162,12 @@ def test_archiver_reports_failing_then_recovered_archiving(archiving_db):
     archive.mkdir(exist_ok=True)
     archive.chmod(0o777)
     with db.admin() as conn:
-        conn.execute("ALTER SYSTEM SET archive_command = %s" % sql.quote(f"cp %p {archive}/%f"))
+        conn.execute("ALTER SYSTEM SET archive_command = " + sql.quote(f"cp %p {archive}/%f"))
         conn.execute("SELECT pg_reload_conf()")
     switch_wal(db)
-    recovered = wait_for(lambda: (f := run_collector(db.monitor_dsn, "archiver"))
-                         and val(f, PG_ARCHIVER_PENDING_FILES.name) == 0
-                         and val(f, PG_ARCHIVER_FAILING.name) == 0 and f, timeout=30)
+    recovered = wait_until(lambda: (f := run_collector(db.monitor_dsn, "archiver"))
+                           and val(f, PG_ARCHIVER_PENDING_FILES.name) == 0
+                           and val(f, PG_ARCHIVER_FAILING.name) == 0 and f, timeout=30)
     assert recovered, "archiving did not recover after fixing archive_command"
     assert val(recovered, PG_ARCHIVER_ARCHIVED_TOTAL.name) >= 2
     assert 0 <= val(recovered, PG_ARCHIVER_LAST_ARCHIVED_AGE_SECONDS.name) < 60
@@ -299,7 +289,7 @@ def test_wraparound_tables_ranks_the_oldest_unfrozen_table_first(any_db):
 
 def test_activity_counts_long_running_queries_over_the_threshold(any_db):
     with background(any_db, "SELECT pg_sleep(20)") as pid:
-        assert wait_for(lambda: activity(any_db, pid).get("state") == "active"
+        wait_until(lambda: activity(any_db, pid).get("state") == "active"
                         and "pg_sleep" in activity(any_db, pid)["query"])
         time.sleep(1.3)
         families = run_collector(any_db.monitor_dsn, "activity", long_running_threshold="1s")
@@ -319,7 +309,7 @@ def test_activity_lock_waits_by_mode(any_db):
     with any_db.admin(autocommit=False) as holder:
         holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
         with background(any_db, "SELECT * FROM locked") as pid:
-            assert wait_for(lambda: activity(any_db, pid).get("wait_event_type") == "Lock")
+            wait_until(lambda: activity(any_db, pid).get("wait_event_type") == "Lock")
             families = run_collector(any_db.monitor_dsn, "activity")
         holder.rollback()
     assert val(families, PG_LOCK_WAITS.name, mode="AccessShareLock") == 1
@@ -351,7 +341,7 @@ def test_progress_of_a_throttled_vacuum(any_db):
         conn.execute("DELETE FROM churn WHERE id % 2 = 0")
     # every page costs at least 1 against a limit of 1: VACUUM sleeps 100 ms+ per page (about 600 pages)
     with background(any_db, "SET vacuum_cost_delay = 100", "SET vacuum_cost_limit = 1", "VACUUM churn"):
-        assert wait_for(lambda: progress_rows(any_db, "pg_stat_progress_vacuum") == 1)
+        wait_until(lambda: progress_rows(any_db, "pg_stat_progress_vacuum") == 1)
         time.sleep(1.1)
         families = run_collector(any_db.monitor_dsn, "progress")
     labels = {"schema": "public", "table": "churn", "vector": "false", "autovacuum": "false"}
@@ -374,7 +364,7 @@ def concurrent_index_waiting(db: Database, statement: str) -> Iterator[None]:
     with db.admin(autocommit=False) as writer:
         writer.execute("INSERT INTO items (id) VALUES (-1)")
         with background(db, statement):
-            assert wait_for(lambda: progress_rows(db, "pg_stat_progress_create_index") == 1)
+            wait_until(lambda: progress_rows(db, "pg_stat_progress_create_index") == 1)
             yield
         writer.rollback()
 

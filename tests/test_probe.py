@@ -26,7 +26,7 @@ from collectors.self_metrics import COLLECTOR_DURATION_SECONDS, COLLECTOR_UP, TA
 from monitor.daemon import Daemon
 from monitor.loader import ConfigError, parse_config
 from tests.conftest import MONITOR_ROLE, new_database
-from tests.helpers import Families
+from tests.helpers import Families, wait_until
 from tests.webhook import require_binary, start_prometheus
 
 PASSWORD = "probe-secret-7f3a9c"  # the auth module's password: must never show up anywhere
@@ -55,16 +55,6 @@ def parse(body: bytes) -> Families:
 
 def sample_lines(body: bytes) -> set[str]:
     return {line for line in body.decode().splitlines() if line and not line.startswith("#")}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout:.0f}s")
 
 
 def config_text(databases: list, *, probe: str = "{}", collectors: str = "[connections, server, databases]",
@@ -127,7 +117,7 @@ def vecmon_sessions(db) -> int:
 def test_configured_target_serves_only_its_own_series(pg18, daemons):
     a, b = new_database(pg18), new_database(pg18)
     daemon = daemons(config_text([("alpha", a), ("beta", b)]))
-    wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "both targets collected")
+    wait_until(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "both targets collected")
 
     status, headers, body = get(probe_url(daemon, "alpha"))
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
@@ -253,13 +243,13 @@ def test_dsn_targets_are_bounded_and_evicted_ones_disconnect(pg18, daemons):
     for db in dbs:
         assert get(probe_url(daemon, dsn_of(db), "mon"))[0] == 200
     assert len(daemon.probe.dsn) == 2 and daemon.probe.dsn.evicted == 1
-    wait_for(lambda: vecmon_sessions(dbs[0]) == 0, 10, "the evicted target's session closed")
+    wait_until(lambda: vecmon_sessions(dbs[0]) == 0, 10, "the evicted target's session closed")
     assert vecmon_sessions(dbs[2]) == 1  # kept targets keep their one session
     # the evicted one comes back as a new collection (and evicts the least recently used)
     collections = daemon.probe.dsn.collections
     assert get(probe_url(daemon, dsn_of(dbs[0]), "mon"))[0] == 200
     assert daemon.probe.dsn.collections == collections + 1 and len(daemon.probe.dsn) == 2
-    wait_for(lambda: vecmon_sessions(dbs[1]) == 0, 10, "the next evicted target's session closed")
+    wait_until(lambda: vecmon_sessions(dbs[1]) == 0, 10, "the next evicted target's session closed")
 
 
 class Blackhole:
@@ -288,7 +278,7 @@ class Blackhole:
 def test_a_hanging_database_answers_an_error_within_the_scrape_timeout(pg18, daemons):
     db = new_database(pg18)
     daemon = daemons(config_text([("alpha", db)], probe="{timeout: 10s}"))
-    wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "target collected")
+    wait_until(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "target collected")
     hole = Blackhole()
     try:
         answers: list[tuple[int, float]] = []
@@ -347,7 +337,7 @@ def test_the_deadline_bounds_the_whole_collection_not_each_collector(pg18, daemo
         status, _, body = get(probe_url(daemon, dsn_of(db), "mon"))
         seconds = time.monotonic() - started
         assert status == 504 and b"did not finish within 1s" in body and seconds < 2.0, (status, seconds)
-        wait_for(lambda: daemon.probe.dsn.collections == 1 and get(probe_url(daemon, dsn_of(db), "mon"))[0] == 200,
+        wait_until(lambda: daemon.probe.dsn.collections == 1 and get(probe_url(daemon, dsn_of(db), "mon"))[0] == 200,
                  5, "the late result cached")
         families = parse(get(probe_url(daemon, dsn_of(db), "mon"))[2])
     label = {"target": dsn_of(db)}
@@ -410,7 +400,7 @@ def test_secrets_stay_out_of_logs_and_exposition(pg18, daemons, caplog):
     bodies = [get(probe_url(daemon, dsn_of(db), "mon"))[2],
               get(probe_url(daemon, f"127.0.0.1:{db.server.port}/missing_db", "mon"))[2],
               get(probe_url(daemon, "127.0.0.1:1/x", "mon"))[2]]
-    wait_for(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "target collected")
+    wait_until(lambda: get(f"{daemon.url}/ready")[0] == 200, 30, "target collected")
     bodies += [get(probe_url(daemon, "alpha"))[2], get(f"{daemon.url}/metrics")[2], get(f"{daemon.url}/api/status")[2]]
     assert any(UP.name.encode() in b for b in bodies)
     for body in bodies:
@@ -430,7 +420,7 @@ def test_a_reload_that_changes_the_auth_modules_drops_kept_targets(pg18, write_c
         assert daemon.reload() and len(daemon.probe.dsn) == 1  # same modules: kept
         path.write_text(config_text([], collectors="[connections]"))
         assert daemon.reload() and len(daemon.probe.dsn) == 0
-        wait_for(lambda: vecmon_sessions(db) == 0, 10, "the dropped target's session closed")
+        wait_until(lambda: vecmon_sessions(db) == 0, 10, "the dropped target's session closed")
         families = parse(get(probe_url(daemon, dsn_of(db), "mon"))[2])
         assert families.value(COLLECTOR_UP.name, {"target": dsn_of(db), "collector": "connections"}) == 1
         assert families.value(COLLECTOR_UP.name, {"target": dsn_of(db), "collector": "server"}) is None
@@ -483,12 +473,12 @@ def test_prometheus_scrapes_probe_for_both_kinds(pg18, daemons, tmp_path):
         def query(expr: str) -> list:
             return prometheus.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))["data"]["result"]
 
-        wait_for(lambda: query('up{job="vecmon-targets", instance="alpha"} == 1')
-                 and query(f'{PG_CONNECTIONS_MAX.name}{{job="vecmon-targets", instance="alpha", target="alpha"}}'),
-                 60, "the configured target scraped through /probe")
-        wait_for(lambda: query(f'up{{job="vecmon-dsn", instance="{dsn}"}} == 1')
-                 and query(f'{UP.name}{{job="vecmon-dsn", instance="{dsn}", target="{dsn_of(other)}"}} == 1')
-                 and query(f'{PG_DATABASE_SIZE_BYTES.name}{{job="vecmon-dsn", datname="{other.name}"}}'),
+        wait_until(lambda: query('up{job="vecmon-targets", instance="alpha"} == 1')
+                   and query(f'{PG_CONNECTIONS_MAX.name}{{job="vecmon-targets", instance="alpha", target="alpha"}}'),
+                   60, "the configured target scraped through /probe")
+        wait_until(lambda: query(f'up{{job="vecmon-dsn", instance="{dsn}"}} == 1')
+                   and query(f'{UP.name}{{job="vecmon-dsn", instance="{dsn}", target="{dsn_of(other)}"}} == 1')
+                   and query(f'{PG_DATABASE_SIZE_BYTES.name}{{job="vecmon-dsn", datname="{other.name}"}}'),
                  60, "the DSN target scraped through /probe")
         # each job saw only its own target's series
         assert not query(f'{UP.name}{{job="vecmon-targets", target!="alpha"}}')

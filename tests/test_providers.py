@@ -73,6 +73,7 @@ def expected_request(provider: str, kind: str, model: str) -> tuple[str, dict]:
 
 
 @pytest.mark.parametrize("provider,kind", COMBOS, ids=[f"{p}-{k}" for p, k in COMBOS])
+@pytest.mark.integration
 def test_probe_speaks_each_providers_wire_format(provider, kind):
     with FakeProvider(provider, api_key=KEY) as fake:
         probe = Probe(fake, kind)
@@ -106,6 +107,7 @@ def test_probe_speaks_each_providers_wire_format(provider, kind):
             assert run.value(RERANK_RELEVANT_DOCUMENT_RANK.name) == 1
 
 
+@pytest.mark.integration
 def test_openai_compatible_without_key_sends_no_authorization():
     with FakeProvider("openai_compatible") as fake:
         run = Probe(fake).run()
@@ -113,6 +115,7 @@ def test_openai_compatible_without_key_sends_no_authorization():
         assert "authorization" not in fake.requests[0].headers
 
 
+@pytest.mark.integration
 def test_wrong_key_is_http_4xx_and_cohere_input_type_is_sent():
     with FakeProvider("cohere", api_key=KEY) as fake:
         run = Probe(fake, api_key="wrong-key", input_type="search_document").run()
@@ -140,6 +143,7 @@ def test_default_urls():
     assert ollama.default_url(Params("ollama", "m")) == "http://localhost:11434"
 
 
+@pytest.mark.integration
 def test_azure_deployment_and_api_version():
     with FakeProvider("azure_openai", api_key=KEY) as fake:
         run = Probe(fake, deployment="prod-embed", api_version="2024-02-01").run()
@@ -222,6 +226,7 @@ def test_parsers_reject_undocumented_shapes():
         ollama.parse_embed({"embedding": [0.1]}, {}, Params("ollama", "m"))  # legacy /api/embeddings shape
 
 
+@pytest.mark.integration
 def test_strict_openai_shape_violation_is_bad_response():
     with FakeProvider("openai") as fake:
         body = load("openai_embeddings")
@@ -235,6 +240,7 @@ def test_strict_openai_shape_violation_is_bad_response():
 # --------------------------------------------------------------------------- headers
 
 
+@pytest.mark.integration
 def test_rate_limit_headers_and_server_timings_become_metrics():
     with FakeProvider("openai", api_key=KEY) as fake:
         fake.push(Fault(delay=0.05))
@@ -260,6 +266,7 @@ def test_rate_limit_headers_and_server_timings_become_metrics():
         assert run.value(MODEL_API_SERVER_DURATION_SECONDS.name, phase="total") == pytest.approx(0.002)
 
 
+@pytest.mark.integration
 def test_azure_rate_limit_placeholders_are_not_reported_as_headroom():
     """Azure OpenAI sends ``limit-tokens: -1, remaining-tokens: -1, reset-tokens: 0`` (MS Q&A
     5625878, openai-dotnet#838): no quota, not a full one."""
@@ -317,7 +324,8 @@ def test_model_api_metric_declarations_follow_conventions():
     from collectors.self_metrics import SELF_METRICS
 
     names = {spec.name for spec in SELF_METRICS}
-    allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_", "vecmon_app_")
+    allowed = ("vecmon_model_api_", "vecmon_embedding_", "vecmon_rerank_", "vecmon_cost_", "vecmon_redis_",
+               "vecmon_app_")
     for cls in api_collector_classes():
         for spec in cls.METRICS:
             assert spec.name.startswith(allowed), spec.name

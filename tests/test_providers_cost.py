@@ -99,6 +99,7 @@ def test_a_broken_price_file_is_a_located_config_error(tmp_path):
 
 @pytest.mark.parametrize("provider,kind", [("openai", "embedding"), ("cohere", "embedding"), ("cohere", "rerank"),
                                            ("voyage", "embedding"), ("voyage", "rerank"), ("tei", "embedding")])
+@pytest.mark.integration
 def test_probe_cost_counters_match_the_price_table(provider, kind):
     model = MODELS[(provider, kind)]
     price = table_price(provider, model) if provider != "tei" else table_price("tei", "*")
@@ -124,6 +125,7 @@ def test_probe_cost_counters_match_the_price_table(provider, kind):
         assert ledger.spend(["ep"], today)["day"] == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.integration
 def test_price_overrides_and_pricing_provider():
     overrides = [PriceEntry(provider="openai", model="BAAI/bge-small-en-v1.5", usd_per_1m_tokens=1.0,
                             effective=date(2020, 1, 1), source="contract")]
@@ -178,6 +180,7 @@ def spend(families: Families, period: str, line_item: str | None = None) -> floa
                           {"target": "org", "provider": "openai", "period": period, "line_item": line_item})
 
 
+@pytest.mark.integration
 def test_cost_api_poll_reads_daily_buckets_with_pagination():
     ledger = SpendLedger()
     with cost_fake() as fake:
@@ -206,6 +209,7 @@ def test_cost_api_poll_reads_daily_buckets_with_pagination():
     assert ledger.spend(["org"], TODAY) == pytest.approx({"day": 0.125, "month": 2.875})
 
 
+@pytest.mark.integration
 def test_restated_days_replace_earlier_values_and_failures_keep_the_last_good_ones():
     ledger = SpendLedger()
     with cost_fake() as fake:
@@ -245,6 +249,7 @@ def _first_amount(value):
     Fault(raw_body=b'{"object": "page", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}"),  # RecursionError
 ], ids=["start-overflow", "start-beyond-time_t", "start-before-year-1", "amount-overflow", "amount-nan",
         "amount-string-nan", "amount-string-with-unit", "nested-5000"])
+@pytest.mark.integration
 def test_an_unparseable_cost_answer_is_a_failed_poll_not_a_collector_failure(fault):
     ledger = SpendLedger()
     with cost_fake() as fake:
@@ -265,6 +270,7 @@ def test_an_unparseable_cost_answer_is_a_failed_poll_not_a_collector_failure(fau
     assert ledger.spend(["org"], TODAY) == pytest.approx({"day": 0.125, "month": 2.875})
 
 
+@pytest.mark.integration
 def test_an_unparseable_usage_answer_is_a_failed_usage_poll():
     with cost_fake() as fake:
         poller = CostPoller(fake, SpendLedger())
@@ -281,6 +287,7 @@ def test_an_unparseable_usage_answer_is_a_failed_usage_poll():
         assert spend(families, "month") == pytest.approx(2.875)
 
 
+@pytest.mark.integration
 def test_amounts_sent_as_numeric_strings_are_read_like_numbers():
     """The live costs API sent ``amount.value`` as strings for months in 2026 (openai-java#771)."""
     ledger = SpendLedger()
@@ -305,6 +312,7 @@ def test_amounts_sent_as_numeric_strings_are_read_like_numbers():
 @pytest.mark.parametrize("headers,waited", [({"retry_after_ms": "250"}, 0.25),
                                             ({"retry_after_ms": "500", "retry_after": "30"}, 0.5),
                                             ({"retry_after": "1"}, 1.0)])
+@pytest.mark.integration
 def test_a_rate_limited_cost_poll_honours_retry_after_ms_first(headers, waited):
     with cost_fake() as fake:
         poller = CostPoller(fake, SpendLedger(), timeout="5s")
@@ -318,6 +326,7 @@ def test_a_rate_limited_cost_poll_honours_retry_after_ms_first(headers, waited):
     assert spend(families, "month") == pytest.approx(2.875)
 
 
+@pytest.mark.integration
 def test_cost_api_without_line_items_or_usage():
     with cost_fake() as fake:
         families = CostPoller(fake, SpendLedger(), line_items=False, usage=False, lookback_days=1).run()

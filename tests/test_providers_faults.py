@@ -40,6 +40,8 @@ from monitor.scheduler import Runtime, build_api_jobs
 from monitor.shared import SharedState
 from monitor.snapshot import SnapshotStore
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 TOLERANCE = 0.010  # the bound: measured latency within 10 ms of the injected delay
 # Wall-clock bounds: a loaded 2-core CI machine can stall any thread for hundreds of ms, so the
 # "bounded by the timeout" checks allow SLACK past the timeout, and the faults they guard

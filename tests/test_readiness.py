@@ -8,7 +8,8 @@ import json
 
 from monitor.daemon import Daemon
 from monitor.loader import parse_config
-from tests.test_daemon import get, wait_for
+from tests.helpers import wait_until
+from tests.test_daemon import get
 
 LISTEN = "127.0.0.1:0"
 
@@ -31,7 +32,7 @@ def test_default_readiness_is_one_finished_run_and_strict_needs_every_target_up(
     daemon = Daemon(parse_config(_config(db18)))
     daemon.start()
     try:
-        wait_for(lambda: _ran_once(daemon), timeout=60)
+        wait_until(lambda: _ran_once(daemon), timeout=60)
         status, body = get(f"{daemon.url}/ready")
         assert status == 200, body  # 4 of 5 targets down: still "finished one run"
         status, body = get(f"{daemon.url}/ready?strict=1")
@@ -47,7 +48,7 @@ def test_all_targets_up_readiness_from_the_config(db18):
     daemon = Daemon(parse_config(_config(db18, "all_targets_up")))
     daemon.start()
     try:
-        wait_for(lambda: _ran_once(daemon), timeout=60)
+        wait_until(lambda: _ran_once(daemon), timeout=60)
         status, body = get(f"{daemon.url}/ready")
         assert status == 503 and sorted(json.loads(body)["targets_down"]) == ["down0", "down1", "down2", "down3"]
     finally:
@@ -55,7 +56,7 @@ def test_all_targets_up_readiness_from_the_config(db18):
     healthy = Daemon(parse_config(_config(db18, "all_targets_up").split("  - name: down0")[0]))
     healthy.start()
     try:
-        wait_for(lambda: get(f"{healthy.url}/ready")[0] == 200, timeout=60)
+        wait_until(lambda: get(f"{healthy.url}/ready")[0] == 200, timeout=60)
     finally:
         healthy.stop()
 

@@ -47,6 +47,8 @@ from monitor.exposition import build_registry
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
 
+pytestmark = pytest.mark.integration  # servers, sockets or processes without a server fixture
+
 REDIS_SERVER_BINARY = Path(os.environ.get("VECMON_REDIS_SERVER",
                                           shutil.which("redis-server") or "/usr/bin/redis-server"))
 PASSWORD = "redis-SECRET-pw-31337"

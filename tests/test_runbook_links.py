@@ -21,6 +21,7 @@ databases:
 """
 
 
+@pytest.mark.integration
 def test_generate_refuses_rules_without_a_runbook_base_url(tmp_path):
     config = tmp_path / "vecmon.yaml"
     config.write_text(MINIMAL)
@@ -32,6 +33,7 @@ def test_generate_refuses_rules_without_a_runbook_base_url(tmp_path):
     assert not list(out.rglob("*.rules.yml"))  # nothing with dead links was written
 
 
+@pytest.mark.integration
 def test_with_a_base_url_every_runbook_url_is_absolute(tmp_path):
     config = tmp_path / "vecmon.yaml"
     config.write_text(MINIMAL + "alerting: {runbook_base_url: 'https://docs.example.org/vecmon/README.md'}\n")
@@ -48,13 +50,14 @@ def test_a_relative_runbook_base_url_is_a_config_error():
         parse_config(MINIMAL + "alerting: {runbook_base_url: README.md}\n")
 
 
-def test_readme_runbook_points_at_the_shipped_systemd_unit():
-    text = (ROOT / "README.md").read_text()
+def test_the_runbook_points_at_the_shipped_systemd_unit():
+    text = (ROOT / "docs" / "alerts.md").read_text()
     section = text[text.index("#### VecmonDown"):text.index("#### VecmonTargetDown")]
     assert "deploy/systemd/vecmon.service" in section
     assert (ROOT / "deploy" / "systemd" / "vecmon.service").exists()
 
 
+@pytest.mark.integration
 def test_the_alerting_example_names_only_files_generate_writes(tmp_path):
     out = tmp_path / "generated"
     done = subprocess.run([sys.executable, "-m", "monitor", "generate", "-c", str(EXAMPLE), "-o", str(out)],

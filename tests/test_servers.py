@@ -18,6 +18,7 @@ from monitor.scheduler import Runtime
 from monitor.servers import ServerRunner
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE, new_database
+from tests.helpers import wait_until
 
 PG_ONLY = ("vector_indexes", "recall", "ann_latency", "vector_freshness", "vector_bloat")
 OFF = ", ".join(f"{name}: {{enabled: false}}" for name in PG_ONLY)
@@ -104,7 +105,8 @@ def test_server_budget_bounds_sessions(pg15):
         results = runtime.store.entries()
         assert all(e.state in ("ok", "disabled") for e in results), [(e.key, e.last_error) for e in results
                                                                       if e.state not in ("ok", "disabled")]
-        _wait(lambda: _sessions(pg15) == 0, 3)  # unpooled: every run closed its session (backends exit just after)
+        # unpooled: every run closed its session (backends exit just after)
+        wait_until(lambda: _sessions(pg15) == 0, 3, "the sessions closed", interval=0.2)
     finally:
         runtime.stop()
     # a closed session's backend leaves pg_stat_activity a moment after the client closed it: +1
@@ -121,15 +123,6 @@ def test_default_budget_one_session_per_target(pg18):
         assert _sessions(pg18) <= 4  # before: 2 per target (8)
     finally:
         runtime.stop()
-
-
-def _wait(predicate, timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout:g}s")
 
 
 def test_discovery_follows_created_and_dropped_databases(any_pg, tmp_path):
@@ -161,13 +154,17 @@ databases:
         with psycopg.connect(any_pg.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {prefix}_2")
             conn.execute(f"CREATE DATABASE {prefix}_9")
-        appeared = _wait(lambda: f"fleet/{prefix}_2" in targets(), 10)
+        created = time.monotonic()
+        wait_until(lambda: f"fleet/{prefix}_2" in targets(), 10, "the created database", interval=0.2)
+        appeared = time.monotonic() - created
         with psycopg.connect(any_pg.dsn(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {prefix}_0 WITH (FORCE)")
-        gone = _wait(lambda: f"fleet/{prefix}_0" not in targets(), 10)
+        dropped = time.monotonic()
+        wait_until(lambda: f"fleet/{prefix}_0" not in targets(), 10, "the dropped database gone", interval=0.2)
+        gone = time.monotonic() - dropped
         assert f"fleet/{prefix}_9" not in targets()
         assert appeared < 2 + 2 and gone < 2 + 2  # within one refresh interval (+ the rebuild)
-        _wait(lambda: _samples(daemon.store, PG_CONNECTIONS_MAX.name), 10)
+        wait_until(lambda: _samples(daemon.store, PG_CONNECTIONS_MAX.name), 10, "the server's series", interval=0.2)
         servers = {(s.labels["target"], s.labels["server"]) for s in _samples(daemon.store, PG_CONNECTIONS_MAX.name)}
         assert servers == {("fleet", f"127.0.0.1:{any_pg.port}")}  # the entry's name: stable while databases change
         print(f"discovery: created database appeared after {appeared:.1f}s, dropped one gone after {gone:.1f}s")
@@ -184,6 +181,7 @@ def test_discover_needs_a_pattern():
         parse_config("databases:\n  - {name: x, dsn: 'host=h dbname=postgres', discover: {include: []}}")
 
 
+@pytest.mark.integration
 def test_discovery_keeps_the_databases_listed_before_while_the_server_is_unreachable():
     from monitor.embedded import free_port
     from monitor.shared import SharedState

@@ -27,7 +27,7 @@ from monitor.leader import lock_key
 from monitor.loader import parse_config
 from monitor.shard import Shard, assignment, effective_shard, for_shard, hashmod
 from tests.conftest import MONITOR_ROLE, new_database
-from tests.helpers import require_tool
+from tests.helpers import require_tool, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["orders", "catalog", "search", "users", "billing", "events"]
@@ -106,6 +106,7 @@ def test_two_collect_processes_cover_six_targets_exactly_once(pg18, tmp_path):
     assert bad.returncode == 2 and "the index must be below the count" in bad.stderr
 
 
+@pytest.mark.integration
 def test_shards_match_prometheus_hashmod_relabelling(tmp_path):
     """Prometheus places each target label in the same shard as vecmon does."""
     from tests.webhook import start_prometheus
@@ -180,16 +181,6 @@ def _runs(exposition: str, collector: str, result: str = "success") -> float:
     return _value(exposition, COLLECTOR_RUNS_TOTAL.name, collector=collector, result=result) or 0.0
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout}s")
-
-
 def test_ha_pair_runs_paid_and_recall_probes_on_the_leader_only_and_fails_over(vector_db, tmp_path):
     from tests.fake_providers import FakeProvider
 
@@ -203,14 +194,15 @@ def test_ha_pair_runs_paid_and_recall_probes_on_the_leader_only_and_fails_over(v
                 procs.append(subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config)], cwd=ROOT,
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
                 if port == ports[0]:  # the first one up takes the lock
-                    _wait(lambda: _runs(_scrape(port), "model_probe") >= 1, 30, "the first daemon's probe")
+                    wait_until(lambda port=port: _runs(_scrape(port), "model_probe") >= 1, 30,
+                               "the first daemon's probe")
 
             def settled():
                 texts = [_scrape(p) for p in ports]
                 return texts if all(_runs(t, "connections") >= 2 and _runs(t, "recall", "disabled") + _runs(
                     t, "recall") >= 2 for t in texts) else None
 
-            leader_text, standby_text = _wait(settled, 30, "both daemons running")
+            leader_text, standby_text = wait_until(settled, 30, "both daemons running")
             # Cheap collectors run on both; recall and the paid probe on the leader only.
             assert _runs(standby_text, "connections") >= 2 and _runs(leader_text, "connections") >= 2
             assert _runs(leader_text, "model_probe") >= 1 and _runs(leader_text, "recall") >= 1
@@ -229,7 +221,7 @@ def test_ha_pair_runs_paid_and_recall_probes_on_the_leader_only_and_fails_over(v
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait(10)
             killed = time.monotonic()
-            _wait(lambda: _runs(_scrape(ports[1]), "model_probe") >= 1, 10 * HA_INTERVAL + 10, "the takeover")
+            wait_until(lambda: _runs(_scrape(ports[1]), "model_probe") >= 1, 10 * HA_INTERVAL + 10, "the takeover")
             took_over = time.monotonic() - killed
             print(f"takeover after the leader's SIGKILL: {took_over:.2f}s (ha.interval {HA_INTERVAL}s)")
             # one lock interval, plus the probe job's own 1 s interval and its run
@@ -238,7 +230,7 @@ def test_ha_pair_runs_paid_and_recall_probes_on_the_leader_only_and_fails_over(v
                 text = _scrape(ports[1])
                 return text if _runs(text, "recall") >= 1 else None
 
-            after = _wait(recall_ran, 10, "recall on the new leader")
+            after = wait_until(recall_ran, 10, "recall on the new leader")
             assert _value(after, COLLECTOR_DISABLED.name, target="embed", collector="model_probe") == 0
             assert len(fake.requests) > billed_before
         finally:
@@ -275,8 +267,8 @@ def test_leader_lock_session_follows_vecmon_rules(vector_db):
             "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()")
         assert [r[1] for r in rows] == ["vecmon"]  # one holder: the first elector
         vector_db.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))  # its session is killed
-        assert _wait(lambda: second.is_leader, 3 * 1.0 + 2, "the second elector taking over")
-        assert _wait(lambda: not first.is_leader, 3 * 1.0 + 2, "the first elector stepping down")
+        assert wait_until(lambda: second.is_leader, 3 * 1.0 + 2, "the second elector taking over")
+        assert wait_until(lambda: not first.is_leader, 3 * 1.0 + 2, "the first elector stepping down")
     finally:
         first.close()
         second.close()

@@ -83,6 +83,7 @@ def _promtool_passes(files: list[Path]) -> None:
         assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
 
 
+@pytest.mark.integration
 def test_a_promql_sli_with_a_window_placeholder_gives_rules_that_pass_promtool(tmp_path):
     config = parse_config(RAW_SLO)
     files = write_alerting(config, tmp_path, __version__)
@@ -97,6 +98,7 @@ def test_a_query_without_the_window_placeholder_is_refused():
         parse_config(RAW_SLO.replace("[{{.window}}]))\n        total_query", "[5m]))\n        total_query"))
 
 
+@pytest.mark.integration
 def test_import_sloth_writes_slo_config_that_generates(tmp_path):
     spec = tmp_path / "sloth.yaml"
     spec.write_text(SLOTH_SPEC)

@@ -15,7 +15,8 @@ APP = MetricSpec("vecmon_recall_app_setting", "gauge", "App.", ("schema", "table
 
 
 def test_selectors_match_like_promql():
-    s = Samples([Sample("m", {"target": "a", "outcome": "success"}, 1), Sample("m", {"target": "b", "outcome": "timeout"}, 2),
+    s = Samples([Sample("m", {"target": "a", "outcome": "success"}, 1),
+                 Sample("m", {"target": "b", "outcome": "timeout"}, 2),
                  Sample("m", {"target": "ab", "outcome": "success"}, 4)])
     assert [x.value for x in s.select('m{target="a"}')] == [1]
     assert [x.value for x in s.select('m{target=~"a.*"}')] == [1, 4]

@@ -25,8 +25,8 @@ from collectors.self_metrics import UP
 from monitor.daemon import Daemon
 from monitor.loader import ConfigError, parse_config
 from monitor.webconfig import WebConfig
-from tests.helpers import require_tool
-from tests.test_daemon import ROOT, db_config, sample, wait_for
+from tests.helpers import require_tool, wait_until
+from tests.test_daemon import ROOT, db_config, sample
 
 PASSWORD = "s3cret-Scrape-pw"
 WRONG = "wrong-Scrape-pw"
@@ -134,7 +134,7 @@ def test_tls_and_basic_auth_guard_metrics_and_the_status_page(pki, daemon_factor
     port, context = daemon.http.port, client_context(pki)
     assert daemon.url.startswith("https://")
     caplog.set_level(logging.DEBUG)
-    wait_for(lambda: request(port, "/ready", context, "prometheus", PASSWORD)[0] == 200)
+    wait_until(lambda: request(port, "/ready", context, "prometheus", PASSWORD)[0] == 200)
     status, headers, body = request(port, "/metrics", context, "prometheus", PASSWORD)
     assert status == 200 and sample(body.decode(), UP.name, {"target": "main"}) == 1
     for path in ("/metrics", "/", "/ready"):
@@ -174,7 +174,7 @@ def test_client_allowed_sans_limit_which_client_certificates_pass(pki, daemon_fa
     port = daemon_factory(path).http.port
     assert request(port, "/metrics", client_context(pki, cert=True))[0] == 200
     path.write_text(path.read_text().replace("[localhost]", "[prometheus.example]"))
-    wait_for(lambda: request(port, "/metrics", client_context(pki, cert=True))[0] == 401, timeout=10)
+    wait_until(lambda: request(port, "/metrics", client_context(pki, cert=True))[0] == 401, timeout=10)
 
 
 def test_a_renewed_certificate_is_served_without_a_restart(pki, daemon_factory, caplog):
@@ -182,7 +182,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(pki, daemon_factory, 
     port = daemon.http.port
     first = served_cert(port, pki)
     make_cert(pki, "ca", "server", "serverAuth", "vecmon two")  # renewed in place
-    renewed = wait_for(lambda: (fp := served_cert(port, pki)) != first and fp, timeout=10)
+    renewed = wait_until(lambda: (fp := served_cert(port, pki)) != first and fp, timeout=10)
     assert renewed != first
     # a half-written key is not applied: the renewed certificate stays in force
     (pki / "server.key").write_text("-----BEGIN PRIVATE KEY-----\nMIGH")
@@ -194,7 +194,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(pki, daemon_factory, 
     # the users are re-read too
     web_config(pki, users={"scraper": hashed(WRONG)})
     make_cert(pki, "ca", "server", "serverAuth", "vecmon three")
-    wait_for(lambda: request(port, "/metrics", client_context(pki), "scraper", WRONG)[0] == 200, timeout=10)
+    wait_until(lambda: request(port, "/metrics", client_context(pki), "scraper", WRONG)[0] == 200, timeout=10)
     assert request(port, "/metrics", client_context(pki), "prometheus", PASSWORD)[0] == 401
 
 
@@ -262,7 +262,7 @@ def test_run_refuses_a_bad_web_config_and_takes_the_exporter_flags(db18, tmp_pat
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         context = client_context(pki)
-        wait_for(lambda: proc.poll() is None and _status(port, context) == 200, timeout=30)
+        wait_until(lambda: proc.poll() is None and _status(port, context) == 200, timeout=30)
         assert request(port, "/metrics", context, "prometheus", WRONG)[0] == 401
         assert request(port, "/metrics", context, "prometheus", PASSWORD)[0] == 200
         proc.send_signal(signal.SIGTERM)
@@ -312,11 +312,12 @@ def test_prometheus_scrapes_over_mutual_tls_with_basic_auth(pki, daemon_factory,
         def up() -> dict:
             result = prometheus.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": "up"}))["data"]["result"]
             return {r["metric"]["job"]: r["value"][1] for r in result}
-        wait_for(lambda: len(up()) == 3 and up().get("good") == "1", timeout=30)
+        wait_until(lambda: len(up()) == 3 and up().get("good") == "1", timeout=30)
         values = up()
         print(f"\nPrometheus up: {values}")
         assert values == {"good": "1", "wrong-password": "0", "no-client-cert": "0"}
-        errors = {t["labels"]["job"]: t["lastError"] for t in prometheus.get_json("/api/v1/targets")["data"]["activeTargets"]}
+        targets = prometheus.get_json("/api/v1/targets")["data"]["activeTargets"]
+        errors = {t["labels"]["job"]: t["lastError"] for t in targets}
         print(f"scrape errors: {errors}")
         assert "401" in errors["wrong-password"] and errors["good"] == ""
         assert "certificate" in errors["no-client-cert"] or "tls" in errors["no-client-cert"].lower()

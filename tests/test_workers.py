@@ -30,13 +30,6 @@ def target_yaml(db, name: str, extra: str = "") -> str:
 {extra}"""
 
 
-def wait_for(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
 def test_workers_run_at_most_the_limit_per_group_and_report_the_wait():
     workers = TargetWorkers({"a": 2, "b": 1})
     lock = threading.Lock()

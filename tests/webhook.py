@@ -82,7 +82,7 @@ class Server:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log
-        self._log = open(log, "w")
+        self._log = open(log, "w")  # noqa: SIM115 - the server writes to it until stop()
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 20.0) -> Server:
