@@ -77,6 +77,11 @@ def describe_target(target: SessionTarget) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', info.get('user', ''))}"
 
 
+def server_address(target: SessionTarget) -> str:
+    """host:port of a target's server, without credentials: the ``server`` label value."""
+    return describe_target(target).rpartition("/")[0]
+
+
 def secrets_of(target: SessionTarget) -> list[str]:
     """Values that must never appear in logs or metrics."""
     secrets = []

@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from collectors.base import CollectContext, CollectorDisabled, ConnectionUnavailable
-from collectors.pg_session import describe_target
+from collectors.pg_session import server_address
 from monitor.config import DatabaseTarget
 from monitor.pg import DatabaseConnector
 from monitor.sessions import SessionBudget
@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 
 SERVER_LABEL = "server"
 SYSTEM_IDENTIFIER_SQL = "SELECT system_identifier::text FROM pg_control_system()"
-
-
-def server_address(target: DatabaseTarget) -> str:
-    """host:port of a target's server, without credentials: the ``server`` label value."""
-    return describe_target(target).rpartition("/")[0]
 
 
 

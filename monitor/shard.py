@@ -4,8 +4,9 @@ Each target belongs to shard ``hash(name) mod N``, where the hash is Prometheus'
 (the last 8 bytes of the MD5 of the value, big-endian): a ``hashmod`` relabelling on the
 ``target`` label with ``modulus: N`` gives the same shard numbers. Targets that need each other
 stay together: a budget and the endpoints and cost APIs it adds up, an endpoint and the
-database its ``dimensions_from`` reads. Such a group is placed by the first of its names in
-sort order.
+database its ``dimensions_from`` reads, and the databases of one server (host:port), whose
+cluster-wide series are collected once (monitor.servers). Such a group is placed by the first of
+its names in sort order.
 
 The effective shard is ``$VECMON_SHARD`` when set (``--shard`` sets it, so it survives a
 reload of the config file), else ``daemon.shard``, else none (every target).
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
+
+from collectors.pg_session import server_address
 
 SHARD_ENV = "VECMON_SHARD"
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -100,6 +103,9 @@ def _groups(config: Any) -> dict[str, str]:
     for budget in getattr(config, "budgets", []):
         for source in budget.sources:
             union(budget.name, source)
+    first_on_server: dict[str, str] = {}
+    for target in getattr(config, "databases", []):  # a server's cluster-wide series come from one shard
+        union(first_on_server.setdefault(server_address(target), target.name), target.name)
     return {name: find(name) for name in parent}
 
 

@@ -85,10 +85,13 @@ budgets:
         assert sorted(t.name for c in kept for t in [*c.databases, *c.endpoints, *c.budgets]) == sorted(owner)
 
 
-def test_two_collect_processes_cover_six_targets_exactly_once(pg18, tmp_path):
-    db = new_database(pg18)
+def test_two_collect_processes_cover_six_targets_exactly_once(pg18, pg15, tmp_path):
+    """Six targets on two servers: each server's databases on one shard, placed by the first of
+    their names (billing: hashmod 0; catalog: 1)."""
+    on_18, on_15 = new_database(pg18), new_database(pg15)
+    servers = {"billing": on_18, "orders": on_18, "search": on_18, "catalog": on_15, "events": on_15, "users": on_15}
     config = tmp_path / "vecmon.yaml"
-    config.write_text("databases:\n" + "".join(_db_yaml(db, name) for name in NAMES))
+    config.write_text("databases:\n" + "".join(_db_yaml(servers[name], name) for name in NAMES))
     seen = []
     for index in (0, 1):
         proc = subprocess.run([sys.executable, "-m", "monitor", "collect", "-c", str(config), "--shard", f"{index}/2"],
@@ -99,7 +102,8 @@ def test_two_collect_processes_cover_six_targets_exactly_once(pg18, tmp_path):
     assert seen[0] and seen[1], seen
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] == set(NAMES)
-    assert seen[0] == {n for n in NAMES if hashmod(n, 2) == 0}
+    assert seen[0] == {"billing", "orders", "search"} and hashmod("billing", 2) == 0
+    assert seen[1] == {"catalog", "events", "users"} and hashmod("catalog", 2) == 1
 
     bad = subprocess.run([sys.executable, "-m", "monitor", "collect", "-c", str(config), "--shard", "2/2"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -272,3 +276,22 @@ def test_leader_lock_session_follows_vecmon_rules(vector_db):
     finally:
         first.close()
         second.close()
+
+
+def test_the_databases_of_one_server_share_a_shard():
+    """Cluster-wide series come once per server (monitor.servers): a server split over shards would
+    serve them from each. Before: each database placed by its own name (the three on two shards)."""
+    config = parse_config("""
+databases:
+  - {name: a, dsn: "host=db1 port=5432 dbname=a"}
+  - {name: b, dsn: "host=db1 port=5432 dbname=b"}
+  - {name: e, dsn: "host=db1 port=5432 dbname=e"}
+  - {name: other, dsn: "host=db2 port=5432 dbname=a"}
+""")
+    assert len({hashmod(n, 2) for n in ("a", "b", "e")}) == 2  # the names alone would split the server
+    for count in (2, 3, 5):
+        owner = assignment(config, count)
+        assert owner["a"] == owner["b"] == owner["e"] == hashmod("a", count)  # placed by its first name
+        assert owner["other"] == hashmod("other", count)
+        kept = [for_shard(config, Shard(i, count)) for i in range(count)]
+        assert sorted(t.name for c in kept for t in c.databases) == ["a", "b", "e", "other"]
