@@ -22,25 +22,17 @@ from collectors.redaction import redact
 from collectors.registry import Registration, http_session, price_table
 from collectors.settings.endpoints import DimensionsFrom
 from collectors.settings.targets import ScheduledTarget
+from monitor.sessions import NoSessions
 from monitor.shared import SharedState
 
 HTTP_KINDS = ("endpoint", "cost_api", "app")  # their collectors talk HTTP through the target's own session
 
 
 @dataclass
-class DirectRunner:
+class DirectRunner(NoSessions):
     """Runner for collectors that talk HTTP or compute things themselves; they bound their own time."""
 
     secrets: list[str] = field(default_factory=list)
-
-    def open(self) -> None:
-        return None
-
-    def close(self, timeout: float = 2.0) -> None:
-        return None
-
-    def cancel_all(self) -> None:
-        return None
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)

@@ -35,7 +35,7 @@ from collectors.base import CollectContext, CollectorDisabled, ConnectionUnavail
 from collectors.pg_session import server_address
 from monitor.config import DatabaseTarget
 from monitor.pg import DatabaseConnector
-from monitor.sessions import SessionBudget
+from monitor.sessions import NoSessions, SessionBudget
 from monitor.target_health import one_line
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Server:
         return next((t for t in self.targets if collector in t.enabled_collectors()), None)
 
 
-class ServerRunner:
+class ServerRunner(NoSessions):
     """Runs a cluster-wide collector on one live database of a server, moving on when it is gone.
 
     Connectors belong to their targets (opened and closed with them); this runner only picks one.
@@ -85,15 +85,6 @@ class ServerRunner:
         self.server = server
         self._preferred = 0
         self._lock = threading.Lock()
-
-    def open(self) -> None:
-        return None
-
-    def close(self, timeout: float = 2.0) -> None:
-        return None
-
-    def cancel_all(self) -> None:
-        return None
 
     def redact(self, text: str) -> str:
         for connector in self.server.connectors:

@@ -114,3 +114,18 @@ class IdleSessions:
     def idle_count(self) -> int:
         with self._lock:
             return len(self._idle)
+
+
+class NoSessions:
+    """The runner interface's lifecycle for runners that hold no sessions of their own (an HTTP
+    target's, a server's that borrows its targets' connectors): opening, closing and cancelling
+    are no-ops."""
+
+    def open(self) -> None:
+        return None
+
+    def close(self, timeout: float = 2.0) -> None:
+        return None
+
+    def cancel_all(self) -> None:
+        return None
