@@ -118,7 +118,7 @@ def panels(config: Any) -> list[Any]:
     return out
 
 
-def build(config: Any, t: Any = None) -> dict:
+def build(config: Any, t: Any = None) -> dict[str, Any]:
     """The application-check dashboard, generated when the config has ``applications:``."""
     return dashboard(UID, "vecmon / Applications", "HTTP(S) checks of the RAG application's own endpoints "
                      "(health, readiness, a search with a known answer) run by vecmon.", variables(), panels(config),

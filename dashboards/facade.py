@@ -48,6 +48,10 @@ from grafanalib.core import (
 
 from collectors.self_metrics import COLLECTOR_DISABLED
 
+# A threshold step list ({"color": ..., "value": ...} dicts, see ``steps``) and a panel JSON fragment.
+ThresholdSteps = list[dict[str, Any]]
+JSONObject = dict[str, Any]
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24
 PANEL_TYPES = ("timeseries", "stat", "gauge", "bargauge", "table", "heatmap", "row")
@@ -135,7 +139,8 @@ class Panel:
     is_row: bool = False
 
 
-def _common(title: str, description: str, queries: Sequence[Query], thresholds) -> dict[str, Any]:
+def _common(title: str, description: str, queries: Sequence[Query],
+            thresholds: ThresholdSteps | None) -> dict[str, Any]:
     if not title or not description:
         raise ValueError(f"panel {title!r}: title and description are required")
     return dict(title=title, description=description, dataSource=DATASOURCE, targets=_targets(queries),
@@ -150,11 +155,12 @@ def _defaults(unit: str, min_: float | None, max_: float | None, decimals: int |
     return out
 
 
-def timeseries(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds=None,
+def timeseries(title: str, description: str, unit: str, queries: Sequence[Query], *,
+               thresholds: ThresholdSteps | None = None,
                threshold_style: str = "off", min: float | None = None, max: float | None = None,
                decimals: int | None = None, stack: bool = False, fill: int = 10, bars: bool = False,
                calcs: Sequence[str] = ("lastNotNull", "max"), w: int = 12, h: int = 8,
-               overrides: Sequence[dict] = ()) -> Panel:
+               overrides: Sequence[JSONObject] = ()) -> Panel:
     obj = TimeSeries(**_common(title, description, queries, thresholds), unit=unit,
                      thresholdsStyleMode=threshold_style if thresholds else "off",
                      stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none"},
@@ -168,9 +174,11 @@ def _reduce(calc: str) -> dict[str, Any]:
     return {"calcs": [calc], "fields": "", "values": False}
 
 
-def stat(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds=None,
+def stat(title: str, description: str, unit: str, queries: Sequence[Query], *,
+         thresholds: ThresholdSteps | None = None,
          decimals: int | None = None, graph: bool = False, color_mode: str = "value", calc: str = "lastNotNull",
-         text_mode: str = "auto", mappings: Sequence[dict] = (), overrides: Sequence[dict] = (), w: int = 6,
+         text_mode: str = "auto", mappings: Sequence[JSONObject] = (), overrides: Sequence[JSONObject] = (),
+         w: int = 6,
          h: int = 4) -> Panel:
     obj = Stat(**_common(title, description, queries, thresholds), format=unit, decimals=decimals,
                graphMode="area" if graph else "none", colorMode=color_mode, reduceCalc=calc, textMode=text_mode,
@@ -178,7 +186,8 @@ def stat(title: str, description: str, unit: str, queries: Sequence[Query], *, t
     return Panel(obj, w, h, fixes={"fieldConfig": {"defaults": {"noValue": None, "color": {"mode": "thresholds"}}}})
 
 
-def gauge(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds, min: float = 0,
+def gauge(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds: ThresholdSteps,
+          min: float = 0,
           max: float = 1, decimals: int | None = None, calc: str = "lastNotNull", w: int = 6, h: int = 6) -> Panel:
     obj = GaugePanel(**_common(title, description, queries, thresholds), format=unit)
     # quirk 5: GaugePanel's fieldConfig holds legacy keys and it emits no options at all
@@ -190,9 +199,11 @@ def gauge(title: str, description: str, unit: str, queries: Sequence[Query], *, 
     return Panel(obj, w, h, replace={"fieldConfig": field_config, "options": options})
 
 
-def bargauge(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds, min: float = 0,
+def bargauge(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds: ThresholdSteps,
+             min: float | None = 0,
              max: float | None = 1, decimals: int | None = None, calc: str = "lastNotNull",
-             orientation: str = "horizontal", overrides: Sequence[dict] = (), w: int = 12, h: int = 8) -> Panel:
+             orientation: str = "horizontal", overrides: Sequence[JSONObject] = (), w: int = 12,
+             h: int = 8) -> Panel:
     obj = BarGauge(**_common(title, description, queries, thresholds), format=unit, orientation=orientation)
     # quirk 6: the Grafana 6 options.fieldOptions shape becomes fieldConfig + reduceOptions
     field_config = {"defaults": {**_defaults(unit, min, max, decimals), "color": {"mode": "thresholds"},
@@ -204,7 +215,8 @@ def bargauge(title: str, description: str, unit: str, queries: Sequence[Query], 
     return Panel(obj, w, h, replace={"fieldConfig": field_config, "options": options})
 
 
-def table(title: str, description: str, unit: str, queries: Sequence[Query], *, thresholds=None,
+def table(title: str, description: str, unit: str, queries: Sequence[Query], *,
+          thresholds: ThresholdSteps | None = None,
           rename: dict[str, str] | None = None, hide: Iterable[str] = (), column_units: dict[str, str] | None = None,
           sort_by: str | None = None, descending: bool = True, w: int = 24, h: int = 8) -> Panel:
     """An instant table: one row per series, one column per query (merged on the labels)."""
@@ -276,9 +288,10 @@ def standard_vars(anchor: str) -> list[Template]:
 # --------------------------------------------------------------------------- layout and dashboard
 
 
-def layout(panels: Sequence[Panel]) -> list[Any]:
-    """Flow panels left to right over 24 columns; a row starts a new line. Returns builder objects."""
-    placed: list[Any] = []
+def layout(panels: Sequence[Panel]) -> list[Panel]:
+    """Flow panels left to right over 24 columns (setting each builder object's gridPos); a row starts
+    a new line. Returns the panels in order."""
+    placed: list[Panel] = []
     x = y = line_height = 0
     for panel in panels:
         if panel.is_row or x + panel.w > GRID_WIDTH:
@@ -325,7 +338,7 @@ _LEGACY_PANEL_KEYS = ("height", "span", "minSpan", "error", "cacheTimeout", "rep
 
 
 def _fix_panel(panel: Panel, panel_id: int) -> dict[str, Any]:
-    data = _plain(panel.obj)
+    data: dict[str, Any] = _plain(panel.obj)
     data["id"] = panel_id
     for key, value in panel.replace.items():
         if value is None:
@@ -365,7 +378,7 @@ def dashboard(uid: str, title: str, description: str, variables: Sequence[Templa
     board = Dashboard(title=title, uid=uid, description=description, tags=["vecmon", *tags], editable=False,
                       timezone="utc", refresh=refresh, time=Time(time_from, "now"), graphTooltip=1,
                       templating=Templating(list=list(variables)), links=links, panels=[])
-    data = _plain(board)
+    data: dict[str, Any] = _plain(board)
     for var in data["templating"]["list"]:
         for key in ("auto", "auto_count", "auto_min", "useTags", "tagsQuery", "tagValuesQuery"):
             var.pop(key, None)

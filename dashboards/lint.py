@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     import promql_parser
@@ -48,10 +48,29 @@ RULES = {
     "target-variables-rule": "every variable a query uses is a dashboard variable or a Grafana global",
 }
 
+# A dashboard, panel or query target as parsed JSON.
+JSONObject = dict[str, Any]
+
 ALLOWED_PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap", "row"}
 
 # From dashboard-linter lint/rule_panel_units.go (itself from grafana-data valueFormats/categories.ts).
-VALID_UNITS = set(["none", "string", "short", "percent", "percentunit", "humidity", "dB", "hex0x", "hex", "sci", "locale", "pixel", "accMS2", "accFS2", "accG", "degree", "radian", "grad", "arcmin", "arcsec", "areaM2", "areaF2", "areaMI2", "flops", "mflops", "gflops", "tflops", "pflops", "eflops", "zflops", "yflops", "ppm", "conppb", "conngm3", "conngNm3", "conμgm3", "conμgNm3", "conmgm3", "conmgNm3", "congm3", "congNm3", "conmgdL", "conmmolL", "currencyUSD", "currencyGBP", "currencyEUR", "currencyJPY", "currencyRUB", "currencyUAH", "currencyBRL", "currencyDKK", "currencyISK", "currencyNOK", "currencySEK", "currencyCZK", "currencyCHF", "currencyPLN", "currencyBTC", "currencymBTC", "currencyμBTC", "currencyZAR", "currencyINR", "currencyKRW", "currencyIDR", "currencyPHP", "currencyVND", "bytes", "decbytes", "bits", "decbits", "kbytes", "deckbytes", "mbytes", "decmbytes", "gbytes", "decgbytes", "tbytes", "dectbytes", "pbytes", "decpbytes", "pps", "binBps", "Bps", "binbps", "bps", "KiBs", "Kibits", "KBs", "Kbits", "MiBs", "Mibits", "MBs", "Mbits", "GiBs", "Gibits", "GBs", "Gbits", "TiBs", "Tibits", "TBs", "Tbits", "PiBs", "Pibits", "PBs", "Pbits", "dateTimeAsIso", "dateTimeAsIsoNoDateIfToday", "dateTimeAsUS", "dateTimeAsUSNoDateIfToday", "dateTimeAsLocal", "dateTimeAsLocalNoDateIfToday", "dateTimeAsSystem", "dateTimeFromNow", "hertz", "ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtdurations", "dthms", "dtdhms", "timeticks", "clockms", "clocks", "cps", "ops", "reqps", "rps", "wps", "iops", "cpm", "opm", "rpm", "wpm", "bool", "bool_yes_no", "bool_on_off"])
+VALID_UNITS = {
+    "none", "string", "short", "percent", "percentunit", "humidity", "dB", "hex0x", "hex", "sci", "locale", "pixel",
+    "accMS2", "accFS2", "accG", "degree", "radian", "grad", "arcmin", "arcsec", "areaM2", "areaF2", "areaMI2",
+    "flops", "mflops", "gflops", "tflops", "pflops", "eflops", "zflops", "yflops", "ppm", "conppb", "conngm3",
+    "conngNm3", "conμgm3", "conμgNm3", "conmgm3", "conmgNm3", "congm3", "congNm3", "conmgdL", "conmmolL",
+    "currencyUSD", "currencyGBP", "currencyEUR", "currencyJPY", "currencyRUB", "currencyUAH", "currencyBRL",
+    "currencyDKK", "currencyISK", "currencyNOK", "currencySEK", "currencyCZK", "currencyCHF", "currencyPLN",
+    "currencyBTC", "currencymBTC", "currencyμBTC", "currencyZAR", "currencyINR", "currencyKRW", "currencyIDR",
+    "currencyPHP", "currencyVND", "bytes", "decbytes", "bits", "decbits", "kbytes", "deckbytes", "mbytes",
+    "decmbytes", "gbytes", "decgbytes", "tbytes", "dectbytes", "pbytes", "decpbytes", "pps", "binBps", "Bps",
+    "binbps", "bps", "KiBs", "Kibits", "KBs", "Kbits", "MiBs", "Mibits", "MBs", "Mbits", "GiBs", "Gibits", "GBs",
+    "Gbits", "TiBs", "Tibits", "TBs", "Tbits", "PiBs", "Pibits", "PBs", "Pbits", "dateTimeAsIso",
+    "dateTimeAsIsoNoDateIfToday", "dateTimeAsUS", "dateTimeAsUSNoDateIfToday", "dateTimeAsLocal",
+    "dateTimeAsLocalNoDateIfToday", "dateTimeAsSystem", "dateTimeFromNow", "hertz", "ns", "µs", "ms", "s", "m", "h",
+    "d", "dtdurationms", "dtdurations", "dthms", "dtdhms", "timeticks", "clockms", "clocks", "cps", "ops", "reqps",
+    "rps", "wps", "iops", "cpm", "opm", "rpm", "wpm", "bool", "bool_yes_no", "bool_on_off"
+}
 
 # Grafana's global variables that stand for durations, each expanded to its own sentinel duration
 # (the Go linter's 8869990787ms overflows promql-parser, hence plain seconds).
@@ -103,16 +122,22 @@ class _Parser:
         return getattr(promql_parser, name)
 
 
-pp = _Parser()
+if TYPE_CHECKING:  # pragma: no cover - mypy checks against promql-parser's own stubs
+    pp = promql_parser
+else:
+    pp = _Parser()
+
+# A PromQL AST node and its ancestors, outermost first (see walk).
+Ancestors = tuple["promql_parser.Expr", ...]
 
 
 def expand(expr: str) -> str:
     """Replace variables outside string literals, as the Go linter does: durations for Grafana's
     duration globals, placeholders for everything else. ``"$job"`` inside quotes stays as it is."""
-    def substitute(match: re.Match) -> str:
+    def substitute(match: re.Match[str]) -> str:
         if match.group(0).startswith('"'):
             return match.group(0)
-        name = match.group(1) or match.group(2) or match.group(3)
+        name: str = match.group(1) or match.group(2) or match.group(3)
         return DURATION_GLOBALS.get(name) or OTHER_GLOBALS.get(name) or f"var_{name}"
     return _VARIABLE.sub(substitute, expr)
 
@@ -129,7 +154,7 @@ def parse(expr: str) -> promql_parser.Expr:
         raise ValueError(f"invalid PromQL {expr!r}: {exc}") from None
 
 
-def walk(node: Any, parents: tuple = ()) -> Iterator[tuple[Any, tuple]]:
+def walk(node: promql_parser.Expr, parents: Ancestors = ()) -> Iterator[tuple[promql_parser.Expr, Ancestors]]:
     """Every node with its ancestors (promql_parser.walk gives no parents)."""
     yield node, parents
     children = []
@@ -143,7 +168,7 @@ def walk(node: Any, parents: tuple = ()) -> Iterator[tuple[Any, tuple]]:
         yield from walk(child, (*parents, node))
 
 
-def selectors(ast: promql_parser.Expr) -> list:
+def selectors(ast: promql_parser.Expr) -> list[promql_parser.VectorSelector]:
     return [node for node, _ in walk(ast) if isinstance(node, pp.VectorSelector)]
 
 
@@ -172,7 +197,7 @@ def _is_regex_op(op: Any) -> bool:
 # --------------------------------------------------------------------------- dashboard walkers
 
 
-def panels(board: dict) -> Iterator[dict]:
+def panels(board: JSONObject) -> Iterator[JSONObject]:
     for panel in board.get("panels") or []:
         yield panel
         yield from panel.get("panels") or []
@@ -180,7 +205,7 @@ def panels(board: dict) -> Iterator[dict]:
         yield from legacy_row.get("panels") or []
 
 
-def targets(board: dict) -> Iterator[tuple[dict, dict]]:
+def targets(board: JSONObject) -> Iterator[tuple[JSONObject, JSONObject]]:
     for panel in panels(board):
         for target in panel.get("targets") or []:
             yield panel, target
@@ -197,7 +222,13 @@ def _uid(ds: Any) -> str:
 # --------------------------------------------------------------------------- rules
 
 
-def _template_rules(board: dict, add) -> bool:
+class AddFinding(Protocol):
+    """Records a finding of ``rule`` for the dashboard being linted (``panel`` "" for the dashboard)."""
+
+    def __call__(self, rule: str, panel: str, message: str, severity: str = "error") -> None: ...
+
+
+def _template_rules(board: JSONObject, add: AddFinding) -> bool:
     variables = board.get("templating", {}).get("list", [])
     datasources = [v for v in variables if v.get("type") == "datasource"]
     if not datasources:
@@ -255,7 +286,7 @@ def _template_rules(board: dict, add) -> bool:
     return prometheus
 
 
-def _panel_rules(board: dict, panel: dict, add, ds_refs: set[str]) -> None:
+def _panel_rules(board: JSONObject, panel: JSONObject, add: AddFinding, ds_refs: set[str]) -> None:
     kind, title = panel.get("type"), panel.get("title") or ""
     if kind not in ALLOWED_PANEL_TYPES:
         add("panel-type-rule", title, f"panel type {kind!r} is not allowed (Angular or unknown)")
@@ -280,7 +311,8 @@ def _panel_rules(board: dict, panel: dict, add, ds_refs: set[str]) -> None:
                 f"{_uid(target.get('datasource'))!r}")
 
 
-def _target_rules(board: dict, panel: dict, target: dict, add, known_vars: set[str]) -> None:
+def _target_rules(board: JSONObject, panel: JSONObject, target: JSONObject, add: AddFinding,
+                  known_vars: set[str]) -> None:
     title, expr = panel.get("title") or "", target.get("expr") or ""
     unknown = sorted(v for v in variables_used(expr) if v not in known_vars)
     if unknown:
@@ -313,7 +345,7 @@ def _target_rules(board: dict, panel: dict, target: dict, add, known_vars: set[s
                     add("target-counter-agg-rule", title, f"counter {node.name} not inside rate/irate/increase")
 
 
-def lint(board: dict, exclusions: Iterable[Exclusion] = ()) -> list[Finding]:
+def lint(board: JSONObject, exclusions: Iterable[Exclusion] = ()) -> list[Finding]:
     """All findings for one dashboard (JSON as a dict), minus the excluded ones."""
     uid, name = board.get("uid") or "", board.get("title") or ""
     findings: list[Finding] = []

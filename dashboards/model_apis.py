@@ -7,6 +7,7 @@ budget panels only with budgets, and so on, so no panel waits for data that cann
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from collectors.cost_metrics import (
@@ -45,6 +46,8 @@ from collectors.redis_cache import (
 )
 from collectors.self_metrics import BUILD_INFO
 from dashboards.facade import (
+    Panel,
+    Query,
     bargauge,
     dashboard,
     heatmap,
@@ -103,11 +106,11 @@ def em(config: Any, name: str, *extra: str, kind: str | None = None) -> str:
     return m(name, endpoint_matcher(config, kind), *extra, target=False)
 
 
-def _endpoints(config: Any) -> list:
+def _endpoints(config: Any) -> list[Any]:
     return [e for e in getattr(config, "endpoints", []) or [] if getattr(e, "enabled", True)]
 
 
-def percentiles(selector: str, by: str = "target") -> list:
+def percentiles(selector: str, by: str = "target") -> list[Query]:
     return [q(f"histogram_quantile({p}, sum by (le, {by}) ({rate(selector)}))", f"{{{{{by}}}}} p{pct}")
             for p, pct in ((0.5, 50), (0.95, 95), (0.99, 99))]
 
@@ -117,8 +120,8 @@ def zero_by_target(selector: str) -> str:
     return f"sum by (target) ({rate(selector)}) * 0"
 
 
-def _status(config: Any, t: Targets) -> list:
-    e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
+def _status(config: Any, t: Targets) -> list[Panel]:
+    e = partial(em, config)
     kinds = {e.kind for e in _endpoints(config)}
     success = f"sum by (target) (increase({e(REQUESTS, SUCCESS)}[{PROBE_WINDOW}]))"
     panels = [
@@ -160,8 +163,8 @@ def _status(config: Any, t: Targets) -> list:
     return panels
 
 
-def _latency(config: Any, t: Targets) -> list:
-    e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
+def _latency(config: Any, t: Targets) -> list[Panel]:
+    e = partial(em, config)
     endpoints = _endpoints(config)
     kinds = {e.kind for e in endpoints}
     panels = [row("Latency")]
@@ -169,9 +172,10 @@ def _latency(config: Any, t: Targets) -> list:
                                 ("rerank", "Re-ranker latency", t.rerank_latency)):
         if kind in kinds:
             panels.append(timeseries(
-                title, f"p50, p95 and p99 round-trip time of successful {kind} probes (request start to last body byte), "
-                f"target {limits.good * 1000:.0f} ms, alert {limits.bad * 1000:.0f} ms.", "s",
-                percentiles(e(HIST, f'kind="{kind}"', SUCCESS, kind=kind)), thresholds=lower_is_better(limits.good, limits.bad),
+                title, f"p50, p95 and p99 round-trip time of successful {kind} probes (request start to last body "
+                f"byte), target {limits.good * 1000:.0f} ms, alert {limits.bad * 1000:.0f} ms.", "s",
+                percentiles(e(HIST, f'kind="{kind}"', SUCCESS, kind=kind)),
+                thresholds=lower_is_better(limits.good, limits.bad),
                 threshold_style="line", w=12 if len(kinds) > 1 else 8))
     panels.append(heatmap("Latency distribution", "Round-trip times of the selected endpoints' successful probes "
                           "per rate interval (histogram buckets).", "s",
@@ -190,8 +194,8 @@ def _latency(config: Any, t: Targets) -> list:
     return panels
 
 
-def _outcomes(config: Any, t: Targets) -> list:
-    e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
+def _outcomes(config: Any, t: Targets) -> list[Panel]:
+    e = partial(em, config)
     failed = f"sum by (target) (increase({e(REQUESTS, NOT_SUCCESS)}[{PROBE_WINDOW}]))"
     validation = f"sum by (target, reason) ({rate(e(MODEL_API_VALIDATION_FAILURES_TOTAL.name))})"
     panels = [
@@ -224,8 +228,8 @@ def _outcomes(config: Any, t: Targets) -> list:
     return panels
 
 
-def _spend(config: Any, t: Targets) -> list:
-    e = lambda name, *extra, kind=None: em(config, name, *extra, kind=kind)  # noqa: E731
+def _spend(config: Any, t: Targets) -> list[Panel]:
+    e = partial(em, config)
     endpoints = _endpoints(config)
     panels = [
         row("Usage and spend"),
@@ -243,7 +247,7 @@ def _spend(config: Any, t: Targets) -> list:
                                     f"({rate(e(RERANK_SEARCH_UNITS_TOTAL.name, kind='rerank'))}) * 3600",
                                     "{{target}}")], w=24))
     if getattr(config, "budgets", None):
-        budget = lambda name: m(name, target=False)  # noqa: E731 - budgets are their own targets
+        budget = partial(m, target=False)  # budgets are their own targets
         panels += [
             bargauge("Budget used", "Spend of each budget's sources in the current UTC day and month divided by "
                      "its limit (1 = exhausted).", "percentunit",
@@ -258,7 +262,7 @@ def _spend(config: Any, t: Targets) -> list:
                           "{{target}} {{period}} limit")], w=12),
         ]
     if getattr(config, "cost_apis", None):
-        cost = lambda name, *extra: m(name, *extra, target=False)  # noqa: E731
+        cost = partial(m, target=False)
         panels += [
             timeseries("Provider-reported spend", "Spend the provider's cost API reports for the current UTC day "
                        "and month (authoritative; restated days replaced).", "currencyUSD",
@@ -271,11 +275,11 @@ def _spend(config: Any, t: Targets) -> list:
     return panels
 
 
-def _cache(config: Any, t: Targets) -> list:
+def _cache(config: Any, t: Targets) -> list[Panel]:
     redis = [r for r in getattr(config, "redis", []) or [] if getattr(r, "enabled", True)]
     if not redis:
         return []
-    r = lambda name: m(name, target=False)  # noqa: E731 - Redis servers are their own targets
+    r = partial(m, target=False)  # Redis servers are their own targets
     hits = f"sum by (target) ({rate(r(REDIS_KEYSPACE_HITS_TOTAL.name))})"
     misses = f"sum by (target) ({rate(r(REDIS_KEYSPACE_MISSES_TOTAL.name))})"
     panels = [
@@ -300,7 +304,7 @@ def _cache(config: Any, t: Targets) -> list:
     return panels
 
 
-def build(config: Any, t: Targets) -> dict:
+def build(config: Any, t: Targets) -> dict[str, Any]:
     panels = [*_status(config, t), *_latency(config, t), *_outcomes(config, t), *_spend(config, t),
               *_cache(config, t)]
     return dashboard(UID, "vecmon / Model APIs", "Embedding and re-ranker endpoints probed by vecmon: latency "

@@ -18,6 +18,7 @@ from collectors.pg_statements import PG_STATEMENT_CALLS_TOTAL, PG_STATEMENT_EXEC
 from collectors.self_metrics import BUILD_INFO, COLLECTOR_RUNS_TOTAL, COLLECTOR_STALE, COLLECTOR_UP, UP
 from dashboards import model_apis, slos, vector
 from dashboards.facade import (
+    Panel,
     dashboard,
     higher_is_better,
     lower_is_better,
@@ -43,13 +44,13 @@ def s(name: str, *extra: str) -> str:
     return m(name, *extra, target=False)
 
 
-def _slo_section(config: Any, t: Targets) -> list:
+def _slo_section(config: Any, t: Targets) -> list[Panel]:
     if not getattr(config, "slos", None):
         return []
     return [row("Service levels"), *slos.overview_panels(config, t)]
 
 
-def _search(config: Any, t: Targets) -> list:
+def _search(config: Any, t: Targets) -> list[Panel]:
     calls = f"sum({rate(s(PG_STATEMENT_CALLS_TOTAL.name, VECTOR_OP))})"
     seconds = f"sum({rate(s(PG_STATEMENT_EXEC_SECONDS_TOTAL.name, VECTOR_OP))})"
     panels = [
@@ -66,7 +67,7 @@ def _search(config: Any, t: Targets) -> list:
     return panels
 
 
-def _models(config: Any, t: Targets) -> list:
+def _models(config: Any, t: Targets) -> list[Panel]:
     panels = []
     for kind, title, limits in (("embedding", "Embedding", t.embedding_latency),
                                 ("rerank", "Re-ranking", t.rerank_latency)):
@@ -94,7 +95,7 @@ def _models(config: Any, t: Targets) -> list:
     return panels
 
 
-def _database(config: Any, t: Targets) -> list:
+def _database(config: Any, t: Targets) -> list[Panel]:
     if not [db for db in getattr(config, "databases", []) or [] if db.enabled]:
         return []
     hits = f"sum by (target) ({rate(s(PG_DATABASE_BLKS_HIT_TOTAL.name))})"
@@ -119,7 +120,7 @@ def _database(config: Any, t: Targets) -> list:
     ]
 
 
-def _vecmon(config: Any, t: Targets) -> list:
+def _vecmon(config: Any, t: Targets) -> list[Panel]:
     return [
         row("vecmon"),
         timeseries("Failed collector runs", "Failed or timed-out collector runs per second across all targets "
@@ -132,7 +133,7 @@ def _vecmon(config: Any, t: Targets) -> list:
     ]
 
 
-def build(config: Any, t: Targets) -> dict:
+def build(config: Any, t: Targets) -> dict[str, Any]:
     panels = [*_slo_section(config, t), *(_search(config, t) if _has_db(config) else []), *_models(config, t),
               *_database(config, t), *_vecmon(config, t)]
     return dashboard(UID, "vecmon / Overview", "RAG stack at a glance: SLOs and error budgets, and the golden "

@@ -56,6 +56,7 @@ from collectors.pg_tables import (
 from collectors.registry import DATABASE_COLLECTORS
 from collectors.self_metrics import BUILD_INFO, COLLECTOR_RUNS_TOTAL, UP
 from dashboards.facade import (
+    Panel,
     bargauge,
     dashboard,
     explain_empty,
@@ -107,7 +108,7 @@ def variables() -> list[Any]:
     return [*standard_vars(BUILD_INFO.name), server_var(), target_var()]
 
 
-def _overview(t: Targets) -> list:
+def _overview(t: Targets) -> list[Panel]:
     return [
         row("Availability"),
         stat("Target reachable", f"1 when vecmon reached the database on its last attempt ({UP.name}).", "none",
@@ -127,7 +128,7 @@ def _overview(t: Targets) -> list:
     ]
 
 
-def _connections(t: Targets) -> list:
+def _connections(t: Targets) -> list[Panel]:
     return [
         row("Connections"),
         timeseries("Connections by state", "Client sessions per database and state from pg_stat_activity "
@@ -149,7 +150,7 @@ def _connections(t: Targets) -> list:
     ]
 
 
-def _databases(t: Targets) -> list:
+def _databases(t: Targets) -> list[Panel]:
     db = "sum by (target, datname)"
     hits = f"{db} ({rate(s(PG_DATABASE_BLKS_HIT_TOTAL.name))})"
     reads = f"{db} ({rate(s(PG_DATABASE_BLKS_READ_TOTAL.name))})"
@@ -181,7 +182,7 @@ def _databases(t: Targets) -> list:
     ]
 
 
-def _tables(t: Targets) -> list:
+def _tables(t: Targets) -> list[Panel]:
     tbl = "by (target, schema, table)"
     return [
         row("Tables and indexes"),
@@ -223,7 +224,7 @@ def _tables(t: Targets) -> list:
     ]
 
 
-def _statements(config: Any, t: Targets) -> list:
+def _statements(config: Any, t: Targets) -> list[Panel]:
     if not any("statements" in db.enabled_collectors() for db in config.databases if db.enabled):
         return []
     by = "by (target, queryid, user, vector_op)"
@@ -246,7 +247,7 @@ def _statements(config: Any, t: Targets) -> list:
     ], missing_capability("pg_stat_statements", "statements"))
 
 
-def _server(t: Targets) -> list:
+def _server(t: Targets) -> list[Panel]:
     in_recovery_zero = f"max by (target) ({s(PG_IN_RECOVERY.name)}) * 0"
     return [
         row("WAL, checkpoints and replication"),
@@ -279,7 +280,7 @@ def _server(t: Targets) -> list:
     ]
 
 
-def build(config: Any, t: Targets) -> dict:
+def build(config: Any, t: Targets) -> dict[str, Any]:
     panels = [*_overview(t), *_connections(t), *_databases(t), *_tables(t), *_statements(config, t), *_server(t),
               *pg_signal_panels()]
     return dashboard(UID, "vecmon / PostgreSQL", "Health of the monitored PostgreSQL databases: connections, "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.facade import to_json
+from dashboards.lint import Exclusion
 from dashboards.schema import SCHEMA_VERSION, to_current_schema
 from dashboards.targets import Targets, from_config
 
@@ -30,7 +31,7 @@ def _has_databases(config: Any) -> bool:
     return bool(_enabled_databases(config))
 
 
-def _enabled_databases(config: Any) -> list:
+def _enabled_databases(config: Any) -> list[Any]:
     return [db for db in getattr(config, "databases", []) or [] if getattr(db, "enabled", True)]
 
 
@@ -64,17 +65,17 @@ DASHBOARDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
 )
 
 
-def lint_exclusions() -> list:
+def lint_exclusions() -> list[Exclusion]:
     """The linter exclusions the generated dashboards need, each with its reason (like a ``.lint`` file)."""
     from dashboards.slos import LINT_EXCLUSIONS
 
     return list(LINT_EXCLUSIONS)
 
 
-def build_dashboards(config: Any) -> dict[str, dict]:
+def build_dashboards(config: Any) -> dict[str, dict[str, Any]]:
     """uid -> dashboard JSON (dict) for every dashboard the config enables."""
     targets: Targets = from_config(config)
-    boards: dict[str, dict] = {}
+    boards: dict[str, dict[str, Any]] = {}
     for module_name, enabled in DASHBOARDS:
         if not enabled(config):
             continue

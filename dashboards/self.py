@@ -17,6 +17,7 @@ from collectors.self_metrics import (
     UP,
 )
 from dashboards.facade import (
+    Panel,
     dashboard,
     lower_is_better,
     m,
@@ -47,7 +48,7 @@ def sel(name: str, *extra: str) -> str:
     return m(name, 'collector=~"$collector"', *extra)
 
 
-def _status(t: Targets) -> list:
+def _status(t: Targets) -> list[Panel]:
     return [
         row("Status"),
         stat("Targets reachable", "Targets vecmon reached on its last attempt, out of all targets.", "short",
@@ -69,7 +70,7 @@ def _status(t: Targets) -> list:
     ]
 
 
-def _runs(t: Targets) -> list:
+def _runs(t: Targets) -> list[Panel]:
     failed = rate(sel(RUNS, 'result=~"error|timeout"'))
     skipped = rate(sel(COLLECTOR_SKIPPED_RUNS_TOTAL.name))
     return [
@@ -91,7 +92,7 @@ def _runs(t: Targets) -> list:
     ]
 
 
-def _freshness(t: Targets) -> list:
+def _freshness(t: Targets) -> list[Panel]:
     age = f"time() - max by (target, collector) ({sel(COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS.name)})"
     by = "by (target, collector)"
     return [
@@ -117,7 +118,7 @@ def _freshness(t: Targets) -> list:
     ]
 
 
-def build(config: Any, t: Targets) -> dict:
+def build(config: Any, t: Targets) -> dict[str, Any]:
     return dashboard(UID, "vecmon / Self-monitoring", "vecmon's own health: targets reached, collector "
                      "results, durations, failures, skipped runs and staleness.", variables(),
                      [*_status(t), *_runs(t), *_freshness(t)], tags=["self"])

@@ -14,6 +14,7 @@ from typing import Any
 from alerts import conventions as names
 from collectors.self_metrics import BUILD_INFO
 from dashboards.facade import (
+    Panel,
     bargauge,
     dashboard,
     gauge,
@@ -42,7 +43,7 @@ BURN_STEPS = steps(("green", None), ("yellow", 1), ("orange", 6), ("red", 14.4))
 LEGEND = "{{" + names.SERVICE_LABEL + "}} / {{" + names.SLO_LABEL + "}}"
 
 
-def objective_overrides(config: Any, suffix: str = "") -> list[dict]:
+def objective_overrides(config: Any, suffix: str = "") -> list[dict[str, Any]]:
     """Each configured SLO's own objective as its series' threshold (legend ``service / slo``)."""
     return [threshold_override(f"{slo.service} / {slo.name}{suffix}", steps(("red", None), ("green", slo.objective)))
             for slo in getattr(config, "slos", []) or []]
@@ -78,7 +79,7 @@ def burn_by_window() -> str:
     return f"{windows} / on ({IDS}) group_left {r(names.ERROR_BUDGET)}"
 
 
-def overview_panels(config: Any, t: Targets) -> list:
+def overview_panels(config: Any, t: Targets) -> list[Panel]:
     """SLO status and error budgets for the overview (all SLOs: the overview has no SLO variables)."""
     return [
         bargauge("SLI over the SLO period", "Each SLO's SLI over its own period (default 30d) against its "
@@ -99,7 +100,7 @@ def overview_panels(config: Any, t: Targets) -> list:
     ]
 
 
-def _status(config: Any, t: Targets) -> list:
+def _status(config: Any, t: Targets) -> list[Panel]:
     return [
         row("Objectives"),
         stat("SLI over the period", "SLI of each selected SLO over its period (event-weighted).", "percentunit",
@@ -119,7 +120,7 @@ def _status(config: Any, t: Targets) -> list:
     ]
 
 
-def _trends(config: Any, t: Targets) -> list:
+def _trends(config: Any, t: Targets) -> list[Panel]:
     return [
         row("Budget and burn"),
         timeseries("SLI (1h) against objective", "Good-event ratio over the last hour against the objective "
@@ -145,7 +146,7 @@ def _trends(config: Any, t: Targets) -> list:
     ]
 
 
-def _events(t: Targets) -> list:
+def _events(t: Targets) -> list[Panel]:
     return [
         row("Events"),
         timeseries("Events", "Events per second counted by the SLI (5m rate), and the bad ones among them.",
@@ -162,7 +163,7 @@ def _events(t: Targets) -> list:
     ]
 
 
-def build(config: Any, t: Targets) -> dict:
+def build(config: Any, t: Targets) -> dict[str, Any]:
     return dashboard(UID, "vecmon / SLOs", "Service-level objectives: SLI against objective, error budget "
                      "remaining and burn rate per window, from the generated recording rules.", variables(),
                      [*_status(config, t), *_trends(config, t), *_events(t)], tags=["slo"])

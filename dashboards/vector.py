@@ -6,7 +6,8 @@ progress and embedding freshness. Sections follow the enabled vector collectors 
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
 from collectors.self_metrics import BUILD_INFO
@@ -29,6 +30,7 @@ from collectors.vector_indexes import (
     VECTOR_TABLE_ROWS,
 )
 from dashboards.facade import (
+    Panel,
     bargauge,
     dashboard,
     explain_empty,
@@ -59,12 +61,18 @@ YES_NO = [{"type": "value", "options": {"0": {"text": "NO", "color": "red", "ind
                                         "1": {"text": "YES", "color": "green", "index": 1}}}]
 
 
+class Selector(Protocol):
+    """Builds a metric selector from the metric name and extra label matchers (like :func:`v`)."""
+
+    def __call__(self, name: str, /, *extra: str) -> str: ...
+
+
 def v(name: str, *extra: str) -> str:
     """Selector of a per-index metric: job, instance, target and index."""
     return m(name, INDEX, *extra)
 
 
-def at_app_setting(metric: str, *extra: str, sel=v) -> str:
+def at_app_setting(metric: str, *extra: str, sel: Selector = v) -> str:
     """A curve metric (labelled param/value) at the ef_search/probes value the application's sessions
     get: ``count_values`` turns vecmon_recall_app_setting's value into a ``value`` label to join on."""
     app = f'count_values by ({IDX}, param) ("value", {sel("vecmon_recall_app_setting")})'
@@ -76,7 +84,7 @@ def enabled(config: Any) -> set[str]:
             if name in VECTOR_COLLECTORS}
 
 
-def _vector_dbs(config: Any) -> list:
+def _vector_dbs(config: Any) -> list[Any]:
     return [db for db in config.databases if db.enabled and set(db.enabled_collectors()) & VECTOR_COLLECTORS]
 
 
@@ -88,7 +96,7 @@ def variables() -> list[Any]:
                                         f'target=~"$target"}}, index)')]
 
 
-def recall_stats(t: Targets, w: int = 6) -> list:
+def recall_stats(t: Targets, w: int = 6) -> list[Panel]:
     """Recall at the application's setting and whether it meets the target (the strictest configured)."""
     return [
         stat("Recall@k at the application's setting", "Mean recall@k of the probe queries (approximate vs exact "
@@ -101,7 +109,7 @@ def recall_stats(t: Targets, w: int = 6) -> list:
     ]
 
 
-def _recall(config: Any, t: Targets) -> list:
+def _recall(config: Any, t: Targets) -> list[Panel]:
     curve = "by (target, index, param, value)"
     return [
         row("Recall"),
@@ -132,7 +140,7 @@ def _recall(config: Any, t: Targets) -> list:
     ]
 
 
-def _filters(config: Any, t: Targets) -> list:
+def _filters(config: Any, t: Targets) -> list[Panel]:
     if not any(db.vector.filters for db in _vector_dbs(config)) or "recall" not in enabled(config):
         return []
     by = "by (target, index, filter, iterative)"
@@ -158,7 +166,7 @@ def _filters(config: Any, t: Targets) -> list:
     ]
 
 
-def _latency(config: Any, t: Targets) -> list:
+def _latency(config: Any, t: Targets) -> list[Panel]:
     if "ann_latency" not in enabled(config):
         return []
     hist = f"sum by (le, target, index) ({rate(v(ANN, NO_FILTER))})"
@@ -193,10 +201,13 @@ def _latency(config: Any, t: Targets) -> list:
     return panels
 
 
-def _indexes(config: Any, t: Targets) -> list:
+def _indexes(config: Any, t: Targets) -> list[Panel]:
     if "vector_indexes" not in enabled(config):
         return []
-    setting = lambda name: m(VECTOR_MEMORY_SETTING_BYTES.name, f'setting="{name}"')  # noqa: E731
+
+    def setting(name: str) -> str:
+        return m(VECTOR_MEMORY_SETTING_BYTES.name, f'setting="{name}"')
+
     return [
         row("Index size, memory and builds"),
         timeseries("Index size against shared_buffers", "On-disk size of each vector index and the server's "
@@ -231,10 +242,10 @@ def _indexes(config: Any, t: Targets) -> list:
     ]
 
 
-def _freshness(config: Any, t: Targets) -> list:
+def _freshness(config: Any, t: Targets) -> list[Panel]:
     panels = []
     dbs = _vector_dbs(config)
-    tables = lambda name, *extra: m(name, *extra)  # noqa: E731 - table-level: no index label
+    tables = m  # table-level: no index label
     if "vector_indexes" in enabled(config):
         panels.append(timeseries("Rows and dead rows", "Live and dead rows of tables with vector columns; dead "
                                  "rows take HNSW search slots (lower recall) until VACUUM.", "short",
@@ -265,7 +276,7 @@ def _freshness(config: Any, t: Targets) -> list:
     return [row("Tables and freshness"), *panels] if panels else []
 
 
-def _probes(config: Any, t: Targets) -> list:
+def _probes(config: Any, t: Targets) -> list[Panel]:
     if "recall" not in enabled(config):
         return []
     return [
@@ -287,12 +298,12 @@ def _probes(config: Any, t: Targets) -> list:
     ]
 
 
-def overview_panels(config: Any, t: Targets) -> list:
+def overview_panels(config: Any, t: Targets) -> list[Panel]:
     """Search signals for the overview: recall and ANN latency of all indexes."""
     collectors = enabled(config)
     panels = []
     if "recall" in collectors:
-        app = at_app_setting("vecmon_recall_mean_ratio", NO_FILTER, sel=lambda name, *e: m(name, *e, target=False))
+        app = at_app_setting("vecmon_recall_mean_ratio", NO_FILTER, sel=partial(m, target=False))
         panels.append(stat("Worst recall@k", f"Lowest recall@k at the application's setting among all indexes "
                            f"(target {t.recall:g}).", "percentunit", [q(f"min({app})", "worst index")],
                            thresholds=steps(("red", None), ("green", t.recall)), decimals=3, w=6))
@@ -316,7 +327,7 @@ def overview_panels(config: Any, t: Targets) -> list:
     return panels
 
 
-def build(config: Any, t: Targets) -> dict:
+def build(config: Any, t: Targets) -> dict[str, Any]:
     panels = [*(_recall(config, t) if "recall" in enabled(config) else []), *_filters(config, t),
               *_latency(config, t), *_indexes(config, t), *_freshness(config, t), *_probes(config, t)]
     panels = explain_empty(panels, missing_capability("pgvector", "vector_indexes"))
