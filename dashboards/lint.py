@@ -11,15 +11,13 @@ panel-title-description, panel-units, panel-no-targets, panel-type (no Angular p
 target-promql, target-rate-interval, target-job, target-instance, target-counter-agg,
 target-variables (every variable a query uses is defined).
 
-Usage: ``python -m dashboards.lint generated/grafana/*.json`` (exit 1 on findings; the exclusions
+Usage: ``python -m dashboards.check generated/grafana/*.json`` (exit 1 on findings; the exclusions
 of :func:`dashboards.render.lint_exclusions` apply), or :func:`lint` from tests.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -365,22 +363,3 @@ def lint(board: JSONObject, exclusions: Iterable[Exclusion] = ()) -> list[Findin
                 _target_rules(board, panel, target, add, known_vars)
     excluded = list(exclusions)
     return [f for f in findings if not any(e.matches(f, uid) for e in excluded)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from dashboards.render import lint_exclusions
-
-    paths = argv if argv is not None else sys.argv[1:]
-    exclusions = lint_exclusions()
-    total = 0
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            found = lint(json.load(handle), exclusions)
-        total += len(found)
-        for finding in found:
-            print(f"{path}: {finding}")
-    return 1 if total else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

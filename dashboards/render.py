@@ -13,11 +13,13 @@ byte-identical files). Which dashboards:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from dashboards import app_probes, model_apis, overview, postgres, slos, vector
+from dashboards import self as self_board
 from dashboards.facade import to_json
 from dashboards.lint import Exclusion
 from dashboards.schema import SCHEMA_VERSION, to_current_schema
@@ -36,9 +38,8 @@ def _enabled_databases(config: Any) -> list[Any]:
 
 
 def _vector_enabled(config: Any) -> bool:
-    from dashboards.vector import VECTOR_COLLECTORS
-
-    return any(name in VECTOR_COLLECTORS for db in _enabled_databases(config) for name in db.enabled_collectors())
+    return any(name in vector.VECTOR_COLLECTORS
+               for db in _enabled_databases(config) for name in db.enabled_collectors())
 
 
 def _model_apis_enabled(config: Any) -> bool:
@@ -54,32 +55,29 @@ def _slos_enabled(config: Any) -> bool:
 
 
 # (module, predicate): each module has build(config, targets) -> dict and UID.
-DASHBOARDS: tuple[tuple[str, Callable[[Any], bool]], ...] = (
-    ("dashboards.overview", lambda config: _has_databases(config) or _model_apis_enabled(config)),
-    ("dashboards.postgres", _has_databases),
-    ("dashboards.vector", _vector_enabled),
-    ("dashboards.model_apis", _model_apis_enabled),
-    ("dashboards.app_probes", _applications_enabled),
-    ("dashboards.slos", _slos_enabled),
-    ("dashboards.self", lambda config: True),
+DASHBOARDS: tuple[tuple[ModuleType, Callable[[Any], bool]], ...] = (
+    (overview, lambda config: _has_databases(config) or _model_apis_enabled(config)),
+    (postgres, _has_databases),
+    (vector, _vector_enabled),
+    (model_apis, _model_apis_enabled),
+    (app_probes, _applications_enabled),
+    (slos, _slos_enabled),
+    (self_board, lambda config: True),
 )
 
 
 def lint_exclusions() -> list[Exclusion]:
     """The linter exclusions the generated dashboards need, each with its reason (like a ``.lint`` file)."""
-    from dashboards.slos import LINT_EXCLUSIONS
-
-    return list(LINT_EXCLUSIONS)
+    return list(slos.LINT_EXCLUSIONS)
 
 
 def build_dashboards(config: Any) -> dict[str, dict[str, Any]]:
     """uid -> dashboard JSON (dict) for every dashboard the config enables."""
     targets: Targets = from_config(config)
     boards: dict[str, dict[str, Any]] = {}
-    for module_name, enabled in DASHBOARDS:
+    for module, enabled in DASHBOARDS:
         if not enabled(config):
             continue
-        module = importlib.import_module(module_name)
         boards[module.UID] = to_current_schema(module.build(config, targets))
     return boards
 

@@ -17,7 +17,7 @@ from alerts import conventions as names
 from collectors.model_metrics import MODEL_API_REQUEST_DURATION_SECONDS, MODEL_API_REQUESTS_TOTAL
 from collectors.pg_tables import PG_TABLE_SEQ_SCAN_TOTAL
 from collectors.self_metrics import BUILD_INFO, UP
-from dashboards import facade, lint
+from dashboards import check, facade, lint
 from dashboards.catalog import declared_series, recording_rules
 from dashboards.render import build_dashboards, lint_exclusions, write_dashboards
 from monitor.config import Config
@@ -188,8 +188,8 @@ def test_lint_command_line(tmp_path, boards):
     broken = copy.deepcopy(boards["vecmon-postgres"])
     broken["panels"][1]["description"] = None
     bad.write_text(json.dumps(broken))
-    assert lint.main([str(good)]) == 0
-    assert lint.main([str(good), str(bad)]) == 1
+    assert check.main([str(good)]) == 0
+    assert check.main([str(good), str(bad)]) == 1
 
 
 # --------------------------------------------------------------------------- conventions
