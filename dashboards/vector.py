@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, ANN_QUERY_ERRORS_TOTAL, ANN_QUERY_RETURNED_ROWS
+from collectors.recall_metrics import RECALL_APP_SETTING, RECALL_MEAN_RATIO
 from collectors.self_metrics import BUILD_INFO
 from collectors.vector_freshness import (
     VECTOR_EMBEDDING_PENDING_ROWS,
@@ -75,7 +76,7 @@ def v(name: str, *extra: str) -> str:
 def at_app_setting(metric: str, *extra: str, sel: Selector = v) -> str:
     """A curve metric (labelled param/value) at the ef_search/probes value the application's sessions
     get: ``count_values`` turns vecmon_recall_app_setting's value into a ``value`` label to join on."""
-    app = f'count_values by ({IDX}, param) ("value", {sel("vecmon_recall_app_setting")})'
+    app = f'count_values by ({IDX}, param) ("value", {sel(RECALL_APP_SETTING.name)})'
     return f"({sel(metric, *extra)} and on ({IDX}, param, value) {app})"
 
 
@@ -303,7 +304,7 @@ def overview_panels(config: Any, t: Targets) -> list[Panel]:
     collectors = enabled(config)
     panels = []
     if "recall" in collectors:
-        app = at_app_setting("vecmon_recall_mean_ratio", NO_FILTER, sel=partial(m, target=False))
+        app = at_app_setting(RECALL_MEAN_RATIO.name, NO_FILTER, sel=partial(m, target=False))
         panels.append(stat("Worst recall@k", f"Lowest recall@k at the application's setting among all indexes "
                            f"(target {t.recall:g}).", "percentunit", [q(f"min({app})", "worst index")],
                            thresholds=steps(("red", None), ("green", t.recall)), decimals=3, w=6))
