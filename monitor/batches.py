@@ -12,9 +12,12 @@ A batch takes as long as its members together (each bounded by its own timeout),
 database delays the later members of its batch; a batch still running when it is due again is
 skipped like any job (``vecmon_collector_skipped_runs_total{reason="overlap"}`` for each member).
 
+A server's cluster-wide collectors with one schedule are batched the same way, on its
+:class:`monitor.servers.ServerRunner` (one live database of the server, failing over together).
+
 Not batched: collectors that run SQL from the config (``runs_config_sql``: custom queries, the
-recall probe and ANN latency with their filters), because their session is reset after each run;
-cluster-wide collectors (they run on a :class:`monitor.servers.ServerRunner`); anything else.
+recall probe and ANN latency with their filters), because their session is reset after each run,
+and every job that does not run on a database.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from monitor.jobs import CollectionJob, JobGate
 from monitor.pg import BatchItem, DatabaseConnector
+from monitor.servers import ServerRunner
 
 
 @dataclass
@@ -31,7 +35,7 @@ class BatchJob:
     """Collectors of one target with one schedule, run one after the other in one transaction."""
 
     members: list[CollectionJob]
-    connector: DatabaseConnector
+    connector: DatabaseConnector | ServerRunner
     gate: JobGate
     waited: float = 0.0  # how long the current run waited for a worker (monitor.workers)
     results: dict[Any, str] = field(default_factory=dict)  # the last run's result per member key
@@ -83,7 +87,8 @@ def worst(results: Any) -> str:
 
 
 def batchable(job: CollectionJob) -> bool:
-    return isinstance(job.connector, DatabaseConnector) and not getattr(job.collector, "runs_config_sql", False)
+    return (isinstance(job.connector, (DatabaseConnector, ServerRunner))
+            and not getattr(job.collector, "runs_config_sql", False))
 
 
 def form_batches(jobs: list[CollectionJob]) -> list[CollectionJob | BatchJob]:
@@ -100,7 +105,7 @@ def form_batches(jobs: list[CollectionJob]) -> list[CollectionJob | BatchJob]:
             continue
         members = groups.get((id(job.connector), *job.schedule)) if batchable(job) else None
         if members and len(members) > 1:
-            assert isinstance(job.connector, DatabaseConnector)
+            assert isinstance(job.connector, (DatabaseConnector, ServerRunner))
             units.append(BatchJob(members, job.connector, job.gate))
             placed.update(id(m) for m in members)
         else:

@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -34,7 +35,7 @@ import psycopg
 from collectors.base import CollectContext, CollectorDisabled, ConnectionUnavailable
 from collectors.pg_session import server_address
 from monitor.config import DatabaseTarget
-from monitor.pg import DatabaseConnector
+from monitor.pg import BatchItem, BatchOutcome, DatabaseConnector
 from monitor.sessions import NoSessions, SessionBudget
 from monitor.target_health import one_line
 
@@ -113,6 +114,32 @@ class ServerRunner(NoSessions):
             return label_server(families, self.server.name)
         assert failure is not None
         raise failure
+
+    def run_batch(self, items: list[BatchItem]) -> list[BatchOutcome]:
+        """Several cluster-wide collectors in one transaction on one live database of the server
+        (:meth:`DatabaseConnector.run_batch`), moving to the next database when this one is gone."""
+        connectors = self.server.connectors
+        with self._lock:
+            start = self._preferred
+        failed: list[BatchOutcome] = []
+        for step in range(len(connectors)):
+            index = (start + step) % len(connectors)
+            for _, ctx, _ in items:
+                ctx.state["_ran_on"] = connectors[index].target.name
+            wrapped: list[BatchItem] = [(partial(self._collect, collect), ctx, timeout)
+                                        for collect, ctx, timeout in items]
+            outcomes = connectors[index].run_batch(wrapped)
+            if all(isinstance(outcome, ConnectionUnavailable) for outcome, _ in outcomes):
+                failed = failed or outcomes  # that database is gone or down: try the next one
+                continue
+            if index != start:
+                with self._lock:
+                    self._preferred = index
+                log.info("server %s: cluster-wide collection moved to target %s", self.server.name,
+                         connectors[index].target.name)
+            return [(outcome if isinstance(outcome, BaseException) else label_server(outcome, self.server.name),
+                     duration) for outcome, duration in outcomes]
+        return failed
 
     def _collect(self, collect: Callable[[CollectContext], Any], ctx: CollectContext) -> Any:
         self._check_identity(ctx)

@@ -8,6 +8,7 @@ from monitor.batches import BatchJob
 from monitor.loader import parse_config
 from monitor.pg import DatabaseConnector
 from monitor.scheduler import Runtime
+from monitor.servers import ServerRunner
 from monitor.snapshot import SnapshotStore
 from tests.conftest import MONITOR_ROLE, new_database
 from tests.helpers import make_target
@@ -67,11 +68,14 @@ def test_a_targets_collectors_with_one_schedule_are_one_job(pg15):
     runtime = Runtime(config, store)
     try:
         batches = [u for u in runtime.units if isinstance(u, BatchJob)]
-        assert len(batches) == 1
-        names = {m.collector.name for m in batches[0].members}
+        assert len(batches) == 2  # the database's own collectors, and the server's cluster-wide ones
+        local, cluster = sorted(batches, key=lambda b: isinstance(b.connector, ServerRunner))
+        assert {"connections", "databases", "activity"} <= {m.collector.name for m in cluster.members}
+        names = {m.collector.name for m in local.members}
         assert {"tables", "indexes", "progress"} <= names and "wraparound_tables" not in names  # another schedule
         results = runtime.run_once()
     finally:
         runtime.stop()
     assert all(results[("a", name)] in ("success", "disabled") for name in names), results
+    assert results[("a", "connections")] == results[("a", "databases")] == "success"
     assert store.entries() and all(e.last_run is not None for e in store.entries())
