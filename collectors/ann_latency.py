@@ -161,7 +161,9 @@ class AnnLatencyCollector:
                     q = vs.recall.queries
                     vectors = table_query_vectors(conn, q.table, q.column, cfg.queries, q.order_by)
                 else:
-                    rows = float(conn.execute(_ROWS_SQL, {"oid": idx.table_oid}).fetchone()[0] or 0)
+                    total = conn.execute(_ROWS_SQL, {"oid": idx.table_oid}).fetchone()
+                    assert total is not None  # an aggregate returns one row
+                    rows = float(total[0] or 0)
                     vectors = sample_query_vectors(conn, idx, max(cfg.queries, 10), rows)
         except psycopg.Error as exc:
             if conn.broken or deadline.ends_run(exc):

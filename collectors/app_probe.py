@@ -156,7 +156,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -216,8 +216,8 @@ def judge(app: ApplicationTarget, attempt: Attempt) -> tuple[str, list[str], str
     if not app.status_ok(status):
         outcome = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "unexpected_status"
         return outcome, [], f"HTTP {status}"
-    outcome, failed, error = failed_assertions(app, attempt.body or b"")
-    return outcome or "success", failed, error
+    failure, failed, error = failed_assertions(app, attempt.body or b"")
+    return failure or "success", failed, error
 
 
 def assertion_names(app: ApplicationTarget) -> list[str]:
@@ -261,7 +261,7 @@ class AppProbeCollector:
             log.info("application check %s: %s, %s", app.name, outcome, redact(error, app.secrets()))
         return self._emit(app, state)
 
-    def _emit(self, app: ApplicationTarget, state: dict) -> list[Metric]:
+    def _emit(self, app: ApplicationTarget, state: dict[str, Any]) -> list[Metric]:
         out = Emitter(app.name, self.METRICS)
         last = state["last"]
         out.add(APP_PROBE_SUCCESS.name, 1 if last["success"] else 0)

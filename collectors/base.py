@@ -174,16 +174,22 @@ class Emitter:
         if number is None or not math.isfinite(number):
             return
         spec, family = self._family(name)
+        if not isinstance(family, (GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily)):
+            raise TypeError(f"{name} is declared as {spec.kind}: emit it with Emitter.{spec.kind}()")
         family.add_metric(self._values(spec, labels), number)
 
     def info(self, name: str, info: dict[str, Any], *labels: Any) -> None:
         spec, family = self._family(name)
+        if not isinstance(family, InfoMetricFamily):
+            raise TypeError(f"{name} is declared as {spec.kind}, not info")
         family.add_metric(self._values(spec, labels), {k: _label_value(v) for k, v in info.items()})
 
     def histogram(self, name: str, buckets: Sequence[tuple[str, float]], sum_value: float,
                   *labels: Any) -> None:
         """Add one cumulative histogram: buckets as (upper bound, cumulative count), ending in +Inf."""
         spec, family = self._family(name)
+        if not isinstance(family, HistogramMetricFamily):
+            raise TypeError(f"{name} is declared as {spec.kind}, not histogram")
         family.add_metric(self._values(spec, labels), list(buckets), sum_value)
 
     def families(self) -> list[Metric]:

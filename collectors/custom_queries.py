@@ -119,13 +119,13 @@ class _Truncated(Exception):
     """Raised inside the savepoint to leave it after stopping a result early."""
 
 
-def fetch_limited(conn: psycopg.Connection, sql: str, limit: int) -> tuple[list[str], list[tuple], bool]:
+def fetch_limited(conn: psycopg.Connection, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
     """Column names, at most ``limit`` rows, and whether the result had more.
 
     The statement is sent with the extended protocol (so a single statement) and read row by row;
     stopping early cancels it on the server, which aborts the (sub)transaction: the savepoint keeps
     the surrounding run's transaction usable."""
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     columns: list[str] = []
     truncated = False
     cursor = conn.cursor()
@@ -141,7 +141,9 @@ def fetch_limited(conn: psycopg.Connection, sql: str, limit: int) -> tuple[list[
                         break
                     rows.append(row)
             finally:
-                stream.close()  # runs the cancel now, not when the generator is collected
+                # runs the cancel now, not when the generator is collected; psycopg annotates stream() as
+                # an Iterator, but it returns a generator, which has close()
+                stream.close()  # type: ignore[attr-defined]
             if truncated:
                 raise _Truncated
             if not columns and cursor.description:
@@ -221,7 +223,7 @@ def convert_cell(column: ColumnPlan, value: Any) -> tuple[float | None, str | No
 class _Skips:
     """Skipped cells of one run, for one warning per column."""
 
-    reasons: dict[str, Counter] = field(default_factory=dict)
+    reasons: dict[str, Counter[str]] = field(default_factory=dict)
 
     def add(self, column: str, reason: str) -> None:
         self.reasons.setdefault(column, Counter())[reason] += 1
@@ -263,7 +265,7 @@ class CustomQueryCollector:
             self._check_columns(index, active, ctx)
         emitter = Emitter(ctx.target, self.METRICS)
         skips = _Skips()
-        seen: dict[str, set[tuple]] = {}
+        seen: dict[str, set[tuple[str, ...]]] = {}
         duplicates = 0
         for row in rows:
             for column in active:
@@ -329,8 +331,8 @@ class CustomQueryCollector:
                         ctx.target, plan.source, ", ".join(unknown))
 
     @staticmethod
-    def _histogram(emitter: Emitter, column: ColumnPlan, row: tuple, index: dict[str, int],
-                   labels: tuple) -> str | None:
+    def _histogram(emitter: Emitter, column: ColumnPlan, row: tuple[Any, ...], index: dict[str, int],
+                   labels: tuple[str, ...]) -> str | None:
         """postgres_exporter's HISTOGRAM: <col> bucket bounds, <col>_bucket cumulative counts, _sum, _count."""
         name = column.column
         for part in ("_bucket", "_sum", "_count"):
@@ -343,11 +345,14 @@ class CustomQueryCollector:
             return "buckets are not arrays"
         if reason or sum_reason:
             return reason or sum_reason
-        try:
-            buckets = sorted((float(b), float(c)) for b, c in zip(bounds, counts))
+        assert total is not None and sum_value is not None  # to_number gives a reason with every None
+        try:  # arrays of different lengths: the extra bounds or counts are ignored
+            buckets = sorted((float(b), float(c)) for b, c in zip(bounds, counts, strict=False))
         except (TypeError, ValueError):
             return "non-numeric bucket"
-        rendered = [(floatToGoString(bound), count) for bound, count in buckets if math.isfinite(bound)]
+        # floatToGoString: prometheus_client leaves it unannotated
+        rendered = [(floatToGoString(bound), count)  # type: ignore[no-untyped-call]
+                    for bound, count in buckets if math.isfinite(bound)]
         emitter.histogram(column.spec.name, [*rendered, ("+Inf", total)], sum_value, *labels)
         return None
 

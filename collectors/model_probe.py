@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import requests
 from prometheus_client.core import Metric
@@ -72,7 +72,7 @@ from collectors.model_metrics import (
     RERANK_RELEVANT_DOCUMENT_RANK,
     RERANK_SEARCH_UNITS_TOTAL,
 )
-from collectors.provider_costs import PriceTable, SpendLedger, price_cost
+from collectors.provider_costs import PriceTable, price_cost
 from collectors.providers.common import (
     EMBEDDING,
     OUTCOMES,
@@ -86,6 +86,7 @@ from collectors.providers.common import (
 )
 from collectors.redaction import redact
 from collectors.settings.endpoints import DimensionsFrom, EndpointTarget
+from collectors.spend_ledger import SpendLedger
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,19 @@ DimensionSource = Callable[[DimensionsFrom], "int | None"]
 
 
 
-def new_histogram() -> dict[str, Any]:
+class LatencyHistogram(TypedDict):
+    """Request durations of one outcome: a count per bucket of ``BUCKETS`` (not cumulative)."""
+
+    buckets: list[int]
+    count: int
+    sum: float
+
+
+def new_histogram() -> LatencyHistogram:
     return {"buckets": [0] * len(BUCKETS), "count": 0, "sum": 0.0}
 
 
-def observe(hist: dict[str, Any], value: float) -> None:
+def observe(hist: LatencyHistogram, value: float) -> None:
     for i, bound in enumerate(BUCKETS):
         if value <= bound:
             hist["buckets"][i] += 1
@@ -113,11 +122,13 @@ def observe(hist: dict[str, Any], value: float) -> None:
     hist["sum"] += value
 
 
-def cumulative(hist: dict[str, Any]) -> list[tuple[str, float]]:
-    out, running = [], 0
-    for bound, count in zip(BUCKETS, hist["buckets"]):
+def cumulative(hist: LatencyHistogram) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip(BUCKETS, hist["buckets"], strict=True):  # new_histogram sizes them alike
         running += count
-        out.append((floatToGoString(bound), running))
+        # floatToGoString: prometheus_client leaves it unannotated
+        out.append((floatToGoString(bound), running))  # type: ignore[no-untyped-call]
     out.append(("+Inf", hist["count"]))
     return out
 
@@ -184,7 +195,7 @@ class ModelProbeCollector:
                       input_type=endpoint.input_type, output_dimension=endpoint.output_dimension,
                       deployment=endpoint.deployment, api_version=endpoint.api_version)
 
-    def expected_dimensions(self, endpoint: EndpointTarget, state: dict) -> int | None:
+    def expected_dimensions(self, endpoint: EndpointTarget, state: dict[str, Any]) -> int | None:
         if endpoint.dimensions is not None:
             return endpoint.dimensions
         ref = endpoint.dimensions_from
@@ -275,7 +286,7 @@ class ModelProbeCollector:
                          "duration": time.perf_counter() - started}
         return self._emit(endpoint, state)
 
-    def _record(self, state: dict, attempt: Attempt, reasons: list[str], kind: str) -> None:
+    def _record(self, state: dict[str, Any], attempt: Attempt, reasons: list[str], kind: str) -> None:
         requests_by_outcome = state.setdefault("requests", dict.fromkeys(OUTCOMES, 0))
         requests_by_outcome[attempt.outcome] += 1
         observe(state.setdefault("hist", {}).setdefault(attempt.outcome, new_histogram()), attempt.latency)
@@ -287,7 +298,7 @@ class ModelProbeCollector:
         if limits:
             state["rate_limits"] = limits
 
-    def _account(self, endpoint: EndpointTarget, state: dict, result: ProbeResult) -> None:
+    def _account(self, endpoint: EndpointTarget, state: dict[str, Any], result: ProbeResult) -> None:
         if result.server_timings:
             state["server_timings"] = dict(result.server_timings)
         if result.embeddings:
@@ -309,7 +320,7 @@ class ModelProbeCollector:
             state["cost"] = state.get("cost", 0.0) + cost
             self.ledger.add(endpoint.name, cost, today)
 
-    def _emit(self, endpoint: EndpointTarget, state: dict) -> list[Metric]:
+    def _emit(self, endpoint: EndpointTarget, state: dict[str, Any]) -> list[Metric]:
         out = Emitter(endpoint.name, self.METRICS)
         pmk = (endpoint.provider, endpoint.model, endpoint.kind)
         pm = pmk[:2]

@@ -85,6 +85,7 @@ class ActivityCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         threshold = float(getattr(ctx.settings, "long_running_threshold", DEFAULT_THRESHOLD))
         emitter.add(PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS.name, threshold)

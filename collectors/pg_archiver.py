@@ -98,6 +98,7 @@ class ArchiverCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         row = fetch_one(ctx.conn, ARCHIVER_SQL)
         emitter.add(PG_ARCHIVER_ENABLED.name, bool(row["enabled"]))

@@ -31,7 +31,7 @@ def every(state: dict[str, Any], key: str, compute: Callable[[], T], seconds: fl
         computed = state[key] = (now, compute())
     return computed[1]
 
-Query = str | sql.Composable
+Query = str | sql.SQL | sql.Composed  # what psycopg's Cursor.execute takes
 
 
 def fetch(conn: psycopg.Connection, query: Query, params: Sequence[Any] | Mapping[str, Any] | None = None
@@ -53,10 +53,10 @@ def ratio(numerator: Any, denominator: Any) -> float | None:
     """``numerator / denominator`` as a float; None (skipped by Emitter) for a NULL or a zero denominator."""
     if numerator is None or denominator is None:
         return None
-    denominator = float(denominator)
-    if denominator == 0:
+    divisor = float(denominator)
+    if divisor == 0:
         return None
-    return float(numerator) / denominator
+    return float(numerator) / divisor
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:

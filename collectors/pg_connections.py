@@ -86,6 +86,7 @@ class ConnectionsCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         rows = fetch(ctx.conn, ACTIVITY_SQL, {"app": APPLICATION_NAME})
         databases = [row["datname"] for row in fetch(ctx.conn, DATABASES_SQL)]

@@ -2,8 +2,9 @@
 
 One row per database of the server; the shared-objects row (``datid = 0``, NULL datname)
 is skipped, and so are the databases in ``exclude_databases`` (template0 and template1 by
-default: nobody queries them, so their cache hit ratio only raises false alarms). ``pg_database_size`` needs CONNECT on the database or ``pg_read_all_stats``,
-which ``pg_monitor`` includes. Counters are cumulative since the last stats reset, so use
+default: nobody queries them, so their cache hit ratio only raises false alarms).
+``pg_database_size`` needs CONNECT on the database or ``pg_read_all_stats``, which
+``pg_monitor`` includes. Counters are cumulative since the last stats reset, so use
 ``rate()``; a reset shows up as a counter reset, which Prometheus handles.
 
 ``pg_database_size`` walks every file of a database (it is most of this collector's cost on the
@@ -117,6 +118,7 @@ class DatabasesCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         excluded = list(getattr(ctx.settings, "exclude_databases", []))
         computed, sizes = ctx.state.get(SIZES_STATE_KEY, (None, {}))

@@ -91,6 +91,7 @@ class IndexesCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         for row in fetch(ctx.conn, INDEXES_SQL, {"limit": ctx.settings.limits.indexes}):
             self._emit(emitter, row)

@@ -101,6 +101,7 @@ class IoCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None and ctx.facts is not None  # set by the connector before the run
         facts = ctx.facts
         if facts.version_num < PG16:
             raise CollectorDisabled(f"pg_stat_io needs PostgreSQL 16 or later (server is {facts.version})")

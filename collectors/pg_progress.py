@@ -141,6 +141,7 @@ class ProgressCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None and ctx.facts is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         counts = {(command, vector): 0 for command in COMMANDS for vector in ("true", "false")}
         vacuum_sql = VACUUM_SQL.format(dead_memory=_DEAD_MEMORY[ctx.facts.version_num >= PG17],

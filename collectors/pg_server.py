@@ -182,6 +182,7 @@ class ServerCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None and ctx.facts is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         conn, facts = ctx.conn, ctx.facts
         emitter.add(PG_SERVER_INFO.name, 1, facts.version.split(" ")[0], facts.version_num)

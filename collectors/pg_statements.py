@@ -108,6 +108,7 @@ class StatementsCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         facts = ctx.facts
         database = facts.database if facts is not None else "?"
         if facts is None or EXTENSION not in facts.extensions:

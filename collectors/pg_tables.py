@@ -137,6 +137,7 @@ class TablesCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         for row in fetch(ctx.conn, TABLES_SQL, {"limit": ctx.settings.limits.tables}):
             self._emit(emitter, row)

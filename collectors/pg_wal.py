@@ -59,6 +59,7 @@ class WalCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None and ctx.facts is not None  # set by the connector before the run
         if ctx.facts.version_num < PG14:
             raise CollectorDisabled(f"pg_stat_wal needs PostgreSQL 14 or later (server is {ctx.facts.version})")
         emitter = Emitter(ctx.target, self.METRICS)

@@ -82,6 +82,7 @@ class WraparoundCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         for row in fetch(ctx.conn, DATABASES_SQL):
             for kind in KINDS:
@@ -115,6 +116,7 @@ class WraparoundTablesCollector:
     )
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
+        assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         for row in fetch(ctx.conn, TABLES_SQL, {"limit": ctx.settings.limits.tables}):
             for kind in KINDS:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from prometheus_client.core import Metric
@@ -66,6 +66,9 @@ from collectors.spend_ledger import SpendLedger  # noqa: F401 - where callers ha
 log = logging.getLogger(__name__)
 
 PERIODS = ("day", "month")
+CostDays = dict[str, dict[str, float]]  # ISO day -> line item ("" without line items) -> USD
+UsageDays = dict[str, dict[str, list[float]]]  # ISO day -> model -> [input tokens, requests]
+Day = TypeVar("Day")  # what a poll keeps per day
 
 
 # --------------------------------------------------------------------------- prices
@@ -116,6 +119,7 @@ def price_cost(entry: PriceEntry | None, tokens: int | None, search_units: float
         return None
     if entry.usd_per_1m_tokens is not None:
         return None if tokens is None else tokens * entry.usd_per_1m_tokens / 1_000_000
+    assert entry.usd_per_1k_searches is not None  # a PriceEntry has exactly one of the two prices
     return None if search_units is None else search_units * entry.usd_per_1k_searches / 1_000
 
 
@@ -154,7 +158,7 @@ class ProviderCostsCollector:
 
     # -- HTTP
 
-    def _get(self, target: CostApiTarget, path: str, params: dict[str, Any], deadline: float) -> dict:
+    def _get(self, target: CostApiTarget, path: str, params: dict[str, Any], deadline: float) -> dict[str, Any]:
         request = ApiRequest(path, {}, {"Authorization": f"Bearer {target.key()}"}, params, method="GET")
         for attempt_no in (1, 2):
             attempt = send(self.session, join_url(target.url, path), request, deadline)
@@ -167,8 +171,8 @@ class ProviderCostsCollector:
             raise PollFailed(attempt.outcome, attempt.error)
         return as_dict(attempt.body, "response")
 
-    def _pages(self, target: CostApiTarget, path: str, params: dict[str, Any], deadline: float) -> list[dict]:
-        buckets: list[dict] = []
+    def _pages(self, target: CostApiTarget, path: str, params: dict[str, Any], deadline: float) -> list[Any]:
+        buckets: list[Any] = []
         page: str | None = None
         for _ in range(MAX_PAGES):
             body = self._get(target, path, {**params, **({"page": page} if page else {})}, deadline)
@@ -192,7 +196,7 @@ class ProviderCostsCollector:
         except (OverflowError, OSError, ValueError):  # beyond time_t or year 1..9999
             raise ParseError("bucket.start_time: out of range") from None
 
-    def _poll(self, state: dict, api: str, fetch: Callable[[], dict], now: float) -> None:
+    def _poll(self, state: dict[str, Any], api: str, fetch: Callable[[], CostDays | UsageDays], now: float) -> None:
         polls = state.setdefault("polls", {}).setdefault(api, dict.fromkeys(POLL_OUTCOMES, 0))
         try:
             state[api] = fetch()
@@ -223,13 +227,13 @@ class ProviderCostsCollector:
         deadline = time.perf_counter() + target.timeout_for(self.name)
         state = ctx.state
 
-        def costs() -> dict:
+        def costs() -> CostDays:
             params: dict[str, Any] = {"start_time": start_time, "bucket_width": "1d", "limit": min(180, ndays)}
             if target.line_items:
                 params["group_by"] = ["line_item"]
             if target.project_ids:
                 params["project_ids"] = list(target.project_ids)
-            days: dict[str, dict[str, float]] = {}
+            days: CostDays = {}
             for bucket in self._pages(target, "/organization/costs", params, deadline):
                 day = self._bucket_day(bucket)
                 rows = days.setdefault(day.isoformat(), {})
@@ -240,17 +244,18 @@ class ProviderCostsCollector:
                     rows[item] = rows.get(item, 0.0) + value
             return self._merge(state.get("costs"), days, start)
 
-        def usage() -> dict:
+        def usage() -> UsageDays:
             params: dict[str, Any] = {"start_time": start_time, "bucket_width": "1d", "limit": min(31, ndays),
                                       "group_by": ["model"]}
             if target.project_ids:
                 params["project_ids"] = list(target.project_ids)
-            days: dict[str, dict[str, list[float]]] = {}
+            days: UsageDays = {}
             for bucket in self._pages(target, "/organization/usage/embeddings", params, deadline):
                 rows = days.setdefault(self._bucket_day(bucket).isoformat(), {})
                 for i, result in enumerate(as_list(field_of(bucket, "results", "bucket"), "bucket.results")):
                     result = as_dict(result, f"results[{i}]")
-                    model = result.get("model") if isinstance(result.get("model"), str) else ""
+                    named = result.get("model")
+                    model = named if isinstance(named, str) else ""
                     row = rows.setdefault(model, [0.0, 0.0])
                     for slot, key in ((0, "input_tokens"), (1, "num_model_requests")):
                         row[slot] += finite_number(result.get(key, 0), f"results[{i}].{key}")
@@ -265,12 +270,12 @@ class ProviderCostsCollector:
         return self._emit(target, state, today)
 
     @staticmethod
-    def _merge(previous: dict | None, fresh: dict, since: date) -> dict:
+    def _merge(previous: dict[str, Day] | None, fresh: dict[str, Day], since: date) -> dict[str, Day]:
         """Days before ``since`` from the previous poll (this month only), the rest from ``fresh``."""
         kept = {d: v for d, v in (previous or {}).items() if date.fromisoformat(d) < since}
         return {**kept, **fresh}
 
-    def _emit(self, target: CostApiTarget, state: dict, today: date) -> list[Metric]:
+    def _emit(self, target: CostApiTarget, state: dict[str, Any], today: date) -> list[Metric]:
         out = Emitter(target.name, self.METRICS)
         provider = target.provider
         month_start = today.replace(day=1)
@@ -330,8 +335,9 @@ class BudgetCollector:
         limits = {"day": budget.daily_usd, "month": budget.monthly_usd}
         for period in PERIODS:
             out.add(COST_BUDGET_SPEND_USD.name, spend[period], period)
-            if limits[period] is not None:
-                out.add(COST_BUDGET_LIMIT_USD.name, limits[period], period)
-                out.add(COST_BUDGET_USED_RATIO.name, spend[period] / limits[period], period)
+            limit = limits[period]
+            if limit is not None:
+                out.add(COST_BUDGET_LIMIT_USD.name, limit, period)
+                out.add(COST_BUDGET_USED_RATIO.name, spend[period] / limit, period)
         out.add(COST_BUDGET_SOURCES_MISSING.name, sum(not self.ledger.known(s) for s in budget.sources))
         return out.families()

@@ -301,7 +301,7 @@ class RedisCacheCollector:
         finally:
             conn.close()
 
-    def _collect(self, conn: RespConnection, target: RedisTarget, state: dict, started: float,
+    def _collect(self, conn: RespConnection, target: RedisTarget, state: dict[str, Any], started: float,
                  deadline: float) -> list[Metric]:
         secret = target.secret()
         if secret is not None:

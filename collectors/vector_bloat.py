@@ -18,8 +18,9 @@ are exported. The ``method`` label says how it was estimated:
   role can see it (``pg_stats`` shows only columns the role may SELECT, so a ``pg_monitor``-only
   role usually cannot), else from the type: fixed-width types their length, ``vector(n)`` ``4n+8``
   and ``halfvec(n)`` ``2n+8`` bytes. A row over the TOAST threshold (2032 bytes) keeps its vectors
-  out of line (pgvector's types have EXTERNAL storage), 18 bytes each in the heap. A table with a column of unknown width (text without
-  visible statistics, say) gets no estimate: install pgstattuple for those.
+  out of line (pgvector's types have EXTERNAL storage), 18 bytes each in the heap. A table with a
+  column of unknown width (text without visible statistics, say) gets no estimate: install
+  pgstattuple for those.
 """
 
 from __future__ import annotations
@@ -131,11 +132,11 @@ def _align(size: float) -> float:
 
 def expected_heap_bytes(table: Table) -> float | None:
     """Bytes ``reltuples`` rows of the estimated width need at the table's fillfactor; None if unknown."""
-    if table.reltuples < 0 or any(c.width is None for c in table.columns):
+    widths = [c.width for c in table.columns if c.width is not None]
+    if table.reltuples < 0 or len(widths) < len(table.columns):  # a column of unknown width
         return None
-    widths = [c.width for c in table.columns]
     if ROW_HEADER + sum(widths) > TOAST_THRESHOLD:  # vectors go out of line, a pointer stays
-        widths = [TOAST_POINTER if c.vector else c.width for c in table.columns]
+        widths = [TOAST_POINTER if c.vector else width for c, width in zip(table.columns, widths, strict=True)]
     row = _align(ROW_HEADER + sum(widths)) + LINE_POINTER
     usable = (table.block_size - PAGE_HEADER) * table.fillfactor / 100.0
     per_page = max(1, math.floor(usable / row))
@@ -165,14 +166,15 @@ class VectorBloatCollector:
 
     def collect(self, ctx: CollectContext) -> list[Metric]:
         require_pgvector(ctx)
-        conn = ctx.conn
+        conn, facts = ctx.conn, ctx.facts
+        assert conn is not None and facts is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         tables = [Table(oid=r["oid"], schema=r["schema"], table=r["table"], relpages=r["relpages"],
                         reltuples=float(r["reltuples"]), block_size=r["block_size"], fillfactor=r["fillfactor"])
                   for r in fetch(conn, TABLES_SQL, {"limit": ctx.settings.limits.tables})]
         if not tables:
             return emitter.families()
-        pgstattuple = fetch_one(conn, PGSTATTUPLE_SQL) if "pgstattuple" in (ctx.facts.extensions or {}) else {}
+        pgstattuple = fetch_one(conn, PGSTATTUPLE_SQL) if "pgstattuple" in (facts.extensions or {}) else {}
         if pgstattuple.get("can_execute"):
             query = sql.SQL(APPROX_SQL).format(schema=sql.Identifier(pgstattuple["schema"]))
             for table in tables:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Protocol
 
 import psycopg
 from prometheus_client.core import Metric
@@ -66,6 +67,24 @@ VECTOR_FRESHNESS_QUERY_DURATION_SECONDS = MetricSpec("vecmon_vector_freshness_qu
                                                      "Time the table's freshness queries took in the last run.", T)
 
 
+class FreshnessEntry(Protocol):
+    """What this collector reads from one ``vector.freshness`` entry of the target's settings."""
+
+    @property
+    def table(self) -> str: ...
+    @property
+    def timestamp_column(self) -> str | None: ...
+    @property
+    def model_version_column(self) -> str | None: ...
+    @property
+    def embedding_column(self) -> str | None: ...
+    @property
+    def max_versions(self) -> int: ...
+
+
+PlanKey = tuple[str, str, str, str]  # schema, table, which query, column
+
+
 class VectorFreshnessCollector:
     """Newest-row age, rows per embedding-model version and rows waiting for an embedding."""
 
@@ -80,39 +99,43 @@ class VectorFreshnessCollector:
         VECTOR_FRESHNESS_QUERY_DURATION_SECONDS,
     )
 
-    def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry, schema: str, table: str
+    def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry: FreshnessEntry, schema: str, table: str
                  ) -> tuple[list[tuple[str, float | None, str]], list[tuple[str, int]]]:
         """The entry's samples: parts an index answers get their own query; the rest share one pass."""
         conn = ctx.conn
         assert conn is not None
         target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        ts = sql.Identifier(entry.timestamp_column) if entry.timestamp_column else None
-        emb = sql.Identifier(entry.embedding_column) if entry.embedding_column else None
+        ts_column, emb_column = entry.timestamp_column, entry.embedding_column
+        ts = sql.Identifier(ts_column) if ts_column else None
+        emb = sql.Identifier(emb_column) if emb_column else None
         newest_sql = sql.SQL("SELECT extract(epoch FROM max({col})::timestamptz)::float8, "
                              "extract(epoch FROM now() - max({col})::timestamptz)::float8 FROM {t}")
         pending_sql = sql.SQL("SELECT count(*) FROM {t} WHERE {col} IS NULL")
         samples: list[tuple[str, float | None, str]] = []
-        scan_ts = scan_emb = False
-        if ts is not None:
+        scan_ts: str | None = None  # the columns no index answers for, left to the one pass below
+        scan_emb: str | None = None
+        if ts_column:
             query = newest_sql.format(col=ts, t=target)
-            if _indexed(ctx, deadline, query, (schema, table, "newest", entry.timestamp_column)):
+            if _indexed(ctx, deadline, query, (schema, table, "newest", ts_column)):
                 deadline.set_statement_timeout(conn)
-                newest, age = conn.execute(query).fetchone()
-                samples += self._newest(newest, age, entry.timestamp_column)
+                row = conn.execute(query).fetchone()
+                assert row is not None  # an aggregate without GROUP BY returns one row
+                newest, age = row
+                samples += self._newest(newest, age, ts_column)
             else:
-                scan_ts = True
-                self._warn_once(ctx, schema, table, entry.timestamp_column,
-                                f"CREATE INDEX ON {schema}.{table} ({entry.timestamp_column})")
-        if emb is not None:
+                scan_ts = ts_column
+                self._warn_once(ctx, schema, table, ts_column, f"CREATE INDEX ON {schema}.{table} ({ts_column})")
+        if emb_column:
             query = pending_sql.format(col=emb, t=target)
-            if _indexed(ctx, deadline, query, (schema, table, "pending", entry.embedding_column)):
+            if _indexed(ctx, deadline, query, (schema, table, "pending", emb_column)):
                 deadline.set_statement_timeout(conn)
-                samples.append((VECTOR_EMBEDDING_PENDING_ROWS.name, conn.execute(query).fetchone()[0],
-                                entry.embedding_column))
+                row = conn.execute(query).fetchone()
+                assert row is not None  # an aggregate without GROUP BY returns one row
+                samples.append((VECTOR_EMBEDDING_PENDING_ROWS.name, row[0], emb_column))
             else:
-                scan_emb = True
-                self._warn_once(ctx, schema, table, entry.embedding_column,
-                                f"CREATE INDEX ON {schema}.{table} (id) WHERE {entry.embedding_column} IS NULL")
+                scan_emb = emb_column
+                self._warn_once(ctx, schema, table, emb_column,
+                                f"CREATE INDEX ON {schema}.{table} (id) WHERE {emb_column} IS NULL")
         versions: list[tuple[str, int]] = []
         if not (scan_ts or scan_emb or entry.model_version_column):
             return samples, versions
@@ -123,7 +146,8 @@ class VectorFreshnessCollector:
         newest = (sql.SQL("extract(epoch FROM max({c})::timestamptz)::float8, "
                           "extract(epoch FROM now() - max({c})::timestamptz)::float8").format(c=ts)
                   if scan_ts else sql.SQL("NULL::float8, NULL::float8"))
-        pending = (sql.SQL("count(*) FILTER (WHERE {c} IS NULL)").format(c=emb) if scan_emb else sql.SQL("NULL::bigint"))
+        pending = (sql.SQL("count(*) FILTER (WHERE {c} IS NULL)").format(c=emb) if scan_emb
+                   else sql.SQL("NULL::bigint"))
         if entry.model_version_column:
             query = sql.SQL("SELECT {v}, count(*), {newest}, {pending}, GROUPING({v}) FROM {t} "
                             "GROUP BY GROUPING SETS (({v}), ()) ORDER BY GROUPING({v}) DESC, 2 DESC, 1 "
@@ -137,9 +161,9 @@ class VectorFreshnessCollector:
         total = next((row for row in rows if row[5] == 1), None)
         if total is not None:
             if scan_ts:
-                samples += self._newest(total[2], total[3], entry.timestamp_column)
+                samples += self._newest(total[2], total[3], scan_ts)
             if scan_emb:
-                samples.append((VECTOR_EMBEDDING_PENDING_ROWS.name, total[4], entry.embedding_column))
+                samples.append((VECTOR_EMBEDDING_PENDING_ROWS.name, total[4], scan_emb))
         if entry.model_version_column:
             versions = _version_counts([(row[0], row[1]) for row in rows if row[5] == 0], entry.max_versions)
         return samples, versions
@@ -151,7 +175,7 @@ class VectorFreshnessCollector:
 
     @staticmethod
     def _warn_once(ctx: CollectContext, schema: str, table: str, column: str, remedy: str) -> None:
-        warned: set = ctx.state.setdefault("warned", set())
+        warned: set[tuple[str, str, str]] = ctx.state.setdefault("warned", set())
         if (schema, table, column) not in warned:
             warned.add((schema, table, column))
             log.warning("freshness of %s.%s on %s: no index serves column %s, so every run scans the table "
@@ -194,17 +218,19 @@ class VectorFreshnessCollector:
         return em.families()
 
 
-def _indexed(ctx: CollectContext, deadline: RunDeadline, query: sql.Composed, key: tuple) -> bool:
+def _indexed(ctx: CollectContext, deadline: RunDeadline, query: sql.Composed, key: PlanKey) -> bool:
     """Whether the planner answers ``query`` without a sequential scan (EXPLAIN only, nothing runs);
     remembered for ``PLAN_RECHECK_SECONDS``, so an index created later is noticed."""
-    plans: dict = ctx.state.setdefault("plans", {})
+    plans: dict[PlanKey, tuple[bool, float]] = ctx.state.setdefault("plans", {})
     known = plans.get(key)
     if known is not None and time.monotonic() - known[1] < PLAN_RECHECK_SECONDS:
         return known[0]
     conn = ctx.conn
     assert conn is not None
     deadline.set_statement_timeout(conn)
-    plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + query).fetchone()[0]
+    explained = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + query).fetchone()
+    assert explained is not None  # EXPLAIN returns one row
+    plan = explained[0]
     indexed = "Seq Scan" not in _node_types(plan)
     plans[key] = (indexed, time.monotonic())
     return indexed
@@ -229,9 +255,6 @@ def _version_counts(rows: list[tuple[str | None, int]], max_versions: int) -> li
     rest summed as ``__other__``; counts landing on the same label are added up, never repeated."""
     counts: dict[str, int] = {}
     for i, (version, count) in enumerate(rows):
-        if i >= max_versions:
-            label = OTHER_VERSIONS
-        else:
-            label = NULL_VERSION if version is None else version
+        label = OTHER_VERSIONS if i >= max_versions else NULL_VERSION if version is None else version
         counts[label] = counts.get(label, 0) + int(count)
     return list(counts.items())

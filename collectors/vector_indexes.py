@@ -279,10 +279,10 @@ class VectorIndexesCollector:
                 em.add(VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO.name, size / shared_buffers, *labels)
             if idx.method == "hnsw":
                 value_bytes = vector_bytes(idx.key_typname, idx.dims)
-                rows = self._indexed_rows(idx, rows_by_table, table_stats, null_fracs)
-                if value_bytes is not None and rows is not None:
+                indexed_rows = self._indexed_rows(idx, rows_by_table, table_stats, null_fracs)
+                if value_bytes is not None and indexed_rows is not None:
                     em.add(VECTOR_INDEX_MEMORY_ESTIMATE_BYTES.name,
-                           hnsw_memory_estimate(rows, idx.options.get("m", 16), value_bytes), *labels)
+                           hnsw_memory_estimate(indexed_rows, idx.options.get("m", 16), value_bytes), *labels)
         return em.families()
 
     @staticmethod

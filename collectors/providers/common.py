@@ -84,13 +84,13 @@ class ProbeResult:
 # --------------------------------------------------------------------------- JSON accessors
 
 
-def as_dict(value: Any, where: str) -> dict:
+def as_dict(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ParseError(f"{where}: expected an object, got {type(value).__name__}")
     return value
 
 
-def as_list(value: Any, where: str) -> list:
+def as_list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise ParseError(f"{where}: expected an array, got {type(value).__name__}")
     return value
@@ -149,10 +149,10 @@ def finite_amount(value: Any, where: str) -> float:
             raise ParseError(f"{where}: expected a number, got {value!r:.40}") from None
         if not number.is_finite():
             raise ParseError(f"{where}: expected a finite number")
-        value = float(number)  # a huge exponent becomes inf, refused below
-        if not math.isfinite(value):
+        amount = float(number)  # a huge exponent becomes inf, refused below
+        if not math.isfinite(amount):
             raise ParseError(f"{where}: number out of range")
-        return value
+        return amount
     return finite_number(value, where)
 
 
@@ -190,7 +190,7 @@ def optional_number(obj: Any, *path: str) -> float | None:
     return None if value is None else float(value)
 
 
-def indexed_items(items: list, where: str, vector_key: str) -> list[list[float]]:
+def indexed_items(items: list[Any], where: str, vector_key: str) -> list[list[float]]:
     """``[{index, <vector_key>}]`` (OpenAI-style ``data``) -> vectors ordered by index, indices 0..n-1."""
     by_index: dict[int, list[float]] = {}
     for i, item in enumerate(items):
@@ -213,7 +213,7 @@ def data_embeddings(body: Any) -> ProbeResult:
                        model=obj.get("model") if isinstance(obj.get("model"), str) else None)
 
 
-def ranked_items(items: list, where: str, score_key: str) -> list[tuple[int, float]]:
+def ranked_items(items: list[Any], where: str, score_key: str) -> list[tuple[int, float]]:
     out = []
     for i, item in enumerate(items):
         index = as_int(field_of(item, "index", f"{where}[{i}]"), f"{where}[{i}].index")
@@ -414,7 +414,8 @@ def _peer_certificate(response: requests.Response) -> bytes | None:
     if getpeercert is None:
         return None
     try:
-        return getpeercert(binary_form=True)
+        certificate: bytes | None = getpeercert(binary_form=True)
+        return certificate
     except (OSError, ValueError):
         return None
 
@@ -442,7 +443,8 @@ def send(session: requests.Session, url: str, request: ApiRequest, deadline: flo
                 request.method, url, params=request.params or None, headers=request.headers,
                 json=request.body if request.method != "GET" and request.content is None else None,
                 data=request.content,
-                timeout=timeout, stream=True, allow_redirects=False, verify=verify)
+                # types-requests leaves out the urllib3 Timeout that requests' adapter takes
+                timeout=timeout, stream=True, allow_redirects=False, verify=verify)  # type: ignore[arg-type]
         except requests.exceptions.RequestException as exc:
             outcome, error = _failed(exc, watch)
             return Attempt(outcome, latency=time.perf_counter() - start, error=error)

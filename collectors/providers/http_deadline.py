@@ -28,7 +28,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -66,12 +66,10 @@ def _shut_down(connection: HTTPConnection) -> None:
     sock = getattr(connection, "sock", None)
     if sock is None:  # not connected yet: the connect timeout bounds that phase
         return
-    try:
+    with suppress(OSError):  # already closed
         # the plain socket's shutdown, also for an SSLSocket (whose own shutdown would drop its
         # SSL object under the reading thread): a blocked recv returns end of file at once
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
 
 
 _ACTIVE_WATCH: ContextVar[RequestWatch | None] = ContextVar("vecmon_request_watch", default=None)
