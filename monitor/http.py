@@ -273,6 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = BACKLOG
+    server_address: tuple[str, int] | tuple[str, int, int, int]  # an IPv4 or IPv6 socket's: the host is a str
 
     def __init__(self, address: tuple[str, int], app: App, web: WebConfig | None, max_connections: int,
                  read_timeout: float, idle_timeout: float):
