@@ -85,11 +85,7 @@ def render(readme: str) -> str:
         if not pattern.search(readme):
             raise SystemExit(f"README has no generated section {name!r}")
         content = make()
-
-        def section(m: re.Match[str], content: str = content) -> str:
-            return f"{m.group(1)}\n{content}\n{m.group(2)}"
-
-        readme = pattern.sub(section, readme)
+        readme = pattern.sub(lambda m: f"{m.group(1)}\n{content}\n{m.group(2)}", readme)
     return readme
 
 
