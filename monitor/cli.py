@@ -7,10 +7,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import generate_latest
 
 from monitor import __version__
+from monitor.config import Config, DatabaseTarget
 from monitor.config_queries import plans_for_target
 from monitor.loader import ConfigError, load_config
 from monitor.logs import setup_logging
@@ -38,7 +40,7 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 def _subparser_class(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
     class SubcommandParser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:  # argparse.ArgumentParser's
             kwargs.setdefault("parents", [common])
             super().__init__(*args, **kwargs)
 
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, secrets: bool = True, require_mapping: bool = False):
+def _load(args: argparse.Namespace, secrets: bool = True, require_mapping: bool = False) -> Config:
     if not args.config:
         print("vecmon: no config file: pass -c FILE or set VECMON_CONFIG", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
@@ -136,7 +138,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def describe_jobs(config) -> str:
+def describe_jobs(config: Config) -> str:
     """What a config schedules, e.g. ``1 database target (10 collector jobs), 2 endpoints, 1 budget``."""
     def count(n: int, what: str) -> str:
         return f"{n} {what}{'' if n == 1 else 's'}"
@@ -155,7 +157,7 @@ def describe_jobs(config) -> str:
     return ", ".join(parts)
 
 
-def _check_connections(config) -> int:
+def _check_connections(config: Config) -> int:
     """One direct, bounded connection attempt per enabled database target (concurrently)."""
     import threading
 
@@ -165,7 +167,7 @@ def _check_connections(config) -> int:
     targets = config.enabled_databases()
     reports: dict[str, AccessReport] = {}
 
-    def check(target) -> None:
+    def check(target: DatabaseTarget) -> None:
         reports[target.name] = DatabaseConnector(target).check_access()
 
     threads = [threading.Thread(target=check, args=(t,), daemon=True) for t in targets]

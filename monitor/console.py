@@ -33,7 +33,7 @@ svg text{fill:var(--muted);font-size:11px}.axis{stroke:var(--line)}.recall-line{
 .latency-line{stroke:var(--latency);fill:none;stroke-width:2;stroke-dasharray:4 3}.recall-point{fill:var(--recall)}
 .latency-point{fill:var(--latency)}.goal{stroke:var(--ok);stroke-dasharray:2 3}.mark-app{stroke:var(--warn);stroke-width:2}
 .mark-rec{stroke:var(--ok);stroke-width:2}.bar{fill:var(--line)}.bar-fill{fill:var(--recall)}
-"""
+"""  # noqa: E501 - CSS rules kept whole on their lines
 
 SCRIPT = """
 (function(){
@@ -143,7 +143,8 @@ def recall_chart(index: dict[str, Any], width: int = 480, height: int = 200) -> 
                          f"data-latency='{p['latency_seconds']!r}' cx='{x(p['value']):.1f}' "
                          f"cy='{y_latency(p['latency_seconds']):.1f}' r='3'><title>{p['latency_seconds'] * 1000:.2f}"
                          f" ms</title></circle>")
-        parts.append(f"<text x='{x(p['value']):.1f}' y='{top + plot_h + 16}' text-anchor='middle'>{p['value']:g}</text>")
+        parts.append(f"<text x='{x(p['value']):.1f}' y='{top + plot_h + 16}' text-anchor='middle'>"
+                     f"{p['value']:g}</text>")
     parts.append(f"<text x='{left + plot_w / 2}' y='{height - 2}' text-anchor='middle'>{_e(index['param'])}: "
                  f"recall (solid, left), query latency (dashed, right); marks: application setting (amber), "
                  f"recommended (green)</text></svg>")
@@ -245,8 +246,8 @@ def render_console(status: dict[str, Any], refresh_seconds: int = REFRESH_SECOND
     """The whole page; ``refresh_seconds`` (``/?refresh=N``, 1..3600) sets the auto-refresh period."""
     indexes = "".join(_index_card(i) for i in status["vector_indexes"])
     vector = (f"<h2>Vector indexes</h2><div class='cards'>{indexes}</div>" if indexes else
-              "<h2>Vector indexes</h2><p class='muted'>No vector index discovered (pgvector missing, or no HNSW/IVFFlat "
-              "index on a monitored database).</p>")
+              "<h2>Vector indexes</h2><p class='muted'>No vector index discovered (pgvector missing, or no "
+              "HNSW/IVFFlat index on a monitored database).</p>")
     script = SCRIPT % {"seconds": refresh_seconds, "millis": refresh_seconds * 1000}
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width,initial-scale=1'><meta name='color-scheme' content='light dark'>"

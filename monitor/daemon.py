@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from alerts.config import SLO
 from collectors.pg_session import describe_target
 from monitor.config import Config, DatabaseTarget
 from monitor.exposition import ExpositionCache, SnapshotCollector
 from monitor.http import App, HttpServer
-from monitor.loader import ConfigError, load_config
+from monitor.loader import ConfigError, Overrides, load_config
 from monitor.probe import Probe
 from monitor.scheduler import Runtime
 from monitor.shared import SharedState
@@ -55,7 +55,7 @@ def check_monitors_something(config: Config, runtime: Runtime, source: str) -> N
 
 class Daemon:
     def __init__(self, config: Config, config_path: Path | None = None, listen: str | None = None,
-                 web_config: WebConfig | None = None, overrides: Callable[[dict], dict] | None = None):
+                 web_config: WebConfig | None = None, overrides: Overrides | None = None):
         self.config = config
         self.config_path = config_path
         self.overrides = overrides  # command-line settings, applied again on reload
@@ -78,7 +78,7 @@ class Daemon:
         self._reload = threading.Event()
         self._lock = threading.Lock()
 
-    def _slos(self) -> list:
+    def _slos(self) -> list[SLO]:
         with self._lock:
             return list(self.config.slos)
 
@@ -98,10 +98,10 @@ class Daemon:
         self.runtime.start()
         log.info("vecmon listening on %s/metrics", self.url)
 
-    def request_stop(self, *_args) -> None:
+    def request_stop(self, *_args: object) -> None:  # a signal handler's (signum, frame)
         self._stop.set()
 
-    def request_reload(self, *_args) -> None:
+    def request_reload(self, *_args: object) -> None:
         self._reload.set()
 
     def install_signal_handlers(self) -> None:

@@ -14,10 +14,15 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from monitor.embedded import LocalPostgres
+
+if TYPE_CHECKING:  # numpy is imported only when the demo builds its corpus
+    import numpy as np
+    from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,8 @@ TENANTS = 20
 CLUSTERS = 50
 
 
-def clustered_vectors(rows: int, dim: int, clusters: int = CLUSTERS, seed: int = 7):
+def clustered_vectors(rows: int, dim: int, clusters: int = CLUSTERS,
+                      seed: int = 7) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Unit vectors around ``clusters`` random centres: shaped like real embeddings, not uniform noise."""
     import numpy as np
 
@@ -57,7 +63,7 @@ class IndexBuildProgress:
         self._thread.start()
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
@@ -70,7 +76,9 @@ class IndexBuildProgress:
                         "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
                         " FROM pg_stat_progress_create_index WHERE datname = current_database()").fetchone()
                     if row is not None:
-                        _say(f"building the HNSW index: {describe_build(*row, time.monotonic() - started)}")
+                        phase, blocks_done, blocks_total, tuples_done, tuples_total = row
+                        _say("building the HNSW index: " + describe_build(phase, blocks_done, blocks_total, tuples_done,
+                                                                          tuples_total, time.monotonic() - started))
         except psycopg.Error as exc:  # progress is a courtesy; the build itself reports its own errors
             log.debug("index build progress unavailable: %s", exc)
 

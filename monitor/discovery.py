@@ -18,11 +18,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from prometheus_client.core import Metric
 from pydantic import Field, field_validator
 
-from collectors.base import CollectContext
+from collectors.base import CollectContext, MetricSpec
 from collectors.pg_session import build_conninfo, describe_target, secrets_of
 from collectors.redaction import redact
 from collectors.settings.base import Duration, Model
@@ -103,13 +104,13 @@ class DiscoveryCollector:
 
     name = "discovery"
     scope = "server"
-    METRICS: tuple = ()
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = ()
 
     def __init__(self, settings: DiscoverSettings, monitored: list[str] | None):
         self.settings = settings
         self.monitored = monitored  # None: the listing at build time failed
 
-    def collect(self, ctx: CollectContext) -> list:
+    def collect(self, ctx: CollectContext) -> list[Metric]:
         found = list_databases(ctx.conn, self.settings)
         if found != self.monitored:
             log.info("discover %s: databases changed (%d now, %s before); rebuilding the jobs", ctx.target,
@@ -124,15 +125,16 @@ class DiscoveryCollector:
 class _DiscoverySettingsView:
     """The entry's settings with the discovery job's interval (the scheduler asks *_for(collector))."""
 
-    def __init__(self, entry: DatabaseTarget):
+    def __init__(self, entry: DatabaseTarget, discover: DiscoverSettings):
         self.entry = entry
+        self.discover = discover  # the entry's own (not None for an entry with a discovery job)
         self.name = entry.name
 
     def interval_for(self, collector: str) -> float:
-        return self.entry.discover.interval
+        return self.discover.interval
 
     def timeout_for(self, collector: str) -> float:
-        return min(self.entry.timeout, self.entry.discover.interval)
+        return min(self.entry.timeout, self.discover.interval)
 
     def jitter_for(self, collector: str) -> float:
         return 0.0
@@ -142,29 +144,30 @@ class _DiscoverySettingsView:
 
 
 def expand(config: Config, rediscovery: Rediscovery | None = None,
-           ) -> tuple[Config, list[tuple[Any, DiscoveryCollector, DatabaseTarget]]]:
+           ) -> tuple[Config, list[tuple[_DiscoverySettingsView, DiscoveryCollector, DatabaseTarget]]]:
     """The config with each ``discover`` entry replaced by its databases' targets (listed now, over
     one short connection), and per entry (settings view, discovery collector, entry) for its job."""
     entries = [db for db in config.databases if db.enabled and db.discover is not None]
     if not entries:
         return config, []
-    databases, jobs = [], []
+    databases: list[DatabaseTarget] = []
+    jobs: list[tuple[_DiscoverySettingsView, DiscoveryCollector, DatabaseTarget]] = []
     for db in config.databases:
         if not (db.enabled and db.discover is not None):
             databases.append(db)
             continue
-        found = _list_now(db)
+        found = _list_now(db, db.discover)
         if rediscovery is not None:
             if found is None:
                 found = rediscovery.known.get(db.name)  # unreachable now: the databases listed before
             else:
                 rediscovery.known[db.name] = found
         databases.extend(discovered_target(db, name) for name in found or ())
-        jobs.append((_DiscoverySettingsView(db), DiscoveryCollector(db.discover, found), db))
+        jobs.append((_DiscoverySettingsView(db, db.discover), DiscoveryCollector(db.discover, found), db))
     return config.model_copy(update={"databases": databases}), jobs
 
 
-def _list_now(entry: DatabaseTarget) -> list[str] | None:
+def _list_now(entry: DatabaseTarget, discover: DiscoverSettings) -> list[str] | None:
     import psycopg
 
     from monitor.target_health import one_line
@@ -173,7 +176,7 @@ def _list_now(entry: DatabaseTarget) -> list[str] | None:
         with psycopg.connect(build_conninfo(entry)) as conn:
             conn.read_only = True
             with conn.transaction():
-                return list_databases(conn, entry.discover)
+                return list_databases(conn, discover)
     except psycopg.Error as exc:
         log.warning("discover %s (%s): cannot list the databases yet: %s", entry.name, describe_target(entry),
                     redact(one_line(exc), secrets_of(entry)))

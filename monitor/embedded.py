@@ -61,7 +61,8 @@ def _open_installation(bin_dir: Path) -> None:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _make_traversable(path: Path) -> None:
@@ -95,7 +96,8 @@ class LocalPostgres:
                            check=True, capture_output=True)
         return SERVER_USER
 
-    def _run(self, tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def _run(self, tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        assert self.bin_dir is not None  # __post_init__ resolved it
         return subprocess.run([str(self.bin_dir / tool), *args], check=True, capture_output=True, text=True,
                               user=self.run_as, timeout=timeout, cwd="/")
 

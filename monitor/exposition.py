@@ -215,8 +215,8 @@ class ExpositionCache:
         with self._lock:
             rendered = self._fresh()
             if names:
-                output = encoder(_Families(_restricted(rendered.families, names)))
-                return (gzip.compress(output, GZIP_LEVEL, mtime=0) if gzipped else output), content_type, gzipped
+                only = encoder(_Families(_restricted(rendered.families, names)))
+                return (gzip.compress(only, GZIP_LEVEL, mtime=0) if gzipped else only), content_type, gzipped
             key = (content_type, gzipped)
             output = rendered.bodies.get(key)
             if output is None:

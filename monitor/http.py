@@ -1,4 +1,5 @@
-"""The HTTP server: ``/metrics``, ``/probe`` (:mod:`monitor.probe`), ``/health``, ``/ready``, the console at ``/`` and ``/api/status``.
+"""The HTTP server: ``/metrics``, ``/probe`` (:mod:`monitor.probe`), ``/health``, ``/ready``, the console
+at ``/`` and ``/api/status``.
 
 Handlers only read the snapshot store (``/metrics`` serves bytes the exposition cache rendered
 once per change), so a slow database can never make a scrape slow.
@@ -22,6 +23,8 @@ connection bound is small.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import socket
@@ -32,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 from monitor import __version__
@@ -39,7 +43,7 @@ from monitor.console import REFRESH_SECONDS, render_console
 from monitor.exposition import ExpositionCache
 from monitor.snapshot import SnapshotStore
 from monitor.status import build_status
-from monitor.webconfig import WebConfig, peer_sans
+from monitor.webconfig import PeerCert, WebConfig, peer_sans
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,18 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+class Headers(Protocol):
+    """A request's headers as the handlers read them (``http.client.HTTPMessage``, or a dict in tests)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+class ProbeEndpoint(Protocol):
+    """What answers ``/probe`` (:class:`monitor.probe.Probe`)."""
+
+    def respond(self, query: str, headers: Headers) -> Response: ...
+
+
 def refresh_period(query: str) -> int:
     """``refresh=N`` from the console's query string, 1..3600 seconds (default 15)."""
     values = parse_qs(query).get("refresh", [])
@@ -67,8 +83,9 @@ def refresh_period(query: str) -> int:
 class App:
     """What each path answers; the transport is :class:`HttpServer`'s."""
 
-    def __init__(self, store: SnapshotStore, exposition: ExpositionCache, describe: Callable[[], dict],
-                 web: WebConfig | None = None, slos: Callable[[], Iterable] = tuple, probe=None):
+    def __init__(self, store: SnapshotStore, exposition: ExpositionCache, describe: Callable[[], dict[str, str]],
+                 web: WebConfig | None = None, slos: Callable[[], Iterable[Any]] = tuple,
+                 probe: ProbeEndpoint | None = None):
         self.store = store
         self.exposition = exposition
         self.describe = describe  # target name -> "host:port/db" (no credentials)
@@ -76,7 +93,7 @@ class App:
         self.slos = slos  # the running config's SLOs, for the console's error-budget view
         self.probe = probe  # monitor.probe.Probe: /probe?target=
 
-    def respond(self, path: str, query: str, headers, peer_cert: dict | None = None) -> Response:
+    def respond(self, path: str, query: str, headers: Headers, peer_cert: PeerCert | None = None) -> Response:
         if path in OPEN_PATHS:
             return Response(200, b"ok\n")
         if self.web is not None and not self.web.authorized(headers.get("Authorization"), peer_sans(peer_cert)):
@@ -115,7 +132,7 @@ class App:
                 return Response(503, json.dumps(body).encode(), "application/json")
         return Response(200, json.dumps({"ready": True}).encode(), "application/json")
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return build_status(self.store, self.describe, self.slos())
 
 
@@ -143,7 +160,7 @@ class ConnectionLimit:
                 if not idle:
                     self.refused += 1
                     return None
-                victim = min(idle, key=lambda s: s.waiting_since)
+                victim = min(idle, key=lambda s: s.waiting_since or 0.0)  # every idle slot has one
                 self._slots.discard(victim)
                 self.evicted += 1
                 _hang_up(victim.conn)
@@ -168,10 +185,8 @@ class ConnectionLimit:
 
 def _hang_up(conn: socket.socket) -> None:
     """Make a connection's blocked read return; a plain-socket shutdown, under TLS as well."""
-    try:
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(conn, socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -179,8 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"vecmon/{__version__}"
     sys_version = ""
     server: _Server
+    _headers_buffer: list[bytes]  # the stdlib's, set by send_header (not in its stubs)
 
-    def __init__(self, request, client_address, server, slot: _Slot):
+    def __init__(self, request: socket.socket, client_address: tuple[str, int], server: _Server, slot: _Slot):
         self.slot = slot
         self.requests_served = 0
         super().__init__(request, client_address, server)
@@ -209,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.requests_served:  # a kept-alive connection may wait longer for its next request
             self.connection.settimeout(self.server.idle_timeout)
             try:
-                if not self.rfile.peek(1):
+                if not cast(io.BufferedReader, self.rfile).peek(1):  # makefile("rb") with the default buffer
                     self.close_connection = True
                     return
             except (OSError, ValueError):
@@ -245,20 +261,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET  # noqa: N815
 
-    def log_request(self, code="-", size="-") -> None:
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # the path without its query: /probe?target= may carry a DSN that someone gave a password
         path = urlsplit(getattr(self, "path", "")).path
         log.debug("http %s: %s %s %s", self.client_address[0], getattr(self, "command", "-"), path, code)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature from the stdlib
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from the stdlib
         log.debug("http %s: " + format, self.client_address[0], *args)
 
 
 class _Server(socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = BACKLOG
+    server_address: tuple[str, int] | tuple[str, int, int, int]  # an IPv4 or IPv6 socket's: the host is a str
 
-    def __init__(self, address, app: App, web: WebConfig | None, max_connections: int,
+    def __init__(self, address: tuple[str, int], app: App, web: WebConfig | None, max_connections: int,
                  read_timeout: float, idle_timeout: float):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.app = app
@@ -266,7 +283,9 @@ class _Server(socketserver.TCPServer):
         self.limit = ConnectionLimit(max_connections)
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
-        super().__init__(address, _Handler)
+        # ignore: the class is never called with the stdlib's three arguments, process_request builds each
+        # handler with its slot
+        super().__init__(address, _Handler)  # type: ignore[arg-type]
 
     def ssl_context(self) -> ssl.SSLContext | None:
         return self.web.current().ssl_context if self.web is not None else None
@@ -274,12 +293,13 @@ class _Server(socketserver.TCPServer):
     def extra_headers(self) -> tuple[tuple[str, str], ...]:
         return self.web.settings.headers if self.web is not None else ()
 
-    def get_request(self):
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         conn, address = self.socket.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, address
 
-    def process_request(self, request, client_address) -> None:
+    # ignore: the stubs type a request as a socket or a UDP (data, socket) pair; a TCPServer's is a socket
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
         slot = self.limit.admit(request)
         if slot is None:
             self.shutdown_request(request)
@@ -287,7 +307,7 @@ class _Server(socketserver.TCPServer):
         threading.Thread(target=self._serve, args=(request, client_address, slot), daemon=True,
                          name="vecmon-http-conn").start()
 
-    def _serve(self, request, client_address, slot: _Slot) -> None:
+    def _serve(self, request: socket.socket, client_address: tuple[str, int], slot: _Slot) -> None:
         try:
             _Handler(request, client_address, self, slot)
         except (OSError, ssl.SSLError, ValueError) as exc:  # a client that hung up, a failed handshake, a timeout

@@ -24,7 +24,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import yaml
 
@@ -39,13 +39,14 @@ def _loader_for(path: Path) -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         pass
 
-    def env(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    # ScalarNode: construct_scalar raises a YAMLError for any other node
+    def env(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
         return "${" + loader.construct_scalar(node).strip() + "}"
 
-    def file(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    def file(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
         return (path.parent / loader.construct_scalar(node).strip()).read_text()
 
-    def include(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    def include(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
         return read_yaml(path.parent / loader.construct_scalar(node).strip())
 
     Loader.add_constructor("!env", env)
@@ -68,10 +69,41 @@ def identifier(name: str) -> str:
     return text if re.match(r"^[A-Za-z_]", text) else f"q_{text}"
 
 
+class TargetEntry(TypedDict, total=False):
+    """One entry of the output's ``databases``."""
+
+    name: Required[str]
+    dsn: str
+    password: str  # a ${VAR} reference, never a password
+    max_connections: int
+
+
+class MetricColumn(TypedDict, total=False):
+    """One entry of a query's ``metrics``."""
+
+    column: Required[str]
+    type: Required[str]  # gauge | counter
+    help: Required[str]
+    name: Required[str]
+    labels: list[str]
+
+
+class QueryEntry(TypedDict, total=False):
+    """One entry of the output's ``queries``."""
+
+    name: Required[str]
+    sql: Required[str]
+    labels: list[str]
+    metrics: list[MetricColumn]
+    targets: list[str]
+    interval: Any  # copied as the query-exporter file has it
+    timeout: Any  # likewise
+
+
 @dataclass
 class Imported:
-    databases: list[dict] = field(default_factory=list)
-    queries: list[dict] = field(default_factory=list)
+    databases: list[TargetEntry] = field(default_factory=list)
+    queries: list[QueryEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     renames: list[tuple[str, str]] = field(default_factory=list)  # (query-exporter metric, vecmon metric)
 
@@ -100,8 +132,9 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def _merge(sources: list[Path]) -> dict[str, dict]:
-    merged: dict[str, dict] = {"databases": {}, "metrics": {}, "queries": {}}
+def _merge(sources: list[Path]) -> dict[str, dict[Any, Any]]:
+    """The ``databases``, ``metrics`` and ``queries`` sections of every source (YAML keys and values)."""
+    merged: dict[str, dict[Any, Any]] = {"databases": {}, "metrics": {}, "queries": {}}
     for source in sources:
         data = read_yaml(source)
         if not isinstance(data, dict):
@@ -133,14 +166,14 @@ def import_query_exporter(sources: list[Path]) -> Imported:
     return result
 
 
-def _database(name: Any, spec: Any, result: Imported) -> dict | None:
+def _database(name: Any, spec: Any, result: Imported) -> TargetEntry | None:
     from sqlalchemy.engine import URL, make_url
     from sqlalchemy.exc import ArgumentError
 
     target_name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name))
     spec = spec if isinstance(spec, dict) else {}
     dsn = spec.get("dsn")
-    entry: dict[str, Any] = {"name": target_name}
+    entry: TargetEntry = {"name": target_name}
     if isinstance(dsn, str) and dsn.startswith("${") and dsn.endswith("}"):
         entry["dsn"] = dsn
         result.notes.append(f"database {name}: dsn comes from {dsn}; it must hold a libpq URI (postgresql://...), "
@@ -183,7 +216,8 @@ def _database(name: Any, spec: Any, result: Imported) -> dict | None:
     return entry
 
 
-def _query(name: str, spec: dict, metrics: dict, targets: dict, used: set[str], result: Imported) -> dict | None:
+def _query(name: str, spec: dict[Any, Any], metrics: dict[Any, Any], targets: dict[Any, TargetEntry], used: set[str],
+           result: Imported) -> QueryEntry | None:
     qname = identifier(name)
     if spec.get("parameters"):
         result.notes.append(f"query {name}: left out, parameters are not supported (write one query per set)")
@@ -196,7 +230,7 @@ def _query(name: str, spec: dict, metrics: dict, targets: dict, used: set[str], 
     if dropped:
         result.notes.append(f"query {name}: runs only on {', '.join(map(str, databases))} (not imported: "
                             f"{', '.join(dropped)})")
-    columns: list[dict] = []
+    columns: list[MetricColumn] = []
     label_sets = []
     for metric_name in spec.get("metrics") or []:
         metric = metrics.get(metric_name)
@@ -222,7 +256,7 @@ def _query(name: str, spec: dict, metrics: dict, targets: dict, used: set[str], 
         new_name = CUSTOM_PREFIX + exported + ("_total" if kind == "counter" and not exported.endswith("_total")
                                                else "")
         result.renames.append((str(metric_name), new_name))
-        column = {"column": str(metric_name), "type": kind,
+        column: MetricColumn = {"column": str(metric_name), "type": kind,
                   "help": metric.get("description") or f"{metric_name} (imported from query-exporter)",
                   "name": exported}
         if metric.get("increment"):
@@ -239,12 +273,12 @@ def _query(name: str, spec: dict, metrics: dict, targets: dict, used: set[str], 
     sql = str(spec.get("sql", "")).strip()
     if "\\:" in sql:
         sql = sql.replace("\\:", ":")  # query-exporter's escape for a literal colon
-    query: dict[str, Any] = {"name": qname, "sql": sql}
+    query: QueryEntry = {"name": qname, "sql": sql}
     if all(labels == label_sets[0] for labels in label_sets):
         if label_sets[0]:
             query["labels"] = label_sets[0]
     else:
-        for column, labels in zip(columns, label_sets):
+        for column, labels in zip(columns, label_sets, strict=True):  # appended together
             column["labels"] = labels
     query["metrics"] = columns
     if sorted(databases) != sorted(targets):

@@ -38,7 +38,8 @@ class Runner(Protocol):
 class TargetSettings(Protocol):
     """What the scheduler reads from a target's config object."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: the targets are frozen models
 
     def interval_for(self, collector: str) -> float: ...
     def timeout_for(self, collector: str) -> float: ...
@@ -129,7 +130,8 @@ class CollectionJob:
 
     def _ran_here(self) -> bool:
         """Whether the run used the target's own database (monitor.servers.ServerRunner says where it ran)."""
-        return self.state.pop("_ran_on", self.target.name) == self.target.name
+        ran_on: str = self.state.pop("_ran_on", self.target.name)
+        return ran_on == self.target.name
 
     def context(self) -> CollectContext:
         return CollectContext(target=self.target.name, settings=self.target, state=self.state, shared=self.shared)

@@ -17,6 +17,7 @@ rules: read-only, ``application_name=vecmon``, ``statement_timeout`` and ``lock_
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -132,10 +133,8 @@ class LeaderElector:
     def _close_session(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken session
                 conn.close()  # ends the session: the server releases the lock
-            except Exception:  # noqa: BLE001 - closing a broken session
-                pass
 
     # -- runner interface (monitor.scheduler.Runner)
     def open(self) -> None:

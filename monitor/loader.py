@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 from pydantic import SecretStr, ValidationError
@@ -23,6 +23,10 @@ from collectors.settings.base import SecretFile
 from monitor.config import Config
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+YamlPath: TypeAlias = tuple[object, ...]  # mapping keys (any YAML scalar) and list indexes from the root
+LocatedError: TypeAlias = tuple[YamlPath, str]  # (where, message)
+Overrides: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]  # edits the parsed data before validation
 
 
 # What the keys of a mapping with a fixed set of names are called, for "unknown ..." messages.
@@ -48,7 +52,7 @@ def format_path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _line_map(node: yaml.Node, path: tuple[Any, ...] = (), lines: dict | None = None) -> dict:
+def _line_map(node: yaml.Node, path: YamlPath = (), lines: dict[YamlPath, int] | None = None) -> dict[YamlPath, int]:
     """Map YAML path tuples to 1-based line numbers of the node that defines them."""
     lines = {} if lines is None else lines
     lines.setdefault(path, node.start_mark.line + 1)
@@ -63,7 +67,7 @@ def _line_map(node: yaml.Node, path: tuple[Any, ...] = (), lines: dict | None = 
     return lines
 
 
-def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: list[tuple]) -> Any:
+def _interpolate(value: Any, path: YamlPath, env: Mapping[str, str], errors: list[LocatedError]) -> Any:
     """Replace ``${VAR}``; an unset variable without default appends (path, message) to ``errors``."""
     if isinstance(value, dict):
         return {k: _interpolate(v, path + (k,), env, errors) for k, v in value.items()}
@@ -72,10 +76,11 @@ def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], erro
     if not isinstance(value, str) or "$" not in value:
         return value
 
-    def substitute(match: re.Match) -> str:
+    def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
-        name, default = match.group(1), match.group(2)
+        name = match.group(1)
+        default: str | None = match.group(2)
         if name in env:
             return env[name]
         if default is not None:
@@ -86,7 +91,7 @@ def _interpolate(value: Any, path: tuple[Any, ...], env: Mapping[str, str], erro
     return _VAR.sub(substitute, value)
 
 
-def _value_at(config: Any, path: tuple[Any, ...]) -> Any:
+def _value_at(config: Any, path: YamlPath) -> Any:
     """The validated value at a YAML path (aliases such as ``for`` resolved through the field names)."""
     value = config
     for part in path:
@@ -106,7 +111,7 @@ def _value_at(config: Any, path: tuple[Any, ...]) -> Any:
 
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None,
                  base_dir: Path | None = None, secrets: bool = True, require_mapping: bool = False,
-                 overrides: Callable[[dict], dict] | None = None) -> Config:
+                 overrides: Overrides | None = None) -> Config:
     """Parse and validate a config.
 
     ``secrets=False`` (``vecmon generate``) needs no secrets: secret files are not read, and a variable
@@ -130,8 +135,8 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
     if not isinstance(data, dict):
         raise ConfigError(source, [f"(top level): expected a mapping, not a {type(data).__name__}"])
     lines = _line_map(root) if root is not None else {}
-    errors: list[tuple] = []
-    unset: list[tuple] = []
+    errors: list[LocatedError] = []
+    unset: list[LocatedError] = []
     data = _interpolate(data, (), env, errors if secrets else unset)
     if overrides is not None:
         data = overrides(data)
@@ -141,12 +146,12 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
         config = Config.model_validate(data, context={"base_dir": base_dir or Path("."), "secrets": secrets})
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            loc: YamlPath = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key"
             elif err["type"] == "literal_error" and "[key]" in err["loc"]:
-                message = f"unknown {_KEY_KINDS.get(loc[-2], 'name') if len(loc) > 1 else 'name'}; " \
+                message = f"unknown {_KEY_KINDS.get(str(loc[-2]), 'name') if len(loc) > 1 else 'name'}; " \
                           f"known: {err['ctx']['expected']}"
             errors.append((loc, message))
     if config is None:  # validation failed: say which of the values it failed on came from unset variables
@@ -165,7 +170,7 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
     return config
 
 
-def _nearest_line(lines: dict, loc: tuple) -> int | None:
+def _nearest_line(lines: dict[YamlPath, int], loc: YamlPath) -> int | None:
     while loc:
         if loc in lines:
             return lines[loc]
@@ -173,8 +178,8 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
     return None
 
 
-def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None, secrets: bool = True,
-                require_mapping: bool = False, overrides: Callable[[dict], dict] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None, secrets: bool = True,
+                require_mapping: bool = False, overrides: Overrides | None = None) -> Config:
     path = Path(path)
     try:
         text = path.read_text()

@@ -118,7 +118,7 @@ def plans_from_text(text: str, source: str) -> list[QueryPlan]:
     lines = _line_map(root) if root is not None else {}
     errors: list[str] = []
 
-    def error(loc: tuple, message: str) -> None:
+    def error(loc: tuple[object, ...], message: str) -> None:
         line = _nearest_line(lines, loc)
         errors.append(f"{source}{':' + str(line) if line else ''}: {format_path(loc)}: {message}")
 

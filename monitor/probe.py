@@ -18,6 +18,7 @@ is never logged. The ``target`` label of a DSN probe is ``host:port/db``.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import logging
@@ -27,6 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs
 
 import psycopg
@@ -49,7 +51,7 @@ from collectors.settings.base import NAME_PATTERN
 from monitor.config import Config, DatabaseTarget
 from monitor.config_probe import URL_PARAMETERS, AuthModule, ProbeSettings
 from monitor.exposition import GZIP_LEVEL, MAX_VARIANTS, ExpositionCache, _Families
-from monitor.http import Response
+from monitor.http import Headers, Response
 from monitor.pg import DatabaseConnector
 from monitor.shared import SharedState
 from monitor.target_health import TargetUnreachable
@@ -81,6 +83,9 @@ class DsnTarget:
     params: tuple[tuple[str, str], ...]
 
 
+DsnKey: TypeAlias = tuple[tuple[tuple[str, str], ...], str]  # (a DsnTarget's params, the auth module's name)
+
+
 def parse_dsn_target(text: str, module: AuthModule) -> DsnTarget:
     """``host:port/db[?sslmode=...]`` (or a ``postgresql://`` URI) without credentials; the
     module's ``options`` override the URL's parameters."""
@@ -102,7 +107,8 @@ def parse_dsn_target(text: str, module: AuthModule) -> DsnTarget:
         raise ProbeError(400, "the target needs a host (host:port/dbname)")
     parts.update(module.options)
     dbname = parts.get("dbname") or module.userpass.username
-    host = f"[{parts['host']}]" if ":" in parts["host"] else parts["host"]  # an IPv6 address
+    given_host = str(parts["host"])  # libpq's parsed parameters are strings
+    host = f"[{given_host}]" if ":" in given_host else given_host  # an IPv6 address
     label = f"{host}:{parts.get('port') or 5432}/{dbname}"
     return DsnTarget(label, tuple(sorted((k, str(v)) for k, v in parts.items())))
 
@@ -148,7 +154,7 @@ class _DsnEntry:
         self.target = target_settings(dsn, module, settings)
         self.connector = DatabaseConnector(self.target)
         self.connector.open()
-        self.states: dict[str, dict] = {}
+        self.states: dict[str, dict[str, Any]] = {}  # collector name -> its CollectContext.state
         self.result: _Result | None = None
         self.inflight: threading.Event | None = None
 
@@ -162,7 +168,7 @@ class DsnProbes:
         self.modules = modules
         self.shared = shared
         self.clock = clock
-        self._entries: OrderedDict[tuple, _DsnEntry] = OrderedDict()
+        self._entries: OrderedDict[DsnKey, _DsnEntry] = OrderedDict()
         self._lock = threading.Lock()
         self.collections = 0  # started, for tests and the bench
         self.evicted = 0
@@ -304,15 +310,13 @@ def render(result: _Result, accept: str | None, accept_encoding: str | None) -> 
     return body, content_type, gzipped
 
 
-def request_budget(settings: ProbeSettings, headers) -> float:
+def request_budget(settings: ProbeSettings, headers: Headers | None) -> float:
     """probe.timeout, or Prometheus' scrape timeout less a margin when that is smaller."""
     budget = settings.timeout
     header = headers.get(SCRAPE_TIMEOUT_HEADER) if headers is not None else None
     if header:
-        try:
+        with contextlib.suppress(ValueError):
             budget = min(budget, max(MIN_DEADLINE, float(header) - HEADER_MARGIN))
-        except ValueError:
-            pass
     return budget
 
 
@@ -329,7 +333,7 @@ class Probe:
     def close(self) -> None:
         self.dsn.close()
 
-    def respond(self, query: str, headers) -> Response:
+    def respond(self, query: str, headers: Headers) -> Response:
         params = parse_qs(query)
         targets = params.get("target", [])
         modules = params.get("auth_module", [])

@@ -10,6 +10,7 @@ a connection is recorded apart from its duration (``vecmon_collector_pool_wait_s
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -251,7 +252,7 @@ class Runtime:
                 done.release()
 
         for unit in self.units:
-            self.workers.submit(self._groups[unit.job_id], lambda waited, u=unit: work(u, waited))
+            self.workers.submit(self._groups[unit.job_id], functools.partial(work, unit))
         for _ in self.units:
             done.acquire()
         return results

@@ -149,9 +149,11 @@ class ServerRunner(NoSessions):
         """Once: read the system identifier; a cluster already reached under another address is not collected twice."""
         server = self.server
         if server.system_identifier is None:
+            conn = ctx.conn
+            assert conn is not None  # a run on a DatabaseConnector: it set the session
             try:
-                with ctx.conn.transaction():  # a savepoint: a refused call does not end the run's transaction
-                    row = ctx.conn.execute(SYSTEM_IDENTIFIER_SQL).fetchone()
+                with conn.transaction():  # a savepoint: a refused call does not end the run's transaction
+                    row = conn.execute(SYSTEM_IDENTIFIER_SQL).fetchone()
                 server.system_identifier = row[0] if row else ""
             except psycopg.Error as exc:  # without the privilege: host:port alone identifies the server
                 log.debug("server %s: system identifier not readable: %s", server.name, one_line(exc))

@@ -7,12 +7,13 @@ shape is documented in the README ("Console and /api/status") and versioned by `
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from alerts.promql import split_selector
 from collectors.cost_metrics import COST_BUDGET_LIMIT_USD, COST_BUDGET_SPEND_USD, COST_BUDGET_USED_RATIO
@@ -27,11 +28,19 @@ from collectors.vector_freshness import VECTOR_EMBEDDING_PENDING_ROWS, VECTOR_NE
 from collectors.vector_indexes import VECTOR_INDEX_SIZE_BYTES, VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO
 from collectors.vector_selection import MISCONFIGURED
 from monitor import __version__
-from monitor.snapshot import FAILED, TARGET_DOWN, SnapshotStore
+from monitor.snapshot import FAILED, TARGET_DOWN, Entry, SnapshotStore
 
 SCHEMA_VERSION = 1
 INDEX_LABELS = ("schema", "table", "index")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+class CurvePoint(TypedDict):
+    """One point of a vector index's recall curve: the search setting, recall and ANN latency there."""
+
+    value: float
+    recall: float
+    latency_seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -68,22 +77,30 @@ class Samples:
     def select(self, selector: str) -> list[Sample]:
         """Samples matching a plain PromQL vector selector (``name{label="v", other=~"re"}``)."""
         name, matchers = split_selector(selector)
-        tests = []
+        tests: list[tuple[str, Callable[[str], bool]]] = []
         for label, op, value in _MATCHER.findall(matchers):
             value = bytes(value, "utf-8").decode("unicode_escape")
             if op in ("=~", "!~"):
                 pattern = re.compile(f"(?:{value})\\Z")
-                tests.append((label, lambda v, p=pattern, neg=op == "!~": (p.match(v) is None) == neg))
+                tests.append((label, functools.partial(_regex_test, pattern=pattern, negate=op == "!~")))
             else:
-                tests.append((label, lambda v, want=value, neg=op == "!=": (v == want) != neg))
+                tests.append((label, functools.partial(_equality_test, want=value, negate=op == "!=")))
         return [s for s in self.by_name.get(name, []) if all(test(s.labels.get(label, "")) for label, test in tests)]
+
+
+def _regex_test(value: str, pattern: re.Pattern[str], negate: bool) -> bool:
+    return (pattern.match(value) is None) == negate
+
+
+def _equality_test(value: str, want: str, negate: bool) -> bool:
+    return (value == want) != negate
 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _misconfigured(entry: Any) -> list[dict[str, str]]:
+def _misconfigured(entry: Entry) -> list[dict[str, str]]:
     """Config entries the collector found naming what its target lacks (vecmon_collector_misconfigured)."""
     return sorted(({"path": x.labels["path"], "reason": x.labels["reason"]} for f in entry.families
                    for x in f.samples if x.name == MISCONFIGURED.name and x.value),
@@ -93,14 +110,15 @@ def _misconfigured(entry: Any) -> list[dict[str, str]]:
 def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: float) -> list[dict[str, Any]]:
     up = store.target_up()
     where = describe()
-    by_target: dict[str, list] = {}
+    by_target: dict[str, list[Entry]] = {}
     for entry in sorted(store.entries(), key=lambda e: (e.target, e.collector)):
         by_target.setdefault(entry.target, []).append(entry)
     targets = []
     for name in sorted(set(where) | set(by_target)):
         entries = by_target.get(name, [])
         failing = [e for e in entries if e.state in (FAILED, TARGET_DOWN) and e.last_error]
-        status = {True: "up", False: "down"}.get(up.get(name), "pending")
+        status_of: dict[bool | None, str] = {True: "up", False: "down"}
+        status = status_of.get(up.get(name), "pending")
         misconfigured = {e.collector: _misconfigured(e) for e in entries}
         flagged = [f"{e.collector}: {p['path']}: {p['reason']}" for e in entries for p in misconfigured[e.collector]]
         if status == "up" and failing:
@@ -138,7 +156,7 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
         app = s.get("vecmon_recall_app_setting", **labels)
         param = app[0].labels.get("param", "") if app else ""
         app_value = app[0].value if app else None
-        curve = []
+        curve: list[CurvePoint] = []
         for point in s.get("vecmon_recall_mean_ratio", **labels, filter="", iterative="off"):
             value = float(point.labels["value"])
             curve.append({"value": value, "recall": point.value,
@@ -149,7 +167,8 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
         modes = sorted({(x.labels["filter"], x.labels["iterative"])
                         for x in s.get("vecmon_recall_mean_ratio", **labels) if x.labels["filter"]})
         for name, iterative in modes:  # at the application's setting, with and without iterative scan
-            def at_app(metric: str) -> float | None:
+            def at_app(metric: str, labels: dict[str, str] = labels, name: str = name, iterative: str = iterative,
+                       app_value: float | None = app_value) -> float | None:
                 found = [x for x in s.get(metric, **labels, filter=name, iterative=iterative)
                          if app_value is not None and float(x.labels["value"]) == app_value]
                 return found[0].value if found else None

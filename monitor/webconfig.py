@@ -36,9 +36,10 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeAlias
 
 import bcrypt
 import yaml
@@ -175,8 +176,15 @@ class WebSettings:
     allowed_sans: frozenset[str] | None
 
 
-def _stamp(paths: list[Path]) -> tuple:
-    stamp = []
+FileStamp: TypeAlias = tuple[int, int, int] | None  # (mtime_ns, size, inode), None for a missing file
+
+# ssl.SSLSocket.getpeercert()'s dict: "subject", "subjectAltName" ((kind, value) pairs), ...
+# (typeshed's alias for it is private)
+PeerCert: TypeAlias = dict[str, Any]
+
+
+def _stamp(paths: list[Path]) -> tuple[FileStamp, ...]:
+    stamp: list[FileStamp] = []
     for path in paths:
         try:
             st = os.stat(path)
@@ -189,7 +197,7 @@ def _stamp(paths: list[Path]) -> tuple:
 class WebConfig:
     """The web config file, re-read when it or a file it names changes."""
 
-    def __init__(self, path: str | os.PathLike, clock=time.monotonic):
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.monotonic):
         self.path = Path(path)
         self.clock = clock
         self._lock = threading.Lock()
@@ -295,7 +303,7 @@ def _basic_credentials(authorization: str | None) -> tuple[str | None, str]:
     return (user, password) if sep else (None, "")
 
 
-def peer_sans(cert: dict | None) -> frozenset[str]:
+def peer_sans(cert: PeerCert | None) -> frozenset[str]:
     """DNS names, IPs, e-mail addresses and URIs of a verified client certificate."""
     if not cert:
         return frozenset()

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor, run_job
@@ -84,7 +85,7 @@ class TargetWorkers:
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
-class TargetExecutor(BaseExecutor):
+class TargetExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler 3 ships no type hints
     """APScheduler executor over :class:`TargetWorkers`; ``group_of`` maps a job id to its target,
     ``on_start(job_id, waited)`` is called on the worker thread just before the job runs."""
 
@@ -95,7 +96,7 @@ class TargetExecutor(BaseExecutor):
         self._group_of = group_of
         self._on_start = on_start
 
-    def _do_submit_job(self, job: Any, run_times: list) -> None:
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         def work(waited: float) -> None:
             self._on_start(job.id, waited)
             try:
