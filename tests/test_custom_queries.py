@@ -33,10 +33,10 @@ from collectors.self_metrics import COLLECTOR_UP, UP
 from collectors.settings.custom_queries import version_bound
 from monitor.cli_overrides import ConfigOverrides, UsageError, split_collector_switches
 from monitor.config_queries import plans_for_target, query_target
+from monitor.jobs import CollectionJob
 from monitor.loader import ConfigError, load_config, parse_config
 from monitor.pg import DatabaseConnector
 from monitor.pgexporter_queries import parse_semver_range, plans_from_text
-from monitor.jobs import CollectionJob
 from monitor.snapshot import SnapshotStore
 from tests.conftest import Database, new_database
 from tests.helpers import Families, require_tool
