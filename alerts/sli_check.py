@@ -22,8 +22,7 @@ from typing import Any
 from alerts.metric_specs import declared_specs
 from alerts.promql import number, range_selector, split_selector
 from collectors.ann_latency import ANN_QUERY_DURATION_SECONDS, LATENCY_BUCKETS
-from collectors.model_metrics import MODEL_API_REQUEST_DURATION_SECONDS
-from collectors.model_probe import BUCKETS
+from collectors.model_metrics import BUCKETS, MODEL_API_REQUEST_DURATION_SECONDS
 from collectors.recall_metrics import RECALL_QUERY_RECALL_RATIO
 from collectors.recall_scoring import RECALL_BUCKETS
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collectors.base import MetricSpec
 
+# 10 ms .. 30 s
+BUCKETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
+
 PMK = ("provider", "model", "kind")
 MODEL_API_REQUEST_DURATION_SECONDS = MetricSpec(
     "vecmon_model_api_request_duration_seconds", "histogram",

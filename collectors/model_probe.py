@@ -50,6 +50,7 @@ from prometheus_client.utils import floatToGoString
 from collectors import providers
 from collectors.base import CollectContext, CollectorError, Emitter, MetricSpec
 from collectors.model_metrics import (
+    BUCKETS,
     EMBEDDING_DIMENSION_MISMATCH,
     EMBEDDING_DIMENSIONS,
     EMBEDDING_EXPECTED_DIMENSIONS,
@@ -90,8 +91,6 @@ from collectors.spend_ledger import SpendLedger
 
 log = logging.getLogger(__name__)
 
-# 10 ms .. 30 s
-BUCKETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
 EMBED_REASONS = ("malformed", "count_mismatch", "dimension_mismatch", "non_finite", "zero_vector")
 RERANK_REASONS = ("malformed", "score_count_mismatch", "invalid_index", "non_finite", "wrong_top_document")
 RETRY_STATUSES = ("rate_limited", "http_5xx")

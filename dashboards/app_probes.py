@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.catalog.applications import APP_ALERTS
-from collectors.app_probe import (
+from collectors.app_metrics import (
     APP_PROBE_ASSERTION_FAILURES_TOTAL,
     APP_PROBE_DURATION_SECONDS,
     APP_PROBE_HTTP_STATUS_CODE,

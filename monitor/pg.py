@@ -287,17 +287,15 @@ class DatabaseConnector:
                 conn, kept = self._session()
             except Exception as exc:  # noqa: BLE001 - every item reports the target's failure
                 return self._all(items, exc, asked)
-            for _, ctx, _ in items:
-                ctx.pool_wait = time.monotonic() - asked
             try:
-                outcomes, conn_left = self._batch_on(conn, items, kept)
+                outcomes, conn_left = self._batch_on(conn, items, kept, asked)
             except _StaleSession:
                 self._sessions.discard(conn)
                 try:
                     conn = self._connect()
                 except Exception as exc:  # noqa: BLE001
                     return self._all(items, exc, asked)
-                outcomes, conn_left = self._batch_on(conn, items, False)
+                outcomes, conn_left = self._batch_on(conn, items, False, asked)
             if conn_left is not None:
                 self._hand_back(conn_left, reset=False)
             return outcomes
@@ -310,8 +308,10 @@ class DatabaseConnector:
             ctx.pool_wait = time.monotonic() - asked
         return [(exc, 0.0) for _ in items]
 
-    def _batch_on(self, conn: psycopg.Connection, items: list[BatchItem],
-                  kept: bool) -> tuple[list[BatchOutcome], psycopg.Connection | None]:
+    def _batch_on(self, conn: psycopg.Connection, items: list[BatchItem], kept: bool,
+                  asked: float) -> tuple[list[BatchOutcome], psycopg.Connection | None]:
+        """The batch on ``conn``; each item's wait is from ``asked`` to its start (the session, then
+        the items before it), apart from its duration."""
         outcomes: list[BatchOutcome] = []
         facts: ServerFacts | None = None
         current: float | None = None  # the transaction's statement_timeout; None: no transaction open
@@ -320,6 +320,7 @@ class DatabaseConnector:
         try:
             for index, (collect, ctx, timeout) in enumerate(items):
                 start = time.monotonic()
+                ctx.pool_wait = start - asked
                 disarm = self._arm_watchdog(timeout + 0.5, conn)
                 try:
                     if current is None:
@@ -340,7 +341,9 @@ class DatabaseConnector:
                     self._sessions.discard(conn)
                     lost = self._lost(f"connection lost: {one_line(exc)}")
                     outcomes.append((lost, time.monotonic() - start))
-                    outcomes.extend((lost, 0.0) for _ in items[index + 1:])
+                    for _, later, _ in items[index + 1:]:
+                        later.pool_wait = time.monotonic() - asked
+                        outcomes.append((lost, 0.0))
                     return outcomes, None
                 except psycopg.Error as exc:
                     outcome = CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}"))

@@ -33,18 +33,15 @@ from alerts.catalog.applications import APP_ALERTS
 from alerts.promtool_tests import threshold_tests, unit_test_file
 from alerts.rules import build_rule
 from alerts.yamlout import dump
-from collectors.app_probe import (
-    APP_OUTCOMES,
+from collectors.app_metrics import (
     APP_PROBE_ASSERTION_FAILURES_TOTAL,
     APP_PROBE_DURATION_SECONDS,
     APP_PROBE_HTTP_STATUS_CODE,
     APP_PROBE_REQUESTS_TOTAL,
     APP_PROBE_SUCCESS,
     APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
-    AppProbeCollector,
-    certificate_not_after,
-    json_equal,
 )
+from collectors.app_probe import APP_OUTCOMES, AppProbeCollector, certificate_not_after, json_equal
 from collectors.base import CollectContext
 from collectors.settings.applications import ApplicationTarget
 from monitor.exposition import build_registry

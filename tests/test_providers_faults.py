@@ -16,6 +16,7 @@ from helpers import Families
 from prometheus_client import generate_latest
 
 from collectors.model_metrics import (
+    BUCKETS,
     EMBEDDING_DIMENSION_MISMATCH,
     EMBEDDING_DIMENSIONS,
     EMBEDDING_EXPECTED_DIMENSIONS,
@@ -30,7 +31,6 @@ from collectors.model_metrics import (
     RERANK_RELEVANT_DOCUMENT_RANK,
     RERANK_SEARCH_UNITS_TOTAL,
 )
-from collectors.model_probe import BUCKETS
 from collectors.provider_costs import SpendLedger
 from collectors.providers.common import OUTCOMES
 from monitor.config import Config

@@ -12,7 +12,7 @@ from alerts.fixtures import MINUTE, Fixture, InputSeries, sel
 from alerts.model import AlertDef, Custom, Doc, Params, T, V, W
 from alerts.shapes import FailedOutcomes, MeanLatency
 from alerts.targets import APPLICATIONS, HTTPS_APPLICATIONS
-from collectors.app_probe import (
+from collectors.app_metrics import (
     APP_PROBE_DURATION_SECONDS,
     APP_PROBE_REQUESTS_TOTAL,
     APP_TLS_CERT_EXPIRY_TIMESTAMP_SECONDS,
