@@ -20,6 +20,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import psycopg
 from prometheus_client.core import Metric
 from pydantic import Field, field_validator
 
@@ -27,6 +28,7 @@ from collectors.base import CollectContext, MetricSpec
 from collectors.pg_session import build_conninfo, describe_target, secrets_of
 from collectors.redaction import redact
 from collectors.settings.base import Duration, Model
+from monitor.target_health import one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import Config, DatabaseTarget
@@ -168,10 +170,6 @@ def expand(config: Config, rediscovery: Rediscovery | None = None,
 
 
 def _list_now(entry: DatabaseTarget, discover: DiscoverSettings) -> list[str] | None:
-    import psycopg
-
-    from monitor.target_health import one_line
-
     try:
         with psycopg.connect(build_conninfo(entry)) as conn:
             conn.read_only = True

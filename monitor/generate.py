@@ -14,6 +14,7 @@ from alerts.render import check_runbook_base, write_alerting
 from dashboards.render import write_dashboards
 from monitor import __version__
 from monitor.config import Config
+from monitor.kubernetes import write_kubernetes
 
 
 def _write_alerting(config: Config, out_dir: Path) -> list[Path]:
@@ -30,7 +31,5 @@ def generate_all(config: Config, out_dir: Path, kubernetes_from: Path | None = N
     for generator in GENERATORS:
         written.extend(generator(config, out_dir))
     if kubernetes_from is not None:
-        from monitor.kubernetes import write_kubernetes
-
         written.extend(write_kubernetes(config, kubernetes_from, out_dir))
     return written

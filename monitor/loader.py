@@ -21,10 +21,10 @@ from pydantic import SecretStr, ValidationError
 
 from collectors.settings.base import SecretFile
 from monitor.config import Config
+from monitor.yaml_locations import YamlPath, format_path, line_map, nearest_line
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-YamlPath: TypeAlias = tuple[object, ...]  # mapping keys (any YAML scalar) and list indexes from the root
 LocatedError: TypeAlias = tuple[YamlPath, str]  # (where, message)
 Overrides: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]  # edits the parsed data before validation
 
@@ -40,31 +40,6 @@ class ConfigError(Exception):
         self.source = source
         self.errors = errors
         super().__init__(f"{source}: {len(errors)} config error(s):\n" + "\n".join(f"  {e}" for e in errors))
-
-
-def format_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _line_map(node: yaml.Node, path: YamlPath = (), lines: dict[YamlPath, int] | None = None) -> dict[YamlPath, int]:
-    """Map YAML path tuples to 1-based line numbers of the node that defines them."""
-    lines = {} if lines is None else lines
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = path + (key.value,)
-            lines[child] = key.start_mark.line + 1
-            _line_map(value, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, value in enumerate(node.value):
-            _line_map(value, path + (index,), lines)
-    return lines
 
 
 def _interpolate(value: Any, path: YamlPath, env: Mapping[str, str], errors: list[LocatedError]) -> Any:
@@ -134,7 +109,7 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [f"(top level): expected a mapping, not a {type(data).__name__}"])
-    lines = _line_map(root) if root is not None else {}
+    lines = line_map(root) if root is not None else {}
     errors: list[LocatedError] = []
     unset: list[LocatedError] = []
     data = _interpolate(data, (), env, errors if secrets else unset)
@@ -162,20 +137,12 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
     if errors:
         rendered = []
         for loc, message in errors:
-            line = _nearest_line(lines, loc)
+            line = nearest_line(lines, loc)
             prefix = f"line {line}: " if line else ""
             rendered.append(f"{prefix}{format_path(loc)}: {message}")
         raise ConfigError(source, rendered)
     assert config is not None
     return config
-
-
-def _nearest_line(lines: dict[YamlPath, int], loc: YamlPath) -> int | None:
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return None
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None, secrets: bool = True,

@@ -43,6 +43,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from collectors.base import MetricSpec
 from collectors.custom_queries import ColumnPlan, QueryPlan, VersionRange
+from monitor.yaml_locations import format_path, line_map, nearest_line
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ def parse_semver_range(text: str) -> VersionRange:
 
 def plans_from_text(text: str, source: str) -> list[QueryPlan]:
     """Parse a queries.yaml; raises ValueError listing every problem as ``file:line: path: message``."""
-    from monitor.loader import _line_map, _nearest_line, format_path
-
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -115,11 +114,11 @@ def plans_from_text(text: str, source: str) -> list[QueryPlan]:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping of namespace: query")
-    lines = _line_map(root) if root is not None else {}
+    lines = line_map(root) if root is not None else {}
     errors: list[str] = []
 
     def error(loc: tuple[object, ...], message: str) -> None:
-        line = _nearest_line(lines, loc)
+        line = nearest_line(lines, loc)
         errors.append(f"{source}{':' + str(line) if line else ''}: {format_path(loc)}: {message}")
 
     plans = []

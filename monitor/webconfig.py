@@ -46,7 +46,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from collectors.settings.base import Model
-from monitor.loader import ConfigError, format_path
+from monitor.loader import ConfigError
+from monitor.yaml_locations import format_path
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+import urllib3.util.connection  # noqa: F401 - binds a socket once at import (its IPv6 probe): not a test's doing
 
 # Fixtures that start or reach a real server (PostgreSQL, Redis, Chromium, vecmon daemons) or build
 # the wheel; ``any_pg`` picks pg18 or pg15 at run time, so it is named too.
