@@ -24,6 +24,15 @@ from collectors.model_metrics import (
     MODEL_API_PROBE_SUCCESS,
     MODEL_API_REQUESTS_TOTAL,
 )
+from collectors.recall_metrics import (
+    RECALL_ANN_QUERY_DURATION_SECONDS,
+    RECALL_APP_SETTING,
+    RECALL_K,
+    RECALL_MEAN_RATIO,
+    RECALL_RECOMMENDED_SETTING,
+    RECALL_SHORTFALL_RATIO,
+    RECALL_TARGET,
+)
 from collectors.vector_freshness import VECTOR_EMBEDDING_PENDING_ROWS, VECTOR_NEWEST_ROW_AGE_SECONDS
 from collectors.vector_indexes import VECTOR_INDEX_SIZE_BYTES, VECTOR_INDEX_SIZE_TO_SHARED_BUFFERS_RATIO
 from collectors.vector_selection import MISCONFIGURED
@@ -146,26 +155,26 @@ def _targets(store: SnapshotStore, describe: Callable[[], dict[str, str]], now: 
 
 def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
     keys = sorted({(x.labels["target"], *(x.labels.get(k, "") for k in INDEX_LABELS))
-                   for name in (VECTOR_INDEX_SIZE_BYTES.name, "vecmon_recall_mean_ratio")
+                   for name in (VECTOR_INDEX_SIZE_BYTES.name, RECALL_MEAN_RATIO.name)
                    for x in s.by_name.get(name, [])})
-    k_by_target = {x.labels["target"]: x.value for x in s.get("vecmon_recall_k")}
-    goal_by_target = {x.labels["target"]: x.value for x in s.get("vecmon_recall_target")}
+    k_by_target = {x.labels["target"]: x.value for x in s.get(RECALL_K.name)}
+    goal_by_target = {x.labels["target"]: x.value for x in s.get(RECALL_TARGET.name)}
     out = []
     for target, schema, table, index in keys:
         labels = {"target": target, "schema": schema, "table": table, "index": index}
-        app = s.get("vecmon_recall_app_setting", **labels)
+        app = s.get(RECALL_APP_SETTING.name, **labels)
         param = app[0].labels.get("param", "") if app else ""
         app_value = app[0].value if app else None
         curve: list[CurvePoint] = []
-        for point in s.get("vecmon_recall_mean_ratio", **labels, filter="", iterative="off"):
+        for point in s.get(RECALL_MEAN_RATIO.name, **labels, filter="", iterative="off"):
             value = float(point.labels["value"])
             curve.append({"value": value, "recall": point.value,
-                          "latency_seconds": s.one("vecmon_recall_ann_query_duration_seconds", **point.labels)})
+                          "latency_seconds": s.one(RECALL_ANN_QUERY_DURATION_SECONDS.name, **point.labels)})
         curve.sort(key=lambda p: p["value"])
         now = next((p["recall"] for p in curve if app_value is not None and p["value"] == app_value), None)
         filters = []
         modes = sorted({(x.labels["filter"], x.labels["iterative"])
-                        for x in s.get("vecmon_recall_mean_ratio", **labels) if x.labels["filter"]})
+                        for x in s.get(RECALL_MEAN_RATIO.name, **labels) if x.labels["filter"]})
         for name, iterative in modes:  # at the application's setting, with and without iterative scan
             def at_app(metric: str, labels: dict[str, str] = labels, name: str = name, iterative: str = iterative,
                        app_value: float | None = app_value) -> float | None:
@@ -173,8 +182,8 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
                          if app_value is not None and float(x.labels["value"]) == app_value]
                 return found[0].value if found else None
 
-            filters.append({"name": name, "iterative": iterative, "recall": at_app("vecmon_recall_mean_ratio"),
-                            "shortfall_ratio": at_app("vecmon_recall_shortfall_ratio")})
+            filters.append({"name": name, "iterative": iterative, "recall": at_app(RECALL_MEAN_RATIO.name),
+                            "shortfall_ratio": at_app(RECALL_SHORTFALL_RATIO.name)})
         freshness = [{"column": x.labels.get("column", ""), "newest_row_age_seconds": x.value}
                      for x in s.get(VECTOR_NEWEST_ROW_AGE_SECONDS.name, target=target, schema=schema, table=table)]
         pending = s.one(VECTOR_EMBEDDING_PENDING_ROWS.name, target=target, schema=schema, table=table)
@@ -185,7 +194,7 @@ def _vector_indexes(s: Samples) -> list[dict[str, Any]]:
             "recall_now": now,
             "param": param,
             "app_setting": app_value,
-            "recommended_setting": s.one("vecmon_recall_recommended_setting", **labels, filter="", iterative="off"),
+            "recommended_setting": s.one(RECALL_RECOMMENDED_SETTING.name, **labels, filter="", iterative="off"),
             "curve": curve,
             "filters": filters,
             "size_bytes": s.one(VECTOR_INDEX_SIZE_BYTES.name, **labels),
