@@ -135,8 +135,12 @@ class Emitter:
         self.target = target
         self._specs = {spec.name: spec for spec in specs}
         self._families: dict[str, Metric] = {}
+        self._built: dict[str, tuple[MetricSpec, Metric]] = {}  # what _family found, by name
 
     def _family(self, spec_name: str) -> tuple[MetricSpec, Metric]:
+        known = self._built.get(spec_name)
+        if known is not None:
+            return known
         spec = self._specs.get(spec_name)
         if spec is None:
             raise KeyError(f"metric {spec_name!r} is not declared by this collector")
@@ -154,24 +158,31 @@ class Emitter:
             else:
                 family = InfoMetricFamily(spec.name, spec.help, labels=labels)
             self._families[spec_name] = family
+        self._built[spec_name] = (spec, family)
         return spec, family
 
     def _values(self, spec: MetricSpec, labels: Sequence[Any]) -> list[str]:
         if len(labels) != len(spec.labels):
             raise ValueError(f"{spec.name}: expected labels {spec.labels}, got {tuple(labels)}")
-        return [self.target, *(_label_value(v) for v in labels)]
+        return [self.target, *[v if type(v) is str else _label_value(v) for v in labels]]
 
     def add(self, name: str, value: Any, *labels: Any) -> None:
         """Add one gauge or counter sample; NULL or non-finite values are skipped.
 
         A value that is not a number (a bad SQL result, say) is skipped with a warning naming the
         metric and labels, so one odd row never costs the rest of the collection."""
-        try:
-            number = finite(value)
-        except CollectorError as exc:
-            log.warning("target %s: skipped %s%s: %s", self.target, name, list(labels), exc)
-            return
-        if number is None or not math.isfinite(number):
+        if type(value) is float or type(value) is int:  # most driver values: no conversion to check
+            number = float(value)
+        else:
+            try:
+                checked = finite(value)
+            except CollectorError as exc:
+                log.warning("target %s: skipped %s%s: %s", self.target, name, list(labels), exc)
+                return
+            if checked is None:
+                return
+            number = checked
+        if not math.isfinite(number):
             return
         spec, family = self._family(name)
         if not isinstance(family, (GaugeMetricFamily, CounterMetricFamily, UnknownMetricFamily)):
