@@ -21,7 +21,7 @@ PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "pro
 
 
 def require_binary(name: str) -> str:
-    """The binary's path; a failure in CI (``CI`` set), a skip elsewhere when it is missing."""
+    """The binary's path; a missing binary fails the test (never a skip)."""
     return require_tool(name, PACKAGES.get(name, name))
 
 
