@@ -249,32 +249,19 @@ class DatabaseConnector:
     # -- runs -----------------------------------------------------------------------------
     def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float,
             reset: bool = True) -> Any:
-        """Run ``collect`` in one read-only transaction bounded by ``timeout`` seconds.
+        """Run ``collect`` in one read-only transaction bounded by ``timeout`` seconds (a batch of one).
 
         ``reset``: the run may execute SQL from the config (custom queries, filters), so the session
         is reset with ``DISCARD ALL`` before it is kept (advisory locks, prepared statements...);
         vecmon's own SQL leaves nothing behind that the transaction's rollback does not undo."""
-        asked = time.monotonic()
-        if not self._runs.acquire(timeout=self.target.connect_timeout):
-            ctx.pool_wait = time.monotonic() - asked
-            raise CollectorError(f"all {self.target.max_connections} connections are busy")
-        try:
-            conn, kept = self._session()
-            ctx.pool_wait = time.monotonic() - asked  # exported on its own, not in the run's duration
-            try:
-                result = self._run_on(conn, collect, ctx, timeout, kept, reset)
-            except _StaleSession:
-                self._sessions.discard(conn)
-                conn = self._connect()
-                result = self._run_on(conn, collect, ctx, timeout, False, reset)
-            self._hand_back(conn, reset)
-            return result
-        finally:
-            self._runs.release()
+        outcome, _ = self.run_batch([(collect, ctx, timeout)], reset)[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-    def run_batch(self, items: list[BatchItem]) -> list[BatchOutcome]:
-        """Run several collectors of vecmon's own SQL (no ``reset`` needed) one after the other in
-        one read-only transaction: one session, one ``BEGIN``/facts/``ROLLBACK`` for all of them.
+    def run_batch(self, items: list[BatchItem], reset: bool = False) -> list[BatchOutcome]:
+        """Run several collectors one after the other in one read-only transaction: one session, one
+        ``BEGIN``/facts/``ROLLBACK`` for all of them (``reset``: ``DISCARD ALL`` after, see :meth:`run`).
         Each gets its own ``statement_timeout`` and watchdog; one that fails (a timeout, an SQL error)
         costs only itself: the transaction is rolled back and the next one starts a new one.
         Returns (families or the exception, duration in seconds) per item, in order."""
@@ -297,7 +284,7 @@ class DatabaseConnector:
                     return self._all(items, exc, asked)
                 outcomes, conn_left = self._batch_on(conn, items, False, asked)
             if conn_left is not None:
-                self._hand_back(conn_left, reset=False)
+                self._hand_back(conn_left, reset)
             return outcomes
         finally:
             self._runs.release()
@@ -396,48 +383,6 @@ class DatabaseConnector:
                 self._sessions.discard(conn)
                 return
         self._sessions.give(conn)
-
-    def _run_on(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any], ctx: CollectContext,
-                timeout: float, kept: bool = True, reset: bool = True) -> Any:
-        """The run on ``conn``; on a failure the session is handed back (or closed) here."""
-        with self._lock:
-            self._active.add(conn)
-        disarm = self._arm_watchdog(timeout + 0.5, conn)
-        try:
-            return self._run_read_only(conn, collect, ctx, timeout, kept)
-        except _StaleSession:
-            raise
-        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            self._hand_back(conn, reset)
-            raise CollectionTimeout(self.redact(f"cancelled after {timeout:g}s: {one_line(exc)}")) from None
-        except psycopg.OperationalError as exc:
-            self._sessions.discard(conn)
-            raise self._lost(f"connection lost: {one_line(exc)}") from None
-        except psycopg.Error as exc:
-            self._hand_back(conn, reset)
-            raise CollectorError(self.redact(f"{type(exc).__name__}: {str(exc).strip()}")) from None
-        except BaseException:  # the collector's own (CollectorDisabled, a bad result...): the session is sound
-            self._hand_back(conn, reset)
-            raise
-        finally:
-            disarm()
-            ctx.conn = None
-            with self._lock:
-                self._active.discard(conn)
-
-    def _run_read_only(self, conn: psycopg.Connection, collect: Callable[[CollectContext], Any],
-                       ctx: CollectContext, timeout: float, kept: bool) -> Any:
-        row = self._open_run(conn, timeout, kept)
-        try:
-            ctx.conn = conn
-            ctx.facts = facts_from_row(row)
-            result = collect(ctx)
-            if conn.info.parameter_status("server_encoding") == LEGACY_ENCODING:
-                result = legacy_labels(result)
-        finally:
-            if not conn.closed:
-                conn.rollback()  # nothing to commit; undoes session settings changed by the run
-        return result
 
     def _arm_watchdog(self, seconds: float, conn: psycopg.Connection) -> Callable[[], None]:
         """Cancel the run on the server after ``seconds``: on the shared watchdog a runtime gives
