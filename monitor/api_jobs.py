@@ -37,7 +37,8 @@ class DirectRunner(NoSessions):
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any:
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float,
+            reset: bool = True) -> Any:  # no session to reset
         return collect(ctx)
 
 

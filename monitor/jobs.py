@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError, ConnectionUnavailable
-from monitor.pg import DatabaseConnector
-from monitor.servers import ServerRunner
 from monitor.shared import SharedState
 from monitor.snapshot import Key, SnapshotStore
 from monitor.target_health import TargetUnreachable
@@ -32,7 +30,8 @@ class Runner(Protocol):
     def close(self, timeout: float = 2.0) -> None: ...
     def cancel_all(self) -> None: ...
     def redact(self, text: str) -> str: ...
-    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float) -> Any: ...
+    def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float,
+            reset: bool = True) -> Any: ...
 
 
 class TargetSettings(Protocol):
@@ -142,11 +141,8 @@ class CollectionJob:
         waited, self.waited = self.waited, 0.0
         start = time.monotonic()
         try:
-            if isinstance(self.connector, (DatabaseConnector, ServerRunner)):
-                families = self.connector.run(self.collector.collect, ctx, timeout,
-                                              reset=getattr(self.collector, "runs_config_sql", False))
-            else:
-                families = self.connector.run(self.collector.collect, ctx, timeout)
+            families = self.connector.run(self.collector.collect, ctx, timeout,
+                                          reset=getattr(self.collector, "runs_config_sql", False))
         except Exception as exc:  # noqa: BLE001 - a collector must never kill the scheduler
             return self.finish(ctx, exc, time.monotonic() - start - ctx.pool_wait, waited)
         return self.finish(ctx, families, time.monotonic() - start - ctx.pool_wait, waited)

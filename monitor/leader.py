@@ -161,7 +161,8 @@ class LeaderElector:
 
         return redact(text, self._secrets)
 
-    def run(self, collect: Callable[..., Any], ctx: Any, timeout: float) -> Any:  # pragma: no cover
+    def run(self, collect: Callable[..., Any], ctx: Any, timeout: float,
+            reset: bool = True) -> Any:  # pragma: no cover
         raise RuntimeError("the leader elector runs no collectors")
 
 
