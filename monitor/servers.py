@@ -94,28 +94,12 @@ class ServerRunner(NoSessions):
 
     def run(self, collect: Callable[[CollectContext], Any], ctx: CollectContext, timeout: float,
             reset: bool = True) -> Any:
-        connectors = self.server.connectors
-        with self._lock:
-            start = self._preferred
-        failure: ConnectionUnavailable | None = None
-        for step in range(len(connectors)):
-            index = (start + step) % len(connectors)
-            ctx.state["_ran_on"] = connectors[index].target.name  # the job marks its target up only if there
-            try:
-                families = connectors[index].run(lambda c: self._collect(collect, c), ctx, timeout, reset)
-            except ConnectionUnavailable as exc:  # that database is gone or down: try the next one
-                failure = failure or exc
-                continue
-            if index != start:
-                with self._lock:
-                    self._preferred = index
-                log.info("server %s: cluster-wide collection moved to target %s", self.server.name,
-                         connectors[index].target.name)
-            return label_server(families, self.server.name)
-        assert failure is not None
-        raise failure
+        outcome, _ = self.run_batch([(collect, ctx, timeout)], reset)[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-    def run_batch(self, items: list[BatchItem]) -> list[BatchOutcome]:
+    def run_batch(self, items: list[BatchItem], reset: bool = False) -> list[BatchOutcome]:
         """Several cluster-wide collectors in one transaction on one live database of the server
         (:meth:`DatabaseConnector.run_batch`), moving to the next database when this one is gone."""
         connectors = self.server.connectors
@@ -128,7 +112,7 @@ class ServerRunner(NoSessions):
                 ctx.state["_ran_on"] = connectors[index].target.name
             wrapped: list[BatchItem] = [(partial(self._collect, collect), ctx, timeout)
                                         for collect, ctx, timeout in items]
-            outcomes = connectors[index].run_batch(wrapped)
+            outcomes = connectors[index].run_batch(wrapped, reset)
             if all(isinstance(outcome, ConnectionUnavailable) for outcome, _ in outcomes):
                 failed = failed or outcomes  # that database is gone or down: try the next one
                 continue
