@@ -266,7 +266,12 @@ def test_wraparound_tables_ranks_the_oldest_unfrozen_table_first(any_db):
             conn.execute("SELECT txid_current()")
         conn.execute("CREATE TABLE young_rows (id int)")
         conn.execute("INSERT INTO young_rows VALUES (1)")
-        # freeze everything else (the catalogs copied from template1 are as old as old_rows)
+        # freeze everything else (the catalogs copied from template1 are as old as old_rows); the shared
+        # catalogs freeze only up to the oldest snapshot of the cluster: wait out older ones elsewhere
+        wait_until(lambda: conn.execute(
+            "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND greatest(age(backend_xmin), "
+            "age(backend_xid)) >= (SELECT age(relfrozenxid) FROM pg_class WHERE oid = 'old_rows'::regclass)"
+        ).fetchone()[0], 30, "no snapshot older than old_rows in the cluster")
         others = conn.execute("SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') FROM pg_class c "
                               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') "
                               "AND c.relname <> 'old_rows'").fetchone()[0]
