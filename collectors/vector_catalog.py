@@ -21,8 +21,8 @@ of the catalog (index and vector-column definitions, relfilenodes, overrides, th
 the extension version) changes. Sizes and counters are not part of it: collectors read them
 on every run.
 
-This module imports nothing from :mod:`monitor`; the model is in :mod:`collectors.vector_model`,
-name parsing in :mod:`collectors.vector_names` (``monitor.config_vector`` imports
+The model is in :mod:`collectors.vector_model`,
+name parsing in :mod:`collectors.vector_names` (``collectors.settings.vector`` imports
 :func:`~collectors.vector_names.parse_qualified`); collectors read their settings from
 ``ctx.settings.vector``.
 """

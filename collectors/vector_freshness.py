@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
 
 import psycopg
 from prometheus_client.core import Metric
@@ -35,6 +34,7 @@ from psycopg import sql
 
 from collectors.base import CollectContext, CollectorDisabled, Emitter, MetricSpec
 from collectors.run_deadline import RunDeadline
+from collectors.settings.vector import FreshnessTable
 from collectors.vector_catalog import require_pgvector
 from collectors.vector_names import parse_qualified
 
@@ -67,21 +67,6 @@ VECTOR_FRESHNESS_QUERY_DURATION_SECONDS = MetricSpec("vecmon_vector_freshness_qu
                                                      "Time the table's freshness queries took in the last run.", T)
 
 
-class FreshnessEntry(Protocol):
-    """What this collector reads from one ``vector.freshness`` entry of the target's settings."""
-
-    @property
-    def table(self) -> str: ...
-    @property
-    def timestamp_column(self) -> str | None: ...
-    @property
-    def model_version_column(self) -> str | None: ...
-    @property
-    def embedding_column(self) -> str | None: ...
-    @property
-    def max_versions(self) -> int: ...
-
-
 PlanKey = tuple[str, str, str, str]  # schema, table, which query, column
 
 
@@ -99,7 +84,7 @@ class VectorFreshnessCollector:
         VECTOR_FRESHNESS_QUERY_DURATION_SECONDS,
     )
 
-    def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry: FreshnessEntry, schema: str, table: str
+    def _measure(self, ctx: CollectContext, deadline: RunDeadline, entry: FreshnessTable, schema: str, table: str
                  ) -> tuple[list[tuple[str, float | None, str]], list[tuple[str, int]]]:
         """The entry's samples: parts an index answers get their own query; the rest share one pass."""
         conn = ctx.conn

@@ -1,6 +1,6 @@
 """Names in the config and the catalog: ``schema.name`` parsing and matching, short hashes for labels.
 
-Imports nothing of vecmon's (``monitor.config_vector`` uses :func:`parse_qualified` to check names).
+Imports nothing of vecmon's (``collectors.settings.vector`` uses :func:`parse_qualified` to check names).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from collectors.settings.custom_queries import CustomQuery
 from collectors.settings.endpoints import EndpointTarget
 from collectors.settings.redis import RedisTarget
 from collectors.settings.targets import ScheduledTarget
+from collectors.settings.vector import VECTOR_COLLECTORS, VectorSettings
 from monitor.config_probe import AuthModule, ProbeSettings
 from monitor.config_queries import check_query_plans
-from monitor.config_vector import VECTOR_COLLECTORS, VectorSettings
 from monitor.discovery import DiscoverSettings
 from monitor.leader import HaSettings, check_ha
 from monitor.pgexporter_queries import QueriesYamlPath
