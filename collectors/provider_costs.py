@@ -61,7 +61,7 @@ from collectors.providers.common import (
     send,
 )
 from collectors.settings.cost_apis import Budget, CostApiTarget, PriceEntry, Pricing, load_price_file
-from collectors.spend_ledger import SpendLedger  # noqa: F401 - where callers have always found it
+from collectors.spend_ledger import SpendLedger
 
 log = logging.getLogger(__name__)
 

@@ -588,8 +588,9 @@ class Probe:
         import requests
 
         from collectors.model_probe import ModelProbeCollector
-        from collectors.provider_costs import PriceTable, SpendLedger
+        from collectors.provider_costs import PriceTable
         from collectors.settings.endpoints import EndpointTarget
+        from collectors.spend_ledger import SpendLedger
 
         self.target = EndpointTarget.model_validate(endpoint_config(fake, kind, **overrides))
         self.session = requests.Session()

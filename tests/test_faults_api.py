@@ -32,7 +32,7 @@ from test_redis_cache import PASSWORD, REDIS_SERVER_BINARY, RedisServer
 from collectors.base import CollectContext, CollectionTimeout, CollectorError
 from collectors.cost_metrics import COST_API_POLLS_TOTAL, COST_PROVIDER_SPEND_USD
 from collectors.model_metrics import MODEL_API_LAST_STATUS_CODE, MODEL_API_PROBE_SUCCESS, MODEL_API_REQUESTS_TOTAL
-from collectors.provider_costs import ProviderCostsCollector, SpendLedger
+from collectors.provider_costs import ProviderCostsCollector
 from collectors.providers.common import MAX_BODY_BYTES
 from collectors.redis_cache import (
     REDIS_KEYSPACE_HITS_TOTAL,
@@ -42,6 +42,7 @@ from collectors.redis_cache import (
 )
 from collectors.settings.cost_apis import CostApiTarget
 from collectors.settings.redis import RedisTarget
+from collectors.spend_ledger import SpendLedger
 from monitor.config import Config
 from monitor.exposition import build_registry
 from monitor.scheduler import Runtime

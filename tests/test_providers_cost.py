@@ -26,9 +26,10 @@ from collectors.cost_metrics import (
     COST_PROVIDER_SPEND_USD,
 )
 from collectors.model_metrics import MODEL_API_COST_USD_TOTAL, MODEL_API_PRICE_USD, RERANK_SEARCH_UNITS_TOTAL
-from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector, SpendLedger, price_cost
+from collectors.provider_costs import BudgetCollector, PriceTable, ProviderCostsCollector, price_cost
 from collectors.settings.cost_apis import PriceEntry, Pricing
 from collectors.settings.endpoints import DimensionsFrom
+from collectors.spend_ledger import SpendLedger
 from monitor.config import Config
 from monitor.loader import ConfigError, parse_config
 from monitor.scheduler import Runtime, build_api_jobs

@@ -31,8 +31,8 @@ from collectors.model_metrics import (
     RERANK_RELEVANT_DOCUMENT_RANK,
     RERANK_SEARCH_UNITS_TOTAL,
 )
-from collectors.provider_costs import SpendLedger
 from collectors.providers.common import OUTCOMES
+from collectors.spend_ledger import SpendLedger
 from monitor.config import Config
 from monitor.exposition import build_registry
 from monitor.loader import parse_config
