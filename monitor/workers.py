@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import heapq
 import threading
 import time
 from collections import deque
@@ -114,15 +115,25 @@ class TargetExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler 3 ships
 
 class Watchdog:
     """One thread that calls each armed callback when its deadline passes, unless it was disarmed
-    first: the per-run cancel timers of every target, without a thread per run."""
+    first: the per-run cancel timers of every target, without a thread per run.
+
+    Arming is on every run's path, so it is cheap: deadlines wait in a heap, a disarmed one stays
+    there until the thread next looks, and the thread is woken only when a new deadline is earlier
+    than the one it sleeps until. Runs that end in time (nearly all) wake it about once per run
+    timeout, not once per run."""
+
+    IDLE_WAIT = 60.0  # how long the thread sleeps with nothing in the heap
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._armed: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._heap: list[tuple[float, int]] = []  # (deadline, handle), disarmed handles included
         self._next_id = 0
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._wake_at = float("-inf")  # when the thread looks next (-inf: it is not asleep)
+        self.wakeups = 0  # times the thread woke up (tests and benchmarks read it)
 
     def arm(self, seconds: float, callback: Callable[[], None]) -> int:
         with self._cond:
@@ -130,19 +141,45 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._loop, name="vecmon-watchdog", daemon=True)
                 self._thread.start()
             self._next_id += 1
-            self._armed[self._next_id] = (self._clock() + seconds, callback)
-            self._cond.notify()
+            deadline = self._clock() + seconds
+            self._armed[self._next_id] = (deadline, callback)
+            heapq.heappush(self._heap, (deadline, self._next_id))
+            if deadline < self._wake_at:
+                self._cond.notify()
             return self._next_id
 
     def disarm(self, handle: int) -> None:
         with self._cond:
             self._armed.pop(handle, None)
+            if len(self._heap) > 256 + 4 * len(self._armed):  # bound what disarmed entries hold
+                self._heap = [(deadline, h) for h, (deadline, _) in self._armed.items()]
+                heapq.heapify(self._heap)
+
+    def pending(self) -> int:
+        """Entries in the heap, disarmed ones included (bounded; tests read it)."""
+        with self._cond:
+            return len(self._heap)
 
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
             self._armed.clear()
+            self._heap.clear()
             self._cond.notify()
+
+    def _due(self, now: float) -> list[Callable[[], None]]:
+        """Pop the callbacks due at ``now``, and the disarmed entries before the next armed one."""
+        callbacks = []
+        while self._heap:
+            deadline, handle = self._heap[0]
+            if handle not in self._armed:
+                heapq.heappop(self._heap)
+            elif deadline <= now:
+                heapq.heappop(self._heap)
+                callbacks.append(self._armed.pop(handle)[1])
+            else:
+                break
+        return callbacks
 
     def _loop(self) -> None:
         while True:
@@ -150,11 +187,12 @@ class Watchdog:
                 if self._stopped:
                     return
                 now = self._clock()
-                due = [handle for handle, (deadline, _) in self._armed.items() if deadline <= now]
-                callbacks = [self._armed.pop(handle)[1] for handle in due]
+                callbacks = self._due(now)
                 if not callbacks:
-                    upcoming = min((deadline for deadline, _ in self._armed.values()), default=now + 60.0)
-                    self._cond.wait(timeout=max(0.01, upcoming - now))
+                    self._wake_at = self._heap[0][0] if self._heap else now + self.IDLE_WAIT
+                    self._cond.wait(timeout=max(0.01, self._wake_at - now))
+                    self._wake_at = float("-inf")
+                    self.wakeups += 1
                     continue
             for callback in callbacks:
                 with contextlib.suppress(Exception):  # a cancel is best effort

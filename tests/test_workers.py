@@ -13,7 +13,7 @@ from monitor.exposition import build_registry
 from monitor.loader import parse_config
 from monitor.scheduler import Runtime
 from monitor.snapshot import SnapshotStore
-from monitor.workers import TargetWorkers
+from monitor.workers import TargetWorkers, Watchdog
 from tests.conftest import new_database
 from tests.helpers import Families
 
@@ -113,3 +113,40 @@ def test_ten_targets_in_one_daemon_use_at_most_40_threads(pg18):
         runtime.stop()
     assert len(keys) >= 100
     assert peak <= 40, f"{peak} threads for 10 targets: {names}"
+
+
+# -- the watchdog -----------------------------------------------------------------------------------
+
+def test_watchdog_fires_what_is_due_and_never_what_was_disarmed():
+    watchdog = Watchdog()
+    fired: list[str] = []
+    done = threading.Event()
+    try:
+        kept = watchdog.arm(0.2, lambda: (fired.append("kept"), done.set()))
+        gone = watchdog.arm(0.1, lambda: fired.append("disarmed"))
+        watchdog.disarm(gone)
+        # An earlier deadline armed while the thread sleeps until a later one still fires first.
+        watchdog.arm(0.05, lambda: fired.append("early"))
+        assert done.wait(5)
+        assert fired == ["early", "kept"]
+        watchdog.disarm(kept)  # already fired: a no-op
+    finally:
+        watchdog.stop()
+
+
+def test_watchdog_is_not_woken_by_runs_that_end_in_time():
+    """Every run arms and disarms it: a run that ended in time must not cost a thread wake-up
+    (the daemon's 900 runs per 15 s at 10 servers x 10 databases each woke it once)."""
+    watchdog = Watchdog()
+    try:
+        first = watchdog.arm(30, lambda: None)
+        time.sleep(0.05)  # the thread is asleep until the first deadline
+        watchdog.disarm(first)
+        before = watchdog.wakeups
+        for _ in range(2_000):
+            watchdog.disarm(watchdog.arm(30, lambda: None))
+        time.sleep(0.05)
+        assert watchdog.wakeups - before == 0
+        assert watchdog.pending() <= 256 + 1  # disarmed entries do not pile up
+    finally:
+        watchdog.stop()
