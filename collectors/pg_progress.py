@@ -30,12 +30,13 @@ VACUUM FULL and CLUSTER report in ``pg_stat_progress_cluster`` and are not cover
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pg_common import fetch, ratio
+from collectors.pg_common import fetch_one, ratio
 
 PG17 = 170000
 
@@ -67,7 +68,6 @@ JOIN pg_class c ON c.oid = p.relid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_activity a ON a.pid = p.pid
 WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY 1, 2
 """
 
 CREATE_INDEX_SQL = """
@@ -82,7 +82,15 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class ic ON ic.oid = p.index_relid
 LEFT JOIN pg_stat_activity a ON a.pid = p.pid
 WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY 1, 2, 3
+"""
+
+# Both views in one statement (one round trip per database and interval, not two): each as a JSON
+# array of its rows, in label order; nearly always two empty arrays. As text, decoded in the session's
+# encoding like any other column (a SQL_ASCII database's LATIN1 names are not UTF-8 JSON).
+PROGRESS_SQL = """
+SELECT (SELECT coalesce(json_agg(v ORDER BY v.schema, v."table"), '[]')::text FROM ({vacuum}) v) AS vacuum,
+       (SELECT coalesce(json_agg(i ORDER BY i.schema, i."table", i.index), '[]')::text FROM ({create_index}) i)
+       AS create_index
 """
 
 VACUUM_LABELS = ("schema", "table", "vector", "autovacuum")
@@ -144,12 +152,14 @@ class ProgressCollector:
         assert ctx.conn is not None and ctx.facts is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         counts = {(command, vector): 0 for command in COMMANDS for vector in ("true", "false")}
-        vacuum_sql = VACUUM_SQL.format(dead_memory=_DEAD_MEMORY[ctx.facts.version_num >= PG17],
-                                       is_vector=_IS_VECTOR_TABLE)
-        for row in fetch(ctx.conn, vacuum_sql):
+        dead_memory = _DEAD_MEMORY[ctx.facts.version_num >= PG17]
+        vacuum_sql = VACUUM_SQL.format(dead_memory=dead_memory, is_vector=_IS_VECTOR_TABLE)
+        index_sql = CREATE_INDEX_SQL.format(is_vector=_IS_VECTOR_TABLE)
+        progress = fetch_one(ctx.conn, PROGRESS_SQL.format(vacuum=vacuum_sql, create_index=index_sql))
+        for row in json.loads(progress["vacuum"]):
             counts[("vacuum", _flag(row["vector"]))] += 1
             self._emit_vacuum(emitter, row)
-        for row in fetch(ctx.conn, CREATE_INDEX_SQL.format(is_vector=_IS_VECTOR_TABLE)):
+        for row in json.loads(progress["create_index"]):
             counts[("create_index", _flag(row["vector"]))] += 1
             self._emit_create_index(emitter, row)
         for (command, vector), count in counts.items():

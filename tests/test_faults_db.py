@@ -438,6 +438,36 @@ def test_every_database_collector_runs_on_a_sql_ascii_database(legacy_db):
     assert {"café", "naïve", "naïve_hnsw"} <= labels, sorted(v for v in labels if not v.isascii())
 
 
+def test_progress_names_a_latin1_table_of_a_sql_ascii_database(legacy_db, own_server):
+    """The progress views come back as JSON text: a LATIN1 table name (not UTF-8) still reads as itself."""
+    from collectors.pg_progress import PG_CREATE_INDEX_PROGRESS_RATIO
+
+    dbname = psycopg.conninfo.conninfo_to_dict(legacy_db)["dbname"]
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            with psycopg.connect(own_server.dsn(dbname), autocommit=True) as conn:
+                conn.execute(b'CREATE INDEX CONCURRENTLY "' + CAFE_LATIN1 + b'_r" ON "' + CAFE_LATIN1
+                             + b'" ("r\xe9sum\xe9")')
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            errors.append(exc)
+
+    with psycopg.connect(own_server.dsn(dbname)) as writer, psycopg.connect(own_server.dsn(dbname),
+                                                                            autocommit=True) as observer:
+        writer.execute(b'INSERT INTO "' + CAFE_LATIN1 + b'" (id) VALUES (-1)')  # the build waits for it
+        builder = threading.Thread(target=build, daemon=True)
+        builder.start()
+        wait_until(lambda: observer.execute("SELECT count(*) FROM pg_stat_progress_create_index").fetchone()[0] == 1,
+                   10, "the index build waiting for the writer")
+        families = run_collector(legacy_db, "progress")
+        writer.rollback()
+    builder.join(timeout=30)
+    assert not errors
+    assert [s.labels["table"] for s in families.samples(PG_CREATE_INDEX_PROGRESS_RATIO.name)] == ["café"]
+    assert "b'" not in families.text()
+
+
 def test_statements_of_a_utf8_database_beside_a_sql_ascii_one(legacy_db, own_server):
     """pg_stat_statements is cluster-wide: reading the LATIN1 texts the legacy database left there
     fails in a UTF-8 database; the counters are still exported (vector_op unknown for such rows)."""
