@@ -3,6 +3,10 @@ one transaction, each with its own timeout and outcome. Real PostgreSQL."""
 
 from __future__ import annotations
 
+import re
+
+import psycopg
+
 from collectors.base import CollectContext, CollectionTimeout, CollectorDisabled, CollectorError
 from monitor.batches import BatchJob
 from monitor.loader import parse_config
@@ -79,3 +83,57 @@ def test_a_targets_collectors_with_one_schedule_are_one_job(pg15):
     assert all(results[("a", name)] in ("success", "disabled") for name in names), results
     assert results[("a", "connections")] == results[("a", "databases")] == "success"
     assert store.entries() and all(e.last_run is not None for e in store.entries())
+
+
+def _read_only_state(ctx: CollectContext):
+    assert ctx.conn is not None
+    row = ctx.conn.execute("SELECT current_setting('transaction_read_only'), current_setting('statement_timeout'),"
+                           " now()").fetchone()
+    try:
+        ctx.conn.execute("CREATE TEMP TABLE written (id int)")
+    except psycopg.errors.ReadOnlySqlTransaction:
+        return (*row, "refused")
+    return (*row, "written")
+
+
+def test_a_batch_of_vecmons_own_sql_begins_read_only_in_its_first_round_trip(pg18, tmp_path):
+    """BEGIN READ ONLY travels with the batch's first statement: two collectors of one statement
+    each cost 4 round trips (open, 2, rollback), not 5 (counted in libpq's protocol trace); the
+    transaction is read-only all the same, with each collector's timeout. SQL from the config keeps
+    psycopg's own BEGIN (a COMMIT in it starts a new read-only transaction)."""
+    db = new_database(pg18)
+    connector = DatabaseConnector(make_target(db.monitor_dsn))
+    connector.open()
+    trace = (tmp_path / "libpq.trace").open("w")
+
+    def start_trace(ctx: CollectContext):
+        ctx.conn.pgconn.trace(trace.fileno())  # stays on the kept session
+
+    def one_statement(ctx: CollectContext):
+        return ctx.conn.execute("SELECT 1").fetchone()
+
+    def commit_then_write(ctx: CollectContext):  # what a hostile custom query could try
+        ctx.conn.execute("COMMIT")
+        return _read_only_state(ctx)
+
+    def round_trips() -> int:  # a simple Query, or the Sync that ends an extended-protocol one
+        trace.flush()
+        lines = (tmp_path / "libpq.trace").read_text().splitlines()
+        return sum(1 for line in lines if re.search(r"\tF\t\d+\t(Query|Sync)\b", line))
+
+    try:
+        connector.run_batch([(start_trace, _ctx(connector), 5.0)])
+        before = round_trips()
+        connector.run_batch([(one_statement, _ctx(connector), 5.0), (one_statement, _ctx(connector), 5.0)])
+        batch = round_trips() - before
+        own = [outcome for outcome, _ in connector.run_batch([(_read_only_state, _ctx(connector), 5.0),
+                                                               (_read_only_state, _ctx(connector), 7.0)])]
+        config = [outcome for outcome, _ in connector.run_batch([(commit_then_write, _ctx(connector), 5.0)],
+                                                                 reset=True)]
+    finally:
+        connector.close()
+        trace.close()
+    assert batch == 4, (tmp_path / "libpq.trace").read_text()[-3000:]
+    assert [o[0] for o in own] == ["on", "on"] and [o[3] for o in own] == ["refused", "refused"]
+    assert (own[0][1], own[1][1]) == ("5s", "7s")
+    assert config[0][0] == "on" and config[0][3] == "refused"
