@@ -31,21 +31,25 @@ DEFAULT_THRESHOLD = 30.0  # seconds, used when the target's settings have none
 LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
               "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
 
+# Every connectable database (0 when nothing runs there) and any other datname a statement runs in,
+# in one round trip.
 QUERIES_SQL = """
-SELECT coalesce(datname, '') AS datname,
-       count(*) FILTER (WHERE clock_timestamp() - query_start > make_interval(secs => %(threshold)s))
-           AS long_running,
-       max(greatest(0, extract(epoch FROM clock_timestamp() - query_start))) AS oldest_seconds
-FROM pg_stat_activity
-WHERE backend_type = 'client backend'
-  AND state = 'active'
-  AND pid <> pg_backend_pid()
-  AND application_name IS DISTINCT FROM %(app)s
-GROUP BY 1
-"""
-
-DATABASES_SQL = """
-SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname
+SELECT coalesce(d.datname, q.datname) AS datname,
+       coalesce(q.long_running, 0) AS long_running,
+       q.oldest_seconds
+FROM (SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate) d
+FULL JOIN (
+    SELECT coalesce(datname::text, '') AS datname,
+           count(*) FILTER (WHERE clock_timestamp() - query_start > make_interval(secs => %(threshold)s))
+               AS long_running,
+           max(greatest(0, extract(epoch FROM clock_timestamp() - query_start))) AS oldest_seconds
+    FROM pg_stat_activity
+    WHERE backend_type = 'client backend'
+      AND state = 'active'
+      AND pid <> pg_backend_pid()
+      AND application_name IS DISTINCT FROM %(app)s
+    GROUP BY 1
+) q ON q.datname = d.datname
 """
 
 LOCK_WAITS_SQL = """
@@ -90,8 +94,8 @@ class ActivityCollector:
         threshold = float(getattr(ctx.settings, "long_running_threshold", DEFAULT_THRESHOLD))
         emitter.add(PG_LONG_RUNNING_QUERY_THRESHOLD_SECONDS.name, threshold)
 
-        counts = {row["datname"]: 0 for row in fetch(ctx.conn, DATABASES_SQL)}
-        oldest = dict.fromkeys(counts, 0.0)
+        counts: dict[str, int] = {}
+        oldest: dict[str, float] = {}
         for row in fetch(ctx.conn, QUERIES_SQL, {"threshold": threshold, "app": APPLICATION_NAME}):
             counts[row["datname"]] = int(row["long_running"])
             oldest[row["datname"]] = float(row["oldest_seconds"] or 0.0)

@@ -37,13 +37,12 @@ WHERE backend_type = 'client backend'
 GROUP BY 1, 2
 """
 
-DATABASES_SQL = """
-SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname
-"""
-
+# The server-wide figures and the databases that get a (possibly zero) sample, in one round trip.
 USAGE_SQL = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
-       current_setting('max_connections')::int AS max_connections
+       current_setting('max_connections')::int AS max_connections,
+       ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname)
+           AS databases
 """
 
 
@@ -89,10 +88,9 @@ class ConnectionsCollector:
         assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
         rows = fetch(ctx.conn, ACTIVITY_SQL, {"app": APPLICATION_NAME})
-        databases = [row["datname"] for row in fetch(ctx.conn, DATABASES_SQL)]
-        self._emit_activity(emitter, rows, databases)
-
         usage = fetch_one(ctx.conn, USAGE_SQL)
+        self._emit_activity(emitter, rows, list(usage.get("databases") or []))
+
         emitter.add(PG_CONNECTIONS_USED.name, usage.get("used"))
         emitter.add(PG_CONNECTIONS_MAX.name, usage.get("max_connections"))
         emitter.add(PG_CONNECTIONS_USED_RATIO.name, ratio(usage.get("used"), usage.get("max_connections")))

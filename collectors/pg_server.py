@@ -43,8 +43,10 @@ SELECT greatest(0, extract(epoch FROM clock_timestamp() - pg_postmaster_start_ti
             WHEN pg_last_xact_replay_timestamp() IS NULL THEN NULL
             ELSE greatest(0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()))
        END AS standby_replay_lag_seconds,
-       has_function_privilege('pg_catalog.pg_ls_waldir()', 'EXECUTE') AS can_list_waldir
-"""
+       has_function_privilege('pg_catalog.pg_ls_waldir()', 'EXECUTE') AS can_list_waldir,
+       c.timed, c.requested, c.write_seconds, c.sync_seconds, c.buffers_written
+FROM ({checkpoints}) c
+"""  # with the checkpoint counters: one round trip for the one-row views
 
 SETTINGS_SQL = """
 SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%(names)s) ORDER BY name
@@ -188,7 +190,8 @@ class ServerCollector:
         emitter.add(PG_SERVER_INFO.name, 1, facts.version.split(" ")[0], facts.version_num)
         emitter.add(PG_SERVER_VERSION_NUM.name, facts.version_num)
 
-        status = fetch_one(conn, STATUS_SQL)
+        checkpoints_sql = CHECKPOINTS_SQL_PG17 if facts.version_num >= PG17 else CHECKPOINTS_SQL_PRE17
+        status = fetch_one(conn, STATUS_SQL.format(checkpoints=checkpoints_sql))
         emitter.add(PG_UPTIME_SECONDS.name, status["uptime_seconds"])
         emitter.add(PG_IN_RECOVERY.name, status["in_recovery"])
         emitter.add(PG_STANDBY_REPLAY_LAG_SECONDS.name, status["standby_replay_lag_seconds"])
@@ -215,7 +218,7 @@ class ServerCollector:
             emitter.add(PG_WAL_DIRECTORY_BYTES.name, waldir["bytes"])
             emitter.add(PG_WAL_DIRECTORY_FILES.name, waldir["files"])
 
-        checkpoints = fetch_one(conn, CHECKPOINTS_SQL_PG17 if facts.version_num >= PG17 else CHECKPOINTS_SQL_PRE17)
+        checkpoints = status
         emitter.add(PG_CHECKPOINTS_TOTAL.name, checkpoints["timed"], "timed")
         emitter.add(PG_CHECKPOINTS_TOTAL.name, checkpoints["requested"], "requested")
         emitter.add(PG_CHECKPOINT_WRITE_SECONDS_TOTAL.name, checkpoints["write_seconds"])

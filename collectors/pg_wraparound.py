@@ -22,22 +22,22 @@ from __future__ import annotations
 from prometheus_client.core import Metric
 
 from collectors.base import CollectContext, Emitter, MetricSpec
-from collectors.pg_common import fetch, fetch_one
+from collectors.pg_common import fetch
 
 # Transaction IDs and multixact IDs are 32-bit counters compared modulo 2^32: an ID more than
 # 2^31 in the past would look like the future, so 2^31 is the limit freezing must stay below.
 WRAPAROUND_LIMIT = 2.0 ** 31
 KINDS = ("xid", "multixact")
 
+# Each database's ages, and the two freeze settings on every row (one round trip; one row with a
+# NULL datname if the server listed no database).
 DATABASES_SQL = """
-SELECT datname, age(datfrozenxid) AS xid_age, mxid_age(datminmxid) AS multixact_age
-FROM pg_database
-ORDER BY datname
-"""
-
-FREEZE_SETTINGS_SQL = """
-SELECT current_setting('autovacuum_freeze_max_age')::float8 AS xid,
-       current_setting('autovacuum_multixact_freeze_max_age')::float8 AS multixact
+SELECT d.datname, d.xid_age, d.multixact_age, s.xid AS freeze_max_xid, s.multixact AS freeze_max_multixact
+FROM (SELECT current_setting('autovacuum_freeze_max_age')::float8 AS xid,
+             current_setting('autovacuum_multixact_freeze_max_age')::float8 AS multixact) s
+LEFT JOIN (SELECT datname, age(datfrozenxid) AS xid_age, mxid_age(datminmxid) AS multixact_age
+           FROM pg_database) d ON true
+ORDER BY d.datname
 """
 
 TABLES_SQL = """
@@ -84,15 +84,17 @@ class WraparoundCollector:
     def collect(self, ctx: CollectContext) -> list[Metric]:
         assert ctx.conn is not None  # set by the connector before the run
         emitter = Emitter(ctx.target, self.METRICS)
-        for row in fetch(ctx.conn, DATABASES_SQL):
+        rows = fetch(ctx.conn, DATABASES_SQL)
+        for row in rows:
+            if row["datname"] is None:
+                continue
             for kind in KINDS:
                 age = row[f"{kind}_age"]
                 emitter.add(PG_DATABASE_FREEZE_AGE.name, age, row["datname"], kind)
                 emitter.add(PG_DATABASE_WRAPAROUND_RATIO.name,
                             None if age is None else min(1.0, max(0.0, age / WRAPAROUND_LIMIT)), row["datname"], kind)
-        settings = fetch_one(ctx.conn, FREEZE_SETTINGS_SQL)
         for kind in KINDS:
-            emitter.add(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, settings[kind], kind)
+            emitter.add(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, rows[0][f"freeze_max_{kind}"] if rows else None, kind)
         return emitter.families()
 
 
