@@ -1,4 +1,4 @@
-"""The README's alert reference, generated from the alert catalog so it cannot drift.
+"""The alert reference (docs/alerts.md), generated from the alert catalog so it cannot drift.
 
 :func:`alert_reference` returns Markdown: an overview table, then one section per alert whose
 heading is the alert name, so ``runbook_url`` (``alerting.runbook_base_url`` + ``#`` + the

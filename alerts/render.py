@@ -71,8 +71,8 @@ class RunbookBaseMissing(ValueError):
 NO_RUNBOOK_BASE = (
     "alerting.runbook_base_url is not set: every alert's runbook_url is that URL + '#' + the alert name, "
     "and Alertmanager and Grafana cannot open a relative link. Set it to where your copy of vecmon's "
-    "README (its alert reference) or your wiki is published, e.g. "
-    "alerting: {runbook_base_url: https://git.example.org/search/vecmon/blob/main/README.md}")
+    "alert reference (docs/alerts.md) or your wiki is published, e.g. "
+    "alerting: {runbook_base_url: https://git.example.org/search/vecmon/blob/main/docs/alerts.md}")
 
 
 def writes_rules(config: MonitoredConfig) -> bool:

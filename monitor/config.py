@@ -130,7 +130,7 @@ class DatabaseTarget(Model):
                                          "targets (the smallest value they give; default: one per target, at least 2)")
     discover: DiscoverSettings | None = Field(
         None, description="monitor every matching database of this server as a target <name>/<datname> "
-                          "(README: Many databases)")
+                          "(docs/postgres.md: Many databases and servers)")
     collectors: dict[DatabaseCollectorName, CollectorSettings] = Field(
         default_factory=dict, description="per-collector overrides; every collector runs unless disabled")
     limits: Limits = Field(default_factory=Limits, description="top-N limits bounding label cardinality")
@@ -213,12 +213,13 @@ class Config(Model):
     slos: SLOList = Field(default_factory=list, description="service-level objectives: recording rules and "
                                                             "multi-window burn-rate alerts")
     alertmanager: AlertmanagerSettings | None = Field(None, description="generated Alertmanager configuration")
-    queries: list[CustomQuery] = Field(default_factory=list, description="custom SQL metrics (README: Custom queries)")
+    queries: list[CustomQuery] = Field(default_factory=list, description="custom SQL metrics (docs/custom-queries.md)")
     extend_query_path: QueriesYamlPath | None = Field(
         None, description="a postgres_exporter queries.yaml, run unchanged (relative to the config file)")
     probe: ProbeSettings = Field(default_factory=ProbeSettings, description="limits of /probe?target=DSN")
     auth_modules: dict[str, AuthModule] = Field(
-        default_factory=dict, description="credentials for /probe?target=DSN&auth_module=NAME (README: Multi-target)")
+        default_factory=dict,
+        description="credentials for /probe?target=DSN&auth_module=NAME (docs/running.md: Multi-target /probe)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -107,7 +107,7 @@ def test_every_alert_has_severity_summary_description_runbook_and_for(example):
             annotations = rule["annotations"]
             assert set(annotations) == {"summary", "description", "runbook_url"}
             assert annotations["runbook_url"] == (
-                "https://git.example.org/search/vecmon/blob/main/README.md#" + rule["alert"].lower())
+                "https://git.example.org/search/vecmon/blob/main/docs/alerts.md#" + rule["alert"].lower())
             assert "<" not in annotations["description"].replace("{{", "").replace("}}", "")  # placeholders filled
 
 

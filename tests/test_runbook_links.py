@@ -69,3 +69,24 @@ def test_the_alerting_example_names_only_files_generate_writes(tmp_path):
     for named in re.findall(r"generated/([\w/<>.*-]+\.ya?ml)", header):
         pattern = re.sub(r"<[^>]+>", "*", named)
         assert list(out.glob(pattern)), f"the example names {named}, which generate does not write"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("example", ["alerting-example.yaml", "example.yaml"])
+def test_the_examples_runbook_links_open_a_section_of_the_alert_reference(tmp_path, example):
+    """The alert reference moved from the README to docs/alerts.md: an example config that still
+    pointed at README.md gave every alert a runbook_url whose section does not exist."""
+    out = tmp_path / "generated"
+    done = subprocess.run([sys.executable, "-m", "monitor", "generate", "-c", str(ROOT / "config" / example),
+                           "-o", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={"PATH": "/usr/bin:/bin", "PGPASSWORD": "", "OPENAI_API_KEY": "x",
+                               "COHERE_API_KEY": "x"})
+    assert done.returncode == 0, done.stderr
+    sections = {line[5:].strip().lower() for line in (ROOT / "docs" / "alerts.md").read_text().splitlines()
+                if line.startswith("#### ")}
+    urls = [u for rules in out.rglob("*.rules.yml") for u in re.findall(r"runbook_url: (\S+)", rules.read_text())]
+    assert urls
+    for url in urls:
+        document, _, anchor = url.partition("#")
+        assert document.endswith("/docs/alerts.md"), url
+        assert anchor in sections, url
