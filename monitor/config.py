@@ -125,6 +125,10 @@ class DatabaseTarget(Model):
     connect_timeout: Duration = Field(5.0, description="waiting for a connection from the pool or the server")
     jitter: ForDuration | None = Field(None, description="random delay added to each run; default 10% of interval")
     max_connections: int = Field(2, ge=1, le=20, description="most sessions vecmon opens on this target")
+    prepared_statements: bool = Field(
+        True, description="plan vecmon's own queries once per kept session (server-side prepared statements, "
+                          "after 5 runs); false behind a pooler in transaction mode that does not keep them "
+                          "(PgBouncer before 1.21, or without max_prepared_statements)")
     server_max_connections: int | None = Field(
         None, ge=1, le=1000, description="most sessions vecmon opens on this target's server, over all its "
                                          "targets (the smallest value they give; default: one per target, at least 2)")

@@ -145,6 +145,8 @@ class DatabaseConnector:
         """One connection attempt, bounded by connect_timeout (in the conninfo); no budget slot."""
         conn = psycopg.connect(self._conninfo)
         try:
+            if not self.target.prepared_statements:
+                conn.prepare_threshold = None
             _configure_session(conn)
         except BaseException:
             conn.close()
@@ -355,11 +357,22 @@ class DatabaseConnector:
                     current = None
                 outcomes.append((outcome, time.monotonic() - start))
             if current is not None:
-                conn.rollback()
+                self._end(conn, own_sql)
             return outcomes, conn
         finally:
             with self._lock:
                 self._active.discard(conn)
+
+    @staticmethod
+    def _end(conn: psycopg.Connection, own_sql: bool) -> None:
+        """End the batch's transaction. vecmon's own SQL only reads and sets transaction-local
+        settings, so in its READ ONLY transaction COMMIT and ROLLBACK do the same; COMMIT keeps
+        psycopg's prepared statements (its rollback() forgets them all), so the queries of a kept
+        session are planned once, not every interval. SQL from the config is rolled back."""
+        if own_sql:
+            conn.commit()
+        else:
+            conn.rollback()
 
     def _timeouts(self, timeout: float) -> tuple[str, str]:
         return _ms(timeout), _ms(min(self.target.lock_timeout, timeout))

@@ -137,3 +137,58 @@ def test_a_batch_of_vecmons_own_sql_begins_read_only_in_its_first_round_trip(pg1
     assert [o[0] for o in own] == ["on", "on"] and [o[3] for o in own] == ["refused", "refused"]
     assert (own[0][1], own[1][1]) == ("5s", "7s")
     assert config[0][0] == "on" and config[0][3] == "refused"
+
+
+def _prepared_after_runs(db, **target) -> list[str]:
+    connector = DatabaseConnector(make_target(db.monitor_dsn, **target))
+    connector.open()
+
+    def catalog_query(ctx: CollectContext):
+        return ctx.conn.execute("SELECT count(*) FROM pg_class WHERE relkind = %s", ["r"]).fetchone()
+
+    def prepared(ctx: CollectContext):
+        return [r[0] for r in ctx.conn.execute("SELECT statement FROM pg_prepared_statements", prepare=False)]
+
+    try:
+        for _ in range(7):
+            connector.run_batch([(catalog_query, _ctx(connector), 5.0)])
+        return connector.run_batch([(prepared, _ctx(connector), 5.0)])[0][0]
+    finally:
+        connector.close()
+
+
+def test_a_kept_session_plans_vecmons_queries_once(pg18):
+    """psycopg forgets its prepared statements on every rollback(): batches that ended with one
+    planned every query every interval (the progress query alone: 7 ms of planning per database).
+    A read-only batch of vecmon's own SQL now ends with COMMIT (the same for a read-only
+    transaction), so after 5 runs a kept session runs its queries prepared; behind a pooler that
+    does not keep prepared statements, ``prepared_statements: false`` turns this off."""
+    db = new_database(pg18)
+    assert any("FROM pg_class WHERE relkind" in s for s in _prepared_after_runs(db))
+    assert _prepared_after_runs(db, prepared_statements=False) == []
+
+
+def test_prepared_statements_survive_a_reset_run_on_the_same_session(pg18):
+    """A run of SQL from the config resets its session (DISCARD ALL drops the server's prepared
+    statements): vecmon's own queries prepared on that session before must not fail after it."""
+    db = new_database(pg18)
+    connector = DatabaseConnector(make_target(db.monitor_dsn, max_connections=1))
+    connector.open()
+
+    def catalog_query(ctx: CollectContext):
+        return ctx.conn.execute("SELECT count(*) FROM pg_class WHERE relkind = %s", ["r"]).fetchone()[0]
+
+    def pid(ctx: CollectContext):
+        return ctx.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    try:
+        first = [connector.run_batch([(catalog_query, _ctx(connector), 5.0), (pid, _ctx(connector), 5.0)])
+                 for _ in range(7)]
+        connector.run_batch([(catalog_query, _ctx(connector), 5.0)], reset=True)
+        after = [connector.run_batch([(catalog_query, _ctx(connector), 5.0), (pid, _ctx(connector), 5.0)])
+                 for _ in range(7)]
+    finally:
+        connector.close()
+    outcomes = [outcome for batch in first + after for outcome, _ in batch]
+    assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+    assert len({batch[1][0] for batch in first + after}) == 1  # one kept session throughout
