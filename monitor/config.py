@@ -127,8 +127,8 @@ class DatabaseTarget(Model):
     max_connections: int = Field(2, ge=1, le=20, description="most sessions vecmon opens on this target")
     prepared_statements: bool = Field(
         True, description="plan vecmon's own queries once per kept session (server-side prepared statements, "
-                          "after 5 runs); false behind a pooler in transaction mode that does not keep them "
-                          "(PgBouncer before 1.21, or without max_prepared_statements)")
+                          "from a query's second run); false behind a pooler in transaction mode that does not "
+                          "keep them (PgBouncer before 1.21, or without max_prepared_statements)")
     server_max_connections: int | None = Field(
         None, ge=1, le=1000, description="most sessions vecmon opens on this target's server, over all its "
                                          "targets (the smallest value they give; default: one per target, at least 2)")

@@ -145,8 +145,9 @@ class DatabaseConnector:
         """One connection attempt, bounded by connect_timeout (in the conninfo); no budget slot."""
         conn = psycopg.connect(self._conninfo)
         try:
-            if not self.target.prepared_statements:
-                conn.prepare_threshold = None
+            # A monitoring query repeats every interval: prepared from its second run (psycopg's default,
+            # the sixth, is a minute and a half at 15 s), or never behind a pooler that loses them.
+            conn.prepare_threshold = 1 if self.target.prepared_statements else None
             _configure_session(conn)
         except BaseException:
             conn.close()
