@@ -111,7 +111,7 @@ def other_sessions(db: Database) -> int:
 def catalog_inserts(db: Database) -> int:
     """Rows the server itself inserted into ``db``'s system catalogs so far (flushed statistics)."""
     with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
-        return conn.execute("SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_sys_tables").fetchone()[0]
+        return conn.execute("SELECT coalesce(sum(n_tup_ins), 0)::bigint FROM pg_stat_sys_tables").fetchone()[0]
 
 
 def settle(db: Database) -> None:
@@ -208,9 +208,10 @@ def test_databases_counters_size_and_hit_ratio(any_db):
     def delta(name):
         return val(after, name, datname=any_db.name) - val(before, name, datname=any_db.name)
 
-    # The test's 25 rows, plus any catalog rows the server wrote meanwhile (an autovacuum ANALYZE writes
-    # pg_statistic; a CI run once counted 26).
-    assert delta(PG_DATABASE_TUP_INSERTED_TOTAL.name) == 25 + catalog
+    # The test's 25 rows, plus rows the server counted for the database meanwhile: catalog rows (an
+    # autovacuum ANALYZE writes pg_statistic) and, twice in CI on PostgreSQL 18, one row more that no
+    # table's n_tup_ins showed. A wrong column is far outside this (tup_updated 4, tup_returned thousands).
+    assert 25 <= delta(PG_DATABASE_TUP_INSERTED_TOTAL.name) - catalog <= 30
     assert delta(PG_DATABASE_XACT_ROLLBACK_TOTAL.name) >= 4
     assert delta(PG_DATABASE_XACT_COMMIT_TOTAL.name) >= 1
     assert delta(PG_DATABASE_BLKS_HIT_TOTAL.name) > 0
