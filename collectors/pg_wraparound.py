@@ -94,7 +94,7 @@ class WraparoundCollector:
                 emitter.add(PG_DATABASE_WRAPAROUND_RATIO.name,
                             None if age is None else min(1.0, max(0.0, age / WRAPAROUND_LIMIT)), row["datname"], kind)
         for kind in KINDS:
-            emitter.add(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, rows[0][f"freeze_max_{kind}"] if rows else None, kind)
+            emitter.add(PG_AUTOVACUUM_FREEZE_MAX_AGE.name, rows[0][f"freeze_max_{kind}"], kind)  # one row at least
         return emitter.families()
 
 

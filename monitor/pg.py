@@ -4,8 +4,10 @@ One :class:`DatabaseConnector` per target keeps its sessions between runs while 
 up (monitor.sessions, no background threads), and finds out itself when it is back (see the
 class). Every session is identified as ``application_name=vecmon`` and bounded by
 ``statement_timeout`` and ``lock_timeout``; every transaction is read-only by itself (``BEGIN READ
-ONLY``, not only the session default, which a query could change) and rolled back at its end, and
-a session that ran SQL from the config is reset (``DISCARD ALL``) before it is kept. A collector
+ONLY``, not only the session default, which a query could change) and ends with nothing written
+(SQL from the config is rolled back; vecmon's own ends with ``COMMIT``, see
+:meth:`DatabaseConnector._end`), and a session that ran SQL from the config is reset (``DISCARD
+ALL``) before it is kept. A collector
 run, or a batch of a target's collectors of vecmon's own SQL (:meth:`DatabaseConnector.run_batch`),
 happens in one transaction; each collector has its own ``statement_timeout``, and a watchdog
 cancels it on the server when its total time is up.
@@ -14,7 +16,6 @@ cancels it on the server when its total time is up.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -55,12 +56,14 @@ TIMEOUTS_SQL = "SELECT set_config('statement_timeout', %s, true), set_config('lo
 # A run's first statement: its timeouts (local to the transaction) and the server's facts, in one round trip.
 OPEN_RUN_SQL = TIMEOUTS_SQL + "," + FACTS_SQL.strip().removeprefix("SELECT")
 
-@functools.lru_cache(maxsize=64)
+# The same as one simple-protocol query behind ``BEGIN READ ONLY`` (no parameters: the two timeouts,
+# milliseconds vecmon computed, go in as quoted literals).
+_BEGIN_WITH_TIMEOUTS = sql.SQL("BEGIN READ ONLY; " + TIMEOUTS_SQL.replace("%s", "{}") + ",")
+_FACTS_COLUMNS = sql.SQL(FACTS_SQL.strip().removeprefix("SELECT"))
+
+
 def _open_run_text(statement_timeout: str, lock_timeout: str) -> sql.Composed:
-    """``BEGIN READ ONLY`` and :data:`OPEN_RUN_SQL` as one simple-protocol query (no parameters:
-    the two timeouts, milliseconds vecmon computed, are quoted literals)."""
-    first = sql.SQL(OPEN_RUN_SQL.replace("{", "{{").replace("}", "}}").replace("%s", "{}"))
-    return sql.SQL("BEGIN READ ONLY; ") + first.format(sql.Literal(statement_timeout), sql.Literal(lock_timeout))
+    return _BEGIN_WITH_TIMEOUTS.format(sql.Literal(statement_timeout), sql.Literal(lock_timeout)) + _FACTS_COLUMNS
 
 
 def _configure_session(conn: psycopg.Connection) -> None:
@@ -266,7 +269,7 @@ class DatabaseConnector:
 
         ``reset``: the run may execute SQL from the config (custom queries, filters), so the session
         is reset with ``DISCARD ALL`` before it is kept (advisory locks, prepared statements...);
-        vecmon's own SQL leaves nothing behind that the transaction's rollback does not undo."""
+        vecmon's own SQL leaves nothing behind that ending its read-only transaction does not undo."""
         outcome, _ = self.run_batch([(collect, ctx, timeout)], reset)[0]
         if isinstance(outcome, BaseException):
             raise outcome
@@ -274,7 +277,7 @@ class DatabaseConnector:
 
     def run_batch(self, items: list[BatchItem], reset: bool = False) -> list[BatchOutcome]:
         """Run several collectors one after the other in one read-only transaction: one session, one
-        ``BEGIN``/facts/``ROLLBACK`` for all of them (``reset``: ``DISCARD ALL`` after, see :meth:`run`).
+        ``BEGIN``/facts/end for all of them (``reset``: ``DISCARD ALL`` after, see :meth:`run`).
         Each gets its own ``statement_timeout`` and watchdog; one that fails (a timeout, an SQL error)
         costs only itself: the transaction is rolled back and the next one starts a new one.
         Returns (families or the exception, duration in seconds) per item, in order."""
@@ -309,7 +312,7 @@ class DatabaseConnector:
         return [(exc, 0.0) for _ in items]
 
     def _batch_on(self, conn: psycopg.Connection, items: list[BatchItem], kept: bool, asked: float,
-                  own_sql: bool = False) -> tuple[list[BatchOutcome], psycopg.Connection | None]:
+                  own_sql: bool) -> tuple[list[BatchOutcome], psycopg.Connection | None]:
         """The batch on ``conn``; each item's wait is from ``asked`` to its start (the session, then
         the items before it), apart from its duration. ``own_sql``: the collectors run only vecmon's
         own SQL (see :meth:`_open_run`)."""
@@ -378,7 +381,7 @@ class DatabaseConnector:
     def _timeouts(self, timeout: float) -> tuple[str, str]:
         return _ms(timeout), _ms(min(self.target.lock_timeout, timeout))
 
-    def _open_run(self, conn: psycopg.Connection, timeout: float, kept: bool, own_sql: bool = False) -> Any:
+    def _open_run(self, conn: psycopg.Connection, timeout: float, kept: bool, own_sql: bool) -> Any:
         """The run's first statement (BEGIN READ ONLY, its timeouts and the server's facts), vecmon's
         own, before any of the collector's: a kept session the server closed fails here.
 
